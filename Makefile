@@ -1,0 +1,18 @@
+# The two commands of the README. Each runs the idempotent set-up first.
+.PHONY: setup demo test lint bench
+
+setup:
+	bash scripts/setup.sh
+
+demo: setup
+	.venv/bin/reserve demo
+
+test: setup
+	bash scripts/test.sh
+
+lint: setup
+	.venv/bin/ruff check reserve wallets tests bench
+	.venv/bin/mypy reserve wallets
+
+bench: setup
+	.venv/bin/python bench/ledger.py

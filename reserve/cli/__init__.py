@@ -1,0 +1,1 @@
+"""The `reserve` command line: one sub-command group per flow."""

@@ -1,0 +1,59 @@
+"""Shared pieces of the command line: settings, opening the ledger, output, errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from reserve import config
+from reserve.errors import ReserveError
+from reserve.ledger import Ledger
+from reserve.ledger.keys import load_or_create_signer
+
+console = Console()
+error_console = Console(stderr=True)
+
+ConfigOption = typer.Option(None, "--config", help="Config file (default config/reserve.toml).")
+DatabaseOption = typer.Option(None, "--database-url", help="Override the ledger database URL.")
+JsonOption = typer.Option(False, "--json", help="Machine-readable JSON output.")
+
+
+def load_settings(config_path: str | None) -> config.Settings:
+    return config.load(config_path)
+
+
+def open_ledger(settings: config.Settings, database_url: str | None = None, *,
+                with_signer: bool = True) -> Ledger:
+    """Open the configured ledger with its checkpoint key (created on first use)."""
+    signer = None
+    if with_signer:
+        signer = load_or_create_signer(settings.resolve(settings.ledger.key_path),
+                                       settings.ledger.origin, settings.ledger_passphrase())
+    return Ledger.open(database_url or settings.ledger.database_url,
+                       payload_bytes_max=settings.ledger.payload_bytes_max, signer=signer,
+                       checkpoint_every=settings.ledger.checkpoint_every)
+
+
+def emit(data: Any, as_json: bool, human: str | None = None) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write(f"{human if human is not None else data}\n")
+
+
+def fail(message: str, code: int = 2) -> None:
+    """One clear line on stderr and a non-zero exit."""
+    error_console.print(f"error: {message}", highlight=False, markup=False)
+    raise typer.Exit(code)
+
+
+def guarded(function: Any) -> Any:
+    """Turn domain errors into one line and exit code 2."""
+    try:
+        return function()
+    except ReserveError as error:
+        fail(str(error))

@@ -1,0 +1,86 @@
+"""A ledger entry: its canonical bytes, its place in the hash chain and in the Merkle tree.
+
+The bytes of an entry are the RFC 8785 canonical JSON of
+`{"seq", "time", "kind", "actor", "payload"}`; everything else is derived from them:
+`entry_hash = SHA-256(prev_entry_hash || bytes)` chains the entries (the first entry's
+predecessor is 32 zero bytes), and `leaf_hash = SHA-256(0x00 || bytes)` makes the entry a
+leaf of the RFC 9162 tree at index `seq`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from reserve.errors import EntryRejected
+from reserve.ledger.canonical import canonical_bytes
+from reserve.ledger.kinds import KINDS
+from reserve.ledger.merkle import leaf_hash
+
+GENESIS_PREV_HASH = bytes(32)
+ACTOR_LENGTH_MAX = 200
+PAYLOAD_BYTES_MAX_DEFAULT = 65536
+
+
+@dataclass(frozen=True)
+class Entry:
+    seq: int
+    time: str
+    kind: str
+    actor: str
+    payload: dict[str, Any]
+    body: bytes
+    entry_hash: bytes
+
+    @property
+    def leaf_hash(self) -> bytes:
+        return leaf_hash(self.body)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"seq": self.seq, "time": self.time, "kind": self.kind, "actor": self.actor,
+                "payload": self.payload, "entry_hash": self.entry_hash.hex(),
+                "leaf_hash": self.leaf_hash.hex()}
+
+
+def format_time(moment: datetime) -> str:
+    """UTC time as `YYYY-MM-DDTHH:MM:SS.ffffffZ`. Requires an aware datetime."""
+    if moment.tzinfo is None:
+        raise EntryRejected("entry time must be timezone-aware")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def encode_body(seq: int, time: str, kind: str, actor: str, payload: Any,
+                payload_bytes_max: int = PAYLOAD_BYTES_MAX_DEFAULT) -> bytes:
+    """Validate an entry's fields and return its canonical bytes.
+
+    Raises EntryRejected, having written nothing, for an unknown kind, an empty or long
+    actor, a payload that is not a JSON object of the accepted subset, or one too large.
+    """
+    if kind not in KINDS:
+        raise EntryRejected(f"unknown entry kind {kind!r}")
+    if not isinstance(actor, str) or not 0 < len(actor) <= ACTOR_LENGTH_MAX:
+        raise EntryRejected(f"actor must be a non-empty string of at most "
+                            f"{ACTOR_LENGTH_MAX} characters")
+    if not isinstance(payload, dict):
+        raise EntryRejected(f"payload must be a JSON object, got {type(payload).__name__}")
+    body = canonical_bytes({"seq": seq, "time": time, "kind": kind, "actor": actor,
+                            "payload": payload})
+    if len(body) > payload_bytes_max:
+        raise EntryRejected(f"entry is {len(body)} bytes, over the limit of "
+                            f"{payload_bytes_max} bytes")
+    return body
+
+
+def chain_hash(prev_entry_hash: bytes, body: bytes) -> bytes:
+    return hashlib.sha256(prev_entry_hash + body).digest()
+
+
+def decode_body(body: bytes, entry_hash: bytes) -> Entry:
+    """Rebuild an Entry from stored bytes (no verification: see verify.py)."""
+    fields = json.loads(body)
+    return Entry(seq=fields["seq"], time=fields["time"], kind=fields["kind"],
+                 actor=fields["actor"], payload=fields["payload"], body=bytes(body),
+                 entry_hash=bytes(entry_hash))

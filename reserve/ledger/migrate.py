@@ -1,0 +1,83 @@
+"""Bring a ledger database's schema to the current Alembic revision.
+
+Opening a ledger checks the recorded revision with one query and runs Alembic only when
+the database is behind, so start-up stays fast. Concurrent first opens are serialised (a
+file lock beside a SQLite database, a session advisory lock on PostgreSQL) so two
+processes never race to create the tables. In-memory SQLite (unit tests) gets the same DDL
+directly, since Alembic's own connection would see a different, empty database.
+"""
+
+from __future__ import annotations
+
+import fcntl
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from reserve.ledger import schema
+
+HEAD_REVISION = "0001_ledger"
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+MIGRATION_LOCK_ID = 0x5245534551
+
+
+def current_revision(connection: Any, dialect: str) -> str | None:
+    try:
+        if dialect == "sqlite":
+            exists = connection.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='alembic_version'"
+            ).fetchall()
+        else:
+            exists = connection.execute("SELECT to_regclass('alembic_version')").fetchall()
+            exists = [row for row in exists if row[0] is not None]
+        if not exists:
+            return None
+        rows = connection.execute("SELECT version_num FROM alembic_version").fetchall()
+        return str(rows[0][0]) if rows else None
+    except Exception:  # noqa: BLE001 - any failure means "not migrated yet"
+        return None
+
+
+@contextmanager
+def _serialised(url: str, connection: Any, dialect: str) -> Iterator[None]:
+    if dialect == "postgresql":
+        connection.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_ID,))
+        try:
+            yield
+        finally:
+            connection.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_ID,))
+        return
+    path = Path(url[len("sqlite:///"):])
+    with open(path.with_name(path.name + ".migrate-lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _alembic_url(url: str) -> str:
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def upgrade(url: str, connection: Any, dialect: str) -> None:
+    """Migrate the database behind `connection` (opened on `url`) to HEAD_REVISION."""
+    if current_revision(connection, dialect) == HEAD_REVISION:
+        return
+    if dialect == "sqlite" and url.endswith(":memory:"):
+        for statement in schema.SQLITE:
+            connection.execute(statement)
+        return
+    with _serialised(url, connection, dialect):
+        if current_revision(connection, dialect) == HEAD_REVISION:
+            return
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.set_main_option("sqlalchemy.url", _alembic_url(url))
+        command.upgrade(config, "head")

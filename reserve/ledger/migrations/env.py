@@ -1,0 +1,19 @@
+"""Alembic environment: runs the ledger migrations on the connection or URL it is given."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import create_engine
+
+config = context.config
+connection = config.attributes.get("connection")
+if connection is not None:
+    context.configure(connection=connection, target_metadata=None)
+    with context.begin_transaction():
+        context.run_migrations()
+else:
+    engine = create_engine(config.get_main_option("sqlalchemy.url"))
+    with engine.connect() as connection:
+        context.configure(connection=connection, target_metadata=None)
+        with context.begin_transaction():
+            context.run_migrations()

@@ -1,0 +1,7 @@
+"""${message}"""
+revision = ${repr(up_revision)}
+down_revision = ${repr(down_revision)}
+
+
+def upgrade() -> None:
+    pass

@@ -1,0 +1,68 @@
+"""The ledger's tables and the database rules that keep them append-only.
+
+Used by the Alembic migration; kept here as plain DDL per dialect so a reader sees
+exactly what the database enforces. On SQLite, triggers abort every UPDATE and DELETE.
+On PostgreSQL, triggers abort UPDATE, DELETE and TRUNCATE (superusers included), and the
+application role `reserve_app` is granted only SELECT and INSERT.
+"""
+
+from __future__ import annotations
+
+TABLES = ("ledger_entries", "ledger_nodes", "ledger_checkpoints", "ledger_meta")
+
+SQLITE = [
+    """CREATE TABLE ledger_entries (
+        seq INTEGER PRIMARY KEY CHECK (seq >= 0),
+        body BLOB NOT NULL,
+        entry_hash BLOB NOT NULL CHECK (length(entry_hash) = 32))""",
+    # Perfect-subtree hashes at level >= 1, keyed by (level << 40) | index.
+    """CREATE TABLE ledger_nodes (
+        node_id INTEGER PRIMARY KEY,
+        hash BLOB NOT NULL CHECK (length(hash) = 32))""",
+    """CREATE TABLE ledger_checkpoints (
+        tree_size INTEGER PRIMARY KEY CHECK (tree_size >= 0),
+        root_hash BLOB NOT NULL CHECK (length(root_hash) = 32),
+        note TEXT NOT NULL,
+        time TEXT NOT NULL)""",
+    """CREATE TABLE ledger_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
+] + [
+    f"""CREATE TRIGGER {table}_no_{action.lower()} BEFORE {action} ON {table}
+        BEGIN SELECT RAISE(ABORT, 'ledger is append-only: {action} on {table} refused'); END"""
+    for table in TABLES for action in ("UPDATE", "DELETE")
+]
+
+POSTGRES = [
+    """CREATE TABLE ledger_entries (
+        seq BIGINT PRIMARY KEY CHECK (seq >= 0),
+        body BYTEA NOT NULL,
+        entry_hash BYTEA NOT NULL CHECK (length(entry_hash) = 32))""",
+    """CREATE TABLE ledger_nodes (
+        node_id BIGINT PRIMARY KEY,
+        hash BYTEA NOT NULL CHECK (length(hash) = 32))""",
+    """CREATE TABLE ledger_checkpoints (
+        tree_size BIGINT PRIMARY KEY CHECK (tree_size >= 0),
+        root_hash BYTEA NOT NULL CHECK (length(root_hash) = 32),
+        note TEXT NOT NULL,
+        time TEXT NOT NULL)""",
+    """CREATE TABLE ledger_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
+    """CREATE OR REPLACE FUNCTION ledger_refuse_change() RETURNS trigger AS $$
+        BEGIN
+            RAISE EXCEPTION 'ledger is append-only: % on % refused', TG_OP, TG_TABLE_NAME;
+        END $$ LANGUAGE plpgsql""",
+    """DO $$ BEGIN
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'reserve_app') THEN
+            CREATE ROLE reserve_app NOLOGIN;
+        END IF;
+    END $$""",
+] + [
+    statement
+    for table in TABLES
+    for statement in (
+        f"""CREATE TRIGGER {table}_no_change BEFORE UPDATE OR DELETE ON {table}
+            FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change()""",
+        f"""CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}
+            FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change()""",
+        f"REVOKE UPDATE, DELETE, TRUNCATE ON {table} FROM PUBLIC",
+        f"GRANT SELECT, INSERT ON {table} TO reserve_app",
+    )
+]

@@ -1,0 +1,383 @@
+"""The store-backed ledger: atomic, serialised appends and O(log n) proofs.
+
+One writer at a time: on SQLite `BEGIN IMMEDIATE` takes the database's write lock (other
+processes queue on the busy timeout), on PostgreSQL a transaction-scoped advisory lock does
+the same; within a process a lock serialises threads sharing a Ledger. Each append reads
+the head, writes the entries and every perfect-subtree hash they complete, and commits
+once, so a batch lands whole or not at all and sequence numbers have no gaps.
+
+Durability: SQLite runs in WAL mode with `synchronous=FULL` (an append that returned
+survives power loss; NORMAL could lose the last commits); PostgreSQL with
+`synchronous_commit=on`.
+
+Roots and proofs read only the O(log n) stored subtree hashes they need, fetched in one
+query: the proof code runs once with a recorder to learn which subtrees it needs, then
+again on the fetched hashes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from reserve.errors import (
+    AppendOnlyViolation,
+    EntryRejected,
+    LedgerConflict,
+    LedgerError,
+    ProofError,
+)
+from reserve.ledger import merkle
+from reserve.ledger.checkpoint import Checkpoint, CheckpointSigner, VerifierKey
+from reserve.ledger.entry import (
+    GENESIS_PREV_HASH,
+    PAYLOAD_BYTES_MAX_DEFAULT,
+    Entry,
+    chain_hash,
+    decode_body,
+    encode_body,
+    format_time,
+)
+
+T = TypeVar("T")
+LEVEL_SHIFT = 40
+BATCH_ENTRIES_MAX = 100_000
+READ_CHUNK = 2000
+ADVISORY_LOCK_ID = 0x5245534552  # "RESER"
+_ZERO = bytes(32)
+
+
+def node_id(level: int, index: int) -> int:
+    """Key of the perfect subtree at `level` covering leaves [index << level, ...)."""
+    return (level << LEVEL_SHIFT) | index
+
+
+class Ledger:
+    """An append-only ledger on SQLite (default) or PostgreSQL, selected by URL."""
+
+    def __init__(self, url: str, connection: Any, dialect: str, *,
+                 payload_bytes_max: int, signer: CheckpointSigner | None,
+                 checkpoint_every: int) -> None:
+        self.url = url
+        self.dialect = dialect
+        self.payload_bytes_max = payload_bytes_max
+        self.signer = signer
+        self.checkpoint_every = checkpoint_every
+        self._db = connection
+        self._ph = "?" if dialect == "sqlite" else "%s"
+        self._lock = threading.RLock()
+        # (size, head entry hash, frontier of perfect-subtree roots as (level, hash))
+        self._frontier_cache: tuple[int, bytes, list[tuple[int, bytes]]] = (0, GENESIS_PREV_HASH, [])
+
+    # ----------------------------------------------------------------- opening
+    @classmethod
+    def open(cls, url: str, *, payload_bytes_max: int = PAYLOAD_BYTES_MAX_DEFAULT,
+             signer: CheckpointSigner | None = None, checkpoint_every: int = 0) -> Ledger:
+        """Open (creating and migrating if needed) the ledger at `url`.
+
+        `sqlite:///relative/or/absolute/path`, `sqlite:///:memory:` or `postgresql://...`.
+        With a signer and checkpoint_every > 0, a signed checkpoint is written in the same
+        transaction as the append that reaches each multiple of checkpoint_every.
+        """
+        from reserve.ledger.migrate import upgrade
+
+        if url.startswith("sqlite:///"):
+            path = url[len("sqlite:///"):]
+            if path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                                         timeout=60.0)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=FULL")
+            connection.execute("PRAGMA busy_timeout=60000")
+            dialect = "sqlite"
+        elif url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+            import psycopg
+
+            plain = url.replace("postgresql+psycopg://", "postgresql://", 1)
+            try:
+                connection = psycopg.connect(plain, autocommit=True)
+            except psycopg.OperationalError as error:
+                raise LedgerError(f"cannot connect to PostgreSQL: {error}".strip()) from None
+            connection.execute("SET synchronous_commit = on")
+            dialect = "postgresql"
+        else:
+            raise LedgerError(f"unsupported database URL {url!r}: use sqlite:/// or postgresql://")
+        upgrade(url, connection, dialect)
+        return cls(url, connection, dialect, payload_bytes_max=payload_bytes_max,
+                   signer=signer, checkpoint_every=checkpoint_every)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------- primitives
+    def _sql(self, statement: str) -> str:
+        return statement if self._ph == "?" else statement.replace("?", "%s")
+
+    def _query(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
+        return list(self._db.execute(self._sql(statement), params).fetchall())
+
+    @contextmanager
+    def _write(self) -> Iterator[None]:
+        """One serialised write transaction; rolls back entirely on any error."""
+        with self._lock:
+            if self.dialect == "sqlite":
+                self._db.execute("BEGIN IMMEDIATE")
+            else:
+                self._db.execute("BEGIN")
+                self._db.execute("SELECT pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_ID,))
+            try:
+                yield
+            except BaseException as error:
+                self._db.execute("ROLLBACK")
+                if _is_append_only_refusal(error):
+                    raise AppendOnlyViolation(str(error)) from None
+                raise
+            self._db.execute("COMMIT")
+
+    def _head(self) -> tuple[int, bytes]:
+        rows = self._query("SELECT seq, entry_hash FROM ledger_entries ORDER BY seq DESC LIMIT 1")
+        if not rows:
+            return 0, GENESIS_PREV_HASH
+        return int(rows[0][0]) + 1, bytes(rows[0][1])
+
+    def _fetch_nodes(self, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        wanted = set(keys)
+        found: dict[tuple[int, int], bytes] = {}
+        leaves = sorted(index for level, index in wanted if level == 0)
+        inner = sorted(node_id(level, index) for level, index in wanted if level > 0)
+        for start in range(0, len(leaves), 500):
+            chunk = leaves[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for seq, body in self._query(
+                    f"SELECT seq, body FROM ledger_entries WHERE seq IN ({marks})", chunk):
+                found[(0, int(seq))] = merkle.leaf_hash(bytes(body))
+        for start in range(0, len(inner), 500):
+            chunk = inner[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for key, value in self._query(
+                    f"SELECT node_id, hash FROM ledger_nodes WHERE node_id IN ({marks})", chunk):
+                found[(int(key) >> LEVEL_SHIFT, int(key) & ((1 << LEVEL_SHIFT) - 1))] = bytes(value)
+        missing = wanted - found.keys()
+        if missing:
+            raise LedgerError(f"stored subtree hashes missing: {sorted(missing)[:5]}")
+        return found
+
+    def _with_subtrees(self, compute: Callable[[merkle.RangeHash], T]) -> T:
+        """Run `compute` on stored subtree hashes, fetched in one round of queries."""
+        wanted: set[tuple[int, int]] = set()
+
+        def record(begin: int, end: int) -> bytes:
+            wanted.update(merkle.perfect_subtrees(begin, end))
+            return _ZERO
+
+        compute(record)
+        hashes = self._fetch_nodes(wanted)
+
+        def stored(begin: int, end: int) -> bytes:
+            return merkle.fold_frontier([hashes[key] for key in merkle.perfect_subtrees(begin, end)])
+
+        return compute(stored)
+
+    def _frontier(self, size: int, head_hash: bytes) -> list[tuple[int, bytes]]:
+        cached_size, cached_head, frontier = self._frontier_cache
+        if cached_size == size and cached_head == head_hash:
+            return list(frontier)
+        if size == 0:
+            return []
+        keys = merkle.perfect_subtrees(0, size)
+        hashes = self._fetch_nodes(keys)
+        return [(level, hashes[(level, index)]) for level, index in keys]
+
+    # ---------------------------------------------------------------- appends
+    def append(self, kind: str, actor: str, payload: dict[str, Any], *,
+               now: datetime | None = None, expected_size: int | None = None) -> Entry:
+        """Append one entry; see append_many."""
+        return self.append_many([(kind, actor, payload)], now=now, expected_size=expected_size)[0]
+
+    def append_many(self, items: Sequence[tuple[str, str, dict[str, Any]]], *,
+                    now: datetime | None = None, expected_size: int | None = None) -> list[Entry]:
+        """Append entries atomically, in order, with consecutive sequence numbers.
+
+        Raises EntryRejected (nothing written) if any item is invalid, and LedgerConflict if
+        `expected_size` is given and the ledger has another size when the lock is held.
+        Requires 1 <= len(items) <= BATCH_ENTRIES_MAX.
+        """
+        if not 1 <= len(items) <= BATCH_ENTRIES_MAX:
+            raise EntryRejected(f"a batch holds 1 to {BATCH_ENTRIES_MAX} entries, got {len(items)}")
+        time = format_time(now or datetime.now(UTC))
+        with self._write():
+            size, prev = self._head()
+            if expected_size is not None and expected_size != size:
+                raise LedgerConflict(expected_size, size)
+            frontier = self._frontier(size, prev)
+            entries: list[Entry] = []
+            entry_rows: list[tuple[int, bytes, bytes]] = []
+            node_rows: list[tuple[int, bytes]] = []
+            sha256 = hashlib.sha256
+            for offset, (kind, actor, payload) in enumerate(items):
+                seq = size + offset
+                body = encode_body(seq, time, kind, actor, payload, self.payload_bytes_max)
+                prev = sha256(prev + body).digest()
+                entry_rows.append((seq, body, prev))
+                entries.append(Entry(seq, time, kind, actor, payload, body, prev))
+                carry, level = sha256(b"\x00" + body).digest(), 0
+                while seq >> level & 1:
+                    carry = sha256(b"\x01" + frontier.pop()[1] + carry).digest()
+                    level += 1
+                    node_rows.append((node_id(level, seq >> level), carry))
+                frontier.append((level, carry))
+            self._db.executemany(self._sql(
+                "INSERT INTO ledger_entries (seq, body, entry_hash) VALUES (?, ?, ?)"), entry_rows)
+            if node_rows:
+                self._db.executemany(self._sql(
+                    "INSERT INTO ledger_nodes (node_id, hash) VALUES (?, ?)"), node_rows)
+            new_size = size + len(items)
+            if self.signer and self.checkpoint_every > 0 and (
+                    new_size // self.checkpoint_every > size // self.checkpoint_every):
+                root = merkle.fold_frontier([h for _, h in frontier])
+                self._insert_checkpoint(self.signer, new_size, root, time)
+        self._frontier_cache = (new_size, prev, frontier)
+        return entries
+
+    # ------------------------------------------------------------ checkpoints
+    def _insert_checkpoint(self, signer: CheckpointSigner, size: int, root: bytes,
+                           time: str) -> str:
+        note = signer.sign(Checkpoint(signer.name, size, root))
+        self._db.execute(self._sql(
+            "INSERT INTO ledger_checkpoints (tree_size, root_hash, note, time) VALUES (?, ?, ?, ?)"),
+            (size, root, note, time))
+        known = self._query("SELECT value FROM ledger_meta WHERE key = ?", ("verifier_key",))
+        if not known:
+            self._db.execute(self._sql("INSERT INTO ledger_meta (key, value) VALUES (?, ?)"),
+                             ("verifier_key", signer.verifier.encode()))
+        elif known[0][0] != signer.verifier.encode():
+            raise LedgerError("this ledger's checkpoints are signed by another key: "
+                              f"{known[0][0]}")
+        return note
+
+    def checkpoint(self, signer: CheckpointSigner | None = None, *,
+                   now: datetime | None = None) -> str:
+        """Sign and store a checkpoint at the current size (or return the existing one)."""
+        chosen = signer or self.signer
+        if chosen is None:
+            raise LedgerError("no checkpoint key configured")
+        time = format_time(now or datetime.now(UTC))
+        with self._write():
+            size, head = self._head()
+            existing = self._query(
+                "SELECT note FROM ledger_checkpoints WHERE tree_size = ?", (size,))
+            if existing:
+                return str(existing[0][0])
+            root = merkle.fold_frontier([h for _, h in self._frontier(size, head)])
+            return self._insert_checkpoint(chosen, size, root, time)
+
+    def checkpoints(self) -> list[str]:
+        with self._lock:
+            return [str(row[0]) for row in self._query(
+                "SELECT note FROM ledger_checkpoints ORDER BY tree_size")]
+
+    def latest_checkpoint(self) -> str | None:
+        with self._lock:
+            rows = self._query(
+                "SELECT note FROM ledger_checkpoints ORDER BY tree_size DESC LIMIT 1")
+            return str(rows[0][0]) if rows else None
+
+    def verifier_key(self) -> VerifierKey | None:
+        with self._lock:
+            rows = self._query("SELECT value FROM ledger_meta WHERE key = ?", ("verifier_key",))
+            return VerifierKey.parse(rows[0][0]) if rows else None
+
+    # ------------------------------------------------------------------ reads
+    def size(self) -> int:
+        with self._lock:
+            return self._head()[0]
+
+    def head(self) -> tuple[int, bytes]:
+        """(size, hash of the last entry) — the hash chain's tip."""
+        with self._lock:
+            return self._head()
+
+    def entry(self, seq: int) -> Entry:
+        with self._lock:
+            rows = self._query(
+                "SELECT body, entry_hash FROM ledger_entries WHERE seq = ?", (seq,))
+        if not rows:
+            raise LedgerError(f"no entry with sequence number {seq}")
+        return decode_body(bytes(rows[0][0]), bytes(rows[0][1]))
+
+    def raw_rows(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, bytes, bytes]]:
+        """(seq, body, entry_hash) in order, read in bounded chunks."""
+        position = start
+        while stop is None or position < stop:
+            limit = READ_CHUNK if stop is None else min(READ_CHUNK, stop - position)
+            with self._lock:
+                rows = self._query(
+                    "SELECT seq, body, entry_hash FROM ledger_entries WHERE seq >= ? "
+                    "ORDER BY seq LIMIT ?", (position, limit))
+            if not rows:
+                return
+            for seq, body, entry_hash in rows:
+                yield int(seq), bytes(body), bytes(entry_hash)
+            position = int(rows[-1][0]) + 1
+
+    def entries(self, start: int = 0, stop: int | None = None,
+                kinds: Iterable[str] | None = None) -> Iterator[Entry]:
+        wanted = frozenset(kinds) if kinds is not None else None
+        for _, body, entry_hash in self.raw_rows(start, stop):
+            entry = decode_body(body, entry_hash)
+            if wanted is None or entry.kind in wanted:
+                yield entry
+
+    def stored_nodes(self) -> Iterator[tuple[int, int, bytes]]:
+        """Every stored (level, index, hash), for the verifier."""
+        with self._lock:
+            rows = self._query("SELECT node_id, hash FROM ledger_nodes ORDER BY node_id")
+        for key, value in rows:
+            yield int(key) >> LEVEL_SHIFT, int(key) & ((1 << LEVEL_SHIFT) - 1), bytes(value)
+
+    # ----------------------------------------------------------------- proofs
+    def _check_size(self, tree_size: int) -> None:
+        size = self._head()[0]
+        if not 0 <= tree_size <= size:
+            raise ProofError(f"tree size {tree_size} not in 0..{size}")
+
+    def root_at(self, tree_size: int) -> bytes:
+        """MTH of the first `tree_size` entries, from O(log n) stored hashes."""
+        with self._lock:
+            self._check_size(tree_size)
+            if tree_size == 0:
+                return merkle.EMPTY_ROOT
+            return self._with_subtrees(lambda range_hash: range_hash(0, tree_size))
+
+    def inclusion_proof(self, seq: int, tree_size: int | None = None) -> list[bytes]:
+        with self._lock:
+            size = self._head()[0] if tree_size is None else tree_size
+            self._check_size(size)
+            if not 0 <= seq < size:
+                raise ProofError(f"entry {seq} is not in the tree of size {size}")
+            return self._with_subtrees(lambda rh: merkle.inclusion_path(seq, size, rh))
+
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        with self._lock:
+            self._check_size(new_size)
+            if not 0 <= old_size <= new_size:
+                raise ProofError(f"no consistency proof from size {old_size} to {new_size}")
+            return self._with_subtrees(lambda rh: merkle.consistency_path(old_size, new_size, rh))
+
+
+def _is_append_only_refusal(error: BaseException) -> bool:
+    return "append-only" in str(error)

@@ -1,0 +1,292 @@
+"""The offline verifier: recompute everything, trust nothing the server says.
+
+It reads entries in order (from a database or an export file) and recomputes each entry's
+canonical form, the hash chain, the Merkle tree and its stored subtree hashes, the root at
+every checkpoint, every checkpoint's Ed25519 signature, the consistency proofs between
+consecutive checkpoints, and, given checkpoints a reader kept from earlier, that the
+ledger still extends them (no rollback, no fork). It reports the first bad sequence
+number and what is wrong; findings are values, not exceptions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reserve.errors import CheckpointError, VerificationError
+from reserve.ledger import merkle
+from reserve.ledger.canonical import is_canonical
+from reserve.ledger.checkpoint import Checkpoint, VerifierKey, verify_note
+from reserve.ledger.entry import GENESIS_PREV_HASH
+from reserve.ledger.kinds import KINDS
+
+EXPORT_FORMAT = "reserve-ledger-export/1"
+
+
+@dataclass(frozen=True)
+class Finding:
+    seq: int | None
+    what: str
+
+    def __str__(self) -> str:
+        where = f"entry {self.seq}" if self.seq is not None else "ledger"
+        return f"{where}: {self.what}"
+
+
+@dataclass
+class Report:
+    entries: int = 0
+    checkpoints: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    @property
+    def first_bad_seq(self) -> int | None:
+        seqs = [f.seq for f in self.findings if f.seq is not None]
+        return min(seqs) if seqs else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "entries": self.entries, "checkpoints": self.checkpoints,
+                "first_bad_seq": self.first_bad_seq,
+                "findings": [{"seq": f.seq, "what": f.what} for f in self.findings],
+                "notes": self.notes}
+
+
+@dataclass(frozen=True)
+class ConsistencyClaim:
+    old_size: int
+    new_size: int
+    proof: tuple[bytes, ...]
+
+
+def _checkpoints(notes: Iterable[str], key: VerifierKey | None,
+                 report: Report) -> dict[int, Checkpoint]:
+    by_size: dict[int, Checkpoint] = {}
+    for note in notes:
+        try:
+            if key is None:
+                raise CheckpointError("no public key to check checkpoint signatures")
+            checkpoint = verify_note(note, key)
+        except CheckpointError as error:
+            size = _size_of(note)
+            report.findings.append(Finding(size - 1 if size else None,
+                                           f"checkpoint rejected: {error}"))
+            continue
+        if checkpoint.tree_size in by_size and by_size[checkpoint.tree_size] != checkpoint:
+            report.findings.append(Finding(checkpoint.tree_size - 1,
+                                           "two different checkpoints for one tree size (fork)"))
+        by_size[checkpoint.tree_size] = checkpoint
+        report.checkpoints += 1
+    return by_size
+
+
+def _size_of(note: str) -> int | None:
+    lines = note.split("\n")
+    return int(lines[1]) if len(lines) > 1 and lines[1].isdigit() else None
+
+
+def _check_entry(seq: int, body: bytes, report: Report) -> bool:
+    try:
+        fields = json.loads(body)
+    except ValueError:
+        report.findings.append(Finding(seq, "body is not JSON"))
+        return False
+    if not isinstance(fields, dict) or set(fields) != {"seq", "time", "kind", "actor", "payload"}:
+        report.findings.append(Finding(seq, "body is not an entry object"))
+        return False
+    if fields["seq"] != seq:
+        report.findings.append(Finding(seq, f"body carries sequence number {fields['seq']}: "
+                                            "entries reordered or moved"))
+        return False
+    if fields["kind"] not in KINDS:
+        report.findings.append(Finding(seq, f"unknown kind {fields['kind']!r}"))
+        return False
+    if not is_canonical(body):
+        report.findings.append(Finding(seq, "body is not RFC 8785 canonical JSON"))
+        return False
+    return True
+
+
+def verify_stream(rows: Iterable[tuple[int, bytes, bytes]], notes: Iterable[str],
+                  key: VerifierKey | None, *,
+                  stored_nodes: Iterable[tuple[int, int, bytes]] | None = None,
+                  claims: Iterable[ConsistencyClaim] = (),
+                  trusted: Iterable[str] = ()) -> Report:
+    """Verify entries (seq, body, stored entry hash) in order against checkpoint notes.
+
+    `stored_nodes` (level, index, hash) are compared with the recomputed tree;
+    `claims` are consistency proofs the server published; `trusted` are checkpoint notes
+    the reader kept from before, which the ledger must still contain.
+    """
+    report = Report()
+    checkpoints = _checkpoints(notes, key, report)
+    trusted_points = _checkpoints(trusted, key, Report()) if trusted else {}
+    for note in trusted:
+        if _size_of(note) not in trusted_points:
+            report.findings.append(Finding(None, "a trusted checkpoint does not verify"))
+    node_iter: Iterator[tuple[int, int, bytes]] = iter(stored_nodes or ())
+    computed_nodes: dict[tuple[int, int], bytes] = {}
+    roots: dict[int, bytes] = {0: merkle.EMPTY_ROOT}
+    prev, expected, frontier = GENESIS_PREV_HASH, 0, []
+    sha256 = hashlib.sha256
+    for seq, body, stored_hash in rows:
+        if seq != expected:
+            what = (f"entry {expected} is missing (next stored entry is {seq})" if seq > expected
+                    else f"entry {seq} appears again or out of order")
+            report.findings.append(Finding(expected, what))
+            break
+        if not _check_entry(seq, body, report):
+            break
+        prev = sha256(prev + body).digest()
+        if prev != stored_hash:
+            report.findings.append(Finding(seq, "stored entry hash differs from "
+                                                "SHA-256(previous hash || body): entry altered"))
+            break
+        carry, level = merkle.leaf_hash(body), 0
+        while seq >> level & 1:
+            carry = merkle.node_hash(frontier.pop(), carry)
+            level += 1
+            if stored_nodes is not None:
+                computed_nodes[(level, seq >> level)] = carry
+        frontier.append(carry)
+        expected = seq + 1
+        if expected in checkpoints or expected in trusted_points:
+            roots[expected] = merkle.fold_frontier(frontier)
+    report.entries = expected
+    if stored_nodes is not None:
+        _compare_nodes(node_iter, computed_nodes, report)
+    _check_roots(checkpoints, roots, expected, report, label="checkpoint")
+    _check_roots(trusted_points, roots, expected, report, label="trusted checkpoint")
+    _check_claims(checkpoints, claims, report)
+    report.findings.sort(key=lambda f: (f.seq is None, f.seq or 0))
+    return report
+
+
+def _compare_nodes(node_iter: Iterator[tuple[int, int, bytes]],
+                   computed: dict[tuple[int, int], bytes], report: Report) -> None:
+    # Every stored subtree hash serves proofs; one that differs from the entries would make
+    # honest proofs fail, so it is reported with the first entry it covers.
+    for level, index, value in node_iter:
+        expected = computed.pop((level, index), None)
+        if expected is None:
+            report.findings.append(Finding(index << level, f"stored subtree hash at level "
+                                           f"{level} index {index} covers no entries"))
+        elif expected != value:
+            report.findings.append(Finding(index << level, f"stored subtree hash at level "
+                                           f"{level} index {index} is wrong"))
+    if computed and not any(f.seq is not None for f in report.findings):
+        level, index = min(computed, key=lambda key: key[1] << key[0])
+        report.findings.append(Finding(index << level, "stored subtree hashes are missing"))
+
+
+def _check_roots(points: dict[int, Checkpoint], roots: dict[int, bytes], size: int,
+                 report: Report, *, label: str) -> None:
+    for tree_size, checkpoint in sorted(points.items()):
+        if tree_size > size:
+            report.findings.append(Finding(size, f"{label} covers {tree_size} entries but the "
+                                                 f"ledger holds {size}: entries removed or "
+                                                 "ledger rolled back"))
+        elif roots.get(tree_size) != checkpoint.root_hash:
+            report.findings.append(Finding(max(tree_size - 1, 0), f"{label} at size {tree_size}: "
+                                           "root hash does not match the entries (fork or edit)"))
+
+
+def _check_claims(points: dict[int, Checkpoint], claims: Iterable[ConsistencyClaim],
+                  report: Report) -> None:
+    for claim in claims:
+        old, new = points.get(claim.old_size), points.get(claim.new_size)
+        if old is None or new is None:
+            continue
+        if not merkle.verify_consistency(claim.old_size, claim.new_size, old.root_hash,
+                                         new.root_hash, list(claim.proof)):
+            report.findings.append(Finding(claim.old_size, f"consistency proof from size "
+                                           f"{claim.old_size} to {claim.new_size} fails"))
+
+
+def verify_ledger(ledger: Any, key: VerifierKey | None = None, *,
+                  trusted: Iterable[str] = ()) -> Report:
+    """Verify a live ledger (database), including its stored subtree hashes."""
+    notes = ledger.checkpoints()
+    chosen = key or ledger.verifier_key()
+    sizes = sorted(s for s in (_size_of(n) for n in notes) if s is not None)
+    claims = [ConsistencyClaim(a, b, tuple(ledger.consistency_proof(a, b)))
+              for a, b in zip(sizes, sizes[1:]) if b <= ledger.size()]
+    report = verify_stream(ledger.raw_rows(), notes, chosen,
+                           stored_nodes=ledger.stored_nodes(), claims=claims, trusted=trusted)
+    if key is None:
+        report.notes.append("public key read from the database itself; pass --key to check "
+                            "against a key you hold")
+    return report
+
+
+def export_lines(ledger: Any) -> Iterator[str]:
+    """The ledger as JSON lines: a header, every entry, checkpoints, consistency proofs."""
+    notes = ledger.checkpoints()
+    key = ledger.verifier_key()
+    yield json.dumps({"type": "header", "format": EXPORT_FORMAT, "size": ledger.size(),
+                      "verifier_key": key.encode() if key else None})
+    for seq, body, entry_hash in ledger.raw_rows():
+        yield json.dumps({"type": "entry", "seq": seq, "body": body.decode("utf-8"),
+                          "entry_hash": entry_hash.hex()}, ensure_ascii=False)
+    for note in notes:
+        yield json.dumps({"type": "checkpoint", "note": note}, ensure_ascii=False)
+    sizes = sorted(s for s in (_size_of(n) for n in notes) if s is not None)
+    for old, new in zip(sizes, sizes[1:]):
+        yield json.dumps({"type": "consistency", "old_size": old, "new_size": new,
+                          "proof": [p.hex() for p in ledger.consistency_proof(old, new)]})
+
+
+def read_export(path: Path) -> tuple[dict[str, Any], list[tuple[int, bytes, bytes]], list[str],
+                                     list[ConsistencyClaim]]:
+    header: dict[str, Any] | None = None
+    rows: list[tuple[int, bytes, bytes]] = []
+    notes: list[str] = []
+    claims: list[ConsistencyClaim] = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            try:
+                record = json.loads(line)
+                kind = record["type"]
+                if kind == "header":
+                    header = record
+                elif kind == "entry":
+                    rows.append((int(record["seq"]), record["body"].encode("utf-8"),
+                                 bytes.fromhex(record["entry_hash"])))
+                elif kind == "checkpoint":
+                    notes.append(record["note"])
+                elif kind == "consistency":
+                    claims.append(ConsistencyClaim(int(record["old_size"]),
+                                                   int(record["new_size"]),
+                                                   tuple(bytes.fromhex(p) for p in record["proof"])))
+            except (ValueError, KeyError, TypeError, AttributeError) as error:
+                raise VerificationError(f"export line {number} is malformed: {error}") from None
+    if header is None or header.get("format") != EXPORT_FORMAT:
+        raise VerificationError(f"not a ledger export of format {EXPORT_FORMAT}")
+    return header, rows, notes, claims
+
+
+def verify_export(path: Path, key: VerifierKey | None = None, *,
+                  trusted: Iterable[str] = ()) -> Report:
+    """Verify an export file offline, with only the file and the ledger's public key."""
+    header, rows, notes, claims = read_export(path)
+    chosen = key
+    self_attested = False
+    if chosen is None and header.get("verifier_key"):
+        chosen = VerifierKey.parse(header["verifier_key"])
+        self_attested = True
+    report = verify_stream(rows, notes, chosen, claims=claims, trusted=trusted)
+    if report.entries == len(rows) and header.get("size") != len(rows):
+        report.findings.append(Finding(len(rows), f"export header says {header.get('size')} "
+                                                  f"entries but holds {len(rows)}"))
+    if self_attested:
+        report.notes.append("public key taken from the export itself; pass --key to check "
+                            "against a key you hold")
+    return report

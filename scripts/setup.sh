@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# One idempotent set-up for a fresh machine: Python venv and packages, node tools
+# (anvil, solc-js, Safe artifacts) and a real bitcoind, all cached in git-ignored
+# folders (.venv, node_modules, .cache). Every step is skipped when already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+CACHE=$ROOT/.cache
+mkdir -p "$CACHE"
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+# --- Python -----------------------------------------------------------------
+PY=${PYTHON:-python3}
+stamp=$(sha256sum pyproject.toml requirements.lock | sha256sum | cut -c1-16)
+if [ ! -f .venv/.stamp ] || [ "$(cat .venv/.stamp)" != "$stamp" ]; then
+  log "creating .venv and installing Python packages"
+  [ -x .venv/bin/python ] || "$PY" -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check --upgrade pip 2>/dev/null || true
+  .venv/bin/pip install -q --disable-pip-version-check -c requirements.lock -e '.[dev]' 2>&1 \
+    | grep -v 'is ignored: it is neither a file nor a directory' || true
+  .venv/bin/python -c 'import reserve, wallets' 
+  echo "$stamp" > .venv/.stamp
+fi
+
+# --- Node tools (anvil, solc-js, Safe contracts) ------------------------------
+if [ -f package-lock.json ]; then
+  lockstamp=$(sha256sum package-lock.json | cut -c1-16)
+  if [ ! -f node_modules/.stamp ] || [ "$(cat node_modules/.stamp)" != "$lockstamp" ]; then
+    log "npm ci (anvil, solc-js, Safe contracts)"
+    npm ci --no-audit --no-fund --loglevel=error
+    echo "$lockstamp" > node_modules/.stamp
+  fi
+fi
+
+# --- bitcoind (Bitcoin Knots from Debian unstable, run through its own loader) --
+bash scripts/fetch-bitcoind.sh
+
+log "ready"
