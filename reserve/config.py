@@ -19,7 +19,7 @@ from reserve.errors import ConfigError
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "reserve.toml"
 # Labelled test secret: used only for regtest/demo data when no passphrase is set.
-DEMO_PASSPHRASE = "demo-only-passphrase-not-secret"
+DEMO_PASSPHRASE = "demo-only-passphrase-not-secret"  # noqa: S105 - labelled demo secret
 
 
 @dataclass(frozen=True)

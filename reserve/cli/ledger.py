@@ -6,6 +6,7 @@ import base64
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -189,7 +190,7 @@ def verify(export_file: Path = typer.Option(None, "--export", help="Verify an ex
         raise typer.Exit(1)
 
 
-def _anchor_findings(ledger: object, rpc_url: str, registry: str | None) -> list:
+def _anchor_findings(ledger: object, rpc_url: str, registry: str | None) -> list[Any]:
     try:
         from reserve.cli.anchor import verify_anchors
     except ImportError:

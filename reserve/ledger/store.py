@@ -39,7 +39,6 @@ from reserve.ledger.entry import (
     GENESIS_PREV_HASH,
     PAYLOAD_BYTES_MAX_DEFAULT,
     Entry,
-    chain_hash,
     decode_body,
     encode_body,
     format_time,
@@ -91,7 +90,7 @@ class Ledger:
             path = url[len("sqlite:///"):]
             if path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+            connection: Any = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
                                          timeout=60.0)
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=FULL")
@@ -129,6 +128,13 @@ class Ledger:
 
     def _query(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
         return list(self._db.execute(self._sql(statement), params).fetchall())
+
+    def _executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        if self.dialect == "sqlite":
+            self._db.executemany(statement, rows)
+        else:
+            with self._db.cursor() as cursor:
+                cursor.executemany(self._sql(statement), rows)
 
     @contextmanager
     def _write(self) -> Iterator[None]:
@@ -240,11 +246,11 @@ class Ledger:
                     level += 1
                     node_rows.append((node_id(level, seq >> level), carry))
                 frontier.append((level, carry))
-            self._db.executemany(self._sql(
-                "INSERT INTO ledger_entries (seq, body, entry_hash) VALUES (?, ?, ?)"), entry_rows)
+            self._executemany(
+                "INSERT INTO ledger_entries (seq, body, entry_hash) VALUES (?, ?, ?)", entry_rows)
             if node_rows:
-                self._db.executemany(self._sql(
-                    "INSERT INTO ledger_nodes (node_id, hash) VALUES (?, ?)"), node_rows)
+                self._executemany("INSERT INTO ledger_nodes (node_id, hash) VALUES (?, ?)",
+                                  node_rows)
             new_size = size + len(items)
             if self.signer and self.checkpoint_every > 0 and (
                     new_size // self.checkpoint_every > size // self.checkpoint_every):

@@ -135,7 +135,9 @@ def verify_stream(rows: Iterable[tuple[int, bytes, bytes]], notes: Iterable[str]
     node_iter: Iterator[tuple[int, int, bytes]] = iter(stored_nodes or ())
     computed_nodes: dict[tuple[int, int], bytes] = {}
     roots: dict[int, bytes] = {0: merkle.EMPTY_ROOT}
-    prev, expected, frontier = GENESIS_PREV_HASH, 0, []
+    prev, expected = GENESIS_PREV_HASH, 0
+    frontier: list[bytes] = []
+    findings_before = len(report.findings)
     sha256 = hashlib.sha256
     for seq, body, stored_hash in rows:
         if seq != expected:
@@ -162,7 +164,8 @@ def verify_stream(rows: Iterable[tuple[int, bytes, bytes]], notes: Iterable[str]
             roots[expected] = merkle.fold_frontier(frontier)
     report.entries = expected
     if stored_nodes is not None:
-        _compare_nodes(node_iter, computed_nodes, report)
+        _compare_nodes(node_iter, computed_nodes, expected,
+                       len(report.findings) == findings_before, report)
     _check_roots(checkpoints, roots, expected, report, label="checkpoint")
     _check_roots(trusted_points, roots, expected, report, label="trusted checkpoint")
     _check_claims(checkpoints, claims, report)
@@ -171,18 +174,23 @@ def verify_stream(rows: Iterable[tuple[int, bytes, bytes]], notes: Iterable[str]
 
 
 def _compare_nodes(node_iter: Iterator[tuple[int, int, bytes]],
-                   computed: dict[tuple[int, int], bytes], report: Report) -> None:
+                   computed: dict[tuple[int, int], bytes], verified: int, complete: bool,
+                   report: Report) -> None:
     # Every stored subtree hash serves proofs; one that differs from the entries would make
-    # honest proofs fail, so it is reported with the first entry it covers.
+    # honest proofs fail, so it is reported with the first entry it covers. When the entry
+    # stream broke early, nodes beyond the verified prefix are not judged.
     for level, index, value in node_iter:
+        first, end = index << level, (index + 1) << level
+        if end > verified:
+            if complete:
+                report.findings.append(Finding(first, f"stored subtree hash at level {level} "
+                                                      f"index {index} covers no entries"))
+            continue
         expected = computed.pop((level, index), None)
-        if expected is None:
-            report.findings.append(Finding(index << level, f"stored subtree hash at level "
-                                           f"{level} index {index} covers no entries"))
-        elif expected != value:
-            report.findings.append(Finding(index << level, f"stored subtree hash at level "
-                                           f"{level} index {index} is wrong"))
-    if computed and not any(f.seq is not None for f in report.findings):
+        if expected != value:
+            report.findings.append(Finding(first, f"stored subtree hash at level {level} "
+                                                  f"index {index} is wrong or missing"))
+    if computed and complete:
         level, index = min(computed, key=lambda key: key[1] << key[0])
         report.findings.append(Finding(index << level, "stored subtree hashes are missing"))
 

@@ -1,0 +1,147 @@
+"""The store-backed ledger on real SQLite and PostgreSQL: one conformance suite for both."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+
+from reserve.errors import AppendOnlyViolation, EntryRejected, LedgerConflict
+from reserve.ledger import CheckpointSigner, Ledger, merkle
+from reserve.ledger.verify import verify_ledger
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def fill(ledger: Ledger, count: int, batch: int = 50) -> None:
+    for start in range(0, count, batch):
+        ledger.append_many([("ledger.note", "tester", {"i": i})
+                            for i in range(start, min(count, start + batch))], now=NOW)
+
+
+def test_roots_and_proofs_match_the_pure_module(ledger_url: str, signer: CheckpointSigner) -> None:
+    with Ledger.open(ledger_url, signer=signer, checkpoint_every=64) as ledger:
+        fill(ledger, 300)
+        leaves = [entry.leaf_hash for entry in ledger.entries()]
+        assert len(leaves) == 300 and [e.seq for e in ledger.entries()] == list(range(300))
+        for size in (1, 2, 3, 64, 65, 127, 128, 200, 300):
+            root = ledger.root_at(size)
+            assert root == merkle.root_hash(leaves[:size])
+            for seq in {0, size // 2, size - 1}:
+                assert ledger.inclusion_proof(seq, size) == merkle.inclusion_proof(leaves[:size], seq)
+            for old in {1, size // 3 or 1, size}:
+                assert ledger.consistency_proof(old, size) == merkle.consistency_proof(
+                    leaves[:size], old)
+        assert len(ledger.checkpoints()) == 4  # at 64, 128, 192, 256
+        report = verify_ledger(ledger, signer.verifier)
+        assert report.ok, report.findings
+
+
+def test_reopen_continues_the_chain(ledger_url: str, signer: CheckpointSigner) -> None:
+    with Ledger.open(ledger_url, signer=signer) as ledger:
+        fill(ledger, 10)
+        head = ledger.head()
+    with Ledger.open(ledger_url, signer=signer) as ledger:
+        assert ledger.head() == head
+        entry = ledger.append("ledger.note", "tester", {"after": "reopen"})
+        assert entry.seq == 10
+        assert verify_ledger(ledger, signer.verifier).ok
+
+
+@pytest.mark.parametrize("kind, payload, message", [
+    ("ledger.unknown", {}, "unknown entry kind"),
+    ("ledger.note", {"amount": 1.5}, "floats"),
+    ("ledger.note", {"wei": 10**18}, "2\\*\\*53"),
+    ("ledger.note", ["not", "an", "object"], "JSON object"),
+    ("ledger.note", {"blob": "x" * 70000}, "over the limit"),
+    ("ledger.note", {"set": {1}}, "not JSON"),
+])
+def test_bad_entries_change_nothing(ledger_url: str, kind: str, payload: object,
+                                    message: str) -> None:
+    with Ledger.open(ledger_url) as ledger:
+        fill(ledger, 3)
+        head = ledger.head()
+        with pytest.raises(EntryRejected, match=message):
+            ledger.append(kind, "tester", payload)  # type: ignore[arg-type]
+        with pytest.raises(EntryRejected):
+            ledger.append_many([("ledger.note", "a", {"ok": 1}), (kind, "b", payload)])  # type: ignore[list-item]
+        assert ledger.head() == head
+
+
+def test_expected_size_guards_against_lost_updates(ledger_url: str) -> None:
+    with Ledger.open(ledger_url) as ledger:
+        fill(ledger, 2)
+        ledger.append("ledger.note", "a", {}, expected_size=2)
+        with pytest.raises(LedgerConflict) as caught:
+            ledger.append("ledger.note", "b", {}, expected_size=2)
+        assert caught.value.found_size == 3 and ledger.size() == 3
+
+
+def test_database_refuses_update_and_delete(ledger_url: str, signer: CheckpointSigner) -> None:
+    with Ledger.open(ledger_url, signer=signer) as ledger:
+        fill(ledger, 4)
+        ledger.checkpoint()
+        statements = ["UPDATE ledger_entries SET body = body", "DELETE FROM ledger_entries",
+                      "UPDATE ledger_nodes SET hash = hash", "DELETE FROM ledger_checkpoints",
+                      "UPDATE ledger_meta SET value = 'x'"]
+        if ledger.dialect == "postgresql":
+            statements.append("TRUNCATE ledger_entries")
+        for statement in statements:
+            with pytest.raises(AppendOnlyViolation, match="append-only"):
+                with ledger._write():
+                    ledger._db.execute(statement)
+        assert ledger.size() == 4 and verify_ledger(ledger, signer.verifier).ok
+
+
+@pytest.mark.postgres
+def test_application_role_cannot_update(postgres_url: str) -> None:
+    with Ledger.open(postgres_url) as ledger:
+        fill(ledger, 2)
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        connection.execute("SET ROLE reserve_app")
+        connection.execute("SELECT count(*) FROM ledger_entries")
+        for statement in ("UPDATE ledger_entries SET seq = seq", "DELETE FROM ledger_entries",
+                          "TRUNCATE ledger_entries"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                connection.execute(statement)
+
+
+def test_threads_sharing_one_ledger_leave_no_gaps(ledger_url: str, signer) -> None:  # type: ignore[no-untyped-def]
+    with Ledger.open(ledger_url, signer=signer, checkpoint_every=50) as ledger:
+        def work(worker: int) -> None:
+            for i in range(40):
+                ledger.append("ledger.note", f"worker-{worker}", {"i": i})
+
+        threads = [threading.Thread(target=work, args=(w,)) for w in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert [e.seq for e in ledger.entries()] == list(range(320))
+        assert verify_ledger(ledger, signer.verifier).ok
+
+
+def test_separate_connections_in_threads_leave_no_gaps(ledger_url: str, signer) -> None:  # type: ignore[no-untyped-def]
+    Ledger.open(ledger_url).close()
+    errors: list[BaseException] = []
+
+    def work(worker: int) -> None:
+        try:
+            with Ledger.open(ledger_url, signer=signer, checkpoint_every=25) as own:
+                for i in range(25):
+                    own.append_many([("ledger.note", f"w{worker}", {"i": i, "j": j})
+                                     for j in range(2)])
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors
+    with Ledger.open(ledger_url) as ledger:
+        assert [e.seq for e in ledger.entries()] == list(range(400))
+        assert verify_ledger(ledger, signer.verifier).ok

@@ -1,0 +1,176 @@
+"""Tampering with the database behind the service's back, killing writers mid-append, and
+many processes appending at once: `reserve ledger verify` must catch or survive each."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from reserve.ledger import Checkpoint, CheckpointSigner, Ledger
+from reserve.ledger.keys import create_signer_file
+
+ROOT = Path(__file__).resolve().parents[2]
+RESERVE = [sys.executable, "-m", "reserve.cli.main"]
+ORIGIN = "test.reserve.example/ledger"
+PASSPHRASE = "test-passphrase-not-secret"
+
+
+@pytest.fixture()
+def workspace(tmp_path: Path) -> dict[str, object]:
+    """A config file, an encrypted checkpoint key and a 30-entry ledger with checkpoints."""
+    config = tmp_path / "config" / "reserve.toml"
+    config.parent.mkdir()
+    config.write_text(f'network = "regtest"\n[ledger]\ndatabase_url = "sqlite:///var/l.sqlite"\n'
+                      f'origin = "{ORIGIN}"\nkey_path = "var/key.json"\ncheckpoint_every = 10\n')
+    signer = create_signer_file(tmp_path / "var" / "key.json", ORIGIN, PASSPHRASE, scrypt_n=2**12)
+    with Ledger.open(f"sqlite:///{tmp_path}/var/l.sqlite", signer=signer,
+                     checkpoint_every=10) as ledger:
+        for i in range(30):
+            ledger.append("ledger.note", "tester", {"i": i, "memo": f"payment {i}"})
+    return {"dir": tmp_path, "config": str(config), "db": tmp_path / "var" / "l.sqlite",
+            "signer": signer}
+
+
+def reserve(ws: dict[str, object], *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "RESERVE_LEDGER_PASSPHRASE": PASSPHRASE}
+    env.pop("RESERVE_DATABASE_URL", None)
+    return subprocess.run([*RESERVE, *args, "--config", str(ws["config"])], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def sql(ws: dict[str, object], *statements: str) -> None:
+    """Doctor the database directly, dropping the append-only triggers first."""
+    connection = sqlite3.connect(str(ws["db"]))
+    for table in ("ledger_entries", "ledger_checkpoints"):
+        for action in ("update", "delete"):
+            connection.execute(f"DROP TRIGGER IF EXISTS {table}_no_{action}")
+    for statement in statements:
+        connection.execute(statement)
+    connection.commit()
+    connection.close()
+
+
+def verify_json(ws: dict[str, object]) -> tuple[int, dict[str, object]]:
+    key = ws["signer"].verifier.encode()  # type: ignore[attr-defined]
+    result = reserve(ws, "ledger", "verify", "--json", "--key", key)
+    return result.returncode, json.loads(result.stdout)
+
+
+def test_untouched_ledger_verifies(workspace: dict[str, object]) -> None:
+    code, report = verify_json(workspace)
+    assert code == 0 and report["ok"] and report["entries"] == 30
+
+
+def test_edited_payload_byte(workspace: dict[str, object]) -> None:
+    sql(workspace, "UPDATE ledger_entries SET body = CAST(replace(CAST(body AS TEXT), "
+                   "'payment 13', 'payment 93') AS BLOB) WHERE seq = 13")
+    code, report = verify_json(workspace)
+    assert code == 1 and report["first_bad_seq"] == 13
+
+
+def test_deleted_row(workspace: dict[str, object]) -> None:
+    sql(workspace, "DELETE FROM ledger_entries WHERE seq = 21")
+    code, report = verify_json(workspace)
+    assert code == 1 and report["first_bad_seq"] == 21
+
+
+def test_swapped_rows(workspace: dict[str, object]) -> None:
+    sql(workspace,
+        "UPDATE ledger_entries SET seq = 999999 WHERE seq = 4",
+        "UPDATE ledger_entries SET seq = 4 WHERE seq = 5",
+        "UPDATE ledger_entries SET seq = 5 WHERE seq = 999999")
+    code, report = verify_json(workspace)
+    assert code == 1 and report["first_bad_seq"] == 4
+
+
+def test_forged_checkpoint(workspace: dict[str, object]) -> None:
+    forger = CheckpointSigner(ORIGIN, Ed25519PrivateKey.generate())
+    with Ledger.open(f"sqlite:///{workspace['db']}") as ledger:
+        root = ledger.root_at(25)
+    note = forger.sign(Checkpoint(ORIGIN, 25, root)).replace("'", "''")
+    sql(workspace, "INSERT INTO ledger_checkpoints (tree_size, root_hash, note, time) "
+                   f"VALUES (25, x'{root.hex()}', '{note}', 'now')")
+    code, report = verify_json(workspace)
+    assert code == 1 and report["first_bad_seq"] == 24
+    assert "signature" in report["findings"][0]["what"]
+
+
+def test_export_verifies_offline_and_catches_edits(workspace: dict[str, object]) -> None:
+    export = Path(str(workspace["dir"])) / "export.jsonl"
+    assert reserve(workspace, "ledger", "export", "-o", str(export)).returncode == 0
+    key = workspace["signer"].verifier.encode()  # type: ignore[attr-defined]
+    ok = subprocess.run([*RESERVE, "ledger", "verify", "--export", str(export), "--key", key],
+                        cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0 and "OK: 30 entries" in ok.stdout
+    export.write_text(export.read_text().replace("payment 7\\", "payment 8\\"))
+    bad = subprocess.run([*RESERVE, "ledger", "verify", "--export", str(export), "--key", key],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1 and "FAILED at entry 7" in bad.stdout
+
+
+CHILD = """
+import sys
+from reserve.ledger import Ledger
+ledger = Ledger.open(sys.argv[1])
+i = 0
+while True:
+    ledger.append_many([("ledger.note", "writer", {"i": i + j}) for j in range(7)])
+    i += 7
+    if i == 70:
+        print("started", flush=True)
+"""
+
+
+def test_sigkill_mid_append_leaves_a_verifying_prefix(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/crash.sqlite"
+    Ledger.open(url).close()
+    child = subprocess.Popen([sys.executable, "-c", CHILD, url], stdout=subprocess.PIPE,
+                             cwd=ROOT, text=True)
+    assert child.stdout is not None and child.stdout.readline().strip() == "started"
+    time.sleep(0.3)
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+    with Ledger.open(url) as ledger:
+        size = ledger.size()
+        assert size >= 70 and size % 7 == 0  # whole batches only
+        assert [e.seq for e in ledger.entries()] == list(range(size))
+        from reserve.ledger.verify import verify_ledger
+
+        assert verify_ledger(ledger).ok
+
+
+WRITER = """
+import sys
+from reserve.ledger import Ledger
+ledger = Ledger.open(sys.argv[1])
+for i in range(30):
+    ledger.append("ledger.note", "process-" + sys.argv[2], {"i": i})
+"""
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_eight_processes_appending_at_once(backend: str, tmp_path: Path,
+                                           request: pytest.FixtureRequest) -> None:
+    url = (f"sqlite:///{tmp_path}/many.sqlite" if backend == "sqlite"
+           else request.getfixturevalue("postgres_url"))
+    Ledger.open(url).close()
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, url, str(n)], cwd=ROOT)
+               for n in range(8)]
+    assert all(w.wait(timeout=180) == 0 for w in writers)
+    with Ledger.open(url) as ledger:
+        entries = list(ledger.entries())
+        assert [e.seq for e in entries] == list(range(240))
+        assert sorted((e.actor, e.payload["i"]) for e in entries) == sorted(
+            (f"process-{n}", i) for n in range(8) for i in range(30))
+        from reserve.ledger.verify import verify_ledger
+
+        assert verify_ledger(ledger).ok
