@@ -123,5 +123,25 @@ class ReconcileError(ReserveError):
     """A reconciliation report cannot be produced or does not verify."""
 
 
+class ReportRejected(ReconcileError):
+    """A reconciliation report does not hold; `reason` is a short code naming why."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class AuthError(ReserveError):
     """Authentication or authorisation failed."""
+
+
+class AccountError(ReserveError):
+    """A user or API token cannot be created, changed or found as asked."""
+
+
+class AccountNotFound(AccountError):
+    """No such user or token."""
+
+
+class AccountConflict(AccountError):
+    """The user or token already exists, or the change contradicts the current state."""

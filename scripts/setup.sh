@@ -36,4 +36,15 @@ fi
 # --- bitcoind (Bitcoin Knots from Debian unstable, run through its own loader) --
 bash scripts/fetch-bitcoind.sh
 
+# --- PostgreSQL binaries, for a throwaway test cluster where no server answers ----
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  log "installing PostgreSQL from Debian (tests start a throwaway cluster with it)"
+  apt-get -qq update && DEBIAN_FRONTEND=noninteractive apt-get -qq install -y postgresql >/dev/null
+fi
+
+# --- Chromium for the dashboard's browser tests --------------------------------
+if [ -f scripts/install-chromium.sh ]; then
+  bash scripts/install-chromium.sh
+fi
+
 log "ready"

@@ -15,7 +15,7 @@ from reserve.ledger import Ledger
 from reserve.ledger.keys import load_or_create_signer
 
 console = Console()
-error_console = Console(stderr=True)
+error_console = Console(stderr=True, soft_wrap=True)
 
 ConfigOption = typer.Option(None, "--config", help="Config file (default config/reserve.toml).")
 DatabaseOption = typer.Option(None, "--database-url", help="Override the ledger database URL.")

@@ -22,11 +22,21 @@ from reserve.cli.common import (
 from reserve.errors import ReserveError
 from reserve.ledger import VerifierKey, merkle
 from reserve.ledger.keys import load_or_create_signer, public_key_text
-from reserve.ledger.verify import Report, export_lines, verify_export, verify_ledger
+from reserve.ledger.verify import Finding, Report, export_lines, verify_export, verify_ledger
 
 ledger_app = typer.Typer(no_args_is_help=True, help="The append-only ledger.")
 proof_app = typer.Typer(no_args_is_help=True, help="Inclusion and consistency proofs.")
 ledger_app.add_typer(proof_app, name="proof")
+
+
+def _register_anchor() -> None:
+    # `reserve ledger anchor` lives with the EVM code that posts to ReserveRegistry.
+    from reserve.cli.anchor import anchor_command
+
+    ledger_app.command("anchor")(anchor_command)
+
+
+_register_anchor()
 
 
 @ledger_app.command("init")
@@ -190,13 +200,12 @@ def verify(export_file: Path = typer.Option(None, "--export", help="Verify an ex
         raise typer.Exit(1)
 
 
-def _anchor_findings(ledger: object, rpc_url: str, registry: str | None) -> list[Any]:
+def _anchor_findings(ledger: Any, rpc_url: str, registry: str | None) -> list[Finding]:
+    """Anchors on the EVM registry that disagree with the ledger, as verifier findings."""
+    from reserve.cli.anchor import verify_anchors
+
     try:
-        from reserve.cli.anchor import verify_anchors
-    except ImportError:
-        fail("anchor verification is not available in this build")
-    try:
-        return list(verify_anchors(ledger, rpc_url, registry))
+        found = verify_anchors(ledger, rpc_url, registry)
     except ReserveError as error:
         fail(str(error))
-    return []
+    return [Finding(None, f"anchor {item}") for item in found]

@@ -7,8 +7,13 @@ from __future__ import annotations
 
 import typer
 
+from reserve.cli.bitcoin import bitcoin_app
 from reserve.cli.common import error_console
+from reserve.cli.evm import evm_app
 from reserve.cli.ledger import ledger_app
+from reserve.cli.reconcile import reconcile_app
+from reserve.cli.serve import serve, token_app
+from reserve.cli.workflow import register as register_workflow
 from reserve.errors import ReserveError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -16,6 +21,12 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 
 # Sub-command groups register below, one line each.
 app.add_typer(ledger_app, name="ledger")
+app.command("serve")(serve)
+app.add_typer(token_app, name="token")
+app.add_typer(bitcoin_app, name="btc")
+app.add_typer(reconcile_app, name="reconcile")
+app.add_typer(evm_app, name="evm")
+register_workflow(app)  # propose, approve, freeze, unfreeze, proposal, policy, destination
 
 
 def run() -> None:
@@ -25,3 +36,7 @@ def run() -> None:
     except ReserveError as error:
         error_console.print(f"error: {error}", highlight=False, markup=False)
         raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    run()

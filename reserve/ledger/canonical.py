@@ -14,11 +14,20 @@ standard library's C encoder already produces RFC 8785 output:
   to the reference implementation.
 
 `canonical_bytes` validates, then encodes; property tests check it against `rfc8785`.
+
+Speed (the append path and the verifier call these once per entry): a fast validator
+(`_plain`) checks scalars inline and recurses only into nested containers; it answers
+"certainly plain" or "ask the exact path", never "reject", so every refusal and every
+astral-key case still goes through `_check`, and the fast path's bytes come from the
+very encoder the exact path uses. The verifier's `parse_plain` decides canonicality with
+one parse and one encode, again leaving anything unusual to the exact path.
 """
 
 from __future__ import annotations
 
 import json
+import json.encoder
+import json.scanner
 from typing import Any
 
 import rfc8785
@@ -30,6 +39,17 @@ DEPTH_MAX = 32
 
 _encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, sort_keys=True,
                            separators=(",", ":")).encode
+
+# The C encoder `_encode` builds on each call, built once. No cycle markers: `_plain` bounds
+# the depth before anything reaches it. Same separators, key order, escapes and refusals.
+# (The C accelerators are untyped in typeshed, hence the Any.)
+c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+make_scanner: Any = json.scanner.make_scanner
+_c_encode = (c_make_encoder(None, None, json.encoder.encode_basestring, None, ":", ",", True,
+                            False, False) if c_make_encoder is not None else None)
+# How the encoder writes a string (ECMAScript escapes, non-ASCII kept): for callers that
+# assemble canonical text around values it wrote.
+encode_string = json.encoder.encode_basestring
 
 
 def _check(value: Any, depth: int) -> bool:
@@ -66,8 +86,67 @@ def _check(value: Any, depth: int) -> bool:
     raise EntryRejected(f"value of type {kind.__name__} is not JSON")
 
 
+def _plain(value: Any, depth: int) -> bool:
+    """True when `value` is certainly accepted and has no astral key (the C encoder's output
+    is then canonical); False means "decide with the exact path", not "reject".
+
+    `_check` with the scalar cases inlined (no call per scalar): the per-entry hot spot.
+    """
+    kind = type(value)
+    if kind is dict:
+        if depth >= DEPTH_MAX and value:
+            return False
+        for key, item in value.items():
+            if type(key) is not str:
+                return False
+            kind = type(item)
+            if kind is str or kind is bool or item is None:
+                continue
+            if kind is int:
+                if -INTEGER_ABS_MAX <= item <= INTEGER_ABS_MAX:
+                    continue
+                return False
+            if (kind is dict or kind is list or kind is tuple) and _plain(item, depth + 1):
+                continue
+            return False
+        keys = "".join(value)
+        return keys.isascii() or max(map(ord, keys)) <= 0xFFFF
+    if kind is list or kind is tuple:
+        if depth >= DEPTH_MAX and value:
+            return False
+        for item in value:
+            kind = type(item)
+            if kind is str or kind is bool or item is None:
+                continue
+            if kind is int:
+                if -INTEGER_ABS_MAX <= item <= INTEGER_ABS_MAX:
+                    continue
+                return False
+            if (kind is dict or kind is list or kind is tuple) and _plain(item, depth + 1):
+                continue
+            return False
+        return True
+    return kind is str or kind is bool or value is None or (
+        kind is int and -INTEGER_ABS_MAX <= value <= INTEGER_ABS_MAX)
+
+
+def plain_text(value: Any, depth: int = 0) -> str | None:
+    """Canonical text of `value` (at nesting `depth`) if `_plain` vouches for it, else None.
+
+    The text may still hold a lone surrogate: encoding it to UTF-8 then fails, as it must.
+    """
+    if _c_encode is not None and _plain(value, depth):
+        return "".join(_c_encode(value, 0))
+    return None
+
+
 def canonical_bytes(value: Any) -> bytes:
     """RFC 8785 canonical UTF-8 bytes of `value`, or EntryRejected if it is not accepted."""
+    if _c_encode is not None and _plain(value, 0):
+        try:
+            return "".join(_c_encode(value, 0)).encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise EntryRejected(f"string is not valid Unicode: {error.reason}") from None
     astral = _check(value, 0)
     if astral:
         return bytes(rfc8785.dumps(value))
@@ -79,8 +158,60 @@ def canonical_bytes(value: Any) -> bytes:
 
 def is_canonical(data: bytes) -> bool:
     """True when `data` parses as JSON and re-encodes to exactly the same bytes."""
+    parsed = parse_plain(data)
+    return _is_canonical_exact(data) if parsed is None else is_canonical_text(*parsed)
+
+
+class _Undecided(Exception):
+    """Raised inside the parser: this text is for the exact path."""
+
+
+def _refuse(_token: str) -> Any:
+    raise _Undecided
+
+
+def _short_int(token: str) -> int:
+    # At most 15 characters: |n| < 10**15 <= 2**53 - 1, inside the accepted range.
+    if len(token) <= 15:
+        return int(token)
+    raise _Undecided
+
+
+_scan_plain = make_scanner(json.JSONDecoder(parse_float=_refuse, parse_constant=_refuse,
+                                            parse_int=_short_int))
+_BELOW_F0 = bytes(range(0xF0))  # deleting these leaves the lead bytes of astral characters
+
+
+def parse_plain(data: bytes) -> tuple[str, Any] | None:
+    """(text, json.loads(data)) when `data` is UTF-8 text of exactly one JSON value that
+    `_plain` accepts; None leaves the case to the exact path.
+
+    Checked without walking the value: no astral character anywhere (so none in a key), no
+    float or NaN and no integer of 16+ characters (parser hooks), at most DEPTH_MAX
+    brackets (else `_plain` walks it), nothing around the value (json.loads skips
+    whitespace, this does not), valid UTF-8 (json.loads also guesses UTF-16/32).
+    """
+    if _c_encode is None or (not data.isascii() and data.translate(None, _BELOW_F0)):
+        return None
+    try:
+        text = data.decode("utf-8")
+        value, end = _scan_plain(text, 0)
+    except (ValueError, StopIteration, RecursionError, _Undecided):  # UnicodeDecodeError too
+        return None
+    if end != len(text) or (text.count("{") + text.count("[") > DEPTH_MAX
+                            and not _plain(value, 0)):
+        return None
+    return text, value
+
+
+def is_canonical_text(text: str, value: Any) -> bool:
+    """Given (text, value) from parse_plain: is `text` the canonical form of `value`?"""
+    return "".join(_c_encode(value, 0)) == text  # type: ignore[misc]
+
+
+def _is_canonical_exact(data: bytes) -> bool:
     try:
         value = json.loads(data)
         return canonical_bytes(value) == data
-    except (ValueError, EntryRejected):
+    except (ValueError, RecursionError, EntryRejected):
         return False

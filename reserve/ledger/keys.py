@@ -5,7 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PrivateFormat, PublicFormat, NoEncryption
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
 
 from reserve.errors import KeystoreError
 from reserve.ledger.checkpoint import CheckpointSigner
@@ -44,6 +49,6 @@ def load_or_create_signer(path: Path, origin: str, passphrase: str) -> Checkpoin
 
 def public_key_text(signer: CheckpointSigner) -> str:
     """The verifier key line and the raw public key in PEM, for publication."""
-    pem = signer._private_key.public_key().public_bytes(Encoding.PEM,  # noqa: SLF001
+    pem = signer._private_key.public_key().public_bytes(Encoding.PEM,
                                                         PublicFormat.SubjectPublicKeyInfo)
     return signer.verifier.encode() + "\n" + pem.decode()

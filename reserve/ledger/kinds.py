@@ -49,6 +49,7 @@ KINDS: frozenset[str] = frozenset({
     "api.request",
     "auth.token_issued",
     "auth.token_revoked",
+    "auth.user_changed",
 })
 
 

@@ -10,9 +10,10 @@ directly, since Alembic's own connection would see a different, empty database.
 from __future__ import annotations
 
 import fcntl
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from reserve.ledger import schema
 
@@ -34,7 +35,7 @@ def current_revision(connection: Any, dialect: str) -> str | None:
             return None
         rows = connection.execute("SELECT version_num FROM alembic_version").fetchall()
         return str(rows[0][0]) if rows else None
-    except Exception:  # noqa: BLE001 - any failure means "not migrated yet"
+    except Exception:
         return None
 
 

@@ -233,19 +233,22 @@ class Ledger:
             entries: list[Entry] = []
             entry_rows: list[tuple[int, bytes, bytes]] = []
             node_rows: list[tuple[int, bytes]] = []
-            sha256 = hashlib.sha256
-            for offset, (kind, actor, payload) in enumerate(items):
-                seq = size + offset
-                body = encode_body(seq, time, kind, actor, payload, self.payload_bytes_max)
+            # Hot loop, once per entry: locals instead of attribute lookups, and
+            # merkle.leaf_hash / node_hash / node_id inlined.
+            sha256, limit = hashlib.sha256, self.payload_bytes_max
+            add_entry, add_row, add_node = entries.append, entry_rows.append, node_rows.append
+            push, pop = frontier.append, frontier.pop
+            for seq, (kind, actor, payload) in enumerate(items, size):
+                body = encode_body(seq, time, kind, actor, payload, limit)
                 prev = sha256(prev + body).digest()
-                entry_rows.append((seq, body, prev))
-                entries.append(Entry(seq, time, kind, actor, payload, body, prev))
+                add_row((seq, body, prev))
+                add_entry(Entry(seq, time, kind, actor, payload, body, prev))
                 carry, level = sha256(b"\x00" + body).digest(), 0
                 while seq >> level & 1:
-                    carry = sha256(b"\x01" + frontier.pop()[1] + carry).digest()
+                    carry = sha256(b"\x01" + pop()[1] + carry).digest()
                     level += 1
-                    node_rows.append((node_id(level, seq >> level), carry))
-                frontier.append((level, carry))
+                    add_node(((level << LEVEL_SHIFT) | (seq >> level), carry))
+                push((level, carry))
             self._executemany(
                 "INSERT INTO ledger_entries (seq, body, entry_hash) VALUES (?, ?, ?)", entry_rows)
             if node_rows:

@@ -1,0 +1,363 @@
+"""Ledger benchmark: append, verify, proofs and time to integrate, against floors and a peer.
+
+Why it exists: the ledger's claims ("appends are durable", "proofs are O(log n)", "the
+verifier keeps up") need figures measured on the machine at hand, each next to what the
+hardware allows (a floor) and to a public Merkle-log library doing the same job (pymerkle's
+SqliteTree, the peer). Every figure comes from one run, on SQLite in a temporary folder,
+at the ledger's production durability: WAL journal with `synchronous=FULL` (the floor and
+the peer are set the same way, so every commit is an fsync for all three).
+
+    .venv/bin/python -m bench.ledger [--entries N] [--big N] [--quick]
+
+Figures (see docs/bench-ledger.md):
+- append: entries/s over N entries in batches (one transaction each), with a signed
+  checkpoint every `checkpoint_every` entries; floor: plain `executemany` of the same
+  canonical bytes, no hashing, same batches and pragmas.
+- verify: entries/s of `verify_ledger`; floor: read the rows and SHA-256 each, nothing else.
+- proofs: median and p99 latency of random inclusion and consistency proofs at two sizes.
+- time to integrate: from an accepted entry to a signed checkpoint covering it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import random
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from reserve.ledger import CheckpointSigner, Ledger, merkle
+from reserve.ledger.verify import verify_ledger
+
+ORIGIN = "bench.reserve.example/ledger"
+KINDS = ("proposal.created", "proposal.approved", "btc.deposit", "evm.confirmed")
+PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL")
+BIG_BATCH = 100_000
+
+Item = tuple[str, str, dict[str, Any]]
+
+
+@dataclass
+class Latency:
+    """Median, p99 and first (cold) sample of a latency series, in seconds."""
+
+    median: float
+    p99: float
+    first: float
+    count: int
+
+    @staticmethod
+    def of(samples: Sequence[float]) -> Latency:
+        ordered = sorted(samples)
+        p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+        return Latency(statistics.median(ordered), p99, samples[0], len(samples))
+
+
+@dataclass
+class Results:
+    entries: int
+    small: int
+    big: int
+    batch: int
+    checkpoint_every: int
+    figures: dict[str, float] = field(default_factory=dict)
+    latencies: dict[str, Latency] = field(default_factory=dict)
+    checks: dict[str, bool] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------- workload
+def make_items(count: int, start: int = 0) -> list[Item]:
+    """Deterministic, realistic entries (~300 canonical bytes): transfers and deposits."""
+    items: list[Item] = []
+    for i in range(start, start + count):
+        payload = {
+            "proposal": f"prop-{i:09d}",
+            "vault": "btc-national" if i % 3 else "evm-reserve-safe",
+            "asset": "BTC" if i % 3 else "USDC",
+            "amount": 1_000 + (i * 7_919) % 100_000_000,
+            "destination": f"bcrt1q{(i * 2_654_435_761) % 2**64:016x}{i:08x}",
+            "approvals": ["finance-ministry", "central-bank"][: 1 + i % 2],
+            "memo": f"tranche {i % 97} \u00e9ch\u00e9ance",
+            "confirmed": bool(i % 2),
+        }
+        items.append((KINDS[i % len(KINDS)], f"operator-{i % 7}", payload))
+    return items
+
+
+def make_signer() -> CheckpointSigner:
+    return CheckpointSigner(ORIGIN, Ed25519PrivateKey.generate())
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, isolation_level=None)
+    for pragma in PRAGMAS:
+        connection.execute(pragma)
+    return connection
+
+
+# -------------------------------------------------------------------- appends
+def bench_append(path: Path, items: Sequence[Item], batch: int, checkpoint_every: int,
+                 signer: CheckpointSigner) -> tuple[float, list[bytes], list[float]]:
+    """Append `items` in batches; return (seconds, canonical bodies, integrate latencies).
+
+    Integrate latency per batch: from its append returning to the commit of the first
+    batch at or after it that carried a signed checkpoint (0 for that batch itself).
+    """
+    bodies: list[bytes] = []
+    ends: list[float] = []
+    checkpointed: list[bool] = []
+    with Ledger.open(f"sqlite:///{path}", signer=signer,
+                     checkpoint_every=checkpoint_every) as ledger:
+        started = time.perf_counter()
+        for offset in range(0, len(items), batch):
+            before = ledger.size()
+            entries = ledger.append_many(items[offset:offset + batch])
+            ends.append(time.perf_counter())
+            after = before + len(entries)
+            checkpointed.append(after // checkpoint_every > before // checkpoint_every)
+            bodies.extend(entry.body for entry in entries)
+        seconds = ends[-1] - started if ends else 0.0
+    latencies: list[float] = []
+    next_done: float | None = None
+    for end, done in zip(reversed(ends), reversed(checkpointed)):
+        next_done = end if done else next_done
+        if next_done is not None:
+            latencies.append(next_done - end)
+    latencies.reverse()
+    return seconds, bodies, latencies
+
+
+def bench_floor_append(path: Path, bodies: Sequence[bytes], batch: int) -> float:
+    """Plain executemany of the same bytes, same batches and pragmas, no hashing."""
+    connection = _connect(path)
+    connection.execute("CREATE TABLE floor (seq INTEGER PRIMARY KEY, body BLOB NOT NULL)")
+    batches = [list(zip(range(offset, offset + batch), bodies[offset:offset + batch]))
+               for offset in range(0, len(bodies), batch)]
+    started = time.perf_counter()
+    for rows in batches:
+        connection.execute("BEGIN IMMEDIATE")
+        connection.executemany("INSERT INTO floor (seq, body) VALUES (?, ?)", rows)
+        connection.execute("COMMIT")
+    seconds = time.perf_counter() - started
+    connection.close()
+    return seconds
+
+
+def open_pymerkle(path: Path) -> Any:
+    """A pymerkle SqliteTree at the same durability as the ledger (WAL, synchronous=FULL)."""
+    from pymerkle import SqliteTree
+
+    tree = SqliteTree(str(path))
+    for pragma in PRAGMAS:
+        tree.con.execute(pragma)
+    return tree
+
+
+def bench_pymerkle_append(tree: Any, bodies: Sequence[bytes], batch: int) -> float:
+    started = time.perf_counter()
+    for offset in range(0, len(bodies), batch):
+        tree.append_entries(bodies[offset:offset + batch])  # one transaction per call
+    return time.perf_counter() - started
+
+
+# --------------------------------------------------------------------- verify
+def bench_verify(path: Path) -> tuple[float, bool, int]:
+    with Ledger.open(f"sqlite:///{path}") as ledger:
+        started = time.perf_counter()
+        report = verify_ledger(ledger)
+        seconds = time.perf_counter() - started
+    return seconds, report.ok, report.entries
+
+
+def bench_floor_verify(path: Path) -> tuple[float, int]:
+    """Read every body in order and SHA-256 it: the least any verifier must do."""
+    connection = _connect(path)
+    sha256 = hashlib.sha256
+    started = time.perf_counter()
+    count = 0
+    for (body,) in connection.execute("SELECT body FROM ledger_entries ORDER BY seq"):
+        sha256(body).digest()
+        count += 1
+    seconds = time.perf_counter() - started
+    connection.close()
+    return seconds, count
+
+
+# --------------------------------------------------------------------- proofs
+def timed(calls: Sequence[Callable[[], object]]) -> list[float]:
+    samples: list[float] = []
+    for call in calls:
+        started = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def build_pair(directory: Path, size: int, signer: CheckpointSigner) -> tuple[Ledger, Any, float,
+                                                                             float]:
+    """A ledger and a pymerkle tree of `size` identical entries, built in large batches.
+
+    Returns both (open) and the seconds each took to build.
+    """
+    ledger = Ledger.open(f"sqlite:///{directory / f'ledger-{size}.sqlite'}", signer=signer)
+    tree = open_pymerkle(directory / f"pymerkle-{size}.sqlite")
+    ours = theirs = 0.0
+    for offset in range(0, size, BIG_BATCH):
+        items = make_items(min(BIG_BATCH, size - offset), offset)
+        started = time.perf_counter()
+        bodies = [entry.body for entry in ledger.append_many(items)]
+        ours += time.perf_counter() - started
+        theirs += bench_pymerkle_append(tree, bodies, len(bodies))
+    ledger.checkpoint()
+    return ledger, tree, ours, theirs
+
+
+def bench_proofs(ledger: Ledger, tree: Any, size: int, samples: int,
+                 rng: random.Random) -> tuple[dict[str, Latency], dict[str, bool]]:
+    """Random inclusion and consistency proofs against the full tree, ours and pymerkle's."""
+    leaves = [rng.randrange(size) for _ in range(samples)]
+    olds = [rng.randrange(1, size) if size > 1 else 1 for _ in range(samples)]
+    latencies = {
+        "inclusion": Latency.of(timed(
+            [partial(ledger.inclusion_proof, s, size) for s in leaves])),
+        "consistency": Latency.of(timed(
+            [partial(ledger.consistency_proof, o, size) for o in olds])),
+        "pymerkle inclusion": Latency.of(timed(
+            [partial(tree.prove_inclusion, s + 1, size) for s in leaves])),
+        "pymerkle consistency": Latency.of(timed(
+            [partial(tree.prove_consistency, o, size) for o in olds])),
+    }
+    root = ledger.root_at(size)
+    checks = {
+        "roots agree with pymerkle": root == tree.get_root(size),
+        "inclusion proofs verify": all(
+            merkle.verify_inclusion(merkle.leaf_hash(ledger.entry(s).body), s, size,
+                                    ledger.inclusion_proof(s), root) for s in leaves[:20]),
+        "consistency proofs verify": all(
+            merkle.verify_consistency(o, size, ledger.root_at(o), root,
+                                      ledger.consistency_proof(o, size)) for o in olds[:20]),
+    }
+    return latencies, checks
+
+
+# ----------------------------------------------------------- time to integrate
+def bench_integrate(path: Path, signer: CheckpointSigner, rounds: int,
+                    batch: int) -> list[float]:
+    """Append a batch, then sign a checkpoint covering it; time from accept to signed."""
+    latencies: list[float] = []
+    with Ledger.open(f"sqlite:///{path}", signer=signer) as ledger:
+        for round_ in range(rounds):
+            ledger.append_many(make_items(batch, round_ * batch))
+            accepted = time.perf_counter()
+            ledger.checkpoint()
+            latencies.append(time.perf_counter() - accepted)
+    return latencies
+
+
+# ------------------------------------------------------------------------ run
+def run(entries: int, big: int, *, small: int = 1000, batch: int = 1000,
+        checkpoint_every: int = 10_000, samples: int = 200, integrate_rounds: int = 50,
+        seed: int = 8785, directory: Path | None = None) -> Results:
+    """Measure every figure in one run; `directory` defaults to a fresh temporary folder."""
+    if directory is None:
+        with tempfile.TemporaryDirectory(prefix="bench-ledger-") as temp:
+            return run(entries, big, small=small, batch=batch, checkpoint_every=checkpoint_every,
+                       samples=samples, integrate_rounds=integrate_rounds, seed=seed,
+                       directory=Path(temp))
+    results = Results(entries, small, big, batch, checkpoint_every)
+    figures, signer, rng = results.figures, make_signer(), random.Random(seed)
+    items = make_items(entries)
+    seconds, bodies, integrate = bench_append(directory / "append.sqlite", items, batch,
+                                              checkpoint_every, signer)
+    figures["append"] = entries / seconds
+    figures["append floor"] = entries / bench_floor_append(directory / "floor.sqlite", bodies,
+                                                           batch)
+    tree = open_pymerkle(directory / "pymerkle-append.sqlite")
+    figures["append pymerkle"] = entries / bench_pymerkle_append(tree, bodies, batch)
+    tree.close()
+    if integrate:
+        results.latencies["integrate (load)"] = Latency.of(integrate)
+    verify_seconds, results.checks["ledger verifies"], verified = bench_verify(
+        directory / "append.sqlite")
+    results.checks["verifier saw every entry"] = verified == entries
+    figures["verify"] = entries / verify_seconds
+    floor_seconds, _ = bench_floor_verify(directory / "append.sqlite")
+    figures["verify floor"] = entries / floor_seconds
+    results.latencies["integrate (explicit)"] = Latency.of(bench_integrate(
+        directory / "integrate.sqlite", signer, integrate_rounds, max(1, batch // 10)))
+    for label, size in (("small", small), ("big", big)):
+        ledger, tree, ours, theirs = build_pair(directory, size, signer)
+        figures[f"build {label}"] = size / ours
+        figures[f"build {label} pymerkle"] = size / theirs
+        latencies, checks = bench_proofs(ledger, tree, size, samples, rng)
+        for name, latency in latencies.items():
+            results.latencies[f"{name} @{size}"] = latency
+        for name, ok in checks.items():
+            results.checks[f"{name} @{size}"] = ok
+        ledger.close()
+        tree.close()
+    return results
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:9.3f} ms"
+
+
+def format_results(results: Results) -> str:
+    """The table printed by main(): rates with ratios, latencies, sanity checks."""
+    f = results.figures
+    lines = [
+        f"Ledger benchmark: SQLite, WAL journal + synchronous=FULL (every commit fsynced), "
+        f"{results.entries} entries in batches of {results.batch}, signed checkpoint every "
+        f"{results.checkpoint_every}",
+        "",
+        f"{'throughput':<44}{'entries/s':>12}{'ratio':>10}",
+        f"{'append (ledger.append_many)':<44}{f['append']:>12,.0f}",
+        f"{'  floor: executemany of same bytes':<44}{f['append floor']:>12,.0f}"
+        f"{f['append'] / f['append floor']:>9.2f}x",
+        f"{'  peer: pymerkle SqliteTree.append_entries':<44}{f['append pymerkle']:>12,.0f}"
+        f"{f['append'] / f['append pymerkle']:>9.2f}x",
+        f"{'verify (verify_ledger)':<44}{f['verify']:>12,.0f}",
+        f"{'  floor: read rows + SHA-256 each':<44}{f['verify floor']:>12,.0f}"
+        f"{f['verify'] / f['verify floor']:>9.2f}x",
+    ]
+    for label, size in (("small", results.small), ("big", results.big)):
+        lines.append(f"{f'build {size:,} entries (batches <= {BIG_BATCH:,})':<44}"
+                     f"{f[f'build {label}']:>12,.0f}")
+        lines.append(f"{'  peer: pymerkle':<44}{f[f'build {label} pymerkle']:>12,.0f}"
+                     f"{f[f'build {label}'] / f[f'build {label} pymerkle']:>9.2f}x")
+    lines += ["", f"{'latency':<44}{'median':>13}{'p99':>13}{'first':>13}{'n':>6}"]
+    for name, latency in results.latencies.items():
+        lines.append(f"{name:<44}{_ms(latency.median):>13}{_ms(latency.p99):>13}"
+                     f"{_ms(latency.first):>13}{latency.count:>6}")
+    lines += ["", "ratios are ours / theirs (higher is better for throughput)", ""]
+    lines += [f"check: {name}: {'ok' if ok else 'FAILED'}" for name, ok in results.checks.items()]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--entries", type=int, default=100_000, help="entries for append/verify")
+    parser.add_argument("--big", type=int, default=1_000_000, help="size of the big proof tree")
+    parser.add_argument("--quick", action="store_true", help="small run (about 10 s)")
+    args = parser.parse_args(argv)
+    entries, big, samples = args.entries, args.big, 200
+    if args.quick:
+        entries, big, samples = min(entries, 10_000), min(big, 50_000), 100
+    results = run(entries, big, samples=samples)
+    print(format_results(results))
+    return 0 if all(results.checks.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""Builds the FastAPI application: state, error mapping, routers, dashboard, recording net.
+
+`create_app(source)` accepts a loaded `Settings` (the ledger opens with its checkpoint
+key, as the CLI does), a database URL, or an open `Ledger`. Users and tokens live in
+their own tables of the same database. HTTP status codes are decided here and in the
+routes only; domain code raises `ReserveError` subclasses, mapped below.
+
+Safety net: a state-changing `/api/` request that succeeded without calling its
+`Recorder` still gets an `api.request` entry, so a new route cannot silently skip the
+ledger (the entry says the middleware wrote it, which tests flag).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from reserve.api.auth import FailureLimiter, Principal
+from reserve.api.deps import SAFE_METHODS, ApiOptions, Service, new_request_id, utc_now
+from reserve.api.panels import Panel, PanelRegistry
+from reserve.api.routes import include_routers
+from reserve.api.store import AccountStore
+from reserve.errors import (
+    AccountConflict,
+    AccountError,
+    AccountNotFound,
+    AuthError,
+    ConfigError,
+    EntryRejected,
+    LedgerConflict,
+    LedgerError,
+    NodeUnavailable,
+    PolicyError,
+    ProofError,
+    ReserveError,
+    WorkflowError,
+)
+
+log = logging.getLogger(__name__)
+HERE = Path(__file__).resolve().parent
+
+# Most specific first: the first class an error is an instance of decides its status.
+# 422 stays FastAPI's own (schema validation, with its documented list-shaped detail);
+# input that is well-formed but refused by the domain is a 400 with a sentence.
+ERROR_STATUS: tuple[tuple[type[ReserveError], int], ...] = (
+    (AuthError, 401),
+    (AccountNotFound, 404),
+    (AccountConflict, 409),
+    (AccountError, 400),
+    (ProofError, 400),
+    (EntryRejected, 400),
+    (LedgerConflict, 409),
+    (PolicyError, 400),
+    (WorkflowError, 409),
+    (NodeUnavailable, 503),
+    (ConfigError, 503),
+    (LedgerError, 503),
+)
+
+
+def status_for(error: ReserveError) -> int:
+    for kind, code in ERROR_STATUS:
+        if isinstance(error, kind):
+            return code
+    return 400
+
+
+def _open_sources(source: Any) -> tuple[Any, str, bool]:
+    """(ledger, database URL, whether the app owns the ledger and must close it)."""
+    from reserve.config import Settings
+    from reserve.ledger import Ledger
+
+    if isinstance(source, Settings):
+        from reserve.cli.common import open_ledger
+
+        ledger = open_ledger(source)
+        return ledger, source.ledger.database_url, True
+    if isinstance(source, str):
+        return Ledger.open(source), source, True
+    return source, str(source.url), False
+
+
+def create_app(source: Any, *, accounts: AccountStore | None = None,
+               options: ApiOptions | None = None, panels: tuple[Panel, ...] = (),
+               clock: Callable[[], datetime] = utc_now,
+               monotonic: Callable[[], float] = time.monotonic) -> FastAPI:
+    """The service on `source` (Settings, database URL or Ledger); see the module doc."""
+    chosen = options or ApiOptions()
+    ledger, url, owns_ledger = _open_sources(source)
+    owns_accounts = accounts is None
+    store = accounts or AccountStore.open(url)
+    registry = PanelRegistry()
+    for panel in panels:
+        registry.register(panel)
+    registry.discover()
+    service = Service(ledger=ledger, accounts=store, options=chosen, panels=registry,
+                      limiter=FailureLimiter(chosen.auth_failures_max,
+                                             chosen.auth_failure_window_seconds,
+                                             chosen.auth_clients_max),
+                      clock=clock, monotonic=monotonic)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owns_accounts:
+            store.close()
+        if owns_ledger:
+            ledger.close()
+
+    app = FastAPI(title=chosen.title, version="1", lifespan=lifespan,
+                  description="Custody, ledger and proofs of the sovereign reserve. "
+                              "Authenticate with `Authorization: Bearer <token>`.")
+    app.state.service = service
+    _install_error_handlers(app)
+    _install_recording_net(app)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    include_routers(app)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ReserveError)
+    async def reserve_error(_: Request, error: ReserveError) -> JSONResponse:
+        code = status_for(error)
+        headers = {"WWW-Authenticate": "Bearer"} if code == 401 else None
+        return JSONResponse({"detail": str(error)}, status_code=code, headers=headers)
+
+
+def _install_recording_net(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def record_state_changes(request: Request,
+                                   call_next: Callable[[Request], Awaitable[Response]]
+                                   ) -> Response:
+        request.state.request_id = new_request_id()
+        request.state.recorded = False
+        response = await call_next(request)
+        if (request.method not in SAFE_METHODS and request.url.path.startswith("/api/")
+                and response.status_code < 400 and not request.state.recorded):
+            principal: Principal | None = getattr(request.state, "principal", None)
+            service: Service = request.app.state.service
+            actor = principal.person if principal else "anonymous"
+            log.error("state-changing request %s %s was not recorded by its route",
+                      request.method, request.url.path)
+            service.ledger.append("api.request", actor, {
+                "method": request.method, "path": request.url.path,
+                "status": response.status_code, "request_id": request.state.request_id,
+                "recorded_by": "middleware"}, now=service.clock())
+        response.headers["X-Request-Id"] = request.state.request_id
+        _security_headers(request.url.path, response)
+        return response
+
+
+CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; "
+                           "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; "
+                           "form-action 'self'; base-uri 'none'")
+
+
+def _security_headers(path: str, response: Response) -> None:
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    # The interactive /docs page loads its scripts from elsewhere; every other page is ours.
+    if not path.startswith(("/docs", "/redoc")):
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)

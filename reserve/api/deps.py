@@ -1,0 +1,173 @@
+"""What every route depends on: the service state, the caller, role checks and recording.
+
+Routes declare who may call them with `Depends(require(Role.X, ...))`; nothing else
+grants access. Credentials come from `Authorization: Bearer <token>`; the dashboard's
+cookie is accepted only on safe methods (GET, HEAD), so a cookie can never authorise a
+state change (no cross-site request forgery). Failed authentications are counted per
+client address and answered with 429 once over the limit.
+
+A route that changes state calls the `Recorder` it depends on; the recorder appends one
+`api.request` entry naming the actor together with the route's own domain entries, in a
+single ledger batch.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import Depends, HTTPException, Request, status
+
+from reserve.api.auth import FailureLimiter, Principal, Role
+from reserve.api.panels import PanelRegistry
+from reserve.api.store import AccountStore
+from reserve.errors import AuthError
+
+COOKIE_NAME = "srl_token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ApiOptions:
+    """Tunable limits of the service; defaults suit a single-host deployment."""
+
+    auth_failures_max: int = 10
+    auth_failure_window_seconds: int = 60
+    auth_clients_max: int = 10_000
+    page_entries_max: int = 500
+    anchor_scan_entries: int = 5_000
+    cookie_secure: bool = False
+    title: str = "Sovereign Reserve Ledger"
+
+
+@dataclass
+class Service:
+    """Everything a request needs, built once by create_app."""
+
+    ledger: Any
+    accounts: AccountStore
+    limiter: FailureLimiter
+    options: ApiOptions
+    panels: PanelRegistry
+    clock: Callable[[], datetime] = utc_now
+    monotonic: Callable[[], float] = field(default=lambda: 0.0)
+
+
+def get_service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _credentials(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header is not None:
+        scheme, _, value = header.partition(" ")
+        return value.strip() if scheme.lower() == "bearer" else ""
+    if request.method in SAFE_METHODS:
+        return request.cookies.get(COOKIE_NAME)
+    return None
+
+
+def unauthorized(detail: str) -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail=detail,
+                         headers={"WWW-Authenticate": "Bearer"})
+
+
+def check_token(service: Service, address: str, token: str) -> Principal:
+    """Authenticate `token` for a client at `address`, counting failures; raises HTTP errors."""
+    from reserve.api.accounts import authenticate
+
+    verdict = service.limiter.check(address, service.monotonic())
+    if not verdict.allowed:
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS,
+                            detail="too many failed authentications from this address",
+                            headers={"Retry-After": str(verdict.retry_after_seconds)})
+    try:
+        return authenticate(service.accounts, token, service.clock())
+    except AuthError as error:
+        service.limiter.fail(address, service.monotonic())
+        raise unauthorized(str(error)) from None
+
+
+def current_principal(request: Request, service: Service = Depends(get_service)) -> Principal:
+    token = _credentials(request)
+    if token is None:
+        raise unauthorized("authentication required: send Authorization: Bearer <token>")
+    principal = check_token(service, client_address(request), token)
+    request.state.principal = principal
+    return principal
+
+
+def require(*roles: Role) -> Callable[..., Principal]:
+    """A dependency admitting only callers in `roles` (403 for the others)."""
+    allowed = frozenset(roles)
+    if not allowed:
+        raise ValueError("require() needs at least one role")
+
+    def dependency(principal: Principal = Depends(current_principal)) -> Principal:
+        if principal.role not in allowed:
+            names = ", ".join(sorted(role.value for role in allowed))
+            raise HTTPException(status.HTTP_403_FORBIDDEN,
+                                detail=f"role {principal.role.value} may not do this "
+                                       f"(allowed: {names})")
+        return principal
+
+    return dependency
+
+
+def require_vault(principal: Principal, vault: str) -> None:
+    """For vault-scoped routes: a custodian of other vaults gets 403, learning nothing."""
+    if not principal.may_see_vault(vault):
+        raise HTTPException(status.HTTP_403_FORBIDDEN,
+                            detail="you are not a custodian of this vault")
+
+
+class Recorder:
+    """Appends a state-changing request's ledger entries, with its actor, in one batch."""
+
+    def __init__(self, request: Request, service: Service, principal: Principal) -> None:
+        self.request = request
+        self.service = service
+        self.principal = principal
+
+    def request_payload(self, summary: dict[str, Any] | None = None) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "method": self.request.method, "path": self.request.url.path,
+            "role": self.principal.role.value, "token_id": self.principal.token_id,
+            "request_id": self.request.state.request_id}
+        # A vault-scoped route names its vault, so custodians of other vaults never see
+        # the request (reserve.api.visibility hides entries naming a foreign vault).
+        for key in ("vault", "vault_id"):
+            if isinstance(self.request.path_params.get(key), str):
+                payload["vault"] = self.request.path_params[key]
+        if summary:
+            payload["summary"] = summary
+        return payload
+
+    def __call__(self, entries: list[tuple[str, dict[str, Any]]],
+                 summary: dict[str, Any] | None = None) -> None:
+        actor = self.principal.person
+        batch = [("api.request", actor, self.request_payload(summary))]
+        batch += [(kind, actor, payload) for kind, payload in entries]
+        self.service.ledger.append_many(batch, now=self.service.clock())
+        self.request.state.recorded = True
+
+
+def get_recorder(request: Request, service: Service = Depends(get_service),
+                 principal: Principal = Depends(current_principal)) -> Recorder:
+    return Recorder(request, service, principal)
+
+
+def new_request_id() -> str:
+    return secrets.token_hex(8)

@@ -1,0 +1,165 @@
+"""The dashboard's panels: a registry that other parts of the reserve plug into.
+
+Each panel (holdings, policies, proposals, transfers, reconciliation) is filled by a
+provider: a function taking a `PanelContext` and returning a `PanelView`, or None when it
+has nothing to show. A provider is found in one of two ways:
+
+* a module `reserve/api/panels/<key>.py` exporting `provide(context) -> PanelView | None`
+  (dropped in when the part of the system it shows exists), or
+* `registry.register(Panel(key, title, order, provider))`, for example from create_app's
+  `panels=` argument.
+
+A panel without a provider shows "not configured". Providers receive the caller's
+principal and must show a custodian only their own vaults (see `Principal.may_see_vault`).
+A `PanelView` is rendered by the generic template (summary, table, optional line chart
+drawn as inline SVG) unless it names its own template under `templates/panels/`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from reserve.api.auth import ALL_ROLES, Principal, Role
+
+log = logging.getLogger(__name__)
+ROWS_MAX = 200
+POINTS_MAX = 1000
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A line chart: (label, value) points in order; values are integers in `unit`."""
+
+    title: str
+    unit: str
+    points: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class PanelView:
+    summary: str = ""
+    columns: tuple[str, ...] = ()
+    rows: tuple[tuple[str, ...], ...] = ()
+    charts: tuple[Chart, ...] = ()
+    template: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    links: tuple[tuple[str, str], ...] = ()  # (text, href) shown under the panel
+
+
+@dataclass(frozen=True)
+class PanelContext:
+    ledger: Any
+    principal: Principal
+    now: datetime
+    service: Any
+
+
+Provider = Callable[[PanelContext], PanelView | None]
+
+
+@dataclass(frozen=True)
+class Panel:
+    key: str
+    title: str
+    order: int
+    provider: Provider | None = None
+    roles: frozenset[Role] = ALL_ROLES
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class RenderedPanel:
+    panel: Panel
+    view: PanelView | None
+    state: str  # "ok", "empty", "not configured", "error"
+    message: str = ""
+
+
+DEFAULT_PANELS = (
+    Panel("holdings", "Reserve holdings", 10,
+          description="Holdings per asset and vault, with their history."),
+    Panel("policies", "Custody policies", 20,
+          description="Each vault's policy in plain words."),
+    Panel("proposals", "Pending proposals", 30,
+          description="Approval progress, remaining delay and who still needs to act."),
+    Panel("transfers", "Transfer timeline", 40,
+          description="Transfers through approval, signing, broadcast and confirmation."),
+    Panel("reconciliation", "Reconciliation", 50,
+          description="The latest reconciliation reports and their findings."),
+)
+
+
+class PanelRegistry:
+    def __init__(self, panels: tuple[Panel, ...] = DEFAULT_PANELS) -> None:
+        self._panels: dict[str, Panel] = {}
+        for panel in panels:
+            self.register(panel)
+
+    def register(self, panel: Panel) -> None:
+        """Add a panel, or replace the one with the same key."""
+        self._panels[panel.key] = panel
+
+    def discover(self) -> None:
+        """Attach providers found as modules `reserve.api.panels.<key>`."""
+        for key, panel in list(self._panels.items()):
+            if panel.provider is not None:
+                continue
+            name = f"{__name__}.{key}"
+            try:
+                module = importlib.import_module(name)
+            except ModuleNotFoundError as error:
+                if error.name == name:
+                    continue
+                raise
+            provide = getattr(module, "provide", None)
+            if callable(provide):
+                self._panels[key] = Panel(panel.key, panel.title, panel.order, provide,
+                                          panel.roles, panel.description)
+
+    def panels(self) -> list[Panel]:
+        return sorted(self._panels.values(), key=lambda panel: (panel.order, panel.key))
+
+    def render(self, context: PanelContext) -> list[RenderedPanel]:
+        rendered = []
+        for panel in self.panels():
+            if context.principal.role not in panel.roles:
+                continue
+            rendered.append(render_panel(panel, context))
+        return rendered
+
+
+def render_panel(panel: Panel, context: PanelContext) -> RenderedPanel:
+    if panel.provider is None:
+        return RenderedPanel(panel, None, "not configured",
+                             "not configured: the module that provides this panel is not "
+                             "installed in this service yet")
+    try:
+        view = panel.provider(context)
+    except Exception as error:
+        log.exception("panel %s failed", panel.key)
+        return RenderedPanel(panel, None, "error", f"this panel failed: {error}")
+    if view is None:
+        return RenderedPanel(panel, None, "empty", "nothing to show yet")
+    bounded = PanelView(view.summary, view.columns, view.rows[:ROWS_MAX],
+                        tuple(Chart(c.title, c.unit, c.points[-POINTS_MAX:])
+                              for c in view.charts), view.template, view.data, view.links)
+    return RenderedPanel(panel, bounded, "ok")
+
+
+def chart_svg_points(chart: Chart, width: int = 560, height: int = 140) -> dict[str, Any]:
+    """Scale a chart's points into SVG coordinates (pure; used by the template)."""
+    values = [value for _, value in chart.points]
+    if not values:
+        return {"polyline": "", "low": 0, "high": 0, "width": width, "height": height}
+    low, high = min(values), max(values)
+    span = (high - low) or 1
+    step = width / max(len(values) - 1, 1)
+    coords = [f"{round(i * step, 1)},{round(height - (v - low) * height / span, 1)}"
+              for i, v in enumerate(values)]
+    return {"polyline": " ".join(coords), "low": low, "high": high, "width": width,
+            "height": height, "first": chart.points[0][0], "last": chart.points[-1][0]}

@@ -1,0 +1,78 @@
+"""Users (admin only): the people tokens act for, their roles and vault memberships.
+
+A custodian's vaults bound what they see and may act on. Disabling a user revokes all
+their tokens at once. Every change is recorded in the ledger (`auth.user_changed`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from reserve.api import accounts
+from reserve.api.auth import PERSON_PATTERN, VAULT_PATTERN, Principal, Role
+from reserve.api.deps import Recorder, Service, get_recorder, get_service, require
+
+router = APIRouter(prefix="/api/users", tags=["users"])
+admins = require(Role.ADMIN)
+Person = Annotated[str, Path(pattern=PERSON_PATTERN)]
+VaultId = Annotated[str, Field(pattern=VAULT_PATTERN)]
+Text = Annotated[str, Field(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]
+
+
+class UserFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Text = ""
+    institution: Text = ""
+    roles: list[Role] = Field(min_length=1, max_length=5)
+    vaults: list[VaultId] = Field(default_factory=list, max_length=100,
+                                  description="Vaults a custodian belongs to.")
+
+
+class NewUser(UserFields):
+    person: str = Field(pattern=PERSON_PATTERN)
+
+
+@router.get("", summary="List users")
+def list_users(_: Principal = Depends(admins),
+               service: Service = Depends(get_service)) -> dict[str, Any]:
+    return {"users": [user.to_json() for user in service.accounts.users()]}
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, summary="Create a user")
+def create(body: NewUser, _: Principal = Depends(admins),
+           record: Recorder = Depends(get_recorder),
+           service: Service = Depends(get_service)) -> dict[str, Any]:
+    user = accounts.create_user(service.accounts, record, person=body.person, name=body.name,
+                                institution=body.institution,
+                                roles=[role.value for role in body.roles], vaults=body.vaults,
+                                now=service.clock())
+    return user.to_json()
+
+
+@router.get("/{person}", summary="One user")
+def show(person: Person, _: Principal = Depends(admins),
+         service: Service = Depends(get_service)) -> dict[str, Any]:
+    return service.accounts.require_user(person).to_json()
+
+
+@router.put("/{person}", summary="Replace a user's name, institution, roles and vaults")
+def update(person: Person, body: UserFields, _: Principal = Depends(admins),
+           record: Recorder = Depends(get_recorder),
+           service: Service = Depends(get_service)) -> dict[str, Any]:
+    user = accounts.update_user(service.accounts, record, person=person, name=body.name,
+                                institution=body.institution,
+                                roles=[role.value for role in body.roles], vaults=body.vaults)
+    return user.to_json()
+
+
+@router.post("/{person}/disable", summary="Disable a user and revoke all their tokens")
+def disable(person: Person, principal: Principal = Depends(admins),
+            record: Recorder = Depends(get_recorder),
+            service: Service = Depends(get_service)) -> dict[str, Any]:
+    revoked = accounts.disable_user(service.accounts, record, person=person,
+                                    by=principal.person, now=service.clock())
+    return {"person": person, "revoked_token_ids": revoked}

@@ -1,0 +1,272 @@
+"""`reserve evm ...`: deploy a Safe vault, show it, and carry out approved transfers.
+
+Thin shell over wallets/evm: every command opens the ledger, connects to the node (network
+rules checked against the chain id the node reports), does one step, and records it. The
+approved transfer is a JSON file (ApprovedEVMTransfer.as_json) produced by the workflow;
+signatures come back from custodians as JSON files made by `reserve-sign evm sign`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from web3 import Web3
+
+from reserve.cli.common import emit, fail, load_settings, open_ledger
+from reserve.errors import EVMError, ReserveError
+from reserve.ledger import Ledger
+from wallets.evm import deposits, executor, node
+from wallets.evm.config import EVMVaultConfig, load_vaults
+from wallets.evm.deposits_core import positions
+from wallets.evm.network import load_networks
+from wallets.evm.signatures import SignatureShare
+from wallets.evm.transfer import ApprovedEVMTransfer
+from wallets.evm.vault import balances, read_state, require_vault
+
+T = TypeVar("T")
+evm_app = typer.Typer(no_args_is_help=True, help="EVM vaults: Safe multisig, guard, deposits.")
+
+VaultOption = typer.Option("reserve-safe", "--vault", help="Vault id in config/evm/vaults.toml.")
+TransferArgument = typer.Argument(..., exists=True, dir_okay=False,
+                                  help="Approved transfer JSON.")
+JsonOption = typer.Option(False, "--json", help="Machine-readable JSON output.")
+
+
+@dataclass(frozen=True)
+class Options:
+    config: str | None
+    database_url: str | None
+    rpc_url: str | None
+    key_file: Path | None
+    mainnet: bool
+
+
+@evm_app.callback()
+def options(ctx: typer.Context,
+            config: str = typer.Option(None, "--config", help="Main config file."),
+            database_url: str = typer.Option(None, "--database-url", help="Ledger URL."),
+            rpc_url: str = typer.Option(None, "--rpc-url", envvar="RESERVE_EVM_RPC_URL",
+                                        help="EVM JSON-RPC URL (default: the vault's network)."),
+            key_file: Path = typer.Option(None, "--key-file", help=(
+                "Service EVM keystore (pays gas). Passphrase from RESERVE_EVM_KEY_PASSPHRASE. "
+                "Without it, anvil uses the TEST deployer key.")),
+            mainnet: bool = typer.Option(False, "--mainnet", help="Allow chain id 1 (also "
+                                         "needs mainnet_enabled in the config).")) -> None:
+    ctx.obj = Options(config, database_url, rpc_url, key_file, mainnet)
+
+
+def _guarded(action: Callable[[], T]) -> T:
+    try:
+        return action()
+    except ReserveError as error:
+        fail(str(error))
+        raise  # unreachable: fail exits
+
+
+@dataclass
+class Context:
+    ledger: Ledger
+    w3: Web3
+    network: str
+    vault: EVMVaultConfig
+    settings: Any
+
+
+@contextmanager
+def _context(ctx: typer.Context, vault_id: str) -> Iterator[Context]:
+    chosen: Options = ctx.obj
+    settings = load_settings(chosen.config)
+    vaults = load_vaults(settings.resolve("config/evm/vaults.toml"))
+    if vault_id not in vaults:
+        raise EVMError(f"unknown EVM vault {vault_id!r}; known: {sorted(vaults)}")
+    vault = vaults[vault_id]
+    networks = load_networks(settings.resolve("config/evm/networks.toml"))
+    rpc_url = chosen.rpc_url or next(
+        (n.rpc_url for n in networks.values() if n.name == vault.network), "")
+    if not rpc_url:
+        raise EVMError(f"no RPC URL: pass --rpc-url or configure network {vault.network!r}")
+    w3, network = node.connect(rpc_url, networks, mainnet_enabled=settings.mainnet_enabled,
+                               mainnet_flag=chosen.mainnet)
+    with open_ledger(settings, chosen.database_url) as ledger:
+        yield Context(ledger, w3, network, vault, settings)
+
+
+def registration(ledger: Ledger, vault_id: str, chain_id: int) -> dict[str, Any]:
+    """The latest `vault.registered` entry of this EVM vault on this chain."""
+    found = None
+    for entry in ledger.entries(kinds=["vault.registered"]):
+        payload = entry.payload
+        if payload.get("chain") == "evm" and payload.get("vault_id") == vault_id \
+                and payload.get("chain_id") == chain_id:
+            found = payload
+    if found is None:
+        raise EVMError(f"EVM vault {vault_id!r} is not deployed on chain {chain_id}: "
+                       "run `reserve evm deploy` first")
+    return found
+
+
+def _transfer(path: Path) -> ApprovedEVMTransfer:
+    try:
+        return ApprovedEVMTransfer.from_json(json.loads(path.read_text()))
+    except json.JSONDecodeError as error:
+        raise EVMError(f"{path}: not JSON: {error}") from None
+
+
+def _checked_transfer(c: Context, path: Path) -> ApprovedEVMTransfer:
+    transfer = _transfer(path)
+    registered = registration(c.ledger, c.vault.id, c.w3.eth.chain_id)
+    if transfer.vault_id != c.vault.id or transfer.safe_address != registered["safe"]:
+        raise EVMError(f"transfer is for vault {transfer.vault_id} / Safe "
+                       f"{transfer.safe_address}, not {c.vault.id} / {registered['safe']}")
+    return transfer
+
+
+def _fund_demo(c: Context, account: Any, deployment: Any) -> None:
+    """Local chains only: gas for the TEST deployer, and the vault's demo holdings."""
+    from wallets.evm import contracts
+
+    contracts.send_ether(c.w3, account, deployment.safe, c.vault.demo.get("fund_eth", 0))
+    token = contracts.at(c.w3, "ReserveToken", deployment.token)
+    contracts.transact(c.w3, account, token.functions.transfer(
+        deployment.safe, c.vault.demo.get("fund_tokens", 0)))
+
+
+@evm_app.command("deploy")
+def deploy(ctx: typer.Context, vault: str = VaultOption, as_json: bool = JsonOption) -> None:
+    """Deploy the vault's Safe, guard, registry and test token (demo: TEST custodian keys)."""
+    def run() -> None:
+        from wallets.evm import testkeys
+        from wallets.evm.demo import deploy_reserve
+
+        with _context(ctx, vault) as c:
+            if c.w3.eth.chain_id != 31337 or any(o.test_key is None for o in c.vault.owners):
+                raise EVMError("`reserve evm deploy` sets up DEMO vaults with TEST custodian "
+                               "keys on the local anvil chain only")
+            account = node.service_account(c.w3, ctx.obj.key_file)
+            if c.w3.eth.get_balance(account.address) < 10**19:
+                c.w3.provider.make_request("anvil_setBalance",  # type: ignore[arg-type]
+                                           [account.address, hex(10**21)])
+            keys = [testkeys.custodian_private_key(o.test_key or 0) for o in c.vault.owners]
+            deployment = deploy_reserve(
+                c.w3, account, owner_keys=keys, threshold=c.vault.threshold,
+                destinations=c.vault.guard.destinations, limits=c.vault.guard.limits,
+                token_supply=c.vault.demo.get("token_supply", 10**24))
+            _fund_demo(c, account, deployment)
+            payload = {"vault_id": c.vault.id, **deployment.as_json()}
+            c.ledger.append("vault.registered", "service:evm", payload)
+            emit(payload, as_json, f"vault {c.vault.id}: Safe {deployment.safe} "
+                 f"({deployment.threshold} of {len(deployment.owners)}), guard "
+                 f"{deployment.guard}, registry {deployment.registry}, token {deployment.token}")
+    _guarded(run)
+
+
+@evm_app.command("vault-show")
+def vault_show(ctx: typer.Context, vault: str = VaultOption, as_json: bool = JsonOption) -> None:
+    """Owners, threshold, nonce, guard and balances: chain and ledger side by side."""
+    def run() -> None:
+        with _context(ctx, vault) as c:
+            registered = registration(c.ledger, c.vault.id, c.w3.eth.chain_id)
+            state = read_state(c.w3, registered["safe"])
+            require_vault(state, owners=c.vault.owner_addresses, threshold=c.vault.threshold,
+                          guard=registered["guard"])
+            on_chain = balances(c.w3, state.safe_address, {"TOKEN": registered["token"]},
+                                state.block_number)
+            in_ledger = positions(c.ledger.entries(kinds=deposits.WATCHED_KINDS),
+                                  state.safe_address, state.chain_id)
+            data = {"vault_id": c.vault.id, "network": c.network, "safe": state.safe_address,
+                    "owners": list(state.owners), "threshold": state.threshold,
+                    "nonce": state.nonce, "guard": state.guard, "block": state.block_number,
+                    "balances_chain": {k: str(v) for k, v in on_chain.items()},
+                    "balances_ledger": {k: str(v) for k, v in in_ledger.items()}}
+            lines = [f"{c.vault.id} on {c.network}: Safe {state.safe_address} "
+                     f"{state.threshold} of {len(state.owners)}, nonce {state.nonce}, "
+                     f"guard {state.guard}, block {state.block_number}"]
+            lines += [f"  {asset}: chain {amount}, ledger {in_ledger.get(asset, 0)}"
+                      for asset, amount in on_chain.items()]
+            emit(data, as_json, "\n".join(lines))
+    _guarded(run)
+
+
+@evm_app.command("propose-tx")
+def propose_tx(ctx: typer.Context, transfer: Path = TransferArgument,
+               vault: str = VaultOption,
+               out: Path = typer.Option(None, "--out", help="Write the signing request here."),
+               ) -> None:
+    """Build and record the Safe transaction; output the custodians' signing request."""
+    def run() -> None:
+        from wallets.signer.evm import signing_request
+
+        with _context(ctx, vault) as c:
+            approved = _checked_transfer(c, transfer)
+            tx, digest = executor.propose(c.ledger, c.w3, approved)
+            text = json.dumps(signing_request(approved, tx), indent=2) + "\n"
+            if out is not None:
+                out.write_text(text)
+            emit(None, False, text if out is None else
+                 f"Safe transaction 0x{digest.hex()} recorded; signing request in {out}")
+    _guarded(run)
+
+
+@evm_app.command("submit-signature")
+def submit_signature(ctx: typer.Context, transfer: Path = TransferArgument,
+                     signature: Path = typer.Argument(..., exists=True, dir_okay=False,
+                                                      help="Signature JSON from reserve-sign."),
+                     vault: str = VaultOption) -> None:
+    """Check one custodian's signature (owner, hash) and record it."""
+    def run() -> None:
+        with _context(ctx, vault) as c:
+            approved = _checked_transfer(c, transfer)
+            try:
+                document = json.loads(signature.read_text())
+                share = SignatureShare(document["signer"],
+                                       bytes.fromhex(document["signature"].removeprefix("0x")))
+            except (json.JSONDecodeError, KeyError, ValueError, AttributeError) as error:
+                raise EVMError(f"{signature}: not a signature document: {error}") from None
+            owners = read_state(c.w3, approved.safe_address).owners
+            owner = executor.submit_signature(c.ledger, approved, share, owners)
+            emit(None, False, f"signature of {owner} accepted and recorded")
+    _guarded(run)
+
+
+@evm_app.command("execute")
+def execute(ctx: typer.Context, transfer: Path = TransferArgument, vault: str = VaultOption,
+            as_json: bool = JsonOption) -> None:
+    """Execute the signed Safe transaction and record the receipt."""
+    def run() -> None:
+        with _context(ctx, vault) as c:
+            approved = _checked_transfer(c, transfer)
+            account = node.service_account(c.w3, ctx.obj.key_file)
+            done = executor.execute(c.ledger, c.w3, approved, account)
+            data = {"tx_hash": "0x" + done.tx_hash.hex(), "block_number": done.block_number,
+                    "success": done.success, "safe_tx_hash": "0x" + done.safe_tx_hash.hex()}
+            emit(data, as_json, f"executed Safe transaction {data['safe_tx_hash']} in "
+                 f"{data['tx_hash']} (block {done.block_number}, success={done.success})")
+    _guarded(run)
+
+
+@evm_app.command("sync")
+def sync(ctx: typer.Context, vault: str = VaultOption,
+         from_block: int = typer.Option(None, "--from-block", help="Default: deployment."),
+         confirmations: int = typer.Option(None, "--confirmations", min=1)) -> None:
+    """Record confirmed deposits and executions; reverse what a reorg removed."""
+    def run() -> None:
+        with _context(ctx, vault) as c:
+            registered = registration(c.ledger, c.vault.id, c.w3.eth.chain_id)
+            networks = load_networks(c.settings.resolve("config/evm/networks.toml"))
+            configured = networks.get(c.w3.eth.chain_id)
+            depth = confirmations or (configured.confirmations if configured else 1)
+            # On anvil the vault's funding precedes the recorded deployment block.
+            start = from_block if from_block is not None else (
+                0 if c.network == "anvil" else int(registered["block_number"]))
+            appended = deposits.sync(c.ledger, c.w3, vault_id=c.vault.id,
+                                     safe=registered["safe"], tokens=[registered["token"]],
+                                     confirmations=depth, from_block=start)
+            emit(None, False, f"{len(appended)} entries recorded: "
+                 + (", ".join(entry.kind for entry in appended) or "nothing new"))
+    _guarded(run)

@@ -1,0 +1,199 @@
+"""`reserve reconcile ...`: run, show and verify signed reconciliation reports, and publish
+proof-of-reserves statements.
+
+`run` checkpoints the ledger, scans each vault at one pinned block, signs the report with
+the auditor's key (encrypted keystore; passphrase from RESERVE_AUDITOR_PASSPHRASE or a
+prompt), checks its hash into the ledger and writes JSON, CSV and HTML exports. `verify`
+needs only the report, a ledger export, a node and the auditor's public key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from reserve.cli.common import emit, fail, load_settings, open_ledger
+from reserve.errors import ReserveError
+from reserve.ledger import VerifierKey
+from reserve.reconcile import export, proof
+from reserve.reconcile.bitcoin import wallet_range_end
+from reserve.reconcile.report import create_auditor_key, load_auditor_key, parse_auditor_keys
+from reserve.reconcile.run import run_report
+from reserve.reconcile.verify import verify_report
+from wallets import keystore
+from wallets.bitcoin.networks import require_network_allowed
+from wallets.bitcoin.rpc import BitcoinRPC
+from wallets.bitcoin.vault import load_vault
+
+reconcile_app = typer.Typer(no_args_is_help=True, add_completion=False,
+                            help="Reconciliation reports: ledger against chain, signed.")
+PASSPHRASE_ENV = "RESERVE_AUDITOR_PASSPHRASE"  # noqa: S105 (a variable name)
+DEFAULT_KEY = "var/keys/auditor.json"
+DEFAULT_RPC_URL = "http://127.0.0.1:18443"
+FILE_BYTES_MAX = 64 * 1024 * 1024
+
+Config = Annotated[Path | None, typer.Option("--config", help="Service config.")]
+RpcUrl = Annotated[str | None, typer.Option(envvar="RESERVE_BTC_RPC_URL")]
+RpcUser = Annotated[str | None, typer.Option(envvar="RESERVE_BTC_RPC_USER")]
+RpcPassword = Annotated[str | None, typer.Option(envvar="RESERVE_BTC_RPC_PASSWORD")]
+AuditorKeys = Annotated[list[str], typer.Option(
+    "--auditor-key", help="An auditor's public key (text or file); repeatable.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def _rpc(settings: Any, url: str | None, user: str | None, password: str | None) -> BitcoinRPC:
+    table: dict[str, Any] = settings.raw.get("bitcoin", {})
+    return BitcoinRPC(url=url or table.get("rpc_url", DEFAULT_RPC_URL),
+                      user=user or table.get("rpc_user", ""),
+                      password=password or os.environ.get(
+                          table.get("rpc_password_env", "RESERVE_BTC_RPC_PASSWORD"), ""))
+
+
+def _read_json(path: Path) -> Any:
+    if path.stat().st_size > FILE_BYTES_MAX:
+        fail(f"{path} is larger than {FILE_BYTES_MAX} bytes")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        fail(f"cannot read {path}: {error}")
+
+
+def _keys(texts: list[str]) -> tuple[VerifierKey, ...]:
+    lines = [(Path(t).read_text() if Path(t).is_file() else t).strip().splitlines()[0]
+             for t in texts]
+    return parse_auditor_keys(lines)
+
+
+def _guard(action: Any) -> Any:
+    try:
+        return action()
+    except ReserveError as error:
+        fail(str(error))
+
+
+@reconcile_app.command("auditor-key")
+def auditor_key(name: str = typer.Option("auditor-general", "--name"),
+                key_path: Path = typer.Option(Path(DEFAULT_KEY), "--key-file"),
+                config: Config = None) -> None:
+    """Create the auditor's Ed25519 key in the encrypted keystore; print its public key."""
+    settings = load_settings(str(config) if config else None)
+    passphrase = keystore.passphrase_from_env(PASSPHRASE_ENV, prompt="auditor passphrase: ")
+    signer = _guard(lambda: create_auditor_key(settings.resolve(key_path), name, passphrase))
+    typer.echo(signer.verifier.encode())
+
+
+@reconcile_app.command("run")
+def run(vault: Annotated[list[Path], typer.Option("--vault", help="Vault config; repeatable.")],
+        output: Path = typer.Option(Path("var/reconcile"), "--output-dir"),
+        key_path: Path = typer.Option(Path(DEFAULT_KEY), "--key-file"),
+        range_end: int = typer.Option(None, "--range-end", help="Highest derivation index."),
+        mainnet: bool = typer.Option(False, "--mainnet"), config: Config = None,
+        rpc_url: RpcUrl = None, rpc_user: RpcUser = None, rpc_password: RpcPassword = None,
+        as_json: AsJson = False) -> None:
+    """Reconcile vaults at the chain tip; sign, check into the ledger, export."""
+    def action() -> tuple[dict[str, Any], int, Path]:
+        settings = load_settings(str(config) if config else None)
+        vaults = [load_vault(path) for path in vault]
+        for model in vaults:
+            require_network_allowed(model.network, mainnet_enabled=settings.mainnet_enabled,
+                                    mainnet_flag=mainnet)
+        node = _rpc(settings, rpc_url, rpc_user, rpc_password)
+        scopes = [(m, range_end if range_end is not None else
+                   wallet_range_end(node.for_wallet(f"reserve-{m.vault_id}"))) for m in vaults]
+        passphrase = keystore.passphrase_from_env(PASSPHRASE_ENV, prompt="auditor passphrase: ")
+        signer = load_auditor_key(settings.resolve(key_path), passphrase)
+        with open_ledger(settings) as ledger:
+            document, entry = run_report(ledger, node, scopes, signer,
+                                         actor=f"auditor:{signer.verifier.name}")
+        folder = settings.resolve(output)
+        return document, entry.seq, write_exports(document, folder)
+    document, seq, stem = _guard(action)
+    rows = [f"{r['vault_id']:<24} {r['asset']:<5} ledger {r['ledger']:>16} chain "
+            f"{r['chain']:>16} difference {r['difference']:>14}  {r['status']}"
+            for r in document["report"]["summary"]]
+    emit({"report_sha256": document["signature"]["report_sha256"], "entry_seq": seq,
+          "files": str(stem), "summary": document["report"]["summary"]}, as_json,
+         "\n".join([*rows, f"{len(document['report']['findings'])} finding(s); report "
+                    f"checked in as ledger entry {seq}; files {stem}.json/.csv/.html"]))
+
+
+def write_exports(document: dict[str, Any], folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = folder / f"report-{document['signature']['report_sha256'][:16]}"
+    stem.with_suffix(".json").write_text(export.to_json(document))
+    stem.with_suffix(".csv").write_text(export.findings_csv(document))
+    stem.with_suffix(".html").write_text(export.to_html(document))
+    return stem
+
+
+@reconcile_app.command("show")
+def show(report: Path, csv: bool = typer.Option(False, "--csv"),
+         html: bool = typer.Option(False, "--html"), as_json: AsJson = False) -> None:
+    """Show a report: summary and findings (or its CSV / HTML export)."""
+    document = _read_json(report)
+    if csv or html:
+        typer.echo(export.findings_csv(document) if csv else export.to_html(document), nl=False)
+        return
+    body = document["report"]
+    lines = [f"status {export.overall_status(body)} at block {body['block']['height']} "
+             f"{body['block']['blockhash']}",
+             f"ledger checkpoint {body['ledger']['tree_size']} entries, root "
+             f"{body['ledger']['root_hash']}"]
+    lines += [f"  {r['vault_id']} {r['asset']}: ledger {r['ledger']} chain {r['chain']} "
+              f"difference {r['difference']} ({r['status']})" for r in body["summary"]]
+    lines += [f"  [{f['severity']}] {f['kind']}: {f['detail']}" for f in body["findings"]]
+    emit(document, as_json, "\n".join(lines))
+
+
+@reconcile_app.command("verify")
+def verify(report: Path, ledger_export: Path = typer.Option(..., "--export"),
+           auditor_keys: AuditorKeys = [],  # noqa: B006 (typer reads the default)
+           ledger_key: str = typer.Option(None, "--ledger-key"), config: Config = None,
+           rpc_url: RpcUrl = None, rpc_user: RpcUser = None, rpc_password: RpcPassword = None,
+           as_json: AsJson = False) -> None:
+    """Re-derive REPORT from a ledger export plus the chain; exit 1 if it does not hold."""
+    if not auditor_keys:
+        fail("give the auditor's public key with --auditor-key")
+    document = _read_json(report)
+    settings = load_settings(str(config) if config else None)
+    node = _rpc(settings, rpc_url, rpc_user, rpc_password)
+    key = VerifierKey.parse(ledger_key) if ledger_key else None
+    try:
+        verdict = verify_report(document, ledger_export, node, _keys(auditor_keys),
+                                ledger_key=key)
+    except ReserveError as error:
+        reason = getattr(error, "reason", "error")
+        emit({"holds": False, "reason": reason, "message": str(error)}, as_json,
+             f"DOES NOT HOLD ({reason}): {error}")
+        raise typer.Exit(1) from None
+    emit({"holds": True, "report_sha256": verdict.report_sha256, "entry_seq": verdict.entry_seq,
+          "vaults": list(verdict.vaults), "notes": list(verdict.notes)}, as_json,
+         f"HOLDS: report {verdict.report_sha256} (ledger entry {verdict.entry_seq}) "
+         f"re-derived for {', '.join(verdict.vaults)}")
+
+
+@reconcile_app.command("proof-of-reserves")
+def proof_of_reserves(report: Path, check: bool = typer.Option(
+        False, "--check", help="REPORT is a statement: check it against the node."),
+        auditor_keys: AuditorKeys = [],  # noqa: B006
+        key_path: Path = typer.Option(Path(DEFAULT_KEY), "--key-file"), config: Config = None,
+        rpc_url: RpcUrl = None, rpc_user: RpcUser = None, rpc_password: RpcPassword = None,
+        as_json: AsJson = False) -> None:
+    """Publish signed per-vault statements from a report, or --check one against a node."""
+    settings = load_settings(str(config) if config else None)
+    document = _read_json(report)
+    if check:
+        node = _rpc(settings, rpc_url, rpc_user, rpc_password)
+        keys = list(_guard(lambda: _keys(auditor_keys))) if auditor_keys else None
+        total = _guard(lambda: proof.check_statement(document, node, keys))
+        emit({"holds": True, "balance_sats": total}, as_json,
+             f"HOLDS: {document['report']['vault_id']} held {total} sats at block "
+             f"{document['report']['block']['height']}")
+        return
+    passphrase = keystore.passphrase_from_env(PASSPHRASE_ENV, prompt="auditor passphrase: ")
+    signer = _guard(lambda: load_auditor_key(settings.resolve(key_path), passphrase))
+    emit(proof.statements(document, signer), True)

@@ -1,0 +1,79 @@
+"""Exports of a signed report: JSON (the signed document itself), CSV of findings, HTML.
+
+The HTML page puts first what a reader needs first: the overall status, then per vault and
+asset the ledger balance, the chain balance and the difference, then the findings with
+the most serious at the top, and last what it was computed against (block, checkpoint,
+signature). Everything is escaped; amounts are shown in satoshis and BTC, exactly.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from html import escape
+from typing import Any
+
+from wallets.bitcoin.rpc import sats_to_btc
+
+CSV_FIELDS = ("severity", "kind", "vault_id", "asset", "txid", "amount_sats", "difference_sats",
+              "outpoints", "ledger_seqs", "detail")
+
+
+def to_json(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def findings_csv(document: dict[str, Any]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_FIELDS)
+    for finding in document["report"]["findings"]:
+        writer.writerow([finding["severity"], finding["kind"], finding["vault_id"],
+                         finding["asset"], finding["txid"] or "", finding["amount_sats"],
+                         finding["difference_sats"], " ".join(finding["outpoints"]),
+                         " ".join(str(s) for s in finding["ledger_seqs"]), finding["detail"]])
+    return out.getvalue()
+
+
+def overall_status(body: dict[str, Any]) -> str:
+    statuses = {row["status"] for row in body["summary"]}
+    return next((s for s in ("critical", "discrepancy") if s in statuses), "ok")
+
+
+def _amount(sats: int) -> str:
+    return f"{sats:,} sats ({sats_to_btc(sats)} BTC)"
+
+
+def to_html(document: dict[str, Any]) -> str:
+    body, signature = document["report"], document["signature"]
+    status = overall_status(body)
+    rows = "".join(
+        f"<tr class='{escape(r['status'])}'><td>{escape(r['vault_id'])}</td>"
+        f"<td>{escape(r['asset'])}</td><td>{_amount(r['ledger'])}</td>"
+        f"<td>{_amount(r['chain'])}</td><td><b>{_amount(r['difference'])}</b></td>"
+        f"<td>{escape(r['status'])}</td></tr>" for r in body["summary"])
+    findings = "".join(
+        f"<tr class='{escape(f['severity'])}'><td>{escape(f['severity'])}</td>"
+        f"<td>{escape(f['kind'])}</td><td>{escape(f['vault_id'])}</td>"
+        f"<td>{_amount(f['difference_sats'])}</td><td>{escape(f['detail'])}</td>"
+        f"<td><code>{escape(f['txid'] or '')}</code></td></tr>" for f in body["findings"])
+    block, ledger = body["block"], body["ledger"]
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Reconciliation report</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}.critical{{background:#fdd}}
+.discrepancy,.high{{background:#ffe9c7}}.ok{{background:#e6f6e6}}</style></head><body>
+<h1>Reconciliation: <span class="{escape(status)}">{escape(status.upper())}</span></h1>
+<p>{len(body['findings'])} finding(s) at block {block['height']} ({escape(block['network'])}),
+report SHA-256 <code>{escape(signature['report_sha256'])}</code></p>
+<h2>Balances</h2><table><tr><th>Vault</th><th>Asset</th><th>Ledger</th><th>Chain</th>
+<th>Difference</th><th>Status</th></tr>{rows}</table>
+<h2>Findings</h2><table><tr><th>Severity</th><th>Kind</th><th>Vault</th><th>Difference</th>
+<th>What</th><th>Transaction</th></tr>{findings or '<tr><td colspan=6>none</td></tr>'}</table>
+<h2>Computed against</h2><ul>
+<li>Block {block['height']} <code>{escape(block['blockhash'])}</code></li>
+<li>Ledger checkpoint: {ledger['tree_size']} entries, root <code>{escape(ledger['root_hash'])}</code></li>
+<li>Created {escape(body['created'])}; signed by <code>{escape(signature['key'])}</code></li>
+</ul><pre>{escape(ledger['note'])}</pre></body></html>
+"""

@@ -1,0 +1,527 @@
+"""The workflow service: validate, then record, every step of a proposal in the ledger.
+
+Each action reads the projection (caught up with the ledger), decides with the pure policy
+evaluation, and appends its entries with `expected_size`: if another writer appended in
+between, the ledger raises LedgerConflict and the action re-reads and decides again. So two
+custodians approving at once on SQLite or PostgreSQL can neither double count nor lose a
+vote, and two transfers reaching quorum at once cannot both squeeze under a velocity
+limit. Every refusal raises before anything is written. `now` is injectable everywhere
+(tests and the end-to-end demo advance the clock instead of sleeping).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from reserve.errors import ApprovalError, LedgerConflict, PolicyError, WorkflowError
+from reserve.ledger.kinds import KINDS
+from reserve.policy import loader
+from reserve.policy.evaluate import Decision, History, TransferRecord, evaluate
+from reserve.policy.model import Policy
+from reserve.transfers.approval import Approval
+from reserve.transfers.chain import ChainAdapter, ChainStep, ReleaseOrder
+from reserve.transfers.projection import LedgerLike, Projection, ProposalStatus
+from reserve.transfers.proposal import (
+    Body,
+    DestinationBody,
+    Output,
+    PolicyChangeBody,
+    Proposal,
+    TransferBody,
+    UnfreezeBody,
+    format_time,
+)
+from reserve.transfers.state import (
+    APPLIED,
+    APPROVED,
+    BROADCAST,
+    CANCELLED,
+    CONFIRMED,
+    EXPIRED,
+    FAILED,
+    OPEN,
+    PROPOSED,
+    REJECTED,
+    RELEASABLE,
+    SIGNING,
+    check_transition,
+)
+
+Item = tuple[str, str, dict[str, Any]]
+RETRIES_MAX = 64
+WORKFLOW_ACTOR = "workflow"
+CREATION_KINDS = {"transfer": "proposal.created", "destination.add": "destination.proposed",
+                  "policy.change": "policy.change_proposed",
+                  "vault.unfreeze": "vault.unfreeze_proposed"}
+TRANSITION_KIND = {EXPIRED: "proposal.expired", CANCELLED: "proposal.cancelled"}
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _transition(status: ProposalStatus, source: str, target: str, reason: str,
+                actor: str = WORKFLOW_ACTOR, **extra: Any) -> Item:
+    check_transition(status.proposal.action, source, target, status.digest)
+    return (TRANSITION_KIND.get(target, "proposal.state"), actor,
+            {"vault": status.proposal.vault, "digest": status.digest, "from": source,
+             "to": target, "reason": reason[:1000], **extra})
+
+
+def _policy_version_item(policy: Policy, actor: str, reason: str, digest: str = "") -> Item:
+    payload: dict[str, Any] = {"vault": policy.vault, "version": policy.version,
+                               "policy_sha256": loader.policy_sha256(policy),
+                               "policy": loader.to_document(policy), "reason": reason}
+    if digest:
+        payload["digest"] = digest
+    return ("policy.version", actor, payload)
+
+
+class WorkflowService:
+    """Drives proposals through the state machine, recording every step in `ledger`."""
+
+    def __init__(self, ledger: Any, *, clock: Callable[[], datetime] | None = None,
+                 retries_max: int = RETRIES_MAX) -> None:
+        self.ledger = ledger
+        self.clock = clock or _utc_now
+        self.retries_max = retries_max
+        self.projection = Projection()
+
+    # -- plumbing ------------------------------------------------------------------------
+    def _now(self, now: datetime | None) -> datetime:
+        moment = now if now is not None else self.clock()
+        if moment.tzinfo is None:
+            raise WorkflowError("the workflow clock must give timezone-aware times")
+        return moment.astimezone(UTC)
+
+    def _commit(self, build: Callable[[], list[Item]], now: datetime) -> list[Any]:
+        """Build entries from fresh state and append them unless the ledger moved meanwhile."""
+        ledger: LedgerLike = self.ledger
+        for _ in range(self.retries_max):
+            self.projection.catch_up(ledger)
+            items = build()
+            if not items:
+                return []
+            try:
+                entries = self.ledger.append_many(items, now=now,
+                                                  expected_size=self.projection.size)
+            except LedgerConflict:
+                continue
+            self.projection.apply_all(entries)
+            return list(entries)
+        raise WorkflowError(f"gave up after {self.retries_max} concurrent ledger updates; "
+                            "try again")
+
+    def sync(self) -> Projection:
+        self.projection.catch_up(self.ledger)
+        return self.projection
+
+    def status(self, digest: str) -> ProposalStatus:
+        return self.sync().status(digest)
+
+    def proposals(self, vault: str | None = None,
+                  states: Iterable[str] | None = None) -> list[ProposalStatus]:
+        wanted = frozenset(states) if states is not None else None
+        found = [s for s in self.sync().proposals.values()
+                 if (vault is None or s.proposal.vault == vault)
+                 and (wanted is None or s.state in wanted)]
+        return sorted(found, key=lambda s: s.seq)
+
+    def policy(self, vault: str) -> Policy:
+        return self.sync().vault(vault).policy
+
+    def _decide(self, status: ProposalStatus, now: datetime,
+                votes: Sequence[Approval] | None = None,
+                history: History | None = None) -> Decision:
+        projection = self.projection
+        return evaluate(projection.vault(status.proposal.vault).policy, status.proposal,
+                        status.votes if votes is None else votes,
+                        projection.history(status.proposal.vault) if history is None
+                        else history, now)
+
+    def decision(self, digest: str, now: datetime | None = None) -> Decision:
+        """What the policy says about a proposal now, with its explanation."""
+        return self._decide(self.status(digest), self._now(now))
+
+    # -- automatic transitions -----------------------------------------------------------
+    def _plan_advance(self, status: ProposalStatus, votes: Sequence[Approval],
+                      history: History, now: datetime) -> tuple[list[Item], History]:
+        """Entries that move an open proposal as far as the policy allows at `now`."""
+        if status.state not in OPEN:
+            return [], history
+        proposal, state = status.proposal, status.state
+        decision = self._decide(status, now, votes, history)
+        if decision.refused:
+            target = EXPIRED if now >= proposal.expires_at else \
+                REJECTED if decision.rejected and state == PROPOSED else CANCELLED
+            return [_transition(status, state, target, "; ".join(decision.refused))], history
+        items: list[Item] = []
+        if state == PROPOSED and decision.may_approve:
+            items.append(_transition(status, PROPOSED, APPROVED,
+                                     "quorum met: " + ", ".join(decision.approvers)))
+            state = APPROVED
+            history = replace(history, approved_at={**history.approved_at,
+                                                    status.digest: now})
+            if isinstance(proposal.body, TransferBody):
+                history = replace(history, transfers=(*history.transfers, TransferRecord(
+                    digest=status.digest, asset=proposal.body.asset,
+                    amount=proposal.body.amount, approved_at=now, state=APPROVED)))
+            decision = self._decide(status, now, votes, history)
+        if state == APPROVED and decision.releasable:
+            items.append(_transition(status, APPROVED, RELEASABLE, "time delay over"))
+            state = RELEASABLE
+        if state == RELEASABLE and decision.releasable and \
+                not isinstance(proposal.body, TransferBody):
+            items += self._apply_items(status, now)
+            items.append(_transition(status, RELEASABLE, APPLIED, "applied"))
+        return items, history
+
+    def _apply_items(self, status: ProposalStatus, now: datetime) -> list[Item]:
+        """The effect of an approved governance proposal, recorded with its application."""
+        proposal, body = status.proposal, status.proposal.body
+        vault = self.projection.vault(proposal.vault)
+        base = {"vault": proposal.vault, "digest": status.digest}
+        if isinstance(body, DestinationBody):
+            usable = now + timedelta(seconds=vault.policy.destination_cooling_seconds)
+            return [("destination.added", WORKFLOW_ACTOR,
+                     {**base, "asset": body.asset, "address": body.address,
+                      "label": body.label, "usable_from": usable.isoformat()})]
+        if isinstance(body, PolicyChangeBody):
+            new = loader.from_mapping(body.policy_document, source="proposed policy")
+            return [("policy.change_applied", WORKFLOW_ACTOR, {**base, "version": new.version}),
+                    _policy_version_item(new, WORKFLOW_ACTOR, "change", status.digest)]
+        if isinstance(body, UnfreezeBody):
+            return [("vault.unfrozen", WORKFLOW_ACTOR, base)]
+        raise WorkflowError(f"nothing to apply for a {proposal.action}")
+
+    def _plan_refresh(self, now: datetime, vault: str | None) -> list[Item]:
+        items: list[Item] = []
+        histories: dict[str, History] = {}
+        changed: set[str] = set()
+        # Transfers first; a governance change ends the pass for its vault, so nothing in
+        # the same batch is decided under rules that batch itself replaces.
+        pending = sorted((s for s in self.projection.proposals.values()
+                          if s.state in OPEN and (vault is None or s.proposal.vault == vault)),
+                         key=lambda s: (s.proposal.action != "transfer", s.seq))
+        for status in pending:
+            name = status.proposal.vault
+            if name in changed:
+                continue
+            history = histories.get(name) or self.projection.history(name)
+            planned, histories[name] = self._plan_advance(status, status.votes, history, now)
+            items += planned
+            if any(kind == "proposal.state" and payload["to"] == APPLIED
+                   for kind, _, payload in planned):
+                changed.add(name)
+        return items
+
+    def refresh(self, now: datetime | None = None, vault: str | None = None) -> list[Any]:
+        """Record every transition that time alone has made due (delays over, expiries)."""
+        moment = self._now(now)
+        return self._commit(lambda: self._plan_refresh(moment, vault), moment)
+
+    # -- policy --------------------------------------------------------------------------
+    def register_policy(self, policy: Policy, actor: str,
+                        now: datetime | None = None) -> list[Any]:
+        """Record the first policy (v1) of a new vault; later versions need a proposal."""
+        def build() -> list[Item]:
+            existing = self.projection.vaults.get(policy.vault)
+            if existing is not None:
+                if loader.policy_sha256(existing.policy) == loader.policy_sha256(policy):
+                    return []
+                raise WorkflowError(
+                    f"vault {policy.vault} already has policy v{existing.policy.version}; "
+                    "changes go through a policy change proposal")
+            if policy.version != 1:
+                raise PolicyError(f"the first policy of a vault is v1, not v{policy.version}")
+            return [_policy_version_item(policy, actor, "genesis")]
+        return self._commit(build, self._now(now))
+
+    # -- proposals -----------------------------------------------------------------------
+    def propose(self, proposal: Proposal, now: datetime | None = None) -> ProposalStatus:
+        """Record a proposal after checking it against the policy in force."""
+        moment = self._now(now)
+
+        def build() -> list[Item]:
+            policy = self.projection.vault(proposal.vault).policy
+            if proposal.digest_hex in self.projection.proposals:
+                raise WorkflowError(f"proposal {proposal.digest_hex[:16]} already exists")
+            if proposal.created_at > moment + timedelta(minutes=5):
+                raise WorkflowError("proposal is dated in the future")
+            lifetime = (proposal.expires_at - proposal.created_at).total_seconds()
+            if lifetime > policy.proposal_lifetime_max_seconds:
+                raise PolicyError(f"proposal lifetime {lifetime:.0f} s exceeds the policy's "
+                                  f"maximum of {policy.proposal_lifetime_max_seconds} s")
+            decision = evaluate(policy, proposal, (), self.projection.history(proposal.vault),
+                                moment)
+            if decision.refused:
+                raise PolicyError("proposal refused: " + "; ".join(decision.refused))
+            self._check_delay_fits(policy, proposal, moment)
+            return [(CREATION_KINDS[proposal.action], proposal.proposer,
+                     {"vault": proposal.vault, "digest": proposal.digest_hex,
+                      "action": proposal.action, "proposal": proposal.document()})]
+        self._commit(build, moment)
+        return self.projection.proposals[proposal.digest_hex]
+
+    @staticmethod
+    def _check_delay_fits(policy: Policy, proposal: Proposal, now: datetime) -> None:
+        """A proposal that would expire before its time delay could end is refused now."""
+        body = proposal.body
+        if isinstance(body, TransferBody):
+            rules = policy.asset_rules(body.asset)
+            tier = rules.tier_for(body.amount) if rules else None
+            delay = tier.rule.delay_seconds if tier else 0
+        else:
+            names = {DestinationBody: "destination_add", PolicyChangeBody: "policy_change",
+                     UnfreezeBody: "unfreeze"}
+            delay = getattr(policy.governance, names[type(body)]).delay_seconds
+        if proposal.expires_at <= now + timedelta(seconds=delay):
+            raise PolicyError(f"proposal expires at {format_time(proposal.expires_at)}, "
+                              f"before its {delay} s time delay could end; give it a later "
+                              "expiry")
+
+    def _new(self, vault: str, proposer: str, body: Body, purpose: str, reference: str,
+             expires_in_seconds: int | None, now: datetime | None) -> ProposalStatus:
+        moment = self._now(now)
+        policy = self.policy(vault)
+        lifetime = expires_in_seconds or policy.proposal_lifetime_max_seconds
+        created = moment.replace(microsecond=0)
+        proposal = Proposal(vault=vault, network=policy.network, chain=policy.chain,
+                            policy_version=policy.version, proposer=proposer,
+                            purpose=purpose, reference=reference, created_at=created,
+                            expires_at=created + timedelta(seconds=lifetime), body=body)
+        return self.propose(proposal, moment)
+
+    def propose_transfer(self, *, vault: str, proposer: str, asset: str,
+                         outputs: Sequence[tuple[str, int]], fee_max: int, purpose: str,
+                         reference: str = "", expires_in_seconds: int | None = None,
+                         now: datetime | None = None) -> ProposalStatus:
+        body = TransferBody(asset=asset, fee_max=fee_max,
+                            outputs=tuple(Output(d, a) for d, a in outputs))
+        return self._new(vault, proposer, body, purpose, reference, expires_in_seconds, now)
+
+    def propose_destination(self, *, vault: str, proposer: str, asset: str, address: str,
+                            label: str, purpose: str, reference: str = "",
+                            expires_in_seconds: int | None = None,
+                            now: datetime | None = None) -> ProposalStatus:
+        body = DestinationBody(asset=asset, address=address, label=label)
+        return self._new(vault, proposer, body, purpose, reference, expires_in_seconds, now)
+
+    def propose_policy_change(self, *, policy: Policy, proposer: str, purpose: str,
+                              reference: str = "", expires_in_seconds: int | None = None,
+                              now: datetime | None = None) -> ProposalStatus:
+        body = PolicyChangeBody.from_document(loader.to_document(policy))
+        return self._new(policy.vault, proposer, body, purpose, reference,
+                         expires_in_seconds, now)
+
+    def propose_unfreeze(self, *, vault: str, proposer: str, purpose: str,
+                         reference: str = "", expires_in_seconds: int | None = None,
+                         now: datetime | None = None) -> ProposalStatus:
+        return self._new(vault, proposer, UnfreezeBody(), purpose, reference,
+                         expires_in_seconds, now)
+
+    # -- votes, cancel, freeze -----------------------------------------------------------
+    def _check_vote(self, approval: Approval, now: datetime) -> ProposalStatus:
+        """Every reason a vote must not count, each a clear ApprovalError."""
+        status = self.projection.proposals.get(approval.proposal_digest.hex())
+        if status is None:
+            raise ApprovalError(f"no proposal with digest {approval.proposal_digest.hex()}")
+        proposal = status.proposal
+        policy = self.projection.vault(proposal.vault).policy
+        who = approval.custodian
+        custodian = policy.custodian(who)
+        if custodian is None:
+            raise ApprovalError(f"{who!r} is not a custodian of {proposal.vault} under "
+                                f"policy v{policy.version}")
+        if who == proposal.proposer:
+            raise ApprovalError(f"{who} proposed {status.digest[:16]} and may not vote on it")
+        if not approval.verifies(custodian.approval_public_key):
+            raise ApprovalError(f"signature does not verify with {who}'s approval key: "
+                                "forged, wrong key, or signed for another proposal")
+        if status.state != PROPOSED:
+            raise ApprovalError(f"votes are closed: proposal {status.digest[:16]} is "
+                                f"{status.state}")
+        if now >= proposal.expires_at:
+            raise ApprovalError(f"proposal {status.digest[:16]} expired at "
+                                f"{format_time(proposal.expires_at)}")
+        if proposal.policy_version != policy.version:
+            raise ApprovalError(f"proposal was made under policy v{proposal.policy_version};"
+                                f" v{policy.version} is in force")
+        earlier = [v for v in status.votes if v.custodian == who]
+        if earlier:
+            raise ApprovalError(f"{who} already voted ({earlier[0].decision}) on "
+                                f"{status.digest[:16]}")
+        return status
+
+    def vote(self, approval: Approval, now: datetime | None = None) -> Decision:
+        """Verify and record an approval or rejection, then any transition it causes."""
+        moment = self._now(now)
+
+        def build() -> list[Item]:
+            status = self._check_vote(approval, moment)
+            recorded = replace(approval, recorded_at=moment)
+            item = ("proposal.approved" if approval.decision == "approve" else
+                    "proposal.rejected", approval.custodian,
+                    {"vault": status.proposal.vault, "digest": status.digest,
+                     "custodian": approval.custodian, "decision": approval.decision,
+                     "signature": approval.signature.hex()})
+            history = self.projection.history(status.proposal.vault)
+            planned, _ = self._plan_advance(status, (*status.votes, recorded), history,
+                                            moment)
+            return [item, *planned]
+        self._commit(build, moment)
+        return self.decision(approval.proposal_digest.hex(), moment)
+
+    def cancel(self, digest: str, actor: str, reason: str,
+               now: datetime | None = None) -> ProposalStatus:
+        """The proposer, a custodian or an auditor may cancel before signing starts."""
+        moment = self._now(now)
+
+        def build() -> list[Item]:
+            status = self.projection.status(digest)
+            policy = self.projection.vault(status.proposal.vault).policy
+            if actor != status.proposal.proposer and not policy.may_freeze(actor):
+                raise PolicyError(f"{actor} may not cancel {status.digest[:16]}: only its "
+                                  "proposer, a custodian or an auditor may")
+            return [_transition(status, status.state, CANCELLED, reason or "cancelled",
+                                actor)]
+        self._commit(build, moment)
+        return self.status(digest)
+
+    def freeze(self, vault: str, actor: str, reason: str,
+               now: datetime | None = None) -> list[Any]:
+        """Any single custodian or auditor freezes a vault at once: the safe direction."""
+        moment = self._now(now)
+
+        def build() -> list[Item]:
+            state = self.projection.vault(vault)
+            if not state.policy.may_freeze(actor):
+                raise PolicyError(f"{actor} may not freeze {vault}: only custodians and "
+                                  "auditors may")
+            if state.freeze is not None:
+                raise WorkflowError(f"{vault} is already frozen since "
+                                    f"{format_time(state.freeze.since)} by {state.freeze.by}")
+            return [("vault.frozen", actor, {"vault": vault, "reason": reason[:1000]})]
+        return self._commit(build, moment)
+
+    # -- the chain seam ------------------------------------------------------------------
+    def _require(self, digest: str, states: frozenset[str]) -> ProposalStatus:
+        status = self.projection.status(digest)
+        if status.state not in states:
+            raise WorkflowError(f"proposal {status.digest[:16]} is {status.state}; this step "
+                                f"needs {' or '.join(sorted(states))}")
+        if not isinstance(status.proposal.body, TransferBody):
+            raise WorkflowError(f"proposal {status.digest[:16]} is a "
+                                f"{status.proposal.action}, not a transfer")
+        return status
+
+    def _require_unfrozen(self, status: ProposalStatus) -> None:
+        freeze = self.projection.vault(status.proposal.vault).freeze
+        if freeze is not None:
+            raise WorkflowError(f"{status.proposal.vault} is frozen since "
+                                f"{format_time(freeze.since)} by {freeze.by}: nothing is "
+                                "released until a quorum unfreezes it")
+
+    @staticmethod
+    def _step_items(status: ProposalStatus, step: ChainStep | None, actor: str) -> list[Item]:
+        """The ledger entry for a chain step, unless the chain layer already wrote it."""
+        if step is None or step.recorded:
+            return []
+        if step.kind not in KINDS or not step.kind.startswith(("btc.", "evm.")):
+            raise WorkflowError(f"chain adapter reported unknown step kind {step.kind!r}")
+        return [(step.kind, actor, {**dict(step.payload), "vault": status.proposal.vault,
+                                    "digest": status.digest})]
+
+    def order(self, digest: str) -> ReleaseOrder:
+        """Exactly what was approved, for a chain layer (or a custodian's signer) to check."""
+        return ReleaseOrder.from_proposal(self.status(digest).proposal)
+
+    def release(self, digest: str, adapter: ChainAdapter, actor: str,
+                now: datetime | None = None) -> ChainStep:
+        """Hand a releasable transfer to a chain layer: it builds what must be signed."""
+        moment = self._now(now)
+        self.refresh(moment)
+        status = self._require(digest, frozenset({RELEASABLE}))
+        self._require_unfrozen(status)
+        decision = self._decide(status, moment)
+        if not decision.releasable:
+            raise WorkflowError(f"not releasable: {decision.explain()}")
+        step = adapter.prepare(ReleaseOrder.from_proposal(status.proposal))
+
+        def build() -> list[Item]:
+            current = self._require(digest, frozenset({RELEASABLE}))
+            self._require_unfrozen(current)
+            if not self._decide(current, moment).releasable:
+                raise WorkflowError("no longer releasable: "
+                                    f"{self._decide(current, moment).explain()}")
+            return [_transition(current, RELEASABLE, SIGNING, "handed to the chain layer",
+                                actor), *self._step_items(current, step, actor)]
+        self._commit(build, moment)
+        return step
+
+    def add_signature_share(self, digest: str, adapter: ChainAdapter, signer: str,
+                            share: str, now: datetime | None = None) -> ChainStep:
+        """Pass one custodian's signature share to the chain layer and record it."""
+        moment = self._now(now)
+        status = self._require(self.status(digest).digest, frozenset({SIGNING}))
+        self._require_unfrozen(status)
+        step = adapter.add_share(ReleaseOrder.from_proposal(status.proposal),
+                                 status.chain_steps, signer, share)
+
+        def build() -> list[Item]:
+            current = self._require(digest, frozenset({SIGNING}))
+            self._require_unfrozen(current)
+            return self._step_items(current, step, signer)
+        self._commit(build, moment)
+        return step
+
+    def broadcast(self, digest: str, adapter: ChainAdapter, actor: str,
+                  now: datetime | None = None) -> str:
+        """Finalise and broadcast through the chain layer; returns the transaction id."""
+        moment = self._now(now)
+        status = self._require(self.status(digest).digest, frozenset({SIGNING}))
+        self._require_unfrozen(status)
+        report = adapter.broadcast(ReleaseOrder.from_proposal(status.proposal),
+                                   status.chain_steps)
+
+        def build() -> list[Item]:
+            # The transaction is on the network now: record the fact whatever happened since.
+            current = self._require(digest, frozenset({SIGNING}))
+            return [*self._step_items(current, report.step, actor),
+                    _transition(current, SIGNING, BROADCAST, "broadcast", actor,
+                                txid=report.txid)]
+        self._commit(build, moment)
+        return report.txid
+
+    def check_confirmation(self, digest: str, adapter: ChainAdapter, *,
+                           confirmations_min: int = 1, actor: str = WORKFLOW_ACTOR,
+                           now: datetime | None = None) -> int:
+        """Ask the chain layer how deep the transaction is; record `confirmed` when deep."""
+        moment = self._now(now)
+        status = self._require(self.status(digest).digest, frozenset({BROADCAST}))
+        report = adapter.confirmation(ReleaseOrder.from_proposal(status.proposal),
+                                      status.chain_steps, status.txid)
+        if report.depth < confirmations_min:
+            return report.depth
+
+        def build() -> list[Item]:
+            current = self._require(digest, frozenset({BROADCAST}))
+            return [*self._step_items(current, report.step, actor),
+                    _transition(current, BROADCAST, CONFIRMED,
+                                f"{report.depth} confirmations", actor, depth=report.depth)]
+        self._commit(build, moment)
+        return report.depth
+
+    def fail(self, digest: str, actor: str, reason: str,
+             now: datetime | None = None) -> ProposalStatus:
+        """Record that signing or broadcast failed for good (terminal)."""
+        moment = self._now(now)
+
+        def build() -> list[Item]:
+            current = self._require(digest, frozenset({SIGNING, BROADCAST}))
+            return [_transition(current, current.state, FAILED, reason or "failed", actor)]
+        self._commit(build, moment)
+        return self.status(digest)

@@ -1,0 +1,96 @@
+// Drives the dashboard in a real headless Chromium (Debian's /usr/bin/chromium) with
+// playwright-core: log in with a token, read the overview, open the ledger explorer,
+// click "Verify this entry" and wait for the browser's own verdict, then show that a
+// tampered proof is rejected. Screenshots go to the folder given by --out.
+// Prints one JSON object with what it saw; the pytest wrapper asserts on it.
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+
+function argument(name) {
+  const index = process.argv.indexOf(`--${name}`);
+  if (index < 0 || index + 1 >= process.argv.length) throw new Error(`missing --${name}`);
+  return process.argv[index + 1];
+}
+
+const base = argument("base");
+const token = argument("token");
+const out = argument("out");
+const signedSeq = Number(argument("signed-seq"));
+const headSeq = Number(argument("head-seq"));
+mkdirSync(out, { recursive: true });
+const seen = { console_errors: [] };
+const timeout = 15000;
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run"],
+  timeout: 60000,
+});
+try {
+  const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(timeout);
+  page.on("console", (message) => {
+    if (message.type() === "error") seen.console_errors.push(message.text());
+  });
+
+  // 1. The login page, and a login with the token we were issued.
+  await page.goto(`${base}/dashboard`);
+  seen.redirected_to_login = page.url().endsWith("/login");
+  await page.screenshot({ path: join(out, "01-login.png") });
+  await page.fill("#token", token);
+  await Promise.all([page.waitForURL(`${base}/dashboard`), page.click("button[type=submit]")]);
+  seen.who = (await page.textContent("[data-testid=who]")).trim();
+
+  // 2. The overview: ledger size, latest checkpoint, its signature checked in the browser.
+  await page.waitForSelector(".note-check.ok, .note-check.bad");
+  seen.checkpoint_signature = (await page.textContent(".note-check")).trim();
+  seen.ledger_size = Number(await page.textContent("[data-testid=ledger-size]"));
+  seen.panels = await page.$$eval("[data-panel]", (nodes) =>
+    nodes.map((node) => [node.dataset.panel, node.dataset.state]));
+  await page.screenshot({ path: join(out, "02-overview.png"), fullPage: true });
+
+  // 3. The ledger explorer: verify an entry under the signed checkpoint and one after it.
+  await page.click("nav >> text=Ledger explorer");
+  await page.waitForSelector("[data-testid=ledger-table]");
+  seen.rows = await page.$$eval("tr[data-seq]", (rows) => rows.length);
+  const verdicts = {};
+  for (const seq of [signedSeq, headSeq]) {
+    await page.click(`button.verify[data-seq="${seq}"]`);
+    const result = page.locator(`[data-result-for="${seq}"][data-verified]`);
+    await result.waitFor();
+    verdicts[seq] = { verified: await result.getAttribute("data-verified"),
+                      text: (await result.textContent()).trim() };
+  }
+  seen.verdicts = verdicts;
+  await page.locator(`tr[data-seq="${signedSeq}"]`).scrollIntoViewIfNeeded();
+  await page.screenshot({ path: join(out, "03-explorer-verified.png") });
+
+  // 4. One entry's page, with each verification step the browser took.
+  await page.click(`tr[data-seq="${signedSeq}"] td a`);
+  await page.waitForURL(`${base}/dashboard/ledger/${signedSeq}`);
+  await page.click("button.verify");
+  await page.locator(`[data-result-for="${signedSeq}"][data-verified]`).waitFor();
+  seen.steps = await page.$$eval(".verify-steps li", (items) => items.map((i) => i.textContent));
+  await page.screenshot({ path: join(out, "04-entry-steps.png"), fullPage: true });
+
+  // 5. A lying server: flip one bit of the audit path; the browser must refuse it.
+  await page.route(`**/api/ledger/entries/${signedSeq}`, async (route) => {
+    const response = await route.fetch();
+    const data = await response.json();
+    const first = data.inclusion.audit_path[0];
+    const flipped = (parseInt(first[0], 16) ^ 1).toString(16);
+    data.inclusion.audit_path[0] = flipped + first.slice(1);
+    await route.fulfill({ response, json: data });
+  });
+  await page.click("button.verify");
+  const tampered = page.locator(`[data-result-for="${signedSeq}"][data-verified="false"]`);
+  await tampered.waitFor();
+  seen.tampered = (await tampered.textContent()).trim();
+  await page.screenshot({ path: join(out, "05-tampered-proof-rejected.png") });
+} finally {
+  await browser.close();
+}
+process.stdout.write(JSON.stringify(seen) + "\n");

@@ -1,0 +1,96 @@
+"""A stakeholder opens the dashboard in a real browser and checks the ledger themselves.
+
+The story: the reserve's service runs on a fresh ledger where an admin has set up users
+and a few events have happened (a vault registered, a checkpoint signed and anchored,
+more events after it). A viewer logs in with the token they were issued, sees the
+overview with the latest checkpoint (its Ed25519 signature checked by the browser), opens
+the ledger explorer and clicks "Verify this entry" on an entry under the signed
+checkpoint and on one newer than it: the browser recomputes the leaf hash and walks the
+RFC 9162 audit path with WebCrypto. Finally, a server that lies about one bit of a proof
+is caught. Screenshots are saved in test-artifacts/dashboard/.
+
+Driven by tests/e2e/dashboard.mjs (playwright-core from node_modules, Debian's chromium).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from reserve.ledger import CheckpointSigner
+from tests.support.api_server import ORIGIN, running_server
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts" / "dashboard"
+
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists() or shutil.which("node") is None
+    or not (ROOT / "node_modules" / "playwright-core").exists(),
+    reason="needs /usr/bin/chromium (scripts/install-chromium.sh), node and playwright-core")
+
+
+def awkward_signer() -> CheckpointSigner:
+    """A fixed key whose base64 form holds a '+', the verifier key's field separator:
+    the browser's parser once split on it and failed for about one key in three."""
+    for seed in range(256):  # bounded; the first few seeds already qualify
+        signer = CheckpointSigner(ORIGIN, Ed25519PrivateKey.from_private_bytes(bytes([seed]) * 32))
+        if "+" in signer.verifier.encode().split("+", 2)[2]:
+            return signer
+    raise AssertionError("no seed gives a key with '+' in its base64 form")
+
+
+def test_a_viewer_verifies_ledger_entries_in_the_browser(tmp_path: Path) -> None:
+    with running_server(f"sqlite:///{tmp_path}/ledger.sqlite", checkpoint_every=1000,
+                        signer=awkward_signer()) as server:
+        now = server.clock.wall()
+        ledger = server.ledger
+        # Events of the reserve so far (the seed wrote users and tokens already).
+        ledger.append_many([
+            ("vault.registered", "root-admin", {"vault": "national-btc", "asset": "BTC",
+                                                "descriptor": "wsh(sortedmulti(2,...))"}),
+            ("policy.version", "root-admin", {"vault": "national-btc", "version": 1}),
+        ], now=now)
+        note = ledger.checkpoint(now=now)
+        signed_size = int(note.split("\n")[1])
+        ledger.append("ledger.anchor", "aldo-auditor",
+                      {"tree_size": signed_size, "chain_id": 31337,
+                       "tx_hash": "0x" + "ab" * 32}, now=now)
+        head = ledger.append("ledger.note", "olga-operator",
+                             {"text": "after the checkpoint"}, now=now)
+        if ARTIFACTS.exists():
+            shutil.rmtree(ARTIFACTS)
+        result = subprocess.run(
+            ["node", str(ROOT / "tests" / "e2e" / "dashboard.mjs"), "--base", server.base_url,
+             "--token", server.tokens["viewer"], "--out", str(ARTIFACTS),
+             "--signed-seq", str(signed_size - 2), "--head-seq", str(head.seq)],
+            capture_output=True, text=True, timeout=180, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+
+    assert seen["redirected_to_login"]
+    assert seen["who"] == "Vic"
+    assert seen["checkpoint_signature"].startswith("\u2713 valid")
+    assert seen["ledger_size"] == head.seq + 1
+    assert dict(seen["panels"])["holdings"] == "not configured"
+    assert seen["rows"] == head.seq + 1
+
+    signed = seen["verdicts"][str(signed_size - 2)]
+    assert signed["verified"] == "true", signed
+    assert f"signed checkpoint of {signed_size} entries" in signed["text"]
+    at_head = seen["verdicts"][str(head.seq)]
+    assert at_head["verified"] == "true", at_head
+    assert "current tree head" in at_head["text"]
+
+    assert any(step.startswith("checkpoint signature valid") for step in seen["steps"])
+    assert seen["tampered"].startswith("\u2717 Not verified")
+    assert seen["console_errors"] == []
+    for name in ("01-login", "02-overview", "03-explorer-verified", "04-entry-steps",
+                 "05-tampered-proof-rejected"):
+        assert (ARTIFACTS / f"{name}.png").stat().st_size > 5000

@@ -1,0 +1,174 @@
+"""Role checks for every endpoint, against a real uvicorn server.
+
+The matrix below lists each route of the OpenAPI schema with the roles it admits. Every
+role outside that set must get 403, every role inside it must succeed, and a request
+without a token must get 401. A route missing from the matrix fails the suite: a new
+route (for example routes/proposals.py) must be added here with its roles.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from reserve.api import accounts
+from tests.support.api_server import ROLES, RunningServer, running_server
+
+ALL = frozenset(ROLES)
+ADMIN = frozenset({"admin"})
+Make = Callable[[RunningServer], tuple[str, Any]]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    template: str
+    allowed: frozenset[str]
+    success: int
+    make: Make
+
+
+def fixed(path: str, body: Any = None) -> Make:
+    return lambda server: (path, body)
+
+
+def _throwaway_user(server: RunningServer, role: str = "viewer") -> str:
+    person = f"temp-{secrets.token_hex(4)}"
+    accounts.create_user(server.store, server.record, person=person, name="Temp",
+                         institution="Nowhere", roles=[role], vaults=[],
+                         now=server.clock.wall())
+    return person
+
+
+def _fresh_token(server: RunningServer) -> str:
+    person = _throwaway_user(server)
+    _, token = accounts.issue_token(server.store, server.record, person=person, role="viewer",
+                                    expires_in_seconds=3600, label="matrix",
+                                    issued_by="test", now=server.clock.wall())
+    return token.token_id
+
+
+def _any_token_id(server: RunningServer) -> str:
+    return server.store.tokens()[0].token_id
+
+
+MATRIX = (
+    Endpoint("GET", "/api/me", ALL, 200, fixed("/api/me")),
+    Endpoint("GET", "/api/ledger/entries", ALL, 200, fixed("/api/ledger/entries?limit=5")),
+    Endpoint("GET", "/api/ledger/entries/{seq}", ALL, 200,
+             lambda s: (f"/api/ledger/entries/{s.note_seq}", None)),  # type: ignore[attr-defined]
+    Endpoint("GET", "/api/ledger/checkpoints", ALL, 200, fixed("/api/ledger/checkpoints")),
+    Endpoint("GET", "/api/ledger/checkpoints/latest", ALL, 200,
+             fixed("/api/ledger/checkpoints/latest")),
+    Endpoint("POST", "/api/ledger/checkpoints", frozenset({"auditor", "admin"}), 201,
+             fixed("/api/ledger/checkpoints")),
+    Endpoint("GET", "/api/ledger/consistency", ALL, 200,
+             fixed("/api/ledger/consistency?old_size=1")),
+    Endpoint("GET", "/api/ledger/export", frozenset({"viewer", "operator", "auditor", "admin"}),
+             200, fixed("/api/ledger/export")),
+    Endpoint("GET", "/api/tokens", ADMIN, 200, fixed("/api/tokens")),
+    Endpoint("POST", "/api/tokens", ADMIN, 201,
+             fixed("/api/tokens", {"person": "vic-viewer", "role": "viewer",
+                                   "expires_in_seconds": 3600, "label": "matrix"})),
+    Endpoint("GET", "/api/tokens/{token_id}", ADMIN, 200,
+             lambda s: (f"/api/tokens/{_any_token_id(s)}", None)),
+    Endpoint("POST", "/api/tokens/{token_id}/revoke", ADMIN, 200,
+             lambda s: (f"/api/tokens/{_fresh_token(s)}/revoke", None)),
+    Endpoint("GET", "/api/users", ADMIN, 200, fixed("/api/users")),
+    Endpoint("POST", "/api/users", ADMIN, 201,
+             lambda s: ("/api/users", {"person": f"new-{secrets.token_hex(4)}",
+                                       "roles": ["viewer"]})),
+    Endpoint("GET", "/api/users/{person}", ADMIN, 200, fixed("/api/users/vic-viewer")),
+    Endpoint("PUT", "/api/users/{person}", ADMIN, 200,
+             lambda s: (f"/api/users/{_throwaway_user(s)}",
+                        {"name": "Renamed", "roles": ["viewer", "auditor"]})),
+    Endpoint("POST", "/api/users/{person}/disable", ADMIN, 200,
+             lambda s: (f"/api/users/{_throwaway_user(s)}/disable", None)),
+)
+PUBLIC = {("GET", "/api/health")}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    folder = tmp_path_factory.mktemp("api-roles")
+    with running_server(f"sqlite:///{folder}/ledger.sqlite") as running:
+        note = running.ledger.append("ledger.note", "test", {"text": "no vault named here"},
+                                     now=running.clock.wall())
+        running.note_seq = note.seq  # type: ignore[attr-defined]
+        yield running
+
+
+def test_matrix_covers_every_route_of_the_schema(server: RunningServer) -> None:
+    with server.client() as client:
+        schema = client.get("/openapi.json").json()
+    routes = {(method.upper(), path) for path, item in schema["paths"].items()
+              for method in item}
+    listed = {(e.method, e.template) for e in MATRIX} | PUBLIC
+    assert routes - listed == set(), "add these routes to the role matrix with their roles"
+    assert listed - routes == set()
+
+
+@pytest.mark.parametrize("endpoint", MATRIX, ids=lambda e: f"{e.method} {e.template}")
+def test_each_role_gets_403_where_it_does_not_belong(server: RunningServer,
+                                                     endpoint: Endpoint) -> None:
+    for role in ROLES:
+        path, body = endpoint.make(server)
+        with server.client(role) as client:
+            response = client.request(endpoint.method, path, json=body)
+        if role in endpoint.allowed:
+            assert response.status_code == endpoint.success, (role, response.text)
+        else:
+            assert response.status_code == 403, (role, response.text)
+            assert "may not" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("endpoint", MATRIX, ids=lambda e: f"{e.method} {e.template}")
+def test_every_endpoint_needs_a_token(server: RunningServer, endpoint: Endpoint) -> None:
+    path, body = endpoint.make(server)
+    with server.client() as client:
+        response = client.request(endpoint.method, path, json=body)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_health_is_public(server: RunningServer) -> None:
+    with server.client() as client:
+        assert client.get("/api/health").json() == {"status": "ok"}
+
+
+def test_every_state_change_is_recorded_with_its_actor(server: RunningServer) -> None:
+    """Each successful POST/PUT writes an api.request entry naming the person; no route
+    relies on the middleware's safety net."""
+    for endpoint in MATRIX:
+        if endpoint.method == "GET":
+            continue
+        role = sorted(endpoint.allowed)[0]
+        person = {"admin": "root-admin", "auditor": "aldo-auditor"}[role]
+        path, body = endpoint.make(server)
+        before = server.ledger.size()
+        with server.client(role) as client:
+            response = client.request(endpoint.method, path, json=body)
+        assert response.status_code == endpoint.success, response.text
+        written = list(server.ledger.entries(before))
+        requests = [e for e in written if e.kind == "api.request"]
+        assert len(requests) == 1, (endpoint.template, [e.kind for e in written])
+        assert requests[0].actor == person
+        assert requests[0].payload["path"] == path.split("?")[0]
+        assert requests[0].payload["role"] == role
+        assert "recorded_by" not in requests[0].payload
+
+
+def test_refused_requests_change_nothing(server: RunningServer) -> None:
+    before = server.ledger.size()
+    users_before = len(server.store.users())
+    with server.client("viewer") as client:
+        assert client.post("/api/users", json={"person": "sneaky", "roles": ["admin"]}
+                           ).status_code == 403
+        assert client.post("/api/tokens", json={"person": "vic-viewer", "role": "admin"}
+                           ).status_code == 403
+    assert server.ledger.size() == before
+    assert len(server.store.users()) == users_before

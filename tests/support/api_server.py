@@ -1,0 +1,128 @@
+"""A real uvicorn server for API and dashboard tests, with one user and token per role.
+
+The server runs in a thread on a free port of 127.0.0.1 and is always stopped. Its clock
+is a `FakeClock` the test can advance, so expiry and rate-limit windows are tested
+without sleeping. Users: an admin, a viewer, an operator, an auditor, and two custodians
+of different vaults (`vault-a`, `vault-b`).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import uvicorn
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from reserve.api import accounts, create_app
+from reserve.api.deps import ApiOptions
+from reserve.api.store import AccountStore
+from reserve.ledger import CheckpointSigner, Ledger
+
+ORIGIN = "test.reserve.example/api-ledger"
+BOOTSTRAP_ACTOR = "test-bootstrap"
+# name -> (person, role, vaults)
+PEOPLE: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "admin": ("root-admin", "admin", ()),
+    "viewer": ("vic-viewer", "viewer", ()),
+    "operator": ("olga-operator", "operator", ()),
+    "auditor": ("aldo-auditor", "auditor", ()),
+    "custodian": ("cora-custodian", "custodian", ("vault-a",)),
+    "custodian_b": ("carl-custodian", "custodian", ("vault-b",)),
+}
+ROLES = ("viewer", "operator", "custodian", "auditor", "admin")
+
+
+@dataclass
+class FakeClock:
+    """Wall clock and monotonic clock under the test's control."""
+
+    now: datetime = field(default_factory=lambda: datetime(2026, 1, 5, 9, 0, tzinfo=UTC))
+    mono: float = 1000.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def wall(self) -> datetime:
+        with self.lock:
+            return self.now
+
+    def monotonic(self) -> float:
+        with self.lock:
+            return self.mono
+
+    def advance(self, seconds: float) -> None:
+        with self.lock:
+            self.now += timedelta(seconds=seconds)
+            self.mono += seconds
+
+
+@dataclass
+class RunningServer:
+    base_url: str
+    ledger: Ledger
+    store: AccountStore
+    clock: FakeClock
+    tokens: dict[str, str]
+    app: Any
+
+    def client(self, who: str | None = None, **kwargs: Any) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.tokens[who]}"} if who else {}
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=30, **kwargs)
+
+    def record(self, items: list[tuple[str, dict[str, Any]]]) -> None:
+        self.ledger.append_many([(k, BOOTSTRAP_ACTOR, p) for k, p in items],
+                                now=self.clock.wall())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def seed_people(server: RunningServer) -> None:
+    for key, (person, role, vaults) in PEOPLE.items():
+        accounts.create_user(server.store, server.record, person=person,
+                             name=person.split("-")[0].title(), institution=f"{role} office",
+                             roles=[role], vaults=list(vaults), now=server.clock.wall())
+        issued, _ = accounts.issue_token(server.store, server.record, person=person, role=role,
+                                         expires_in_seconds=30 * 86400, label=f"test {key}",
+                                         issued_by=BOOTSTRAP_ACTOR, now=server.clock.wall())
+        server.tokens[key] = issued.token
+
+
+@contextmanager
+def running_server(url: str, *, options: ApiOptions | None = None, checkpoint_every: int = 8,
+                   signer: CheckpointSigner | None = None) -> Iterator[RunningServer]:
+    """Open a ledger at `url`, seed one user per role, serve it; stop everything after."""
+    signer = signer or CheckpointSigner(ORIGIN, Ed25519PrivateKey.generate())
+    ledger = Ledger.open(url, signer=signer, checkpoint_every=checkpoint_every)
+    store = AccountStore.open(url)
+    clock = FakeClock()
+    app = create_app(ledger, accounts=store, clock=clock.wall, monotonic=clock.monotonic,
+                     options=options or ApiOptions(auth_failures_max=10_000))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    running = RunningServer(f"http://127.0.0.1:{port}", ledger, store, clock, {}, app)
+    seed_people(running)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started:  # bounded wait for the socket to listen
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("uvicorn did not start within 20 s")
+            time.sleep(0.02)
+        yield running
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+        store.close()
+        ledger.close()

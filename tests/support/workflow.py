@@ -1,0 +1,108 @@
+"""Helpers for the policy and transfer workflow tests: policies, votes, a fake chain."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from reserve.ledger import Ledger
+from reserve.policy import loader
+from reserve.policy.model import Policy
+from reserve.policy.testkeys import private_key_of
+from reserve.transfers.approval import Approval, sign
+from reserve.transfers.chain import (
+    BroadcastReport,
+    ChainStep,
+    ConfirmationReport,
+    ReleaseOrder,
+)
+from reserve.transfers.projection import ProposalStatus
+from reserve.transfers.proposal import Proposal
+from reserve.transfers.service import WorkflowService
+
+ROOT = Path(__file__).resolve().parents[2]
+BTC_POLICY = ROOT / "config" / "policies" / "national-btc.toml"
+EVM_POLICY = ROOT / "config" / "policies" / "reserve-evm.toml"
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+COLD = "bcrt1qmxjnkhk4s0pw9m6hzstm44rechuy3yar4jgq0m"
+SETTLEMENT = "bcrt1qm9rr2m3e7whcch4j6eer0rsr833atel3fstwt7"
+CUSTODIANS = ("finance-ministry", "central-bank", "vasp-regulator", "auditor-general",
+              "crypto-council")
+HOUR = 3600
+DAY = 86400
+
+
+def btc_policy() -> Policy:
+    return loader.load_file(BTC_POLICY)
+
+
+def btc_document() -> dict[str, Any]:
+    return copy.deepcopy(loader.to_document(btc_policy()))
+
+
+def vote(proposal: Proposal | bytes, custodian: str, decision: str = "approve",
+         recorded_at: datetime | None = None) -> Approval:
+    digest = proposal if isinstance(proposal, bytes) else proposal.digest
+    approval = sign(private_key_of(custodian), digest, decision, custodian)
+    if recorded_at is None:
+        return approval
+    return Approval(approval.proposal_digest, approval.custodian, approval.decision,
+                    approval.signature, recorded_at)
+
+
+@dataclass
+class FakeChain:
+    """A chain adapter for workflow logic tests: records calls, needs `threshold` shares."""
+
+    threshold: int = 3
+    orders: list[ReleaseOrder] = field(default_factory=list)
+    depth: int = 0
+
+    def prepare(self, order: ReleaseOrder) -> ChainStep:
+        self.orders.append(order)
+        return ChainStep("btc.psbt_created", {"psbt": "cHNidP8=", "outputs": [
+            {"address": o.destination, "amount_sats": str(o.amount)} for o in order.outputs]})
+
+    def add_share(self, order: ReleaseOrder, steps: tuple[ChainStep, ...], signer: str,
+                  share: str) -> ChainStep:
+        return ChainStep("btc.share_received", {"signer": signer, "share": share})
+
+    def broadcast(self, order: ReleaseOrder, steps: tuple[ChainStep, ...]) -> BroadcastReport:
+        shares = [s for s in steps if s.kind == "btc.share_received"]
+        if len(shares) < self.threshold:
+            from reserve.errors import PSBTError
+
+            raise PSBTError(f"only {len(shares)} of {self.threshold} signature shares")
+        return BroadcastReport("ab" * 32, ChainStep("btc.broadcast", {"txid": "ab" * 32}))
+
+    def confirmation(self, order: ReleaseOrder, steps: tuple[ChainStep, ...],
+                     txid: str) -> ConfirmationReport:
+        step = ChainStep("btc.confirmed", {"txid": txid, "depth": self.depth}) \
+            if self.depth else None
+        return ConfirmationReport(self.depth, step)
+
+
+STRANGER = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"
+
+
+def propose(service: WorkflowService, amount: int = 150_000_000, destination: str = COLD,
+            at: datetime = T0, **kw: object) -> ProposalStatus:
+    fields: dict[str, object] = dict(vault="national-btc", proposer="treasury-ops",
+                                     asset="BTC", outputs=[(destination, amount)],
+                                     fee_max=20_000, purpose="test", reference="R",
+                                     expires_in_seconds=7 * DAY, now=at)
+    fields.update(kw)
+    return service.propose_transfer(**fields)  # type: ignore[arg-type]
+
+
+def approve(service: WorkflowService, status: ProposalStatus, *who: str,
+            at: datetime = T0) -> None:
+    for custodian in who:
+        service.vote(vote(status.proposal, custodian), now=at)
+
+
+def kinds(ledger: Ledger, start: int = 0) -> list[str]:
+    return [e.kind for e in ledger.entries(start)]

@@ -1,0 +1,98 @@
+"""The custodian's offline signing tool: keygen, show, btc-sign, and its refusals."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from wallets.bitcoin.coins import Utxo, select_coins
+from wallets.bitcoin.fees import FeeRate
+from wallets.bitcoin.psbt_build import build_psbt
+from wallets.bitcoin.psbt_check import parse_psbt
+from wallets.bitcoin.transfer import ApprovedTransfer, TransferOutput
+from wallets.bitcoin.vault import load_vault
+from wallets.signer.cli import app
+
+VAULT_FILE = "config/vaults/national-btc-2of3.toml"
+DEST = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"
+ENV = {"RESERVE_SIGNER_PASSPHRASE": "unit-test-passphrase"}
+runner = CliRunner()
+
+
+@pytest.fixture()
+def files(tmp_path: Path) -> dict[str, Path]:
+    vault = load_vault(VAULT_FILE)
+    transfer = ApprovedTransfer(hashlib.sha256(b"signer").digest(), 4, vault.vault_id,
+                                "regtest", (TransferOutput(DEST, 60_000_000),), 50_000)
+    utxos = [Utxo("ab" * 32, 0, 100_000_000, 0, 2, 3)]
+    selection = select_coins(utxos, 60_000_000, [22], FeeRate(3000, "floor"), 2, 3)
+    psbt = build_psbt(vault, transfer, selection, change_index=1)
+    paths = {"psbt": tmp_path / "tx.psbt", "transfer": tmp_path / "transfer.json",
+             "key": tmp_path / "key.json"}
+    paths["psbt"].write_text(psbt.to_base64())
+    paths["transfer"].write_text(transfer.to_json())
+    result = runner.invoke(app, ["keygen", "--name", "finance-ministry", "--institution",
+                                 "Ministry of Finance", "--out", str(paths["key"]),
+                                 "--test-custodian", "1", "--scrypt-n", "4096"], env=ENV)
+    assert result.exit_code == 0, result.output
+    assert "[4b9a9dfd/48h/1h/0h/2h]tpubDDvF1Kfgb" in result.output
+    assert "tprv" not in paths["key"].read_text()  # sealed, never in clear
+    return paths
+
+
+def _sign(files: dict[str, Path], *extra: str, env: dict[str, str] = ENV):  # type: ignore[no-untyped-def]
+    return runner.invoke(app, ["btc-sign", "--psbt", str(files["psbt"]), "--vault", VAULT_FILE,
+                               "--transfer", str(files["transfer"]), "--keystore",
+                               str(files["key"]), "--yes", *extra], env=env)
+
+
+def test_show_then_sign(files: dict[str, Path]) -> None:
+    shown = runner.invoke(app, ["show", "--psbt", str(files["psbt"]), "--vault", VAULT_FILE,
+                                "--transfer", str(files["transfer"])])
+    assert shown.exit_code == 0, shown.output
+    assert f"60000000 sats to {DEST}" in shown.output and "back to the vault" in shown.output
+    result = _sign(files)
+    assert result.exit_code == 0, result.output
+    signed = parse_psbt(files["psbt"].read_text())
+    assert len(signed.inputs[0].partial_sigs) == 1
+
+
+def test_binary_output(files: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "signed.bin"
+    assert _sign(files, "--out", str(out), "--binary").exit_code == 0
+    assert out.read_bytes().startswith(b"psbt\xff")
+
+
+def test_refuses_when_outputs_differ_from_the_approval(files: dict[str, Path]) -> None:
+    before = files["psbt"].read_text()
+    approved = json.loads(files["transfer"].read_text())
+    approved["outputs"][0]["amount_sats"] += 1
+    files["transfer"].write_text(json.dumps(approved))
+    result = _sign(files)
+    assert result.exit_code == 2 and "outputs differ" in result.output
+    assert files["psbt"].read_text() == before  # nothing written
+
+
+def test_refuses_wrong_passphrase_and_foreign_key(files: dict[str, Path], tmp_path: Path) -> None:
+    before = files["psbt"].read_text()
+    result = _sign(files, env={"RESERVE_SIGNER_PASSPHRASE": "wrong-passphrase"})
+    assert result.exit_code == 2 and "wrong passphrase" in result.output
+    foreign = tmp_path / "foreign.json"
+    made = runner.invoke(app, ["keygen", "--name", "x", "--institution", "y", "--out",
+                               str(foreign), "--test-custodian", "4", "--scrypt-n", "4096"],
+                         env=ENV)
+    assert made.exit_code == 0
+    files["key"] = foreign
+    result = _sign(files)
+    assert result.exit_code == 2 and "not a custodian" in result.output
+    assert files["psbt"].read_text() == before
+
+
+def test_refuses_malformed_psbt(files: dict[str, Path]) -> None:
+    files["psbt"].write_text(files["psbt"].read_text()[:-30])
+    result = _sign(files)
+    assert result.exit_code == 2 and "malformed PSBT" in result.output

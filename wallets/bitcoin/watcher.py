@@ -1,0 +1,149 @@
+"""The chain watcher: records deposits into a vault and confirmations of its transfers.
+
+A wallet transaction is recorded once it has `confirmations_min` confirmations, as
+`btc.deposit` (the vault's balance grew) or `btc.confirmed` (a transfer out of the vault).
+Each such entry names the block it was seen in. On every sync the watcher checks that those
+blocks are still on the best chain; for an entry whose block was reorganised away it appends
+a `btc.reorg` entry that reverses it (never an edit or a deletion), after which the same
+transaction, once mined again, is recorded again with its new block.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from reserve.errors import LedgerConflict, NodeRPCError, WalletError
+from reserve.ledger import Entry, Ledger
+from wallets.bitcoin import records
+from wallets.bitcoin.rpc import BitcoinRPC, btc_to_sats
+from wallets.bitcoin.vault import Vault
+
+REORG_DEPTH_MAX = 144  # entries in deeper blocks are final for this watcher
+TRANSACTIONS_MAX = 100_000
+# getblockheader answers -5 for a block the node has never seen.
+RPC_INVALID_ADDRESS_OR_KEY = -5
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    tip_height: int
+    deposits: tuple[str, ...]
+    confirmed: tuple[str, ...]
+    reorged: tuple[str, ...]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.deposits or self.confirmed or self.reorged)
+
+
+def _on_best_chain(node: BitcoinRPC, blockhash: str) -> bool:
+    try:
+        header = node.getblockheader(blockhash)
+    except NodeRPCError as error:
+        if error.code == RPC_INVALID_ADDRESS_OR_KEY:
+            return False
+        raise
+    return int(header["confirmations"]) >= 0
+
+
+def reorg_entries(vault: Vault, node: BitcoinRPC, state: records.VaultChainState,
+                  tip_height: int) -> list[tuple[str, dict[str, Any]]]:
+    """Compensating entries for live entries whose block left the best chain."""
+    result = []
+    for entry in state.live:
+        if int(entry.payload["height"]) < tip_height - REORG_DEPTH_MAX:
+            continue
+        if _on_best_chain(node, entry.payload["blockhash"]):
+            continue
+        result.append(("btc.reorg", {
+            "vault_id": vault.vault_id, "txid": entry.payload["txid"],
+            "blockhash": entry.payload["blockhash"], "height": entry.payload["height"],
+            "reverses_seq": entry.seq, "reverses_kind": entry.kind,
+            "delta_sats": -int(entry.payload["delta_sats"]),
+            "reason": "block no longer on the best chain"}))
+    return result
+
+
+def chain_entry(vault: Vault, tx: dict[str, Any],
+                broadcast: dict[str, str | None]) -> tuple[str, dict[str, Any]]:
+    """The deposit or confirmation entry for one confirmed wallet transaction."""
+    amount = btc_to_sats(tx["amount"])
+    fee = btc_to_sats(tx.get("fee", 0))  # negative, present only when the vault paid it
+    delta = amount + fee
+    outputs = [{"vout": int(d["vout"]), "address": d.get("address"),
+                "amount_sats": btc_to_sats(d["amount"])}
+               for d in tx.get("details", []) if d.get("category") == "receive"]
+    payload: dict[str, Any] = {
+        "vault_id": vault.vault_id, "txid": tx["txid"], "blockhash": tx["blockhash"],
+        "height": int(tx["blockheight"]), "confirmations": int(tx["confirmations"]),
+        "delta_sats": delta, "outputs": outputs}
+    if tx["txid"] in broadcast or delta < 0:
+        payload.update({"amount_sats": -amount, "fee_sats": -fee,
+                        "proposal_digest": broadcast.get(tx["txid"])})
+        return "btc.confirmed", payload
+    payload["amount_sats"] = delta
+    return "btc.deposit", payload
+
+
+class ChainWatcher:
+    """Syncs one vault's watch-only wallet into the ledger."""
+
+    def __init__(self, vault: Vault, ledger: Ledger, rpc: BitcoinRPC, *,
+                 wallet_name: str | None = None, actor: str = "btc-watcher",
+                 confirmations_min: int | None = None) -> None:
+        self.vault = vault
+        self.ledger = ledger
+        self.node = rpc.for_wallet(None)
+        self.wallet = rpc.for_wallet(wallet_name or f"reserve-{vault.vault_id}")
+        self.actor = actor
+        self.confirmations_min = confirmations_min or vault.confirmations_min
+
+    def _wallet_txids(self) -> list[str]:
+        listed = self.wallet.listsinceblock("", 1, True)["transactions"]
+        if len(listed) > TRANSACTIONS_MAX:
+            raise WalletError(f"wallet lists more than {TRANSACTIONS_MAX} transactions")
+        return sorted({t["txid"] for t in listed
+                       if int(t.get("confirmations", 0)) >= self.confirmations_min})
+
+    def _new_entries(self, entries: list[Entry]) -> tuple[int, list[tuple[str, dict[str, Any]]]]:
+        tip = int(self.node.getblockcount())
+        state = records.chain_state(entries, self.vault.vault_id)
+        pending = reorg_entries(self.vault, self.node, state, tip)
+        reversed_txids = {payload["txid"] for _kind, payload in pending}
+        live = state.live_txids() - reversed_txids
+        broadcast = records.broadcast_txids(entries, self.vault.vault_id)
+        for txid in self._wallet_txids():
+            if txid in live:
+                continue
+            tx = self.wallet.gettransaction(txid, True)
+            if int(tx.get("confirmations", 0)) < self.confirmations_min:
+                continue
+            if txid in reversed_txids and not _on_best_chain(self.node, tx["blockhash"]):
+                continue
+            pending.append(chain_entry(self.vault, tx, broadcast))
+        return tip, pending
+
+    def sync(self) -> SyncReport:
+        """Record what the chain shows; bounded retries if the ledger changes meanwhile."""
+        for _attempt in range(3):
+            size = self.ledger.size()
+            entries = list(self.ledger.entries(0, size, kinds=records.BTC_KINDS))
+            tip, pending = self._new_entries(entries)
+            if pending:
+                try:
+                    self.ledger.append_many([(kind, self.actor, records.jsonable(payload))
+                                             for kind, payload in pending], expected_size=size)
+                except LedgerConflict:
+                    continue
+            kinds = [(kind, payload["txid"]) for kind, payload in pending]
+            return SyncReport(
+                tip_height=tip,
+                deposits=tuple(t for k, t in kinds if k == "btc.deposit"),
+                confirmed=tuple(t for k, t in kinds if k == "btc.confirmed"),
+                reorged=tuple(t for k, t in kinds if k == "btc.reorg"))
+        raise WalletError("ledger kept changing during sync; retry")
+
+    def ledger_balance_sats(self) -> int:
+        entries = list(self.ledger.entries(kinds=records.BTC_KINDS))
+        return records.chain_state(entries, self.vault.vault_id).balance_sats

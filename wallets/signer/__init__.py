@@ -1,0 +1,1 @@
+"""The custodian's offline signing tool (`reserve-sign`): keys never leave the custodian."""
