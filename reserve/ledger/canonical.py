@@ -156,8 +156,39 @@ def canonical_bytes(value: Any) -> bytes:
         raise EntryRejected(f"string is not valid Unicode: {error.reason}") from None
 
 
+def nesting_within_limit(data: bytes) -> bool:
+    """False when `data` nests arrays/objects deeper than DEPTH_MAX + 1 (the entry envelope).
+
+    Checked before any parser sees the bytes: the recursive JSON parsers (C and Python)
+    would exhaust the C stack on hostile input such as 100,000 '[' when a test harness has
+    raised the recursion limit. Brackets inside strings are skipped.
+    """
+    if data.count(b"[") + data.count(b"{") <= DEPTH_MAX + 1:
+        return True
+    depth, in_string, escaped = 0, False, False
+    for byte in data:  # bounded by len(data); only reached by unusual bodies
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            if depth > DEPTH_MAX + 1:
+                return False
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return True
+
+
 def is_canonical(data: bytes) -> bool:
     """True when `data` parses as JSON and re-encodes to exactly the same bytes."""
+    if not nesting_within_limit(data):
+        return False
     parsed = parse_plain(data)
     return _is_canonical_exact(data) if parsed is None else is_canonical_text(*parsed)
 

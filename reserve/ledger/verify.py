@@ -19,7 +19,12 @@ from typing import Any
 
 from reserve.errors import CheckpointError, VerificationError
 from reserve.ledger import merkle
-from reserve.ledger.canonical import is_canonical, is_canonical_text, parse_plain
+from reserve.ledger.canonical import (
+    is_canonical,
+    is_canonical_text,
+    nesting_within_limit,
+    parse_plain,
+)
 from reserve.ledger.checkpoint import Checkpoint, VerifierKey, verify_note
 from reserve.ledger.entry import GENESIS_PREV_HASH
 from reserve.ledger.kinds import KINDS
@@ -104,6 +109,9 @@ def _check_entry(seq: int, body: bytes, report: Report) -> bool:
     long integers, astral characters, bad JSON) or any problem takes `_check_entry_exact`,
     which finds and words it.
     """
+    if not nesting_within_limit(body):
+        report.findings.append(Finding(seq, "body nests deeper than any accepted entry"))
+        return False
     parsed = parse_plain(body)
     if parsed is None:
         return _check_entry_exact(seq, body, report)

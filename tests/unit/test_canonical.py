@@ -57,3 +57,18 @@ def test_is_canonical() -> None:
     assert not is_canonical(b'{"a":1.0}')
     assert not is_canonical(b'{"a":1,"a":1}')
     assert not is_canonical(b"not json")
+
+
+def test_hostile_nesting_is_refused_before_any_parser_runs() -> None:
+    # With a raised recursion limit (as test harnesses do), the recursive JSON parsers would
+    # overflow the C stack on this input; the depth check must refuse it first.
+    import sys
+
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(1_000_000)
+    try:
+        assert not is_canonical(b"[" * 100_000 + b"]" * 100_000)
+        assert not is_canonical(b'{"a":' * 50_000)
+        assert is_canonical(b'["[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["]')
+    finally:
+        sys.setrecursionlimit(limit)
