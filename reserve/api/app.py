@@ -33,6 +33,7 @@ from reserve.errors import (
     AccountConflict,
     AccountError,
     AccountNotFound,
+    ApprovalError,
     AuthError,
     ConfigError,
     EntryRejected,
@@ -60,6 +61,7 @@ ERROR_STATUS: tuple[tuple[type[ReserveError], int], ...] = (
     (EntryRejected, 400),
     (LedgerConflict, 409),
     (PolicyError, 400),
+    (ApprovalError, 400),  # a forged, replayed or misplaced vote: refused input
     (WorkflowError, 409),
     (NodeUnavailable, 503),
     (ConfigError, 503),

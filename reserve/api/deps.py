@@ -44,6 +44,8 @@ class ApiOptions:
     page_entries_max: int = 500
     anchor_scan_entries: int = 5_000
     cookie_secure: bool = False
+    # Bitcoin vault configurations (descriptors) shown by /api/vaults; relative to the project.
+    bitcoin_vaults_dir: str = "config/vaults"
     title: str = "Sovereign Reserve Ledger"
 
 

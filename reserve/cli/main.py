@@ -9,6 +9,7 @@ import typer
 
 from reserve.cli.bitcoin import bitcoin_app
 from reserve.cli.common import error_console
+from reserve.cli.demo import demo
 from reserve.cli.evm import evm_app
 from reserve.cli.ledger import ledger_app
 from reserve.cli.reconcile import reconcile_app
@@ -27,6 +28,7 @@ app.add_typer(bitcoin_app, name="btc")
 app.add_typer(reconcile_app, name="reconcile")
 app.add_typer(evm_app, name="evm")
 register_workflow(app)  # propose, approve, freeze, unfreeze, proposal, policy, destination
+app.command("demo")(demo)
 
 
 def run() -> None:

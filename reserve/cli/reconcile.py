@@ -35,6 +35,7 @@ PASSPHRASE_ENV = "RESERVE_AUDITOR_PASSPHRASE"  # noqa: S105 (a variable name)
 DEFAULT_KEY = "var/keys/auditor.json"
 DEFAULT_RPC_URL = "http://127.0.0.1:18443"
 FILE_BYTES_MAX = 64 * 1024 * 1024
+ANVIL_CHAIN_ID = 31337
 
 Config = Annotated[Path | None, typer.Option("--config", help="Service config.")]
 RpcUrl = Annotated[str | None, typer.Option(envvar="RESERVE_BTC_RPC_URL")]
@@ -87,38 +88,109 @@ def auditor_key(name: str = typer.Option("auditor-general", "--name"),
 
 
 @reconcile_app.command("run")
-def run(vault: Annotated[list[Path], typer.Option("--vault", help="Vault config; repeatable.")],
+def run(vault: Annotated[list[Path], typer.Option("--vault", help="Vault config; repeatable.")
+                         ] = [],  # noqa: B006 (typer reads the default)
+        evm_vault: Annotated[list[str], typer.Option(
+            "--evm-vault", help="EVM vault id (registered by `reserve evm deploy`); "
+                                "repeatable.")] = [],  # noqa: B006
+        evm_rpc_url: Annotated[str | None, typer.Option(
+            "--evm-rpc-url", envvar="RESERVE_EVM_RPC_URL", help="EVM JSON-RPC URL.")] = None,
+        registry: str = typer.Option(None, "--registry", help=(
+            "ReserveRegistry to anchor the report hash in (default: the EVM vaults' own, "
+            "when --evm-rpc-url is given).")),
+        anchor: bool = typer.Option(True, "--anchor/--no-anchor",
+                                    help="Anchor the report hash when a registry is known."),
+        evm_key_file: Path = typer.Option(None, "--evm-key-file", help=(
+            "Anchoring key keystore (RESERVE_EVM_KEY_PASSPHRASE); anvil: TEST deployer.")),
         output: Path = typer.Option(Path("var/reconcile"), "--output-dir"),
         key_path: Path = typer.Option(Path(DEFAULT_KEY), "--key-file"),
         range_end: int = typer.Option(None, "--range-end", help="Highest derivation index."),
         mainnet: bool = typer.Option(False, "--mainnet"), config: Config = None,
         rpc_url: RpcUrl = None, rpc_user: RpcUser = None, rpc_password: RpcPassword = None,
         as_json: AsJson = False) -> None:
-    """Reconcile vaults at the chain tip; sign, check into the ledger, export."""
-    def action() -> tuple[dict[str, Any], int, Path]:
+    """Reconcile vaults at the chain tip; sign, check into the ledger, export, anchor."""
+    if not vault and not evm_vault:
+        fail("give at least one --vault (Bitcoin) or --evm-vault")
+    if evm_vault and not evm_rpc_url:
+        fail("EVM vaults need --evm-rpc-url (or RESERVE_EVM_RPC_URL)")
+
+    def action() -> tuple[dict[str, Any], int, Path, Any]:
         settings = load_settings(str(config) if config else None)
         vaults = [load_vault(path) for path in vault]
         for model in vaults:
             require_network_allowed(model.network, mainnet_enabled=settings.mainnet_enabled,
                                     mainnet_flag=mainnet)
-        node = _rpc(settings, rpc_url, rpc_user, rpc_password)
+        node = _rpc(settings, rpc_url, rpc_user, rpc_password) if vaults else None
         scopes = [(m, range_end if range_end is not None else
-                   wallet_range_end(node.for_wallet(f"reserve-{m.vault_id}"))) for m in vaults]
+                   wallet_range_end(node.for_wallet(f"reserve-{m.vault_id}")))
+                  for m in vaults] if node else []
+        w3 = _evm_connect(settings, evm_rpc_url, mainnet) if evm_rpc_url else None
         passphrase = keystore.passphrase_from_env(PASSPHRASE_ENV, prompt="auditor passphrase: ")
         signer = load_auditor_key(settings.resolve(key_path), passphrase)
         with open_ledger(settings) as ledger:
-            document, entry = run_report(ledger, node, scopes, signer,
+            evm = (w3, [_evm_target(ledger, w3, v) for v in evm_vault]) if evm_vault else None
+            document, entry = run_report(ledger, node, scopes, signer, evm=evm,
                                          actor=f"auditor:{signer.verifier.name}")
+            anchored = _anchor(ledger, w3, registry, evm_key_file, document) \
+                if anchor and w3 is not None else None
         folder = settings.resolve(output)
-        return document, entry.seq, write_exports(document, folder)
-    document, seq, stem = _guard(action)
-    rows = [f"{r['vault_id']:<24} {r['asset']:<5} ledger {r['ledger']:>16} chain "
-            f"{r['chain']:>16} difference {r['difference']:>14}  {r['status']}"
-            for r in document["report"]["summary"]]
+        return document, entry.seq, write_exports(document, folder), anchored
+    document, seq, stem, anchored = _guard(action)
+    _report_run(document, seq, stem, anchored, as_json)
+
+
+def _evm_connect(settings: Any, rpc_url: str, mainnet: bool) -> Any:
+    from reserve.cli.anchor import _connect
+
+    return _connect(settings, rpc_url, mainnet)
+
+
+def _evm_target(ledger: Any, w3: Any, vault_id: str) -> Any:
+    """The EVM vault as `reserve evm deploy` registered it on this chain."""
+    from reserve.cli.evm import registration
+    from reserve.reconcile.evm import EVMTarget
+
+    chain_id = int(w3.eth.chain_id)
+    found = registration(ledger, vault_id, chain_id)
+    # On anvil the vault's funding precedes the recorded deployment block (as `evm sync`).
+    start = 0 if chain_id == ANVIL_CHAIN_ID else int(found["block_number"])
+    return EVMTarget(vault_id, str(found["safe"]), (str(found["token"]),), start)
+
+
+def _anchor(ledger: Any, w3: Any, registry: str | None, key_file: Path | None,
+            document: dict[str, Any]) -> Any:
+    """Anchor the report's hash when a registry is given or known on the chain; else None."""
+    from reserve.cli.anchor import registry_address
+    from reserve.errors import EVMError
+    from reserve.reconcile.evm import anchor_report
+    from wallets.evm import node
+
+    try:
+        address = registry_address(ledger, int(w3.eth.chain_id), registry)
+    except EVMError:
+        return None  # no registry configured or given: nothing to anchor in
+    return anchor_report(ledger, w3, address, node.service_account(w3, key_file), document)
+
+
+def _report_run(document: dict[str, Any], seq: int, stem: Path, anchored: Any,
+                as_json: bool) -> None:
+    body = document["report"]
+    rows = [f"{r['vault_id']:<24} {r['asset'][:12]:<12} ledger {r['ledger']:>26} chain "
+            f"{r['chain']:>26} difference {r['difference']:>24} {r.get('unit', 'sats')} "
+            f"{r['status']}" for r in [*body["summary"], *body.get("evm", {}).get("summary", [])]]
+    count = len(body["findings"]) + len(body.get("evm", {}).get("findings", []))
+    lines = [*rows, f"{count} finding(s); report checked in as ledger entry {seq}; files "
+                    f"{stem}.json/.csv/.html"]
+    if anchored is not None:
+        lines.append(f"report hash anchored in registry {anchored.payload['registry']} (index "
+                     f"{anchored.payload['index']}, tx {anchored.payload['tx_hash']}); ledger "
+                     f"entry {anchored.seq}")
     emit({"report_sha256": document["signature"]["report_sha256"], "entry_seq": seq,
-          "files": str(stem), "summary": document["report"]["summary"]}, as_json,
-         "\n".join([*rows, f"{len(document['report']['findings'])} finding(s); report "
-                    f"checked in as ledger entry {seq}; files {stem}.json/.csv/.html"]))
+          "files": str(stem), "summary": body["summary"],
+          "evm_summary": body.get("evm", {}).get("summary", []),
+          "anchor": anchored.payload if anchored is not None else None,
+          "anchor_seq": anchored.seq if anchored is not None else None}, as_json,
+         "\n".join(lines))
 
 
 def write_exports(document: dict[str, Any], folder: Path) -> Path:
@@ -146,6 +218,10 @@ def show(report: Path, csv: bool = typer.Option(False, "--csv"),
     lines += [f"  {r['vault_id']} {r['asset']}: ledger {r['ledger']} chain {r['chain']} "
               f"difference {r['difference']} ({r['status']})" for r in body["summary"]]
     lines += [f"  [{f['severity']}] {f['kind']}: {f['detail']}" for f in body["findings"]]
+    evm = body.get("evm", {})
+    lines += [f"  {r['vault_id']} {r['asset']}: ledger {r['ledger']} chain {r['chain']} "
+              f"difference {r['difference']} wei ({r['status']})" for r in evm.get("summary", [])]
+    lines += [f"  [{f['severity']}] {f['kind']}: {f['detail']}" for f in evm.get("findings", [])]
     emit(document, as_json, "\n".join(lines))
 
 

@@ -28,9 +28,15 @@ from __future__ import annotations
 import json
 import json.encoder
 import json.scanner
+import re
 from typing import Any
 
 import rfc8785
+
+try:  # a C JSON library: the verifier's fast canonicality check (see loads_canonical)
+    import orjson
+except ImportError:  # pragma: no cover - declared dependency; without it the stdlib path runs
+    orjson = None  # type: ignore[assignment]
 
 from reserve.errors import EntryRejected
 
@@ -189,6 +195,8 @@ def is_canonical(data: bytes) -> bool:
     """True when `data` parses as JSON and re-encodes to exactly the same bytes."""
     if not nesting_within_limit(data):
         return False
+    if loads_canonical(data) is not None:
+        return True
     parsed = parse_plain(data)
     return _is_canonical_exact(data) if parsed is None else is_canonical_text(*parsed)
 
@@ -235,12 +243,47 @@ def parse_plain(data: bytes) -> tuple[str, Any] | None:
     return text, value
 
 
+_ORJSON_OPTIONS = (orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER) if orjson is not None else 0
+# Canonical JSON text with no backslash and no byte F0-FF (so no astral character), whose
+# only tokens outside strings are brackets, `:`, `,`, `-`, digits and the three literals:
+# no fraction, no exponent, so no float. Possessive, so it never backtracks.
+_PLAIN_TOKENS = re.compile(rb'(?:"[^"\\\xf0-\xff]*+"|[{}\[\]:,0-9\-]++|true|false|null)*+')
+
+
+def loads_canonical(data: bytes) -> tuple[Any] | None:
+    """(json.loads(data),) when `data` is certainly RFC 8785 canonical and accepted (what
+    `_is_canonical_exact` says True to); None leaves the case to the other paths.
+
+    orjson parses (strict RFC 8259 and UTF-8: no lone surrogates, NaN, BOM or trailing
+    bytes) and re-encodes with sorted keys; on the accepted subset its output is RFC 8785's,
+    byte for byte (property-tested against `rfc8785`): the same short escapes and lowercase
+    `\\u00xx`, non-ASCII as UTF-8, integers as plain digits, OPT_STRICT_INTEGER refusing
+    |n| > 2**53 - 1, and keys in code-point order, which is RFC 8785's UTF-16 order when no
+    key holds an astral character. What orjson does not check, `_PLAIN_TOKENS` does on the
+    bytes: no astral character (F0-FF), no float (valid JSON writes every float with a
+    fraction or an exponent; without backslashes every `"` delimits a string), and the
+    bracket count bounds the nesting depth.
+    """
+    if orjson is None or data.count(b"{") + data.count(b"[") > DEPTH_MAX \
+            or _PLAIN_TOKENS.fullmatch(data) is None:
+        return None
+    try:
+        value = orjson.loads(data)
+        if orjson.dumps(value, option=_ORJSON_OPTIONS) != data:
+            return None
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+        return None
+    return (value,)
+
+
 def is_canonical_text(text: str, value: Any) -> bool:
     """Given (text, value) from parse_plain: is `text` the canonical form of `value`?"""
     return "".join(_c_encode(value, 0)) == text  # type: ignore[misc]
 
 
 def _is_canonical_exact(data: bytes) -> bool:
+    if not nesting_within_limit(data):
+        return False
     try:
         value = json.loads(data)
         return canonical_bytes(value) == data

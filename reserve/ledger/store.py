@@ -330,17 +330,23 @@ class Ledger:
 
     def raw_rows(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, bytes, bytes]]:
         """(seq, body, entry_hash) in order, read in bounded chunks."""
+        # SQLite: CAST, or a TEXT value planted in a BLOB column would come back as str;
+        # then the rows are already (int, bytes, bytes) and are passed on without a copy.
+        columns = ("seq, CAST(body AS BLOB), CAST(entry_hash AS BLOB)" if self.dialect == "sqlite"
+                   else "seq, body, entry_hash")
+        statement = f"SELECT {columns} FROM ledger_entries WHERE seq >= ? ORDER BY seq LIMIT ?"
         position = start
         while stop is None or position < stop:
             limit = READ_CHUNK if stop is None else min(READ_CHUNK, stop - position)
             with self._lock:
-                rows = self._query(
-                    "SELECT seq, body, entry_hash FROM ledger_entries WHERE seq >= ? "
-                    "ORDER BY seq LIMIT ?", (position, limit))
+                rows = self._query(statement, (position, limit))
             if not rows:
                 return
-            for seq, body, entry_hash in rows:
-                yield int(seq), bytes(body), bytes(entry_hash)
+            if self.dialect == "sqlite":  # already (int, bytes, bytes): no per-row copy
+                yield from rows
+            else:
+                for seq, body, entry_hash in rows:
+                    yield int(seq), bytes(body), bytes(entry_hash)
             position = int(rows[-1][0]) + 1
 
     def entries(self, start: int = 0, stop: int | None = None,
@@ -353,6 +359,13 @@ class Ledger:
 
     def stored_nodes(self) -> Iterator[tuple[int, int, bytes]]:
         """Every stored (level, index, hash), for the verifier."""
+        if self.dialect == "sqlite":  # split and typed in SQL: rows are (int, int, bytes)
+            with self._lock:
+                nodes = self._query(
+                    f"SELECT node_id >> {LEVEL_SHIFT}, node_id & {(1 << LEVEL_SHIFT) - 1}, "
+                    "CAST(hash AS BLOB) FROM ledger_nodes ORDER BY node_id")
+            yield from nodes
+            return
         with self._lock:
             rows = self._query("SELECT node_id, hash FROM ledger_nodes ORDER BY node_id")
         for key, value in rows:

@@ -22,6 +22,7 @@ from reserve.ledger import merkle
 from reserve.ledger.canonical import (
     is_canonical,
     is_canonical_text,
+    loads_canonical,
     nesting_within_limit,
     parse_plain,
 )
@@ -104,14 +105,31 @@ _ENTRY_KEYS = frozenset({"seq", "time", "kind", "actor", "payload"})
 def _check_entry(seq: int, body: bytes, report: Report) -> bool:
     """Report the first problem with entry `seq`'s body; True when it has none.
 
-    Fast path: one parse and one re-encode (`parse_plain`, `is_canonical_text`) decide
-    exactly what json.loads plus `is_canonical` would; anything unusual (not UTF-8, floats,
-    long integers, astral characters, bad JSON) or any problem takes `_check_entry_exact`,
-    which finds and words it.
+    Fast path: `loads_canonical` (orjson: one C parse, one C encode) vouches that the body
+    is canonical; then only the entry's fields are checked. Anything it cannot vouch for
+    takes `_check_entry_plain` (stdlib parser), and any problem `_check_entry_exact`, which
+    finds and words it.
     """
     if not nesting_within_limit(body):
         report.findings.append(Finding(seq, "body nests deeper than any accepted entry"))
         return False
+    loaded = loads_canonical(body)
+    if loaded is None:
+        return _check_entry_plain(seq, body, report)
+    fields = loaded[0]
+    if type(fields) is not dict or fields.keys() != _ENTRY_KEYS or type(fields["seq"]) is not int \
+            or fields["seq"] != seq or type(fields["kind"]) is not str \
+            or fields["kind"] not in KINDS:
+        return _check_entry_exact(seq, body, report)
+    return True
+
+
+def _check_entry_plain(seq: int, body: bytes, report: Report) -> bool:
+    """`_check_entry` without orjson: one stdlib parse and one re-encode (`parse_plain`,
+    `is_canonical_text`) decide exactly what json.loads plus `is_canonical` would; anything
+    unusual (not UTF-8, floats, long integers, astral characters, bad JSON) or any problem
+    takes `_check_entry_exact`.
+    """
     parsed = parse_plain(body)
     if parsed is None:
         return _check_entry_exact(seq, body, report)
@@ -124,6 +142,9 @@ def _check_entry(seq: int, body: bytes, report: Report) -> bool:
 
 
 def _check_entry_exact(seq: int, body: bytes, report: Report) -> bool:
+    if not nesting_within_limit(body):
+        report.findings.append(Finding(seq, "body nests deeper than any accepted entry"))
+        return False
     try:
         fields = json.loads(body)
     except (ValueError, RecursionError):  # a body of 100,000 '[' must not crash the verifier
@@ -162,20 +183,21 @@ def verify_stream(rows: Iterable[tuple[int, bytes, bytes]], notes: Iterable[str]
     for note in trusted:
         if _size_of(note) not in trusted_points:
             report.findings.append(Finding(None, "a trusted checkpoint does not verify"))
-    node_iter: Iterator[tuple[int, int, bytes]] = iter(stored_nodes or ())
-    computed_nodes: dict[tuple[int, int], bytes] = {}
+    # Recomputed subtree hashes by level; a level's nodes complete in index order, so
+    # by_level[level][index] is node (level, index).
+    by_level: list[list[bytes]] = [[] for _ in range(64)]
     roots: dict[int, bytes] = {0: merkle.EMPTY_ROOT}
     prev, expected = GENESIS_PREV_HASH, 0
     frontier: list[bytes] = []
     findings_before = len(report.findings)
-    sha256 = hashlib.sha256
+    sha256, check_entry, pop, push = hashlib.sha256, _check_entry, frontier.pop, frontier.append
     for seq, body, stored_hash in rows:
         if seq != expected:
             what = (f"entry {expected} is missing (next stored entry is {seq})" if seq > expected
                     else f"entry {seq} appears again or out of order")
             report.findings.append(Finding(expected, what))
             break
-        if not _check_entry(seq, body, report):
+        if not check_entry(seq, body, report):
             break
         prev = sha256(prev + body).digest()
         if prev != stored_hash:
@@ -184,17 +206,16 @@ def verify_stream(rows: Iterable[tuple[int, bytes, bytes]], notes: Iterable[str]
             break
         carry, level = sha256(b"\x00" + body).digest(), 0  # merkle.leaf_hash, inlined
         while seq >> level & 1:
-            carry = sha256(b"\x01" + frontier.pop() + carry).digest()  # merkle.node_hash
+            carry = sha256(b"\x01" + pop() + carry).digest()  # merkle.node_hash
             level += 1
-            if stored_nodes is not None:
-                computed_nodes[(level, seq >> level)] = carry
-        frontier.append(carry)
+            by_level[level].append(carry)
+        push(carry)
         expected = seq + 1
         if expected in checkpoints or expected in trusted_points:
             roots[expected] = merkle.fold_frontier(frontier)
     report.entries = expected
     if stored_nodes is not None:
-        _compare_nodes(node_iter, computed_nodes, expected,
+        _compare_nodes(stored_nodes, by_level, expected,
                        len(report.findings) == findings_before, report)
     _check_roots(checkpoints, roots, expected, report, label="checkpoint")
     _check_roots(trusted_points, roots, expected, report, label="trusted checkpoint")
@@ -203,13 +224,21 @@ def verify_stream(rows: Iterable[tuple[int, bytes, bytes]], notes: Iterable[str]
     return report
 
 
-def _compare_nodes(node_iter: Iterator[tuple[int, int, bytes]],
-                   computed: dict[tuple[int, int], bytes], verified: int, complete: bool,
-                   report: Report) -> None:
+def _compare_nodes(stored_nodes: Iterable[tuple[int, int, bytes]], by_level: list[list[bytes]],
+                   verified: int, complete: bool, report: Report) -> None:
     # Every stored subtree hash serves proofs; one that differs from the entries would make
     # honest proofs fail, so it is reported with the first entry it covers. When the entry
     # stream broke early, nodes beyond the verified prefix are not judged.
-    for level, index, value in node_iter:
+    stored = list(stored_nodes)
+    # Fast path, one C-level list comparison: the stored nodes are exactly the recomputed
+    # ones, in node order (level, then index), each with the same hash. Then the checks
+    # below would find nothing; any difference (or another order) takes them.
+    if stored == [(level, index, value) for level, hashes in enumerate(by_level)
+                  for index, value in enumerate(hashes)]:
+        return
+    computed = {(level, index): value for level, hashes in enumerate(by_level)
+                for index, value in enumerate(hashes)}
+    for level, index, value in stored:
         first, end = index << level, (index + 1) << level
         if end > verified:
             if complete:

@@ -33,16 +33,44 @@ def findings_csv(document: dict[str, Any]) -> str:
                          finding["asset"], finding["txid"] or "", finding["amount_sats"],
                          finding["difference_sats"], " ".join(finding["outpoints"]),
                          " ".join(str(s) for s in finding["ledger_seqs"]), finding["detail"]])
+    for finding in document["report"].get("evm", {}).get("findings", []):  # amounts in wei
+        writer.writerow([finding["severity"], finding["kind"], finding["vault_id"],
+                         finding["asset"], finding["txid"] or "", f"{finding['amount']} wei",
+                         f"{finding['difference']} wei", "",
+                         " ".join(str(s) for s in finding["ledger_seqs"]), finding["detail"]])
     return out.getvalue()
 
 
 def overall_status(body: dict[str, Any]) -> str:
-    statuses = {row["status"] for row in body["summary"]}
+    statuses = {row["status"] for row in [*body["summary"], *body.get("evm", {}).get("summary", [])]}
     return next((s for s in ("critical", "discrepancy") if s in statuses), "ok")
 
 
 def _amount(sats: int) -> str:
     return f"{sats:,} sats ({sats_to_btc(sats)} BTC)"
+
+
+def _evm_html(evm: dict[str, Any] | None) -> str:
+    """EVM vaults (amounts in wei, as decimal strings): balances, then findings."""
+    if not evm:
+        return ""
+    rows = "".join(
+        f"<tr class='{escape(r['status'])}'><td>{escape(r['vault_id'])}</td>"
+        f"<td>{escape(r['asset'])}</td><td>{escape(r['ledger'])}</td><td>{escape(r['chain'])}"
+        f"</td><td><b>{escape(r['difference'])}</b></td><td>{escape(r['status'])}</td></tr>"
+        for r in evm["summary"])
+    findings = "".join(
+        f"<tr class='{escape(f['severity'])}'><td>{escape(f['severity'])}</td>"
+        f"<td>{escape(f['kind'])}</td><td>{escape(f['vault_id'])}</td>"
+        f"<td>{escape(f['difference'])}</td><td>{escape(f['detail'])}</td>"
+        f"<td><code>{escape(f['txid'] or '')}</code></td></tr>" for f in evm["findings"])
+    block = evm["block"]
+    return (f"<h2>EVM vaults (wei) at block {block['number']} <code>{escape(block['hash'])}"
+            f"</code>, chain {block['chain_id']}</h2><table><tr><th>Vault</th><th>Asset</th>"
+            f"<th>Ledger</th><th>Chain</th><th>Difference</th><th>Status</th></tr>{rows}"
+            f"</table><table><tr><th>Severity</th><th>Kind</th><th>Vault</th><th>Difference"
+            f"</th><th>What</th><th>Transaction</th></tr>"
+            f"{findings or '<tr><td colspan=6>none</td></tr>'}</table>")
 
 
 def to_html(document: dict[str, Any]) -> str:
@@ -69,7 +97,7 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}.critical{{backgro
 report SHA-256 <code>{escape(signature['report_sha256'])}</code></p>
 <h2>Balances</h2><table><tr><th>Vault</th><th>Asset</th><th>Ledger</th><th>Chain</th>
 <th>Difference</th><th>Status</th></tr>{rows}</table>
-<h2>Findings</h2><table><tr><th>Severity</th><th>Kind</th><th>Vault</th><th>Difference</th>
+{_evm_html(body.get("evm"))}<h2>Findings</h2><table><tr><th>Severity</th><th>Kind</th><th>Vault</th><th>Difference</th>
 <th>What</th><th>Transaction</th></tr>{findings or '<tr><td colspan=6>none</td></tr>'}</table>
 <h2>Computed against</h2><ul>
 <li>Block {block['height']} <code>{escape(block['blockhash'])}</code></li>

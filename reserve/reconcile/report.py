@@ -188,12 +188,16 @@ def entry_payload(document: dict[str, Any]) -> dict[str, Any]:
     """The `reconcile.report` ledger payload: hash, signature, pins and summary."""
     body, signature = document["report"], document["signature"]
     counts: dict[str, int] = {}
-    for finding in body["findings"]:
+    evm = body.get("evm")
+    for finding in [*body["findings"], *(evm["findings"] if evm else [])]:
         counts[finding["severity"]] = counts.get(finding["severity"], 0) + 1
-    return {"report_sha256": signature["report_sha256"], "auditor_key": signature["key"],
-            "signature": signature["value"], "ledger_tree_size": body["ledger"]["tree_size"],
-            "ledger_root_hash": body["ledger"]["root_hash"], "block": body["block"],
-            "summary": body["summary"], "findings_by_severity": counts}
+    payload = {"report_sha256": signature["report_sha256"], "auditor_key": signature["key"],
+               "signature": signature["value"], "ledger_tree_size": body["ledger"]["tree_size"],
+               "ledger_root_hash": body["ledger"]["root_hash"], "block": body["block"],
+               "summary": body["summary"], "findings_by_severity": counts}
+    if evm:  # EVM vaults (reserve.reconcile.evm): their pinned block and rows, in wei
+        payload["evm"] = {"block": evm["block"], "summary": evm["summary"]}
+    return payload
 
 
 def check_in(ledger: Ledger, document: dict[str, Any], actor: str) -> Entry:

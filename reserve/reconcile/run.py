@@ -14,12 +14,15 @@ from typing import Any
 
 from reserve.errors import ReconcileError
 from reserve.ledger import Entry, Ledger
+from reserve.ledger.canonical import canonical_bytes
 from reserve.ledger.checkpoint import parse_note
 from reserve.ledger.entry import format_time
+from reserve.reconcile import evm as reconcile_evm
 from reserve.reconcile.bitcoin import pinned_chain_views, vault_descriptors
 from reserve.reconcile.compute import ledger_view, reconcile
 from reserve.reconcile.report import (
     AuditorSigner,
+    BlockPin,
     LedgerPin,
     VaultScope,
     build_body,
@@ -30,36 +33,56 @@ from wallets.bitcoin.rpc import BitcoinRPC
 from wallets.bitcoin.vault import Vault
 
 VAULTS_MAX = 100
+# (a web3 connection, the EVM vaults to reconcile on its chain)
+EVMVaults = tuple[Any, Sequence["reconcile_evm.EVMTarget"]]
 
 
-def compute_body(ledger: Ledger, node: BitcoinRPC, vaults: Sequence[tuple[Vault, int]], *,
-                 now: datetime | None = None) -> dict[str, Any]:
-    """The unsigned report body. `vaults` are (vault, derivation range end) pairs.
+def compute_body(ledger: Ledger, node: BitcoinRPC | None, vaults: Sequence[tuple[Vault, int]],
+                 *, now: datetime | None = None, evm: EVMVaults | None = None
+                 ) -> dict[str, Any]:
+    """The unsigned report body. `vaults` are (vault, derivation range end) pairs; `evm`
+    (web3, targets) adds an `evm` section for EVM vaults (reserve.reconcile.evm).
 
-    Requires 1 <= len(vaults) <= VAULTS_MAX, all on one network, distinct ids.
+    Requires 1 <= len(vaults) + EVM targets <= VAULTS_MAX, Bitcoin vaults on one network
+    with a node, distinct ids. Without Bitcoin vaults the report's `block` is the EVM pin.
     """
-    if not 1 <= len(vaults) <= VAULTS_MAX:
-        raise ReconcileError(f"reconcile 1 to {VAULTS_MAX} vaults, got {len(vaults)}")
+    targets = evm[1] if evm else ()
+    if not 1 <= len(vaults) + len(targets) <= VAULTS_MAX:
+        raise ReconcileError(f"reconcile 1 to {VAULTS_MAX} vaults, got "
+                             f"{len(vaults) + len(targets)}")
     networks = {vault.network for vault, _end in vaults}
-    if len(networks) != 1 or len({v.vault_id for v, _e in vaults}) != len(vaults):
+    ids = [v.vault_id for v, _e in vaults] + [t.vault_id for t in targets]
+    if len(networks) > 1 or len(set(ids)) != len(ids):
         raise ReconcileError("vaults of one report must share a network and have distinct ids")
+    if vaults and node is None:
+        raise ReconcileError("Bitcoin vaults need a Bitcoin node")
     note = ledger.checkpoint(now=now)
     checkpoint, _signatures = parse_note(note)
     entries = list(ledger.entries(0, checkpoint.tree_size))
+    evm_part = reconcile_evm.section(evm[0], targets, entries) if evm else None
     views = [(vault, ledger_view(entries, vault.vault_id), end) for vault, end in vaults]
-    block, chains = pinned_chain_views(node, networks.pop(), views)
+    if vaults and node is not None:
+        block, chains = pinned_chain_views(node, networks.pop(), views)
+    else:
+        pin = evm_part["block"] if evm_part else {}
+        block, chains = BlockPin(f"evm:{pin['chain_id']}", pin["number"], pin["hash"]), []
     results = [reconcile(view, chain) for (_v, view, _e), chain in zip(views, chains, strict=True)]
     scopes = [VaultScope(vault.vault_id, chain.asset, vault_descriptors(vault), end,
                          coins_digest(chain.coins))
               for (vault, end), chain in zip(vaults, chains, strict=True)]
-    return build_body(created=format_time(now or datetime.now(UTC)),
+    body = build_body(created=format_time(now or datetime.now(UTC)),
                       ledger=LedgerPin(checkpoint.tree_size, checkpoint.root_hash.hex(), note),
                       block=block, scopes=scopes, results=results)
+    if evm_part is not None:
+        body["evm"] = evm_part
+        canonical_bytes(body)
+    return body
 
 
-def run_report(ledger: Ledger, node: BitcoinRPC, vaults: Sequence[tuple[Vault, int]],
+def run_report(ledger: Ledger, node: BitcoinRPC | None, vaults: Sequence[tuple[Vault, int]],
                signer: AuditorSigner, *, actor: str = "auditor",
-               now: datetime | None = None) -> tuple[dict[str, Any], Entry]:
+               now: datetime | None = None, evm: EVMVaults | None = None
+               ) -> tuple[dict[str, Any], Entry]:
     """Compute, sign and check in a report; returns the signed document and its entry."""
-    document = signer.sign(compute_body(ledger, node, vaults, now=now))
+    document = signer.sign(compute_body(ledger, node, vaults, now=now, evm=evm))
     return document, check_in(ledger, document, actor)

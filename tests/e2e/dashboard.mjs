@@ -1,7 +1,8 @@
 // Drives the dashboard in a real headless Chromium (Debian's /usr/bin/chromium) with
 // playwright-core: log in with a token, read the overview, open the ledger explorer,
 // click "Verify this entry" and wait for the browser's own verdict, then show that a
-// tampered proof is rejected. Screenshots go to the folder given by --out.
+// tampered proof is rejected; then see the holdings panel and open a pending proposal.
+// Screenshots go to the folder given by --out.
 // Prints one JSON object with what it saw; the pytest wrapper asserts on it.
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
@@ -18,6 +19,7 @@ const token = argument("token");
 const out = argument("out");
 const signedSeq = Number(argument("signed-seq"));
 const headSeq = Number(argument("head-seq"));
+const proposal = argument("proposal");
 mkdirSync(out, { recursive: true });
 const seen = { console_errors: [] };
 const timeout = 15000;
@@ -90,6 +92,26 @@ try {
   await tampered.waitFor();
   seen.tampered = (await tampered.textContent()).trim();
   await page.screenshot({ path: join(out, "05-tampered-proof-rejected.png") });
+  await page.unroute(`**/api/ledger/entries/${signedSeq}`);
+
+  // 6. Back on the overview: the holdings panel, from the ledger's deposit entries.
+  await page.click("nav >> text=Overview");
+  const holdings = page.locator("[data-panel=holdings]");
+  await holdings.waitFor();
+  seen.holdings = await holdings.locator("tbody tr").evaluateAll((rows) =>
+    rows.map((row) => Array.from(row.cells, (cell) => cell.textContent.trim())));
+  seen.holdings_charts = await holdings.locator("figure.chart svg polyline").count();
+  await holdings.screenshot({ path: join(out, "06-holdings.png") });
+
+  // 7. Open the pending proposal from its panel and read the policy's decision.
+  await page.click(`[data-panel=proposals] tr[data-digest="${proposal}"] a.proposal-link`);
+  await page.waitForURL(`${base}/dashboard/proposals/${proposal}`);
+  seen.proposal_url = page.url();
+  seen.proposal_state = (await page.textContent("[data-testid=proposal-state]")).trim();
+  seen.proposal_amount = (await page.textContent("[data-testid=proposal-amount]")).trim();
+  seen.decision = (await page.textContent("[data-testid=decision-explain]")).trim();
+  seen.still_to_act = (await page.textContent("[data-testid=still-to-act]")).trim();
+  await page.screenshot({ path: join(out, "07-proposal.png"), fullPage: true });
 } finally {
   await browser.close();
 }

@@ -7,7 +7,9 @@ overview with the latest checkpoint (its Ed25519 signature checked by the browse
 the ledger explorer and clicks "Verify this entry" on an entry under the signed
 checkpoint and on one newer than it: the browser recomputes the leaf hash and walks the
 RFC 9162 audit path with WebCrypto. Finally, a server that lies about one bit of a proof
-is caught. Screenshots are saved in test-artifacts/dashboard/.
+is caught. The viewer also sees the reserve's holdings (a recorded deposit, as an exact
+decimal with its history chart) and opens a pending proposal from its panel to read the
+policy's decision. Screenshots are saved in test-artifacts/dashboard/.
 
 Driven by tests/e2e/dashboard.mjs (playwright-core from node_modules, Debian's chromium).
 """
@@ -24,7 +26,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from reserve.ledger import CheckpointSigner
+from reserve.transfers.service import WorkflowService
 from tests.support.api_server import ORIGIN, running_server
+from tests.support.workflow import COLD, btc_policy, vote
+from wallets.bitcoin.vault import load_vault
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -52,16 +57,30 @@ def test_a_viewer_verifies_ledger_entries_in_the_browser(tmp_path: Path) -> None
         now = server.clock.wall()
         ledger = server.ledger
         # Events of the reserve so far (the seed wrote users and tokens already).
-        ledger.append_many([
-            ("vault.registered", "root-admin", {"vault": "national-btc", "asset": "BTC",
-                                                "descriptor": "wsh(sortedmulti(2,...))"}),
-            ("policy.version", "root-admin", {"vault": "national-btc", "version": 1}),
-        ], now=now)
+        ledger.append("vault.registered", "root-admin",
+                      {"vault": "national-btc", "asset": "BTC",
+                       "descriptor": "wsh(sortedmulti(2,...))"}, now=now)
+        workflow = WorkflowService(ledger, clock=server.clock.wall)
+        workflow.register_policy(btc_policy(), "root-admin")
         note = ledger.checkpoint(now=now)
         signed_size = int(note.split("\n")[1])
         ledger.append("ledger.anchor", "aldo-auditor",
                       {"tree_size": signed_size, "chain_id": 31337,
                        "tx_hash": "0x" + "ab" * 32}, now=now)
+        # Holdings and a pending proposal for the panels (the watcher and an operator
+        # would have written these).
+        btc_vault = load_vault(ROOT / "config" / "vaults" / "national-btc-2of3.toml")
+        ledger.append("btc.deposit", "btc-watcher", {
+            "vault_id": btc_vault.vault_id, "txid": "11" * 32, "blockhash": "22" * 32,
+            "height": 101, "confirmations": 1, "delta_sats": 250_000_000,
+            "amount_sats": 250_000_000, "outputs": [{"vout": 0, "amount_sats": 250_000_000,
+                                                     "address": btc_vault.address(0, 0)}]},
+            now=now)
+        proposal = workflow.propose_transfer(
+            vault="national-btc", proposer="treasury-ops", asset="BTC",
+            outputs=[(COLD, 150_000_000)], fee_max=20_000, purpose="cold storage top-up",
+            reference="T-1", expires_in_seconds=7 * 86400)
+        workflow.vote(vote(proposal.proposal, "central-bank"))
         head = ledger.append("ledger.note", "olga-operator",
                              {"text": "after the checkpoint"}, now=now)
         if ARTIFACTS.exists():
@@ -69,7 +88,8 @@ def test_a_viewer_verifies_ledger_entries_in_the_browser(tmp_path: Path) -> None
         result = subprocess.run(
             ["node", str(ROOT / "tests" / "e2e" / "dashboard.mjs"), "--base", server.base_url,
              "--token", server.tokens["viewer"], "--out", str(ARTIFACTS),
-             "--signed-seq", str(signed_size - 2), "--head-seq", str(head.seq)],
+             "--signed-seq", str(signed_size - 2), "--head-seq", str(head.seq),
+             "--proposal", proposal.digest],
             capture_output=True, text=True, timeout=180, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     seen = json.loads(result.stdout.strip().splitlines()[-1])
@@ -78,7 +98,18 @@ def test_a_viewer_verifies_ledger_entries_in_the_browser(tmp_path: Path) -> None
     assert seen["who"] == "Vic"
     assert seen["checkpoint_signature"].startswith("\u2713 valid")
     assert seen["ledger_size"] == head.seq + 1
-    assert dict(seen["panels"])["holdings"] == "not configured"
+    assert dict(seen["panels"]) == {"holdings": "ok", "policies": "ok", "proposals": "ok",
+                                    "transfers": "ok", "reconciliation": "empty"}
+    # Sees holdings: the deposit as an exact decimal, with its history chart.
+    assert ["national-btc-2of3", "BTC", "2.50000000 BTC"] == seen["holdings"][0][:3]
+    assert seen["holdings_charts"] == 1
+    # Opens a proposal from the pending list and reads the policy's decision.
+    assert seen["proposal_url"].endswith(f"/dashboard/proposals/{proposal.digest}")
+    assert seen["proposal_state"] == "proposed"
+    assert seen["proposal_amount"].startswith("1.50000000 BTC")
+    assert seen["decision"] == ("needs 2 more approvals from different institutions; "
+                                "then 24 h of time delay")
+    assert "central-bank" not in seen["still_to_act"]
     assert seen["rows"] == head.seq + 1
 
     signed = seen["verdicts"][str(signed_size - 2)]
@@ -92,5 +123,5 @@ def test_a_viewer_verifies_ledger_entries_in_the_browser(tmp_path: Path) -> None
     assert seen["tampered"].startswith("\u2717 Not verified")
     assert seen["console_errors"] == []
     for name in ("01-login", "02-overview", "03-explorer-verified", "04-entry-steps",
-                 "05-tampered-proof-rejected"):
+                 "05-tampered-proof-rejected", "06-holdings", "07-proposal"):
         assert (ARTIFACTS / f"{name}.png").stat().st_size > 5000

@@ -17,6 +17,14 @@ import pytest
 
 from reserve.api import accounts
 from tests.support.api_server import ROLES, RunningServer, running_server
+from tests.support.api_workflow import (
+    CUSTODIAN,
+    fresh_proposal,
+    fresh_vault,
+    proposal_body,
+    seed_matrix,
+    vote_document,
+)
 
 ALL = frozenset(ROLES)
 ADMIN = frozenset({"admin"})
@@ -56,7 +64,7 @@ def _any_token_id(server: RunningServer) -> str:
     return server.store.tokens()[0].token_id
 
 
-MATRIX = (
+MATRIX: tuple[Endpoint, ...] = (
     Endpoint("GET", "/api/me", ALL, 200, fixed("/api/me")),
     Endpoint("GET", "/api/ledger/entries", ALL, 200, fixed("/api/ledger/entries?limit=5")),
     Endpoint("GET", "/api/ledger/entries/{seq}", ALL, 200,
@@ -89,6 +97,48 @@ MATRIX = (
     Endpoint("POST", "/api/users/{person}/disable", ADMIN, 200,
              lambda s: (f"/api/users/{_throwaway_user(s)}/disable", None)),
 )
+
+def _seeded(name: str) -> Callable[[RunningServer], str]:
+    return lambda s: str(s.seeded[name])  # type: ignore[attr-defined]
+
+
+def _vote(server: RunningServer) -> tuple[str, Any]:
+    digest = fresh_proposal(server)
+    return f"/api/proposals/{digest}/approvals", vote_document(digest, CUSTODIAN)
+
+
+WORKFLOW = (  # reserve/api/routes/{vaults,proposals,transfers,reconcile}.py
+    Endpoint("GET", "/api/vaults", ALL, 200, fixed("/api/vaults")),
+    Endpoint("GET", "/api/vaults/{vault}", ALL, 200, fixed("/api/vaults/vault-a")),
+    Endpoint("GET", "/api/vaults/{vault}/policies", ALL, 200,
+             fixed("/api/vaults/vault-a/policies")),
+    Endpoint("GET", "/api/vaults/{vault}/policies/{version}", ALL, 200,
+             fixed("/api/vaults/vault-a/policies/1")),
+    Endpoint("POST", "/api/vaults/{vault}/freeze", frozenset({"custodian", "auditor"}), 200,
+             lambda s: (f"/api/vaults/{fresh_vault(s)}/freeze", {"reason": "matrix"})),
+    Endpoint("POST", "/api/vaults/{vault}/unfreeze",
+             frozenset({"operator", "custodian", "auditor"}), 201,
+             lambda s: (f"/api/vaults/{fresh_vault(s, frozen=True)}/unfreeze",
+                        {"purpose": "matrix"})),
+    Endpoint("GET", "/api/proposals", ALL, 200, fixed("/api/proposals")),
+    Endpoint("POST", "/api/proposals", frozenset({"operator"}), 201,
+             lambda s: ("/api/proposals", proposal_body())),
+    Endpoint("GET", "/api/proposals/{digest}", ALL, 200,
+             lambda s: (f"/api/proposals/{_seeded('open')(s)}", None)),
+    Endpoint("POST", "/api/proposals/{digest}/approvals", frozenset({"custodian"}), 201, _vote),
+    Endpoint("POST", "/api/proposals/{digest}/cancel",
+             frozenset({"operator", "custodian", "auditor"}), 200,
+             lambda s: (f"/api/proposals/{fresh_proposal(s)}/cancel", {"reason": "matrix"})),
+    Endpoint("GET", "/api/transfers", ALL, 200, fixed("/api/transfers")),
+    Endpoint("GET", "/api/transfers/{digest}", ALL, 200,
+             lambda s: (f"/api/transfers/{_seeded('approved')(s)}", None)),
+    Endpoint("GET", "/api/transfers/{digest}/order", ALL, 200,
+             lambda s: (f"/api/transfers/{_seeded('approved')(s)}/order", None)),
+    Endpoint("GET", "/api/reconcile/reports", ALL, 200, fixed("/api/reconcile/reports")),
+    Endpoint("GET", "/api/reconcile/reports/{report}", ALL, 200,
+             lambda s: (f"/api/reconcile/reports/{_seeded('report')(s)}", None)),
+)
+MATRIX = MATRIX + WORKFLOW
 PUBLIC = {("GET", "/api/health")}
 
 
@@ -99,6 +149,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         note = running.ledger.append("ledger.note", "test", {"text": "no vault named here"},
                                      now=running.clock.wall())
         running.note_seq = note.seq  # type: ignore[attr-defined]
+        running.seeded = seed_matrix(running)  # type: ignore[attr-defined]
         yield running
 
 
@@ -147,7 +198,8 @@ def test_every_state_change_is_recorded_with_its_actor(server: RunningServer) ->
         if endpoint.method == "GET":
             continue
         role = sorted(endpoint.allowed)[0]
-        person = {"admin": "root-admin", "auditor": "aldo-auditor"}[role]
+        person = {"admin": "root-admin", "auditor": "aldo-auditor",
+                  "custodian": "cora-custodian", "operator": "olga-operator"}[role]
         path, body = endpoint.make(server)
         before = server.ledger.size()
         with server.client(role) as client:

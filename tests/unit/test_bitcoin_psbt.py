@@ -149,7 +149,7 @@ def test_quorum_of_shares_finalises() -> None:
     base = _build()
     summary = describe(base, VAULT)
     verified = [shares.verify_share(base, summary, VAULT, _share(base, i)) for i in (0, 2)]
-    assert [s.custodian.name for s in verified] == ["finance-ministry", "regulator"]
+    assert [s.custodian.name for s in verified] == ["finance-ministry", "vasp-regulator"]
     with pytest.raises(shares.QuorumNotMet):
         shares.finalize(shares.combine(base, verified[:1]), VAULT, verified[:1])
     tx = shares.finalize(shares.combine(base, verified), VAULT, verified)

@@ -8,19 +8,32 @@ hostile bytes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
+import orjson
 import pytest
 import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reserve.errors import EntryRejected
-from reserve.ledger.canonical import INTEGER_ABS_MAX, _is_canonical_exact, is_canonical
+from reserve.ledger.canonical import (
+    INTEGER_ABS_MAX,
+    _is_canonical_exact,
+    is_canonical,
+    loads_canonical,
+)
 from reserve.ledger.entry import encode_body
 from reserve.ledger.kinds import KINDS
-from reserve.ledger.verify import Report, _check_entry, _check_entry_exact
+from reserve.ledger.verify import (
+    Finding,
+    Report,
+    _check_entry,
+    _check_entry_exact,
+    _compare_nodes,
+)
 
 # Every category but Cs (lone surrogates, refused) and Cn (unassigned).
 texts = st.text(alphabet=st.characters(categories=("L", "M", "N", "P", "S", "Z", "Cc", "Cf", "Co")),
@@ -105,3 +118,155 @@ def test_is_canonical_fast_equals_exact_on_other_encodings(value: Any) -> None:
     for data in (rfc8785.dumps(value), json.dumps(value).encode(),
                  json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()):
         assert is_canonical(data) is _is_canonical_exact(data)
+
+
+# --------------------------------------------------------------- orjson fast path
+# `loads_canonical` (orjson parse + encode, `_PLAIN_TOKENS` on the bytes) may only ever say
+# "canonical" when the exact path does, and then hand back json.loads' value.
+
+ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
+# Every Unicode character but lone surrogates, including astral ones and controls.
+any_texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)
+any_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-INTEGER_ABS_MAX, INTEGER_ABS_MAX) | any_texts,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(any_texts, inner, max_size=4),
+    max_leaves=20)
+
+
+def _assert_fast_sound(data: bytes) -> None:
+    loaded = loads_canonical(data)
+    if loaded is not None:
+        assert _is_canonical_exact(data), data
+        assert loaded[0] == json.loads(data)
+        assert type(loaded[0]) is type(json.loads(data))
+    assert is_canonical(data) is _is_canonical_exact(data)
+
+
+@given(any_values)
+@settings(max_examples=300, deadline=None)
+def test_orjson_encoding_is_rfc8785_on_the_accepted_subset(value: Any) -> None:
+    # The premise of the fast path: where no key holds an astral character, orjson's sorted
+    # output is RFC 8785's, byte for byte (escapes, lowercase \u00xx, key order, integers).
+    reference = rfc8785.dumps(value)
+    if not any(max(map(ord, key), default=0) > 0xFFFF for key in _keys(value)):
+        assert orjson.dumps(value, option=ORJSON_OPTIONS) == reference
+    _assert_fast_sound(reference)
+
+
+def _keys(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [*value, *(k for item in value.values() for k in _keys(item))]
+    if isinstance(value, list):
+        return [k for item in value for k in _keys(item)]
+    return []
+
+
+@given(values)
+@settings(max_examples=200, deadline=None)
+def test_fast_path_accepts_common_canonical_values(value: Any) -> None:
+    data = rfc8785.dumps(value)
+    text = data.decode("utf-8")
+    plain = "\\" not in text and max(map(ord, text), default=0) <= 0xFFFF and (
+        text.count("{") + text.count("[") <= 32)
+    if plain:
+        assert loads_canonical(data) == (value,)
+    _assert_fast_sound(data)
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+@settings(max_examples=300, deadline=None)
+def test_floats_never_pass_the_fast_path(number: float) -> None:
+    # However orjson writes a float, valid JSON gives it a fraction or an exponent, which
+    # `_PLAIN_TOKENS` refuses outside strings.
+    for data in (b'{"a":' + orjson.dumps(number) + b"}", b"[" + orjson.dumps(number) + b"]",
+                 orjson.dumps(number), json.dumps({"a": number}, separators=(",", ":")).encode()):
+        assert loads_canonical(data) is None
+        assert not is_canonical(data)
+
+
+@pytest.mark.parametrize("data", [
+    b'{"a":9007199254740992}', b'{"a":-9007199254740992}', b'{"a":18446744073709551616}',
+    b'{"a":1E5}', b'{"a":1e+5}', b'{"a":1e5}', b'{"a":-0.0}', b'[1.0]', b"1.5", b"1e400",
+    b'{"a":"1.5","b":true}', b'{"a":true,"b":1e1}', b'{"a":false,"b":[1e1]}',
+    b'{"a":"x\\u0000"}', b'{"a":"\\u00E9"}', b'{"a":"\\"1.5"}', b'{"e":"\\\\","f":1.5}',
+    b'{"a":1}\n', b'\t{"a":1}', b'{"a":NaN}', b'{"a":-Infinity}', b'{"a":[],"a":[]}',
+    '{"\U00010000":1,"\ue000":2}'.encode(), '{"\ue000":2,"\U00010000":1}'.encode(),
+    b'{"a":"\xf5\x80\x80\x80"}', b'{"a":"\xc0\x80"}', b'{"a":"\xed\xbf\xbf"}',
+    b"[" * 32 + b"]" * 32, b"[" * 33 + b"]" * 33, b"[" * 32 + b"1" + b"]" * 32,
+    b"[" * 33 + b"1" + b"]" * 33, b'{"a":' * 31 + b"1" + b"}" * 31, b"{}", b"[]", b"true",
+    b'"\xe2\x80\xa8"', b'"\x7f"', b'"/"', b'"\\/"',
+])
+def test_fast_path_sound_on_edge_cases(data: bytes) -> None:
+    _assert_fast_sound(data)
+
+
+@given(st.data(), st.integers(0, 10**6), payloads)
+@settings(max_examples=300, deadline=None)
+def test_fast_path_sound_on_mutated_entries(data: st.DataObject, seq: int,
+                                            payload: dict[str, Any]) -> None:
+    body = rfc8785.dumps({"seq": seq, "time": TIME, "kind": "ledger.note", "actor": "a",
+                          "payload": payload})
+    _assert_fast_sound(data.draw(_mutations(body) | st.just(body)))
+
+
+# ---------------------------------------------------------- stored-node comparison
+def _compare_nodes_reference(stored: list[tuple[int, int, bytes]],
+                             computed: dict[tuple[int, int], bytes], verified: int,
+                             complete: bool, report: Report) -> None:
+    """The comparison as it was before the bulk fast path: one dict, one pop per node."""
+    for level, index, value in stored:
+        first, end = index << level, (index + 1) << level
+        if end > verified:
+            if complete:
+                report.findings.append(Finding(first, f"stored subtree hash at level {level} "
+                                                      f"index {index} covers no entries"))
+            continue
+        expected = computed.pop((level, index), None)
+        if expected != value:
+            report.findings.append(Finding(first, f"stored subtree hash at level {level} "
+                                                  f"index {index} is wrong or missing"))
+    if computed and complete:
+        level, index = min(computed, key=lambda key: key[1] << key[0])
+        report.findings.append(Finding(index << level, "stored subtree hashes are missing"))
+
+
+def _tree_nodes(size: int) -> list[list[bytes]]:
+    by_level: list[list[bytes]] = [[] for _ in range(64)]
+    for level in range(1, 64):
+        by_level[level] = [hashlib.sha256(f"{level}/{index}".encode()).digest()
+                           for index in range(size >> level)]
+    return by_level
+
+
+@given(st.integers(0, 70), st.data(), st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_node_comparison_equals_reference(size: int, data: st.DataObject,
+                                          complete: bool) -> None:
+    by_level = _tree_nodes(size)
+    honest = [(level, index, value) for level, hashes in enumerate(by_level)
+              for index, value in enumerate(hashes)]
+    bogus = (1, 0, b"\x00" * 32)
+    edit = st.sampled_from(["none", "drop", "swap", "dup", "flip", "extra", "shuffle"])
+    stored = list(honest)
+    for _ in range(data.draw(st.integers(0, 3))):
+        action = data.draw(edit)
+        position = data.draw(st.integers(0, max(len(stored) - 1, 0)))
+        if action == "drop" and stored:
+            del stored[position]
+        elif action == "swap" and len(stored) > 1:
+            stored[0], stored[position] = stored[position], stored[0]
+        elif action == "dup" and stored:
+            stored.insert(position, stored[position])
+        elif action == "flip" and stored:
+            level, index, value = stored[position]
+            stored[position] = (level, index, bytes([value[0] ^ 1]) + value[1:])
+        elif action == "extra":
+            stored.append(data.draw(st.sampled_from([bogus, (1, size, b"\x01" * 32),
+                                                     (7, 0, b"\x02" * 32)])))
+        elif action == "shuffle":
+            stored = data.draw(st.permutations(stored))
+    fast, reference = Report(), Report()
+    _compare_nodes(iter(stored), by_level, size, complete, fast)
+    computed = {(level, index): value for level, index, value in honest}
+    _compare_nodes_reference(stored, computed, size, complete, reference)
+    assert fast.findings == reference.findings

@@ -10,7 +10,9 @@ flow can simply be retried. State lives in the ledger (see records.py), never in
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from embit.psbt import PSBT
@@ -61,13 +63,19 @@ class BitcoinVaultService:
     """One vault's service-side operations against one node and one ledger."""
 
     def __init__(self, vault: Vault, ledger: Ledger, rpc: BitcoinRPC, *,
-                 actor: str = ACTOR, wallet_name: str | None = None) -> None:
+                 actor: str = ACTOR, wallet_name: str | None = None,
+                 clock: Callable[[], datetime] | None = None) -> None:
         self.vault = vault
         self.ledger = ledger
         self.node = rpc.for_wallet(None)
         self.wallet_name = wallet_name or f"reserve-{vault.vault_id}"
         self.wallet = rpc.for_wallet(self.wallet_name)
         self.actor = actor
+        # Injectable like the workflow's, so a story that advances time dates every entry alike.
+        self.clock = clock
+
+    def _now(self) -> datetime | None:
+        return self.clock() if self.clock is not None else None
 
     # ----------------------------------------------------------------- node setup
     def check_chain(self) -> None:
@@ -186,7 +194,7 @@ class BitcoinVaultService:
             try:
                 self.ledger.append("btc.psbt_created", self.actor,
                                    self._created_payload(transfer, psbt, summary, rate),
-                                   expected_size=size)
+                                   expected_size=size, now=self._now())
             except LedgerConflict:
                 continue
             return psbt
@@ -286,7 +294,8 @@ class BitcoinVaultService:
                 "signatures": [[i, p.hex(), s.hex()] for i, p, s in share.signatures],
                 "signers_count": len(signers), "threshold": self.vault.threshold})
             try:
-                self.ledger.append("btc.share_received", self.actor, payload, expected_size=size)
+                self.ledger.append("btc.share_received", self.actor, payload, expected_size=size,
+                                   now=self._now())
             except LedgerConflict:
                 continue
             return ShareProgress(summary.txid, signers, self.vault.threshold)
@@ -317,7 +326,7 @@ class BitcoinVaultService:
         try:
             self.ledger.append_many([("btc.finalized", self.actor, finalized),
                                      ("btc.broadcast", self.actor, broadcast)],
-                                    expected_size=size)
+                                    expected_size=size, now=self._now())
         except LedgerConflict:
             return self.finalize_and_broadcast(transfer)  # someone recorded meanwhile; re-read
         return summary.txid

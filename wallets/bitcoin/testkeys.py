@@ -20,7 +20,7 @@ from wallets.bitcoin.vault import Custodian, FeeSettings, Vault
 TEST_CUSTODIANS = (
     ("finance-ministry", "Ministry of Finance"),
     ("central-bank", "Central Bank"),
-    ("regulator", "Virtual Assets Regulatory Authority"),
+    ("vasp-regulator", "Virtual Assets Regulatory Authority"),
     ("auditor-general", "Office of the Auditor-General"),
     ("crypto-council", "National Crypto Council"),
 )

@@ -10,7 +10,9 @@ transaction, once mined again, is recorded again with its new block.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from reserve.errors import LedgerConflict, NodeRPCError, WalletError
@@ -73,7 +75,10 @@ def chain_entry(vault: Vault, tx: dict[str, Any],
     delta = amount + fee
     outputs = [{"vout": int(d["vout"]), "address": d.get("address"),
                 "amount_sats": btc_to_sats(d["amount"])}
-               for d in tx.get("details", []) if d.get("category") == "receive"]
+               # Coinbase outputs (mined straight into the vault) are listed as "generate"
+               # once mature and "immature" before: they are vault coins all the same.
+               for d in tx.get("details", [])
+               if d.get("category") in ("receive", "generate", "immature")]
     payload: dict[str, Any] = {
         "vault_id": vault.vault_id, "txid": tx["txid"], "blockhash": tx["blockhash"],
         "height": int(tx["blockheight"]), "confirmations": int(tx["confirmations"]),
@@ -91,13 +96,15 @@ class ChainWatcher:
 
     def __init__(self, vault: Vault, ledger: Ledger, rpc: BitcoinRPC, *,
                  wallet_name: str | None = None, actor: str = "btc-watcher",
-                 confirmations_min: int | None = None) -> None:
+                 confirmations_min: int | None = None,
+                 clock: Callable[[], datetime] | None = None) -> None:
         self.vault = vault
         self.ledger = ledger
         self.node = rpc.for_wallet(None)
         self.wallet = rpc.for_wallet(wallet_name or f"reserve-{vault.vault_id}")
         self.actor = actor
         self.confirmations_min = confirmations_min or vault.confirmations_min
+        self.clock = clock  # injectable like the workflow's; None: the real time
 
     def _wallet_txids(self) -> list[str]:
         listed = self.wallet.listsinceblock("", 1, True)["transactions"]
@@ -133,7 +140,9 @@ class ChainWatcher:
             if pending:
                 try:
                     self.ledger.append_many([(kind, self.actor, records.jsonable(payload))
-                                             for kind, payload in pending], expected_size=size)
+                                             for kind, payload in pending],
+                                            expected_size=size,
+                                            now=self.clock() if self.clock else None)
                 except LedgerConflict:
                     continue
             kinds = [(kind, payload["txid"]) for kind, payload in pending]

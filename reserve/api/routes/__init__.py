@@ -14,7 +14,8 @@ import importlib
 from fastapi import FastAPI
 
 CORE_ROUTERS = ("health", "me", "ledger", "tokens", "users", "dashboard")
-OPTIONAL_ROUTERS = ("vaults", "proposals", "reconcile")
+OPTIONAL_ROUTERS = ("vaults", "proposals", "transfers", "reconcile",
+                    "proposal_pages")
 
 
 def include_routers(app: FastAPI) -> list[str]:

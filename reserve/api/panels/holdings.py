@@ -1,0 +1,30 @@
+"""Holdings panel: each vault's balance per asset, with its history as a chart.
+
+Computed from the chain layers' ledger entries (deposits, executed and confirmed
+transfers, reorg reversals); amounts stay exact integers and are shown as decimals.
+"""
+
+from __future__ import annotations
+
+from reserve.api import reserve_views as views
+from reserve.api.panels import Chart, PanelContext, PanelView
+
+
+def provide(context: PanelContext) -> PanelView | None:
+    found = views.holdings(context.ledger, context.principal)
+    if not found:
+        return None
+    rows = tuple((h.vault, h.asset, views.format_amount(h.balance, h.asset),
+                  str(len(h.history))) for h in found)
+    # Each line starts from zero at the vault's first recorded entry, so a single deposit
+    # still draws a rise rather than a lone point.
+    charts = tuple(Chart(f"{h.vault} {h.asset}", views.unit_of(h.asset)[0],
+                         ((h.history[0][0], 0), *h.history)) for h in found)
+    totals: dict[str, int] = {}
+    for holding in found:
+        totals[holding.asset] = totals.get(holding.asset, 0) + holding.balance
+    summary = "Total: " + ", ".join(views.format_amount(amount, asset)
+                                    for asset, amount in sorted(totals.items()))
+    return PanelView(summary=summary,
+                     columns=("vault", "asset", "balance", "ledger entries"),
+                     rows=rows, charts=charts, links=(("All vaults (JSON)", "/api/vaults"),))

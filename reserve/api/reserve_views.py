@@ -1,0 +1,347 @@
+"""What the API and dashboard show about the reserve, computed from the ledger alone.
+
+The vault and workflow routes and the dashboard panels share these read models: the
+workflow projection (one per service, behind a lock because requests run in threads),
+holdings with their history from the chain layers' ledger entries, the Bitcoin vault
+configurations (descriptors, next receive address), policies in plain words and the
+reconciliation entries. Nothing here calls a node: what the ledger knows is enough.
+
+Writes go through `act`, which makes the request's `api.request` entry part of the first
+batch the workflow appends, so the request and its domain entries land together.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from reserve.api.auth import Principal
+from reserve.config import PROJECT_ROOT
+from reserve.errors import ConfigError
+from reserve.policy.evaluate import Decision, format_duration
+from reserve.policy.model import ApprovalRule, Policy
+from reserve.transfers.projection import ProposalStatus
+from reserve.transfers.proposal import TransferBody, format_time
+from reserve.transfers.service import WorkflowService
+from reserve.transfers.state import OPEN, PROPOSED
+
+T = TypeVar("T")
+BITCOIN_VAULTS_DIR = PROJECT_ROOT / "config" / "vaults"
+HOLDING_KINDS = ("btc.deposit", "btc.confirmed", "btc.reorg", "evm.deposit", "evm.executed",
+                 "evm.reorg")
+# Known assets: (unit name, decimals). Tokens of unknown decimals stay in base units.
+UNITS = {"BTC": ("sat", 8), "ETH": ("wei", 18)}
+_CREATE = threading.Lock()
+
+
+# -- the workflow, shared by the requests of one service ---------------------------------
+class _PrefixedLedger:
+    """The service's ledger, but its first append carries the request's own entry too."""
+
+    def __init__(self, ledger: Any, first: tuple[str, str, dict[str, Any]]) -> None:
+        self.ledger = ledger
+        self.first: tuple[str, str, dict[str, Any]] | None = first
+
+    def size(self) -> int:
+        return int(self.ledger.size())
+
+    def entries(self, start: int = 0, stop: int | None = None, kinds: Any = None) -> Any:
+        return self.ledger.entries(start, stop, kinds=kinds)
+
+    def append_many(self, items: list[Any], now: datetime | None = None,
+                    expected_size: int | None = None) -> list[Any]:
+        batch = [self.first, *items] if self.first is not None else list(items)
+        entries = list(self.ledger.append_many(batch, now=now, expected_size=expected_size))
+        self.first = None
+        return entries
+
+
+class WorkflowAccess:
+    """One WorkflowService per API service; every use holds the lock (the projection
+    is a mutable cache that one request must not read while another applies entries)."""
+
+    def __init__(self, ledger: Any, clock: Callable[[], datetime]) -> None:
+        self.ledger = ledger
+        self.lock = threading.RLock()
+        self.workflow = WorkflowService(ledger, clock=clock)
+
+    @contextmanager
+    def reading(self) -> Iterator[WorkflowService]:
+        with self.lock:
+            self.workflow.sync()
+            yield self.workflow
+
+    def act(self, recorder: Any, action: Callable[[WorkflowService], T],
+            summary: dict[str, Any] | None = None) -> T:
+        """Run a workflow action whose first ledger batch also holds the api.request entry."""
+        with self.lock:
+            prefixed = _PrefixedLedger(self.ledger, ("api.request", recorder.principal.person,
+                                                     recorder.request_payload(summary)))
+            self.workflow.ledger = prefixed
+            try:
+                result = action(self.workflow)
+            finally:
+                self.workflow.ledger = self.ledger
+            if prefixed.first is None:
+                recorder.request.state.recorded = True
+            else:  # the action wrote nothing of its own: record the request alone
+                recorder([], summary=summary)
+            return result
+
+
+def workflow_access(service: Any) -> WorkflowAccess:
+    with _CREATE:
+        access = getattr(service, "_workflow_access", None)
+        if access is None:
+            access = WorkflowAccess(service.ledger, service.clock)
+            setattr(service, "_workflow_access", access)  # noqa: B010 - cache on the service
+        return access
+
+
+# -- amounts -------------------------------------------------------------------------------
+def unit_of(asset: str) -> tuple[str, int]:
+    return UNITS.get(asset, ("base units", 0))
+
+
+def format_amount(amount: int, asset: str) -> str:
+    """Exact decimal text of an integer amount in base units: 150000000 BTC -> '1.50000000'."""
+    _, decimals = unit_of(asset)
+    if decimals == 0:
+        return f"{amount} {asset}"
+    sign = "-" if amount < 0 else ""
+    whole, fraction = divmod(abs(amount), 10**decimals)
+    return f"{sign}{whole}.{fraction:0{decimals}d} {asset}"
+
+
+# -- holdings --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Holding:
+    vault: str
+    asset: str
+    balance: int
+    history: tuple[tuple[str, int], ...]  # (ledger time, balance after that entry)
+
+    def to_json(self) -> dict[str, Any]:
+        unit, _ = unit_of(self.asset)
+        return {"vault": self.vault, "asset": self.asset, "unit": unit,
+                "balance": str(self.balance),
+                "balance_text": format_amount(self.balance, self.asset),
+                "history": [{"time": t, "balance": str(b)} for t, b in self.history]}
+
+
+def _delta(kind: str, payload: dict[str, Any]) -> tuple[str, str, int] | None:
+    """(vault, asset, signed amount) an entry adds to a holding, or None."""
+    if kind.startswith("btc."):
+        vault = payload.get("vault_id")
+        return (vault, "BTC", int(payload["delta_sats"])) if isinstance(vault, str) else None
+    vault, asset = payload.get("vault_id"), payload.get("asset")
+    if not isinstance(vault, str) or not isinstance(asset, str):
+        return None
+    amount = int(payload.get("amount_wei", 0))
+    if kind == "evm.deposit":
+        return vault, asset, amount
+    if kind == "evm.executed":
+        return (vault, asset, -amount) if payload.get("success", True) else None
+    # evm.reorg reverses the entry it names
+    return vault, asset, -amount if payload.get("reverses_kind") == "evm.deposit" else amount
+
+
+def holdings(ledger: Any, principal: Principal | None = None) -> list[Holding]:
+    """Every vault's balance per asset with its history, from deposits and transfers."""
+    running: dict[tuple[str, str], int] = {}
+    history: dict[tuple[str, str], list[tuple[str, int]]] = {}
+    for entry in ledger.entries(kinds=HOLDING_KINDS):
+        try:
+            found = _delta(entry.kind, entry.payload)
+        except (KeyError, TypeError, ValueError):
+            continue  # a malformed chain entry is the reconciliation's business, not ours
+        if found is None or (principal is not None and not principal.may_see_vault(found[0])):
+            continue
+        key = (found[0], found[1])
+        running[key] = running.get(key, 0) + found[2]
+        history.setdefault(key, []).append((entry.time, running[key]))
+    return [Holding(vault, asset, running[(vault, asset)], tuple(history[(vault, asset)]))
+            for vault, asset in sorted(running)]
+
+
+# -- Bitcoin vault configurations ------------------------------------------------------------
+def bitcoin_vaults(directory: Path = BITCOIN_VAULTS_DIR) -> dict[str, Any]:
+    """vault id -> Vault for each `*.toml` in `directory` (unreadable files are skipped)."""
+    from wallets.bitcoin.vault import load_vault
+
+    found: dict[str, Any] = {}
+    for path in sorted(directory.glob("*.toml")) if directory.is_dir() else []:
+        try:
+            vault = load_vault(path)
+        except ConfigError:
+            continue
+        found[vault.vault_id] = vault
+    return found
+
+
+def next_receive_address(vault: Any, ledger: Any) -> tuple[str, int]:
+    """The first receive address no recorded deposit has paid (derived locally, no node)."""
+    from wallets.bitcoin.vault import RECEIVE
+
+    used: set[str] = set()
+    for entry in ledger.entries(kinds=("btc.deposit",)):
+        if entry.payload.get("vault_id") == vault.vault_id:
+            used.update(str(o.get("address")) for o in entry.payload.get("outputs", [])
+                        if isinstance(o, dict))
+    for index in range(len(used) + 1):  # at most len(used) addresses can be taken
+        address = vault.address(RECEIVE, index)
+        if address not in used:
+            return address, index
+    raise AssertionError("unreachable: more used addresses than deposits")
+
+
+def evm_registrations(ledger: Any) -> dict[str, dict[str, Any]]:
+    """vault id -> the latest `vault.registered` payload of an EVM vault (its Safe)."""
+    found: dict[str, dict[str, Any]] = {}
+    for entry in ledger.entries(kinds=("vault.registered",)):
+        payload = entry.payload
+        if payload.get("chain") == "evm" and isinstance(payload.get("vault_id"), str):
+            found[payload["vault_id"]] = payload
+    return found
+
+
+# -- policies and decisions in plain words ---------------------------------------------------
+def rule_words(rule: ApprovalRule) -> str:
+    delay = f", then a {format_duration(rule.delay_seconds)} delay" if rule.delay_seconds else ""
+    return (f"{rule.approvals_min} approval{'s' if rule.approvals_min != 1 else ''} from "
+            f"{rule.institutions_min} institution{'s' if rule.institutions_min != 1 else ''}"
+            f"{delay}")
+
+
+def policy_words(policy: Policy) -> list[str]:
+    """The policy as sentences a stakeholder can read."""
+    lines = [f"{policy.vault} policy v{policy.version} on {policy.network} ({policy.chain}): "
+             f"{policy.description}",
+             f"{len(policy.custodians)} custodians from {len(policy.institutions())} "
+             f"institutions: " + ", ".join(f"{c.id} ({c.institution})"
+                                           for c in policy.custodians)]
+    for rules in policy.assets:
+        for tier in rules.tiers:
+            top = "and above" if tier.amount_max is None else \
+                f"to {format_amount(tier.amount_max, rules.asset)}"
+            lines.append(f"{rules.asset} transfers from {format_amount(tier.amount_min, rules.asset)}"
+                         f" {top} (tier {tier.name}): {rule_words(tier.rule)}")
+        for limit in rules.velocity:
+            lines.append(f"at most {format_amount(limit.amount_max, rules.asset)} in any "
+                         f"{format_duration(limit.window_seconds)}")
+    lines.append(f"{len(policy.destinations)} allowlisted destinations; new ones wait "
+                 f"{format_duration(policy.destination_cooling_seconds)} before use")
+    governance = policy.governance
+    lines += [f"adding a destination: {rule_words(governance.destination_add)}",
+              f"changing the policy: {rule_words(governance.policy_change)}",
+              f"unfreezing: {rule_words(governance.unfreeze)}",
+              "proposers: " + ", ".join(sorted(policy.proposers)),
+              "any custodian or auditor (" + ", ".join(sorted(policy.auditors)) +
+              ") may freeze the vault at once"]
+    return lines
+
+
+def decision_json(decision: Decision) -> dict[str, Any]:
+    return {"explain": decision.explain(), "rule": decision.rule_name,
+            "satisfied": list(decision.satisfied), "missing": list(decision.missing),
+            "refused": list(decision.refused), "ignored": list(decision.ignored),
+            "quorum_met": decision.quorum_met, "may_approve": decision.may_approve,
+            "releasable": decision.releasable,
+            "delay_ends_at": format_time(decision.delay_ends_at)
+            if decision.delay_ends_at else None,
+            "approvers": list(decision.approvers), "rejecters": list(decision.rejecters),
+            "institutions": list(decision.institutions)}
+
+
+def still_to_act(policy: Policy, status: ProposalStatus) -> list[str]:
+    """Custodians who may still vote on an open proposal (not the proposer, not voted)."""
+    if status.state != PROPOSED:
+        return []
+    voted = {vote.custodian for vote in status.votes}
+    return [c.id for c in policy.custodians
+            if c.id != status.proposal.proposer and c.id not in voted]
+
+
+def remaining_delay(decision: Decision, now: datetime) -> str:
+    if decision.delay_ends_at is None:
+        return "starts once approved" if not decision.quorum_met else "none"
+    left = (decision.delay_ends_at - now).total_seconds()
+    return "over" if left <= 0 else format_duration(left)
+
+
+def proposal_summary(status: ProposalStatus) -> dict[str, Any]:
+    proposal = status.proposal
+    body = proposal.body
+    data: dict[str, Any] = {
+        "digest": status.digest, "vault": proposal.vault, "action": proposal.action,
+        "state": status.state, "open": status.state in OPEN, "proposer": proposal.proposer,
+        "purpose": proposal.purpose, "reference": proposal.reference,
+        "policy_version": proposal.policy_version,
+        "created_at": format_time(proposal.created_at),
+        "expires_at": format_time(proposal.expires_at), "seq": status.seq,
+        "votes": [{"custodian": v.custodian, "decision": v.decision,
+                   "recorded_at": format_time(v.recorded_at) if v.recorded_at else None}
+                  for v in status.votes],
+        "txid": status.txid or None}
+    if isinstance(body, TransferBody):
+        data.update({"asset": body.asset, "amount": str(body.amount),
+                     "amount_text": format_amount(body.amount, body.asset),
+                     "fee_max": str(body.fee_max),
+                     "outputs": [{"destination": o.destination, "amount": str(o.amount)}
+                                 for o in body.outputs]})
+    return data
+
+
+def confirmations(status: ProposalStatus) -> int:
+    """The deepest confirmation count the chain layers recorded for this transfer."""
+    depth = 0
+    for step in status.chain_steps:
+        if step.kind in ("btc.confirmed", "evm.confirmed"):
+            for key in ("confirmations", "depth"):
+                value = step.payload.get(key)
+                if isinstance(value, int) and not isinstance(value, bool):
+                    depth = max(depth, value)
+    changes = [c for c in status.changes if c.state == "confirmed"]
+    if changes and depth == 0:
+        depth = 1  # confirmed by the workflow without a recorded depth: at least one
+    return depth
+
+
+def approval_progress(policy: Policy, status: ProposalStatus, decision: Decision) -> str:
+    """'2 of 3 approvals from 2 of 3 institutions' under the rule that governs it."""
+    body = status.proposal.body
+    rule: ApprovalRule | None = None
+    if isinstance(body, TransferBody):
+        rules = policy.asset_rules(body.asset)
+        tier = rules.tier_for(body.amount) if rules else None
+        rule = tier.rule if tier else None
+    else:
+        rule = getattr(policy.governance, decision.rule_name, None)
+    if rule is None:
+        return f"{len(decision.approvers)} approvals (no rule applies)"
+    rejections = f", {len(decision.rejecters)} rejected" if decision.rejecters else ""
+    return (f"{len(decision.approvers)} of {rule.approvals_min} approvals from "
+            f"{len(decision.institutions)} of {rule.institutions_min} institutions"
+            f"{rejections}")
+
+
+def pending_rows(workflow: WorkflowService, principal: Principal,
+                 now: datetime) -> list[dict[str, Any]]:
+    """Open proposals the principal may see, with progress, delay and who must act."""
+    rows = []
+    for status in workflow.proposals(states=OPEN):
+        if not principal.may_see_vault(status.proposal.vault):
+            continue
+        policy = workflow.projection.vault(status.proposal.vault).policy
+        decision = workflow.decision(status.digest, now)
+        rows.append({**proposal_summary(status),
+                     "progress": approval_progress(policy, status, decision),
+                     "remaining_delay": remaining_delay(decision, now),
+                     "still_to_act": still_to_act(policy, status),
+                     "explain": decision.explain()})
+    return rows

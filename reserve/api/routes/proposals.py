@@ -1,0 +1,191 @@
+"""Proposals: create (operators), read with the policy's decision explained, vote, cancel.
+
+Everything goes through `reserve.transfers.service.WorkflowService` on the service's
+ledger, so the API decides exactly as the CLI does and records the same entries; the
+request's `api.request` entry is appended in the same batch. Votes are the custodians'
+own Ed25519 signatures (made offline with `reserve-sign approval sign`): a custodian
+uploads only their own vote, only for proposals of their vaults; a forged or replayed
+vote is refused (400) and nothing is written. The API person id is the member id the
+vault's policy names (proposer, custodian, auditor).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from reserve.api import reserve_views as views
+from reserve.api.auth import ALL_ROLES, VAULT_PATTERN, Principal, Role
+from reserve.api.deps import Recorder, Service, get_recorder, get_service, require, require_vault
+from reserve.errors import ApprovalError, WorkflowError
+from reserve.transfers import approval as approval_module
+from reserve.transfers.projection import ProposalStatus
+from reserve.transfers.proposal import format_time
+from reserve.transfers.service import WorkflowService
+from reserve.transfers.state import STATES
+
+router = APIRouter(prefix="/api/proposals", tags=["proposals"])
+readers = require(*ALL_ROLES)
+proposers = require(Role.OPERATOR)
+cancellers = require(Role.OPERATOR, Role.CUSTODIAN, Role.AUDITOR)
+voters = require(Role.CUSTODIAN)
+DIGEST_PATTERN = r"^[0-9a-f]{8,64}$"
+STATE_PATTERN = "^(" + "|".join(STATES) + ")$"
+Digest = Annotated[str, Path(pattern=DIGEST_PATTERN)]
+Amount = Annotated[str, Field(pattern=r"^(0|[1-9][0-9]{0,77})$",
+                              description="integer in base units (sat, wei), as text")]
+Text = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]*$")]
+Short = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]*$")]
+Reference = Annotated[str, Field(max_length=500, pattern=r"^[^\x00-\x1f\x7f]*$")]
+
+
+class OutputFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    destination: Short
+    amount: Amount
+
+
+class NewProposal(BaseModel):
+    """A transfer (asset, outputs, fee_max) or a new destination (asset, address, label)."""
+
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["transfer", "destination.add"] = "transfer"
+    vault: str = Field(pattern=VAULT_PATTERN)
+    asset: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._:-]+$")]
+    outputs: list[OutputFields] = Field(default_factory=list, max_length=100)
+    fee_max: Amount = "0"
+    address: Short | None = None
+    label: Text | None = None
+    purpose: Text
+    reference: Reference = ""
+    expires_in_seconds: int | None = Field(default=None, ge=60, le=366 * 86400)
+
+
+class CancelRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: Text
+
+
+class ApprovalDocument(BaseModel):
+    """As written by `reserve-sign approval sign`."""
+
+    model_config = ConfigDict(extra="forbid")
+    format: Literal["reserve-approval/1"]
+    proposal_digest: str = Field(pattern=r"^[0-9a-f]{64}$")
+    custodian: str = Field(min_length=1, max_length=64)
+    decision: Literal["approve", "reject"]
+    signature: str = Field(pattern=r"^[0-9a-f]{128}$")
+
+
+def find(workflow: WorkflowService, digest: str) -> ProposalStatus:
+    """The proposal named by a digest or unique prefix; 404 if none (or ambiguous)."""
+    try:
+        return workflow.projection.status(digest)
+    except WorkflowError as error:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(error)) from None
+
+
+def detail(service: Service, workflow: WorkflowService, found: ProposalStatus) -> dict[str, Any]:
+    """A proposal with its decision explained, remaining delay and who still needs to act."""
+    now = service.clock()
+    decision = workflow.decision(found.digest, now)
+    policy = workflow.projection.vault(found.proposal.vault).policy
+    return {**views.proposal_summary(found), "document": found.proposal.document(),
+            "decision": views.decision_json(decision),
+            "remaining_delay": views.remaining_delay(decision, now),
+            "still_to_act": views.still_to_act(policy, found),
+            "history": [{"state": c.state, "at": format_time(c.at), "seq": c.seq,
+                         "reason": c.reason} for c in found.changes]}
+
+
+@router.get("", summary="Proposals, oldest first (custodians: their vaults only)")
+def list_proposals(vault: Annotated[str | None, Query(pattern=VAULT_PATTERN)] = None,
+                   state: Annotated[str | None, Query(pattern=STATE_PATTERN)] = None,
+                   principal: Principal = Depends(readers),
+                   service: Service = Depends(get_service)) -> dict[str, Any]:
+    if vault is not None:
+        require_vault(principal, vault)
+    with views.workflow_access(service).reading() as workflow:
+        found = workflow.proposals(vault, None if state is None else [state])
+        shown = [views.proposal_summary(s) for s in found
+                 if principal.may_see_vault(s.proposal.vault)]
+    return {"proposals": shown}
+
+
+def _create(workflow: WorkflowService, body: NewProposal, proposer: str) -> ProposalStatus:
+    common = dict(vault=body.vault, proposer=proposer, asset=body.asset, purpose=body.purpose,
+                  reference=body.reference, expires_in_seconds=body.expires_in_seconds)
+    if body.action == "transfer":
+        if not body.outputs:
+            raise WorkflowError("a transfer needs at least one output")
+        return workflow.propose_transfer(
+            **common, fee_max=int(body.fee_max),  # type: ignore[arg-type]
+            outputs=[(o.destination, int(o.amount)) for o in body.outputs])
+    if body.address is None or body.label is None:
+        raise WorkflowError("a destination proposal needs an address and a label")
+    return workflow.propose_destination(**common, address=body.address,  # type: ignore[arg-type]
+                                        label=body.label)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED,
+             summary="Propose a transfer or a new destination (operators)")
+def create(body: NewProposal, principal: Principal = Depends(proposers),
+           record: Recorder = Depends(get_recorder),
+           service: Service = Depends(get_service)) -> dict[str, Any]:
+    access = views.workflow_access(service)
+    with access.reading() as workflow:
+        if body.vault not in workflow.projection.vaults:
+            raise HTTPException(status.HTTP_404_NOT_FOUND,
+                                detail=f"no policy is registered for vault {body.vault!r}")
+    created = access.act(record, lambda w: _create(w, body, principal.person),
+                         summary={"action": body.action, "vault": body.vault})
+    with access.reading() as workflow:
+        return detail(service, workflow, find(workflow, created.digest))
+
+
+@router.get("/{digest}", summary="One proposal with the policy's decision explained")
+def show(digest: Digest, principal: Principal = Depends(readers),
+         service: Service = Depends(get_service)) -> dict[str, Any]:
+    with views.workflow_access(service).reading() as workflow:
+        found = find(workflow, digest)
+        require_vault(principal, found.proposal.vault)
+        return detail(service, workflow, found)
+
+
+@router.post("/{digest}/approvals", status_code=status.HTTP_201_CREATED,
+             summary="Upload your signed approval or rejection (custodians of the vault)")
+def vote(digest: Digest, body: ApprovalDocument, principal: Principal = Depends(voters),
+         record: Recorder = Depends(get_recorder),
+         service: Service = Depends(get_service)) -> dict[str, Any]:
+    access = views.workflow_access(service)
+    with access.reading() as workflow:
+        found = find(workflow, digest)
+    require_vault(principal, found.proposal.vault)
+    if body.custodian != principal.person:
+        raise HTTPException(status.HTTP_403_FORBIDDEN,
+                            detail=f"you may upload only your own vote, not {body.custodian}'s")
+    if body.proposal_digest != found.digest:
+        raise ApprovalError(f"this vote is for proposal {body.proposal_digest[:16]}, not "
+                            f"{found.digest[:16]}")
+    parsed = approval_module.from_document(body.model_dump())
+    access.act(record, lambda w: w.vote(parsed),
+               summary={"digest": found.digest, "vault": found.proposal.vault,
+                        "decision": parsed.decision})
+    with access.reading() as workflow:
+        return detail(service, workflow, find(workflow, found.digest))
+
+
+@router.post("/{digest}/cancel", summary="Cancel before signing (proposer, custodian, auditor)")
+def cancel(digest: Digest, body: CancelRequest, principal: Principal = Depends(cancellers),
+           record: Recorder = Depends(get_recorder),
+           service: Service = Depends(get_service)) -> dict[str, Any]:
+    access = views.workflow_access(service)
+    with access.reading() as workflow:
+        found = find(workflow, digest)
+    require_vault(principal, found.proposal.vault)
+    access.act(record, lambda w: w.cancel(found.digest, principal.person, body.reason),
+               summary={"digest": found.digest, "vault": found.proposal.vault})
+    with access.reading() as workflow:
+        return detail(service, workflow, find(workflow, found.digest))

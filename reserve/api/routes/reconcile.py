@@ -1,0 +1,67 @@
+"""Reconciliation reports as recorded in the ledger (`reconcile.report` entries).
+
+Each entry holds a signed report's hash, the auditor's key and signature, the ledger and
+block it was pinned to, the per-vault summary and the findings counted by severity (the
+itemised findings are in the report file; `reserve reconcile show` prints them, and
+`reserve reconcile verify` re-derives them). Running a reconciliation needs a node and the
+auditor's key, so it is a CLI command, not an API call. Custodians see reports that
+concern only their vaults, like any other entry.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
+
+from reserve.api import ledger_views
+from reserve.api.auth import ALL_ROLES, Principal
+from reserve.api.deps import Service, get_service, require
+from reserve.reconcile.report import ENTRY_KIND
+
+router = APIRouter(prefix="/api/reconcile", tags=["reconciliation"])
+readers = require(*ALL_ROLES)
+SEQ_MAX = 2**40
+
+
+def report_json(entry: Any) -> dict[str, Any]:
+    payload = entry.payload
+    summary = payload.get("summary") if isinstance(payload.get("summary"), list) else []
+    statuses = {row.get("status") for row in summary if isinstance(row, dict)}
+    overall = "critical" if "critical" in statuses else \
+        "discrepancy" if "discrepancy" in statuses else "ok"
+    return {"seq": entry.seq, "time": entry.time, "auditor": entry.actor, "status": overall,
+            "report_sha256": payload.get("report_sha256"),
+            "auditor_key": payload.get("auditor_key"), "signature": payload.get("signature"),
+            "ledger_tree_size": payload.get("ledger_tree_size"),
+            "ledger_root_hash": payload.get("ledger_root_hash"),
+            "block": payload.get("block"), "summary": summary,
+            "findings_by_severity": payload.get("findings_by_severity", {})}
+
+
+def visible_reports(service: Service, principal: Principal) -> list[Any]:
+    return [entry for entry in service.ledger.entries(kinds=(ENTRY_KIND,))
+            if ledger_views.may_see(principal, entry)]
+
+
+@router.get("/reports", summary="Reconciliation reports checked into the ledger, newest first")
+def list_reports(limit: Annotated[int, Query(ge=1, le=500)] = 50,
+                 principal: Principal = Depends(readers),
+                 service: Service = Depends(get_service)) -> dict[str, Any]:
+    reports = visible_reports(service, principal)
+    return {"count": len(reports),
+            "reports": [report_json(entry) for entry in reversed(reports[-limit:])]}
+
+
+@router.get("/reports/{report}", summary="One report, by ledger seq or report SHA-256")
+def show_report(report: Annotated[str, Path(pattern=r"^([0-9]{1,13}|[0-9a-f]{64})$")],
+                principal: Principal = Depends(readers),
+                service: Service = Depends(get_service)) -> dict[str, Any]:
+    for entry in service.ledger.entries(kinds=(ENTRY_KIND,)):
+        if str(entry.seq) == report or entry.payload.get("report_sha256") == report:
+            if not ledger_views.may_see(principal, entry):
+                raise HTTPException(status.HTTP_403_FORBIDDEN,
+                                    detail="this report concerns a vault you are not a "
+                                           "custodian of")
+            return report_json(entry)
+    raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no reconciliation report {report}")

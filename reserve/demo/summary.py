@@ -1,0 +1,75 @@
+"""The demo's closing summary: what the reserve holds, what moved, and how to check it.
+
+Built from the facts `story.tell` returns (plain JSON values, amounts as integers in base
+units), so the same facts are printed as tables and written to `summary.json` for scripts
+and tests.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from reserve.demo import amounts
+from wallets.evm.demo import TOKEN_SYMBOL
+
+
+def holdings_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="Holdings: ledger vs chain", title_justify="left")
+    for column in ("vault", "asset", "in the ledger", "on chain", "agree"):
+        table.add_column(column, justify="right" if column.startswith(("in", "on")) else "left")
+    for row in rows:
+        table.add_row(row["vault"], row["asset"],
+                      amounts.of_asset(row["asset"], int(row["ledger"]), TOKEN_SYMBOL),
+                      amounts.of_asset(row["asset"], int(row["chain"]), TOKEN_SYMBOL),
+                      "yes" if row["ledger"] == row["chain"] else "[red]NO[/]")
+    return table
+
+
+def transfers_table(transfers: list[dict[str, Any]]) -> Table:
+    table = Table(title="Transfers", title_justify="left")
+    for column in ("reference", "amount", "to", "state", "transaction"):
+        table.add_column(column, overflow="fold", no_wrap=column == "transaction")
+    for item in transfers:
+        table.add_row(item["reference"],
+                      amounts.of_asset(item["asset"], int(item["amount"]), TOKEN_SYMBOL),
+                      item["label"], item["state"], item["txid"])
+    return table
+
+
+def evidence_table(facts: dict[str, Any]) -> Table:
+    anchor, reconciliation = facts["anchor"], facts["reconciliation"]
+    table = Table(title="Evidence", title_justify="left", show_header=False)
+    table.add_column("what")
+    table.add_column("value", overflow="fold")
+    table.add_row("ledger", f"{facts['ledger_size']} entries, verified")
+    table.add_row("latest checkpoint", f"{anchor['tree_size']} entries, root "
+                                       f"{anchor['root_hash']}")
+    table.add_row("anchor", f"tx {anchor['anchor_tx']} in registry {anchor['registry']} "
+                            f"(ledger entry #{anchor['anchor_seq']})")
+    table.add_row("reconciliation", f"{reconciliation['status']} at block "
+                                    f"{reconciliation['block_height']}, "
+                                    f"{reconciliation['findings']} finding(s), report "
+                                    f"{reconciliation['report_sha256'][:16]}")
+    table.add_row("ledger verifier key", anchor["verifier_key"])
+    table.add_row("auditor key", reconciliation["auditor_key"])
+    return table
+
+
+def render(console: Console, facts: dict[str, Any]) -> None:
+    console.rule("[bold]Summary", align="left")
+    console.print(holdings_table(facts["holdings"]))
+    console.print(transfers_table(facts["transfers"]))
+    console.print(evidence_table(facts))
+
+
+def write_json(path: Path, facts: dict[str, Any]) -> None:
+    """summary.json, without the admin token (it is printed once and stored nowhere)."""
+    public = {**facts, "access": {k: v for k, v in facts["access"].items() if k != "token"}}
+    public["holdings"] = [{**row, "ledger": str(row["ledger"]), "chain": str(row["chain"])}
+                          for row in facts["holdings"]]
+    path.write_text(json.dumps(public, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,205 @@
+"""The EVM shell of reconciliation: Safe balances at a pinned block, and report anchoring.
+
+The pinned block is a (number, hash) pair read once; every balance (`eth_getBalance`,
+ERC-20 `balanceOf`) and every event is read at or below that number, and the hash at that
+number is read again afterwards: if it changed (a reorg while reading), everything is read
+again (bounded). Credits come from `wallets.evm.deposits.scan` (the watcher's own reader),
+so the reconciliation sees exactly the events the watcher records. The comparison is
+`reserve.reconcile.evm_compute`.
+
+A report's SHA-256 is anchored with `ReserveRegistry.anchorReport(hash, ledger tree size)`
+and the anchor recorded as a `ledger.anchor` entry with subject `reconcile.report`;
+`verify_report_anchor` checks registry, ledger entry and transaction block against each
+other and returns findings as values (empty: the anchor holds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.exceptions import TransactionNotFound
+from web3.logs import DISCARD
+
+from reserve.errors import EVMError, NodeUnavailable, ReconcileError
+from reserve.ledger import Entry
+from reserve.reconcile import evm_compute as compute
+from reserve.reconcile.report import ENTRY_KIND as REPORT_KIND
+from wallets.evm import contracts, deposits
+from wallets.evm.anchor import Finding
+from wallets.evm.safe_tx import checksum
+from wallets.evm.vault import balances
+
+PIN_ATTEMPTS_MAX = 5
+ANCHOR_SUBJECT = REPORT_KIND
+ANCHOR_ACTOR = "service:anchor"
+
+
+@dataclass(frozen=True)
+class EVMTarget:
+    """One EVM vault to reconcile: its Safe, the tokens it holds, where its history starts."""
+
+    vault_id: str
+    safe: str
+    tokens: tuple[str, ...] = ()
+    from_block: int = 0
+
+
+def _hex(value: Any) -> str:
+    return "0x" + bytes(value).hex()
+
+
+def _debits(w3: Web3, safe: str, token: str, chain_id: int, start: int, end: int
+            ) -> tuple[compute.Movement, ...]:
+    contract = contracts.at(w3, "ReserveToken", token)
+    found = []
+    for first in range(start, end + 1, deposits.LOG_RANGE_BLOCKS):
+        last = min(first + deposits.LOG_RANGE_BLOCKS - 1, end)
+        for log in contract.events.Transfer().get_logs(
+                argument_filters={"from": safe}, from_block=first, to_block=last):
+            tx_hash = _hex(log["transactionHash"])
+            found.append(compute.Movement(f"{chain_id}:{tx_hash}:{int(log['logIndex'])}",
+                                          tx_hash, int(log["args"]["value"]),
+                                          int(log["blockNumber"])))
+    return tuple(found)
+
+
+def _executions(w3: Web3, safe: str, chain_id: int, start: int, end: int
+                ) -> tuple[tuple[str, ...], tuple[compute.Movement, ...]]:
+    """The Safe's successful executions, and the ETH each sent (decoded from its
+    `execTransaction` call: ETH leaving a Safe emits no log). An execution made through
+    another contract cannot be decoded here; its ETH is left to the remainder finding."""
+    contract = contracts.at(w3, "Safe", safe)
+    runs, debits = [], []
+    for first in range(start, end + 1, deposits.LOG_RANGE_BLOCKS):
+        last = min(first + deposits.LOG_RANGE_BLOCKS - 1, end)
+        for log in contract.events.ExecutionSuccess().get_logs(from_block=first, to_block=last):
+            tx_hash = _hex(log["transactionHash"])
+            runs.append(tx_hash)
+            tx = w3.eth.get_transaction(log["transactionHash"])
+            if tx.get("to") != contract.address:
+                continue
+            _function, args = contract.decode_function_input(tx["input"])
+            if int(args["value"]) and int(args["operation"]) == 0:
+                debits.append(compute.Movement(f"{chain_id}:{tx_hash}:exec", tx_hash,
+                                               int(args["value"]), int(log["blockNumber"])))
+    return tuple(runs), tuple(debits)
+
+
+def _canonical(w3: Web3, blocks: dict[str, int], number: int) -> dict[str, bool]:
+    return {blockhash: height <= number and _hex(w3.eth.get_block(height)["hash"]) == blockhash
+            for blockhash, height in sorted(blocks.items())}
+
+
+def _views_once(w3: Web3, chain_id: int, number: int, blockhash: str,
+                targets: Sequence[EVMTarget], entries: list[Entry]
+                ) -> list[compute.EVMChainView]:
+    views = []
+    for target in targets:
+        safe, tokens = checksum(target.safe, "safe"), [checksum(t) for t in target.tokens]
+        held = balances(w3, safe, {t: t for t in tokens}, number)
+        credits = deposits.scan(w3, chain_id=chain_id, vault_id=target.vault_id, safe=safe,
+                                tokens=tokens, from_block=target.from_block, to_block=number)
+        runs, eth_out = _executions(w3, safe, chain_id, target.from_block, number)
+        canonical = _canonical(w3, compute.recorded_blocks(entries, safe, chain_id), number)
+        for asset in ["ETH", *tokens]:
+            views.append(compute.EVMChainView(
+                vault_id=target.vault_id, asset=asset, chain_id=chain_id, safe=safe,
+                block_number=number, block_hash=blockhash, balance_wei=held[asset],
+                credits=tuple(compute.Movement(c.key, c.tx_hash, c.amount_wei, c.block_number)
+                              for c in credits if c.asset == asset),
+                debits=eth_out if asset == "ETH" else _debits(w3, safe, asset, chain_id,
+                                                              target.from_block, number),
+                executions=runs, canonical=canonical))
+    return views
+
+
+def pinned_views(w3: Web3, targets: Sequence[EVMTarget], entries: list[Entry]
+                 ) -> tuple[dict[str, Any], list[compute.EVMChainView]]:
+    """({chain_id, number, hash}, a view per vault and asset), all at one pinned block."""
+    if not targets or len({t.vault_id for t in targets}) != len(targets):
+        raise ReconcileError("EVM vaults of one report must be given, with distinct ids")
+    try:
+        chain_id = int(w3.eth.chain_id)
+        for _attempt in range(PIN_ATTEMPTS_MAX):
+            block = w3.eth.get_block("latest")
+            number, blockhash = int(block["number"]), _hex(block["hash"])
+            views = _views_once(w3, chain_id, number, blockhash, targets, entries)
+            if _hex(w3.eth.get_block(number)["hash"]) == blockhash:
+                return {"chain_id": chain_id, "number": number, "hash": blockhash}, views
+    except (ConnectionError, OSError) as error:
+        raise NodeUnavailable(f"EVM node unreachable during reconciliation: {error}") from None
+    raise ReconcileError(f"the EVM chain reorganised during {PIN_ATTEMPTS_MAX} reads; retry")
+
+
+def section(w3: Web3, targets: Sequence[EVMTarget], entries: list[Entry]) -> dict[str, Any]:
+    """The report's `evm` section: pinned block, scopes, summary rows and findings."""
+    block, views = pinned_views(w3, targets, entries)
+    results = [compute.reconcile(entries, view) for view in views]
+    return {"block": block,
+            "vaults": [{"vault_id": t.vault_id, "safe": checksum(t.safe),
+                        "assets": ["ETH", *(checksum(x) for x in t.tokens)],
+                        "from_block": t.from_block} for t in targets],
+            "summary": [r.summary.to_json() for r in results],
+            "findings": [f.to_json() for r in results for f in r.findings]}
+
+
+def anchor_report(ledger: Any, w3: Web3, registry_address: str, account: LocalAccount,
+                  document: dict[str, Any], *, actor: str = ANCHOR_ACTOR) -> Entry:
+    """Post a signed report's SHA-256 to the registry; record the anchor in the ledger."""
+    digest = str(document["signature"]["report_sha256"])
+    tree_size = int(document["report"]["ledger"]["tree_size"])
+    registry = contracts.at(w3, "ReserveRegistry", checksum(registry_address, "registry"))
+    try:
+        if contracts.read(registry.functions.isReportAnchored(bytes.fromhex(digest))):
+            raise EVMError(f"report {digest} is already anchored in {registry.address}")
+        receipt = contracts.transact(w3, account, registry.functions.anchorReport(
+            bytes.fromhex(digest), tree_size))
+    except (ConnectionError, OSError) as error:
+        raise NodeUnavailable(f"EVM node unreachable: {error}") from None
+    events = registry.events.ReportAnchored().process_receipt(receipt, errors=DISCARD)
+    if len(events) != 1:
+        raise EVMError("anchoring receipt has no ReportAnchored event")
+    entry: Entry = ledger.append("ledger.anchor", actor, {
+        "subject": ANCHOR_SUBJECT, "chain_id": int(w3.eth.chain_id),
+        "registry": registry.address, "index": int(events[0]["args"]["index"]),
+        "report_sha256": digest, "ledger_tree_size": tree_size, "anchorer": account.address,
+        "tx_hash": _hex(receipt["transactionHash"]),
+        "block_number": int(receipt["blockNumber"]), "block_hash": _hex(receipt["blockHash"])})
+    return entry
+
+
+def verify_report_anchor(entries: Iterable[Entry], w3: Web3, registry_address: str,
+                         report_sha256: str) -> list[Finding]:
+    """Findings (empty: it holds) for a report's anchor: recorded, on chain, same values."""
+    registry = contracts.at(w3, "ReserveRegistry", checksum(registry_address, "registry"))
+    recorded = [e for e in entries if e.kind == "ledger.anchor"
+                and e.payload.get("subject") == ANCHOR_SUBJECT
+                and e.payload.get("report_sha256") == report_sha256
+                and e.payload.get("registry") == registry.address]
+    if not recorded:
+        return [Finding("anchor-unrecorded", f"the ledger records no anchor of report "
+                                             f"{report_sha256} in {registry.address}")]
+    payload = recorded[-1].payload
+    details = {"seq": recorded[-1].seq, "index": payload["index"]}
+    count = int(registry.functions.reportCount().call())
+    if int(payload["index"]) >= count:
+        return [Finding("anchor-missing", f"registry holds {count} reports; the ledger records "
+                                          f"index {payload['index']}", details)]
+    report_hash, tree_size, *_ = registry.functions.reportAt(int(payload["index"])).call()
+    findings = []
+    if bytes(report_hash).hex() != report_sha256 or tree_size != payload["ledger_tree_size"]:
+        findings.append(Finding("anchor-differs", f"registry report {payload['index']} holds "
+                                                  f"({bytes(report_hash).hex()}, {tree_size})",
+                                details))
+    try:
+        receipt = w3.eth.get_transaction_receipt(payload["tx_hash"])
+    except TransactionNotFound:
+        receipt = None
+    if receipt is None or _hex(receipt["blockHash"]) != payload["block_hash"]:
+        findings.append(Finding("anchor-tx-moved", f"anchoring transaction {payload['tx_hash']} "
+                                                   "is not in its recorded block", details))
+    return findings

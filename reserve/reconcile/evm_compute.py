@@ -1,0 +1,208 @@
+"""The pure core of EVM reconciliation: a Safe's balance per asset against the ledger's.
+
+EVM vaults are accounts, not coins, so differences are itemised by the events that move a
+balance: credits (the Safe's `SafeReceived` for ETH, ERC-20 `Transfer` logs to it) and
+debits (Safe executions; ERC-20 `Transfer` logs from it), all at or below the pinned
+block. The ledger side is what `wallets.evm.deposits_core` already derives: `evm.deposit`
+and successful `evm.executed` entries not reversed by `evm.reorg`. Whatever the events do
+not explain (ETH moved by an execution the ledger never recorded, value arriving without
+an event, e.g. by `selfdestruct`) becomes one finding for the remainder, so the findings
+always add up to the summary's difference, as for Bitcoin.
+
+Amounts are wei, which exceed JSON's safe integers: the report carries them as decimal
+strings with `"unit": "wei"`. No I/O happens here; `reserve.reconcile.evm` is the shell.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from reserve.reconcile.compute import CRITICAL, FINDING_KINDS, HIGH, INFO, SEVERITY_RANK
+from reserve.reconcile.compute import _status as status_of
+from wallets.evm import deposits_core as core
+
+UNIT = "wei"
+
+
+@dataclass(frozen=True)
+class Movement:
+    """A balance change seen on chain: a credit (+) or an ERC-20 debit (-) of one asset."""
+
+    key: str  # "chain_id:tx_hash:log_index", as deposits_core keys deposits
+    tx_hash: str
+    amount_wei: int
+    block_number: int
+
+
+@dataclass(frozen=True)
+class EVMChainView:
+    """One Safe and asset at the pinned block, with the events that moved it up to there."""
+
+    vault_id: str
+    asset: str  # "ETH" or the token address
+    chain_id: int
+    safe: str
+    block_number: int
+    block_hash: str
+    balance_wei: int
+    credits: tuple[Movement, ...] = ()
+    debits: tuple[Movement, ...] = ()  # ERC-20 transfers out; ETH sent by Safe executions
+    executions: tuple[str, ...] = ()  # tx hashes of the Safe's successful executions
+    canonical: Mapping[str, bool] = field(default_factory=dict)  # recorded block hash -> on
+    # the best chain at or below the pinned block
+
+
+@dataclass(frozen=True)
+class EVMFinding:
+    kind: str
+    severity: str
+    vault_id: str
+    asset: str
+    txid: str | None
+    amount_wei: int
+    difference_wei: int  # chain minus ledger: the part of the summary difference it explains
+    detail: str
+    ledger_seqs: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind not in FINDING_KINDS or self.severity not in SEVERITY_RANK:
+            raise ValueError(f"unknown finding kind/severity {self.kind}/{self.severity}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "severity": self.severity, "vault_id": self.vault_id,
+                "asset": self.asset, "txid": self.txid, "amount": str(self.amount_wei),
+                "difference": str(self.difference_wei), "unit": UNIT, "detail": self.detail,
+                "ledger_seqs": list(self.ledger_seqs)}
+
+
+@dataclass(frozen=True)
+class EVMSummaryRow:
+    vault_id: str
+    asset: str
+    ledger_wei: int
+    chain_wei: int
+    difference_wei: int
+    status: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"vault_id": self.vault_id, "asset": self.asset, "ledger": str(self.ledger_wei),
+                "chain": str(self.chain_wei), "difference": str(self.difference_wei),
+                "status": self.status, "unit": UNIT}
+
+
+@dataclass(frozen=True)
+class EVMResult:
+    summary: EVMSummaryRow
+    findings: tuple[EVMFinding, ...]
+
+
+def recorded(entries: Iterable[Any], chain: EVMChainView) -> list[core.Recorded]:
+    """The ledger's entries in force for this Safe and asset (deposits, successful runs)."""
+    return [r for r in core.in_force(entries, chain.safe, chain.chain_id).values()
+            if r.payload.get("asset") == chain.asset
+            and (r.kind == core.DEPOSIT or r.payload.get("success", False))]
+
+
+def recorded_blocks(entries: Iterable[Any], safe: str, chain_id: int) -> dict[str, int]:
+    """block hash -> height of every entry in force for the Safe: what `canonical` must answer."""
+    return {str(r.payload["block_hash"]): int(r.payload["block_number"])
+            for r in core.in_force(entries, safe, chain_id).values()}
+
+
+def _deposits(chain: EVMChainView, mine: list[core.Recorded]) -> list[EVMFinding]:
+    found: list[EVMFinding] = []
+    seen = {credit.key: credit for credit in chain.credits}
+    for record in (r for r in mine if r.kind == core.DEPOSIT):
+        payload, amount = record.payload, int(record.payload["amount_wei"])
+        credit = seen.get(str(payload["key"]))
+        if not chain.canonical.get(str(payload["block_hash"]), False):
+            again = credit is not None
+            found.append(EVMFinding(
+                "deposit_reorganised", INFO if again else HIGH, chain.vault_id, chain.asset,
+                str(payload["tx_hash"]), amount,
+                (credit.amount_wei if credit is not None else 0) - amount,
+                f"ledger entry {record.seq} records a deposit in block {payload['block_hash']} "
+                f"(height {payload['block_number']}), not on the best chain at the pinned "
+                f"block; the credit is {'in another block' if again else 'not on the chain'}",
+                (record.seq,)))
+        elif credit is None:
+            found.append(EVMFinding(
+                "deposit_reorganised", HIGH, chain.vault_id, chain.asset,
+                str(payload["tx_hash"]), amount, -amount,
+                f"ledger entry {record.seq} records a deposit whose event is not on chain",
+                (record.seq,)))
+        elif credit.amount_wei != amount:
+            found.append(EVMFinding(
+                "amount_mismatch", HIGH, chain.vault_id, chain.asset, credit.tx_hash,
+                credit.amount_wei, credit.amount_wei - amount,
+                f"deposit {credit.key}: ledger {amount} wei, chain {credit.amount_wei} wei",
+                (record.seq,)))
+    keys = {str(r.payload["key"]) for r in mine if r.kind == core.DEPOSIT}
+    for credit in chain.credits:
+        if credit.key not in keys:
+            found.append(EVMFinding(
+                "unrecorded_deposit", HIGH, chain.vault_id, chain.asset, credit.tx_hash,
+                credit.amount_wei, credit.amount_wei,
+                f"{credit.amount_wei} wei of {chain.asset} arrived in the Safe in "
+                f"{credit.tx_hash} (block {credit.block_number}) and the ledger has no record "
+                "of it"))
+    return found
+
+
+def _spends(chain: EVMChainView, mine: list[core.Recorded]) -> list[EVMFinding]:
+    found: list[EVMFinding] = []
+    executed = {str(r.payload["tx_hash"]) for r in mine if r.kind == core.EXECUTED}
+    for record in (r for r in mine if r.kind == core.EXECUTED):
+        if not chain.canonical.get(str(record.payload["block_hash"]), False):
+            amount = int(record.payload["amount_wei"])
+            found.append(EVMFinding(
+                "transfer_reorganised", HIGH, chain.vault_id, chain.asset,
+                str(record.payload["tx_hash"]), amount, amount,
+                f"ledger entry {record.seq} records an execution in block "
+                f"{record.payload['block_hash']}, not on the best chain at the pinned block",
+                (record.seq,)))
+    for debit in chain.debits:
+        if debit.tx_hash not in executed:
+            found.append(EVMFinding(
+                "unexpected_spend", CRITICAL, chain.vault_id, chain.asset, debit.tx_hash,
+                debit.amount_wei, -debit.amount_wei,
+                f"transaction {debit.tx_hash} moved {debit.amount_wei} wei of {chain.asset} "
+                "out of the Safe; the ledger holds no recorded execution for it"))
+    return found
+
+
+def _remainder(chain: EVMChainView, mine: list[core.Recorded], remainder: int
+               ) -> list[EVMFinding]:
+    """One finding for what the events do not explain (ETH has no log for outflows)."""
+    if remainder == 0:
+        return []
+    if remainder > 0:
+        return [EVMFinding(
+            "unrecorded_deposit", HIGH, chain.vault_id, chain.asset, None, remainder,
+            remainder, f"{remainder} wei of {chain.asset} arrived without a deposit event "
+                       "(e.g. selfdestruct or a block reward); the ledger has no record of it")]
+    recorded_runs = {str(r.payload["tx_hash"]) for r in mine if r.kind == core.EXECUTED}
+    unknown = [tx for tx in chain.executions if tx not in recorded_runs]
+    return [EVMFinding(
+        "unexpected_spend", CRITICAL, chain.vault_id, chain.asset,
+        unknown[0] if len(unknown) == 1 else None, -remainder, remainder,
+        f"{-remainder} wei of {chain.asset} left the Safe with no recorded execution"
+        + (f"; Safe executions the ledger does not hold: {', '.join(unknown)}" if unknown
+           else ""))]
+
+
+def reconcile(entries: Iterable[Any], chain: EVMChainView) -> EVMResult:
+    """Compare one Safe and asset in the ledger (entries in order) with the chain view."""
+    listed = list(entries)
+    mine = recorded(listed, chain)
+    ledger_wei = core.positions(listed, chain.safe, chain.chain_id).get(chain.asset, 0)
+    findings = _deposits(chain, mine) + _spends(chain, mine)
+    difference = chain.balance_wei - ledger_wei
+    findings += _remainder(chain, mine, difference - sum(f.difference_wei for f in findings))
+    ordered = tuple(sorted(findings, key=lambda f: (SEVERITY_RANK[f.severity], f.kind,
+                                                    f.txid or "", f.detail)))
+    summary = EVMSummaryRow(chain.vault_id, chain.asset, ledger_wei, chain.balance_wei,
+                            difference, status_of(difference, ordered))  # type: ignore[arg-type]
+    return EVMResult(summary, ordered)

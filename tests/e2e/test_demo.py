@@ -1,0 +1,103 @@
+"""`reserve demo --no-serve`, run exactly as a stakeholder runs it, then checked from outside.
+
+The demo tells the whole story on its own regtest bitcoind and anvil and stops them. This
+test runs it as a subprocess in a temporary working folder and then, with nothing but the
+files it left (the SQLite ledger, the keystore's public key, the signed reconciliation
+report, summary.json), checks that:
+
+1. it exits 0 within the 2-minute target and narrates every chapter and the summary;
+2. the ledger verifies against the checkpoint key's public half, and through the CLI;
+3. the balances the ledger itself implies (recomputed here from its entries) equal the
+   chain balances the demo read from the nodes at the end, and the chain balance pinned in
+   the auditor-signed reconciliation report;
+4. every transfer is confirmed, with its transaction id printed;
+5. the nodes are gone (bitcoind removed its pid file on a clean stop).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from reserve.ledger import Ledger, VerifierKey
+from reserve.ledger.verify import verify_ledger
+from wallets import keystore
+from wallets.bitcoin import records
+from wallets.evm.deposits_core import positions
+
+ROOT = Path(__file__).resolve().parents[2]
+RESERVE = ROOT / ".venv" / "bin" / "reserve"
+DURATION_SECONDS_MAX = 120
+
+
+def run_reserve(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    path = os.pathsep.join([str(ROOT / ".cache" / "bin"), str(ROOT / "node_modules" / ".bin"),
+                            os.environ.get("PATH", "")])
+    command = [str(RESERVE)] if RESERVE.exists() else [sys.executable, "-m", "reserve.cli.main"]
+    return subprocess.run([*command, *args], cwd=ROOT, env={**os.environ, "PATH": path},
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def test_demo_story(tmp_path: Path) -> None:
+    workdir = tmp_path / "demo"
+    started = time.monotonic()
+    result = run_reserve("demo", "--no-serve", "--workdir", str(workdir), timeout=300)
+    elapsed = time.monotonic() - started
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+
+    # 1. The story is told, chapter by chapter, and it is fast.
+    for words in ("Chapter 1: custody", "Chapter 2: inflows", "Chapter 3: transfers",
+                  "Chapter 4: reconciliation", "Chapter 5: access", "Chapter 6: checkpoint",
+                  "coinbase reward", "seized-assets transfer", "24 h of time delay left",
+                  "24 h 1 min later", "Holdings: ledger vs chain", "Transfers", "Evidence",
+                  "The story took", "Admin token", "srl_"):
+        assert words in output, f"{words!r} missing from the demo's output"
+    assert "NO" not in output.split("Holdings: ledger vs chain")[1].split("Transfers")[0]
+    facts = json.loads((workdir / "summary.json").read_text())
+    assert facts["duration_seconds"] < DURATION_SECONDS_MAX
+    assert elapsed < DURATION_SECONDS_MAX + 30  # interpreter start-up and teardown included
+    assert "token" not in facts["access"]  # printed once, stored nowhere
+
+    # 2. The ledger verifies against the key its owner holds, offline and through the CLI.
+    key = VerifierKey.parse(keystore.read(workdir / "keys" / "ledger-checkpoint.json")["public"])
+    assert key.encode() == facts["anchor"]["verifier_key"]
+    ledger = Ledger.open(f"sqlite:///{workdir / 'ledger.sqlite'}")
+    try:
+        report = verify_ledger(ledger, key)
+        assert report.ok, report.to_json()
+        assert report.entries == facts["ledger_size"] == ledger.size()
+        entries = list(ledger.entries())
+    finally:
+        ledger.close()
+    cli = run_reserve("ledger", "verify", "--config", str(workdir / "reserve.toml"), timeout=120)
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+
+    # 3. Balances: recomputed from the ledger's own entries = the chains' = the signed report.
+    chain = {(row["vault"], row["asset"]): int(row["chain"]) for row in facts["holdings"]}
+    btc_ledger = records.chain_state(entries, "national-btc").balance_sats
+    assert btc_ledger == chain[("national-btc", "BTC")] > 0
+    registered = next(e.payload for e in entries if e.kind == "vault.registered"
+                      and e.payload.get("chain") == "evm")
+    evm_ledger = positions(entries, registered["safe"], registered["chain_id"])
+    assert evm_ledger["ETH"] == chain[("reserve-safe", "ETH")] > 0
+    assert evm_ledger[registered["token"]] == chain[("reserve-safe", "tRGT")] > 0
+    signed = json.loads(Path(facts["reconciliation"]["files"] + ".json").read_text())
+    [row] = signed["report"]["summary"]
+    assert (row["status"], row["chain"], row["ledger"]) == ("ok", btc_ledger, btc_ledger)
+
+    # 4. Three transfers (small and large Bitcoin, one ETH), each confirmed and printed.
+    transfers = facts["transfers"]
+    assert [(t["reference"], t["state"]) for t in transfers] == [
+        ("DEMO-BTC-1", "confirmed"), ("DEMO-BTC-2", "confirmed"), ("DEMO-ETH-1", "confirmed")]
+    for transfer in transfers:
+        assert transfer["txid"] and transfer["txid"] in output
+    anchors = [e for e in entries if e.kind == "ledger.anchor"]
+    assert [a.payload["tx_hash"] for a in anchors] == [facts["anchor"]["anchor_tx"]]
+
+    # 5. The nodes were stopped: bitcoind deletes its pid file on a clean shutdown.
+    assert not (workdir / "bitcoind" / "regtest" / "bitcoind.pid").exists()
