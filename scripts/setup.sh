@@ -27,8 +27,11 @@ fi
 if [ -f package-lock.json ]; then
   lockstamp=$(sha256sum package-lock.json | cut -c1-16)
   if [ ! -f node_modules/.stamp ] || [ "$(cat node_modules/.stamp)" != "$lockstamp" ]; then
-    log "npm ci (anvil, solc-js, Safe contracts)"
-    npm ci --no-audit --no-fund --loglevel=error
+    log "npm install from package-lock.json (anvil, solc-js, Safe contracts, playwright-core)"
+    # Not `npm ci`: npm 11 refuses a lock that omits other platforms' optional packages
+    # (anvil ships one binary package per platform), although the lock pins every version
+    # this platform installs. `npm install` honours the same lock here.
+    npm install --no-audit --no-fund --loglevel=error
     echo "$lockstamp" > node_modules/.stamp
   fi
 fi
