@@ -17,6 +17,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from reserve import config as reserve_config
+from reserve.cli.common import working
 from reserve.errors import ConfigError, ReserveError
 from reserve.ledger import Ledger
 from wallets.bitcoin.networks import require_network_allowed
@@ -187,7 +188,8 @@ def sync(ctx: typer.Context, vault: VaultPath) -> None:
     def run() -> None:
         with _service(ctx, vault) as service:
             watcher = ChainWatcher(service.vault, service.ledger, service.node)
-            report = watcher.sync()
+            with working("scanning the chain for deposits, confirmations and reorgs"):
+                report = watcher.sync()
             typer.echo(f"tip {report.tip_height}: {len(report.deposits)} deposit(s), "
                        f"{len(report.confirmed)} confirmation(s), {len(report.reorged)} reorg(s)")
             typer.echo(f"ledger balance {watcher.ledger_balance_sats()} sats; node "

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import typer
@@ -36,6 +38,31 @@ def open_ledger(settings: config.Settings, database_url: str | None = None, *,
     return Ledger.open(database_url or settings.ledger.database_url,
                        payload_bytes_max=settings.ledger.payload_bytes_max, signer=signer,
                        checkpoint_every=settings.ledger.checkpoint_every)
+
+
+def progress_rows(label: str, enabled: bool) -> Any:
+    """A row wrapper drawing a rich progress bar on stderr (only on a terminal, never in
+    --json mode), for long passes such as verification."""
+
+    def wrap(rows: Any, total: int) -> Any:
+        if not enabled or not error_console.is_terminal:
+            return rows
+        from rich.progress import track
+
+        return track(rows, total=total, description=label, console=error_console,
+                     transient=True)
+
+    return wrap
+
+
+@contextmanager
+def working(label: str) -> Iterator[None]:
+    """A rich spinner on stderr while a long step runs (only on a terminal)."""
+    if not error_console.is_terminal:
+        yield
+        return
+    with error_console.status(label):
+        yield
 
 
 def emit(data: Any, as_json: bool, human: str | None = None) -> None:

@@ -18,6 +18,7 @@ from reserve.cli.common import (
     fail,
     load_settings,
     open_ledger,
+    progress_rows,
 )
 from reserve.errors import ReserveError
 from reserve.ledger import VerifierKey, merkle
@@ -188,11 +189,13 @@ def verify(export_file: Path = typer.Option(None, "--export", help="Verify an ex
         verifier = VerifierKey.parse(text.strip().splitlines()[0])
     trusted_notes = [path.read_text() for path in trusted]
     if export_file is not None:
-        report = verify_export(export_file, verifier, trusted=trusted_notes)
+        report = verify_export(export_file, verifier, trusted=trusted_notes,
+                               progress=progress_rows("verifying export", not as_json))
     else:
         settings = load_settings(config)
         with open_ledger(settings, database_url, with_signer=False) as ledger:
-            report = verify_ledger(ledger, verifier, trusted=trusted_notes)
+            report = verify_ledger(ledger, verifier, trusted=trusted_notes,
+                                   progress=progress_rows("verifying ledger", not as_json))
             if rpc_url:
                 report.findings.extend(_anchor_findings(ledger, rpc_url, registry))
     _print_report(report, as_json)

@@ -43,6 +43,8 @@ RpcUser = Annotated[str | None, typer.Option(envvar="RESERVE_BTC_RPC_USER")]
 RpcPassword = Annotated[str | None, typer.Option(envvar="RESERVE_BTC_RPC_PASSWORD")]
 AuditorKeys = Annotated[list[str], typer.Option(
     "--auditor-key", help="An auditor's public key (text or file); repeatable.")]
+EvmRpcUrl = Annotated[str | None, typer.Option(
+    "--evm-rpc-url", envvar="RESERVE_EVM_RPC_URL", help="EVM JSON-RPC URL.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
@@ -230,17 +232,26 @@ def verify(report: Path, ledger_export: Path = typer.Option(..., "--export"),
            auditor_keys: AuditorKeys = [],  # noqa: B006 (typer reads the default)
            ledger_key: str = typer.Option(None, "--ledger-key"), config: Config = None,
            rpc_url: RpcUrl = None, rpc_user: RpcUser = None, rpc_password: RpcPassword = None,
+           evm_rpc_url: EvmRpcUrl = None, mainnet: bool = typer.Option(False, "--mainnet"),
            as_json: AsJson = False) -> None:
-    """Re-derive REPORT from a ledger export plus the chain; exit 1 if it does not hold."""
+    """Re-derive REPORT from a ledger export plus the chain(s); exit 1 if it does not hold.
+
+    Bitcoin vaults need the Bitcoin node; an `evm` section needs --evm-rpc-url, a node that
+    serves state at the report's pinned block (anvil; off anvil an archive node)."""
     if not auditor_keys:
         fail("give the auditor's public key with --auditor-key")
     document = _read_json(report)
     settings = load_settings(str(config) if config else None)
-    node = _rpc(settings, rpc_url, rpc_user, rpc_password)
+    body = document.get("report") if isinstance(document, dict) else None
+    body = body if isinstance(body, dict) else {}
+    node = _rpc(settings, rpc_url, rpc_user, rpc_password) if body.get("vaults") else None
+    if "evm" in body and not evm_rpc_url:
+        fail("this report has EVM vaults: give --evm-rpc-url (or RESERVE_EVM_RPC_URL)")
+    w3 = _guard(lambda: _evm_connect(settings, evm_rpc_url, mainnet)) if evm_rpc_url else None
     key = VerifierKey.parse(ledger_key) if ledger_key else None
     try:
         verdict = verify_report(document, ledger_export, node, _keys(auditor_keys),
-                                ledger_key=key)
+                                ledger_key=key, evm=w3)
     except ReserveError as error:
         reason = getattr(error, "reason", "error")
         emit({"holds": False, "reason": reason, "message": str(error)}, as_json,
@@ -248,8 +259,9 @@ def verify(report: Path, ledger_export: Path = typer.Option(..., "--export"),
         raise typer.Exit(1) from None
     emit({"holds": True, "report_sha256": verdict.report_sha256, "entry_seq": verdict.entry_seq,
           "vaults": list(verdict.vaults), "notes": list(verdict.notes)}, as_json,
-         f"HOLDS: report {verdict.report_sha256} (ledger entry {verdict.entry_seq}) "
-         f"re-derived for {', '.join(verdict.vaults)}")
+         "\n".join([f"HOLDS: report {verdict.report_sha256} (ledger entry "
+                    f"{verdict.entry_seq}) re-derived for {', '.join(verdict.vaults)}",
+                    *(f"  note: {n}" for n in verdict.notes)]))
 
 
 @reconcile_app.command("proof-of-reserves")
@@ -258,10 +270,24 @@ def proof_of_reserves(report: Path, check: bool = typer.Option(
         auditor_keys: AuditorKeys = [],  # noqa: B006
         key_path: Path = typer.Option(Path(DEFAULT_KEY), "--key-file"), config: Config = None,
         rpc_url: RpcUrl = None, rpc_user: RpcUser = None, rpc_password: RpcPassword = None,
+        evm_rpc_url: EvmRpcUrl = None, mainnet: bool = typer.Option(False, "--mainnet"),
         as_json: AsJson = False) -> None:
-    """Publish signed per-vault statements from a report, or --check one against a node."""
+    """Publish signed per-vault statements from a report, or --check one against a node
+    (a Safe's statement against --evm-rpc-url, which must serve past state)."""
     settings = load_settings(str(config) if config else None)
     document = _read_json(report)
+    if check and isinstance(document, dict) and isinstance(document.get("report"), dict) \
+            and document["report"].get("format") == proof.EVM_FORMAT:
+        if not evm_rpc_url:
+            fail("a Safe's statement needs --evm-rpc-url (or RESERVE_EVM_RPC_URL)")
+        w3 = _guard(lambda: _evm_connect(settings, str(evm_rpc_url), mainnet))
+        keys = list(_guard(lambda: _keys(auditor_keys))) if auditor_keys else None
+        held = _guard(lambda: proof.check_evm_statement(document, w3, keys))
+        emit({"holds": True, "balances": {a: str(v) for a, v in held.items()}}, as_json,
+             f"HOLDS: {document['report']['vault_id']} held "
+             + ", ".join(f"{v} wei of {a}" for a, v in held.items())
+             + f" at block {document['report']['block']['number']}")
+        return
     if check:
         node = _rpc(settings, rpc_url, rpc_user, rpc_password)
         keys = list(_guard(lambda: _keys(auditor_keys))) if auditor_keys else None

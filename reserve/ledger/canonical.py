@@ -20,7 +20,9 @@ Speed (the append path and the verifier call these once per entry): a fast valid
 "certainly plain" or "ask the exact path", never "reject", so every refusal and every
 astral-key case still goes through `_check`, and the fast path's bytes come from the
 very encoder the exact path uses. The verifier's `parse_plain` decides canonicality with
-one parse and one encode, again leaving anything unusual to the exact path.
+one parse and one encode, again leaving anything unusual to the exact path; before it,
+`loads_canonical` does the same in C (orjson plus one regular expression), about twice as
+fast, and says only "certainly canonical" or "ask the other paths".
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -278,15 +278,25 @@ def _check_claims(points: dict[int, Checkpoint], claims: Iterable[ConsistencyCla
                                            f"{claim.old_size} to {claim.new_size} fails"))
 
 
+RowWrapper = Callable[[Iterable[tuple[int, bytes, bytes]], int], Iterable[tuple[int, bytes, bytes]]]
+
+
+def _unwrapped(rows: Iterable[tuple[int, bytes, bytes]], _total: int) -> Iterable[tuple[int, bytes, bytes]]:
+    return rows
+
+
 def verify_ledger(ledger: Any, key: VerifierKey | None = None, *,
-                  trusted: Iterable[str] = ()) -> Report:
-    """Verify a live ledger (database), including its stored subtree hashes."""
+                  trusted: Iterable[str] = (), progress: RowWrapper = _unwrapped) -> Report:
+    """Verify a live ledger (database), including its stored subtree hashes.
+
+    `progress(rows, total)` may wrap the row stream (the CLI shows a progress bar with it).
+    """
     notes = ledger.checkpoints()
     chosen = key or ledger.verifier_key()
     sizes = sorted(s for s in (_size_of(n) for n in notes) if s is not None)
     claims = [ConsistencyClaim(a, b, tuple(ledger.consistency_proof(a, b)))
               for a, b in zip(sizes, sizes[1:]) if b <= ledger.size()]
-    report = verify_stream(ledger.raw_rows(), notes, chosen,
+    report = verify_stream(progress(ledger.raw_rows(), ledger.size()), notes, chosen,
                            stored_nodes=ledger.stored_nodes(), claims=claims, trusted=trusted)
     if key is None:
         report.notes.append("public key read from the database itself; pass --key to check "
@@ -341,7 +351,7 @@ def read_export(path: Path) -> tuple[dict[str, Any], list[tuple[int, bytes, byte
 
 
 def verify_export(path: Path, key: VerifierKey | None = None, *,
-                  trusted: Iterable[str] = ()) -> Report:
+                  trusted: Iterable[str] = (), progress: RowWrapper = _unwrapped) -> Report:
     """Verify an export file offline, with only the file and the ledger's public key."""
     header, rows, notes, claims = read_export(path)
     chosen = key
@@ -349,7 +359,7 @@ def verify_export(path: Path, key: VerifierKey | None = None, *,
     if chosen is None and header.get("verifier_key"):
         chosen = VerifierKey.parse(header["verifier_key"])
         self_attested = True
-    report = verify_stream(rows, notes, chosen, claims=claims, trusted=trusted)
+    report = verify_stream(progress(rows, len(rows)), notes, chosen, claims=claims, trusted=trusted)
     if report.entries == len(rows) and header.get("size") != len(rows):
         report.findings.append(Finding(len(rows), f"export header says {header.get('size')} "
                                                   f"entries but holds {len(rows)}"))

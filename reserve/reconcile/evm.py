@@ -11,6 +11,10 @@ A report's SHA-256 is anchored with `ReserveRegistry.anchorReport(hash, ledger t
 and the anchor recorded as a `ledger.anchor` entry with subject `reconcile.report`;
 `verify_report_anchor` checks registry, ledger entry and transaction block against each
 other and returns findings as values (empty: the anchor holds).
+
+The verifier (`reserve.reconcile.verify`) re-derives the section with `check_pinned_block`
+and `section_at`: the same reads and the same pure core, at the report's pinned number
+instead of the tip.
 """
 
 from __future__ import annotations
@@ -21,10 +25,10 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
-from web3.exceptions import TransactionNotFound
+from web3.exceptions import BlockNotFound, TransactionNotFound, Web3RPCError
 from web3.logs import DISCARD
 
-from reserve.errors import EVMError, NodeUnavailable, ReconcileError
+from reserve.errors import EVMError, NodeUnavailable, ReconcileError, ReportRejected
 from reserve.ledger import Entry
 from reserve.reconcile import evm_compute as compute
 from reserve.reconcile.report import ENTRY_KIND as REPORT_KIND
@@ -138,6 +142,11 @@ def pinned_views(w3: Web3, targets: Sequence[EVMTarget], entries: list[Entry]
 def section(w3: Web3, targets: Sequence[EVMTarget], entries: list[Entry]) -> dict[str, Any]:
     """The report's `evm` section: pinned block, scopes, summary rows and findings."""
     block, views = pinned_views(w3, targets, entries)
+    return _section(block, targets, views, entries)
+
+
+def _section(block: dict[str, Any], targets: Sequence[EVMTarget],
+             views: Sequence[compute.EVMChainView], entries: list[Entry]) -> dict[str, Any]:
     results = [compute.reconcile(entries, view) for view in views]
     return {"block": block,
             "vaults": [{"vault_id": t.vault_id, "safe": checksum(t.safe),
@@ -145,6 +154,68 @@ def section(w3: Web3, targets: Sequence[EVMTarget], entries: list[Entry]) -> dic
                         "from_block": t.from_block} for t in targets],
             "summary": [r.summary.to_json() for r in results],
             "findings": [f.to_json() for r in results for f in r.findings]}
+
+
+def targets_of(section_json: dict[str, Any]) -> list[EVMTarget]:
+    """The EVM vaults a report's `evm` section scanned, as targets to scan again."""
+    return [EVMTarget(str(v["vault_id"]), str(v["safe"]),
+                      tuple(str(a) for a in v["assets"] if a != "ETH"), int(v["from_block"]))
+            for v in section_json["vaults"]]
+
+
+def check_pinned_block(w3: Web3, block: dict[str, Any]) -> None:
+    """ReportRejected unless the node serves the pin's chain and holds the pinned hash at
+    the pinned number on its best chain."""
+    try:
+        chain_id = int(w3.eth.chain_id)
+        if chain_id != int(block["chain_id"]):
+            raise ReconcileError(f"the EVM node serves chain {chain_id}, the report's EVM vaults "
+                                 f"are on chain {block['chain_id']}: give a node of that chain")
+        try:
+            found = _hex(w3.eth.get_block(int(block["number"]))["hash"])
+        except BlockNotFound:
+            found = None
+    except (ConnectionError, OSError) as error:
+        raise NodeUnavailable(f"EVM node unreachable: {error}") from None
+    if found != block["hash"]:
+        raise ReportRejected("block_not_on_chain", f"EVM block {block['hash']} is not on the "
+                                                   f"node's best chain at number "
+                                                   f"{block['number']} (that block is {found})")
+
+
+def _no_history(number: int, error: Exception) -> NodeUnavailable:
+    return NodeUnavailable(
+        f"the EVM node refused to serve state at block {number} ({error}); checking a report "
+        "needs balances at its pinned block: use an archive node (anvil keeps history; "
+        "pruned testnet nodes keep only the last ~128 blocks)")
+
+
+def balances_at(w3: Web3, safe: str, tokens: Sequence[str], number: int) -> dict[str, int]:
+    """A Safe's balances at a past block ("ETH" and each token); needs historical state."""
+    try:
+        return balances(w3, checksum(safe, "safe"), {t: t for t in tokens}, number)
+    except (ConnectionError, OSError) as error:
+        raise NodeUnavailable(f"EVM node unreachable: {error}") from None
+    except Web3RPCError as error:
+        raise _no_history(number, error) from None
+
+
+def section_at(w3: Web3, block: dict[str, Any], targets: Sequence[EVMTarget],
+               entries: list[Entry]) -> dict[str, Any]:
+    """The `evm` section re-derived at a past pinned block (`check_pinned_block` first):
+    balances are read AT the pinned number, which needs a node that serves historical
+    state (anvil does; off anvil, an archive node)."""
+    number, blockhash = int(block["number"]), str(block["hash"])
+    try:
+        views = _views_once(w3, int(block["chain_id"]), number, blockhash, targets, entries)
+    except (ConnectionError, OSError) as error:
+        raise NodeUnavailable(f"EVM node unreachable during verification: {error}") from None
+    except Web3RPCError as error:
+        raise _no_history(number, error) from None
+    if _hex(w3.eth.get_block(number)["hash"]) != blockhash:
+        raise ReportRejected("block_not_on_chain", f"EVM block {blockhash} left the best chain "
+                                                   "while it was being read")
+    return _section(block, targets, views, entries)
 
 
 def anchor_report(ledger: Any, w3: Web3, registry_address: str, account: LocalAccount,

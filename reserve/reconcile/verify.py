@@ -8,6 +8,13 @@ Then each vault's summary and findings are computed again from the exported entr
 the checkpoint and from the chain at the pinned block (coins rebuilt by undoing newer
 blocks) and must match. Mempool presence is the one fact a later reader cannot see again,
 so "in the mempool" and "missing" compare as one kind: "not confirmed at the pinned block".
+
+EVM vaults (the report's `evm` section) are re-derived the same way: the pinned number and
+hash must be on the EVM node's best chain, the Safe's balances are read again AT that
+number (historical state: anvil, or an archive node) with the events up to it, the pure
+core (`evm_compute`) runs on the exported entries, and summary and findings must match. If
+the ledger records the report's hash as anchored in a ReserveRegistry, the anchor is
+checked too (`verify_report_anchor`).
 """
 
 from __future__ import annotations
@@ -17,11 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reserve.errors import CheckpointError, ReportRejected
+from web3 import Web3
+
+from reserve.errors import CheckpointError, ReconcileError, ReportRejected
 from reserve.ledger import VerifierKey
 from reserve.ledger.checkpoint import verify_note
 from reserve.ledger.entry import decode_body
 from reserve.ledger.verify import read_export, verify_stream
+from reserve.reconcile import evm as reconcile_evm
 from reserve.reconcile.bitcoin import chain_view, check_pinned_block, coins_at
 from reserve.reconcile.compute import ledger_view, reconcile
 from reserve.reconcile.report import ENTRY_KIND, BlockPin, check_signature, coins_digest
@@ -103,18 +113,15 @@ def _compare(vault_id: str, claimed: dict[str, Any], derived: dict[str, Any],
                                          f"report: {extra}; only re-derived: {lost}")
 
 
-def verify_report(document: Any, export: Path, node: BitcoinRPC,
-                  auditors: Iterable[VerifierKey], *,
-                  ledger_key: VerifierKey | None = None) -> Verdict:
-    """A Verdict if the report holds; ReportRejected with a reason code if it does not."""
-    body = check_signature(document, auditors)
-    digest = document["signature"]["report_sha256"]
-    rows, _key, notes = _ledger(export, ledger_key, body)
+def _bitcoin(body: dict[str, Any], node: BitcoinRPC | None, entries: list[Any]) -> None:
+    """Re-derive every Bitcoin vault (none in an EVM-only report) and compare."""
+    if not body["vaults"]:
+        if not body["summary"] and not body["findings"] and "evm" in body:
+            return
+        raise ReportRejected("mismatch", "the report has Bitcoin rows but no Bitcoin vaults")
+    if node is None:
+        raise ReconcileError("this report has Bitcoin vaults: give a Bitcoin node")
     block = BlockPin(**body["block"])
-    check_pinned_block(node, block)
-    seq = _checked_in(rows, digest)
-    size = int(body["ledger"]["tree_size"])
-    entries = [decode_body(b, h) for _s, b, h in rows[:size]]
     summaries = {(s["vault_id"], s["asset"]): s for s in body["summary"]}
     for scope in body["vaults"]:
         coins = coins_at(node, scope["descriptors"], int(scope["range_end"]), block)
@@ -129,4 +136,97 @@ def verify_report(document: Any, export: Path, node: BitcoinRPC,
                  [f.to_json() for f in result.findings])
     if len(summaries) != len(body["vaults"]):
         raise ReportRejected("mismatch", "the summary names vaults the report did not scan")
-    return Verdict(digest, seq, tuple(s["vault_id"] for s in body["vaults"]), tuple(notes))
+
+
+def _check_pins(body: dict[str, Any], node: BitcoinRPC | None, w3: Web3 | None) -> None:
+    """Each pinned block on its chain; an EVM-only report's `block` must be the EVM pin."""
+    section = body.get("evm")
+    if section is not None:
+        if w3 is None:
+            raise ReconcileError("this report has an EVM section: give an EVM node "
+                                 "(--evm-rpc-url or RESERVE_EVM_RPC_URL)")
+        reconcile_evm.check_pinned_block(w3, section["block"])
+    if body["vaults"]:
+        if node is None:
+            raise ReconcileError("this report has Bitcoin vaults: give a Bitcoin node")
+        check_pinned_block(node, BlockPin(**body["block"]))
+    elif section is not None:
+        pin = section["block"]
+        if body["block"] != {"network": f"evm:{pin['chain_id']}", "height": pin["number"],
+                             "blockhash": pin["hash"]}:
+            raise ReportRejected("mismatch", f"the report's block {body['block']} is not its "
+                                             f"EVM pin {pin}")
+    else:
+        raise ReportRejected("malformed", "the report scanned no vaults")
+
+
+def _evm(section: dict[str, Any], w3: Web3, entries: list[Any]) -> None:
+    """Re-derive the EVM section at its pinned block from the ledger's entries; compare."""
+    derived = reconcile_evm.section_at(w3, section["block"], reconcile_evm.targets_of(section),
+                                       entries)
+    if derived["vaults"] != section["vaults"]:
+        raise ReportRejected("mismatch", f"EVM vaults {section['vaults']} are not as scanned "
+                                         f"again: {derived['vaults']}")
+    for scope in section["vaults"]:
+        vault_id = scope["vault_id"]
+        claimed = sorted((r for r in section["summary"] if r["vault_id"] == vault_id), key=repr)
+        again = sorted((r for r in derived["summary"] if r["vault_id"] == vault_id), key=repr)
+        if claimed != again:
+            raise ReportRejected("mismatch", f"EVM vault {vault_id}: the report's summary "
+                                             f"{claimed} differs from the re-derived {again}")
+        mine = sorted((f for f in section["findings"] if f["vault_id"] == vault_id), key=repr)
+        found = sorted((f for f in derived["findings"] if f["vault_id"] == vault_id), key=repr)
+        if mine != found:
+            extra = [f for f in mine if f not in found][:3]
+            lost = [f for f in found if f not in mine][:3]
+            raise ReportRejected("mismatch", f"EVM vault {vault_id}: findings differ; only in "
+                                             f"the report: {extra}; only re-derived: {lost}")
+    if len(section["summary"]) != len(derived["summary"]) or \
+            len(section["findings"]) != len(derived["findings"]):
+        raise ReportRejected("mismatch", "the EVM section names vaults it did not scan")
+
+
+def _anchors(entries: list[Any], w3: Web3 | None, digest: str) -> list[str]:
+    """Check every recorded anchor of the report (ReportRejected `anchor` if one fails);
+    notes for the anchors that could not be checked here."""
+    notes: list[str] = []
+    recorded = [e for e in entries if e.kind == "ledger.anchor"
+                and e.payload.get("subject") == reconcile_evm.ANCHOR_SUBJECT
+                and e.payload.get("report_sha256") == digest]
+    chain_id = int(w3.eth.chain_id) if w3 is not None and recorded else None
+    for registry in sorted({str(e.payload["registry"]) for e in recorded}):
+        chains = {e.payload.get("chain_id") for e in recorded if e.payload["registry"] == registry}
+        if w3 is None or chains != {chain_id}:
+            notes.append(f"anchor in registry {registry} (chain {sorted(map(str, chains))}) "
+                         "not checked: no EVM node of that chain given")
+            continue
+        failed = reconcile_evm.verify_report_anchor(entries, w3, registry, digest)
+        if failed:
+            raise ReportRejected("anchor", f"the report's anchor does not hold: {failed[0]}")
+        notes.append(f"anchor in registry {registry} holds")
+    return notes
+
+
+def verify_report(document: Any, export: Path, node: BitcoinRPC | None,
+                  auditors: Iterable[VerifierKey], *,
+                  ledger_key: VerifierKey | None = None, evm: Web3 | None = None) -> Verdict:
+    """A Verdict if the report holds; ReportRejected with a reason code if it does not.
+
+    `node` is needed for Bitcoin vaults, `evm` (web3, serving historical state) for a report
+    with an `evm` section; the other may be None.
+    """
+    body = check_signature(document, auditors)
+    digest = document["signature"]["report_sha256"]
+    rows, _key, notes = _ledger(export, ledger_key, body)
+    _check_pins(body, node, evm)
+    seq = _checked_in(rows, digest)
+    size = int(body["ledger"]["tree_size"])
+    entries = [decode_body(b, h) for _s, b, h in rows[:size]]
+    _bitcoin(body, node, entries)
+    section = body.get("evm")
+    if section is not None and evm is not None:
+        _evm(section, evm, entries)
+    notes += _anchors([decode_body(b, h) for _s, b, h in rows], evm, digest)
+    vaults = [s["vault_id"] for s in body["vaults"]]
+    vaults += [v["vault_id"] for v in section["vaults"]] if section else []
+    return Verdict(digest, seq, tuple(vaults), tuple(notes))

@@ -4,7 +4,9 @@
 The watcher (`deposits.sync`) records the funding; the report then reconciles clean. ETH
 sent to the Safe behind the service's back is an unrecorded deposit; a Safe execution the
 ledger never heard of is an unexpected spend; the report's hash is anchored in the
-ReserveRegistry, recorded in the ledger and checked against both.
+ReserveRegistry, recorded in the ledger and checked against both. A third party re-derives
+the EVM section later from a ledger export and the node's state at the pinned block, and
+rejects edited, forged or reorganised reports.
 """
 
 from __future__ import annotations
@@ -14,13 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from web3 import Web3
 
-from reserve.errors import EVMError, ReconcileError
+from reserve.errors import EVMError, ReconcileError, ReportRejected
 from reserve.ledger import Ledger
-from reserve.reconcile import export
+from reserve.reconcile import export, proof
 from reserve.reconcile.evm import EVMTarget, anchor_report, verify_report_anchor
-from reserve.reconcile.report import AuditorSigner
+from reserve.reconcile.report import AuditorSigner, check_in
 from reserve.reconcile.run import run_report
+from reserve.reconcile.verify import Verdict, verify_report
 from tests.support.evm_fixtures import (  # noqa: F401
     COLD_STORAGE,
     ETHER,
@@ -31,9 +36,11 @@ from tests.support.evm_fixtures import (  # noqa: F401
     anvil,
     chain,
     deployed,
+    rpc,
     w3,
 )
-from tests.support.reconcile_fixtures import auditor, signed_ledger
+from tests.support.reconcile_fixtures import auditor, resign, signed_ledger
+from tests.support.reconcile_fixtures import export as export_ledger
 from wallets.evm import contracts, deposits
 from wallets.evm.demo import execute_with_keys
 from wallets.evm.safe_tx import SafeTx
@@ -198,5 +205,179 @@ def test_cli_run_reconciles_and_anchors(chain: Reserve, tmp_path: Path,
         books.close()
     shown = CliRunner().invoke(app, ["reconcile", "show", f"{out['files']}.json"])
     assert "wei (ok)" in shown.stdout
+    books = Ledger.open(f"sqlite:///{tmp_path}/cli.sqlite")
+    try:
+        ledger_file = export_ledger(books, tmp_path / "cli.jsonl")
+    finally:
+        books.close()
+    contracts.send_ether(chain.w3, chain.deployer, chain.deployment.safe, ETHER)  # moves on
+    key = (tmp_path / "cli-auditor.key.json")
+    public = json.loads(key.read_text())["public"]
+    verify_args = ["reconcile", "verify", f"{out['files']}.json", "--export", str(ledger_file),
+                   "--auditor-key", public, "--config", str(config), "--json"]
+    verified = CliRunner().invoke(app, [*verify_args, "--evm-rpc-url", str(url)])
+    assert verified.exit_code == 0, verified.output
+    verdict = json.loads(verified.stdout)
+    assert verdict["holds"] and verdict["vaults"] == [VAULT]
+    assert any("holds" in note for note in verdict["notes"])
+    needs_node = CliRunner().invoke(app, verify_args)
+    assert needs_node.exit_code != 0 and "--evm-rpc-url" in needs_node.output
     refused = CliRunner().invoke(app, ["reconcile", "run", "--config", str(config)])
     assert refused.exit_code != 0 and "at least one" in refused.output
+
+
+def verify(ledger: Ledger, reserve: Reserve, signer: AuditorSigner, document: dict[str, Any],
+           tmp_path: Path) -> Verdict:
+    path = export_ledger(ledger, tmp_path / "ledger.jsonl")
+    return verify_report(document, path, None, [signer.verifier], evm=reserve.w3)
+
+
+def rejected(ledger: Ledger, reserve: Reserve, signer: AuditorSigner, document: dict[str, Any],
+             tmp_path: Path, reason: str, match: str) -> None:
+    path = export_ledger(ledger, tmp_path / "ledger.jsonl")
+    size = ledger.size()
+    with pytest.raises(ReportRejected, match=match) as caught:
+        verify_report(document, path, None, [signer.verifier], evm=reserve.w3)
+    assert caught.value.reason == reason
+    assert ledger.size() == size  # verifying writes nothing
+
+
+def test_report_verifies_later_from_historical_state(
+        chain: Reserve, books: Ledger, signer: AuditorSigner, tmp_path: Path) -> None:
+    sync(books, chain)
+    contracts.send_ether(chain.w3, chain.deployer, chain.deployment.safe, ETHER)
+    document = report(books, chain, signer)
+    assert [f["kind"] for f in document["report"]["evm"]["findings"]] == ["unrecorded_deposit"]
+    pinned = document["report"]["evm"]["block"]["number"]
+    # the chain moves on: more ETH in, a Safe execution out, blocks mined, the watcher syncs
+    contracts.send_ether(chain.w3, chain.deployer, chain.deployment.safe, 3 * ETHER)
+    safe = chain.deployment.safe
+    tx = SafeTx.call(COLD_STORAGE, ETHER, b"", read_state(chain.w3, safe).nonce)
+    assert execute_with_keys(chain.w3, chain.deployer, safe, tx,
+                             chain.owner_keys[:THRESHOLD]).success
+    rpc(chain.w3, "anvil_mine", hex(5))
+    sync(books, chain)
+    assert chain.w3.eth.get_balance(Web3.to_checksum_address(safe)) != int(rows(document)["ETH"]["chain"])
+    assert chain.w3.eth.block_number > pinned
+    verdict = verify(books, chain, signer, document, tmp_path)
+    assert verdict.vaults == (VAULT,)
+    assert verdict.report_sha256 == document["signature"]["report_sha256"]
+    with pytest.raises(ReconcileError, match="give an EVM node"):
+        verify_report(document, export_ledger(books, tmp_path / "l.jsonl"), None,
+                      [signer.verifier])
+
+
+def test_edited_evm_summary_is_rejected(chain: Reserve, books: Ledger, signer: AuditorSigner,
+                                        tmp_path: Path) -> None:
+    sync(books, chain)
+    document = report(books, chain, signer)
+
+    def richer(body: dict[str, Any]) -> None:
+        row = body["evm"]["summary"][0]
+        row["chain"] = row["ledger"] = str(int(row["chain"]) + ETHER)
+
+    edited = resign(document, signer, lambda body: None)
+    richer(edited["report"])  # edited after signing
+    rejected(books, chain, signer, edited, tmp_path, "tampered", "edited after signing")
+    impostor = AuditorSigner("auditor-general", Ed25519PrivateKey.generate())
+    rejected(books, chain, signer, resign(document, impostor, richer), tmp_path,
+             "not_auditor", "not an auditor key")
+    # even signed by the auditor and checked in, the chain does not hold that balance
+    lying = resign(document, signer, richer)
+    check_in(books, lying, "auditor")
+    rejected(books, chain, signer, lying, tmp_path, "mismatch", "differs from the re-derived")
+    invented: dict[str, Any] = {
+        "kind": "unrecorded_deposit", "severity": "high", "vault_id": VAULT, "asset": "ETH",
+        "txid": None, "amount": "1", "difference": "1", "unit": "wei", "detail": "invented",
+        "ledger_seqs": []}
+    padded = resign(document, signer, lambda body: body["evm"]["findings"].append(invented))
+    check_in(books, padded, "auditor")
+    rejected(books, chain, signer, padded, tmp_path, "mismatch", "findings differ")
+    verify(books, chain, signer, document, tmp_path)  # the genuine report still holds
+
+
+def test_pinned_evm_block_not_on_chain(chain: Reserve, books: Ledger, signer: AuditorSigner,
+                                       tmp_path: Path) -> None:
+    sync(books, chain)
+    snapshot = rpc(chain.w3, "evm_snapshot")
+    contracts.send_ether(chain.w3, chain.deployer, chain.deployment.safe, ETHER)
+    document = report(books, chain, signer)
+    pin = document["report"]["evm"]["block"]
+    forged = resign(document, signer, lambda body: body["evm"]["block"].update(
+        hash="0x" + "00" * 32))
+    check_in(books, forged, "auditor")
+    rejected(books, chain, signer, forged, tmp_path, "block_not_on_chain", "not on the node")
+    verify(books, chain, signer, document, tmp_path)
+    # a reorg replaces the pinned block: same number, another hash
+    assert rpc(chain.w3, "evm_revert", snapshot) is True
+    contracts.send_ether(chain.w3, chain.deployer, chain.deployment.safe, 2 * ETHER)
+    assert chain.w3.eth.block_number == pin["number"]
+    rejected(books, chain, signer, document, tmp_path, "block_not_on_chain",
+             f"not on the node's best chain at number {pin['number']}")
+
+
+def test_anchor_is_checked_by_the_verifier(chain: Reserve, books: Ledger,
+                                           signer: AuditorSigner, tmp_path: Path) -> None:
+    sync(books, chain)
+    document = report(books, chain, signer)
+    anchored = anchor_report(books, chain.w3, chain.deployment.registry, chain.deployer,
+                             document)
+    verdict = verify(books, chain, signer, document, tmp_path)
+    assert any("holds" in note for note in verdict.notes), verdict.notes
+    # a second report whose anchor entry points at the first report's registry slot
+    other = report(books, chain, signer)
+    books.append("ledger.anchor", "service:anchor", {
+        **anchored.payload, "report_sha256": other["signature"]["report_sha256"]})
+    rejected(books, chain, signer, other, tmp_path, "anchor", "anchor-differs")
+
+
+def test_safe_proof_of_reserves(chain: Reserve, books: Ledger, signer: AuditorSigner) -> None:
+    sync(books, chain)
+    document = report(books, chain, signer)
+    (statement,) = proof.statements(document, signer)
+    body = statement["report"]
+    assert body["balances"] == {"ETH": str(VAULT_ETH),
+                                chain.deployment.token: str(VAULT_TOKENS)}
+    contracts.send_ether(chain.w3, chain.deployer, chain.deployment.safe, ETHER)
+    assert proof.check_evm_statement(statement, chain.w3, [signer.verifier]) == {
+        "ETH": VAULT_ETH, chain.deployment.token: VAULT_TOKENS}
+    lying = resign(statement, signer, lambda b: b["balances"].update(ETH=str(2 * VAULT_ETH)))
+    with pytest.raises(ReportRejected, match="the statement says") as caught:
+        proof.check_evm_statement(lying, chain.w3, [signer.verifier])
+    assert caught.value.reason == "mismatch"
+
+
+def test_bitcoin_and_evm_vaults_in_one_report_verify(  # type: ignore[no-untyped-def]
+        bitcoind, miner, make_vault, chain: Reserve, signer: AuditorSigner,
+        tmp_path: Path) -> None:
+    kit = make_vault(2, 3, ledger=signed_ledger(tmp_path, "both"))
+    kit.deposit(bitcoind, miner, [20_000_000])
+    kit.watcher.sync()
+    sync(kit.ledger, chain)
+    target = EVMTarget(VAULT, chain.deployment.safe, (chain.deployment.token,), 0)
+    document, _entry = run_report(kit.ledger, bitcoind.rpc(), [(kit.vault, 20)], signer,
+                                  evm=(chain.w3, [target]))
+    assert document["report"]["block"]["network"] == "regtest"
+    kit.deposit(bitcoind, miner, [1_000_000])  # both chains move on
+    contracts.send_ether(chain.w3, chain.deployer, chain.deployment.safe, ETHER)
+    path = export_ledger(kit.ledger, tmp_path / "both.jsonl")
+    verdict = verify_report(document, path, bitcoind.rpc(), [signer.verifier], evm=chain.w3)
+    assert verdict.vaults == (kit.vault.vault_id, VAULT)
+    with pytest.raises(ReconcileError, match="give a Bitcoin node"):
+        verify_report(document, path, None, [signer.verifier], evm=chain.w3)
+
+
+def test_node_without_history_is_a_clear_error() -> None:
+    """A node that prunes old state cannot re-derive a past report: say so, name the fix."""
+    from reserve.errors import NodeUnavailable
+    from reserve.reconcile.evm import balances_at
+    from wallets.evm import anvil as anvil_node
+
+    node = anvil_node.start(extra_args=("--prune-history", "1"))
+    try:
+        pruned = Web3(Web3.HTTPProvider(node.url, request_kwargs={"timeout": 10}))
+        rpc(pruned, "anvil_mine", hex(20))
+        with pytest.raises(NodeUnavailable, match="archive node"):
+            balances_at(pruned, COLD_STORAGE, [], 2)
+    finally:
+        node.stop()
