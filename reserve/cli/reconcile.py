@@ -16,8 +16,8 @@ from typing import Annotated, Any
 
 import typer
 
-from reserve.cli.common import emit, fail, load_settings, open_ledger
-from reserve.errors import ReserveError
+from reserve.cli.common import emit, fail, load_settings, open_ledger, working
+from reserve.errors import ReportRejected, ReserveError
 from reserve.ledger import VerifierKey
 from reserve.reconcile import export, proof
 from reserve.reconcile.bitcoin import wallet_range_end
@@ -131,8 +131,9 @@ def run(vault: Annotated[list[Path], typer.Option("--vault", help="Vault config;
         signer = load_auditor_key(settings.resolve(key_path), passphrase)
         with open_ledger(settings) as ledger:
             evm = (w3, [_evm_target(ledger, w3, v) for v in evm_vault]) if evm_vault else None
-            document, entry = run_report(ledger, node, scopes, signer, evm=evm,
-                                         actor=f"auditor:{signer.verifier.name}")
+            with working("scanning vaults at a pinned block and reconciling"):
+                document, entry = run_report(ledger, node, scopes, signer, evm=evm,
+                                             actor=f"auditor:{signer.verifier.name}")
             anchored = _anchor(ledger, w3, registry, evm_key_file, document) \
                 if anchor and w3 is not None else None
         folder = settings.resolve(output)
@@ -234,7 +235,8 @@ def verify(report: Path, ledger_export: Path = typer.Option(..., "--export"),
            rpc_url: RpcUrl = None, rpc_user: RpcUser = None, rpc_password: RpcPassword = None,
            evm_rpc_url: EvmRpcUrl = None, mainnet: bool = typer.Option(False, "--mainnet"),
            as_json: AsJson = False) -> None:
-    """Re-derive REPORT from a ledger export plus the chain(s); exit 1 if it does not hold.
+    """Re-derive REPORT from a ledger export plus the chain(s); exit 1 if it does not hold,
+    2 if it cannot be checked here (wrong or unreachable node, no historical state).
 
     Bitcoin vaults need the Bitcoin node; an `evm` section needs --evm-rpc-url, a node that
     serves state at the report's pinned block (anvil; off anvil an archive node)."""
@@ -247,16 +249,19 @@ def verify(report: Path, ledger_export: Path = typer.Option(..., "--export"),
     node = _rpc(settings, rpc_url, rpc_user, rpc_password) if body.get("vaults") else None
     if "evm" in body and not evm_rpc_url:
         fail("this report has EVM vaults: give --evm-rpc-url (or RESERVE_EVM_RPC_URL)")
-    w3 = _guard(lambda: _evm_connect(settings, evm_rpc_url, mainnet)) if evm_rpc_url else None
     key = VerifierKey.parse(ledger_key) if ledger_key else None
     try:
+        w3 = _evm_connect(settings, evm_rpc_url, mainnet) if evm_rpc_url else None
         verdict = verify_report(document, ledger_export, node, _keys(auditor_keys),
                                 ledger_key=key, evm=w3)
-    except ReserveError as error:
-        reason = getattr(error, "reason", "error")
-        emit({"holds": False, "reason": reason, "message": str(error)}, as_json,
-             f"DOES NOT HOLD ({reason}): {error}")
+    except ReportRejected as error:
+        emit({"holds": False, "reason": error.reason, "message": str(error)}, as_json,
+             f"DOES NOT HOLD ({error.reason}): {error}")
         raise typer.Exit(1) from None
+    except ReserveError as error:  # no verdict: wrong node, node unreachable, no history
+        emit({"holds": None, "reason": "cannot_verify", "message": str(error)}, as_json,
+             f"CANNOT VERIFY: {error}")
+        raise typer.Exit(2) from None
     emit({"holds": True, "report_sha256": verdict.report_sha256, "entry_seq": verdict.entry_seq,
           "vaults": list(verdict.vaults), "notes": list(verdict.notes)}, as_json,
          "\n".join([f"HOLDS: report {verdict.report_sha256} (ledger entry "

@@ -11,8 +11,10 @@ One function per chapter, in the order a stakeholder would ask about it:
 3. transfers -- a small and a large Bitcoin transfer and an ETH transfer go through
                 proposal, approvals (signed with approval keys), time delay (the clock is
                 moved, never slept), signing from keystores, broadcast and confirmation.
-4. reconcile -- an auditor reconciles the ledger with the chain at a pinned block, signs
-                the report and checks it into the ledger.
+4. reconcile -- an auditor reconciles the ledger with both chains (the Bitcoin vault at a
+                pinned block, the Safe's ETH and token at a pinned EVM block) in one
+                report, signs it, checks it into the ledger and anchors its hash in
+                ReserveRegistry.
 5. access    -- a stakeholder's admin token for the dashboard (recorded in the ledger).
 6. anchor    -- the ledger is checkpointed, the checkpoint anchored on the EVM chain, and
                 the ledger verified end to end.
@@ -47,12 +49,14 @@ from reserve.demo.custody import (
 )
 from reserve.demo.stage import Stage
 from reserve.errors import MismatchError, ReconcileError, VerificationError, WorkflowError
+from reserve.ledger import Entry
 from reserve.ledger.checkpoint import parse_note
 from reserve.ledger.verify import verify_ledger
 from reserve.policy import loader
 from reserve.policy.evaluate import format_duration
 from reserve.policy.model import Policy
 from reserve.reconcile.bitcoin import wallet_range_end
+from reserve.reconcile.evm import EVMTarget, anchor_report, verify_report_anchor
 from reserve.reconcile.export import overall_status
 from reserve.reconcile.report import create_auditor_key
 from reserve.reconcile.run import run_report
@@ -254,8 +258,13 @@ def _sync_evm(stage: Stage, cast: Cast) -> list[Any]:
                          confirmations=1, from_block=0)
 
 
+def _asset_name(asset: str) -> str:
+    """'ETH', or the demo token's symbol for its contract address."""
+    return "ETH" if asset == "ETH" else TOKEN_SYMBOL
+
+
 def _evm_amount(cast: Cast, asset: str, amount: int) -> str:
-    return amounts.of_asset("ETH" if asset == "ETH" else TOKEN_SYMBOL, amount, TOKEN_SYMBOL)
+    return amounts.of_asset(_asset_name(asset), amount, TOKEN_SYMBOL)
 
 
 # --------------------------------------------------------------------------- chapter 3
@@ -383,29 +392,59 @@ def chapter_transfers(stage: Stage, cast: Cast) -> list[TransferFact]:
 
 # --------------------------------------------------------------------------- chapter 4-6
 def chapter_reconcile(stage: Stage, cast: Cast) -> dict[str, Any]:
+    """One signed report over the Bitcoin vault and the Safe; its hash anchored on chain."""
     signer = create_auditor_key(stage.path("keys", f"{AUDITOR}-auditor.json"), AUDITOR,
                                 PASSPHRASE, scrypt_n=SCRYPT_N_DEMO)
     scopes = [(cast.vault, wallet_range_end(cast.btc.service.wallet))]
+    deployment = cast.deployment
+    target = EVMTarget(cast.evm_config.id, deployment.safe, (deployment.token,),
+                       deployment.block_number)  # the Safe is funded after it is deployed
     document, entry = run_report(stage.ledger, stage.bitcoind.rpc(), scopes, signer,
-                                 actor=f"auditor:{AUDITOR}", now=stage.clock())
+                                 actor=f"auditor:{AUDITOR}", now=stage.clock(),
+                                 evm=(stage.w3, [target]))
     stem = write_exports(document, stage.path("reports"))
     body = document["report"]
+    _say_report_rows(stage, cast, body)
+    findings = len(body["findings"]) + len(body["evm"]["findings"])
+    stage.say(f"{findings} finding(s); one report signed by {AUDITOR} covers both vaults, "
+              f"checked in as ledger entry #{entry.seq}; exports {stem}.json/.csv/.html")
+    anchored = _anchor_report(stage, cast, document)
+    return {"status": overall_status(body), "entry_seq": entry.seq, "files": str(stem),
+            "report_sha256": document["signature"]["report_sha256"],
+            "block_height": body["block"]["height"],
+            "evm_block_number": body["evm"]["block"]["number"], "findings": findings,
+            "auditor_key": signer.verifier.encode(),
+            "anchor_tx": anchored.payload["tx_hash"], "anchor_seq": anchored.seq}
+
+
+def _say_report_rows(stage: Stage, cast: Cast, body: dict[str, Any]) -> None:
+    """Each summary row of the signed report, amounts cut from its integers / decimal strings."""
     for row in body["summary"]:
         stage.say(f"{row['vault_id']} {row['asset']}: ledger {amounts.btc(row['ledger'])}, "
                   f"chain {amounts.btc(row['chain'])} at block {body['block']['height']}: "
                   f"[bold]{row['status']}[/]")
-    status = overall_status(body)
-    for row in holdings(stage, cast)[1:]:
-        stage.say(f"{row['vault']} {row['asset']}: ledger "
-                  f"{_evm_amount(cast, row['asset'], row['ledger'])}, chain "
-                  f"{_evm_amount(cast, row['asset'], row['chain'])} (compared directly: the "
-                  "signed report covers Bitcoin vaults)")
-    stage.say(f"{len(body['findings'])} finding(s); report signed by {AUDITOR}, checked in "
-              f"as ledger entry #{entry.seq}; exports {stem}.json/.csv/.html")
-    return {"status": status, "entry_seq": entry.seq, "files": str(stem),
-            "report_sha256": document["signature"]["report_sha256"],
-            "block_height": body["block"]["height"], "findings": len(body["findings"]),
-            "auditor_key": signer.verifier.encode()}
+    evm_block = body["evm"]["block"]
+    for row in body["evm"]["summary"]:
+        # Wei are decimal strings in the report (beyond JSON's safe integers); int() is exact.
+        stage.say(f"{row['vault_id']} {_asset_name(row['asset'])}: ledger "
+                  f"{_evm_amount(cast, row['asset'], int(row['ledger']))}, chain "
+                  f"{_evm_amount(cast, row['asset'], int(row['chain']))} at EVM block "
+                  f"{evm_block['number']}: [bold]{row['status']}[/]")
+
+
+def _anchor_report(stage: Stage, cast: Cast, document: dict[str, Any]) -> Entry:
+    """The report's SHA-256 in ReserveRegistry (recorded in the ledger), then checked back."""
+    registry = cast.deployment.registry
+    anchored = anchor_report(stage.ledger, stage.w3, registry, cast.deployer, document)
+    findings = verify_report_anchor(stage.ledger.entries(kinds=["ledger.anchor"]), stage.w3,
+                                    registry, document["signature"]["report_sha256"])
+    if findings:
+        raise VerificationError("the report's anchor does not hold: "
+                                + "; ".join(map(str, findings)))
+    stage.say(f"report hash {anchored.payload['report_sha256'][:16]}… anchored in "
+              f"ReserveRegistry (index {anchored.payload['index']}, tx "
+              f"{anchored.payload['tx_hash']}), recorded as ledger entry #{anchored.seq}")
+    return anchored
 
 
 def chapter_access(stage: Stage) -> dict[str, Any]:

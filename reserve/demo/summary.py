@@ -51,10 +51,14 @@ def evidence_table(facts: dict[str, Any]) -> Table:
                                        f"{anchor['root_hash']}")
     table.add_row("anchor", f"tx {anchor['anchor_tx']} in registry {anchor['registry']} "
                             f"(ledger entry #{anchor['anchor_seq']})")
-    table.add_row("reconciliation", f"{reconciliation['status']} at block "
-                                    f"{reconciliation['block_height']}, "
+    table.add_row("reconciliation", f"{reconciliation['status']} at Bitcoin block "
+                                    f"{reconciliation['block_height']} and EVM block "
+                                    f"{reconciliation['evm_block_number']}, "
                                     f"{reconciliation['findings']} finding(s), report "
                                     f"{reconciliation['report_sha256'][:16]}")
+    table.add_row("report anchor", f"tx {reconciliation['anchor_tx']} in registry "
+                                   f"{anchor['registry']} (ledger entry "
+                                   f"#{reconciliation['anchor_seq']})")
     table.add_row("ledger verifier key", anchor["verifier_key"])
     table.add_row("auditor key", reconciliation["auditor_key"])
     return table

@@ -8,10 +8,12 @@ report, summary.json), checks that:
 1. it exits 0 within the 2-minute target and narrates every chapter and the summary;
 2. the ledger verifies against the checkpoint key's public half, and through the CLI;
 3. the balances the ledger itself implies (recomputed here from its entries) equal the
-   chain balances the demo read from the nodes at the end, and the chain balance pinned in
-   the auditor-signed reconciliation report;
+   chain balances the demo read from the nodes at the end, and the balances pinned in the
+   one auditor-signed reconciliation report, for the Bitcoin vault and the Safe (ETH and
+   the token), every row `ok`;
 4. every transfer is confirmed, with its transaction id printed;
-5. the nodes are gone (bitcoind removed its pid file on a clean stop).
+5. the report's hash and the checkpoint are both anchored and recorded in the ledger;
+6. the nodes are gone (bitcoind removed its pid file on a clean stop).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+from reserve.demo import amounts
 from reserve.ledger import Ledger, VerifierKey
 from reserve.ledger.verify import verify_ledger
 from wallets import keystore
@@ -89,6 +92,17 @@ def test_demo_story(tmp_path: Path) -> None:
     signed = json.loads(Path(facts["reconciliation"]["files"] + ".json").read_text())
     [row] = signed["report"]["summary"]
     assert (row["status"], row["chain"], row["ledger"]) == ("ok", btc_ledger, btc_ledger)
+    # The same signed report covers the Safe: wei as decimal strings, one row per asset.
+    evm_rows = {r["asset"]: r for r in signed["report"]["evm"]["summary"]}
+    assert set(evm_rows) == {"ETH", registered["token"]}
+    for asset, evm_row in evm_rows.items():
+        assert evm_row["vault_id"] == "reserve-safe"
+        assert (evm_row["status"], evm_row["chain"], evm_row["ledger"], evm_row["unit"]) == (
+            "ok", str(evm_ledger[asset]), str(evm_ledger[asset]), "wei")
+    assert signed["report"]["findings"] == signed["report"]["evm"]["findings"] == []
+    assert facts["reconciliation"]["status"] == "ok"
+    # Printed from the report's own rows, exact (cut from the integer, never a float).
+    assert f"reserve-safe ETH: ledger {amounts.eth(evm_ledger['ETH'])}" in output
 
     # 4. Three transfers (small and large Bitcoin, one ETH), each confirmed and printed.
     transfers = facts["transfers"]
@@ -96,8 +110,17 @@ def test_demo_story(tmp_path: Path) -> None:
         ("DEMO-BTC-1", "confirmed"), ("DEMO-BTC-2", "confirmed"), ("DEMO-ETH-1", "confirmed")]
     for transfer in transfers:
         assert transfer["txid"] and transfer["txid"] in output
-    anchors = [e for e in entries if e.kind == "ledger.anchor"]
-    assert [a.payload["tx_hash"] for a in anchors] == [facts["anchor"]["anchor_tx"]]
 
-    # 5. The nodes were stopped: bitcoind deletes its pid file on a clean shutdown.
+    # 5. Anchors: the checkpoint's, and the signed report's hash, each recorded in the ledger.
+    anchors = [e for e in entries if e.kind == "ledger.anchor"]
+    assert [(a.payload["subject"], a.payload["tx_hash"]) for a in anchors] == [
+        ("reconcile.report", facts["reconciliation"]["anchor_tx"]),
+        ("checkpoint", facts["anchor"]["anchor_tx"])]
+    report_anchor = anchors[0]
+    assert report_anchor.seq == facts["reconciliation"]["anchor_seq"]
+    assert report_anchor.payload["report_sha256"] == signed["signature"]["report_sha256"] \
+        == facts["reconciliation"]["report_sha256"]
+    assert report_anchor.payload["registry"] == facts["anchor"]["registry"]
+
+    # 6. The nodes were stopped: bitcoind deletes its pid file on a clean shutdown.
     assert not (workdir / "bitcoind" / "regtest" / "bitcoind.pid").exists()

@@ -222,6 +222,22 @@ def test_cli_run_reconciles_and_anchors(chain: Reserve, tmp_path: Path,
     assert any("holds" in note for note in verdict["notes"])
     needs_node = CliRunner().invoke(app, verify_args)
     assert needs_node.exit_code != 0 and "--evm-rpc-url" in needs_node.output
+    from wallets.evm.anvil import free_port
+
+    unreachable = CliRunner().invoke(app, [*verify_args, "--evm-rpc-url",
+                                           f"http://127.0.0.1:{free_port()}"])
+    assert unreachable.exit_code == 2, unreachable.output  # no verdict, not "does not hold"
+    assert json.loads(unreachable.stdout)["reason"] == "cannot_verify"
+    published = CliRunner().invoke(app, ["reconcile", "proof-of-reserves", f"{out['files']}.json",
+                                         "--config", str(config), "--key-file", str(key)])
+    assert published.exit_code == 0, published.output
+    (statement,) = json.loads(published.stdout)
+    (tmp_path / "statement.json").write_text(json.dumps(statement))
+    checked = CliRunner().invoke(app, [
+        "reconcile", "proof-of-reserves", str(tmp_path / "statement.json"), "--check",
+        "--auditor-key", public, "--evm-rpc-url", str(url), "--config", str(config), "--json"])
+    assert checked.exit_code == 0, checked.output
+    assert json.loads(checked.stdout)["balances"]["ETH"] == str(VAULT_ETH)
     refused = CliRunner().invoke(app, ["reconcile", "run", "--config", str(config)])
     assert refused.exit_code != 0 and "at least one" in refused.output
 
@@ -257,7 +273,8 @@ def test_report_verifies_later_from_historical_state(
                              chain.owner_keys[:THRESHOLD]).success
     rpc(chain.w3, "anvil_mine", hex(5))
     sync(books, chain)
-    assert chain.w3.eth.get_balance(Web3.to_checksum_address(safe)) != int(rows(document)["ETH"]["chain"])
+    now = chain.w3.eth.get_balance(Web3.to_checksum_address(safe))
+    assert now != int(rows(document)["ETH"]["chain"])
     assert chain.w3.eth.block_number > pinned
     verdict = verify(books, chain, signer, document, tmp_path)
     assert verdict.vaults == (VAULT,)
