@@ -24,13 +24,15 @@ from reserve.transfers import proposal as proposal_module
 from reserve.transfers.approval import Approval
 from reserve.transfers.chain import ChainStep
 from reserve.transfers.proposal import Proposal, TransferBody, parse_time
-from reserve.transfers.state import APPROVED, PROPOSED, check_transition
+from reserve.transfers.state import APPROVED, PROPOSED, check_transition, reversal_target
 
 PROPOSAL_KINDS = {"proposal.created": "transfer", "destination.proposed": "destination.add",
                   "policy.change_proposed": "policy.change",
                   "vault.unfreeze_proposed": "vault.unfreeze"}
 TRANSITION_KINDS = frozenset({"proposal.state", "proposal.cancelled", "proposal.expired"})
 VOTE_KINDS = {"proposal.approved": "approve", "proposal.rejected": "reject"}
+# Compensating chain entries -> the kinds of entry they reverse that undo a confirmation.
+REVERSAL_KINDS = {"btc.reorg": frozenset({"btc.confirmed"})}
 ENTRIES_PER_READ_MAX = 10_000
 
 
@@ -192,6 +194,8 @@ class Projection:
             step = ChainStep(kind=kind, payload=payload)
             self.proposals[status.digest] = replace(
                 status, chain_steps=(*status.chain_steps, step))
+            if kind in REVERSAL_KINDS:
+                self._on_chain_reversal(status.digest, kind, payload, at, entry.seq)
 
     def _chain_digest(self, payload: dict[str, Any]) -> str:
         """The proposal a chain fact belongs to ("" if none): chain layers that record
@@ -267,3 +271,27 @@ class Projection:
                                                   str(payload.get("reason", "")))),
             approved_at=at if target == APPROVED else status.approved_at,
             txid=str(payload.get("txid", status.txid)))
+
+    def _on_chain_reversal(self, digest: str, kind: str, payload: dict[str, Any],
+                           at: datetime, seq: int) -> None:
+        """A reorg entry naming this proposal undoes its confirmation (derived, not written).
+
+        The chain layer's compensating entry is the evidence; deriving the move from it
+        here means no reader ever sees `confirmed` after that entry, and replay gives the
+        same answer. A reorg of a confirmation the workflow had not yet acted on (the
+        proposal still `broadcast`) changes nothing.
+        """
+        status = self.proposals[digest]
+        if payload["reverses_kind"] not in REVERSAL_KINDS[kind]:
+            return
+        target = reversal_target(status.proposal.action, status.state)
+        txid = str(payload.get("txid", ""))
+        if target is None or (status.txid and txid and txid != status.txid):
+            return
+        reason = (f"{kind} (entry {seq}) reverses confirmation entry "
+                  f"{int(payload['reverses_seq'])}: block {payload.get('blockhash', '?')} at "
+                  f"height {payload.get('height', '?')} left the best chain; transaction "
+                  f"{txid or status.txid} awaits re-confirmation")
+        self.proposals[digest] = replace(
+            status, state=target,
+            changes=(*status.changes, StateChange(target, at, seq, reason)))

@@ -4,6 +4,8 @@
              -> confirmed
     rejected, expired, cancelled, failed are terminal branches; governance proposals
     (destination, policy change, unfreeze) end in `applied` instead of going to a chain.
+    confirmed -> broadcast happens only on chain evidence: a reorg entry (`btc.reorg`)
+    naming the proposal says its confirmed transaction left the best chain.
 
 A move not in the table raises WorkflowError and the caller writes nothing.
 """
@@ -41,6 +43,10 @@ _TRANSFER: dict[str, frozenset[str]] = {
     SIGNING: frozenset({BROADCAST, FAILED}),
     BROADCAST: frozenset({CONFIRMED, FAILED}),
 }
+# Moves that only a chain reorganisation makes: a recorded `proposal.state` entry can never
+# make them (they are not in _TRANSFER), so "confirmed" is undone only by the chain layer's
+# own compensating entry, which the projection reads (see Projection._on_chain_reversal).
+_REVERSAL: dict[str, str] = {CONFIRMED: BROADCAST}
 _GOVERNANCE: dict[str, frozenset[str]] = {
     PROPOSED: frozenset({APPROVED, REJECTED, EXPIRED, CANCELLED}),
     APPROVED: frozenset({RELEASABLE, EXPIRED, CANCELLED}),
@@ -60,3 +66,12 @@ def check_transition(action: str, source: str, target: str, digest_hex: str = ""
         label = f"proposal {digest_hex[:16]}" if digest_hex else "proposal"
         raise WorkflowError(f"illegal transition for {label} ({action}): {source} -> "
                             f"{target}; allowed from {source}: {legal}")
+
+
+def reversal_target(action: str, source: str) -> str | None:
+    """The state a chain reorg takes a `source` proposal back to; None if it does not move.
+
+    Only a transfer's confirmation can be undone by the chain: the transaction is back in
+    the mempool (or gone), so the proposal awaits re-confirmation in `broadcast`.
+    """
+    return _REVERSAL.get(source) if action == "transfer" else None

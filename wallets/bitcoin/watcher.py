@@ -5,7 +5,8 @@ A wallet transaction is recorded once it has `confirmations_min` confirmations, 
 Each such entry names the block it was seen in. On every sync the watcher checks that those
 blocks are still on the best chain; for an entry whose block was reorganised away it appends
 a `btc.reorg` entry that reverses it (never an edit or a deletion), after which the same
-transaction, once mined again, is recorded again with its new block.
+transaction, once mined again, is recorded again with its new block. A reorg of a
+transfer's confirmation names its proposal (`proposal_digest`), as the confirmation did.
 """
 
 from __future__ import annotations
@@ -58,12 +59,17 @@ def reorg_entries(vault: Vault, node: BitcoinRPC, state: records.VaultChainState
             continue
         if _on_best_chain(node, entry.payload["blockhash"]):
             continue
-        result.append(("btc.reorg", {
+        payload = {
             "vault_id": vault.vault_id, "txid": entry.payload["txid"],
             "blockhash": entry.payload["blockhash"], "height": entry.payload["height"],
             "reverses_seq": entry.seq, "reverses_kind": entry.kind,
             "delta_sats": -int(entry.payload["delta_sats"]),
-            "reason": "block no longer on the best chain"}))
+            "reason": "block no longer on the best chain"}
+        # Name the proposal whose confirmation this undoes, so the workflow's projection
+        # files the reorg under it and takes it back from `confirmed` to `broadcast`.
+        if entry.payload.get("proposal_digest"):
+            payload["proposal_digest"] = entry.payload["proposal_digest"]
+        result.append(("btc.reorg", payload))
     return result
 
 
