@@ -9,14 +9,13 @@ Plain SQL through the same drivers the ledger uses; one connection and one lock 
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
+from reserve.db import connect
 from reserve.errors import AccountConflict, AccountNotFound, ConfigError
 
 SCHEMA = [
@@ -121,26 +120,9 @@ class AccountStore:
 
     @classmethod
     def open(cls, url: str) -> AccountStore:
-        if url.startswith("sqlite:///"):
-            path = url[len("sqlite:///"):]
-            if path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-            connection: Any = sqlite3.connect(path, isolation_level=None,
-                                              check_same_thread=False, timeout=60.0)
-            connection.execute("PRAGMA busy_timeout=60000")
+        connection, dialect = connect(url, ConfigError)
+        if dialect == "sqlite":
             connection.execute("PRAGMA foreign_keys=ON")
-            dialect = "sqlite"
-        elif url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
-            import psycopg
-
-            plain = url.replace("postgresql+psycopg://", "postgresql://", 1)
-            try:
-                connection = psycopg.connect(plain, autocommit=True)
-            except psycopg.OperationalError as error:
-                raise ConfigError(f"cannot connect to PostgreSQL: {error}".strip()) from None
-            dialect = "postgresql"
-        else:
-            raise ConfigError(f"unsupported database URL {url!r}: use sqlite:/// or postgresql://")
         store = cls(connection, dialect)
         store._create_tables()
         return store

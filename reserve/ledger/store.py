@@ -18,14 +18,13 @@ again on the fetched hashes.
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
+from reserve.db import connect
 from reserve.errors import (
     AppendOnlyViolation,
     EntryRejected,
@@ -86,28 +85,12 @@ class Ledger:
         """
         from reserve.ledger.migrate import upgrade
 
-        if url.startswith("sqlite:///"):
-            path = url[len("sqlite:///"):]
-            if path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-            connection: Any = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
-                                         timeout=60.0)
+        connection, dialect = connect(url, LedgerError)
+        if dialect == "sqlite":
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=FULL")
-            connection.execute("PRAGMA busy_timeout=60000")
-            dialect = "sqlite"
-        elif url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
-            import psycopg
-
-            plain = url.replace("postgresql+psycopg://", "postgresql://", 1)
-            try:
-                connection = psycopg.connect(plain, autocommit=True)
-            except psycopg.OperationalError as error:
-                raise LedgerError(f"cannot connect to PostgreSQL: {error}".strip()) from None
-            connection.execute("SET synchronous_commit = on")
-            dialect = "postgresql"
         else:
-            raise LedgerError(f"unsupported database URL {url!r}: use sqlite:/// or postgresql://")
+            connection.execute("SET synchronous_commit = on")
         upgrade(url, connection, dialect)
         return cls(url, connection, dialect, payload_bytes_max=payload_bytes_max,
                    signer=signer, checkpoint_every=checkpoint_every)
