@@ -10,16 +10,31 @@ mkdir -p "$CACHE"
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
+# --- C headers for the ledger's native core (reserve/ledger/_native.c) ---------
+# It links OpenSSL's libcrypto for SHA-256; Debian's libssl-dev has the headers.
+if [ ! -f /usr/include/openssl/sha.h ] && [ "$(id -u)" = 0 ]; then
+  log "installing libssl-dev (OpenSSL headers for the ledger's native core)"
+  apt-get -qq update && DEBIAN_FRONTEND=noninteractive apt-get -qq install -y libssl-dev gcc >/dev/null
+fi
+
 # --- Python -----------------------------------------------------------------
 PY=${PYTHON:-python3}
-stamp=$(sha256sum pyproject.toml requirements.lock | sha256sum | cut -c1-16)
+stamp=$(sha256sum pyproject.toml requirements.lock setup.py reserve/ledger/_native.c \
+  | sha256sum | cut -c1-16)
 if [ ! -f .venv/.stamp ] || [ "$(cat .venv/.stamp)" != "$stamp" ]; then
   log "creating .venv and installing Python packages"
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check --upgrade pip 2>/dev/null || true
   .venv/bin/pip install -q --disable-pip-version-check -c requirements.lock -e '.[dev]' 2>&1 \
     | grep -v 'is ignored: it is neither a file nor a directory' || true
-  .venv/bin/python -c 'import reserve, wallets' 
+  .venv/bin/python -c 'import reserve, wallets'
+  # The build of the native core is optional for pip (a machine without a compiler still
+  # installs), not for this project: the benchmarks and tests must run the real thing.
+  if ! .venv/bin/python -c 'import reserve.ledger._native' 2>/dev/null; then
+    log "the ledger's native core did not build: need gcc and OpenSSL headers (libssl-dev)"
+    .venv/bin/python setup.py -q build_ext --inplace >&2 || true
+    exit 1
+  fi
   echo "$stamp" > .venv/.stamp
 fi
 

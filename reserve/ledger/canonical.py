@@ -41,6 +41,7 @@ except ImportError:  # pragma: no cover - declared dependency; without it the st
     orjson = None  # type: ignore[assignment]
 
 from reserve.errors import EntryRejected
+from reserve.ledger.native import core as _native
 
 INTEGER_ABS_MAX = 2**53 - 1
 DEPTH_MAX = 32
@@ -148,8 +149,28 @@ def plain_text(value: Any, depth: int = 0) -> str | None:
     return None
 
 
+def fast_bytes(value: Any, depth: int = 0) -> bytes | None:
+    """Canonical bytes of `value` (at nesting `depth`) from the fastest encoder that can
+    vouch for them, or None to let the exact path decide (and refuse).
+
+    The native `plain` walk (canonical._plain in C) says the value is in the accepted
+    subset with no astral key; on that subset orjson with sorted keys writes RFC 8785
+    bytes exactly (property-tested against `rfc8785` in tests/unit/test_canonical.py).
+    A lone surrogate makes orjson refuse: None, and the exact path words the refusal.
+    """
+    if _native is None or orjson is None or not _native.plain(value, depth):
+        return None
+    try:
+        return orjson.dumps(value, option=ORJSON_OPTIONS)
+    except orjson.JSONEncodeError:
+        return None
+
+
 def canonical_bytes(value: Any) -> bytes:
     """RFC 8785 canonical UTF-8 bytes of `value`, or EntryRejected if it is not accepted."""
+    fast = fast_bytes(value)
+    if fast is not None:
+        return fast
     if _c_encode is not None and _plain(value, 0):
         try:
             return "".join(_c_encode(value, 0)).encode("utf-8")
@@ -245,7 +266,7 @@ def parse_plain(data: bytes) -> tuple[str, Any] | None:
     return text, value
 
 
-_ORJSON_OPTIONS = (orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER) if orjson is not None else 0
+ORJSON_OPTIONS = (orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER) if orjson is not None else 0
 # Canonical JSON text with no backslash and no byte F0-FF (so no astral character), whose
 # only tokens outside strings are brackets, `:`, `,`, `-`, digits and the three literals:
 # no fraction, no exponent, so no float. Possessive, so it never backtracks.
@@ -271,7 +292,7 @@ def loads_canonical(data: bytes) -> tuple[Any] | None:
         return None
     try:
         value = orjson.loads(data)
-        if orjson.dumps(value, option=_ORJSON_OPTIONS) != data:
+        if orjson.dumps(value, option=ORJSON_OPTIONS) != data:
             return None
     except (orjson.JSONDecodeError, orjson.JSONEncodeError):
         return None

@@ -11,21 +11,33 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from reserve.errors import EntryRejected
-from reserve.ledger.canonical import INTEGER_ABS_MAX, canonical_bytes, encode_string, plain_text
+from reserve.ledger.canonical import (
+    INTEGER_ABS_MAX,
+    ORJSON_OPTIONS,
+    canonical_bytes,
+    encode_string,
+    fast_bytes,
+    plain_text,
+)
 from reserve.ledger.kinds import KINDS
 from reserve.ledger.merkle import leaf_hash
+from reserve.ledger.native import core as _native
 
 GENESIS_PREV_HASH = bytes(32)
+_new, _set = object.__new__, object.__setattr__
 ACTOR_LENGTH_MAX = 200
 PAYLOAD_BYTES_MAX_DEFAULT = 65536
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
     seq: int
     time: str
@@ -34,6 +46,24 @@ class Entry:
     payload: dict[str, Any]
     body: bytes
     entry_hash: bytes
+
+    @classmethod
+    def of_fields(cls, seq: int, time: str, kind: str, actor: str, payload: dict[str, Any],
+                  body: bytes, entry_hash: bytes) -> Entry:
+        """The same frozen Entry as `Entry(...)`, built without the dataclass's __init__.
+
+        That __init__ looks up object.__setattr__ for each field (about 1.4 us an entry);
+        the append loop, which builds an Entry per appended entry, binds it once.
+        """
+        entry = _new(cls)
+        _set(entry, "seq", seq)
+        _set(entry, "time", time)
+        _set(entry, "kind", kind)
+        _set(entry, "actor", actor)
+        _set(entry, "payload", payload)
+        _set(entry, "body", body)
+        _set(entry, "entry_hash", entry_hash)
+        return entry
 
     @property
     def leaf_hash(self) -> bytes:
@@ -76,6 +106,35 @@ def encode_body(seq: int, time: str, kind: str, actor: str, payload: Any,
     return body
 
 
+def encode_bodies(items: Sequence[tuple[str, str, Any]], start: int, time: str,
+                  payload_bytes_max: int = PAYLOAD_BYTES_MAX_DEFAULT) -> list[bytes]:
+    """`encode_body` of each item, the first at sequence number `start`: the same bytes and
+    the same refusals (EntryRejected at the first bad item), with the per-entry checks
+    inlined for the append loop. Anything the inline path does not vouch for, and every
+    refusal, goes through `encode_body` itself.
+    """
+    plain = _native.plain if _native is not None else None
+    if plain is None or type(time) is not str \
+            or not 0 <= start <= INTEGER_ABS_MAX - len(items):
+        return [encode_body(seq, time, kind, actor, payload, payload_bytes_max)
+                for seq, (kind, actor, payload) in enumerate(items, start)]
+    dumps, options, kinds, bodies = orjson.dumps, ORJSON_OPTIONS, KINDS, []
+    for seq, (kind, actor, payload) in enumerate(items, start):
+        body = None
+        if type(kind) is str and kind in kinds and type(actor) is str \
+                and 0 < len(actor) <= ACTOR_LENGTH_MAX and type(payload) is dict \
+                and plain(payload, 1):
+            try:
+                body = dumps({"actor": actor, "kind": kind, "payload": payload, "seq": seq,
+                              "time": time}, option=options)
+            except orjson.JSONEncodeError:  # a lone surrogate: encode_body words it
+                body = None
+        if body is None or len(body) > payload_bytes_max:
+            body = encode_body(seq, time, kind, actor, payload, payload_bytes_max)
+        bodies.append(body)
+    return bodies
+
+
 def _fast_body(seq: int, time: str, kind: str, actor: str, payload: Any) -> bytes | None:
     """The canonical bytes built around the payload's canonical text, or None to let
     `canonical_bytes` decide (and refuse) anything unusual.
@@ -83,10 +142,15 @@ def _fast_body(seq: int, time: str, kind: str, actor: str, payload: Any) -> byte
     Byte-identical to RFC 8785 of the whole entry object: its keys are ASCII, so their
     order is fixed (actor, kind, payload, seq, time), and every member is written by the
     same encoder calls `canonical_bytes` makes. Tests check it against `rfc8785`.
+    With the native core, `fast_bytes` encodes the whole envelope in one orjson call.
     """
     if type(seq) is not int or not 0 <= seq <= INTEGER_ABS_MAX or type(time) is not str \
             or type(actor) is not str or type(kind) is not str:
         return None
+    fast = fast_bytes({"actor": actor, "kind": kind, "payload": payload, "seq": seq,
+                       "time": time})
+    if fast is not None:
+        return fast
     text = plain_text(payload, 1)
     if text is None:
         return None

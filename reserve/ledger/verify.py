@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ from reserve.ledger.canonical import (
 from reserve.ledger.checkpoint import Checkpoint, VerifierKey, verify_note
 from reserve.ledger.entry import GENESIS_PREV_HASH
 from reserve.ledger.kinds import KINDS
+from reserve.ledger.native import core as _native
 
 EXPORT_FORMAT = "reserve-ledger-export/1"
 
@@ -166,6 +169,84 @@ def _check_entry_exact(seq: int, body: bytes, report: Report) -> bool:
     return True
 
 
+ROWS_CHUNK = 4096
+_KINDS = frozenset(KINDS)
+
+
+class _Walk:
+    """The verifier's pass over the entries, in order: the expected sequence number, the
+    hash chain's tip, the Merkle frontier (perfect-subtree roots, largest first), every
+    recomputed subtree hash by level (a level's nodes complete in index order, so
+    by_level[level][index] is node (level, index)), and the root at each size a
+    checkpoint names.
+
+    `advance` lets the native core (`_native.verify_rows`) run over every row it can vouch
+    for and judges each row it stops at with `_step`, the Python path, which finds and
+    words what is wrong; without the core, `_step` judges every row.
+    """
+
+    def __init__(self, sizes: Iterable[int]) -> None:
+        self.expected = 0
+        self.prev = GENESIS_PREV_HASH
+        self.frontier: list[bytes] = []
+        self.by_level: list[list[bytes]] = [[] for _ in range(64)]
+        self.roots: dict[int, bytes] = {0: merkle.EMPTY_ROOT}
+        self.sizes = sorted(size for size in set(sizes) if size > 0)
+        self.ok = True
+
+    def _next_size(self) -> int:
+        """The smallest checkpoint size beyond `expected`, or -1 when none is left."""
+        at = bisect_right(self.sizes, self.expected)
+        return self.sizes[at] if at < len(self.sizes) else -1
+
+    def _record_root(self) -> None:
+        at = bisect_right(self.sizes, self.expected) - 1
+        if at >= 0 and self.sizes[at] == self.expected and self.expected not in self.roots:
+            self.roots[self.expected] = merkle.fold_frontier(self.frontier)
+
+    def advance(self, chunk: list[tuple[int, bytes, bytes]], report: Report) -> None:
+        """Walk the rows of `chunk`; stops (ok False) at the first row with a finding."""
+        index, native = 0, _native
+        while index < len(chunk) and self.ok:
+            if native is not None:
+                stop = self._next_size()
+                index, self.expected, self.prev = native.verify_rows(
+                    chunk, index, self.expected, self.prev, self.frontier, self.by_level,
+                    _KINDS, stop)
+                self._record_root()
+                if index == len(chunk) or self.expected == stop:
+                    continue  # done, or a checkpoint's root taken: on with the core
+            self.ok = self._step(chunk[index], report)
+            self._record_root()
+            index += 1
+
+    def _step(self, row: tuple[int, bytes, bytes], report: Report) -> bool:
+        """Judge one row with the Python checks; False (with a finding) stops the walk."""
+        seq, body, stored_hash = row
+        expected = self.expected
+        if seq != expected:
+            what = (f"entry {expected} is missing (next stored entry is {seq})" if seq > expected
+                    else f"entry {seq} appears again or out of order")
+            report.findings.append(Finding(expected, what))
+            return False
+        if not _check_entry(seq, body, report):
+            return False
+        sha256 = hashlib.sha256
+        prev = sha256(self.prev + body).digest()
+        if prev != stored_hash:
+            report.findings.append(Finding(seq, "stored entry hash differs from "
+                                                "SHA-256(previous hash || body): entry altered"))
+            return False
+        carry, level = sha256(b"\x00" + body).digest(), 0  # merkle.leaf_hash, inlined
+        while seq >> level & 1:
+            carry = sha256(b"\x01" + self.frontier.pop() + carry).digest()  # merkle.node_hash
+            level += 1
+            self.by_level[level].append(carry)
+        self.frontier.append(carry)
+        self.prev, self.expected = prev, seq + 1
+        return True
+
+
 def verify_stream(rows: Iterable[tuple[int, bytes, bytes]], notes: Iterable[str],
                   key: VerifierKey | None, *,
                   stored_nodes: Iterable[tuple[int, int, bytes]] | None = None,
@@ -177,48 +258,36 @@ def verify_stream(rows: Iterable[tuple[int, bytes, bytes]], notes: Iterable[str]
     `claims` are consistency proofs the server published; `trusted` are checkpoint notes
     the reader kept from before, which the ledger must still contain.
     """
+    rows_left = iter(rows)
+    chunks = iter(lambda: list(islice(rows_left, ROWS_CHUNK)), [])
+    return _verify_chunks(chunks, notes, key, stored_nodes=stored_nodes, claims=claims,
+                          trusted=trusted)
+
+
+def _verify_chunks(chunks: Iterable[list[tuple[int, bytes, bytes]]], notes: Iterable[str],
+                   key: VerifierKey | None, *,
+                   stored_nodes: Iterable[tuple[int, int, bytes]] | None,
+                   claims: Iterable[ConsistencyClaim], trusted: Iterable[str]) -> Report:
+    """`verify_stream` over the rows a list at a time (each list non-empty)."""
     report = Report()
     checkpoints = _checkpoints(notes, key, report)
     trusted_points = _checkpoints(trusted, key, Report()) if trusted else {}
     for note in trusted:
         if _size_of(note) not in trusted_points:
             report.findings.append(Finding(None, "a trusted checkpoint does not verify"))
-    # Recomputed subtree hashes by level; a level's nodes complete in index order, so
-    # by_level[level][index] is node (level, index).
-    by_level: list[list[bytes]] = [[] for _ in range(64)]
-    roots: dict[int, bytes] = {0: merkle.EMPTY_ROOT}
-    prev, expected = GENESIS_PREV_HASH, 0
-    frontier: list[bytes] = []
+    walk = _Walk(checkpoints.keys() | trusted_points.keys())
     findings_before = len(report.findings)
-    sha256, check_entry, pop, push = hashlib.sha256, _check_entry, frontier.pop, frontier.append
-    for seq, body, stored_hash in rows:
-        if seq != expected:
-            what = (f"entry {expected} is missing (next stored entry is {seq})" if seq > expected
-                    else f"entry {seq} appears again or out of order")
-            report.findings.append(Finding(expected, what))
+    for chunk in chunks:
+        walk.advance(chunk, report)
+        if not walk.ok:
             break
-        if not check_entry(seq, body, report):
-            break
-        prev = sha256(prev + body).digest()
-        if prev != stored_hash:
-            report.findings.append(Finding(seq, "stored entry hash differs from "
-                                                "SHA-256(previous hash || body): entry altered"))
-            break
-        carry, level = sha256(b"\x00" + body).digest(), 0  # merkle.leaf_hash, inlined
-        while seq >> level & 1:
-            carry = sha256(b"\x01" + pop() + carry).digest()  # merkle.node_hash
-            level += 1
-            by_level[level].append(carry)
-        push(carry)
-        expected = seq + 1
-        if expected in checkpoints or expected in trusted_points:
-            roots[expected] = merkle.fold_frontier(frontier)
+    expected = walk.expected
     report.entries = expected
     if stored_nodes is not None:
-        _compare_nodes(stored_nodes, by_level, expected,
+        _compare_nodes(stored_nodes, walk.by_level, expected,
                        len(report.findings) == findings_before, report)
-    _check_roots(checkpoints, roots, expected, report, label="checkpoint")
-    _check_roots(trusted_points, roots, expected, report, label="trusted checkpoint")
+    _check_roots(checkpoints, walk.roots, expected, report, label="checkpoint")
+    _check_roots(trusted_points, walk.roots, expected, report, label="trusted checkpoint")
     _check_claims(checkpoints, claims, report)
     report.findings.sort(key=lambda f: (f.seq is None, f.seq or 0))
     return report
@@ -229,13 +298,18 @@ def _compare_nodes(stored_nodes: Iterable[tuple[int, int, bytes]], by_level: lis
     # Every stored subtree hash serves proofs; one that differs from the entries would make
     # honest proofs fail, so it is reported with the first entry it covers. When the entry
     # stream broke early, nodes beyond the verified prefix are not judged.
-    stored = list(stored_nodes)
-    # Fast path, one C-level list comparison: the stored nodes are exactly the recomputed
-    # ones, in node order (level, then index), each with the same hash. Then the checks
-    # below would find nothing; any difference (or another order) takes them.
-    if stored == [(level, index, value) for level, hashes in enumerate(by_level)
-                  for index, value in enumerate(hashes)]:
-        return
+    if _native is not None:
+        stored = _stored_if_different(stored_nodes, by_level)
+        if stored is None:
+            return
+    else:
+        stored = list(stored_nodes)
+        # Fast path, one C-level list comparison: the stored nodes are exactly the
+        # recomputed ones, in node order (level, then index), each with the same hash.
+        if stored == [(level, index, value) for level, hashes in enumerate(by_level)
+                      for index, value in enumerate(hashes)]:
+            return
+    # Some difference (or another order): find and word each one.
     computed = {(level, index): value for level, hashes in enumerate(by_level)
                 for index, value in enumerate(hashes)}
     for level, index, value in stored:
@@ -252,6 +326,29 @@ def _compare_nodes(stored_nodes: Iterable[tuple[int, int, bytes]], by_level: lis
     if computed and complete:
         level, index = min(computed, key=lambda key: key[1] << key[0])
         report.findings.append(Finding(index << level, "stored subtree hashes are missing"))
+
+
+def _stored_if_different(stored_nodes: Iterable[tuple[int, int, bytes]],
+                         by_level: list[list[bytes]]) -> list[tuple[int, int, bytes]] | None:
+    """None when the stored nodes are exactly the recomputed ones, in node order, each with
+    the same hash (checked by the native core a chunk at a time); otherwise every stored
+    node, for the checks that find and word the differences."""
+    assert _native is not None
+    chunks: list[list[tuple[int, int, bytes]]] = []
+    rows_left = iter(stored_nodes)
+    position: tuple[int, int] | None = (0, 0)
+    while position is not None:
+        chunk = list(islice(rows_left, ROWS_CHUNK))
+        if not chunk:
+            level, index = position
+            while level < len(by_level) and index >= len(by_level[level]):
+                level, index = level + 1, 0
+            if level == len(by_level):
+                return None
+            break
+        chunks.append(chunk)
+        position = _native.nodes_match(chunk, position[0], position[1], by_level)
+    return [row for chunk in chunks for row in chunk] + list(rows_left)
 
 
 def _check_roots(points: dict[int, Checkpoint], roots: dict[int, bytes], size: int,
@@ -296,8 +393,14 @@ def verify_ledger(ledger: Any, key: VerifierKey | None = None, *,
     sizes = sorted(s for s in (_size_of(n) for n in notes) if s is not None)
     claims = [ConsistencyClaim(a, b, tuple(ledger.consistency_proof(a, b)))
               for a, b in zip(sizes, sizes[1:]) if b <= ledger.size()]
-    report = verify_stream(progress(ledger.raw_rows(), ledger.size()), notes, chosen,
-                           stored_nodes=ledger.stored_nodes(), claims=claims, trusted=trusted)
+    if progress is _unwrapped:  # the store's own chunks, straight to the walk
+        report = _verify_chunks(ledger.raw_chunks(), notes, chosen,
+                                stored_nodes=ledger.stored_nodes(), claims=claims,
+                                trusted=trusted)
+    else:
+        report = verify_stream(progress(ledger.raw_rows(), ledger.size()), notes, chosen,
+                               stored_nodes=ledger.stored_nodes(), claims=claims,
+                               trusted=trusted)
     if key is None:
         report.notes.append("public key read from the database itself; pass --key to check "
                             "against a key you hold")

@@ -1,0 +1,761 @@
+/* The ledger's native core: the per-entry hot loops of append and verify, in C.
+
+Why it exists: a Python loop pays about a microsecond per SHA-256 call and several per
+canonicality check, so the verifier ran at a tenth of what reading the rows and hashing them
+costs (the benchmark's floor). This module does only what those loops need, and nothing it
+cannot prove with a fallback behind it:
+
+- `plain(value, depth)`: the type and range walk of `canonical._plain` (may the fast encoder
+  write this value?). It answers True ("certainly in the accepted subset, no astral key") or
+  False ("ask the exact path"), never "reject": every refusal is worded in Python.
+- `hash_batch(prev, size, bodies, frontier)`: the hash chain, the RFC 9162 leaf hashes and
+  every perfect-subtree hash a batch of appended bodies completes.
+- `verify_rows(...)`: the verifier's loop over stored rows: the sequence numbers, that each
+  body is RFC 8785 canonical JSON of an entry envelope, the hash chain, and the Merkle
+  frontier. It advances only over rows it can vouch for completely and stops at the first
+  row it cannot, which the Python verifier then judges (and words the finding for).
+
+Hashing is OpenSSL's SHA-256 (libcrypto, the library Python's own hashlib uses here); no
+hash function is written by hand. The canonicality scanner is a grammar check on bytes, not
+a parser: it builds no objects and says "canonical" only for a strict subset of what the
+reference (json.loads, then the RFC 8785 encoder) accepts byte for byte; property tests in
+tests/unit/test_native.py check it against that reference on generated and mutated input.
+*/
+
+#define PY_SSIZE_T_CLEAN
+/* OpenSSL 3 marks its one-digest SHA256_* functions deprecated in favour of EVP. They run
+   the same SHA-256 code (SHA-NI where the CPU has it) without EVP's per-call dispatch,
+   which cost a quarter of the hashing time of a 300-byte entry here. */
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <Python.h>
+#include <openssl/sha.h>
+#include <stdint.h>
+#include <string.h>
+
+#define HASH_SIZE 32
+#define DEPTH_MAX 32                 /* canonical.DEPTH_MAX */
+#define INTEGER_DIGITS_MAX 15        /* 10**15 - 1 < 2**53 - 1: certainly in range */
+#define LEVEL_SHIFT 40               /* store.LEVEL_SHIFT */
+#define LEVELS_MAX 64
+
+/* ------------------------------------------------------------------ hashing */
+
+/* SHA-256 over up to three byte ranges into `out`, which may alias an input. */
+static void sha256_parts(const void *a, size_t a_len, const void *b, size_t b_len,
+                         const void *c, size_t c_len, unsigned char *out) {
+    SHA256_CTX ctx;
+    SHA256_Init(&ctx);
+    SHA256_Update(&ctx, a, a_len);
+    if (b_len)
+        SHA256_Update(&ctx, b, b_len);
+    if (c_len)
+        SHA256_Update(&ctx, c, c_len);
+    SHA256_Final(out, &ctx);
+}
+
+static const unsigned char LEAF_PREFIX[1] = {0x00};
+static const unsigned char NODE_PREFIX[1] = {0x01};
+
+/* The Merkle frontier in C while a loop runs: the roots of the perfect subtrees of the tree
+   so far, largest first (at most one per bit of the size). Loaded from and stored back to
+   the caller's Python list of 32-byte hashes. */
+typedef struct {
+    unsigned char hash[LEVELS_MAX][HASH_SIZE];
+    int count;
+} frontier_t;
+
+static int frontier_load(PyObject *list, frontier_t *frontier) {
+    if (!PyList_CheckExact(list) || PyList_GET_SIZE(list) >= LEVELS_MAX)
+        goto bad;
+    frontier->count = (int)PyList_GET_SIZE(list);
+    for (int i = 0; i < frontier->count; i++) {
+        PyObject *item = PyList_GET_ITEM(list, i);
+        if (!PyBytes_CheckExact(item) || PyBytes_GET_SIZE(item) != HASH_SIZE)
+            goto bad;
+        memcpy(frontier->hash[i], PyBytes_AS_STRING(item), HASH_SIZE);
+    }
+    return 0;
+bad:
+    PyErr_SetString(PyExc_TypeError, "frontier must be a list of at most 63 32-byte hashes");
+    return -1;
+}
+
+static int frontier_store(const frontier_t *frontier, PyObject *list) {
+    PyObject *stored = PyList_New(frontier->count);
+    if (stored == NULL)
+        return -1;
+    for (int i = 0; i < frontier->count; i++) {
+        PyObject *item = PyBytes_FromStringAndSize((const char *)frontier->hash[i], HASH_SIZE);
+        if (item == NULL) {
+            Py_DECREF(stored);
+            return -1;
+        }
+        PyList_SET_ITEM(stored, i, item);
+    }
+    int failed = PyList_SetSlice(list, 0, PyList_GET_SIZE(list), stored);
+    Py_DECREF(stored);
+    return failed;
+}
+
+/* Adds leaf `seq` (hash in `carry`) to the frontier, combining the perfect subtrees it
+   completes; each completed node is reported to `on_node`. Requires the frontier to hold
+   popcount(seq) hashes (the frontier of a tree of size seq). */
+typedef int (*node_sink)(void *state, int level, long long seq, const unsigned char *hash);
+
+static int frontier_push(frontier_t *frontier, long long seq,
+                         unsigned char *carry, node_sink on_node, void *state) {
+    int level = 0;
+    while ((seq >> level) & 1) {
+        if (frontier->count == 0) {
+            PyErr_SetString(PyExc_ValueError, "frontier does not match the tree size");
+            return -1;
+        }
+        frontier->count--;
+        sha256_parts(NODE_PREFIX, 1, frontier->hash[frontier->count], HASH_SIZE,
+                         carry, HASH_SIZE, carry);
+        level++;
+        if (on_node(state, level, seq, carry) < 0)
+            return -1;
+    }
+    if (frontier->count >= LEVELS_MAX) {
+        PyErr_SetString(PyExc_ValueError, "tree too large");
+        return -1;
+    }
+    memcpy(frontier->hash[frontier->count++], carry, HASH_SIZE);
+    return 0;
+}
+
+/* A new tuple of the given items, each reference stolen (NULL items: error, all released). */
+static PyObject *tuple_of(int count, PyObject *a, PyObject *b, PyObject *c) {
+    PyObject *items[3] = {a, b, c};
+    PyObject *tuple = NULL;
+    for (int i = 0; i < count; i++)
+        if (items[i] == NULL)
+            goto fail;
+    tuple = PyTuple_New(count);
+    if (tuple == NULL)
+        goto fail;
+    for (int i = 0; i < count; i++)
+        PyTuple_SET_ITEM(tuple, i, items[i]);
+    return tuple;
+fail:
+    for (int i = 0; i < count; i++)
+        Py_XDECREF(items[i]);
+    return NULL;
+}
+
+static PyObject *hash_object(const unsigned char *hash) {
+    return PyBytes_FromStringAndSize((const char *)hash, HASH_SIZE);
+}
+
+/* ------------------------------------------------------------- plain values */
+
+/* canonical._plain: 1 when `value` (at nesting `depth`) is certainly accepted and holds no
+   key outside the Basic Multilingual Plane; 0 for "ask the exact path"; -1 on error. */
+static int plain_value(PyObject *value, int depth);
+
+static int plain_scalar(PyObject *item) {
+    if (PyUnicode_CheckExact(item) || PyBool_Check(item) || item == Py_None)
+        return 1;
+    if (PyLong_CheckExact(item)) {
+        int overflow = 0;
+        long long number = PyLong_AsLongLongAndOverflow(item, &overflow);
+        if (number == -1 && PyErr_Occurred())
+            return -1;
+        const long long limit = (1LL << 53) - 1;
+        return !overflow && number >= -limit && number <= limit;
+    }
+    return 0;
+}
+
+static int plain_item(PyObject *item, int depth) {
+    int scalar = plain_scalar(item);
+    if (scalar != 0)
+        return scalar;
+    if (PyDict_CheckExact(item) || PyList_CheckExact(item) || PyTuple_CheckExact(item))
+        return plain_value(item, depth + 1);
+    return 0;
+}
+
+static int key_in_bmp(PyObject *key) {
+    if (PyUnicode_READY(key) < 0)
+        return -1;
+    return PyUnicode_MAX_CHAR_VALUE(key) <= 0xFFFF;
+}
+
+static int plain_value(PyObject *value, int depth) {
+    if (PyDict_CheckExact(value)) {
+        if (depth >= DEPTH_MAX && PyDict_GET_SIZE(value) > 0)
+            return 0;
+        Py_ssize_t position = 0;
+        PyObject *key, *item;
+        while (PyDict_Next(value, &position, &key, &item)) {
+            if (!PyUnicode_CheckExact(key))
+                return 0;
+            int ok = key_in_bmp(key);
+            if (ok <= 0)
+                return ok;
+            ok = plain_item(item, depth);
+            if (ok <= 0)
+                return ok;
+        }
+        return 1;
+    }
+    if (PyList_CheckExact(value) || PyTuple_CheckExact(value)) {
+        Py_ssize_t size = PySequence_Fast_GET_SIZE(value);
+        if (depth >= DEPTH_MAX && size > 0)
+            return 0;
+        PyObject **items = PySequence_Fast_ITEMS(value);
+        for (Py_ssize_t i = 0; i < size; i++) {
+            int ok = plain_item(items[i], depth);
+            if (ok <= 0)
+                return ok;
+        }
+        return 1;
+    }
+    return plain_scalar(value);
+}
+
+static PyObject *native_plain(PyObject *self, PyObject *args) {
+    PyObject *value;
+    int depth;
+    if (!PyArg_ParseTuple(args, "Oi:plain", &value, &depth))
+        return NULL;
+    if (depth < 0) {
+        PyErr_SetString(PyExc_ValueError, "depth must be >= 0");
+        return NULL;
+    }
+    int ok = plain_value(value, depth);
+    if (ok < 0)
+        return NULL;
+    return PyBool_FromLong(ok);
+}
+
+/* ------------------------------------------------------------- hash_batch */
+
+typedef struct {
+    PyObject *node_rows;
+} batch_state;
+
+static int batch_node(void *state, int level, long long seq, const unsigned char *hash) {
+    batch_state *batch = (batch_state *)state;
+    long long key = ((long long)level << LEVEL_SHIFT) | (seq >> level);
+    PyObject *row = tuple_of(2, PyLong_FromLongLong(key), hash_object(hash), NULL);
+    if (row == NULL)
+        return -1;
+    int failed = PyList_Append(batch->node_rows, row);
+    Py_DECREF(row);
+    return failed;
+}
+
+static PyObject *native_hash_batch(PyObject *self, PyObject *args) {
+    Py_buffer prev;
+    long long size;
+    PyObject *bodies, *frontier_list;
+    if (!PyArg_ParseTuple(args, "y*LO!O:hash_batch", &prev, &size, &PyList_Type, &bodies,
+                          &frontier_list))
+        return NULL;
+    PyObject *entry_rows = NULL, *node_rows = NULL, *result = NULL;
+    unsigned char chain[HASH_SIZE];
+    frontier_t frontier;
+    Py_ssize_t count = PyList_GET_SIZE(bodies);
+    if (prev.len != HASH_SIZE || size < 0) {
+        PyErr_SetString(PyExc_ValueError, "prev must be 32 bytes and size >= 0");
+        goto done;
+    }
+    if (frontier_load(frontier_list, &frontier) < 0)
+        goto done;
+    memcpy(chain, prev.buf, HASH_SIZE);
+    entry_rows = PyList_New(count);
+    node_rows = PyList_New(0);
+    if (entry_rows == NULL || node_rows == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < count; i++)     /* every slot filled before any error exit */
+        PyList_SET_ITEM(entry_rows, i, Py_NewRef(Py_None));
+    batch_state state = {node_rows};
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *body = PyList_GET_ITEM(bodies, i);
+        if (!PyBytes_CheckExact(body)) {
+            PyErr_SetString(PyExc_TypeError, "bodies must be a list of bytes");
+            goto done;
+        }
+        const char *data = PyBytes_AS_STRING(body);
+        Py_ssize_t length = PyBytes_GET_SIZE(body);
+        unsigned char carry[HASH_SIZE];
+        sha256_parts(chain, HASH_SIZE, data, length, NULL, 0, chain);
+        PyObject *row = tuple_of(3, PyLong_FromLongLong(size + i), Py_NewRef(body),
+                                 hash_object(chain));
+        if (row == NULL)
+            goto done;
+        PyList_SetItem(entry_rows, i, row);   /* releases the placeholder */
+        sha256_parts(LEAF_PREFIX, 1, data, length, NULL, 0, carry);
+        if (frontier_push(&frontier, size + i, carry, batch_node, &state) < 0)
+            goto done;
+    }
+    if (frontier_store(&frontier, frontier_list) < 0)
+        goto done;
+    result = tuple_of(3, Py_NewRef(entry_rows), Py_NewRef(node_rows), hash_object(chain));
+done:
+    Py_XDECREF(entry_rows);
+    Py_XDECREF(node_rows);
+    PyBuffer_Release(&prev);
+    return result;
+}
+
+/* ------------------------------------------------------ canonical scanner */
+
+/* A cursor over a body. Every scan_* function returns 1 when the bytes at the cursor are
+   certainly canonical (and advances past them), 0 for "undecided". */
+typedef struct {
+    const unsigned char *at;
+    const unsigned char *end;
+} cursor;
+
+/* A JSON string in canonical form: only the escapes RFC 8785 (ECMAScript) writes, every
+   other character literal, UTF-8 well formed and within the BMP (astral characters are
+   left to the exact path). Sets *escaped when the string holds any escape. */
+/* 1 for the bytes a canonical string holds literally and alone: printable ASCII and DEL,
+   but not '"' or '\\'. Filled in at import. */
+static unsigned char literal_ascii[256];
+
+/* The first byte at or after `at` that is not literal printable ASCII: eight bytes a step
+   while none of them is a control character, '"', '\\' or >= 0x80 (the usual bit tricks
+   on a 64-bit word: a byte is zero after XOR with the byte sought; below 0x20 when
+   subtracting 0x20 borrows), then one byte a step with the table. */
+static const unsigned char *skip_literal(const unsigned char *at, const unsigned char *end) {
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    while (end - at >= 8) {
+        uint64_t word;
+        memcpy(&word, at, 8);
+        uint64_t quote = word ^ (ones * '"'), backslash = word ^ (ones * '\\');
+        uint64_t special = ((quote - ones) & ~quote) | ((backslash - ones) & ~backslash)
+                           | (word - ones * 0x20) | word;
+        if (special & highs)
+            break;
+        at += 8;
+    }
+    while (at < end && literal_ascii[*at])
+        at++;
+    return at;
+}
+
+static int scan_string(cursor *c, int *escaped) {
+    if (c->at >= c->end || *c->at != '"')
+        return 0;
+    c->at++;
+    *escaped = 0;
+    while (c->at < c->end) {
+        c->at = skip_literal(c->at, c->end);
+        if (c->at >= c->end)
+            return 0;
+        unsigned char byte = *c->at;
+        if (byte == '"') {
+            c->at++;
+            return 1;
+        }
+        if (byte < 0x20)
+            return 0;                          /* raw control character: not JSON */
+        if (byte == '\\') {
+            *escaped = 1;
+            if (c->end - c->at < 2)
+                return 0;
+            unsigned char kind = c->at[1];
+            if (kind == '"' || kind == '\\' || kind == 'b' || kind == 'f' || kind == 'n'
+                || kind == 'r' || kind == 't') {
+                c->at += 2;
+                continue;
+            }
+            /* \u00XX, lowercase hex, only for control characters without a short form */
+            if (kind != 'u' || c->end - c->at < 6 || c->at[2] != '0' || c->at[3] != '0'
+                || (c->at[4] != '0' && c->at[4] != '1'))
+                return 0;
+            unsigned char low = c->at[5];
+            int value;
+            if (low >= '0' && low <= '9')
+                value = low - '0';
+            else if (low >= 'a' && low <= 'f')
+                value = low - 'a' + 10;
+            else
+                return 0;
+            value += (c->at[4] - '0') * 16;
+            if (value == 0x08 || value == 0x09 || value == 0x0a || value == 0x0c
+                || value == 0x0d)
+                return 0;                      /* these have short escapes */
+            c->at += 6;
+            continue;
+        }
+        if (byte < 0x80) {
+            c->at++;
+            continue;
+        }
+        /* UTF-8, two or three bytes (U+0080..U+FFFF, no surrogates, no overlong forms) */
+        if (byte >= 0xC2 && byte <= 0xDF) {
+            if (c->end - c->at < 2 || (c->at[1] & 0xC0) != 0x80)
+                return 0;
+            c->at += 2;
+            continue;
+        }
+        if (byte >= 0xE0 && byte <= 0xEF) {
+            if (c->end - c->at < 3 || (c->at[1] & 0xC0) != 0x80 || (c->at[2] & 0xC0) != 0x80)
+                return 0;
+            if (byte == 0xE0 && c->at[1] < 0xA0)
+                return 0;                      /* overlong */
+            if (byte == 0xED && c->at[1] >= 0xA0)
+                return 0;                      /* UTF-16 surrogate */
+            c->at += 3;
+            continue;
+        }
+        return 0;                              /* astral (F0-F4) or not UTF-8 */
+    }
+    return 0;
+}
+
+/* An integer as RFC 8785 writes it: `0` or an optional minus and digits without a leading
+   zero; at most INTEGER_DIGITS_MAX digits, so certainly within +-(2**53 - 1). A fraction or
+   an exponent (a float) is undecided: the byte after the digits must be a delimiter. */
+static int scan_integer(cursor *c) {
+    const unsigned char *start = c->at;
+    if (c->at < c->end && *c->at == '-')
+        c->at++;
+    const unsigned char *digits = c->at;
+    while (c->at < c->end && *c->at >= '0' && *c->at <= '9')
+        c->at++;
+    Py_ssize_t count = c->at - digits;
+    if (count == 0 || count > INTEGER_DIGITS_MAX)
+        return 0;
+    if (*digits == '0' && (count > 1 || digits != start))
+        return 0;                              /* leading zero, or -0 */
+    return 1;
+}
+
+static int scan_literal(cursor *c, const char *word, size_t length) {
+    if ((size_t)(c->end - c->at) < length || memcmp(c->at, word, length) != 0)
+        return 0;
+    c->at += length;
+    return 1;
+}
+
+static int scan_value(cursor *c, int depth);
+
+/* Object keys must be strictly increasing: byte order of UTF-8 is code-point order, which
+   is RFC 8785's UTF-16 order for BMP characters; equal keys (duplicates) are undecided. */
+static int scan_object(cursor *c, int depth) {
+    c->at++;                                   /* '{' */
+    if (c->at < c->end && *c->at == '}') {
+        c->at++;
+        return 1;
+    }
+    const unsigned char *last_key = NULL;
+    Py_ssize_t last_length = 0;
+    for (;;) {
+        const unsigned char *key = c->at + 1;
+        int escaped;
+        if (!scan_string(c, &escaped) || escaped)
+            return 0;
+        Py_ssize_t length = c->at - 1 - key;
+        if (last_key != NULL) {
+            Py_ssize_t shorter = length < last_length ? length : last_length;
+            int order = memcmp(last_key, key, (size_t)shorter);
+            if (order > 0 || (order == 0 && last_length >= length))
+                return 0;
+        }
+        last_key = key;
+        last_length = length;
+        if (c->at >= c->end || *c->at != ':')
+            return 0;
+        c->at++;
+        if (!scan_value(c, depth + 1))
+            return 0;
+        if (c->at >= c->end)
+            return 0;
+        if (*c->at == '}') {
+            c->at++;
+            return 1;
+        }
+        if (*c->at != ',')
+            return 0;
+        c->at++;
+    }
+}
+
+static int scan_array(cursor *c, int depth) {
+    c->at++;                                   /* '[' */
+    if (c->at < c->end && *c->at == ']') {
+        c->at++;
+        return 1;
+    }
+    for (;;) {
+        if (!scan_value(c, depth + 1) || c->at >= c->end)
+            return 0;
+        if (*c->at == ']') {
+            c->at++;
+            return 1;
+        }
+        if (*c->at != ',')
+            return 0;
+        c->at++;
+    }
+}
+
+/* A value at nesting `depth` (the entry envelope is depth 0). A value deeper than
+   DEPTH_MAX is undecided, as `canonical._plain` leaves it to `_check`, which refuses it;
+   the bound also bounds this recursion. */
+static int scan_value(cursor *c, int depth) {
+    if (depth > DEPTH_MAX || c->at >= c->end)
+        return 0;
+    int escaped;
+    switch (*c->at) {
+    case '{':
+        return scan_object(c, depth);
+    case '[':
+        return scan_array(c, depth);
+    case '"':
+        return scan_string(c, &escaped);
+    case 't':
+        return scan_literal(c, "true", 4);
+    case 'f':
+        return scan_literal(c, "false", 5);
+    case 'n':
+        return scan_literal(c, "null", 4);
+    default:
+        return scan_integer(c);
+    }
+}
+
+static PyObject *native_is_canonical(PyObject *self, PyObject *args) {
+    Py_buffer data;
+    if (!PyArg_ParseTuple(args, "y*:is_canonical", &data))
+        return NULL;
+    cursor c = {(const unsigned char *)data.buf, (const unsigned char *)data.buf + data.len};
+    int ok = scan_value(&c, 0) && c.at == c.end;
+    PyBuffer_Release(&data);
+    return PyBool_FromLong(ok);
+}
+
+/* The entry envelope: an object of exactly the members actor, kind, payload, seq and time
+   (RFC 8785 order), every value canonical, `seq` equal to `expected` and `kind` a string
+   without escapes. Returns 1 and sets kind and kind_length on success, 0 for undecided. */
+static int scan_envelope(const unsigned char *data, Py_ssize_t length, long long expected,
+                         const unsigned char **kind, Py_ssize_t *kind_length) {
+    static const char *const names[5] = {"actor", "kind", "payload", "seq", "time"};
+    cursor c = {data, data + length};
+    if (c.at >= c.end || *c.at != '{')
+        return 0;
+    c.at++;
+    for (int member = 0; member < 5; member++) {
+        size_t name_length = strlen(names[member]);
+        if ((size_t)(c.end - c.at) < name_length + 3 || c.at[0] != '"'
+            || memcmp(c.at + 1, names[member], name_length) != 0
+            || c.at[1 + name_length] != '"' || c.at[2 + name_length] != ':')
+            return 0;
+        c.at += name_length + 3;
+        const unsigned char *value = c.at;
+        if (member == 1) {                     /* kind */
+            int escaped;
+            if (!scan_string(&c, &escaped) || escaped)
+                return 0;
+            *kind = value + 1;
+            *kind_length = c.at - value - 2;
+        } else if (member == 3) {              /* seq */
+            if (!scan_integer(&c) || *value == '-')
+                return 0;
+            long long seq = 0;
+            for (const unsigned char *digit = value; digit < c.at; digit++)
+                seq = seq * 10 + (*digit - '0');
+            if (seq != expected)
+                return 0;
+        } else if (!scan_value(&c, 1)) {
+            return 0;
+        }
+        if (c.at >= c.end || *c.at != (member == 4 ? '}' : ','))
+            return 0;
+        c.at++;
+    }
+    return c.at == c.end;
+}
+
+/* ------------------------------------------------------------- verify_rows */
+
+typedef struct {
+    PyObject *levels;
+} verify_state;
+
+static int verify_node(void *state, int level, long long seq, const unsigned char *hash) {
+    PyObject *levels = ((verify_state *)state)->levels;
+    PyObject *node = hash_object(hash);
+    if (node == NULL)
+        return -1;
+    int failed = PyList_Append(PyList_GET_ITEM(levels, level), node);
+    Py_DECREF(node);
+    return failed;
+}
+
+/* verify_rows(rows, start, expected, prev, frontier, levels, kinds, stop)
+     -> (next_index, next_expected, prev)
+
+   Walks rows[start:], each (seq, body, stored entry hash), while every check holds:
+   seq == expected, the body is a canonical entry envelope carrying that seq and a kind in
+   `kinds`, and SHA-256(prev || body) equals the stored hash. For each row it updates the
+   chain (`prev`), the Merkle `frontier` and `levels` (node hashes per level, appended in
+   index order), exactly as the Python loop in verify.verify_stream does. It stops at the
+   end of the rows, when `expected` reaches `stop` (a checkpoint size: the caller computes
+   the root there), or before the first row it cannot vouch for: the caller judges that
+   row with the exact path. Requires len(levels) == 64 lists and a frontier that matches
+   `expected`. */
+static PyObject *native_verify_rows(PyObject *self, PyObject *args) {
+    PyObject *rows, *frontier_list, *levels, *kinds;
+    Py_ssize_t start;
+    long long expected, stop;
+    Py_buffer prev;
+    if (!PyArg_ParseTuple(args, "O!nLy*O!O!OL:verify_rows", &PyList_Type, &rows, &start,
+                          &expected, &prev, &PyList_Type, &frontier_list, &PyList_Type, &levels,
+                          &kinds, &stop))
+        return NULL;
+    PyObject *result = NULL;
+    unsigned char chain[HASH_SIZE];
+    frontier_t frontier;
+    Py_ssize_t index = start;
+    if (prev.len != HASH_SIZE || start < 0 || expected < 0 || PyList_GET_SIZE(levels) != LEVELS_MAX
+        || !PyAnySet_Check(kinds)) {
+        PyErr_SetString(PyExc_ValueError, "verify_rows: bad arguments");
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < LEVELS_MAX; i++) {
+        if (!PyList_CheckExact(PyList_GET_ITEM(levels, i))) {
+            PyErr_SetString(PyExc_TypeError, "levels must be a list of lists");
+            goto done;
+        }
+    }
+    if (frontier_load(frontier_list, &frontier) < 0)
+        goto done;
+    memcpy(chain, prev.buf, HASH_SIZE);
+    verify_state state = {levels};
+    Py_ssize_t count = PyList_GET_SIZE(rows);
+    for (; index < count && expected != stop; index++) {
+        PyObject *row = PyList_GET_ITEM(rows, index);
+        if (!PyTuple_CheckExact(row) || PyTuple_GET_SIZE(row) != 3)
+            break;
+        PyObject *seq = PyTuple_GET_ITEM(row, 0), *body = PyTuple_GET_ITEM(row, 1);
+        PyObject *stored = PyTuple_GET_ITEM(row, 2);
+        if (!PyLong_CheckExact(seq) || !PyBytes_CheckExact(body) || !PyBytes_CheckExact(stored)
+            || PyBytes_GET_SIZE(stored) != HASH_SIZE)
+            break;
+        int overflow = 0;
+        if (PyLong_AsLongLongAndOverflow(seq, &overflow) != expected || overflow)
+            break;
+        const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(body);
+        Py_ssize_t length = PyBytes_GET_SIZE(body);
+        const unsigned char *kind;
+        Py_ssize_t kind_length;
+        if (!scan_envelope(data, length, expected, &kind, &kind_length))
+            break;
+        PyObject *kind_text = PyUnicode_DecodeUTF8((const char *)kind, kind_length, "strict");
+        if (kind_text == NULL)
+            goto done;
+        int known = PySet_Contains(kinds, kind_text);
+        Py_DECREF(kind_text);
+        if (known < 0)
+            goto done;
+        if (!known)
+            break;
+        unsigned char next[HASH_SIZE], carry[HASH_SIZE];
+        sha256_parts(chain, HASH_SIZE, data, length, NULL, 0, next);
+        if (memcmp(next, PyBytes_AS_STRING(stored), HASH_SIZE) != 0)
+            break;
+        sha256_parts(LEAF_PREFIX, 1, data, length, NULL, 0, carry);
+        if (frontier_push(&frontier, expected, carry, verify_node, &state) < 0)
+            goto done;
+        memcpy(chain, next, HASH_SIZE);
+        expected++;
+    }
+    if (frontier_store(&frontier, frontier_list) < 0)
+        goto done;
+    result = tuple_of(3, PyLong_FromSsize_t(index), PyLong_FromLongLong(expected),
+                      hash_object(chain));
+done:
+    PyBuffer_Release(&prev);
+    return result;
+}
+
+/* ------------------------------------------------------------- nodes_match */
+
+/* nodes_match(rows, level, index, levels) -> (level, index) | None
+
+   Compares stored subtree hashes, rows of (level, index, hash) in node order, with the
+   recomputed ones: `levels[level][index]`, walked level by level from position
+   (level, index). Returns the position after the rows when every row is the next
+   recomputed node with the same hash, None at the first row that is not (the caller then
+   finds and words every difference). Requires len(levels) == 64 lists. */
+static PyObject *native_nodes_match(PyObject *self, PyObject *args) {
+    PyObject *rows, *levels;
+    Py_ssize_t level, index;
+    if (!PyArg_ParseTuple(args, "O!nnO!:nodes_match", &PyList_Type, &rows, &level, &index,
+                          &PyList_Type, &levels))
+        return NULL;
+    if (PyList_GET_SIZE(levels) != LEVELS_MAX || level < 0 || index < 0) {
+        PyErr_SetString(PyExc_ValueError, "nodes_match: bad arguments");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < LEVELS_MAX; i++) {
+        if (!PyList_CheckExact(PyList_GET_ITEM(levels, i))) {
+            PyErr_SetString(PyExc_TypeError, "levels must be a list of lists");
+            return NULL;
+        }
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(rows); i++) {
+        while (level < LEVELS_MAX && index >= PyList_GET_SIZE(PyList_GET_ITEM(levels, level))) {
+            level++;
+            index = 0;
+        }
+        if (level >= LEVELS_MAX)
+            Py_RETURN_NONE;                    /* a stored node beyond the recomputed ones */
+        PyObject *row = PyList_GET_ITEM(rows, i);
+        if (!PyTuple_CheckExact(row) || PyTuple_GET_SIZE(row) != 3)
+            Py_RETURN_NONE;
+        PyObject *stored = PyTuple_GET_ITEM(row, 2);
+        PyObject *computed = PyList_GET_ITEM(PyList_GET_ITEM(levels, level), index);
+        if (!PyLong_CheckExact(PyTuple_GET_ITEM(row, 0))
+            || !PyLong_CheckExact(PyTuple_GET_ITEM(row, 1)) || !PyBytes_CheckExact(stored)
+            || PyBytes_GET_SIZE(stored) != HASH_SIZE || !PyBytes_CheckExact(computed)
+            || PyBytes_GET_SIZE(computed) != HASH_SIZE)
+            Py_RETURN_NONE;
+        int overflow = 0;
+        if (PyLong_AsLongLongAndOverflow(PyTuple_GET_ITEM(row, 0), &overflow) != level
+            || overflow
+            || PyLong_AsLongLongAndOverflow(PyTuple_GET_ITEM(row, 1), &overflow) != index
+            || overflow
+            || memcmp(PyBytes_AS_STRING(stored), PyBytes_AS_STRING(computed), HASH_SIZE) != 0)
+            Py_RETURN_NONE;
+        index++;
+    }
+    return tuple_of(2, PyLong_FromSsize_t(level), PyLong_FromSsize_t(index), NULL);
+}
+
+/* ------------------------------------------------------------------ module */
+
+static PyMethodDef native_methods[] = {
+    {"plain", native_plain, METH_VARARGS,
+     "plain(value, depth) -> bool: canonical._plain in C (True: certainly accepted)."},
+    {"hash_batch", native_hash_batch, METH_VARARGS,
+     "hash_batch(prev, size, bodies, frontier) -> (entry_rows, node_rows, prev)."},
+    {"is_canonical", native_is_canonical, METH_VARARGS,
+     "is_canonical(data) -> bool: True only if data is certainly RFC 8785 canonical."},
+    {"verify_rows", native_verify_rows, METH_VARARGS,
+     "verify_rows(rows, start, expected, prev, frontier, levels, kinds, stop)"
+     " -> (next_index, next_expected, prev)."},
+    {"nodes_match", native_nodes_match, METH_VARARGS,
+     "nodes_match(rows, level, index, levels) -> (level, index) | None."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef native_module = {
+    PyModuleDef_HEAD_INIT, "reserve.ledger._native",
+    "The ledger's native core: hash chain, Merkle frontier and canonicality scan in C.", -1,
+    native_methods,
+};
+
+PyMODINIT_FUNC PyInit__native(void) {
+    for (int byte = 0x20; byte < 0x80; byte++)
+        literal_ascii[byte] = byte != '"' && byte != '\\';
+    return PyModule_Create(&native_module);
+}

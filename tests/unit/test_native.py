@@ -1,0 +1,234 @@
+"""The native core (reserve/ledger/_native.c) agrees with the Python paths it stands in for.
+
+Each C function is checked against the Python code or the reference it replaces: `plain`
+against `canonical._plain`, `hash_batch` against the store's Python loop and RFC 9162
+`root_hash`, `is_canonical` against the exact path (json.loads, then the RFC 8785 encoder)
+on generated and mutated bytes, `verify_rows` and `nodes_match` through whole verifier
+runs with and without the core. The canonicality scanner may say "undecided" (False) too
+often, never "canonical" wrongly: that direction is what every mutation test asserts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import pytest
+import rfc8785
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from reserve.ledger import Ledger, merkle, native, verify
+from reserve.ledger.canonical import INTEGER_ABS_MAX, _is_canonical_exact, _plain
+from reserve.ledger.store import _hash_batch
+
+core: Any = native.core
+
+
+def test_native_core_is_built() -> None:
+    # scripts/setup.sh builds it; without it every figure in bench/ledger.py is the
+    # fallback's, and the tests below would not run the code the ledger runs.
+    assert core is not None, "reserve.ledger._native is not built: run scripts/setup.sh"
+
+
+# Every category but Cs (lone surrogates) and Cn (unassigned); astral characters included.
+texts = st.text(alphabet=st.characters(categories=("L", "M", "N", "P", "S", "Z", "Cc", "Cf", "Co")),
+                max_size=10)
+integers = st.integers(-INTEGER_ABS_MAX, INTEGER_ABS_MAX) | st.integers(-(10**17), 10**17)
+scalars = st.none() | st.booleans() | integers | texts
+values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
+                      | st.dictionaries(texts, inner, max_size=4), max_leaves=20)
+odd = st.floats(allow_nan=True) | st.binary(max_size=3) | st.tuples(scalars, scalars) \
+    | st.frozensets(st.integers(0, 3), max_size=2) | st.dictionaries(st.integers(0, 3), scalars,
+                                                                      max_size=2)
+accepted = st.recursive(st.none() | st.booleans() | st.integers(-INTEGER_ABS_MAX, INTEGER_ABS_MAX)
+                        | texts, lambda inner: st.lists(inner, max_size=4)
+                        | st.dictionaries(texts, inner, max_size=4), max_leaves=20)
+anything = st.recursive(scalars | odd, lambda inner: st.lists(inner, max_size=3)
+                        | st.dictionaries(texts, inner, max_size=3), max_leaves=12)
+
+
+@given(anything, st.integers(0, 40))
+@settings(max_examples=500, deadline=None)
+def test_plain_equals_the_python_walk(value: Any, depth: int) -> None:
+    assert core.plain(value, depth) == _plain(value, depth)
+
+
+def test_plain_depth_bound_and_subclasses() -> None:
+    deep: Any = []
+    for _ in range(40):
+        deep = [deep]
+    for depth in range(0, 40):
+        assert core.plain(deep, depth) == _plain(deep, depth)
+
+    class Text(str):
+        pass
+
+    class Number(int):
+        pass
+
+    for value in ({"a": Text("x")}, {Text("k"): 1}, {"a": Number(1)}, {"\U0001f600": 1},
+                  {"a": 2**53 - 1}, {"a": 2**53}, {"a": -(2**53 - 1)}, {"a": 10**30}):
+        assert core.plain(value, 0) == _plain(value, 0), value
+
+
+bodies_lists = st.lists(st.binary(max_size=80), min_size=1, max_size=70)
+
+
+@given(st.integers(0, 300), bodies_lists)
+@settings(max_examples=150, deadline=None)
+def test_hash_batch_equals_the_python_loop(size: int, bodies: list[bytes]) -> None:
+    history = [hashlib.sha256(str(i).encode()).digest() for i in range(size)]
+    frontier = [merkle.root_hash(history[begin:end]) for begin, end in _perfect(size)]
+    prev = hashlib.sha256(b"head").digest()
+    python_frontier, c_frontier = list(frontier), list(frontier)
+    expected = _hash_batch(prev, size, bodies, python_frontier)
+    assert core.hash_batch(prev, size, bodies, c_frontier) == expected
+    assert c_frontier == python_frontier
+    leaves = history + [merkle.leaf_hash(body) for body in bodies]
+    assert merkle.fold_frontier(c_frontier) == merkle.root_hash(leaves)
+
+
+def _perfect(size: int) -> list[tuple[int, int]]:
+    return [(index << level, (index + 1) << level)
+            for level, index in (merkle.perfect_subtrees(0, size) if size else [])]
+
+
+def test_hash_batch_refuses_bad_arguments() -> None:
+    with pytest.raises(ValueError):
+        core.hash_batch(b"short", 0, [b"x"], [])
+    with pytest.raises(TypeError):
+        core.hash_batch(bytes(32), 0, ["text"], [])
+    with pytest.raises(TypeError):
+        core.hash_batch(bytes(32), 1, [b"x"], [b"not 32 bytes"])
+    with pytest.raises(ValueError, match="frontier"):
+        core.hash_batch(bytes(32), 1, [b"x"], [])  # size 1 needs one frontier hash
+
+
+# ------------------------------------------------------------ canonicality scanner
+@given(accepted)
+@settings(max_examples=500, deadline=None)
+def test_scanner_accepts_canonical_bytes_it_can_vouch_for(value: Any) -> None:
+    data = bytes(rfc8785.dumps(value))
+    text = json.dumps(value, ensure_ascii=False)
+    unusual = (any(ord(ch) > 0xFFFF for ch in text) or "\\" in _keys(value)
+               or any(len(str(abs(n))) > 15 for n in _integers(value)))
+    if not unusual:
+        assert core.is_canonical(data), data
+    if core.is_canonical(data):
+        assert _is_canonical_exact(data)
+
+
+def _keys(value: Any) -> str:
+    if isinstance(value, dict):
+        return "".join(json.dumps(k, ensure_ascii=False) for k in value) + "".join(_keys(v) for v in value.values())
+    if isinstance(value, list):
+        return "".join(_keys(v) for v in value)
+    return ""
+
+
+def _integers(value: Any) -> list[int]:
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in _integers(v)]
+    if isinstance(value, list):
+        return [n for v in value for n in _integers(v)]
+    return []
+
+
+INTERESTING = b' \t\n"\\/,:[]{}-+.0159eEafntu\x00\x1f\x7f\x80\xbf\xc0\xc2\xdf\xe0\xed\xef\xf0\xff'
+
+
+@given(accepted, st.lists(st.tuples(st.sampled_from(["flip", "set", "insert", "delete"]),
+                                  st.integers(0, 10**6), st.integers(0, 255),
+                                  st.sampled_from(INTERESTING)), min_size=1, max_size=3))
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_scanner_never_vouches_for_mutated_bytes_the_reference_refuses(
+        value: Any, edits: list[tuple[str, int, int, int]]) -> None:
+    data = bytearray(rfc8785.dumps(value))
+    for action, where, bit, byte in edits:
+        at = where % (len(data) + 1)
+        if action == "flip" and at < len(data):
+            data[at] ^= 1 << (bit % 8)
+        elif action == "set" and at < len(data):
+            data[at] = byte
+        elif action == "insert":
+            data[at:at] = bytes([byte])
+        elif action == "delete" and at < len(data):
+            del data[at]
+    if core.is_canonical(bytes(data)):
+        assert _is_canonical_exact(bytes(data)), bytes(data)
+
+
+@pytest.mark.parametrize("data", [
+    b'{"a":1}', b'[]', b'{}', b'"\\u001f\\n\\"\\\\"', b'0', b'-12', b'123456789012345',
+    b'{"a":[true,false,null],"b":{"c":"\xc3\xa9\xe2\x80\xa8\x7f"}}', b'{"a":1,"aa":2,"b":3}',
+])
+def test_scanner_accepts(data: bytes) -> None:
+    assert _is_canonical_exact(data)
+    assert core.is_canonical(data)
+
+
+@pytest.mark.parametrize("data", [
+    b'{"a": 1}', b' {}', b'{} ', b'-0', b'01', b'1.0', b'1e5', b'1E5', b'+1', b'1234567890123456',
+    b'{"a":1,"a":1}', b'{"b":1,"a":2}', b'{"aa":1,"a":2}', b'"\\u001F"', b'"\\u000a"',
+    b'"\\u0041"', b'"\\/"', b'"\\x"', b'"\x01"', b'"\xc0\x80"', b'"\xe0\x80\x80"',
+    b'"\xed\xa0\x80"', b'"\xc3"', b'"\x80"', b'"\xf0\x9f\x98\x80"', b'\xef\xbb\xbf{}', b'{',
+    b'[1,]', b'[,1]', b'{"a"}', b'{"a":}', b'tru', b'nul', b'"abc', b'', b'[1]]', b'NaN',
+    b'Infinity', b'{"a\\n":1}', b'[' * 34 + b']' * 34,
+])
+def test_scanner_refuses(data: bytes) -> None:
+    assert not core.is_canonical(data)
+
+
+def test_scanner_depth_bound_matches_the_accepted_subset() -> None:
+    # The envelope is depth 0; a value deeper than 32 is not accepted.
+    assert core.is_canonical(b"[" * 33 + b"]" * 33)
+    assert not core.is_canonical(b"[" * 33 + b"1" + b"]" * 33)
+    assert not core.is_canonical(b"[" * 100_000)
+
+
+# ------------------------------------------------------ whole verifier, both cores
+def _ledger_rows(count: int) -> tuple[list[tuple[int, bytes, bytes]],
+                                      list[tuple[int, int, bytes]]]:
+    ledger = Ledger.open("sqlite:///:memory:")
+    for start in range(0, count, 50):
+        ledger.append_many([("ledger.note", "tester", {"i": i, "memo": "caf\u00e9 \U0001f600"
+                             if i % 7 == 0 else f"n{i}", "deep": [[{"x": i}]]})
+                            for i in range(start, min(count, start + 50))])
+    rows, nodes = list(ledger.raw_rows()), list(ledger.stored_nodes())
+    ledger.close()
+    return rows, nodes
+
+
+@given(st.integers(1, 130), st.data())
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_verifier_reports_the_same_with_and_without_the_core(
+        count: int, data: st.DataObject) -> None:
+    rows, nodes = _ledger_rows(count)
+    if nodes and data.draw(st.booleans()):
+        at = data.draw(st.integers(0, len(nodes) - 1))
+        level, index, value = nodes[at]
+        nodes[at] = (level, index, bytes(32) if data.draw(st.booleans()) else value[::-1])
+    if nodes and data.draw(st.booleans()):
+        del nodes[data.draw(st.integers(0, len(nodes) - 1))]
+    if data.draw(st.booleans()):
+        seq = data.draw(st.integers(0, count - 1))
+        body = bytearray(rows[seq][1])
+        body[data.draw(st.integers(0, len(body) - 1))] ^= 1 << data.draw(st.integers(0, 7))
+        rows[seq] = (seq, bytes(body), rows[seq][2])
+    if data.draw(st.booleans()) and count > 2:
+        i = data.draw(st.integers(0, count - 2))
+        rows[i], rows[i + 1] = rows[i + 1], rows[i]
+    with_core = verify.verify_stream(rows, [], None, stored_nodes=nodes)
+    saved = verify._native
+    try:
+        verify._native = None
+        without_core = verify.verify_stream(rows, [], None, stored_nodes=nodes)
+    finally:
+        verify._native = saved
+    assert with_core.to_json() == without_core.to_json()
