@@ -731,6 +731,33 @@ static PyObject *native_nodes_match(PyObject *self, PyObject *args) {
     return tuple_of(2, PyLong_FromSsize_t(level), PyLong_FromSsize_t(index), NULL);
 }
 
+/* hashes_match(rows, computed, offset) -> bool
+
+   True when rows[i] == (computed[offset + i],) for every row: stored subtree hashes of one
+   level, read as one-column rows in index order, against the recomputed ones. */
+static PyObject *native_hashes_match(PyObject *self, PyObject *args) {
+    PyObject *rows, *computed;
+    Py_ssize_t offset;
+    if (!PyArg_ParseTuple(args, "O!O!n:hashes_match", &PyList_Type, &rows, &PyList_Type,
+                          &computed, &offset))
+        return NULL;
+    Py_ssize_t count = PyList_GET_SIZE(rows);
+    if (offset < 0 || offset > PyList_GET_SIZE(computed) - count)
+        Py_RETURN_FALSE;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *row = PyList_GET_ITEM(rows, i);
+        if (!PyTuple_CheckExact(row) || PyTuple_GET_SIZE(row) != 1)
+            Py_RETURN_FALSE;
+        PyObject *stored = PyTuple_GET_ITEM(row, 0);
+        PyObject *expected = PyList_GET_ITEM(computed, offset + i);
+        if (!PyBytes_CheckExact(stored) || PyBytes_GET_SIZE(stored) != HASH_SIZE
+            || !PyBytes_CheckExact(expected) || PyBytes_GET_SIZE(expected) != HASH_SIZE
+            || memcmp(PyBytes_AS_STRING(stored), PyBytes_AS_STRING(expected), HASH_SIZE) != 0)
+            Py_RETURN_FALSE;
+    }
+    Py_RETURN_TRUE;
+}
+
 /* ------------------------------------------------------------------ module */
 
 static PyMethodDef native_methods[] = {
@@ -743,6 +770,8 @@ static PyMethodDef native_methods[] = {
     {"verify_rows", native_verify_rows, METH_VARARGS,
      "verify_rows(rows, start, expected, prev, frontier, levels, kinds, stop)"
      " -> (next_index, next_expected, prev)."},
+    {"hashes_match", native_hashes_match, METH_VARARGS,
+     "hashes_match(rows, computed, offset) -> bool: rows[i] == (computed[offset + i],)."},
     {"nodes_match", native_nodes_match, METH_VARARGS,
      "nodes_match(rows, level, index, levels) -> (level, index) | None."},
     {NULL, NULL, 0, NULL},

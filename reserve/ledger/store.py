@@ -366,6 +366,28 @@ class Ledger:
                     yield int(key) >> LEVEL_SHIFT, int(key) & ((1 << LEVEL_SHIFT) - 1), bytes(value)
                 after = int(rows[-1][0])
 
+    def node_levels(self) -> dict[int, tuple[int, int, int]]:
+        """{level: (count, lowest index, highest index)} of the stored subtree hashes."""
+        mask = (1 << LEVEL_SHIFT) - 1
+        with self._lock:
+            rows = self._query(
+                f"SELECT node_id >> {LEVEL_SHIFT}, count(*), min(node_id & {mask}), "
+                f"max(node_id & {mask}) FROM ledger_nodes GROUP BY node_id >> {LEVEL_SHIFT}")
+        return {int(level): (int(count), int(low), int(high))
+                for level, count, low, high in rows}
+
+    def node_hash_chunks(self, level: int, count: int) -> Iterator[list[tuple[bytes]]]:
+        """Stored hashes of nodes (level, 0..count-1) as one-column rows in index order,
+        at most READ_CHUNK a list (a level's rows missing from the table are skipped)."""
+        column = "CAST(hash AS BLOB)" if self.dialect == "sqlite" else "hash"
+        statement = (f"SELECT {column} FROM ledger_nodes WHERE node_id >= ? AND node_id < ? "
+                     "ORDER BY node_id")
+        for start in range(0, count, READ_CHUNK):
+            stop = min(count, start + READ_CHUNK)
+            with self._lock:
+                rows = self._query(statement, (node_id(level, start), node_id(level, stop)))
+            yield rows if self.dialect == "sqlite" else [(bytes(h),) for (h,) in rows]
+
     # ----------------------------------------------------------------- proofs
     def _check_size(self, tree_size: int) -> None:
         size = self._head()[0]

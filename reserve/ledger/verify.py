@@ -19,7 +19,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from reserve.errors import CheckpointError, VerificationError
+from reserve.errors import CheckpointError, LedgerError, VerificationError
 from reserve.ledger import merkle
 from reserve.ledger.canonical import (
     is_canonical,
@@ -264,11 +264,19 @@ def verify_stream(rows: Iterable[tuple[int, bytes, bytes]], notes: Iterable[str]
                           trusted=trusted)
 
 
+NodesMatch = Callable[[list[list[bytes]]], bool]
+
+
 def _verify_chunks(chunks: Iterable[list[tuple[int, bytes, bytes]]], notes: Iterable[str],
                    key: VerifierKey | None, *,
                    stored_nodes: Iterable[tuple[int, int, bytes]] | None,
-                   claims: Iterable[ConsistencyClaim], trusted: Iterable[str]) -> Report:
-    """`verify_stream` over the rows a list at a time (each list non-empty)."""
+                   claims: Iterable[ConsistencyClaim], trusted: Iterable[str],
+                   nodes_match: NodesMatch | None = None) -> Report:
+    """`verify_stream` over the rows a list at a time (each list non-empty).
+
+    `nodes_match(by_level)`, if given, may vouch that the stored subtree hashes are exactly
+    the recomputed ones (a quicker read than `stored_nodes`, which is then not read).
+    """
     report = Report()
     checkpoints = _checkpoints(notes, key, report)
     trusted_points = _checkpoints(trusted, key, Report()) if trusted else {}
@@ -283,7 +291,8 @@ def _verify_chunks(chunks: Iterable[list[tuple[int, bytes, bytes]]], notes: Iter
             break
     expected = walk.expected
     report.entries = expected
-    if stored_nodes is not None:
+    if stored_nodes is not None and not (walk.ok and nodes_match is not None
+                                         and nodes_match(walk.by_level)):
         _compare_nodes(stored_nodes, walk.by_level, expected,
                        len(report.findings) == findings_before, report)
     _check_roots(checkpoints, walk.roots, expected, report, label="checkpoint")
@@ -326,6 +335,29 @@ def _compare_nodes(stored_nodes: Iterable[tuple[int, int, bytes]], by_level: lis
     if computed and complete:
         level, index = min(computed, key=lambda key: key[1] << key[0])
         report.findings.append(Finding(index << level, "stored subtree hashes are missing"))
+
+
+def _ledger_nodes_match(ledger: Any, by_level: list[list[bytes]]) -> bool:
+    """True when the ledger's stored subtree hashes are exactly `by_level`: per level the
+    indexes 0..n-1 (count, lowest and highest index, with the primary key making them
+    distinct) and, read a level at a time as bare hashes, the same values. False leaves the
+    judgement to `_compare_nodes`, which words each difference."""
+    if _native is None:
+        return False
+    levels = ledger.node_levels()
+    wanted = {level: (len(hashes), 0, len(hashes) - 1)
+              for level, hashes in enumerate(by_level) if hashes}
+    if levels != wanted:
+        return False
+    for level, (count, _, _) in wanted.items():
+        offset = 0
+        for rows in ledger.node_hash_chunks(level, count):
+            if not _native.hashes_match(rows, by_level[level], offset):
+                return False
+            offset += len(rows)
+        if offset != count:
+            return False
+    return True
 
 
 def _stored_if_different(stored_nodes: Iterable[tuple[int, int, bytes]],
@@ -391,16 +423,28 @@ def verify_ledger(ledger: Any, key: VerifierKey | None = None, *,
     notes = ledger.checkpoints()
     chosen = key or ledger.verifier_key()
     sizes = sorted(s for s in (_size_of(n) for n in notes) if s is not None)
-    claims = [ConsistencyClaim(a, b, tuple(ledger.consistency_proof(a, b)))
-              for a, b in zip(sizes, sizes[1:]) if b <= ledger.size()]
+    claims: list[ConsistencyClaim] = []
+    unprovable: list[Finding] = []
+    for old, new in zip(sizes, sizes[1:]):
+        if new > ledger.size():
+            continue
+        try:
+            claims.append(ConsistencyClaim(old, new, tuple(ledger.consistency_proof(old, new))))
+        except LedgerError as error:  # e.g. a stored subtree hash was deleted
+            unprovable.append(Finding(old, f"the ledger cannot build the consistency proof "
+                                           f"from size {old} to {new}: {error}"))
     if progress is _unwrapped:  # the store's own chunks, straight to the walk
         report = _verify_chunks(ledger.raw_chunks(), notes, chosen,
                                 stored_nodes=ledger.stored_nodes(), claims=claims,
-                                trusted=trusted)
+                                trusted=trusted,
+                                nodes_match=lambda by_level: _ledger_nodes_match(ledger, by_level))
     else:
         report = verify_stream(progress(ledger.raw_rows(), ledger.size()), notes, chosen,
                                stored_nodes=ledger.stored_nodes(), claims=claims,
                                trusted=trusted)
+    if unprovable:
+        report.findings = sorted(report.findings + unprovable,
+                                 key=lambda f: (f.seq is None, f.seq or 0))
     if key is None:
         report.notes.append("public key read from the database itself; pass --key to check "
                             "against a key you hold")

@@ -50,7 +50,7 @@ def reserve(ws: dict[str, object], *args: str) -> subprocess.CompletedProcess[st
 def sql(ws: dict[str, object], *statements: str) -> None:
     """Doctor the database directly, dropping the append-only triggers first."""
     connection = sqlite3.connect(str(ws["db"]))
-    for table in ("ledger_entries", "ledger_checkpoints"):
+    for table in ("ledger_entries", "ledger_checkpoints", "ledger_nodes"):
         for action in ("update", "delete"):
             connection.execute(f"DROP TRIGGER IF EXISTS {table}_no_{action}")
     for statement in statements:
@@ -90,6 +90,49 @@ def test_swapped_rows(workspace: dict[str, object]) -> None:
         "UPDATE ledger_entries SET seq = 5 WHERE seq = 999999")
     code, report = verify_json(workspace)
     assert code == 1 and report["first_bad_seq"] == 4
+
+
+NODE_2_3 = (2 << 40) | 3  # the subtree at level 2 over entries 12..15
+
+
+def test_edited_stored_subtree_hash(workspace: dict[str, object]) -> None:
+    # Proofs are served from stored subtree hashes: a wrong one is reported with the first
+    # entry it covers, although every entry is intact; the consistency proof from 10 to 20
+    # that the ledger builds from it fails too.
+    sql(workspace, f"UPDATE ledger_nodes SET hash = zeroblob(32) WHERE node_id = {NODE_2_3}")
+    code, report = verify_json(workspace)
+    findings = {(f["seq"], f["what"]) for f in report["findings"]}  # type: ignore[attr-defined]
+    assert code == 1 and report["first_bad_seq"] == 10
+    assert (12, "stored subtree hash at level 2 index 3 is wrong or missing") in findings
+    assert (10, "consistency proof from size 10 to 20 fails") in findings
+
+
+def test_deleted_stored_subtree_hash(workspace: dict[str, object]) -> None:
+    sql(workspace, f"DELETE FROM ledger_nodes WHERE node_id = {NODE_2_3}")
+    code, report = verify_json(workspace)
+    findings = {(f["seq"], f["what"]) for f in report["findings"]}  # type: ignore[attr-defined]
+    assert code == 1 and report["first_bad_seq"] == 10
+    assert (12, "stored subtree hashes are missing") in findings
+    assert (10, "the ledger cannot build the consistency proof from size 10 to 20: stored "
+                "subtree hashes missing: [(2, 3)]") in findings
+
+
+def test_planted_stored_subtree_hash(workspace: dict[str, object]) -> None:
+    # A node for entries 32..47, which the 30-entry ledger does not hold.
+    sql(workspace, f"INSERT INTO ledger_nodes (node_id, hash) VALUES ({(4 << 40) | 2}, "
+                   "zeroblob(32))")
+    code, report = verify_json(workspace)
+    assert code == 1 and report["first_bad_seq"] == 32
+    assert "covers no entries" in report["findings"][0]["what"]
+
+
+def test_body_planted_as_text(workspace: dict[str, object]) -> None:
+    # The same bytes stored as TEXT instead of BLOB read back the same (CAST in the query);
+    # edited text is caught like any edit.
+    sql(workspace, "UPDATE ledger_entries SET body = replace(CAST(body AS TEXT), "
+                   "'payment 7', 'payment 8') WHERE seq = 7")
+    code, report = verify_json(workspace)
+    assert code == 1 and report["first_bad_seq"] == 7
 
 
 def test_forged_checkpoint(workspace: dict[str, object]) -> None:
