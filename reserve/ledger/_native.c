@@ -274,6 +274,10 @@ static PyObject *native_hash_batch(PyObject *self, PyObject *args) {
         PyList_SET_ITEM(entry_rows, i, Py_NewRef(Py_None));
     batch_state state = {node_rows};
     for (Py_ssize_t i = 0; i < count; i++) {
+        if (PyList_GET_SIZE(bodies) != count) {  /* changed by a finalizer during a step */
+            PyErr_SetString(PyExc_RuntimeError, "bodies changed during hash_batch");
+            goto done;
+        }
         PyObject *body = PyList_GET_ITEM(bodies, i);
         if (!PyBytes_CheckExact(body)) {
             PyErr_SetString(PyExc_TypeError, "bodies must be a list of bytes");
@@ -283,12 +287,14 @@ static PyObject *native_hash_batch(PyObject *self, PyObject *args) {
         Py_ssize_t length = PyBytes_GET_SIZE(body);
         unsigned char carry[HASH_SIZE];
         sha256_parts(chain, HASH_SIZE, data, length, NULL, 0, chain);
-        PyObject *row = tuple_of(3, PyLong_FromLongLong(size + i), Py_NewRef(body),
-                                 hash_object(chain));
+        sha256_parts(LEAF_PREFIX, 1, data, length, NULL, 0, carry);
+        /* Both hashes are taken and `body` is held before anything is allocated (an
+           allocation may run a finalizer, and Python code there could change `bodies`). */
+        Py_INCREF(body);
+        PyObject *row = tuple_of(3, PyLong_FromLongLong(size + i), body, hash_object(chain));
         if (row == NULL)
             goto done;
         PyList_SetItem(entry_rows, i, row);   /* releases the placeholder */
-        sha256_parts(LEAF_PREFIX, 1, data, length, NULL, 0, carry);
         if (frontier_push(&frontier, size + i, carry, batch_node, &state) < 0)
             goto done;
     }
@@ -590,6 +596,44 @@ static int verify_node(void *state, int level, long long seq, const unsigned cha
     return failed;
 }
 
+/* One row of verify_rows: 1 when it holds and was added (chain and frontier advanced), 0 when
+   the core cannot vouch for it (nothing changed), -1 on a Python error. */
+static int verify_one(PyObject *row, long long expected, unsigned char *chain,
+                      frontier_t *frontier, PyObject *kinds, verify_state *state) {
+    if (!PyTuple_CheckExact(row) || PyTuple_GET_SIZE(row) != 3)
+        return 0;
+    PyObject *seq = PyTuple_GET_ITEM(row, 0), *body = PyTuple_GET_ITEM(row, 1);
+    PyObject *stored = PyTuple_GET_ITEM(row, 2);
+    if (!PyLong_CheckExact(seq) || !PyBytes_CheckExact(body) || !PyBytes_CheckExact(stored)
+        || PyBytes_GET_SIZE(stored) != HASH_SIZE)
+        return 0;
+    int overflow = 0;
+    if (PyLong_AsLongLongAndOverflow(seq, &overflow) != expected || overflow)
+        return 0;
+    const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(body);
+    Py_ssize_t length = PyBytes_GET_SIZE(body);
+    const unsigned char *kind;
+    Py_ssize_t kind_length;
+    if (!scan_envelope(data, length, expected, &kind, &kind_length))
+        return 0;
+    PyObject *kind_text = PyUnicode_DecodeUTF8((const char *)kind, kind_length, "strict");
+    if (kind_text == NULL)
+        return -1;
+    int known = PySet_Contains(kinds, kind_text);
+    Py_DECREF(kind_text);
+    if (known <= 0)
+        return known;
+    unsigned char next[HASH_SIZE], carry[HASH_SIZE];
+    sha256_parts(chain, HASH_SIZE, data, length, NULL, 0, next);
+    if (memcmp(next, PyBytes_AS_STRING(stored), HASH_SIZE) != 0)
+        return 0;
+    sha256_parts(LEAF_PREFIX, 1, data, length, NULL, 0, carry);
+    if (frontier_push(frontier, expected, carry, verify_node, state) < 0)
+        return -1;
+    memcpy(chain, next, HASH_SIZE);
+    return 1;
+}
+
 /* verify_rows(rows, start, expected, prev, frontier, levels, kinds, stop)
      -> (next_index, next_expected, prev)
 
@@ -630,42 +674,16 @@ static PyObject *native_verify_rows(PyObject *self, PyObject *args) {
         goto done;
     memcpy(chain, prev.buf, HASH_SIZE);
     verify_state state = {levels};
-    Py_ssize_t count = PyList_GET_SIZE(rows);
-    for (; index < count && expected != stop; index++) {
-        PyObject *row = PyList_GET_ITEM(rows, index);
-        if (!PyTuple_CheckExact(row) || PyTuple_GET_SIZE(row) != 3)
-            break;
-        PyObject *seq = PyTuple_GET_ITEM(row, 0), *body = PyTuple_GET_ITEM(row, 1);
-        PyObject *stored = PyTuple_GET_ITEM(row, 2);
-        if (!PyLong_CheckExact(seq) || !PyBytes_CheckExact(body) || !PyBytes_CheckExact(stored)
-            || PyBytes_GET_SIZE(stored) != HASH_SIZE)
-            break;
-        int overflow = 0;
-        if (PyLong_AsLongLongAndOverflow(seq, &overflow) != expected || overflow)
-            break;
-        const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(body);
-        Py_ssize_t length = PyBytes_GET_SIZE(body);
-        const unsigned char *kind;
-        Py_ssize_t kind_length;
-        if (!scan_envelope(data, length, expected, &kind, &kind_length))
-            break;
-        PyObject *kind_text = PyUnicode_DecodeUTF8((const char *)kind, kind_length, "strict");
-        if (kind_text == NULL)
+    /* The size is read again on every step and each row is held while it is judged: an
+       allocation may run a finalizer, and Python code there could change `rows`. */
+    for (; index < PyList_GET_SIZE(rows) && expected != stop; index++) {
+        PyObject *row = Py_NewRef(PyList_GET_ITEM(rows, index));
+        int advanced = verify_one(row, expected, chain, &frontier, kinds, &state);
+        Py_DECREF(row);
+        if (advanced < 0)
             goto done;
-        int known = PySet_Contains(kinds, kind_text);
-        Py_DECREF(kind_text);
-        if (known < 0)
-            goto done;
-        if (!known)
+        if (advanced == 0)
             break;
-        unsigned char next[HASH_SIZE], carry[HASH_SIZE];
-        sha256_parts(chain, HASH_SIZE, data, length, NULL, 0, next);
-        if (memcmp(next, PyBytes_AS_STRING(stored), HASH_SIZE) != 0)
-            break;
-        sha256_parts(LEAF_PREFIX, 1, data, length, NULL, 0, carry);
-        if (frontier_push(&frontier, expected, carry, verify_node, &state) < 0)
-            goto done;
-        memcpy(chain, next, HASH_SIZE);
         expected++;
     }
     if (frontier_store(&frontier, frontier_list) < 0)
