@@ -8,8 +8,8 @@ cannot prove with a fallback behind it:
 - `plain(value, depth)`: the type and range walk of `canonical._plain` (may the fast encoder
   write this value?). It answers True ("certainly in the accepted subset, no astral key") or
   False ("ask the exact path"), never "reject": every refusal is worded in Python.
-- `hash_batch(prev, size, bodies, frontier)`: the hash chain, the RFC 9162 leaf hashes and
-  every perfect-subtree hash a batch of appended bodies completes.
+- `hash_batch(prev, size, bodies, frontier, level_min)`: the hash chain, the RFC 9162 leaf
+  hashes and every perfect-subtree hash (from `level_min` up) a batch of bodies completes.
 - `verify_rows(...)`: the verifier's loop over stored rows: the sequence numbers, that each
   body is RFC 8785 canonical JSON of an entry envelope, the hash chain, and the Merkle
   frontier. It advances only over rows it can vouch for completely and stops at the first
@@ -235,10 +235,13 @@ static PyObject *native_plain(PyObject *self, PyObject *args) {
 
 typedef struct {
     PyObject *node_rows;
+    int level_min;
 } batch_state;
 
 static int batch_node(void *state, int level, long long seq, const unsigned char *hash) {
     batch_state *batch = (batch_state *)state;
+    if (level < batch->level_min)
+        return 0;                              /* not stored: hashed from bodies on demand */
     long long key = ((long long)level << LEVEL_SHIFT) | (seq >> level);
     PyObject *row = tuple_of(2, PyLong_FromLongLong(key), hash_object(hash), NULL);
     if (row == NULL)
@@ -251,9 +254,10 @@ static int batch_node(void *state, int level, long long seq, const unsigned char
 static PyObject *native_hash_batch(PyObject *self, PyObject *args) {
     Py_buffer prev;
     long long size;
+    int level_min;
     PyObject *bodies, *frontier_list;
-    if (!PyArg_ParseTuple(args, "y*LO!O:hash_batch", &prev, &size, &PyList_Type, &bodies,
-                          &frontier_list))
+    if (!PyArg_ParseTuple(args, "y*LO!Oi:hash_batch", &prev, &size, &PyList_Type, &bodies,
+                          &frontier_list, &level_min))
         return NULL;
     PyObject *entry_rows = NULL, *node_rows = NULL, *result = NULL;
     unsigned char chain[HASH_SIZE];
@@ -272,7 +276,7 @@ static PyObject *native_hash_batch(PyObject *self, PyObject *args) {
         goto done;
     for (Py_ssize_t i = 0; i < count; i++)     /* every slot filled before any error exit */
         PyList_SET_ITEM(entry_rows, i, Py_NewRef(Py_None));
-    batch_state state = {node_rows};
+    batch_state state = {node_rows, level_min};
     for (Py_ssize_t i = 0; i < count; i++) {
         if (PyList_GET_SIZE(bodies) != count) {  /* changed by a finalizer during a step */
             PyErr_SetString(PyExc_RuntimeError, "bodies changed during hash_batch");
@@ -584,10 +588,13 @@ static int scan_envelope(const unsigned char *data, Py_ssize_t length, long long
 
 typedef struct {
     PyObject *levels;
+    int level_min;
 } verify_state;
 
 static int verify_node(void *state, int level, long long seq, const unsigned char *hash) {
     PyObject *levels = ((verify_state *)state)->levels;
+    if (level < ((verify_state *)state)->level_min)
+        return 0;                              /* not kept: nothing stored to compare */
     PyObject *node = hash_object(hash);
     if (node == NULL)
         return -1;
@@ -634,14 +641,15 @@ static int verify_one(PyObject *row, long long expected, unsigned char *chain,
     return 1;
 }
 
-/* verify_rows(rows, start, expected, prev, frontier, levels, kinds, stop)
+/* verify_rows(rows, start, expected, prev, frontier, levels, kinds, stop, level_min)
      -> (next_index, next_expected, prev)
 
    Walks rows[start:], each (seq, body, stored entry hash), while every check holds:
    seq == expected, the body is a canonical entry envelope carrying that seq and a kind in
    `kinds`, and SHA-256(prev || body) equals the stored hash. For each row it updates the
    chain (`prev`), the Merkle `frontier` and `levels` (node hashes per level, appended in
-   index order), exactly as the Python loop in verify.verify_stream does. It stops at the
+   index order; only levels >= level_min, the ones a ledger stores), exactly as the Python
+   loop in verify._Walk._step does. It stops at the
    end of the rows, when `expected` reaches `stop` (a checkpoint size: the caller computes
    the root there), or before the first row it cannot vouch for: the caller judges that
    row with the exact path. Requires len(levels) == 64 lists and a frontier that matches
@@ -650,10 +658,11 @@ static PyObject *native_verify_rows(PyObject *self, PyObject *args) {
     PyObject *rows, *frontier_list, *levels, *kinds;
     Py_ssize_t start;
     long long expected, stop;
+    int level_min;
     Py_buffer prev;
-    if (!PyArg_ParseTuple(args, "O!nLy*O!O!OL:verify_rows", &PyList_Type, &rows, &start,
+    if (!PyArg_ParseTuple(args, "O!nLy*O!O!OLi:verify_rows", &PyList_Type, &rows, &start,
                           &expected, &prev, &PyList_Type, &frontier_list, &PyList_Type, &levels,
-                          &kinds, &stop))
+                          &kinds, &stop, &level_min))
         return NULL;
     PyObject *result = NULL;
     unsigned char chain[HASH_SIZE];
@@ -673,7 +682,7 @@ static PyObject *native_verify_rows(PyObject *self, PyObject *args) {
     if (frontier_load(frontier_list, &frontier) < 0)
         goto done;
     memcpy(chain, prev.buf, HASH_SIZE);
-    verify_state state = {levels};
+    verify_state state = {levels, level_min};
     /* The size is read again on every step and each row is held while it is judged: an
        allocation may run a finalizer, and Python code there could change `rows`. */
     for (; index < PyList_GET_SIZE(rows) && expected != stop; index++) {
@@ -782,11 +791,11 @@ static PyMethodDef native_methods[] = {
     {"plain", native_plain, METH_VARARGS,
      "plain(value, depth) -> bool: canonical._plain in C (True: certainly accepted)."},
     {"hash_batch", native_hash_batch, METH_VARARGS,
-     "hash_batch(prev, size, bodies, frontier) -> (entry_rows, node_rows, prev)."},
+     "hash_batch(prev, size, bodies, frontier, level_min) -> (entry_rows, node_rows, prev)."},
     {"is_canonical", native_is_canonical, METH_VARARGS,
      "is_canonical(data) -> bool: True only if data is certainly RFC 8785 canonical."},
     {"verify_rows", native_verify_rows, METH_VARARGS,
-     "verify_rows(rows, start, expected, prev, frontier, levels, kinds, stop)"
+     "verify_rows(rows, start, expected, prev, frontier, levels, kinds, stop, level_min)"
      " -> (next_index, next_expected, prev)."},
     {"hashes_match", native_hashes_match, METH_VARARGS,
      "hashes_match(rows, computed, offset) -> bool: rows[i] == (computed[offset + i],)."},

@@ -48,6 +48,11 @@ T = TypeVar("T")
 LEVEL_SHIFT = 40
 BATCH_ENTRIES_MAX = 100_000
 READ_CHUNK = 2000
+# New ledgers store perfect-subtree hashes from level 4 up (one row per 8 entries instead
+# of one per entry): the three levels below cover at most 8 leaves, which a proof hashes
+# from the bodies in the same query it already makes. SUBTREE_LEVEL_MAX bounds the setting.
+SUBTREE_LEVEL_MIN = 4
+SUBTREE_LEVEL_MAX = 8
 ADVISORY_LOCK_ID = 0x5245534552  # "RESER"
 _ZERO = bytes(32)
 
@@ -74,6 +79,7 @@ class Ledger:
         # (size, head entry hash, frontier: the perfect-subtree roots, largest first; their
         # levels are the set bits of size)
         self._frontier_cache: tuple[int, bytes, list[bytes]] = (0, GENESIS_PREV_HASH, [])
+        self._level_min: int | None = None
 
     # ----------------------------------------------------------------- opening
     @classmethod
@@ -145,17 +151,52 @@ class Ledger:
             return 0, GENESIS_PREV_HASH
         return int(rows[0][0]) + 1, bytes(rows[0][1])
 
+    def subtree_level_min(self) -> int:
+        """The lowest level whose perfect-subtree hashes this ledger stores.
+
+        A ledger records it in `ledger_meta` with its first append (SUBTREE_LEVEL_MIN);
+        a ledger with entries and no record predates the setting and stores every level
+        from 1. A subtree below it is hashed from its bodies (at most 8 at the default)
+        when a root or proof needs it. Raises LedgerError for a recorded value outside
+        1..SUBTREE_LEVEL_MAX (no ledger writes one).
+        """
+        if self._level_min is None:
+            with self._lock:
+                rows = self._query("SELECT value FROM ledger_meta WHERE key = ?",
+                                   ("subtree_level_min",))
+                if rows:
+                    level = int(rows[0][0])
+                    if not 1 <= level <= SUBTREE_LEVEL_MAX:
+                        raise LedgerError(f"subtree_level_min {level} is not in "
+                                          f"1..{SUBTREE_LEVEL_MAX}: database altered")
+                else:
+                    level = SUBTREE_LEVEL_MIN if self._head()[0] == 0 else 1
+                self._level_min = level
+        return self._level_min
+
     def _fetch_nodes(self, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """Hashes of the perfect subtrees `keys` (level, index): leaves and subtrees below
+        subtree_level_min() hashed from their bodies, the others read as stored."""
         wanted = set(keys)
+        level_min = self.subtree_level_min()
         found: dict[tuple[int, int], bytes] = {}
-        leaves = sorted(index for level, index in wanted if level == 0)
-        inner = sorted(node_id(level, index) for level, index in wanted if level > 0)
-        for start in range(0, len(leaves), 500):
-            chunk = leaves[start:start + 500]
+        hashed = [(level, index) for level, index in wanted if level < level_min]
+        seqs = sorted({seq for level, index in hashed
+                       for seq in range(index << level, (index + 1) << level)})
+        leaf_hashes: dict[int, bytes] = {}
+        # CAST: a TEXT value planted in the BLOB column reads back as its bytes.
+        column = "CAST(body AS BLOB)" if self.dialect == "sqlite" else "body"
+        for start in range(0, len(seqs), 500):
+            chunk = seqs[start:start + 500]
             marks = ",".join("?" * len(chunk))
             for seq, body in self._query(
-                    f"SELECT seq, body FROM ledger_entries WHERE seq IN ({marks})", chunk):
-                found[(0, int(seq))] = merkle.leaf_hash(bytes(body))
+                    f"SELECT seq, {column} FROM ledger_entries WHERE seq IN ({marks})", chunk):
+                leaf_hashes[int(seq)] = merkle.leaf_hash(bytes(body))
+        for level, index in hashed:
+            covered = range(index << level, (index + 1) << level)
+            if all(seq in leaf_hashes for seq in covered):
+                found[(level, index)] = merkle.root_hash([leaf_hashes[seq] for seq in covered])
+        inner = sorted(node_id(level, index) for level, index in wanted if level >= level_min)
         for start in range(0, len(inner), 500):
             chunk = inner[start:start + 500]
             marks = ",".join("?" * len(chunk))
@@ -215,12 +256,18 @@ class Ledger:
             if expected_size is not None and expected_size != size:
                 raise LedgerConflict(expected_size, size)
             frontier = self._frontier(size, prev)
-            limit = self.payload_bytes_max
+            limit, level_min = self.payload_bytes_max, self.subtree_level_min()
             bodies = encode_bodies(items, size, time, limit)
             if _native is not None:  # the same loop in C (reserve/ledger/_native.c)
-                entry_rows, node_rows, prev = _native.hash_batch(prev, size, bodies, frontier)
+                entry_rows, node_rows, prev = _native.hash_batch(prev, size, bodies, frontier,
+                                                                 level_min)
             else:
-                entry_rows, node_rows, prev = _hash_batch(prev, size, bodies, frontier)
+                entry_rows, node_rows, prev = _hash_batch(prev, size, bodies, frontier,
+                                                          level_min)
+            if size == 0 and not self._query("SELECT 1 FROM ledger_meta WHERE key = ?",
+                                             ("subtree_level_min",)):
+                self._db.execute(self._sql("INSERT INTO ledger_meta (key, value) VALUES (?, ?)"),
+                                 ("subtree_level_min", str(level_min)))
             make = Entry.of_fields
             entries = [make(seq, time, kind, actor, payload, body, entry_hash)
                        for (seq, body, entry_hash), (kind, actor, payload)
@@ -418,12 +465,14 @@ class Ledger:
             return self._with_subtrees(lambda rh: merkle.consistency_path(old_size, new_size, rh))
 
 
-def _hash_batch(prev: bytes, size: int, bodies: Sequence[bytes], frontier: list[bytes]
-                ) -> tuple[list[tuple[int, bytes, bytes]], list[tuple[int, bytes]], bytes]:
+def _hash_batch(prev: bytes, size: int, bodies: Sequence[bytes], frontier: list[bytes],
+                level_min: int) -> tuple[list[tuple[int, bytes, bytes]], list[tuple[int, bytes]],
+                                         bytes]:
     """Chain, leaf and subtree hashes of appended bodies: `_native.hash_batch` in Python.
 
-    Returns (entry rows (seq, body, entry_hash), node rows (node_id, hash), last entry
-    hash) and extends `frontier` (the roots of the tree of `size` leaves) in place.
+    Returns (entry rows (seq, body, entry_hash), node rows (node_id, hash) of the subtrees
+    completed at `level_min` and above, last entry hash) and extends `frontier` (the roots
+    of the tree of `size` leaves) in place.
     """
     entry_rows: list[tuple[int, bytes, bytes]] = []
     node_rows: list[tuple[int, bytes]] = []
@@ -435,7 +484,8 @@ def _hash_batch(prev: bytes, size: int, bodies: Sequence[bytes], frontier: list[
         while seq >> level & 1:
             carry = sha256(b"\x01" + pop() + carry).digest()  # merkle.node_hash
             level += 1
-            node_rows.append(((level << LEVEL_SHIFT) | (seq >> level), carry))
+            if level >= level_min:
+                node_rows.append(((level << LEVEL_SHIFT) | (seq >> level), carry))
         push(carry)
     return entry_rows, node_rows, prev
 

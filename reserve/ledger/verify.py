@@ -176,8 +176,8 @@ _KINDS = frozenset(KINDS)
 class _Walk:
     """The verifier's pass over the entries, in order: the expected sequence number, the
     hash chain's tip, the Merkle frontier (perfect-subtree roots, largest first), every
-    recomputed subtree hash by level (a level's nodes complete in index order, so
-    by_level[level][index] is node (level, index)), and the root at each size a
+    recomputed subtree hash by level from `level_min` up (a level's nodes complete in index
+    order, so by_level[level][index] is node (level, index)), and the root at each size a
     checkpoint names.
 
     `advance` lets the native core (`_native.verify_rows`) run over every row it can vouch
@@ -185,7 +185,8 @@ class _Walk:
     words what is wrong; without the core, `_step` judges every row.
     """
 
-    def __init__(self, sizes: Iterable[int]) -> None:
+    def __init__(self, sizes: Iterable[int], level_min: int) -> None:
+        self.level_min = level_min  # subtree hashes below this level are not kept
         self.expected = 0
         self.prev = GENESIS_PREV_HASH
         self.frontier: list[bytes] = []
@@ -212,7 +213,7 @@ class _Walk:
                 stop = self._next_size()
                 index, self.expected, self.prev = native.verify_rows(
                     chunk, index, self.expected, self.prev, self.frontier, self.by_level,
-                    _KINDS, stop)
+                    _KINDS, stop, self.level_min)
                 self._record_root()
                 if index == len(chunk) or self.expected == stop:
                     continue  # done, or a checkpoint's root taken: on with the core
@@ -241,7 +242,8 @@ class _Walk:
         while seq >> level & 1:
             carry = sha256(b"\x01" + self.frontier.pop() + carry).digest()  # merkle.node_hash
             level += 1
-            self.by_level[level].append(carry)
+            if level >= self.level_min:
+                self.by_level[level].append(carry)
         self.frontier.append(carry)
         self.prev, self.expected = prev, seq + 1
         return True
@@ -251,17 +253,18 @@ def verify_stream(rows: Iterable[tuple[int, bytes, bytes]], notes: Iterable[str]
                   key: VerifierKey | None, *,
                   stored_nodes: Iterable[tuple[int, int, bytes]] | None = None,
                   claims: Iterable[ConsistencyClaim] = (),
-                  trusted: Iterable[str] = ()) -> Report:
+                  trusted: Iterable[str] = (), level_min: int = 1) -> Report:
     """Verify entries (seq, body, stored entry hash) in order against checkpoint notes.
 
-    `stored_nodes` (level, index, hash) are compared with the recomputed tree;
+    `stored_nodes` (level, index, hash) are compared with the recomputed tree's subtrees
+    from `level_min` up (the levels the ledger stores);
     `claims` are consistency proofs the server published; `trusted` are checkpoint notes
     the reader kept from before, which the ledger must still contain.
     """
     rows_left = iter(rows)
     chunks = iter(lambda: list(islice(rows_left, ROWS_CHUNK)), [])
     return _verify_chunks(chunks, notes, key, stored_nodes=stored_nodes, claims=claims,
-                          trusted=trusted)
+                          trusted=trusted, level_min=level_min)
 
 
 NodesMatch = Callable[[list[list[bytes]]], bool]
@@ -271,7 +274,7 @@ def _verify_chunks(chunks: Iterable[list[tuple[int, bytes, bytes]]], notes: Iter
                    key: VerifierKey | None, *,
                    stored_nodes: Iterable[tuple[int, int, bytes]] | None,
                    claims: Iterable[ConsistencyClaim], trusted: Iterable[str],
-                   nodes_match: NodesMatch | None = None) -> Report:
+                   nodes_match: NodesMatch | None = None, level_min: int = 1) -> Report:
     """`verify_stream` over the rows a list at a time (each list non-empty).
 
     `nodes_match(by_level)`, if given, may vouch that the stored subtree hashes are exactly
@@ -283,7 +286,9 @@ def _verify_chunks(chunks: Iterable[list[tuple[int, bytes, bytes]]], notes: Iter
     for note in trusted:
         if _size_of(note) not in trusted_points:
             report.findings.append(Finding(None, "a trusted checkpoint does not verify"))
-    walk = _Walk(checkpoints.keys() | trusted_points.keys())
+    # Without stored nodes to compare, no subtree hash needs keeping.
+    walk = _Walk(checkpoints.keys() | trusted_points.keys(),
+                 level_min if stored_nodes is not None else 64)
     findings_before = len(report.findings)
     for chunk in chunks:
         walk.advance(chunk, report)
@@ -297,7 +302,9 @@ def _verify_chunks(chunks: Iterable[list[tuple[int, bytes, bytes]]], notes: Iter
                        len(report.findings) == findings_before, report)
     _check_roots(checkpoints, walk.roots, expected, report, label="checkpoint")
     _check_roots(trusted_points, walk.roots, expected, report, label="trusted checkpoint")
-    _check_claims(checkpoints, claims, report)
+    # A claim over entries past a broken one cannot be judged (the ledger built it from
+    # data already shown bad); reporting it would point before the first bad entry.
+    _check_claims(checkpoints, claims, report, expected if not walk.ok else None)
     report.findings.sort(key=lambda f: (f.seq is None, f.seq or 0))
     return report
 
@@ -396,10 +403,10 @@ def _check_roots(points: dict[int, Checkpoint], roots: dict[int, bytes], size: i
 
 
 def _check_claims(points: dict[int, Checkpoint], claims: Iterable[ConsistencyClaim],
-                  report: Report) -> None:
+                  report: Report, broken_at: int | None) -> None:
     for claim in claims:
         old, new = points.get(claim.old_size), points.get(claim.new_size)
-        if old is None or new is None:
+        if old is None or new is None or (broken_at is not None and claim.new_size > broken_at):
             continue
         if not merkle.verify_consistency(claim.old_size, claim.new_size, old.root_hash,
                                          new.root_hash, list(claim.proof)):
@@ -424,26 +431,34 @@ def verify_ledger(ledger: Any, key: VerifierKey | None = None, *,
     chosen = key or ledger.verifier_key()
     sizes = sorted(s for s in (_size_of(n) for n in notes) if s is not None)
     claims: list[ConsistencyClaim] = []
-    unprovable: list[Finding] = []
+    unprovable: list[tuple[int, Finding]] = []  # (size the claim reaches, finding)
+    try:
+        level_min = ledger.subtree_level_min()
+    except LedgerError as error:  # an impossible recorded setting: the database was altered
+        unprovable.append((0, Finding(None, str(error))))
+        level_min = 1
     for old, new in zip(sizes, sizes[1:]):
         if new > ledger.size():
             continue
         try:
             claims.append(ConsistencyClaim(old, new, tuple(ledger.consistency_proof(old, new))))
-        except LedgerError as error:  # e.g. a stored subtree hash was deleted
-            unprovable.append(Finding(old, f"the ledger cannot build the consistency proof "
-                                           f"from size {old} to {new}: {error}"))
+        except LedgerError as error:  # e.g. a stored subtree hash or an entry was deleted
+            unprovable.append((new, Finding(old, f"the ledger cannot build the consistency "
+                                                 f"proof from size {old} to {new}: {error}")))
     if progress is _unwrapped:  # the store's own chunks, straight to the walk
         report = _verify_chunks(ledger.raw_chunks(), notes, chosen,
                                 stored_nodes=ledger.stored_nodes(), claims=claims,
-                                trusted=trusted,
+                                trusted=trusted, level_min=level_min,
                                 nodes_match=lambda by_level: _ledger_nodes_match(ledger, by_level))
     else:
         report = verify_stream(progress(ledger.raw_rows(), ledger.size()), notes, chosen,
                                stored_nodes=ledger.stored_nodes(), claims=claims,
-                               trusted=trusted)
-    if unprovable:
-        report.findings = sorted(report.findings + unprovable,
+                               trusted=trusted, level_min=level_min)
+    # As with published claims: a proof over entries past a broken one is not judged.
+    broken = bool(report.findings) and report.entries < ledger.size()
+    judged = [finding for reach, finding in unprovable if not (broken and reach > report.entries)]
+    if judged:
+        report.findings = sorted(report.findings + judged,
                                  key=lambda f: (f.seq is None, f.seq or 0))
     if key is None:
         report.notes.append("public key read from the database itself; pass --key to check "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from datetime import UTC, datetime
 
@@ -10,6 +11,7 @@ import pytest
 
 from reserve.errors import AppendOnlyViolation, EntryRejected, LedgerConflict
 from reserve.ledger import CheckpointSigner, Ledger, merkle
+from reserve.ledger.store import SUBTREE_LEVEL_MIN
 from reserve.ledger.verify import verify_ledger
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -21,9 +23,18 @@ def fill(ledger: Ledger, count: int, batch: int = 50) -> None:
                             for i in range(start, min(count, start + batch))], now=NOW)
 
 
-def test_roots_and_proofs_match_the_pure_module(ledger_url: str, signer: CheckpointSigner) -> None:
+@pytest.mark.parametrize("level_min", [1, SUBTREE_LEVEL_MIN])
+def test_roots_and_proofs_match_the_pure_module(ledger_url: str, signer: CheckpointSigner,
+                                                level_min: int) -> None:
+    # Subtrees below the ledger's stored level are hashed from bodies; either way every
+    # root and proof is exactly the pure module's.
     with Ledger.open(ledger_url, signer=signer, checkpoint_every=64) as ledger:
+        ledger._level_min = level_min  # recorded by the first append
         fill(ledger, 300)
+        assert ledger.subtree_level_min() == level_min
+        stored = list(ledger.stored_nodes())
+        assert stored and min(level for level, _, _ in stored) == level_min
+        assert len(stored) == sum(300 >> level for level in range(level_min, 9))
         leaves = [entry.leaf_hash for entry in ledger.entries()]
         assert len(leaves) == 300 and [e.seq for e in ledger.entries()] == list(range(300))
         for size in (1, 2, 3, 64, 65, 127, 128, 200, 300):
@@ -35,6 +46,28 @@ def test_roots_and_proofs_match_the_pure_module(ledger_url: str, signer: Checkpo
                 assert ledger.consistency_proof(old, size) == merkle.consistency_proof(
                     leaves[:size], old)
         assert len(ledger.checkpoints()) == 4  # at 64, 128, 192, 256
+        report = verify_ledger(ledger, signer.verifier)
+        assert report.ok, report.findings
+
+
+def test_ledger_from_before_the_setting_stores_every_level(tmp_path, signer) -> None:  # type: ignore[no-untyped-def]
+    # A ledger written before subtree_level_min existed has every level stored and no
+    # record of the setting: it reads as level 1, verifies, and keeps storing every level.
+    url = f"sqlite:///{tmp_path}/old.sqlite"
+    with Ledger.open(url, signer=signer, checkpoint_every=16) as ledger:
+        ledger._level_min = 1
+        fill(ledger, 40)
+    connection = sqlite3.connect(tmp_path / "old.sqlite")
+    connection.execute("DROP TRIGGER ledger_meta_no_delete")
+    connection.execute("DELETE FROM ledger_meta WHERE key = 'subtree_level_min'")
+    connection.commit()
+    connection.close()
+    with Ledger.open(url, signer=signer, checkpoint_every=16) as ledger:
+        assert ledger.subtree_level_min() == 1
+        fill(ledger, 20)
+        leaves = [entry.leaf_hash for entry in ledger.entries()]
+        assert ledger.inclusion_proof(37, 60) == merkle.inclusion_proof(leaves, 37)
+        assert min(level for level, _, _ in ledger.stored_nodes()) == 1
         report = verify_ledger(ledger, signer.verifier)
         assert report.ok, report.findings
 
@@ -81,7 +114,7 @@ def test_expected_size_guards_against_lost_updates(ledger_url: str) -> None:
 
 def test_database_refuses_update_and_delete(ledger_url: str, signer: CheckpointSigner) -> None:
     with Ledger.open(ledger_url, signer=signer) as ledger:
-        fill(ledger, 4)
+        fill(ledger, 20)  # 16 entries complete the first stored subtree hash (level 4)
         ledger.checkpoint()
         statements = ["UPDATE ledger_entries SET body = body", "DELETE FROM ledger_entries",
                       "UPDATE ledger_nodes SET hash = hash", "DELETE FROM ledger_checkpoints",
@@ -92,7 +125,7 @@ def test_database_refuses_update_and_delete(ledger_url: str, signer: CheckpointS
             with pytest.raises(AppendOnlyViolation, match="append-only"):
                 with ledger._write():
                     ledger._db.execute(statement)
-        assert ledger.size() == 4 and verify_ledger(ledger, signer.verifier).ok
+        assert ledger.size() == 20 and verify_ledger(ledger, signer.verifier).ok
 
 
 @pytest.mark.postgres

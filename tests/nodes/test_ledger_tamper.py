@@ -50,7 +50,7 @@ def reserve(ws: dict[str, object], *args: str) -> subprocess.CompletedProcess[st
 def sql(ws: dict[str, object], *statements: str) -> None:
     """Doctor the database directly, dropping the append-only triggers first."""
     connection = sqlite3.connect(str(ws["db"]))
-    for table in ("ledger_entries", "ledger_checkpoints", "ledger_nodes"):
+    for table in ("ledger_entries", "ledger_checkpoints", "ledger_nodes", "ledger_meta"):
         for action in ("update", "delete"):
             connection.execute(f"DROP TRIGGER IF EXISTS {table}_no_{action}")
     for statement in statements:
@@ -92,29 +92,44 @@ def test_swapped_rows(workspace: dict[str, object]) -> None:
     assert code == 1 and report["first_bad_seq"] == 4
 
 
-NODE_2_3 = (2 << 40) | 3  # the subtree at level 2 over entries 12..15
+NODE_4_1 = (4 << 40) | 1  # the subtree at level 4 over entries 16..31 (stored from 16)
+# New ledgers store subtree hashes from level 4 up; the workspace's 30 entries hold one:
+# level 4 index 0, over entries 0..15.
+NODE_4_0 = 4 << 40
 
 
 def test_edited_stored_subtree_hash(workspace: dict[str, object]) -> None:
     # Proofs are served from stored subtree hashes: a wrong one is reported with the first
-    # entry it covers, although every entry is intact; the consistency proof from 10 to 20
+    # entry it covers, although every entry is intact; the consistency proof from 20 to 30
     # that the ledger builds from it fails too.
-    sql(workspace, f"UPDATE ledger_nodes SET hash = zeroblob(32) WHERE node_id = {NODE_2_3}")
+    sql(workspace, f"UPDATE ledger_nodes SET hash = zeroblob(32) WHERE node_id = {NODE_4_0}")
     code, report = verify_json(workspace)
     findings = {(f["seq"], f["what"]) for f in report["findings"]}  # type: ignore[attr-defined]
-    assert code == 1 and report["first_bad_seq"] == 10
-    assert (12, "stored subtree hash at level 2 index 3 is wrong or missing") in findings
-    assert (10, "consistency proof from size 10 to 20 fails") in findings
+    assert code == 1 and report["first_bad_seq"] == 0
+    assert (0, "stored subtree hash at level 4 index 0 is wrong or missing") in findings
+    assert (20, "consistency proof from size 20 to 30 fails") in findings
 
 
 def test_deleted_stored_subtree_hash(workspace: dict[str, object]) -> None:
-    sql(workspace, f"DELETE FROM ledger_nodes WHERE node_id = {NODE_2_3}")
+    sql(workspace, f"DELETE FROM ledger_nodes WHERE node_id = {NODE_4_0}")
     code, report = verify_json(workspace)
     findings = {(f["seq"], f["what"]) for f in report["findings"]}  # type: ignore[attr-defined]
-    assert code == 1 and report["first_bad_seq"] == 10
-    assert (12, "stored subtree hashes are missing") in findings
-    assert (10, "the ledger cannot build the consistency proof from size 10 to 20: stored "
-                "subtree hashes missing: [(2, 3)]") in findings
+    assert code == 1 and report["first_bad_seq"] == 0
+    assert (0, "stored subtree hashes are missing") in findings
+    assert (20, "the ledger cannot build the consistency proof from size 20 to 30: stored "
+                "subtree hashes missing: [(4, 0)]") in findings
+
+
+def test_stored_subtree_levels_setting_is_bound(workspace: dict[str, object]) -> None:
+    # The setting says which levels are stored; changing it makes the stored set wrong.
+    sql(workspace, "UPDATE ledger_meta SET value = '1' WHERE key = 'subtree_level_min'")
+    code, report = verify_json(workspace)
+    assert code == 1 and report["first_bad_seq"] == 0
+    assert "stored subtree hashes are missing" in {f["what"] for f in report["findings"]}  # type: ignore[attr-defined]
+    sql(workspace, "UPDATE ledger_meta SET value = '99' WHERE key = 'subtree_level_min'")
+    code, report = verify_json(workspace)
+    whats = {f["what"] for f in report["findings"]}  # type: ignore[attr-defined]
+    assert code == 1 and "subtree_level_min 99 is not in 1..8: database altered" in whats
 
 
 def test_planted_stored_subtree_hash(workspace: dict[str, object]) -> None:

@@ -76,18 +76,23 @@ def test_plain_depth_bound_and_subclasses() -> None:
 bodies_lists = st.lists(st.binary(max_size=80), min_size=1, max_size=70)
 
 
-@given(st.integers(0, 300), bodies_lists)
+@given(st.integers(0, 300), bodies_lists, st.integers(1, 8))
 @settings(max_examples=150, deadline=None)
-def test_hash_batch_equals_the_python_loop(size: int, bodies: list[bytes]) -> None:
+def test_hash_batch_equals_the_python_loop(size: int, bodies: list[bytes],
+                                          level_min: int) -> None:
     history = [hashlib.sha256(str(i).encode()).digest() for i in range(size)]
     frontier = [merkle.root_hash(history[begin:end]) for begin, end in _perfect(size)]
     prev = hashlib.sha256(b"head").digest()
     python_frontier, c_frontier = list(frontier), list(frontier)
-    expected = _hash_batch(prev, size, bodies, python_frontier)
-    assert core.hash_batch(prev, size, bodies, c_frontier) == expected
+    expected = _hash_batch(prev, size, bodies, python_frontier, level_min)
+    assert core.hash_batch(prev, size, bodies, c_frontier, level_min) == expected
     assert c_frontier == python_frontier
     leaves = history + [merkle.leaf_hash(body) for body in bodies]
     assert merkle.fold_frontier(c_frontier) == merkle.root_hash(leaves)
+    for key, value in expected[1]:  # each stored node is that subtree's RFC 9162 hash
+        level, index = key >> 40, key & ((1 << 40) - 1)
+        assert level >= level_min
+        assert value == merkle.root_hash(leaves[index << level:(index + 1) << level])
 
 
 def _perfect(size: int) -> list[tuple[int, int]]:
@@ -97,13 +102,13 @@ def _perfect(size: int) -> list[tuple[int, int]]:
 
 def test_hash_batch_refuses_bad_arguments() -> None:
     with pytest.raises(ValueError):
-        core.hash_batch(b"short", 0, [b"x"], [])
+        core.hash_batch(b"short", 0, [b"x"], [], 1)
     with pytest.raises(TypeError):
-        core.hash_batch(bytes(32), 0, ["text"], [])
+        core.hash_batch(bytes(32), 0, ["text"], [], 1)
     with pytest.raises(TypeError):
-        core.hash_batch(bytes(32), 1, [b"x"], [b"not 32 bytes"])
+        core.hash_batch(bytes(32), 1, [b"x"], [b"not 32 bytes"], 1)
     with pytest.raises(ValueError, match="frontier"):
-        core.hash_batch(bytes(32), 1, [b"x"], [])  # size 1 needs one frontier hash
+        core.hash_batch(bytes(32), 1, [b"x"], [], 1)  # size 1 needs one frontier hash
 
 
 # ------------------------------------------------------------ canonicality scanner
@@ -224,11 +229,13 @@ def test_verifier_reports_the_same_with_and_without_the_core(
     if data.draw(st.booleans()) and count > 2:
         i = data.draw(st.integers(0, count - 2))
         rows[i], rows[i + 1] = rows[i + 1], rows[i]
-    with_core = verify.verify_stream(rows, [], None, stored_nodes=nodes)
+    level_min = data.draw(st.sampled_from([1, 4]))
+    with_core = verify.verify_stream(rows, [], None, stored_nodes=nodes, level_min=level_min)
     saved = verify._native
     try:
         verify._native = None
-        without_core = verify.verify_stream(rows, [], None, stored_nodes=nodes)
+        without_core = verify.verify_stream(rows, [], None, stored_nodes=nodes,
+                                            level_min=level_min)
     finally:
         verify._native = saved
     assert with_core.to_json() == without_core.to_json()
