@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from reserve.reconcile.evm_compute import EVMChainView, Movement, reconcile
@@ -59,6 +59,8 @@ amounts = st.integers(min_value=1, max_value=10**24)
 
 @given(st.lists(amounts, max_size=4), st.lists(amounts, max_size=4), st.lists(amounts, max_size=3),
        st.integers(min_value=0, max_value=10**25), st.booleans())
+# A recorded deposit reorganised into another block: an info finding, the balance agrees.
+@example(recorded=[1], seen=[1], spent=[], balance=1, reorged=True)
 def test_findings_add_up(recorded: list[int], seen: list[int], spent: list[int], balance: int,
                          reorged: bool) -> None:
     entries = [deposit(i, a, GONE if reorged and i == 0 else GOOD) for i, a in enumerate(recorded)]
@@ -66,6 +68,9 @@ def test_findings_add_up(recorded: list[int], seen: list[int], spent: list[int],
     debits = [Movement(f"1:0xs{i}:exec", f"0xs{i}", a, 7) for i, a in enumerate(spent)]
     result = reconcile(entries, view(balance, credits, debits))
     assert sum(f.difference_wei for f in result.findings) == result.summary.difference_wei
-    assert (result.summary.status == "ok") == (not result.findings)
+    # "ok" means no difference and nothing but info findings (a deposit that moved to
+    # another block is reported, yet the reserve holds what the ledger says).
+    serious = [f for f in result.findings if f.severity != "info"]
+    assert (result.summary.status == "ok") == (not serious and result.summary.difference_wei == 0)
     for finding in result.findings:
         assert isinstance(finding.to_json()["difference"], str)
