@@ -12,7 +12,8 @@ the peer are set the same way, so every commit is an fsync for all three).
 Figures (see the README, "Ledger benchmark"):
 - append: entries/s over N entries in batches (one transaction each), with a signed
   checkpoint every `checkpoint_every` entries; floor: plain `executemany` of the same
-  canonical bytes, no hashing, same batches and pragmas.
+  canonical bytes, no hashing, same batches and pragmas; the peer likewise. The three take
+  turns batch by batch, and each figure is the median of `--rounds` such runs.
 - verify: entries/s of `verify_ledger`; floor: read the rows and SHA-256 each, nothing else.
 - proofs: median and p99 latency of random inclusion and consistency proofs at two sizes.
 - time to integrate: from an accepted entry to a signed checkpoint covering it.
@@ -107,53 +108,6 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 # -------------------------------------------------------------------- appends
-def bench_append(path: Path, items: Sequence[Item], batch: int, checkpoint_every: int,
-                 signer: CheckpointSigner) -> tuple[float, list[bytes], list[float]]:
-    """Append `items` in batches; return (seconds, canonical bodies, integrate latencies).
-
-    Integrate latency per batch: from its append returning to the commit of the first
-    batch at or after it that carried a signed checkpoint (0 for that batch itself).
-    """
-    bodies: list[bytes] = []
-    ends: list[float] = []
-    checkpointed: list[bool] = []
-    with Ledger.open(f"sqlite:///{path}", signer=signer,
-                     checkpoint_every=checkpoint_every) as ledger:
-        started = time.perf_counter()
-        for offset in range(0, len(items), batch):
-            before = ledger.size()
-            entries = ledger.append_many(items[offset:offset + batch])
-            ends.append(time.perf_counter())
-            after = before + len(entries)
-            checkpointed.append(after // checkpoint_every > before // checkpoint_every)
-            bodies.extend(entry.body for entry in entries)
-        seconds = ends[-1] - started if ends else 0.0
-    latencies: list[float] = []
-    next_done: float | None = None
-    for end, done in zip(reversed(ends), reversed(checkpointed)):
-        next_done = end if done else next_done
-        if next_done is not None:
-            latencies.append(next_done - end)
-    latencies.reverse()
-    return seconds, bodies, latencies
-
-
-def bench_floor_append(path: Path, bodies: Sequence[bytes], batch: int) -> float:
-    """Plain executemany of the same bytes, same batches and pragmas, no hashing."""
-    connection = _connect(path)
-    connection.execute("CREATE TABLE floor (seq INTEGER PRIMARY KEY, body BLOB NOT NULL)")
-    batches = [list(zip(range(offset, offset + batch), bodies[offset:offset + batch]))
-               for offset in range(0, len(bodies), batch)]
-    started = time.perf_counter()
-    for rows in batches:
-        connection.execute("BEGIN IMMEDIATE")
-        connection.executemany("INSERT INTO floor (seq, body) VALUES (?, ?)", rows)
-        connection.execute("COMMIT")
-    seconds = time.perf_counter() - started
-    connection.close()
-    return seconds
-
-
 def open_pymerkle(path: Path) -> Any:
     """A pymerkle SqliteTree at the same durability as the ledger (WAL, synchronous=FULL)."""
     from pymerkle import SqliteTree
@@ -169,6 +123,55 @@ def bench_pymerkle_append(tree: Any, bodies: Sequence[bytes], batch: int) -> flo
     for offset in range(0, len(bodies), batch):
         tree.append_entries(bodies[offset:offset + batch])  # one transaction per call
     return time.perf_counter() - started
+
+
+def bench_appends_interleaved(directory: Path, label: str, items: Sequence[Item], batch: int,
+                              checkpoint_every: int, signer: CheckpointSigner
+                              ) -> tuple[dict[str, float], list[float], Path]:
+    """Ours, the floor and the peer appending the same batches in turn, batch by batch.
+
+    Returns the seconds each spent, the integrate latencies (on our own clock: from a
+    batch's append returning to the commit of the next batch that carried a signed
+    checkpoint) and the path of our ledger. Taking turns a batch at a time means a slow
+    second of this shared machine slows all three alike.
+    """
+    path = directory / f"append-{label}.sqlite"
+    floor = _connect(directory / f"floor-{label}.sqlite")
+    floor.execute("CREATE TABLE floor (seq INTEGER PRIMARY KEY, body BLOB NOT NULL)")
+    tree = open_pymerkle(directory / f"pymerkle-append-{label}.sqlite")
+    seconds = {"append": 0.0, "append floor": 0.0, "append pymerkle": 0.0}
+    ends: list[float] = []
+    checkpointed: list[bool] = []
+    clock = time.perf_counter
+    with Ledger.open(f"sqlite:///{path}", signer=signer,
+                     checkpoint_every=checkpoint_every) as ledger:
+        for offset in range(0, len(items), batch):
+            started = clock()
+            entries = ledger.append_many(items[offset:offset + batch])
+            seconds["append"] += clock() - started
+            ends.append(seconds["append"])
+            after = offset + len(entries)
+            checkpointed.append(after // checkpoint_every > offset // checkpoint_every)
+            bodies = [entry.body for entry in entries]
+            rows = list(zip(range(offset, after), bodies))
+            started = clock()
+            floor.execute("BEGIN IMMEDIATE")
+            floor.executemany("INSERT INTO floor (seq, body) VALUES (?, ?)", rows)
+            floor.execute("COMMIT")
+            seconds["append floor"] += clock() - started
+            started = clock()
+            tree.append_entries(bodies)  # one transaction per call
+            seconds["append pymerkle"] += clock() - started
+    floor.close()
+    tree.close()
+    latencies: list[float] = []
+    next_done: float | None = None
+    for end, done in zip(reversed(ends), reversed(checkpointed)):
+        next_done = end if done else next_done
+        if next_done is not None:
+            latencies.append(next_done - end)
+    latencies.reverse()
+    return seconds, latencies, path
 
 
 # --------------------------------------------------------------------- verify
@@ -278,28 +281,25 @@ def run(entries: int, big: int, *, small: int = 1000, batch: int = 1000,
     results = Results(entries, small, big, batch, checkpoint_every, rounds)
     figures, signer, rng = results.figures, make_signer(), random.Random(seed)
     items = make_items(entries)
-    # Rounds interleave the contenders (ours, floor, peer, then again), so a slow spell of
-    # this shared machine (fsync latency varies by several times) hits all of them alike;
-    # each figure is the median of its rounds.
+    # Appends take turns batch by batch (bench_appends_interleaved); verify and its floor
+    # alternate round by round. Each figure is the median of its rounds: fsync latency and
+    # CPU speed on this shared machine swing by 2-3x from one second to the next.
     timings: dict[str, list[float]] = {name: [] for name in
                                        ("append", "append floor", "append pymerkle",
                                         "verify", "verify floor")}
     integrate: list[float] = []
-    kept = directory / "append.sqlite"
+    kept = directory / "append-0.sqlite"
     for round_ in range(rounds):
-        path = kept if round_ == 0 else directory / f"append-{round_}.sqlite"
-        seconds, bodies, latencies = bench_append(path, items, batch, checkpoint_every, signer)
-        timings["append"].append(seconds)
+        seconds, latencies, path = bench_appends_interleaved(
+            directory, str(round_), items, batch, checkpoint_every, signer)
+        for name, value in seconds.items():
+            timings[name].append(value)
         integrate.extend(latencies)
-        floor_path = directory / f"floor-{round_}.sqlite"
-        timings["append floor"].append(bench_floor_append(floor_path, bodies, batch))
-        tree = open_pymerkle(directory / f"pymerkle-append-{round_}.sqlite")
-        timings["append pymerkle"].append(bench_pymerkle_append(tree, bodies, batch))
-        tree.close()
-        for used in [floor_path, directory / f"pymerkle-append-{round_}.sqlite"] + (
-                [path] if path != kept else []):
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{used}{suffix}").unlink(missing_ok=True)
+        for used in (path, directory / f"floor-{round_}.sqlite",
+                     directory / f"pymerkle-append-{round_}.sqlite"):
+            if used != kept:
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{used}{suffix}").unlink(missing_ok=True)
     for _ in range(rounds):
         verify_seconds, results.checks["ledger verifies"], verified = bench_verify(kept)
         results.checks["verifier saw every entry"] = verified == entries

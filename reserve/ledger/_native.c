@@ -144,6 +144,15 @@ fail:
     return NULL;
 }
 
+/* A row tuple of ints and bytes can be part of no reference cycle, so the garbage collector
+   need not track it (CPython untracks such tuples itself, but only when a collection first
+   looks at them); a batch of appended rows then adds nothing to the collector's work. */
+static PyObject *untracked(PyObject *row) {
+    if (row != NULL)
+        PyObject_GC_UnTrack(row);
+    return row;
+}
+
 static PyObject *hash_object(const unsigned char *hash) {
     return PyBytes_FromStringAndSize((const char *)hash, HASH_SIZE);
 }
@@ -243,7 +252,7 @@ static int batch_node(void *state, int level, long long seq, const unsigned char
     if (level < batch->level_min)
         return 0;                              /* not stored: hashed from bodies on demand */
     long long key = ((long long)level << LEVEL_SHIFT) | (seq >> level);
-    PyObject *row = tuple_of(2, PyLong_FromLongLong(key), hash_object(hash), NULL);
+    PyObject *row = untracked(tuple_of(2, PyLong_FromLongLong(key), hash_object(hash), NULL));
     if (row == NULL)
         return -1;
     int failed = PyList_Append(batch->node_rows, row);
@@ -295,7 +304,8 @@ static PyObject *native_hash_batch(PyObject *self, PyObject *args) {
         /* Both hashes are taken and `body` is held before anything is allocated (an
            allocation may run a finalizer, and Python code there could change `bodies`). */
         Py_INCREF(body);
-        PyObject *row = tuple_of(3, PyLong_FromLongLong(size + i), body, hash_object(chain));
+        PyObject *row = untracked(tuple_of(3, PyLong_FromLongLong(size + i), body,
+                                           hash_object(chain)));
         if (row == NULL)
             goto done;
         PyList_SetItem(entry_rows, i, row);   /* releases the placeholder */
@@ -309,6 +319,64 @@ done:
     Py_XDECREF(entry_rows);
     Py_XDECREF(node_rows);
     PyBuffer_Release(&prev);
+    return result;
+}
+
+/* ---------------------------------------------------------------- entries */
+
+/* entries(entry_type, names, rows, items, time) -> list
+
+   The appended entries as `entry_type` instances: for each entry row (seq, body,
+   entry_hash) and item (kind, actor, payload), an object whose attributes `names` (seq,
+   time, kind, actor, payload, body, entry_hash) are set as object.__setattr__ sets them,
+   which is all a frozen dataclass's __init__ does (Entry.of_fields in Python). */
+static PyObject *native_entries(PyObject *self, PyObject *args) {
+    PyTypeObject *type;
+    PyObject *names, *rows, *items, *time;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!U:entries", &PyType_Type, &type, &PyTuple_Type,
+                          &names, &PyList_Type, &rows, &PyList_Type, &items, &time))
+        return NULL;
+    if (PyTuple_GET_SIZE(names) != 7 || PyList_GET_SIZE(rows) != PyList_GET_SIZE(items)) {
+        PyErr_SetString(PyExc_ValueError, "entries: 7 names and one row per item");
+        return NULL;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(rows);
+    PyObject *result = PyList_New(count);
+    if (result == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < count; i++)
+        PyList_SET_ITEM(result, i, Py_NewRef(Py_None));
+    for (Py_ssize_t i = 0; i < count && i < PyList_GET_SIZE(rows)
+                           && i < PyList_GET_SIZE(items); i++) {
+        PyObject *row = Py_NewRef(PyList_GET_ITEM(rows, i));
+        PyObject *item = PySequence_Fast(PyList_GET_ITEM(items, i), "an item is (kind, actor, payload)");
+        PyObject *entry = NULL;
+        if (item == NULL || !PyTuple_CheckExact(row) || PyTuple_GET_SIZE(row) != 3
+            || PySequence_Fast_GET_SIZE(item) != 3) {
+            if (item != NULL)
+                PyErr_SetString(PyExc_TypeError, "rows are (seq, body, hash), items triples");
+            goto fail;
+        }
+        PyObject *values[7] = {PyTuple_GET_ITEM(row, 0), time, PySequence_Fast_GET_ITEM(item, 0),
+                               PySequence_Fast_GET_ITEM(item, 1), PySequence_Fast_GET_ITEM(item, 2),
+                               PyTuple_GET_ITEM(row, 1), PyTuple_GET_ITEM(row, 2)};
+        entry = type->tp_alloc(type, 0);
+        if (entry == NULL)
+            goto fail;
+        for (int field = 0; field < 7; field++)
+            if (PyObject_GenericSetAttr(entry, PyTuple_GET_ITEM(names, field), values[field]) < 0)
+                goto fail;
+        PyList_SetItem(result, i, entry);      /* releases the placeholder */
+        Py_DECREF(item);
+        Py_DECREF(row);
+        continue;
+    fail:
+        Py_XDECREF(entry);
+        Py_XDECREF(item);
+        Py_DECREF(row);
+        Py_DECREF(result);
+        return NULL;
+    }
     return result;
 }
 
@@ -792,6 +860,8 @@ static PyMethodDef native_methods[] = {
      "plain(value, depth) -> bool: canonical._plain in C (True: certainly accepted)."},
     {"hash_batch", native_hash_batch, METH_VARARGS,
      "hash_batch(prev, size, bodies, frontier, level_min) -> (entry_rows, node_rows, prev)."},
+    {"entries", native_entries, METH_VARARGS,
+     "entries(entry_type, names, rows, items, time) -> list of entry_type instances."},
     {"is_canonical", native_is_canonical, METH_VARARGS,
      "is_canonical(data) -> bool: True only if data is certainly RFC 8785 canonical."},
     {"verify_rows", native_verify_rows, METH_VARARGS,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -73,6 +73,12 @@ class Entry:
         return {"seq": self.seq, "time": self.time, "kind": self.kind, "actor": self.actor,
                 "payload": self.payload, "entry_hash": self.entry_hash.hex(),
                 "leaf_hash": self.leaf_hash.hex()}
+
+
+# The fields in declaration order, as `_native.entries` sets them.
+ENTRY_FIELDS: tuple[str, ...] = tuple(field.name for field in fields(Entry))
+if ENTRY_FIELDS != ("seq", "time", "kind", "actor", "payload", "body", "entry_hash"):
+    raise RuntimeError(f"Entry fields changed to {ENTRY_FIELDS}: update _native.entries")
 
 
 def format_time(moment: datetime) -> str:

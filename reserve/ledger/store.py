@@ -35,6 +35,7 @@ from reserve.errors import (
 from reserve.ledger import merkle
 from reserve.ledger.checkpoint import Checkpoint, CheckpointSigner, VerifierKey
 from reserve.ledger.entry import (
+    ENTRY_FIELDS,
     GENESIS_PREV_HASH,
     PAYLOAD_BYTES_MAX_DEFAULT,
     Entry,
@@ -268,10 +269,15 @@ class Ledger:
                                              ("subtree_level_min",)):
                 self._db.execute(self._sql("INSERT INTO ledger_meta (key, value) VALUES (?, ?)"),
                                  ("subtree_level_min", str(level_min)))
-            make = Entry.of_fields
-            entries = [make(seq, time, kind, actor, payload, body, entry_hash)
-                       for (seq, body, entry_hash), (kind, actor, payload)
-                       in zip(entry_rows, items)]
+            entries: list[Entry]
+            if _native is not None:  # Entry.of_fields for every entry, in C
+                entries = _native.entries(Entry, ENTRY_FIELDS, entry_rows,
+                                          items if type(items) is list else list(items), time)
+            else:
+                make = Entry.of_fields
+                entries = [make(seq, time, kind, actor, payload, body, entry_hash)
+                           for (seq, body, entry_hash), (kind, actor, payload)
+                           in zip(entry_rows, items)]
             self._executemany(
                 "INSERT INTO ledger_entries (seq, body, entry_hash) VALUES (?, ?, ?)", entry_rows)
             if node_rows:

@@ -111,6 +111,25 @@ def test_hash_batch_refuses_bad_arguments() -> None:
         core.hash_batch(bytes(32), 1, [b"x"], [], 1)  # size 1 needs one frontier hash
 
 
+def test_entries_equal_the_dataclass_and_stay_frozen() -> None:
+    from dataclasses import FrozenInstanceError
+
+    from reserve.ledger.entry import ENTRY_FIELDS, Entry
+
+    rows = [(7, b"body-7", bytes(32)), (8, b"body-8", bytes(range(32)))]
+    items: list[Any] = [("ledger.note", "alice", {"a": 1}), ["ledger.note", "bob", {}]]
+    made = core.entries(Entry, ENTRY_FIELDS, rows, items, "2026-12-01T00:00:00.000000Z")
+    assert made == [Entry(seq, "2026-12-01T00:00:00.000000Z", kind, actor, payload, body, h)
+                    for (seq, body, h), (kind, actor, payload) in zip(rows, items)]
+    assert all(type(entry) is Entry for entry in made)
+    with pytest.raises(FrozenInstanceError):
+        made[0].seq = 9
+    with pytest.raises(TypeError):
+        core.entries(Entry, ENTRY_FIELDS, [(1, b"x")], [("k", "a", {})], "t")
+    with pytest.raises(ValueError):
+        core.entries(Entry, ENTRY_FIELDS, rows, items[:1], "t")
+
+
 # ------------------------------------------------------------ canonicality scanner
 @given(accepted)
 @settings(max_examples=500, deadline=None)
