@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
 
 import orjson
@@ -25,7 +26,7 @@ from reserve.ledger.canonical import (
     is_canonical,
     loads_canonical,
 )
-from reserve.ledger.entry import encode_body
+from reserve.ledger.entry import encode_bodies, encode_body
 from reserve.ledger.kinds import KINDS
 from reserve.ledger.verify import (
     Finding,
@@ -59,6 +60,29 @@ def test_entry_bytes_equal_rfc8785_of_the_whole_entry(seq: int, kind: str, actor
 def test_entry_refusals_unchanged(payload: Any) -> None:
     with pytest.raises(EntryRejected):
         encode_body(0, TIME, "ledger.note", "alice", payload)
+
+
+@given(st.integers(0, 10**6), st.lists(st.tuples(st.sampled_from(sorted(KINDS)),
+                                              texts.filter(bool), payloads), min_size=1,
+                                    max_size=5))
+@settings(max_examples=150, deadline=None)
+def test_batch_encoder_equals_encode_body(start: int, items: list[tuple[str, str, Any]]) -> None:
+    # encode_bodies is the append loop's inlined encode_body: the same bytes, item for item.
+    assert encode_bodies(items, start, TIME, 10**9) == [
+        encode_body(seq, TIME, kind, actor, payload, 10**9)
+        for seq, (kind, actor, payload) in enumerate(items, start)]
+
+
+@pytest.mark.parametrize("bad", [("no.such.kind", "a", {}), ("ledger.note", "", {}),
+                                 ("ledger.note", "x" * 201, {}), ("ledger.note", "a", []),
+                                 ("ledger.note", "a", {"n": 1.5}), ("ledger.note", "a", {"s": "\ud800"}),
+                                 ("ledger.note", "a", {"big": "x" * 300}), (["list"], "a", {})])
+def test_batch_encoder_refuses_as_encode_body_does(bad: tuple[Any, Any, Any]) -> None:
+    items = [("ledger.note", "ok", {"i": 1}), bad]
+    with pytest.raises((EntryRejected, TypeError)) as expected:
+        encode_body(1, TIME, *bad, payload_bytes_max=200)
+    with pytest.raises(type(expected.value), match=re.escape(str(expected.value))):
+        encode_bodies(items, 0, TIME, 200)
 
 
 def test_astral_keys_take_the_reference_order() -> None:

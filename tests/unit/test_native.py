@@ -122,6 +122,9 @@ def test_entries_equal_the_dataclass_and_stay_frozen() -> None:
     assert made == [Entry(seq, "2026-12-01T00:00:00.000000Z", kind, actor, payload, body, h)
                     for (seq, body, h), (kind, actor, payload) in zip(rows, items)]
     assert all(type(entry) is Entry for entry in made)
+    assert made == [Entry.of_fields(seq, "2026-12-01T00:00:00.000000Z", kind, actor, payload,
+                                    body, h)
+                    for (seq, body, h), (kind, actor, payload) in zip(rows, items)]
     with pytest.raises(FrozenInstanceError):
         made[0].seq = 9
     with pytest.raises(TypeError):
