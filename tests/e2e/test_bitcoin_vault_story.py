@@ -78,9 +78,12 @@ def test_vault_story(story: tuple[Path, Path, dict[str, str]],
     _ok(reserve_app, [*base, "watch", "--vault", str(vault_path)], env)
 
     # 2. Two deposits arrive and are recorded once confirmed.
+    sent = []
     for amount in (2 * 100_000_000, 35_000_000):
         address = _ok(reserve_app, [*base, "address", "--vault", str(vault_path)], env).split()[0]
-        miner.sendtoaddress(address, sats_to_btc(amount))
+        sent.append(miner.sendtoaddress(address, sats_to_btc(amount)))
+    # A wallet keeps a transaction the mempool refused without an error: check both are in.
+    assert set(sent) <= set(bitcoind.rpc().getrawmempool()), bitcoind.rpc().getmempoolinfo()
     bitcoind.mine(1)
     assert "2 deposit(s)" in _ok(reserve_app, [*base, "sync", "--vault", str(vault_path)], env)
 

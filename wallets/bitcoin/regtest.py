@@ -168,4 +168,8 @@ class RegtestNode:
             self._ensure_miner_wallet()
             address = self.rpc(MINER_WALLET).getnewaddress("", "bech32")
         hashes: list[str] = self.rpc().generatetoaddress(blocks, address)
+        # Wallets take new blocks from a notification queue, after generatetoaddress has
+        # returned; wait until every wallet has seen them (as Bitcoin Core's own functional
+        # tests do), or a caller may read a wallet one block behind the chain.
+        self.rpc().syncwithvalidationinterfacequeue()
         return hashes
