@@ -772,60 +772,6 @@ done:
     return result;
 }
 
-/* ------------------------------------------------------------- nodes_match */
-
-/* nodes_match(rows, level, index, levels) -> (level, index) | None
-
-   Compares stored subtree hashes, rows of (level, index, hash) in node order, with the
-   recomputed ones: `levels[level][index]`, walked level by level from position
-   (level, index). Returns the position after the rows when every row is the next
-   recomputed node with the same hash, None at the first row that is not (the caller then
-   finds and words every difference). Requires len(levels) == 64 lists. */
-static PyObject *native_nodes_match(PyObject *self, PyObject *args) {
-    PyObject *rows, *levels;
-    Py_ssize_t level, index;
-    if (!PyArg_ParseTuple(args, "O!nnO!:nodes_match", &PyList_Type, &rows, &level, &index,
-                          &PyList_Type, &levels))
-        return NULL;
-    if (PyList_GET_SIZE(levels) != LEVELS_MAX || level < 0 || index < 0) {
-        PyErr_SetString(PyExc_ValueError, "nodes_match: bad arguments");
-        return NULL;
-    }
-    for (Py_ssize_t i = 0; i < LEVELS_MAX; i++) {
-        if (!PyList_CheckExact(PyList_GET_ITEM(levels, i))) {
-            PyErr_SetString(PyExc_TypeError, "levels must be a list of lists");
-            return NULL;
-        }
-    }
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(rows); i++) {
-        while (level < LEVELS_MAX && index >= PyList_GET_SIZE(PyList_GET_ITEM(levels, level))) {
-            level++;
-            index = 0;
-        }
-        if (level >= LEVELS_MAX)
-            Py_RETURN_NONE;                    /* a stored node beyond the recomputed ones */
-        PyObject *row = PyList_GET_ITEM(rows, i);
-        if (!PyTuple_CheckExact(row) || PyTuple_GET_SIZE(row) != 3)
-            Py_RETURN_NONE;
-        PyObject *stored = PyTuple_GET_ITEM(row, 2);
-        PyObject *computed = PyList_GET_ITEM(PyList_GET_ITEM(levels, level), index);
-        if (!PyLong_CheckExact(PyTuple_GET_ITEM(row, 0))
-            || !PyLong_CheckExact(PyTuple_GET_ITEM(row, 1)) || !PyBytes_CheckExact(stored)
-            || PyBytes_GET_SIZE(stored) != HASH_SIZE || !PyBytes_CheckExact(computed)
-            || PyBytes_GET_SIZE(computed) != HASH_SIZE)
-            Py_RETURN_NONE;
-        int overflow = 0;
-        if (PyLong_AsLongLongAndOverflow(PyTuple_GET_ITEM(row, 0), &overflow) != level
-            || overflow
-            || PyLong_AsLongLongAndOverflow(PyTuple_GET_ITEM(row, 1), &overflow) != index
-            || overflow
-            || memcmp(PyBytes_AS_STRING(stored), PyBytes_AS_STRING(computed), HASH_SIZE) != 0)
-            Py_RETURN_NONE;
-        index++;
-    }
-    return tuple_of(2, PyLong_FromSsize_t(level), PyLong_FromSsize_t(index), NULL);
-}
-
 /* hashes_match(rows, computed, offset) -> bool
 
    True when rows[i] == (computed[offset + i],) for every row: stored subtree hashes of one
@@ -869,8 +815,6 @@ static PyMethodDef native_methods[] = {
      " -> (next_index, next_expected, prev)."},
     {"hashes_match", native_hashes_match, METH_VARARGS,
      "hashes_match(rows, computed, offset) -> bool: rows[i] == (computed[offset + i],)."},
-    {"nodes_match", native_nodes_match, METH_VARARGS,
-     "nodes_match(rows, level, index, levels) -> (level, index) | None."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -24,7 +24,6 @@ from reserve.ledger.canonical import (
     ORJSON_OPTIONS,
     canonical_bytes,
     encode_string,
-    fast_bytes,
     plain_text,
 )
 from reserve.ledger.kinds import KINDS
@@ -148,15 +147,12 @@ def _fast_body(seq: int, time: str, kind: str, actor: str, payload: Any) -> byte
     Byte-identical to RFC 8785 of the whole entry object: its keys are ASCII, so their
     order is fixed (actor, kind, payload, seq, time), and every member is written by the
     same encoder calls `canonical_bytes` makes. Tests check it against `rfc8785`.
-    With the native core, `fast_bytes` encodes the whole envelope in one orjson call.
+    (The append loop's `encode_bodies` tries orjson first and only calls encode_body for
+    what orjson could not vouch for, so this path does not try it again.)
     """
     if type(seq) is not int or not 0 <= seq <= INTEGER_ABS_MAX or type(time) is not str \
             or type(actor) is not str or type(kind) is not str:
         return None
-    fast = fast_bytes({"actor": actor, "kind": kind, "payload": payload, "seq": seq,
-                       "time": time})
-    if fast is not None:
-        return fast
     text = plain_text(payload, 1)
     if text is None:
         return None

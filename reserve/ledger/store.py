@@ -259,25 +259,23 @@ class Ledger:
             frontier = self._frontier(size, prev)
             limit, level_min = self.payload_bytes_max, self.subtree_level_min()
             bodies = encode_bodies(items, size, time, limit)
-            if _native is not None:  # the same loop in C (reserve/ledger/_native.c)
+            entries: list[Entry]
+            if _native is not None:  # the loops below, in C (reserve/ledger/_native.c)
                 entry_rows, node_rows, prev = _native.hash_batch(prev, size, bodies, frontier,
                                                                  level_min)
-            else:
-                entry_rows, node_rows, prev = _hash_batch(prev, size, bodies, frontier,
-                                                          level_min)
-            if size == 0 and not self._query("SELECT 1 FROM ledger_meta WHERE key = ?",
-                                             ("subtree_level_min",)):
-                self._db.execute(self._sql("INSERT INTO ledger_meta (key, value) VALUES (?, ?)"),
-                                 ("subtree_level_min", str(level_min)))
-            entries: list[Entry]
-            if _native is not None:  # Entry.of_fields for every entry, in C
                 entries = _native.entries(Entry, ENTRY_FIELDS, entry_rows,
                                           items if type(items) is list else list(items), time)
             else:
+                entry_rows, node_rows, prev = _hash_batch(prev, size, bodies, frontier,
+                                                          level_min)
                 make = Entry.of_fields
                 entries = [make(seq, time, kind, actor, payload, body, entry_hash)
                            for (seq, body, entry_hash), (kind, actor, payload)
                            in zip(entry_rows, items)]
+            if size == 0 and not self._query("SELECT 1 FROM ledger_meta WHERE key = ?",
+                                             ("subtree_level_min",)):
+                self._db.execute(self._sql("INSERT INTO ledger_meta (key, value) VALUES (?, ?)"),
+                                 ("subtree_level_min", str(level_min)))
             self._executemany(
                 "INSERT INTO ledger_entries (seq, body, entry_hash) VALUES (?, ?, ?)", entry_rows)
             if node_rows:

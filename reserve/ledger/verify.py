@@ -71,9 +71,12 @@ class Report:
 
 @dataclass(frozen=True)
 class ConsistencyClaim:
+    """A consistency proof the ledger gave, or, with `error`, could not give."""
+
     old_size: int
     new_size: int
     proof: tuple[bytes, ...]
+    error: str | None = None
 
 
 def _checkpoints(notes: Iterable[str], key: VerifierKey | None,
@@ -261,10 +264,13 @@ def verify_stream(rows: Iterable[tuple[int, bytes, bytes]], notes: Iterable[str]
     `claims` are consistency proofs the server published; `trusted` are checkpoint notes
     the reader kept from before, which the ledger must still contain.
     """
+    return _verify_chunks(_chunked(rows), notes, key, stored_nodes=stored_nodes,
+                          claims=claims, trusted=trusted, level_min=level_min)
+
+
+def _chunked(rows: Iterable[tuple[int, bytes, bytes]]) -> Iterator[list[tuple[int, bytes, bytes]]]:
     rows_left = iter(rows)
-    chunks = iter(lambda: list(islice(rows_left, ROWS_CHUNK)), [])
-    return _verify_chunks(chunks, notes, key, stored_nodes=stored_nodes, claims=claims,
-                          trusted=trusted, level_min=level_min)
+    return iter(lambda: list(islice(rows_left, ROWS_CHUNK)), [])
 
 
 NodesMatch = Callable[[list[list[bytes]]], bool]
@@ -314,18 +320,13 @@ def _compare_nodes(stored_nodes: Iterable[tuple[int, int, bytes]], by_level: lis
     # Every stored subtree hash serves proofs; one that differs from the entries would make
     # honest proofs fail, so it is reported with the first entry it covers. When the entry
     # stream broke early, nodes beyond the verified prefix are not judged.
-    if _native is not None:
-        stored = _stored_if_different(stored_nodes, by_level)
-        if stored is None:
-            return
-    else:
-        stored = list(stored_nodes)
-        # Fast path, one C-level list comparison: the stored nodes are exactly the
-        # recomputed ones, in node order (level, then index), each with the same hash.
-        if stored == [(level, index, value) for level, hashes in enumerate(by_level)
-                      for index, value in enumerate(hashes)]:
-            return
-    # Some difference (or another order): find and word each one.
+    stored = list(stored_nodes)
+    # Fast path, one C-level list comparison: the stored nodes are exactly the recomputed
+    # ones, in node order (level, then index), each with the same hash. Then the checks
+    # below would find nothing; any difference (or another order) takes them.
+    if stored == [(level, index, value) for level, hashes in enumerate(by_level)
+                  for index, value in enumerate(hashes)]:
+        return
     computed = {(level, index): value for level, hashes in enumerate(by_level)
                 for index, value in enumerate(hashes)}
     for level, index, value in stored:
@@ -367,29 +368,6 @@ def _ledger_nodes_match(ledger: Any, by_level: list[list[bytes]]) -> bool:
     return True
 
 
-def _stored_if_different(stored_nodes: Iterable[tuple[int, int, bytes]],
-                         by_level: list[list[bytes]]) -> list[tuple[int, int, bytes]] | None:
-    """None when the stored nodes are exactly the recomputed ones, in node order, each with
-    the same hash (checked by the native core a chunk at a time); otherwise every stored
-    node, for the checks that find and word the differences."""
-    assert _native is not None
-    chunks: list[list[tuple[int, int, bytes]]] = []
-    rows_left = iter(stored_nodes)
-    position: tuple[int, int] | None = (0, 0)
-    while position is not None:
-        chunk = list(islice(rows_left, ROWS_CHUNK))
-        if not chunk:
-            level, index = position
-            while level < len(by_level) and index >= len(by_level[level]):
-                level, index = level + 1, 0
-            if level == len(by_level):
-                return None
-            break
-        chunks.append(chunk)
-        position = _native.nodes_match(chunk, position[0], position[1], by_level)
-    return [row for chunk in chunks for row in chunk] + list(rows_left)
-
-
 def _check_roots(points: dict[int, Checkpoint], roots: dict[int, bytes], size: int,
                  report: Report, *, label: str) -> None:
     for tree_size, checkpoint in sorted(points.items()):
@@ -405,8 +383,15 @@ def _check_roots(points: dict[int, Checkpoint], roots: dict[int, bytes], size: i
 def _check_claims(points: dict[int, Checkpoint], claims: Iterable[ConsistencyClaim],
                   report: Report, broken_at: int | None) -> None:
     for claim in claims:
+        if broken_at is not None and claim.new_size > broken_at:
+            continue
+        if claim.error is not None:
+            report.findings.append(Finding(claim.old_size, f"the ledger cannot build the "
+                                           f"consistency proof from size {claim.old_size} to "
+                                           f"{claim.new_size}: {claim.error}"))
+            continue
         old, new = points.get(claim.old_size), points.get(claim.new_size)
-        if old is None or new is None or (broken_at is not None and claim.new_size > broken_at):
+        if old is None or new is None:
             continue
         if not merkle.verify_consistency(claim.old_size, claim.new_size, old.root_hash,
                                          new.root_hash, list(claim.proof)):
@@ -431,11 +416,11 @@ def verify_ledger(ledger: Any, key: VerifierKey | None = None, *,
     chosen = key or ledger.verifier_key()
     sizes = sorted(s for s in (_size_of(n) for n in notes) if s is not None)
     claims: list[ConsistencyClaim] = []
-    unprovable: list[tuple[int, Finding]] = []  # (size the claim reaches, finding)
+    altered: list[Finding] = []
     try:
         level_min = ledger.subtree_level_min()
     except LedgerError as error:  # an impossible recorded setting: the database was altered
-        unprovable.append((0, Finding(None, str(error))))
+        altered.append(Finding(None, str(error)))
         level_min = 1
     for old, new in zip(sizes, sizes[1:]):
         if new > ledger.size():
@@ -443,23 +428,13 @@ def verify_ledger(ledger: Any, key: VerifierKey | None = None, *,
         try:
             claims.append(ConsistencyClaim(old, new, tuple(ledger.consistency_proof(old, new))))
         except LedgerError as error:  # e.g. a stored subtree hash or an entry was deleted
-            unprovable.append((new, Finding(old, f"the ledger cannot build the consistency "
-                                                 f"proof from size {old} to {new}: {error}")))
-    if progress is _unwrapped:  # the store's own chunks, straight to the walk
-        report = _verify_chunks(ledger.raw_chunks(), notes, chosen,
-                                stored_nodes=ledger.stored_nodes(), claims=claims,
-                                trusted=trusted, level_min=level_min,
-                                nodes_match=lambda by_level: _ledger_nodes_match(ledger, by_level))
-    else:
-        report = verify_stream(progress(ledger.raw_rows(), ledger.size()), notes, chosen,
-                               stored_nodes=ledger.stored_nodes(), claims=claims,
-                               trusted=trusted, level_min=level_min)
-    # As with published claims: a proof over entries past a broken one is not judged.
-    broken = bool(report.findings) and report.entries < ledger.size()
-    judged = [finding for reach, finding in unprovable if not (broken and reach > report.entries)]
-    if judged:
-        report.findings = sorted(report.findings + judged,
-                                 key=lambda f: (f.seq is None, f.seq or 0))
+            claims.append(ConsistencyClaim(old, new, (), str(error)))
+    chunks = (ledger.raw_chunks() if progress is _unwrapped  # the store's own lists
+              else _chunked(progress(ledger.raw_rows(), ledger.size())))
+    report = _verify_chunks(chunks, notes, chosen, stored_nodes=ledger.stored_nodes(),
+                            claims=claims, trusted=trusted, level_min=level_min,
+                            nodes_match=lambda by_level: _ledger_nodes_match(ledger, by_level))
+    report.findings.extend(altered)  # seq None: sorted last, as _verify_chunks does
     if key is None:
         report.notes.append("public key read from the database itself; pass --key to check "
                             "against a key you hold")

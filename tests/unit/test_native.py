@@ -3,7 +3,7 @@
 Each C function is checked against the Python code or the reference it replaces: `plain`
 against `canonical._plain`, `hash_batch` against the store's Python loop and RFC 9162
 `root_hash`, `is_canonical` against the exact path (json.loads, then the RFC 8785 encoder)
-on generated and mutated bytes, `verify_rows` and `nodes_match` through whole verifier
+on generated and mutated bytes, `verify_rows` through whole verifier
 runs with and without the core. The canonicality scanner may say "undecided" (False) too
 often, never "canonical" wrongly: that direction is what every mutation test asserts.
 """
