@@ -88,6 +88,13 @@ class VaultState:
     destinations: tuple[DestinationRecord, ...]
 
 
+def _plain_leaf(value: Any) -> Any:
+    """Sets become sorted lists (their str() follows the hash seed), the rest str()."""
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=str)
+    return str(value)
+
+
 class Projection:
     """Vaults and proposals as of the first `size` ledger entries."""
 
@@ -128,7 +135,7 @@ class Projection:
         """A plain comparable picture of everything (used to check replay equality)."""
         def plain(value: Any) -> Any:
             # Key order of payloads may differ between a fresh append and a read-back.
-            return json.loads(json.dumps(asdict(value), sort_keys=True, default=str))
+            return json.loads(json.dumps(asdict(value), sort_keys=True, default=_plain_leaf))
         return {"size": self.size,
                 "vaults": {k: plain(v) for k, v in sorted(self.vaults.items())},
                 "proposals": {k: plain(v) for k, v in sorted(self.proposals.items())}}
