@@ -1,1 +1,1 @@
-"""Benchmarks: reproducible figures for the README, each measured against a floor and a peer."""
+"""Benchmarks: reproducible figures for docs/benchmarks.md, each measured against a floor and a peer."""

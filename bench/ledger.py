@@ -9,7 +9,7 @@ the peer are set the same way, so every commit is an fsync for all three).
 
     .venv/bin/python -m bench.ledger [--entries N] [--big N] [--rounds N] [--quick]
 
-Figures (see the README, "Ledger benchmark"):
+Figures (see docs/benchmarks.md, "Ledger benchmark"):
 - append: entries/s over N entries in batches (one transaction each), with a signed
   checkpoint every `checkpoint_every` entries; floor: plain `executemany` of the same
   canonical bytes, no hashing, same batches and pragmas; the peer likewise. The three take
