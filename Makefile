@@ -13,6 +13,7 @@ test: setup
 lint: setup
 	.venv/bin/ruff check reserve wallets tests bench
 	.venv/bin/mypy reserve wallets
+	.venv/bin/lint-imports
 
 bench: setup
 	.venv/bin/python bench/ledger.py

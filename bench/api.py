@@ -186,7 +186,7 @@ async def tokens_iteration(clients: Clients, tally: Tally, tag: str) -> None:
 async def proposals_iteration(clients: Clients, tally: Tally, tag: str) -> None:
     """The operator proposes; the custodian uploads a signed approval of that proposal."""
     from reserve.policy.testkeys import private_key_of
-    from reserve.transfers.approval import sign
+    from reserve.proposals.approval import sign
     from tests.support.workflow import COLD
 
     created = await _timed(clients["operator"], tally, "first", "/api/proposals", {

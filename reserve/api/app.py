@@ -79,10 +79,10 @@ def status_for(error: ReserveError) -> int:
 def _open_sources(source: Any) -> tuple[Any, str, bool]:
     """(ledger, database URL, whether the app owns the ledger and must close it)."""
     from reserve.config import Settings
-    from reserve.ledger import Ledger
+    from reserve.ledger.store import Ledger
 
     if isinstance(source, Settings):
-        from reserve.cli.common import open_ledger
+        from reserve.ledger.configured import open_ledger
 
         ledger = open_ledger(source)
         return ledger, source.ledger.database_url, True
@@ -103,7 +103,7 @@ def create_app(source: Any, *, accounts: AccountStore | None = None,
     registry = PanelRegistry()
     for panel in panels:
         registry.register(panel)
-    registry.discover()
+    registry.attach_default_providers()
     service = Service(ledger=ledger, accounts=store, options=chosen, panels=registry,
                       limiter=FailureLimiter(chosen.auth_failures_max,
                                              chosen.auth_failure_window_seconds,

@@ -14,8 +14,8 @@ from typing import Any
 from reserve.api.auth import Principal, Role
 from reserve.api.visibility import visible_to
 from reserve.errors import CheckpointError, ProofError
-from reserve.ledger import Entry
 from reserve.ledger.checkpoint import parse_note
+from reserve.ledger.entry import Entry
 
 
 def entry_json(entry: Entry) -> dict[str, Any]:

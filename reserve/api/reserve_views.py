@@ -25,10 +25,10 @@ from reserve.config import PROJECT_ROOT
 from reserve.errors import ConfigError
 from reserve.policy.evaluate import Decision, format_duration
 from reserve.policy.model import ApprovalRule, Policy
+from reserve.proposals.proposal import TransferBody, format_time
+from reserve.proposals.state import OPEN, PROPOSED
 from reserve.transfers.projection import ProposalStatus
-from reserve.transfers.proposal import TransferBody, format_time
 from reserve.transfers.service import WorkflowService
-from reserve.transfers.state import OPEN, PROPOSED
 
 T = TypeVar("T")
 BITCOIN_VAULTS_DIR = PROJECT_ROOT / "config" / "vaults"

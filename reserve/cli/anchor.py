@@ -13,9 +13,10 @@ from typing import Any
 
 import typer
 
-from reserve.cli.common import emit, fail, load_settings, open_ledger
+from reserve.cli.common import emit, fail, load_settings
 from reserve.errors import EVMError, ReserveError
-from reserve.ledger import Ledger
+from reserve.ledger.configured import open_ledger
+from reserve.ledger.store import Ledger
 from wallets.evm import anchor, node
 from wallets.evm.network import load_networks
 

@@ -19,7 +19,7 @@ import typer
 from reserve import config as reserve_config
 from reserve.cli.common import working
 from reserve.errors import ConfigError, ReserveError
-from reserve.ledger import Ledger
+from reserve.ledger.store import Ledger
 from wallets.bitcoin.networks import require_network_allowed
 from wallets.bitcoin.psbt_check import psbt_bytes
 from wallets.bitcoin.rpc import BitcoinRPC

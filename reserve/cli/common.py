@@ -1,4 +1,4 @@
-"""Shared pieces of the command line: settings, opening the ledger, output, errors."""
+"""Shared pieces of the command line: settings, output, errors."""
 
 from __future__ import annotations
 
@@ -13,8 +13,6 @@ from rich.console import Console
 
 from reserve import config
 from reserve.errors import ReserveError
-from reserve.ledger import Ledger
-from reserve.ledger.keys import load_or_create_signer
 
 console = Console()
 error_console = Console(stderr=True, soft_wrap=True)
@@ -26,18 +24,6 @@ JsonOption = typer.Option(False, "--json", help="Machine-readable JSON output.")
 
 def load_settings(config_path: str | None) -> config.Settings:
     return config.load(config_path)
-
-
-def open_ledger(settings: config.Settings, database_url: str | None = None, *,
-                with_signer: bool = True) -> Ledger:
-    """Open the configured ledger with its checkpoint key (created on first use)."""
-    signer = None
-    if with_signer:
-        signer = load_or_create_signer(settings.resolve(settings.ledger.key_path),
-                                       settings.ledger.origin, settings.ledger_passphrase())
-    return Ledger.open(database_url or settings.ledger.database_url,
-                       payload_bytes_max=settings.ledger.payload_bytes_max, signer=signer,
-                       checkpoint_every=settings.ledger.checkpoint_every)
 
 
 def progress_rows(label: str, enabled: bool) -> Any:

@@ -18,9 +18,10 @@ from typing import Any, TypeVar
 import typer
 from web3 import Web3
 
-from reserve.cli.common import emit, fail, load_settings, open_ledger
+from reserve.cli.common import emit, fail, load_settings
 from reserve.errors import EVMError, ReserveError
-from reserve.ledger import Ledger
+from reserve.ledger.configured import open_ledger
+from reserve.ledger.store import Ledger
 from wallets.evm import deposits, executor, node
 from wallets.evm.config import EVMVaultConfig, load_vaults
 from wallets.evm.deposits_core import positions

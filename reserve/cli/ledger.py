@@ -17,11 +17,12 @@ from reserve.cli.common import (
     emit,
     fail,
     load_settings,
-    open_ledger,
     progress_rows,
 )
 from reserve.errors import ReserveError
-from reserve.ledger import VerifierKey, merkle
+from reserve.ledger import merkle
+from reserve.ledger.checkpoint import VerifierKey
+from reserve.ledger.configured import open_ledger
 from reserve.ledger.keys import load_or_create_signer, public_key_text
 from reserve.ledger.verify import Finding, Report, export_lines, verify_export, verify_ledger
 

@@ -16,15 +16,16 @@ from typing import Annotated, Any
 
 import typer
 
-from reserve.cli.common import emit, fail, load_settings, open_ledger, working
+from reserve import keystore
+from reserve.cli.common import emit, fail, load_settings, working
 from reserve.errors import ReportRejected, ReserveError
-from reserve.ledger import VerifierKey
+from reserve.ledger.checkpoint import VerifierKey
+from reserve.ledger.configured import open_ledger
 from reserve.reconcile import export, proof
 from reserve.reconcile.bitcoin import wallet_range_end
 from reserve.reconcile.report import create_auditor_key, load_auditor_key, parse_auditor_keys
 from reserve.reconcile.run import run_report
 from reserve.reconcile.verify import verify_report
-from wallets import keystore
 from wallets.bitcoin.networks import require_network_allowed
 from wallets.bitcoin.rpc import BitcoinRPC
 from wallets.bitcoin.vault import load_vault
@@ -137,7 +138,7 @@ def run(vault: Annotated[list[Path], typer.Option("--vault", help="Vault config;
             anchored = _anchor(ledger, w3, registry, evm_key_file, document) \
                 if anchor and w3 is not None else None
         folder = settings.resolve(output)
-        return document, entry.seq, write_exports(document, folder), anchored
+        return document, entry.seq, export.write_exports(document, folder), anchored
     document, seq, stem, anchored = _guard(action)
     _report_run(document, seq, stem, anchored, as_json)
 
@@ -194,15 +195,6 @@ def _report_run(document: dict[str, Any], seq: int, stem: Path, anchored: Any,
           "anchor": anchored.payload if anchored is not None else None,
           "anchor_seq": anchored.seq if anchored is not None else None}, as_json,
          "\n".join(lines))
-
-
-def write_exports(document: dict[str, Any], folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    stem = folder / f"report-{document['signature']['report_sha256'][:16]}"
-    stem.with_suffix(".json").write_text(export.to_json(document))
-    stem.with_suffix(".csv").write_text(export.findings_csv(document))
-    stem.with_suffix(".html").write_text(export.to_html(document))
-    return stem
 
 
 @reconcile_app.command("show")

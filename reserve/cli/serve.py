@@ -26,10 +26,10 @@ from reserve.cli.common import (
     emit,
     fail,
     load_settings,
-    open_ledger,
 )
 from reserve.config import Settings
 from reserve.errors import ConfigError
+from reserve.ledger.configured import open_ledger
 
 token_app = typer.Typer(no_args_is_help=True, help="API tokens: issue, revoke, list.")
 _DURATION = re.compile(r"^([1-9][0-9]{0,8})([smhd]?)$")

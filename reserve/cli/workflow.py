@@ -19,15 +19,16 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from reserve.cli.common import emit, load_settings, open_ledger
+from reserve.cli.common import emit, load_settings
 from reserve.errors import ConfigError, ReserveError
+from reserve.ledger.configured import open_ledger
 from reserve.policy import loader
 from reserve.policy.evaluate import Decision, format_duration
-from reserve.transfers import approval as approval_module
+from reserve.proposals import approval as approval_module
+from reserve.proposals.proposal import TransferBody, format_time, parse_amount, parse_time
+from reserve.proposals.state import STATES
 from reserve.transfers.projection import ProposalStatus, VaultState
-from reserve.transfers.proposal import TransferBody, format_time, parse_amount, parse_time
 from reserve.transfers.service import WorkflowService
-from reserve.transfers.state import STATES
 
 T = TypeVar("T")
 NOW_ENV = "RESERVE_NOW"  # demo clock override, honoured on regtest only

@@ -20,16 +20,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from embit import bip32
 from eth_account.signers.local import LocalAccount
 
+from reserve import keystore
 from reserve.errors import ConfigError
 from reserve.policy.model import Policy
 from reserve.policy.testkeys import private_key_of
-from reserve.transfers.approval import Approval, sign
-from reserve.transfers.proposal import Proposal
-from wallets import keystore
+from reserve.proposals.approval import Approval, sign
+from reserve.proposals.proposal import Proposal
 from wallets.bitcoin import testkeys as btc_testkeys
 from wallets.bitcoin.vault import Vault
 from wallets.evm import testkeys as evm_testkeys
 from wallets.evm.config import EVMVaultConfig
+from wallets.evm.keys import load_account
 from wallets.signer import approval as approval_signer
 from wallets.signer import bitcoin as btc_signer
 from wallets.signer import evm as evm_signer
@@ -133,4 +134,4 @@ def bitcoin_root(keys: CustodianKeys) -> bip32.HDKey:
 
 
 def evm_account(keys: CustodianKeys) -> LocalAccount:
-    return evm_signer.load_account(keys.evm_key, PASSPHRASE)
+    return load_account(keys.evm_key, PASSPHRASE)

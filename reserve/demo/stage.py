@@ -25,8 +25,8 @@ from web3 import Web3
 
 from reserve.config import DEMO_PASSPHRASE
 from reserve.errors import ConfigError
-from reserve.ledger import Ledger
 from reserve.ledger.keys import load_or_create_signer
+from reserve.ledger.store import Ledger
 from reserve.transfers.service import WorkflowService
 from wallets.bitcoin.regtest import RegtestNode
 from wallets.evm import anvil

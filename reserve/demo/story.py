@@ -35,7 +35,6 @@ from eth_account.signers.local import LocalAccount
 
 from reserve.api import accounts
 from reserve.api.store import AccountStore
-from reserve.cli.reconcile import write_exports
 from reserve.demo import amounts
 from reserve.demo.custody import (
     PASSPHRASE,
@@ -49,15 +48,15 @@ from reserve.demo.custody import (
 )
 from reserve.demo.stage import Stage
 from reserve.errors import MismatchError, ReconcileError, VerificationError, WorkflowError
-from reserve.ledger import Entry
 from reserve.ledger.checkpoint import parse_note
+from reserve.ledger.entry import Entry
 from reserve.ledger.verify import verify_ledger
 from reserve.policy import loader
 from reserve.policy.evaluate import format_duration
 from reserve.policy.model import Policy
 from reserve.reconcile.bitcoin import wallet_range_end
 from reserve.reconcile.evm import EVMTarget, anchor_report, verify_report_anchor
-from reserve.reconcile.export import overall_status
+from reserve.reconcile.export import overall_status, write_exports
 from reserve.reconcile.report import create_auditor_key
 from reserve.reconcile.run import run_report
 from reserve.transfers.chain import ChainAdapter

@@ -12,9 +12,9 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
+from reserve import keystore
 from reserve.errors import KeystoreError
 from reserve.ledger.checkpoint import CheckpointSigner
-from wallets import keystore
 
 
 def create_signer_file(path: Path, origin: str, passphrase: str, *,

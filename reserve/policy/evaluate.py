@@ -18,8 +18,8 @@ from datetime import datetime, timedelta
 from reserve.errors import PolicyError
 from reserve.policy import loader
 from reserve.policy.model import ApprovalRule, AssetRules, Policy
-from reserve.transfers.approval import Approval
-from reserve.transfers.proposal import (
+from reserve.proposals.approval import Approval
+from reserve.proposals.proposal import (
     DestinationBody,
     PolicyChangeBody,
     Proposal,
@@ -27,7 +27,7 @@ from reserve.transfers.proposal import (
     UnfreezeBody,
     format_time,
 )
-from reserve.transfers.state import COUNTED
+from reserve.proposals.state import COUNTED
 
 REJECTED_PREFIX = "rejected:"
 

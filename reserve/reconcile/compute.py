@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from reserve.ledger import Entry
+from reserve.ledger.entry import Entry
 from wallets.bitcoin import records
 
 ASSET_BTC = "BTC"

@@ -29,7 +29,7 @@ from web3.exceptions import BlockNotFound, TransactionNotFound, Web3RPCError
 from web3.logs import DISCARD
 
 from reserve.errors import EVMError, NodeUnavailable, ReconcileError, ReportRejected
-from reserve.ledger import Entry
+from reserve.ledger.entry import Entry
 from reserve.reconcile import evm_compute as compute
 from reserve.reconcile.report import ENTRY_KIND as REPORT_KIND
 from wallets.evm import contracts, deposits

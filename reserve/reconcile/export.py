@@ -12,6 +12,7 @@ import csv
 import io
 import json
 from html import escape
+from pathlib import Path
 from typing import Any
 
 from wallets.bitcoin.rpc import sats_to_btc
@@ -105,3 +106,14 @@ report SHA-256 <code>{escape(signature['report_sha256'])}</code></p>
 <li>Created {escape(body['created'])}; signed by <code>{escape(signature['key'])}</code></li>
 </ul><pre>{escape(ledger['note'])}</pre></body></html>
 """
+
+
+def write_exports(document: dict[str, Any], folder: Path) -> Path:
+    """Write the report's JSON, CSV and HTML exports into `folder`; returns their common
+    stem (`report-<first 16 hex of the report hash>`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = folder / f"report-{document['signature']['report_sha256'][:16]}"
+    stem.with_suffix(".json").write_text(to_json(document))
+    stem.with_suffix(".csv").write_text(findings_csv(document))
+    stem.with_suffix(".html").write_text(to_html(document))
+    return stem

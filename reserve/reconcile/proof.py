@@ -18,7 +18,7 @@ from typing import Any
 from web3 import Web3
 
 from reserve.errors import ReportRejected
-from reserve.ledger import VerifierKey
+from reserve.ledger.checkpoint import VerifierKey
 from reserve.reconcile.bitcoin import coins_at
 from reserve.reconcile.evm import balances_at, check_pinned_block
 from reserve.reconcile.report import AuditorSigner, BlockPin, check_signature, coins_digest

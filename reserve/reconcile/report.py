@@ -30,11 +30,13 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
+from reserve import keystore
 from reserve.errors import CheckpointError, KeystoreError, ReportRejected
-from reserve.ledger import Entry, Ledger, VerifierKey
 from reserve.ledger.canonical import canonical_bytes
+from reserve.ledger.checkpoint import VerifierKey
+from reserve.ledger.entry import Entry
+from reserve.ledger.store import Ledger
 from reserve.reconcile.compute import Coin, VaultResult
-from wallets import keystore
 
 FORMAT = "reserve-reconcile-report/1"
 ENTRY_KIND = "reconcile.report"

@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reserve.errors import ReconcileError
-from reserve.ledger import Entry, Ledger
 from reserve.ledger.canonical import canonical_bytes
 from reserve.ledger.checkpoint import parse_note
-from reserve.ledger.entry import format_time
+from reserve.ledger.entry import Entry, format_time
+from reserve.ledger.store import Ledger
 from reserve.reconcile import evm as reconcile_evm
 from reserve.reconcile.bitcoin import pinned_chain_views, vault_descriptors
 from reserve.reconcile.compute import ledger_view, reconcile

@@ -27,8 +27,7 @@ from typing import Any
 from web3 import Web3
 
 from reserve.errors import CheckpointError, ReconcileError, ReportRejected
-from reserve.ledger import VerifierKey
-from reserve.ledger.checkpoint import verify_note
+from reserve.ledger.checkpoint import VerifierKey, verify_note
 from reserve.ledger.entry import decode_body
 from reserve.ledger.verify import read_export, verify_stream
 from reserve.reconcile import evm as reconcile_evm

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from reserve.errors import WorkflowError
-from reserve.transfers.proposal import Proposal, TransferBody
+from reserve.proposals.proposal import Proposal, TransferBody
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,11 @@ from reserve.errors import WorkflowError
 from reserve.policy import loader
 from reserve.policy.evaluate import DestinationRecord, Freeze, History, TransferRecord
 from reserve.policy.model import Policy
-from reserve.transfers import proposal as proposal_module
-from reserve.transfers.approval import Approval
+from reserve.proposals import proposal as proposal_module
+from reserve.proposals.approval import Approval
+from reserve.proposals.proposal import Proposal, TransferBody, parse_time
+from reserve.proposals.state import APPROVED, PROPOSED, check_transition, reversal_target
 from reserve.transfers.chain import ChainStep
-from reserve.transfers.proposal import Proposal, TransferBody, parse_time
-from reserve.transfers.state import APPROVED, PROPOSED, check_transition, reversal_target
 
 PROPOSAL_KINDS = {"proposal.created": "transfer", "destination.proposed": "destination.add",
                   "policy.change_proposed": "policy.change",

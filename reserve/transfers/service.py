@@ -21,10 +21,8 @@ from reserve.ledger.kinds import KINDS
 from reserve.policy import loader
 from reserve.policy.evaluate import Decision, History, TransferRecord, evaluate
 from reserve.policy.model import Policy
-from reserve.transfers.approval import Approval
-from reserve.transfers.chain import ChainAdapter, ChainStep, ReleaseOrder
-from reserve.transfers.projection import LedgerLike, Projection, ProposalStatus
-from reserve.transfers.proposal import (
+from reserve.proposals.approval import Approval
+from reserve.proposals.proposal import (
     Body,
     DestinationBody,
     Output,
@@ -34,7 +32,7 @@ from reserve.transfers.proposal import (
     UnfreezeBody,
     format_time,
 )
-from reserve.transfers.state import (
+from reserve.proposals.state import (
     APPLIED,
     APPROVED,
     BROADCAST,
@@ -49,6 +47,8 @@ from reserve.transfers.state import (
     SIGNING,
     check_transition,
 )
+from reserve.transfers.chain import ChainAdapter, ChainStep, ReleaseOrder
+from reserve.transfers.projection import LedgerLike, Projection, ProposalStatus
 
 Item = tuple[str, str, dict[str, Any]]
 RETRIES_MAX = 64

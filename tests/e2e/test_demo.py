@@ -25,10 +25,10 @@ import sys
 import time
 from pathlib import Path
 
+from reserve import keystore
 from reserve.demo import amounts
 from reserve.ledger import Ledger, VerifierKey
 from reserve.ledger.verify import verify_ledger
-from wallets import keystore
 from wallets.bitcoin import records
 from wallets.evm.deposits_core import positions
 

@@ -35,6 +35,7 @@ from tests.support.evm_fixtures import (  # noqa: F401
 from wallets.evm import deposits, executor
 from wallets.evm.anchor import anchor_checkpoint, verify_anchors
 from wallets.evm.deposits_core import positions
+from wallets.evm.keys import load_account
 from wallets.evm.transfer import ETH, ApprovedEVMTransfer, to_safe_tx
 from wallets.evm.vault import balances, read_state
 from wallets.signer import evm as signer
@@ -68,7 +69,7 @@ def release(reserve: Reserve, ledger: Ledger, keystores: list[Path], asset: str,
     for path in (keystores[4], keystores[1], keystores[3])[:THRESHOLD]:
         review = signer.review(request)  # each custodian checks what they sign
         assert review.digest == digest and review.tx == to_safe_tx(transfer)
-        share = signer.sign(request, signer.load_account(path, PASSPHRASE))
+        share = signer.sign(request, load_account(path, PASSPHRASE))
         executor.submit_signature(ledger, transfer, share, state.owners)
     return executor.execute(ledger, reserve.w3, transfer, reserve.deployer)
 

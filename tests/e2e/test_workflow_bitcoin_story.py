@@ -24,15 +24,15 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
+from reserve import keystore
 from reserve.errors import ApprovalError
 from reserve.ledger import CheckpointSigner, Ledger
 from reserve.ledger.verify import verify_ledger
 from reserve.policy import loader
 from reserve.policy.testkeys import private_key_of
-from reserve.transfers.approval import sign
+from reserve.proposals.approval import sign
 from reserve.transfers.projection import Projection
 from reserve.transfers.service import WorkflowService
-from wallets import keystore
 from wallets.bitcoin.adapter import BitcoinAdapter
 from wallets.bitcoin.regtest import RegtestNode
 from wallets.bitcoin.rpc import BitcoinRPC, sats_to_btc

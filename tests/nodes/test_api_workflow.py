@@ -16,7 +16,7 @@ import pytest
 
 from reserve.api import accounts
 from reserve.policy.testkeys import private_key_of
-from reserve.transfers.approval import sign
+from reserve.proposals.approval import sign
 from tests.support.api_server import BOOTSTRAP_ACTOR, RunningServer, running_server
 from tests.support.api_workflow import CUSTODIAN, register, vote_document
 from tests.support.workflow import COLD

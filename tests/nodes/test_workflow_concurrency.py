@@ -16,7 +16,7 @@ from typing import Any
 
 from reserve.errors import ApprovalError, ReserveError
 from reserve.ledger import Ledger
-from reserve.transfers.approval import Approval
+from reserve.proposals.approval import Approval
 from reserve.transfers.projection import Projection
 from reserve.transfers.service import WorkflowService
 from tests.support.workflow import CUSTODIANS, DAY, T0, btc_policy, kinds, propose, vote

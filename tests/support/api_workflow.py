@@ -15,7 +15,7 @@ from reserve.api import accounts
 from reserve.policy import loader
 from reserve.policy.model import Policy
 from reserve.policy.testkeys import private_key_of, public_key_hex_of
-from reserve.transfers.approval import sign
+from reserve.proposals.approval import sign
 from reserve.transfers.projection import ProposalStatus
 from reserve.transfers.service import WorkflowService
 from tests.support.api_server import RunningServer

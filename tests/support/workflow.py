@@ -12,7 +12,8 @@ from reserve.ledger import Ledger
 from reserve.policy import loader
 from reserve.policy.model import Policy
 from reserve.policy.testkeys import private_key_of
-from reserve.transfers.approval import Approval, sign
+from reserve.proposals.approval import Approval, sign
+from reserve.proposals.proposal import Proposal
 from reserve.transfers.chain import (
     BroadcastReport,
     ChainStep,
@@ -20,7 +21,6 @@ from reserve.transfers.chain import (
     ReleaseOrder,
 )
 from reserve.transfers.projection import ProposalStatus
-from reserve.transfers.proposal import Proposal
 from reserve.transfers.service import WorkflowService
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,6 +9,7 @@ import pytest
 
 from reserve.errors import EVMError, KeystoreError, MismatchError
 from wallets.evm import testkeys
+from wallets.evm.keys import load_account
 from wallets.evm.safe_tx import SafeTx
 from wallets.evm.signatures import recover_signer
 from wallets.evm.transfer import ETH, ApprovedEVMTransfer, to_safe_tx
@@ -33,7 +34,7 @@ def test_key_round_trip_and_signature(tmp_path: Path) -> None:
     assert signer.key_address(path) == address
     assert PASSPHRASE not in path.read_text()
     assert testkeys.custodian_private_key(2).hex() not in path.read_text()
-    account = signer.load_account(path, PASSPHRASE)
+    account = load_account(path, PASSPHRASE)
     request = signer.signing_request(transfer(), to_safe_tx(transfer()))
     json.dumps(request)  # the request travels as JSON
     share = signer.sign(request, account)
@@ -49,14 +50,14 @@ def test_wrong_passphrase_and_wrong_kind(tmp_path: Path) -> None:
     path = tmp_path / "k.json"
     signer.create_key(path, label="x", passphrase=PASSPHRASE, scrypt_n=FAST)
     with pytest.raises(KeystoreError, match="wrong passphrase"):
-        signer.load_account(path, "not the passphrase")
-    from wallets import keystore
+        load_account(path, "not the passphrase")
+    from reserve import keystore
 
     other = tmp_path / "ed.json"
     keystore.write(other, keystore.seal(b"\x01" * 32, kind="ed25519", label="x", public="p",
                                         passphrase=PASSPHRASE, scrypt_n=FAST))
     with pytest.raises(KeystoreError, match="not an EVM"):
-        signer.load_account(other, PASSPHRASE)
+        load_account(other, PASSPHRASE)
 
 
 def test_tampered_requests_are_not_signed() -> None:

@@ -20,8 +20,8 @@ from reserve.policy.evaluate import (
     format_duration,
 )
 from reserve.policy.model import Policy
-from reserve.transfers.approval import Approval
-from reserve.transfers.proposal import (
+from reserve.proposals.approval import Approval
+from reserve.proposals.proposal import (
     DestinationBody,
     Output,
     PolicyChangeBody,

@@ -13,7 +13,7 @@ from reserve.cli import main
 from reserve.cli.workflow import register
 from reserve.config import DEMO_PASSPHRASE
 from reserve.ledger.keys import create_signer_file
-from reserve.transfers import proposal as proposal_module
+from reserve.proposals import proposal as proposal_module
 from tests.support.workflow import BTC_POLICY, COLD, STRANGER, vote
 
 runner = CliRunner()

@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 
 from reserve.errors import ApprovalError, WorkflowError
 from reserve.policy.testkeys import private_key_of, public_key_of
-from reserve.transfers import approval as approval_module
-from reserve.transfers import proposal as proposal_module
-from reserve.transfers.approval import signing_message
-from reserve.transfers.proposal import (
+from reserve.proposals import approval as approval_module
+from reserve.proposals import proposal as proposal_module
+from reserve.proposals.approval import signing_message
+from reserve.proposals.proposal import (
     DOMAIN,
     DestinationBody,
     Output,
@@ -26,7 +26,7 @@ from reserve.transfers.proposal import (
     TransferBody,
     UnfreezeBody,
 )
-from reserve.transfers.state import STATES, TERMINAL, allowed, check_transition
+from reserve.proposals.state import STATES, TERMINAL, allowed, check_transition
 from tests.support.workflow import COLD, SETTLEMENT, T0, btc_document, vote
 
 

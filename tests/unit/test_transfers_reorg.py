@@ -16,9 +16,9 @@ import pytest
 
 from reserve.errors import WorkflowError
 from reserve.ledger import Ledger
+from reserve.proposals.state import reversal_target
 from reserve.transfers.projection import Projection, ProposalStatus
 from reserve.transfers.service import WorkflowService
-from reserve.transfers.state import reversal_target
 from tests.support.workflow import SETTLEMENT, T0, FakeChain, approve, btc_policy, propose
 
 LATER = T0 + timedelta(hours=1)

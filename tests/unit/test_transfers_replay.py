@@ -20,10 +20,10 @@ from hypothesis import strategies as st
 from reserve.errors import ReserveError, WorkflowError
 from reserve.ledger import Ledger
 from reserve.policy import loader
+from reserve.proposals.proposal import TransferBody, parse_time
+from reserve.proposals.state import COUNTED
 from reserve.transfers.projection import Projection
-from reserve.transfers.proposal import TransferBody, parse_time
 from reserve.transfers.service import WorkflowService
-from reserve.transfers.state import COUNTED
 from tests.support.workflow import (
     COLD,
     CUSTODIANS,

@@ -15,7 +15,7 @@ from reserve.errors import ApprovalError, ReserveError, WorkflowError
 from reserve.ledger import Ledger
 from reserve.policy import loader
 from reserve.policy.testkeys import private_key_of
-from reserve.transfers.approval import sign
+from reserve.proposals.approval import sign
 from reserve.transfers.chain import BroadcastReport, ChainStep
 from reserve.transfers.projection import ProposalStatus
 from reserve.transfers.service import WorkflowService

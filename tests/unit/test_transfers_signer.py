@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from reserve import keystore
 from reserve.errors import ApprovalError, KeystoreError
 from reserve.policy.testkeys import public_key_of
-from reserve.transfers import approval as approval_module
-from reserve.transfers.proposal import Output, Proposal, TransferBody
+from reserve.proposals import approval as approval_module
+from reserve.proposals.proposal import Output, Proposal, TransferBody
 from tests.support.workflow import COLD, T0
-from wallets import keystore
 from wallets.signer import approval
 from wallets.signer.approval_cli import approval_app
 

@@ -13,7 +13,7 @@ signer named; too few shares) raises a WalletError before anything is written.
 Construct it from a vault, a ledger and a node (the vault's id must be the policy's vault
 id, and its custodian names the policy's custodian ids)::
 
-    from reserve.ledger import Ledger
+    from reserve.ledger.store import Ledger
     from reserve.transfers.service import WorkflowService
     from wallets.bitcoin.adapter import BitcoinAdapter
     from wallets.bitcoin.rpc import BitcoinRPC
@@ -43,7 +43,7 @@ from datetime import datetime
 from typing import Any
 
 from reserve.errors import PSBTError, WalletError
-from reserve.ledger import Ledger
+from reserve.ledger.store import Ledger
 from reserve.transfers.chain import BroadcastReport, ChainStep, ConfirmationReport, ReleaseOrder
 from wallets.bitcoin import records
 from wallets.bitcoin.psbt_check import describe, parse_psbt

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from reserve.ledger import Entry
+from reserve.ledger.entry import Entry
 
 BTC_KINDS = ("btc.psbt_created", "btc.share_received", "btc.finalized", "btc.broadcast",
              "btc.confirmed", "btc.deposit", "btc.reorg")

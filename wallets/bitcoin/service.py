@@ -19,7 +19,8 @@ from embit.psbt import PSBT
 from embit.transaction import Transaction
 
 from reserve.errors import LedgerConflict, NodeRPCError, PSBTError, WalletError
-from reserve.ledger import Entry, Ledger
+from reserve.ledger.entry import Entry
+from reserve.ledger.store import Ledger
 from wallets.bitcoin import records
 from wallets.bitcoin.coins import Utxo, select_coins
 from wallets.bitcoin.fees import FeeRate, rate_from_estimate

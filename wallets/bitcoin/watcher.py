@@ -17,7 +17,8 @@ from datetime import datetime
 from typing import Any
 
 from reserve.errors import LedgerConflict, NodeRPCError, WalletError
-from reserve.ledger import Entry, Ledger
+from reserve.ledger.entry import Entry
+from reserve.ledger.store import Ledger
 from wallets.bitcoin import records
 from wallets.bitcoin.rpc import BitcoinRPC, btc_to_sats
 from wallets.bitcoin.vault import Vault

@@ -22,7 +22,7 @@ from web3.logs import DISCARD
 from web3.types import TxParams, TxReceipt
 
 from reserve.errors import ContractReverted, EVMError, MismatchError, NodeUnavailable
-from reserve.ledger import Ledger
+from reserve.ledger.store import Ledger
 from wallets.evm import contracts
 from wallets.evm.safe_tx import SafeTx, checksum, safe_tx_hash
 from wallets.evm.signatures import SignatureShare, check_share, pack_signatures

@@ -16,6 +16,7 @@ from web3 import Web3
 
 from reserve.errors import ConfigError, NodeUnavailable
 from wallets.evm import testkeys
+from wallets.evm.keys import load_account
 from wallets.evm.network import LOCAL_CHAIN_ID, EVMNetwork, require_chain_allowed
 
 RPC_TIMEOUT_SECONDS = 15
@@ -38,8 +39,6 @@ def connect(rpc_url: str, networks: dict[int, EVMNetwork], *, mainnet_enabled: b
 def service_account(w3: Web3, key_file: Path | None) -> LocalAccount:
     """The service's EVM account: from `key_file`, or the TEST deployer key on anvil only."""
     if key_file is not None:
-        from wallets.signer.evm import load_account
-
         passphrase = os.environ.get(KEY_PASSPHRASE_ENV)
         if not passphrase:
             raise ConfigError(f"set {KEY_PASSPHRASE_ENV} to unlock {key_file}")

@@ -21,17 +21,17 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
+from reserve import keystore
 from reserve.errors import ApprovalError, KeystoreError, ReserveError
-from reserve.transfers import proposal as proposal_module
-from reserve.transfers.approval import Approval, sign
-from reserve.transfers.proposal import (
+from reserve.proposals import proposal as proposal_module
+from reserve.proposals.approval import Approval, sign
+from reserve.proposals.proposal import (
     DestinationBody,
     PolicyChangeBody,
     Proposal,
     TransferBody,
     format_time,
 )
-from wallets import keystore
 
 PASSPHRASE_ENV = "RESERVE_APPROVAL_PASSPHRASE"  # noqa: S105 (a variable name)
 KEY_KIND = "ed25519"

@@ -17,9 +17,9 @@ from typing import Annotated
 
 import typer
 
+from reserve import keystore
 from reserve.errors import ReserveError
 from reserve.policy.testkeys import private_key_of
-from wallets import keystore
 from wallets.signer import approval
 
 approval_app = typer.Typer(no_args_is_help=True, add_completion=False,

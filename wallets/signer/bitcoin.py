@@ -19,8 +19,8 @@ from bitcoinlib.mnemonic import Mnemonic
 from embit import bip32, bip39
 from embit.psbt import PSBT
 
+from reserve import keystore
 from reserve.errors import KeystoreError, PSBTError, ReserveError
-from wallets import keystore
 from wallets.bitcoin.networks import params
 from wallets.bitcoin.psbt_check import (
     PsbtSummary,

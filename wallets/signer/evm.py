@@ -19,13 +19,13 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_typing import Hash32
 
-from reserve.errors import EVMError, KeystoreError, MismatchError
-from wallets import keystore
+from reserve import keystore
+from reserve.errors import EVMError, MismatchError
+from wallets.evm.keys import KIND
 from wallets.evm.safe_tx import SafeTx, safe_tx_hash
 from wallets.evm.signatures import SignatureShare
 from wallets.evm.transfer import ApprovedEVMTransfer, describe, require_matches
 
-KIND = "secp256k1"
 REQUEST_FORMAT = "reserve-evm-signing-request/1"
 
 
@@ -38,17 +38,6 @@ def create_key(path: Path, *, label: str, passphrase: str, secret: bytes | None 
                              public=account.address, passphrase=passphrase, scrypt_n=scrypt_n)
     keystore.write(Path(path), document)
     return str(account.address)
-
-
-def load_account(path: Path, passphrase: str) -> LocalAccount:
-    """The custodian's account from its keystore; the stored address must match the key."""
-    document = keystore.read(Path(path))
-    if document["kind"] != KIND:
-        raise KeystoreError(f"{path} holds a {document['kind']} key, not an EVM ({KIND}) key")
-    account: LocalAccount = Account.from_key(keystore.unseal(document, passphrase))
-    if account.address != document["public"]:
-        raise KeystoreError(f"{path}: key does not match its recorded address")
-    return account
 
 
 def key_address(path: Path) -> str:

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import typer
 
+from reserve import keystore
 from reserve.errors import ReserveError
-from wallets import keystore
+from wallets.evm.keys import load_account
 from wallets.signer import evm
 
 evm_app = typer.Typer(no_args_is_help=True, help="EVM keys and Safe transaction signatures.")
@@ -95,7 +96,7 @@ def sign(request: Path = typer.Argument(..., exists=True, dir_okay=False),
             typer.echo(line, err=True)
         if not yes and not typer.confirm("Sign this transaction?", err=True):
             raise typer.Exit(1)
-        share = evm.sign(document, evm.load_account(key, _passphrase()))
+        share = evm.sign(document, load_account(key, _passphrase()))
     except ReserveError as error:
         _fail(error)
     text = json.dumps(evm.share_document(share, checked.digest), indent=2) + "\n"

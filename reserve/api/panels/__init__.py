@@ -2,12 +2,11 @@
 
 Each panel (holdings, policies, proposals, transfers, reconciliation) is filled by a
 provider: a function taking a `PanelContext` and returning a `PanelView`, or None when it
-has nothing to show. A provider is found in one of two ways:
-
-* a module `reserve/api/panels/<key>.py` exporting `provide(context) -> PanelView | None`
-  (dropped in when the part of the system it shows exists), or
-* `registry.register(Panel(key, title, order, provider))`, for example from create_app's
-  `panels=` argument.
+has nothing to show. The built-in providers are the modules `reserve/api/panels/<key>.py`,
+each exporting `provide(context) -> PanelView | None`, imported by name in
+`PanelRegistry.attach_default_providers`, so a missing module fails loudly at start-up. More
+panels come from `registry.register(Panel(key, title, order, provider))`, for example
+from create_app's `panels=` argument.
 
 A panel without a provider shows "not configured". Providers receive the caller's
 principal and must show a custodian only their own vaults (see `Principal.may_see_vault`).
@@ -17,7 +16,6 @@ drawn as inline SVG) unless it names its own template under `templates/panels/`.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -104,20 +102,21 @@ class PanelRegistry:
         """Add a panel, or replace the one with the same key."""
         self._panels[panel.key] = panel
 
-    def discover(self) -> None:
-        """Attach providers found as modules `reserve.api.panels.<key>`."""
+    def attach_default_providers(self) -> None:
+        """Attach the built-in providers to the panels registered without one."""
+        # Imported here, not at the top: each provider module imports this package's types.
+        from reserve.api.panels import holdings, policies, proposals, reconciliation, transfers
+
+        providers: dict[str, Provider] = {
+            "holdings": holdings.provide,
+            "policies": policies.provide,
+            "proposals": proposals.provide,
+            "reconciliation": reconciliation.provide,
+            "transfers": transfers.provide,
+        }
         for key, panel in list(self._panels.items()):
-            if panel.provider is not None:
-                continue
-            name = f"{__name__}.{key}"
-            try:
-                module = importlib.import_module(name)
-            except ModuleNotFoundError as error:
-                if error.name == name:
-                    continue
-                raise
-            provide = getattr(module, "provide", None)
-            if callable(provide):
+            provide = providers.get(key)
+            if panel.provider is None and provide is not None:
                 self._panels[key] = Panel(panel.key, panel.title, panel.order, provide,
                                           panel.roles, panel.description)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from reserve.api import reserve_views as views
 from reserve.api.panels import PanelContext, PanelView
 from reserve.policy import loader
-from reserve.transfers.proposal import format_time
+from reserve.proposals.proposal import format_time
 
 
 def provide(context: PanelContext) -> PanelView | None:

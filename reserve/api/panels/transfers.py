@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from reserve.api import reserve_views as views
 from reserve.api.panels import PanelContext, PanelView
-from reserve.transfers.proposal import TransferBody, format_time
+from reserve.proposals.proposal import TransferBody, format_time
 
 
 def provide(context: PanelContext) -> PanelView | None:

@@ -1,35 +1,50 @@
 """The service's routers, one module per resource, each exporting `router`.
 
-Core routers always load. Optional routers (`proposals`, `vaults`, `reconcile`) are
-included when their module exists, so wiring a new resource is one new file
-`reserve/api/routes/<name>.py` exporting `router = APIRouter(prefix="/api/<name>", ...)`;
-its routes use `Depends(require(...))` for roles, `require_vault` for custodian scoping
-and `Depends(get_recorder)` to record state changes.
+Every router is imported here by name and included in this order, so a missing or broken
+module fails the service at start-up instead of silently leaving its routes out. Wiring a
+new resource is one new file `reserve/api/routes/<name>.py` exporting
+`router = APIRouter(prefix="/api/<name>", ...)` and one line in `ROUTERS`; its routes use
+`Depends(require(...))` for roles, `require_vault` for custodian scoping and
+`Depends(get_recorder)` to record state changes.
 """
 
 from __future__ import annotations
 
-import importlib
+from fastapi import APIRouter, FastAPI
 
-from fastapi import FastAPI
+from reserve.api.routes import (
+    dashboard,
+    health,
+    ledger,
+    me,
+    proposal_pages,
+    proposals,
+    reconcile,
+    tokens,
+    transfers,
+    users,
+    vaults,
+)
 
-CORE_ROUTERS = ("health", "me", "ledger", "tokens", "users", "dashboard")
-OPTIONAL_ROUTERS = ("vaults", "proposals", "transfers", "reconcile",
-                    "proposal_pages")
+ROUTERS: tuple[tuple[str, APIRouter], ...] = (
+    ("health", health.router),
+    ("me", me.router),
+    ("ledger", ledger.router),
+    ("tokens", tokens.router),
+    ("users", users.router),
+    ("dashboard", dashboard.router),
+    ("vaults", vaults.router),
+    ("proposals", proposals.router),
+    ("transfers", transfers.router),
+    ("reconcile", reconcile.router),
+    ("proposal_pages", proposal_pages.router),
+)
 
 
 def include_routers(app: FastAPI) -> list[str]:
-    """Include every core router and each optional one that exists; returns their names."""
-    included = []
-    for name in CORE_ROUTERS + OPTIONAL_ROUTERS:
-        module_name = f"{__name__}.{name}"
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if name in OPTIONAL_ROUTERS and error.name == module_name:
-                continue
-            raise
-        app.include_router(module.router)
-        included.append(name)
+    """Include every router in `ROUTERS`, in order; returns their names."""
+    for _, router in ROUTERS:
+        app.include_router(router)
+    included = [name for name, _ in ROUTERS]
     app.state.routers = tuple(included)
     return included

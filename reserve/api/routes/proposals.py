@@ -20,11 +20,11 @@ from reserve.api import reserve_views as views
 from reserve.api.auth import ALL_ROLES, VAULT_PATTERN, Principal, Role
 from reserve.api.deps import Recorder, Service, get_recorder, get_service, require, require_vault
 from reserve.errors import ApprovalError, WorkflowError
-from reserve.transfers import approval as approval_module
+from reserve.proposals import approval as approval_module
+from reserve.proposals.proposal import format_time
+from reserve.proposals.state import STATES
 from reserve.transfers.projection import ProposalStatus
-from reserve.transfers.proposal import format_time
 from reserve.transfers.service import WorkflowService
-from reserve.transfers.state import STATES
 
 router = APIRouter(prefix="/api/proposals", tags=["proposals"])
 readers = require(*ALL_ROLES)

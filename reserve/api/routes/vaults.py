@@ -21,7 +21,7 @@ from reserve.api.auth import ALL_ROLES, VAULT_PATTERN, Principal, Role
 from reserve.api.deps import Recorder, Service, get_recorder, get_service, require, require_vault
 from reserve.config import PROJECT_ROOT
 from reserve.policy import loader
-from reserve.transfers.proposal import format_time
+from reserve.proposals.proposal import format_time
 from reserve.transfers.service import WorkflowService
 
 router = APIRouter(prefix="/api/vaults", tags=["vaults"])
