@@ -128,32 +128,122 @@ def _is_hash(value: object) -> bool:
     return isinstance(value, bytes) and len(value) == HASH_SIZE
 
 
+# --- verification, from small helpers (after transparency-dev/merkle proof/verify.go) -----
+#
+# An audit path for leaf `index` in a tree of `size` leaves splits in two parts. The inner
+# part climbs from the leaf to where its path meets the path of the last leaf, size - 1:
+# there each step's side is the matching bit of `index`. The border part climbs the tree's
+# right border from there, where every sibling stands on the left. A consistency proof from
+# size m is the upper part of the audit path for leaf m - 1, so both verifiers chain the
+# same two parts.
+
+def _inner_proof_size(index: int, size: int) -> int:
+    """Levels below the point where the paths to `index` and `size - 1` join.
+
+    Requires 0 <= index < size.
+    """
+    return (index ^ (size - 1)).bit_length()
+
+
+def _decompose_inclusion_proof(index: int, size: int) -> tuple[int, int]:
+    """Lengths (inner, border) of the audit path for leaf `index` of a tree of `size`.
+
+    Their sum is the one length a valid audit path has. Requires 0 <= index < size.
+    """
+    inner = _inner_proof_size(index, size)
+    border = (index >> inner).bit_count()
+    return inner, border
+
+
+def _chain_inner(seed: bytes, proof: Sequence[bytes], index: int) -> bytes:
+    """Hash of the subtree above `seed`, at `index` on its level, climbed by `proof`.
+
+    `proof` runs from the lowest level up; bit i of `index` tells whether the sibling at
+    step i is on the right (0) or on the left (1).
+    """
+    for level, sibling in enumerate(proof):
+        if (index >> level) & 1:
+            seed = node_hash(sibling, seed)
+        else:
+            seed = node_hash(seed, sibling)
+    return seed
+
+
+def _chain_inner_right(seed: bytes, proof: Sequence[bytes], index: int) -> bytes:
+    """Like `_chain_inner`, but only the left siblings count.
+
+    The result is the hash of that subtree as it was before the leaves to the right of the
+    path were added: the older tree's view of it.
+    """
+    for level, sibling in enumerate(proof):
+        if (index >> level) & 1:
+            seed = node_hash(sibling, seed)
+    return seed
+
+
+def _chain_border_right(seed: bytes, proof: Sequence[bytes]) -> bytes:
+    """Climb the right border: every sibling in `proof` is a left subtree."""
+    for sibling in proof:
+        seed = node_hash(sibling, seed)
+    return seed
+
+
+def _root_from_inclusion_proof(leaf_hash: bytes, index: int, size: int,
+                               proof: Sequence[bytes]) -> bytes | None:
+    """The root that `proof` yields for leaf `index`, or None when its length is wrong.
+
+    Requires 0 <= index < size.
+    """
+    inner, border = _decompose_inclusion_proof(index, size)
+    if len(proof) != inner + border:
+        return None
+    return _chain_border_right(_chain_inner(leaf_hash, proof[:inner], index), proof[inner:])
+
+
+def _root_from_consistency_proof(old_size: int, new_size: int, old_root: bytes,
+                                 proof: Sequence[bytes]) -> bytes | None:
+    """The new tree's root that `proof` yields, or None when it does not rebuild `old_root`.
+
+    Requires 0 < old_size < new_size.
+    """
+    inner, border = _decompose_inclusion_proof(old_size - 1, new_size)
+    shift = (old_size & -old_size).bit_length() - 1  # trailing zero bits of old_size
+    inner -= shift  # the levels below `shift` lie inside one perfect subtree of both trees
+    # The proof starts with the root of the perfect subtree of 2**shift leaves that holds
+    # leaf old_size - 1, unless that subtree is the whole old tree: then old_root is it.
+    seed, rest = (old_root, proof) if old_size == 1 << shift else (proof[0], proof[1:])
+    if len(rest) != inner + border:
+        return None
+    index = (old_size - 1) >> shift
+    old = _chain_border_right(_chain_inner_right(seed, rest[:inner], index), rest[inner:])
+    if old != old_root:
+        return None
+    return _chain_border_right(_chain_inner(seed, rest[:inner], index), rest[inner:])
+
+
 def verify_inclusion(leaf_hash: bytes, index: int, tree_size: int, proof: Sequence[bytes],
                      root: bytes) -> bool:
-    """RFC 9162 2.1.3.2: does `proof` show leaf `index` with `leaf_hash` under `root`?"""
+    """RFC 9162 2.1.3.2: does `proof` show leaf `index` with `leaf_hash` under `root`?
+
+    False, never an exception, for anything that does not: an index outside the tree, a
+    hash that is not 32 bytes, a proof longer than 64 hashes or of the wrong length.
+    """
     if not (0 <= index < tree_size) or not _is_hash(leaf_hash) or not _is_hash(root):
         return False
     if not all(_is_hash(p) for p in proof) or len(proof) > 64:
         return False
-    fn, sn, r = index, tree_size - 1, leaf_hash
-    for p in proof:
-        if sn == 0:
-            return False
-        if fn & 1 or fn == sn:
-            r = node_hash(p, r)
-            while not fn & 1 and fn != 0:
-                fn >>= 1
-                sn >>= 1
-        else:
-            r = node_hash(r, p)
-        fn >>= 1
-        sn >>= 1
-    return sn == 0 and r == root
+    return _root_from_inclusion_proof(leaf_hash, index, tree_size, proof) == root
 
 
 def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: bytes,
                        proof: Sequence[bytes]) -> bool:
-    """RFC 9162 2.1.4.2: is the tree of `old_size` a prefix of the tree of `new_size`?"""
+    """RFC 9162 2.1.4.2: is the tree of `old_size` a prefix of the tree of `new_size`?
+
+    False, never an exception, for anything that does not show it: sizes out of order, a
+    hash that is not 32 bytes, a proof longer than 128 hashes or of the wrong length. Equal
+    sizes need an empty proof and equal roots; from the empty tree the proof is empty (any
+    tree extends it).
+    """
     if not _is_hash(old_root) or not _is_hash(new_root) or not 0 <= old_size <= new_size:
         return False
     if not all(_is_hash(p) for p in proof) or len(proof) > 128:
@@ -164,28 +254,7 @@ def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: 
         return len(proof) == 0
     if not proof:
         return False
-    path = list(proof)
-    if old_size & (old_size - 1) == 0:
-        path.insert(0, old_root)
-    fn, sn = old_size - 1, new_size - 1
-    while fn & 1:
-        fn >>= 1
-        sn >>= 1
-    fr = sr = path[0]
-    for c in path[1:]:
-        if sn == 0:
-            return False
-        if fn & 1 or fn == sn:
-            fr = node_hash(c, fr)
-            sr = node_hash(c, sr)
-            while not fn & 1 and fn != 0:
-                fn >>= 1
-                sn >>= 1
-        else:
-            sr = node_hash(sr, c)
-        fn >>= 1
-        sn >>= 1
-    return sn == 0 and fr == old_root and sr == new_root
+    return _root_from_consistency_proof(old_size, new_size, old_root, proof) == new_root
 
 
 def perfect_subtrees(begin: int, end: int) -> list[tuple[int, int]]:

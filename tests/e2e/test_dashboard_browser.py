@@ -26,9 +26,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from reserve.ledger import CheckpointSigner
-from reserve.transfers.service import WorkflowService
 from tests.support.api_server import ORIGIN, running_server
-from tests.support.workflow import COLD, btc_policy, vote
+from tests.support.workflow import COLD, vote, workflow_service
 from wallets.bitcoin.vault import load_vault
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,8 +59,7 @@ def test_a_viewer_verifies_ledger_entries_in_the_browser(tmp_path: Path) -> None
         ledger.append("vault.registered", "root-admin",
                       {"vault": "national-btc", "asset": "BTC",
                        "descriptor": "wsh(sortedmulti(2,...))"}, now=now)
-        workflow = WorkflowService(ledger, clock=server.clock.wall)
-        workflow.register_policy(btc_policy(), "root-admin")
+        workflow = workflow_service(ledger, clock=server.clock.wall, actor="root-admin")
         note = ledger.checkpoint(now=now)
         signed_size = int(note.split("\n")[1])
         ledger.append("ledger.anchor", "aldo-auditor",

@@ -33,6 +33,7 @@ from reserve.policy.testkeys import private_key_of
 from reserve.proposals.approval import sign
 from reserve.transfers.projection import Projection
 from reserve.transfers.service import WorkflowService
+from tests.support.workflow import workflow_service
 from wallets.bitcoin.adapter import BitcoinAdapter
 from wallets.bitcoin.regtest import RegtestNode
 from wallets.bitcoin.rpc import BitcoinRPC, sats_to_btc
@@ -147,8 +148,7 @@ def test_national_wallet_pays_cold_storage_under_policy(node: RegtestNode,
     assert vault.vault_id == policy.vault == "national-btc"
     assert {(c.name, c.institution) for c in vault.custodians} == \
         {(c.id, c.institution) for c in policy.custodians}
-    workflow = WorkflowService(ledger, clock=clock)
-    workflow.register_policy(policy, "lead")
+    workflow = workflow_service(ledger, policy, clock=clock)  # "lead" records policy v1
     adapter = BitcoinAdapter.connect(vault, ledger, node.rpc(), clock=clock)
     adapter.service.ensure_watch_only(rescan_timestamp="now")
 

@@ -19,7 +19,7 @@ from reserve.ledger import Ledger
 from reserve.proposals.approval import Approval
 from reserve.transfers.projection import Projection
 from reserve.transfers.service import WorkflowService
-from tests.support.workflow import CUSTODIANS, DAY, T0, btc_policy, kinds, propose, vote
+from tests.support.workflow import CUSTODIANS, DAY, T0, fresh_workflow, kinds, propose, vote
 
 WAIT_SECONDS = 60
 
@@ -48,20 +48,12 @@ def _in_parallel(url: str, jobs: list[Callable[[WorkflowService], Any]]) -> list
     return results
 
 
-def _setup(url: str) -> tuple[Ledger, WorkflowService]:
-    ledger = Ledger.open(url)
-    service = WorkflowService(ledger, clock=lambda: T0)
-    service.register_policy(btc_policy(), "lead", now=T0)
-    return ledger, service
-
-
 def _submit(approval: Approval) -> Callable[[WorkflowService], Any]:
     return lambda service: service.vote(approval, now=T0)
 
 
 def test_concurrent_approvals_all_count_once(ledger_url: str) -> None:
-    ledger, service = _setup(ledger_url)
-    with ledger:
+    with fresh_workflow(ledger_url) as (ledger, service):
         status = propose(service, 600_000_000)  # very large: 4 of 5
         votes = [vote(status.proposal, c) for c in CUSTODIANS]
         results = _in_parallel(ledger_url, [_submit(v) for v in votes])
@@ -81,8 +73,7 @@ def test_concurrent_approvals_all_count_once(ledger_url: str) -> None:
 
 
 def test_the_same_approval_sent_many_times_counts_once(ledger_url: str) -> None:
-    ledger, service = _setup(ledger_url)
-    with ledger:
+    with fresh_workflow(ledger_url) as (_ledger, service):
         status = propose(service, 150_000_000)
         approval = vote(status.proposal, "central-bank")
         results = _in_parallel(ledger_url, [_submit(approval)] * 6)
@@ -93,8 +84,7 @@ def test_the_same_approval_sent_many_times_counts_once(ledger_url: str) -> None:
 
 
 def test_velocity_limit_holds_under_concurrent_quorums(ledger_url: str) -> None:
-    ledger, service = _setup(ledger_url)
-    with ledger:
+    with fresh_workflow(ledger_url) as (_ledger, service):
         # Three 6 BTC transfers against a 10 BTC / 24 h limit: at most one may be approved.
         pending = [propose(service, 600_000_000, reference=f"V-{i}",
                            expires_in_seconds=14 * DAY) for i in range(3)]

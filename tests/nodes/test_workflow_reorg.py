@@ -18,11 +18,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from reserve.ledger import CheckpointSigner, Ledger
 from reserve.ledger.verify import verify_ledger
-from reserve.policy import loader
 from reserve.transfers.projection import Projection
 from reserve.transfers.service import WorkflowService
 from tests.support.bitcoin_fixtures import VaultKit
-from tests.support.workflow import SETTLEMENT, approve, btc_document, propose
+from tests.support.workflow import SETTLEMENT, approve, btc_policy, propose, workflow_service
 from wallets.bitcoin.adapter import BitcoinAdapter
 from wallets.bitcoin.regtest import RegtestNode
 from wallets.bitcoin.rpc import BitcoinRPC
@@ -36,15 +35,6 @@ SIGNER = CheckpointSigner("test.reserve/workflow-reorg", Ed25519PrivateKey.gener
 def ledger(tmp_path: Path) -> Iterator[Ledger]:
     with Ledger.open(f"sqlite:///{tmp_path}/ledger.sqlite", signer=SIGNER) as opened:
         yield opened
-
-
-def _workflow_for(kit: VaultKit) -> WorkflowService:
-    """The workflow with the national policy, renamed to this test's own vault."""
-    document = btc_document()
-    document["vault"] = kit.vault.vault_id
-    workflow = WorkflowService(kit.ledger)
-    workflow.register_policy(loader.from_mapping(document, source="test policy"), "lead")
-    return workflow
 
 
 def _confirm_small_transfer(kit: VaultKit, workflow: WorkflowService, adapter: BitcoinAdapter,
@@ -72,7 +62,8 @@ def test_reorged_confirmation_returns_the_transfer_to_broadcast_until_remined(
         ledger: Ledger) -> None:
     kit = make_vault(3, 5, ledger=ledger)
     kit.deposit(bitcoind, miner, [60_000_000])
-    workflow = _workflow_for(kit)
+    # The national policy's rules for this test's own vault, on the wall clock.
+    workflow = workflow_service(kit.ledger, btc_policy(kit.vault.vault_id), clock=None)
     adapter = BitcoinAdapter(kit.service, kit.watcher)
     adapter.watcher.sync()
     digest, txid, block = _confirm_small_transfer(kit, workflow, adapter, bitcoind)

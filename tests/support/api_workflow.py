@@ -19,7 +19,7 @@ from reserve.proposals.approval import sign
 from reserve.transfers.projection import ProposalStatus
 from reserve.transfers.service import WorkflowService
 from tests.support.api_server import RunningServer
-from tests.support.workflow import COLD, btc_document
+from tests.support.workflow import COLD, btc_document, workflow_service
 
 CUSTODIAN = "cora-custodian"
 OPERATOR = "olga-operator"
@@ -28,8 +28,7 @@ AUDITOR = "aldo-auditor"
 
 def api_policy(vault: str, custodian: str = CUSTODIAN) -> Policy:
     """national-btc's rules for `vault`; its first custodian is replaced by `custodian`."""
-    document: dict[str, Any] = btc_document()
-    document["vault"] = vault
+    document: dict[str, Any] = btc_document(vault)
     first = document["custodians"][0]
     first.update({"id": custodian, "approval_public_key": public_key_hex_of(custodian)})
     document["operators"] += [{"id": OPERATOR, "name": "Olga", "institution": "Treasury"},
@@ -44,7 +43,8 @@ def workflow(server: RunningServer) -> WorkflowService:
 
 
 def register(server: RunningServer, vault: str, custodian: str = CUSTODIAN) -> None:
-    workflow(server).register_policy(api_policy(vault, custodian), "test-bootstrap")
+    workflow_service(server.ledger, api_policy(vault, custodian), clock=server.clock.wall,
+                     actor="test-bootstrap")
 
 
 def propose(server: RunningServer, vault: str = "vault-a", amount: int = 5_000_000,

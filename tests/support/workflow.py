@@ -1,8 +1,15 @@
-"""Helpers for the policy and transfer workflow tests: policies, votes, a fake chain."""
+"""Helpers for the policy and transfer workflow tests: policies, votes, a fake chain.
+
+`workflow_service` is the one set-up of a workflow test: a WorkflowService on a ledger whose
+vault has the national-btc policy (or a test's own) as v1. The unit tier's `ledger` and
+`service` fixtures (tests/unit/conftest.py) and `fresh_workflow` are built on it.
+"""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,14 +40,48 @@ CUSTODIANS = ("finance-ministry", "central-bank", "vasp-regulator", "auditor-gen
               "crypto-council")
 HOUR = 3600
 DAY = 86400
+MEMORY_URL = "sqlite:///:memory:"
+
+Clock = Callable[[], datetime]
 
 
-def btc_policy() -> Policy:
-    return loader.load_file(BTC_POLICY)
+def btc_policy(vault: str | None = None) -> Policy:
+    """config/policies/national-btc.toml; the same rules for `vault` when one is named."""
+    if vault is None:
+        return loader.load_file(BTC_POLICY)
+    return loader.from_mapping(btc_document(vault), source="test policy")
 
 
-def btc_document() -> dict[str, Any]:
-    return copy.deepcopy(loader.to_document(btc_policy()))
+def btc_document(vault: str | None = None) -> dict[str, Any]:
+    """national-btc's policy as a document a test may edit; for `vault` when one is named."""
+    document = copy.deepcopy(loader.to_document(btc_policy()))
+    if vault is not None:
+        document["vault"] = vault
+    return document
+
+
+def at_t0() -> datetime:
+    """The workflow tests' clock: it stands still at T0."""
+    return T0
+
+
+def workflow_service(ledger: Ledger, policy: Policy | None = None, *,
+                     clock: Clock | None = at_t0, actor: str = "lead") -> WorkflowService:
+    """A WorkflowService on `ledger`, with `policy` (national-btc's) registered by `actor`.
+
+    The clock stands at T0 unless the test brings its own; None is the wall clock.
+    """
+    workflow = WorkflowService(ledger, clock=clock)
+    workflow.register_policy(btc_policy() if policy is None else policy, actor)
+    return workflow
+
+
+@contextmanager
+def fresh_workflow(url: str = MEMORY_URL, policy: Policy | None = None,
+                   **options: Any) -> Iterator[tuple[Ledger, WorkflowService]]:
+    """A new ledger at `url` and `workflow_service` on it; the ledger is closed after."""
+    with Ledger.open(url) as ledger:
+        yield ledger, workflow_service(ledger, policy, **options)
 
 
 def vote(proposal: Proposal | bytes, custodian: str, decision: str = "approve",

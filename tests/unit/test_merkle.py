@@ -132,6 +132,25 @@ def test_property_proofs_verify_and_flips_fail(n: int, data: st.DataObject) -> N
             assert not merkle.verify_consistency(old, n, old_root, root, cproof[1:])
 
 
+@given(st.integers(2, 300), st.data())
+def test_property_consistency_flips_and_lengths_fail(n: int, data: st.DataObject) -> None:
+    leaves = leaves_of(n)
+    root = merkle.root_hash(leaves)
+    old = data.draw(st.integers(1, n - 1))
+    old_root = merkle.root_hash(leaves[:old])
+    proof = merkle.consistency_proof(leaves, old)
+    assert proof == ref_subproof(old, leaves, True)
+    i = data.draw(st.integers(0, len(proof) - 1))
+    bit = data.draw(st.integers(0, 255))
+    flipped = list(proof)
+    flipped[i] = bytes(b ^ (1 << (bit % 8)) if j == bit // 8 else b
+                       for j, b in enumerate(proof[i]))
+    assert not merkle.verify_consistency(old, n, old_root, root, flipped)
+    assert not merkle.verify_consistency(old, n, old_root, root, proof[:-1])
+    assert not merkle.verify_consistency(old, n, old_root, root, [*proof, proof[0]])
+    assert not merkle.verify_consistency(old, n, old_root, root, [old_root, *proof])
+
+
 def test_sorted_pair_hashing_is_not_accepted() -> None:
     # A tree built with sorted pairs (as some libraries do) must not verify as RFC 9162.
     leaves = leaves_of(2)

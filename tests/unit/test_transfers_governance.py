@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -19,23 +18,9 @@ from tests.support.workflow import (
     FakeChain,
     approve,
     btc_document,
-    btc_policy,
     kinds,
     propose,
 )
-
-
-@pytest.fixture()
-def ledger() -> Iterator[Ledger]:
-    with Ledger.open("sqlite:///:memory:") as opened:
-        yield opened
-
-
-@pytest.fixture()
-def service(ledger: Ledger) -> WorkflowService:
-    workflow = WorkflowService(ledger, clock=lambda: T0)
-    workflow.register_policy(btc_policy(), "lead", now=T0)
-    return workflow
 
 
 def test_freeze_stops_release_and_unfreeze_needs_quorum_and_delay(

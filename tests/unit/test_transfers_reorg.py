@@ -8,7 +8,6 @@ The real-node version of the story is tests/nodes/test_workflow_reorg.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -19,22 +18,9 @@ from reserve.ledger import Ledger
 from reserve.proposals.state import reversal_target
 from reserve.transfers.projection import Projection, ProposalStatus
 from reserve.transfers.service import WorkflowService
-from tests.support.workflow import SETTLEMENT, T0, FakeChain, approve, btc_policy, propose
+from tests.support.workflow import SETTLEMENT, T0, FakeChain, approve, propose
 
 LATER = T0 + timedelta(hours=1)
-
-
-@pytest.fixture()
-def ledger() -> Iterator[Ledger]:
-    with Ledger.open("sqlite:///:memory:") as opened:
-        yield opened
-
-
-@pytest.fixture()
-def service(ledger: Ledger) -> WorkflowService:
-    workflow = WorkflowService(ledger, clock=lambda: T0)
-    workflow.register_policy(btc_policy(), "lead", now=T0)
-    return workflow
 
 
 def _confirmed(service: WorkflowService, chain: FakeChain) -> ProposalStatus:

@@ -32,6 +32,7 @@ from tests.support.workflow import (
     FakeChain,
     approve,
     btc_policy,
+    fresh_workflow,
     propose,
     vote,
 )
@@ -143,9 +144,7 @@ def _check_velocity(replay: Projection, approved_at: dict[str, tuple[Any, int]],
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(ops=operations)
 def test_invariants_hold_for_any_interleaving(ops: list[tuple[Any, ...]]) -> None:
-    with Ledger.open("sqlite:///:memory:") as ledger:
-        service = WorkflowService(ledger, clock=lambda: T0)
-        service.register_policy(POLICY, "lead", now=T0)
+    with fresh_workflow(policy=POLICY) as (ledger, service):
         _run(service, ops)
         _check_invariants(ledger)
         for status in service.proposals():
@@ -156,9 +155,7 @@ def test_invariants_hold_for_any_interleaving(ops: list[tuple[Any, ...]]) -> Non
 
 
 def test_incremental_replay_equals_full_replay() -> None:
-    with Ledger.open("sqlite:///:memory:") as ledger:
-        service = WorkflowService(ledger, clock=lambda: T0)
-        service.register_policy(POLICY, "lead", now=T0)
+    with fresh_workflow(policy=POLICY) as (ledger, service):
         _run(service, [("propose", 150_000_000, COLD), ("vote", 0, "central-bank", "approve"),
                        ("vote", 0, "vasp-regulator", "approve"), ("propose", 5_000_000, COLD),
                        ("vote", 0, "crypto-council", "approve"), ("wait", 30),
@@ -182,17 +179,13 @@ def _tampered(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_replay_refuses_entries_that_contradict_the_workflow() -> None:
-    with Ledger.open("sqlite:///:memory:") as ledger:
-        service = WorkflowService(ledger, clock=lambda: T0)
-        service.register_policy(POLICY, "lead", now=T0)
+    with fresh_workflow(policy=POLICY) as (ledger, service):
         status = propose(service, 5_000_000)
         created = ledger.entry(1)
         ledger.append("proposal.created", "mallory", _tampered(created.payload), now=T0)
         with pytest.raises(WorkflowError, match="entry 2: proposal digest or action mismatch"):
             Projection().catch_up(ledger)
-    with Ledger.open("sqlite:///:memory:") as ledger:
-        service = WorkflowService(ledger, clock=lambda: T0)
-        service.register_policy(POLICY, "lead", now=T0)
+    with fresh_workflow(policy=POLICY) as (ledger, service):
         status = propose(service, 5_000_000)
         ledger.append("proposal.state", "mallory", {"vault": "national-btc",
                                                     "digest": status.digest,

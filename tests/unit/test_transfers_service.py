@@ -5,7 +5,6 @@ Each refusal must raise a clear error and leave the ledger exactly as it was.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 
@@ -34,19 +33,6 @@ from tests.support.workflow import (
     propose,
     vote,
 )
-
-
-@pytest.fixture()
-def ledger() -> Iterator[Ledger]:
-    with Ledger.open("sqlite:///:memory:") as opened:
-        yield opened
-
-
-@pytest.fixture()
-def service(ledger: Ledger) -> WorkflowService:
-    workflow = WorkflowService(ledger, clock=lambda: T0)
-    workflow.register_policy(btc_policy(), "lead", now=T0)
-    return workflow
 
 
 def test_large_transfer_waits_for_its_delay_then_goes_to_the_chain(
