@@ -28,6 +28,10 @@ class LedgerError(ReserveError):
     """Root of ledger errors."""
 
 
+class EventError(LedgerError, ValueError):
+    """A ledger event's payload does not match its kind (unknown, missing or mistyped field)."""
+
+
 class EntryRejected(LedgerError):
     """An entry was refused before anything was written (bad kind, payload, size)."""
 

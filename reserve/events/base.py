@@ -1,0 +1,207 @@
+"""The machinery of typed ledger events: one frozen dataclass per kind, exact wire payloads.
+
+An event class declares its kind and its fields with ordinary annotations; this module turns
+instances into the payload dict that goes into the ledger (`to_payload`) and back
+(`from_payload`), refusing unknown, missing or mistyped fields with an `EventError` that
+names the kind and the field. The wire payload of every kind must stay byte for byte what
+earlier code wrote (the fixtures under tests/fixtures/ hold such ledgers), so:
+
+- a field's wire key is its attribute name unless `WIRE` maps it to another (the vault is
+  `vault` in Python everywhere, but `vault_id` on the wire of some kinds);
+- a field with the default `ABSENT` is left out of the payload when absent, while `None`
+  is written as JSON null: the two are different bytes, and both occur today;
+- the annotation chooses the codec: `int` (never bool), `str`, `bool`, `Wei` (an int that
+  travels as a decimal string, for amounts beyond 2^53), `Hex` (a lowercase hex digest or
+  id, checked), `Time` and `TimeMicros` (aware UTC datetimes in the two text forms the
+  ledger uses), `Json` (a nested JSON value kept as it is: documents, outputs, evidence),
+  and `X | None` for a value that may be null.
+
+Nothing here knows about any particular kind; the kinds live in the sibling modules and are
+collected by `reserve.events.registry`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import types
+import typing
+from datetime import UTC, datetime
+from typing import Annotated, Any, ClassVar, TypeVar, Union
+
+from reserve.errors import EventError
+
+# Field types: plain for the type checker, marked for the codec.
+Wei = Annotated[int, "wei"]
+Hex = Annotated[str, "hex"]
+Time = Annotated[datetime, "time"]
+TimeMicros = Annotated[datetime, "time-micros"]
+Json = Annotated[Any, "json"]
+
+_SECONDS = "%Y-%m-%dT%H:%M:%SZ"
+_MICROS = "%Y-%m-%dT%H:%M:%S.%fZ"
+_HEX = re.compile(r"(0x)?[0-9a-fA-F]*")
+
+
+class _Absent:
+    """The default of an optional field that is left out of the payload."""
+
+    _instance: ClassVar[_Absent | None] = None
+
+    def __new__(cls) -> _Absent:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+ABSENT: Any = _Absent()
+
+E = TypeVar("E", bound="Event")
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    """Base of every ledger event. Subclasses set KIND and declare fields."""
+
+    KIND: ClassVar[str] = ""
+    WIRE: ClassVar[dict[str, str]] = {}  # attribute -> wire key, where they differ
+
+    def to_payload(self) -> dict[str, Any]:
+        payload: dict[str, Any] = {}
+        for field, codec in _codecs(type(self)):
+            value = getattr(self, field.name)
+            if value is ABSENT:
+                continue
+            payload[_wire(type(self), field.name)] = codec.encode(self.KIND, field.name, value)
+        return payload
+
+    @classmethod
+    def from_payload(cls: type[E], payload: Any) -> E:
+        if not isinstance(payload, dict):
+            raise EventError(f"{cls.KIND}: payload must be an object, "
+                             f"not {type(payload).__name__}")
+        known = {_wire(cls, f.name): (f, c) for f, c in _codecs(cls)}
+        unknown = sorted(set(payload) - set(known))
+        if unknown:
+            raise EventError(f"{cls.KIND}: unknown field(s) {', '.join(map(repr, unknown))}")
+        values: dict[str, Any] = {}
+        for key, (field, codec) in known.items():
+            if key not in payload:
+                if field.default is ABSENT:
+                    continue
+                raise EventError(f"{cls.KIND}: missing field {key!r}")
+            values[field.name] = codec.decode(cls.KIND, key, payload[key])
+        return cls(**values)
+
+
+def _wire(cls: type[Event], name: str) -> str:
+    return cls.WIRE.get(name, name)
+
+
+# -- codecs -------------------------------------------------------------------------------
+class _Codec:
+    def __init__(self, kind: str, nullable: bool) -> None:
+        self.kind = kind
+        self.nullable = nullable
+
+    def encode(self, event_kind: str, name: str, value: Any) -> Any:
+        if value is None:
+            if not self.nullable:
+                raise EventError(f"{event_kind}: field {name!r} may not be null")
+            return None
+        return self._check(event_kind, name, value, encoding=True)
+
+    def decode(self, event_kind: str, name: str, value: Any) -> Any:
+        if value is None:
+            if not self.nullable:
+                raise EventError(f"{event_kind}: field {name!r} may not be null")
+            return None
+        return self._check(event_kind, name, value, encoding=False)
+
+    def _check(self, event_kind: str, name: str, value: Any, *, encoding: bool) -> Any:
+        def wrong(expected: str) -> EventError:
+            return EventError(f"{event_kind}: field {name!r} must be {expected}, "
+                              f"got {type(value).__name__}")
+
+        kind = self.kind
+        if kind == "int":
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise wrong("an integer")
+            return value
+        if kind == "bool":
+            if not isinstance(value, bool):
+                raise wrong("true or false")
+            return value
+        if kind == "str":
+            if not isinstance(value, str):
+                raise wrong("a string")
+            return value
+        if kind == "hex":
+            if not isinstance(value, str) or not _HEX.fullmatch(value):
+                raise wrong("a hex string")
+            return value
+        if kind == "wei":
+            if encoding:
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise wrong("an integer")
+                return str(value)
+            if not isinstance(value, str) or not re.fullmatch(r"-?[0-9]+", value):
+                raise wrong("a decimal string")
+            return int(value)
+        if kind in ("time", "time-micros"):
+            pattern = _SECONDS if kind == "time" else _MICROS
+            if encoding:
+                if not isinstance(value, datetime) or value.tzinfo is None:
+                    raise wrong("an aware datetime")
+                return value.astimezone(UTC).strftime(pattern)
+            if not isinstance(value, str):
+                raise wrong("a UTC time string")
+            try:
+                return datetime.strptime(value, pattern).replace(tzinfo=UTC)
+            except ValueError:
+                raise EventError(f"{event_kind}: field {name!r} is not a time of the form "
+                                 f"{pattern.replace('%', '')}: {value[:40]!r}") from None
+        if kind == "json":
+            return value
+        raise EventError(f"{event_kind}: field {name!r} has no codec for {kind!r}")
+
+
+_CACHE: dict[type[Event], tuple[tuple[dataclasses.Field[Any], _Codec], ...]] = {}
+
+
+def _codecs(cls: type[Event]) -> tuple[tuple[dataclasses.Field[Any], _Codec], ...]:
+    found = _CACHE.get(cls)
+    if found is None:
+        hints = typing.get_type_hints(cls, include_extras=True)
+        found = tuple((field, _codec_for(cls, field.name, hints[field.name]))
+                      for field in dataclasses.fields(cls))
+        _CACHE[cls] = found
+    return found
+
+
+def _codec_for(cls: type[Event], name: str, hint: Any) -> _Codec:
+    nullable = False
+    origin = typing.get_origin(hint)
+    if origin is Union or origin is types.UnionType:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        nullable = len(args) < len(typing.get_args(hint))
+        if len(args) != 1:
+            raise TypeError(f"{cls.__name__}.{name}: one type or one type | None")
+        hint = args[0]
+    if typing.get_origin(hint) is Annotated:
+        marks = [m for m in hint.__metadata__ if isinstance(m, str)]
+        if len(marks) == 1 and marks[0] in _MARKS:
+            return _Codec(marks[0], nullable)
+    plain = {int: "int", bool: "bool", str: "str"}.get(hint)
+    if plain is None:
+        raise TypeError(f"{cls.__name__}.{name}: unsupported field type {hint!r}")
+    return _Codec(plain, nullable)
+
+
+_MARKS = frozenset({"wei", "hex", "time", "time-micros", "json"})

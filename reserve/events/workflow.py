@@ -1,0 +1,7 @@
+"""(filled in below)"""
+
+from __future__ import annotations
+
+from reserve.events.base import Event
+
+EVENTS: tuple[type[Event], ...] = ()
