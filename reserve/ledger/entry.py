@@ -18,7 +18,8 @@ from typing import Any
 
 import orjson
 
-from reserve.errors import EntryRejected
+from reserve.errors import EntryRejected, EventError
+from reserve.events.registry import EVENT_TYPES
 from reserve.ledger.canonical import (
     INTEGER_ABS_MAX,
     ORJSON_OPTIONS,
@@ -87,6 +88,17 @@ def format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def check_event(kind: str, payload: dict[str, Any]) -> None:
+    """Refuse a payload that does not fit its kind's typed event (reserve.events)."""
+    event_class = EVENT_TYPES.get(kind)
+    if event_class is None:
+        return  # a kind whose event class is not written yet
+    try:
+        event_class.from_payload(payload)
+    except EventError as error:
+        raise EntryRejected(str(error)) from None
+
+
 def encode_body(seq: int, time: str, kind: str, actor: str, payload: Any,
                 payload_bytes_max: int = PAYLOAD_BYTES_MAX_DEFAULT) -> bytes:
     """Validate an entry's fields and return its canonical bytes.
@@ -101,6 +113,7 @@ def encode_body(seq: int, time: str, kind: str, actor: str, payload: Any,
                             f"{ACTOR_LENGTH_MAX} characters")
     if not isinstance(payload, dict):
         raise EntryRejected(f"payload must be a JSON object, got {type(payload).__name__}")
+    check_event(kind, payload)
     body = _fast_body(seq, time, kind, actor, payload)
     if body is None:
         body = canonical_bytes({"seq": seq, "time": time, "kind": kind, "actor": actor,
@@ -136,6 +149,8 @@ def encode_bodies(items: Sequence[tuple[str, str, Any]], start: int, time: str,
                 body = None
         if body is None or len(body) > payload_bytes_max:
             body = encode_body(seq, time, kind, actor, payload, payload_bytes_max)
+        else:
+            check_event(kind, payload)
         bodies.append(body)
     return bodies
 
