@@ -6,14 +6,15 @@ holdings with their history from the chain layers' ledger entries, the Bitcoin v
 configurations (descriptors, next receive address), policies in plain words and the
 reconciliation entries. Nothing here calls a node: what the ledger knows is enough.
 
-Writes go through `act`, which makes the request's `api.request` entry part of the first
-batch the workflow appends, so the request and its domain entries land together.
+Writes go through `act`, which hands the request's `api.request` entry to the workflow
+action as its `prelude`: the service appends it first in the action's own batch, so the
+request and its domain entries land in one commit.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,7 +28,7 @@ from reserve.policy.evaluate import Decision, format_duration
 from reserve.policy.model import ApprovalRule, Policy
 from reserve.transfers.projection import ProposalStatus
 from reserve.transfers.proposal import TransferBody, format_time
-from reserve.transfers.service import WorkflowService
+from reserve.transfers.service import Item, WorkflowService
 from reserve.transfers.state import OPEN, PROPOSED
 
 T = TypeVar("T")
@@ -40,27 +41,6 @@ _CREATE = threading.Lock()
 
 
 # -- the workflow, shared by the requests of one service ---------------------------------
-class _PrefixedLedger:
-    """The service's ledger, but its first append carries the request's own entry too."""
-
-    def __init__(self, ledger: Any, first: tuple[str, str, dict[str, Any]]) -> None:
-        self.ledger = ledger
-        self.first: tuple[str, str, dict[str, Any]] | None = first
-
-    def size(self) -> int:
-        return int(self.ledger.size())
-
-    def entries(self, start: int = 0, stop: int | None = None, kinds: Any = None) -> Any:
-        return self.ledger.entries(start, stop, kinds=kinds)
-
-    def append_many(self, items: list[Any], now: datetime | None = None,
-                    expected_size: int | None = None) -> list[Any]:
-        batch = [self.first, *items] if self.first is not None else list(items)
-        entries = list(self.ledger.append_many(batch, now=now, expected_size=expected_size))
-        self.first = None
-        return entries
-
-
 class WorkflowAccess:
     """One WorkflowService per API service; every use holds the lock (the projection
     is a mutable cache that one request must not read while another applies entries)."""
@@ -76,21 +56,13 @@ class WorkflowAccess:
             self.workflow.sync()
             yield self.workflow
 
-    def act(self, recorder: Any, action: Callable[[WorkflowService], T],
+    def act(self, recorder: Any, action: Callable[[WorkflowService, Sequence[Item]], T],
             summary: dict[str, Any] | None = None) -> T:
-        """Run a workflow action whose first ledger batch also holds the api.request entry."""
+        """Run `action(workflow, prelude)`, where the prelude is the request's api.request
+        entry: the action must pass it on as its `prelude=` (one batch with its own)."""
         with self.lock:
-            prefixed = _PrefixedLedger(self.ledger, ("api.request", recorder.principal.person,
-                                                     recorder.request_payload(summary)))
-            self.workflow.ledger = prefixed
-            try:
-                result = action(self.workflow)
-            finally:
-                self.workflow.ledger = self.ledger
-            if prefixed.first is None:
-                recorder.request.state.recorded = True
-            else:  # the action wrote nothing of its own: record the request alone
-                recorder([], summary=summary)
+            result = action(self.workflow, (recorder.entry(summary),))
+            recorder.request.state.recorded = True
             return result
 
 

@@ -11,14 +11,28 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi.testclient import TestClient
 
-from reserve.api import accounts
+from reserve.api import accounts, create_app
+from reserve.api.deps import ApiOptions
+from reserve.api.store import AccountStore
+from reserve.ledger import CheckpointSigner
 from reserve.policy.testkeys import private_key_of
 from reserve.transfers.approval import sign
-from tests.support.api_server import BOOTSTRAP_ACTOR, RunningServer, running_server
+from tests.support.api_server import (
+    BOOTSTRAP_ACTOR,
+    ORIGIN,
+    FakeClock,
+    RunningServer,
+    running_server,
+    seed_people,
+)
 from tests.support.api_workflow import CUSTODIAN, register, vote_document
+from tests.support.batches import BatchLedger
 from tests.support.workflow import COLD
 from wallets.bitcoin.vault import load_vault
 
@@ -252,3 +266,48 @@ def test_dashboard_panels_and_proposal_page(server: RunningServer) -> None:
         client.cookies.set("srl_token", server.tokens["custodian_b"])
         assert client.get(f"/dashboard/proposals/{digest}").status_code == 403
         assert f"/dashboard/proposals/{digest}" not in client.get("/dashboard").text
+
+
+def test_a_write_request_and_its_entries_are_one_commit(tmp_path: Path) -> None:
+    """The route hands its api.request entry to the workflow action: one batch, request
+    first, then the action's entries; the entry names the request the caller saw."""
+    url = f"sqlite:///{tmp_path}/ledger.sqlite"
+    with BatchLedger.open(url, signer=CheckpointSigner(ORIGIN, Ed25519PrivateKey.generate()),
+                          checkpoint_every=8) as ledger:
+        assert isinstance(ledger, BatchLedger)
+        store, clock = AccountStore.open(url), FakeClock()
+        app = create_app(ledger, accounts=store, clock=clock.wall, monotonic=clock.monotonic,
+                         options=ApiOptions(auth_failures_max=10_000))
+        running = RunningServer("http://testserver", ledger, store, clock, {}, app)
+        seed_people(running)
+        register(running, "vault-a")
+        size = ledger.size()
+        with TestClient(app) as client:
+            created = client.post("/api/proposals", headers=_bearer(running, "operator"), json={
+                "vault": "vault-a", "asset": "BTC", "fee_max": "20000", "purpose": "one commit",
+                "outputs": [{"destination": COLD, "amount": "5000000"}]})
+            assert created.status_code == 201, created.text
+            digest = created.json()["digest"]
+            voted = client.post(f"/api/proposals/{digest}/approvals",
+                                headers=_bearer(running, "custodian"),
+                                json=vote_document(digest, CUSTODIAN))
+            assert voted.status_code == 201, voted.text
+            frozen = client.post("/api/vaults/vault-a/freeze",
+                                 headers=_bearer(running, "custodian"), json={"reason": "drill"})
+            assert frozen.status_code == 200, frozen.text
+        store.close()
+        assert ledger.batches[-3:] == [["api.request", "proposal.created"],
+                                       ["api.request", "proposal.approved"],
+                                       ["api.request", "vault.frozen"]]
+        written = list(ledger.entries(size))
+        assert len(written) == 6
+        for response, (request, action) in zip((created, voted, frozen),
+                                               (written[0:2], written[2:4], written[4:6])):
+            assert request.payload["request_id"] == response.headers["X-Request-Id"]
+            assert request.actor == action.actor and request.time == action.time
+        assert written[0].payload["summary"] == {"action": "transfer", "vault": "vault-a"}
+        assert written[4].payload["vault"] == "vault-a"
+
+
+def _bearer(running: RunningServer, who: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {running.tokens[who]}"}

@@ -11,6 +11,7 @@ vault's policy names (proposer, custodian, auditor).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
@@ -23,7 +24,7 @@ from reserve.errors import ApprovalError, WorkflowError
 from reserve.transfers import approval as approval_module
 from reserve.transfers.projection import ProposalStatus
 from reserve.transfers.proposal import format_time
-from reserve.transfers.service import WorkflowService
+from reserve.transfers.service import Item, WorkflowService
 from reserve.transfers.state import STATES
 
 router = APIRouter(prefix="/api/proposals", tags=["proposals"])
@@ -114,9 +115,11 @@ def list_proposals(vault: Annotated[str | None, Query(pattern=VAULT_PATTERN)] = 
     return {"proposals": shown}
 
 
-def _create(workflow: WorkflowService, body: NewProposal, proposer: str) -> ProposalStatus:
+def _create(workflow: WorkflowService, body: NewProposal, proposer: str,
+            prelude: Sequence[Item]) -> ProposalStatus:
     common = dict(vault=body.vault, proposer=proposer, asset=body.asset, purpose=body.purpose,
-                  reference=body.reference, expires_in_seconds=body.expires_in_seconds)
+                  reference=body.reference, expires_in_seconds=body.expires_in_seconds,
+                  prelude=prelude)
     if body.action == "transfer":
         if not body.outputs:
             raise WorkflowError("a transfer needs at least one output")
@@ -139,7 +142,7 @@ def create(body: NewProposal, principal: Principal = Depends(proposers),
         if body.vault not in workflow.projection.vaults:
             raise HTTPException(status.HTTP_404_NOT_FOUND,
                                 detail=f"no policy is registered for vault {body.vault!r}")
-    created = access.act(record, lambda w: _create(w, body, principal.person),
+    created = access.act(record, lambda w, prelude: _create(w, body, principal.person, prelude),
                          summary={"action": body.action, "vault": body.vault})
     with access.reading() as workflow:
         return detail(service, workflow, find(workflow, created.digest))
@@ -170,7 +173,7 @@ def vote(digest: Digest, body: ApprovalDocument, principal: Principal = Depends(
         raise ApprovalError(f"this vote is for proposal {body.proposal_digest[:16]}, not "
                             f"{found.digest[:16]}")
     parsed = approval_module.from_document(body.model_dump())
-    access.act(record, lambda w: w.vote(parsed),
+    access.act(record, lambda w, prelude: w.vote(parsed, prelude=prelude),
                summary={"digest": found.digest, "vault": found.proposal.vault,
                         "decision": parsed.decision})
     with access.reading() as workflow:
@@ -185,7 +188,8 @@ def cancel(digest: Digest, body: CancelRequest, principal: Principal = Depends(c
     with access.reading() as workflow:
         found = find(workflow, digest)
     require_vault(principal, found.proposal.vault)
-    access.act(record, lambda w: w.cancel(found.digest, principal.person, body.reason),
+    access.act(record, lambda w, prelude: w.cancel(found.digest, principal.person, body.reason,
+                                                   prelude=prelude),
                summary={"digest": found.digest, "vault": found.proposal.vault})
     with access.reading() as workflow:
         return detail(service, workflow, find(workflow, found.digest))

@@ -160,7 +160,8 @@ def freeze(vault: VaultPath, body: FreezeRequest, principal: Principal = Depends
     require_vault(principal, vault)
     _require_policy(service, vault)
     access = views.workflow_access(service)
-    access.act(record, lambda w: w.freeze(vault, principal.person, body.reason),
+    access.act(record, lambda w, prelude: w.freeze(vault, principal.person, body.reason,
+                                                   prelude=prelude),
                summary={"action": "freeze"})
     with access.reading() as workflow:
         state = workflow.projection.vault(vault)
@@ -178,8 +179,9 @@ def propose_unfreeze(vault: VaultPath, body: UnfreezeRequest,
     require_vault(principal, vault)
     _require_policy(service, vault)
     access = views.workflow_access(service)
-    created = access.act(record, lambda w: w.propose_unfreeze(
+    created = access.act(record, lambda w, prelude: w.propose_unfreeze(
         vault=vault, proposer=principal.person, purpose=body.purpose,
-        reference=body.reference, expires_in_seconds=body.expires_in_seconds),
+        reference=body.reference, expires_in_seconds=body.expires_in_seconds,
+        prelude=prelude),
         summary={"action": "vault.unfreeze"})
     return views.proposal_summary(created)
