@@ -17,13 +17,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from reserve import present
 from reserve.api import reserve_views as views
 from reserve.api.auth import ALL_ROLES, VAULT_PATTERN, Principal, Role
 from reserve.api.deps import Recorder, Service, get_recorder, get_service, require, require_vault
 from reserve.errors import ApprovalError, WorkflowError
+from reserve.present import format_time
 from reserve.transfers import approval as approval_module
 from reserve.transfers.projection import ProposalStatus
-from reserve.transfers.proposal import format_time
 from reserve.transfers.service import Item, WorkflowService
 from reserve.transfers.state import STATES
 
@@ -95,7 +96,7 @@ def detail(service: Service, workflow: WorkflowService, found: ProposalStatus) -
     policy = workflow.projection.vault(found.proposal.vault).policy
     return {**views.proposal_summary(found), "document": found.proposal.document(),
             "decision": views.decision_json(decision),
-            "remaining_delay": views.remaining_delay(decision, now),
+            "remaining_delay": present.remaining_delay(decision, now),
             "still_to_act": views.still_to_act(policy, found),
             "history": [{"state": c.state, "at": format_time(c.at), "seq": c.seq,
                          "reason": c.reason} for c in found.changes]}

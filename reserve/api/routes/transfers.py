@@ -20,9 +20,10 @@ from reserve.api import reserve_views as views
 from reserve.api.auth import ALL_ROLES, VAULT_PATTERN, Principal
 from reserve.api.deps import Service, get_service, require, require_vault
 from reserve.api.routes.proposals import Digest, find
+from reserve.present import format_time
 from reserve.transfers.chain import ReleaseOrder
 from reserve.transfers.projection import ProposalStatus
-from reserve.transfers.proposal import TransferBody, format_time
+from reserve.transfers.proposal import TransferBody
 from reserve.transfers.state import APPROVED, BROADCAST, CONFIRMED, RELEASABLE, SIGNING
 
 router = APIRouter(prefix="/api/transfers", tags=["transfers"])
