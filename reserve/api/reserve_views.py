@@ -60,10 +60,19 @@ class WorkflowAccess:
     def act(self, recorder: Any, action: Callable[[WorkflowService, Sequence[Item]], T],
             summary: dict[str, Any] | None = None) -> T:
         """Run `action(workflow, prelude)`, where the prelude is the request's api.request
-        entry: the action must pass it on as its `prelude=` (one batch with its own)."""
+        entry: the action must pass it on as its `prelude=` (one batch with its own).
+
+        The entry is read back: an action that dropped it leaves the request unrecorded,
+        so the app's recording net logs that and records it after all.
+        """
+        request = recorder.entry(summary)
+        request_id = request[2]["request_id"]
         with self.lock:
-            result = action(self.workflow, (recorder.entry(summary),))
-            recorder.request.state.recorded = True
+            size = self.ledger.size()
+            result = action(self.workflow, (request,))
+            recorder.request.state.recorded = any(
+                entry.payload.get("request_id") == request_id
+                for entry in self.ledger.entries(size, kinds=(request[0],)))
             return result
 
 
