@@ -157,10 +157,14 @@ class Recorder:
             payload["summary"] = summary
         return payload
 
+    def entry(self, summary: dict[str, Any] | None = None) -> tuple[str, str, dict[str, Any]]:
+        """The request's own `api.request` entry (kind, actor, payload), not yet written."""
+        return ("api.request", self.principal.person, self.request_payload(summary))
+
     def __call__(self, entries: list[tuple[str, dict[str, Any]]],
                  summary: dict[str, Any] | None = None) -> None:
         actor = self.principal.person
-        batch = [("api.request", actor, self.request_payload(summary))]
+        batch = [self.entry(summary)]
         batch += [(kind, actor, payload) for kind, payload in entries]
         self.service.ledger.append_many(batch, now=self.service.clock())
         self.request.state.recorded = True

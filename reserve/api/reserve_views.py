@@ -3,64 +3,45 @@
 The vault and workflow routes and the dashboard panels share these read models: the
 workflow projection (one per service, behind a lock because requests run in threads),
 holdings with their history from the chain layers' ledger entries, the Bitcoin vault
-configurations (descriptors, next receive address), policies in plain words and the
-reconciliation entries. Nothing here calls a node: what the ledger knows is enough.
+configurations (descriptors, next receive address) and the reconciliation entries, with
+amounts, times and decisions worded by `reserve.present`. Nothing here calls a node: what
+the ledger knows is enough.
 
-Writes go through `act`, which makes the request's `api.request` entry part of the first
-batch the workflow appends, so the request and its domain entries land together.
+Writes go through `act`, which hands the request's `api.request` entry to the workflow
+action as its `prelude`: the service appends it first in the action's own batch, so the
+request and its domain entries land in one commit.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from reserve import present
 from reserve.api.auth import Principal
 from reserve.config import PROJECT_ROOT
 from reserve.errors import ConfigError
-from reserve.policy.evaluate import Decision, format_duration
+from reserve.policy.evaluate import Decision
 from reserve.policy.model import ApprovalRule, Policy
-from reserve.proposals.proposal import TransferBody, format_time
+from reserve.present import format_time
+from reserve.proposals.proposal import TransferBody
 from reserve.proposals.state import OPEN, PROPOSED
 from reserve.transfers.projection import ProposalStatus
-from reserve.transfers.service import WorkflowService
+from reserve.transfers.service import Item, WorkflowService
 
 T = TypeVar("T")
 BITCOIN_VAULTS_DIR = PROJECT_ROOT / "config" / "vaults"
 HOLDING_KINDS = ("btc.deposit", "btc.confirmed", "btc.reorg", "evm.deposit", "evm.executed",
                  "evm.reorg")
-# Known assets: (unit name, decimals). Tokens of unknown decimals stay in base units.
-UNITS = {"BTC": ("sat", 8), "ETH": ("wei", 18)}
 _CREATE = threading.Lock()
 
 
 # -- the workflow, shared by the requests of one service ---------------------------------
-class _PrefixedLedger:
-    """The service's ledger, but its first append carries the request's own entry too."""
-
-    def __init__(self, ledger: Any, first: tuple[str, str, dict[str, Any]]) -> None:
-        self.ledger = ledger
-        self.first: tuple[str, str, dict[str, Any]] | None = first
-
-    def size(self) -> int:
-        return int(self.ledger.size())
-
-    def entries(self, start: int = 0, stop: int | None = None, kinds: Any = None) -> Any:
-        return self.ledger.entries(start, stop, kinds=kinds)
-
-    def append_many(self, items: list[Any], now: datetime | None = None,
-                    expected_size: int | None = None) -> list[Any]:
-        batch = [self.first, *items] if self.first is not None else list(items)
-        entries = list(self.ledger.append_many(batch, now=now, expected_size=expected_size))
-        self.first = None
-        return entries
-
-
 class WorkflowAccess:
     """One WorkflowService per API service; every use holds the lock (the projection
     is a mutable cache that one request must not read while another applies entries)."""
@@ -76,21 +57,22 @@ class WorkflowAccess:
             self.workflow.sync()
             yield self.workflow
 
-    def act(self, recorder: Any, action: Callable[[WorkflowService], T],
+    def act(self, recorder: Any, action: Callable[[WorkflowService, Sequence[Item]], T],
             summary: dict[str, Any] | None = None) -> T:
-        """Run a workflow action whose first ledger batch also holds the api.request entry."""
+        """Run `action(workflow, prelude)`, where the prelude is the request's api.request
+        entry: the action must pass it on as its `prelude=` (one batch with its own).
+
+        The entry is read back: an action that dropped it leaves the request unrecorded,
+        so the app's recording net logs that and records it after all.
+        """
+        request = recorder.entry(summary)
+        request_id = request[2]["request_id"]
         with self.lock:
-            prefixed = _PrefixedLedger(self.ledger, ("api.request", recorder.principal.person,
-                                                     recorder.request_payload(summary)))
-            self.workflow.ledger = prefixed
-            try:
-                result = action(self.workflow)
-            finally:
-                self.workflow.ledger = self.ledger
-            if prefixed.first is None:
-                recorder.request.state.recorded = True
-            else:  # the action wrote nothing of its own: record the request alone
-                recorder([], summary=summary)
+            size = self.ledger.size()
+            result = action(self.workflow, (request,))
+            recorder.request.state.recorded = any(
+                entry.payload.get("request_id") == request_id
+                for entry in self.ledger.entries(size, kinds=(request[0],)))
             return result
 
 
@@ -103,21 +85,6 @@ def workflow_access(service: Any) -> WorkflowAccess:
         return access
 
 
-# -- amounts -------------------------------------------------------------------------------
-def unit_of(asset: str) -> tuple[str, int]:
-    return UNITS.get(asset, ("base units", 0))
-
-
-def format_amount(amount: int, asset: str) -> str:
-    """Exact decimal text of an integer amount in base units: 150000000 BTC -> '1.50000000'."""
-    _, decimals = unit_of(asset)
-    if decimals == 0:
-        return f"{amount} {asset}"
-    sign = "-" if amount < 0 else ""
-    whole, fraction = divmod(abs(amount), 10**decimals)
-    return f"{sign}{whole}.{fraction:0{decimals}d} {asset}"
-
-
 # -- holdings --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Holding:
@@ -127,10 +94,9 @@ class Holding:
     history: tuple[tuple[str, int], ...]  # (ledger time, balance after that entry)
 
     def to_json(self) -> dict[str, Any]:
-        unit, _ = unit_of(self.asset)
-        return {"vault": self.vault, "asset": self.asset, "unit": unit,
-                "balance": str(self.balance),
-                "balance_text": format_amount(self.balance, self.asset),
+        return {"vault": self.vault, "asset": self.asset,
+                "unit": present.unit_of(self.asset).base, "balance": str(self.balance),
+                "balance_text": present.format_amount(self.balance, self.asset),
                 "history": [{"time": t, "balance": str(b)} for t, b in self.history]}
 
 
@@ -211,51 +177,9 @@ def evm_registrations(ledger: Any) -> dict[str, dict[str, Any]]:
 
 
 # -- policies and decisions in plain words ---------------------------------------------------
-def rule_words(rule: ApprovalRule) -> str:
-    delay = f", then a {format_duration(rule.delay_seconds)} delay" if rule.delay_seconds else ""
-    return (f"{rule.approvals_min} approval{'s' if rule.approvals_min != 1 else ''} from "
-            f"{rule.institutions_min} institution{'s' if rule.institutions_min != 1 else ''}"
-            f"{delay}")
-
-
-def policy_words(policy: Policy) -> list[str]:
-    """The policy as sentences a stakeholder can read."""
-    lines = [f"{policy.vault} policy v{policy.version} on {policy.network} ({policy.chain}): "
-             f"{policy.description}",
-             f"{len(policy.custodians)} custodians from {len(policy.institutions())} "
-             f"institutions: " + ", ".join(f"{c.id} ({c.institution})"
-                                           for c in policy.custodians)]
-    for rules in policy.assets:
-        for tier in rules.tiers:
-            top = "and above" if tier.amount_max is None else \
-                f"to {format_amount(tier.amount_max, rules.asset)}"
-            lines.append(f"{rules.asset} transfers from {format_amount(tier.amount_min, rules.asset)}"
-                         f" {top} (tier {tier.name}): {rule_words(tier.rule)}")
-        for limit in rules.velocity:
-            lines.append(f"at most {format_amount(limit.amount_max, rules.asset)} in any "
-                         f"{format_duration(limit.window_seconds)}")
-    lines.append(f"{len(policy.destinations)} allowlisted destinations; new ones wait "
-                 f"{format_duration(policy.destination_cooling_seconds)} before use")
-    governance = policy.governance
-    lines += [f"adding a destination: {rule_words(governance.destination_add)}",
-              f"changing the policy: {rule_words(governance.policy_change)}",
-              f"unfreezing: {rule_words(governance.unfreeze)}",
-              "proposers: " + ", ".join(sorted(policy.proposers)),
-              "any custodian or auditor (" + ", ".join(sorted(policy.auditors)) +
-              ") may freeze the vault at once"]
-    return lines
-
-
 def decision_json(decision: Decision) -> dict[str, Any]:
-    return {"explain": decision.explain(), "rule": decision.rule_name,
-            "satisfied": list(decision.satisfied), "missing": list(decision.missing),
-            "refused": list(decision.refused), "ignored": list(decision.ignored),
-            "quorum_met": decision.quorum_met, "may_approve": decision.may_approve,
-            "releasable": decision.releasable,
-            "delay_ends_at": format_time(decision.delay_ends_at)
-            if decision.delay_ends_at else None,
-            "approvers": list(decision.approvers), "rejecters": list(decision.rejecters),
-            "institutions": list(decision.institutions)}
+    return {"explain": decision.explain(), **present.decision_fields(decision),
+            "may_approve": decision.may_approve}
 
 
 def still_to_act(policy: Policy, status: ProposalStatus) -> list[str]:
@@ -265,13 +189,6 @@ def still_to_act(policy: Policy, status: ProposalStatus) -> list[str]:
     voted = {vote.custodian for vote in status.votes}
     return [c.id for c in policy.custodians
             if c.id != status.proposal.proposer and c.id not in voted]
-
-
-def remaining_delay(decision: Decision, now: datetime) -> str:
-    if decision.delay_ends_at is None:
-        return "starts once approved" if not decision.quorum_met else "none"
-    left = (decision.delay_ends_at - now).total_seconds()
-    return "over" if left <= 0 else format_duration(left)
 
 
 def proposal_summary(status: ProposalStatus) -> dict[str, Any]:
@@ -290,7 +207,7 @@ def proposal_summary(status: ProposalStatus) -> dict[str, Any]:
         "txid": status.txid or None}
     if isinstance(body, TransferBody):
         data.update({"asset": body.asset, "amount": str(body.amount),
-                     "amount_text": format_amount(body.amount, body.asset),
+                     "amount_text": present.format_amount(body.amount, body.asset),
                      "fee_max": str(body.fee_max),
                      "outputs": [{"destination": o.destination, "amount": str(o.amount)}
                                  for o in body.outputs]})
@@ -341,7 +258,7 @@ def pending_rows(workflow: WorkflowService, principal: Principal,
         decision = workflow.decision(status.digest, now)
         rows.append({**proposal_summary(status),
                      "progress": approval_progress(policy, status, decision),
-                     "remaining_delay": remaining_delay(decision, now),
+                     "remaining_delay": present.remaining_delay(decision, now),
                      "still_to_act": still_to_act(policy, status),
                      "explain": decision.explain()})
     return rows

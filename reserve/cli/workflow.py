@@ -19,13 +19,15 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from reserve import present
 from reserve.cli.common import emit, load_settings
 from reserve.errors import ConfigError, ReserveError
 from reserve.ledger.configured import open_ledger
 from reserve.policy import loader
-from reserve.policy.evaluate import Decision, format_duration
+from reserve.policy.evaluate import Decision
+from reserve.present import format_duration, format_time
 from reserve.proposals import approval as approval_module
-from reserve.proposals.proposal import TransferBody, format_time, parse_amount, parse_time
+from reserve.proposals.proposal import TransferBody, parse_amount, parse_time
 from reserve.proposals.state import STATES
 from reserve.transfers.projection import ProposalStatus, VaultState
 from reserve.transfers.service import WorkflowService
@@ -92,15 +94,8 @@ def _guarded(action: Callable[[], T]) -> T:
 
 
 def _decision_json(decision: Decision) -> dict[str, Any]:
-    return {"action": decision.action, "rule": decision.rule_name,
-            "explanation": decision.explain(), "satisfied": list(decision.satisfied),
-            "missing": list(decision.missing), "refused": list(decision.refused),
-            "ignored": list(decision.ignored), "quorum_met": decision.quorum_met,
-            "releasable": decision.releasable, "approvers": list(decision.approvers),
-            "rejecters": list(decision.rejecters),
-            "institutions": list(decision.institutions),
-            "delay_ends_at": format_time(decision.delay_ends_at)
-            if decision.delay_ends_at else None}
+    return {"action": decision.action, "explanation": decision.explain(),
+            **present.decision_fields(decision)}
 
 
 def _status_json(status: ProposalStatus, decision: Decision | None) -> dict[str, Any]:
@@ -118,7 +113,8 @@ def _status_json(status: ProposalStatus, decision: Decision | None) -> dict[str,
 
 def _summary(status: ProposalStatus) -> str:
     body = status.proposal.body
-    what = (f"{body.amount} {body.asset} to " + ", ".join(o.destination for o in body.outputs)
+    what = (f"{present.base_units_text(body.amount, body.asset)} to "
+            + ", ".join(o.destination for o in body.outputs)
             if isinstance(body, TransferBody) else status.proposal.action)
     return f"{status.digest[:16]}  {status.state:<10} {status.proposal.vault:<14} {what}"
 
@@ -298,8 +294,8 @@ def _vault_human(state: VaultState) -> str:
                          f" -> {tier.rule.approvals_min} approvals from "
                          f"{tier.rule.institutions_min} institutions, "
                          f"{format_duration(tier.rule.delay_seconds)} delay")
-        lines += [f"{rules.asset} velocity: {v.amount_max} {rules.unit} per "
-                  f"{format_duration(v.window_seconds)}" for v in rules.velocity]
+        lines += [f"{rules.asset} velocity: {present.base_units_text(v.amount_max, rules.unit)}"
+                  f" per {format_duration(v.window_seconds)}" for v in rules.velocity]
     lines += [f"destination {d.label}: {d.address}" for d in policy.destinations]
     lines += [f"destination {d.label}: {d.address} (usable from "
               f"{format_time(d.usable_from)})" for d in state.destinations]

@@ -33,9 +33,9 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
+from reserve import present
 from reserve.api import accounts
 from reserve.api.store import AccountStore
-from reserve.demo import amounts
 from reserve.demo.custody import (
     PASSPHRASE,
     SCRYPT_N_DEMO,
@@ -47,13 +47,14 @@ from reserve.demo.custody import (
     require_consistent,
 )
 from reserve.demo.stage import Stage
+from reserve.demo.summary import amount_words
 from reserve.errors import MismatchError, ReconcileError, VerificationError, WorkflowError
 from reserve.ledger.checkpoint import parse_note
 from reserve.ledger.entry import Entry
 from reserve.ledger.verify import verify_ledger
 from reserve.policy import loader
-from reserve.policy.evaluate import format_duration
 from reserve.policy.model import Policy
+from reserve.present import format_duration
 from reserve.reconcile.bitcoin import wallet_range_end
 from reserve.reconcile.evm import EVMTarget, anchor_report, verify_report_anchor
 from reserve.reconcile.export import overall_status, write_exports
@@ -175,10 +176,10 @@ def chapter_custody(stage: Stage) -> Cast:
 def _limit(policy: Policy, amount_min: int, amount_max: int | None) -> str:
     """'up to 0.1 BTC' or, for the open-ended top tier, 'above 5 BTC'."""
     asset = policy.assets[0].asset
-    decimals = 8 if asset == "BTC" else 18
+    decimals = present.unit_of(asset).decimals
     if amount_max is None:
-        return f"above {amounts.decimal_text(amount_min - 1, decimals)} {asset}"
-    return f"up to {amounts.decimal_text(amount_max, decimals)} {asset}"
+        return f"above {present.decimal_text(amount_min - 1, decimals)} {asset}"
+    return f"up to {present.decimal_text(amount_max, decimals)} {asset}"
 
 
 def _deploy_safe(stage: Stage, evm_config: EVMVaultConfig,
@@ -223,17 +224,17 @@ def chapter_inflows(stage: Stage, cast: Cast) -> None:
     address, index = service.receive_address()
     txid = seized.sendtoaddress(address, sats_to_btc(SEIZED_SATS))
     node.mine(1)
-    stage.say(f"the seized-assets wallet transfers {amounts.btc(SEIZED_SATS)} to vault "
+    stage.say(f"the seized-assets wallet transfers {present.amount_words(SEIZED_SATS, present.BTC)} to vault "
               f"address {address} (receive/{index}): tx {txid}")
     report = cast.btc.watcher.sync()
     for entry in sorted(stage.ledger.entries(kinds=["btc.deposit"]),
                         key=lambda e: int(e.payload["height"])):
         source = "coinbase reward" if entry.payload["txid"] != txid else "seized-assets transfer"
         stage.say(f"ledger entry #{entry.seq}: deposit of "
-                  f"{amounts.btc(int(entry.payload['amount_sats']))} ({source}, block "
+                  f"{present.amount_words(int(entry.payload['amount_sats']), present.BTC)} ({source}, block "
                   f"{entry.payload['height']})")
     stage.say(f"watcher synced to block {report.tip_height}: ledger balance "
-              f"{amounts.btc(cast.btc.watcher.ledger_balance_sats())}")
+              f"{present.amount_words(cast.btc.watcher.ledger_balance_sats(), present.BTC)}")
     _fund_safe(stage, cast)
 
 
@@ -263,7 +264,7 @@ def _asset_name(asset: str) -> str:
 
 
 def _evm_amount(cast: Cast, asset: str, amount: int) -> str:
-    return amounts.of_asset(_asset_name(asset), amount, TOKEN_SYMBOL)
+    return amount_words(_asset_name(asset), amount)
 
 
 # --------------------------------------------------------------------------- chapter 3
@@ -290,7 +291,7 @@ def propose_and_approve(stage: Stage, cast: Cast, vault: str, policy: Policy,
 
 
 def _transfer_amount(cast: Cast, plan: TransferPlan) -> str:
-    return amounts.of_asset(plan.asset, plan.amount, TOKEN_SYMBOL)
+    return amount_words(plan.asset, plan.amount)
 
 
 def wait_out_delay(stage: Stage, adapter: ChainAdapter, fact: TransferFact) -> None:
@@ -320,7 +321,7 @@ def bitcoin_transfer(stage: Stage, cast: Cast, plan: TransferPlan) -> TransferFa
     wait_out_delay(stage, cast.btc, fact)
     step = workflow.release(fact.digest, cast.btc, actor=PROPOSER)
     stage.say(f"released to the Bitcoin layer: PSBT for tx {step.payload['txid']}, fee "
-              f"{amounts.btc(int(step.payload['fee_sats']))}")
+              f"{present.amount_words(int(step.payload['fee_sats']), present.BTC)}")
     approved = cast.btc.transfer_for(workflow.order(fact.digest))
     for custodian in plan.signers:
         signed = btc_signer.sign_psbt(str(step.payload["psbt_base64"]), vault, approved,
@@ -419,8 +420,8 @@ def chapter_reconcile(stage: Stage, cast: Cast) -> dict[str, Any]:
 def _say_report_rows(stage: Stage, cast: Cast, body: dict[str, Any]) -> None:
     """Each summary row of the signed report, amounts cut from its integers / decimal strings."""
     for row in body["summary"]:
-        stage.say(f"{row['vault_id']} {row['asset']}: ledger {amounts.btc(row['ledger'])}, "
-                  f"chain {amounts.btc(row['chain'])} at block {body['block']['height']}: "
+        stage.say(f"{row['vault_id']} {row['asset']}: ledger {present.amount_words(row['ledger'], present.BTC)}, "
+                  f"chain {present.amount_words(row['chain'], present.BTC)} at block {body['block']['height']}: "
                   f"[bold]{row['status']}[/]")
     evm_block = body["evm"]["block"]
     for row in body["evm"]["summary"]:

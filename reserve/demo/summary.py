@@ -14,8 +14,15 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from reserve.demo import amounts
+from reserve import present
 from wallets.evm.demo import TOKEN_SYMBOL
+
+TOKENS = {TOKEN_SYMBOL: present.token_unit(TOKEN_SYMBOL)}  # the demo token: 18 decimals
+
+
+def amount_words(asset: str, amount: int) -> str:
+    """BTC, ETH or the demo token in words: '0.75 ETH (750,000,000,000,000,000 wei)'."""
+    return present.amount_words(amount, present.unit_of(asset, TOKENS))
 
 
 def holdings_table(rows: list[dict[str, Any]]) -> Table:
@@ -24,8 +31,8 @@ def holdings_table(rows: list[dict[str, Any]]) -> Table:
         table.add_column(column, justify="right" if column.startswith(("in", "on")) else "left")
     for row in rows:
         table.add_row(row["vault"], row["asset"],
-                      amounts.of_asset(row["asset"], int(row["ledger"]), TOKEN_SYMBOL),
-                      amounts.of_asset(row["asset"], int(row["chain"]), TOKEN_SYMBOL),
+                      amount_words(row["asset"], int(row["ledger"])),
+                      amount_words(row["asset"], int(row["chain"])),
                       "yes" if row["ledger"] == row["chain"] else "[red]NO[/]")
     return table
 
@@ -36,7 +43,7 @@ def transfers_table(transfers: list[dict[str, Any]]) -> Table:
         table.add_column(column, overflow="fold", no_wrap=column == "transaction")
     for item in transfers:
         table.add_row(item["reference"],
-                      amounts.of_asset(item["asset"], int(item["amount"]), TOKEN_SYMBOL),
+                      amount_words(item["asset"], int(item["amount"])),
                       item["label"], item["state"], item["txid"])
     return table
 

@@ -10,7 +10,6 @@ same explanation. Hard refusals (expired, not allowlisted, quorum unreachable...
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -18,6 +17,7 @@ from datetime import datetime, timedelta
 from reserve.errors import PolicyError
 from reserve.policy import loader
 from reserve.policy.model import ApprovalRule, AssetRules, Policy
+from reserve.present import format_duration
 from reserve.proposals.approval import Approval
 from reserve.proposals.proposal import (
     DestinationBody,
@@ -94,17 +94,6 @@ class Decision:
         if self.missing:
             return "; ".join(self.missing)
         return "releasable" if self.releasable else "ready"
-
-
-def format_duration(seconds: float) -> str:
-    """Rounded up to the minute: '23 h', '22 h 59 min', '5 min', '30 s'."""
-    if seconds < 60:
-        return f"{max(0, math.ceil(seconds))} s"
-    minutes = math.ceil(seconds / 60)
-    hours, minutes = divmod(minutes, 60)
-    if not hours:
-        return f"{minutes} min"
-    return f"{hours} h" + (f" {minutes} min" if minutes else "")
 
 
 def _plural(count: int, word: str) -> str:

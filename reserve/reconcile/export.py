@@ -15,7 +15,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from wallets.bitcoin.rpc import sats_to_btc
+from reserve import present
 
 CSV_FIELDS = ("severity", "kind", "vault_id", "asset", "txid", "amount_sats", "difference_sats",
               "outpoints", "ledger_seqs", "detail")
@@ -48,7 +48,7 @@ def overall_status(body: dict[str, Any]) -> str:
 
 
 def _amount(sats: int) -> str:
-    return f"{sats:,} sats ({sats_to_btc(sats)} BTC)"
+    return present.base_units_words(sats, present.BTC)
 
 
 def _evm_html(evm: dict[str, Any] | None) -> str:

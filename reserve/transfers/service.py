@@ -7,6 +7,11 @@ custodians approving at once on SQLite or PostgreSQL can neither double count no
 vote, and two transfers reaching quorum at once cannot both squeeze under a velocity
 limit. Every refusal raises before anything is written. `now` is injectable everywhere
 (tests and the end-to-end demo advance the clock instead of sleeping).
+
+Every action takes a `prelude`: entries its caller wants recorded with the action, such as
+the API's `api.request` entry. They open the same `append_many` batch as the action's own
+entries (one commit, prelude first), or form a batch alone when the action has nothing of
+its own to write; an action that refuses writes neither.
 """
 
 from __future__ import annotations
@@ -97,21 +102,26 @@ class WorkflowService:
             raise WorkflowError("the workflow clock must give timezone-aware times")
         return moment.astimezone(UTC)
 
-    def _commit(self, build: Callable[[], list[Item]], now: datetime) -> list[Any]:
-        """Build entries from fresh state and append them unless the ledger moved meanwhile."""
+    def _commit(self, build: Callable[[], list[Item]], now: datetime,
+                prelude: Sequence[Item] = ()) -> list[Any]:
+        """Build entries from fresh state and append them after `prelude`, in one batch,
+        unless the ledger moved meanwhile. Returns the action's own entries."""
         ledger: LedgerLike = self.ledger
         for _ in range(self.retries_max):
             self.projection.catch_up(ledger)
             items = build()
-            if not items:
+            if not items and not prelude:
                 return []
             try:
-                entries = self.ledger.append_many(items, now=now,
-                                                  expected_size=self.projection.size)
+                entries = list(self.ledger.append_many([*prelude, *items], now=now,
+                                                       expected_size=self.projection.size))
             except LedgerConflict:
                 continue
+            if len(entries) != len(prelude) + len(items):
+                raise WorkflowError(f"the ledger appended {len(entries)} entries, not "
+                                    f"{len(prelude) + len(items)}")
             self.projection.apply_all(entries)
-            return list(entries)
+            return entries[len(prelude):]
         raise WorkflowError(f"gave up after {self.retries_max} concurrent ledger updates; "
                             "try again")
 
@@ -218,14 +228,15 @@ class WorkflowService:
                 changed.add(name)
         return items
 
-    def refresh(self, now: datetime | None = None, vault: str | None = None) -> list[Any]:
+    def refresh(self, now: datetime | None = None, vault: str | None = None,
+                prelude: Sequence[Item] = ()) -> list[Any]:
         """Record every transition that time alone has made due (delays over, expiries)."""
         moment = self._now(now)
-        return self._commit(lambda: self._plan_refresh(moment, vault), moment)
+        return self._commit(lambda: self._plan_refresh(moment, vault), moment, prelude)
 
     # -- policy --------------------------------------------------------------------------
-    def register_policy(self, policy: Policy, actor: str,
-                        now: datetime | None = None) -> list[Any]:
+    def register_policy(self, policy: Policy, actor: str, now: datetime | None = None,
+                        prelude: Sequence[Item] = ()) -> list[Any]:
         """Record the first policy (v1) of a new vault; later versions need a proposal."""
         def build() -> list[Item]:
             existing = self.projection.vaults.get(policy.vault)
@@ -238,10 +249,11 @@ class WorkflowService:
             if policy.version != 1:
                 raise PolicyError(f"the first policy of a vault is v1, not v{policy.version}")
             return [_policy_version_item(policy, actor, "genesis")]
-        return self._commit(build, self._now(now))
+        return self._commit(build, self._now(now), prelude)
 
     # -- proposals -----------------------------------------------------------------------
-    def propose(self, proposal: Proposal, now: datetime | None = None) -> ProposalStatus:
+    def propose(self, proposal: Proposal, now: datetime | None = None,
+                prelude: Sequence[Item] = ()) -> ProposalStatus:
         """Record a proposal after checking it against the policy in force."""
         moment = self._now(now)
 
@@ -263,7 +275,7 @@ class WorkflowService:
             return [(CREATION_KINDS[proposal.action], proposal.proposer,
                      {"vault": proposal.vault, "digest": proposal.digest_hex,
                       "action": proposal.action, "proposal": proposal.document()})]
-        self._commit(build, moment)
+        self._commit(build, moment, prelude)
         return self.projection.proposals[proposal.digest_hex]
 
     @staticmethod
@@ -284,7 +296,8 @@ class WorkflowService:
                               "expiry")
 
     def _new(self, vault: str, proposer: str, body: Body, purpose: str, reference: str,
-             expires_in_seconds: int | None, now: datetime | None) -> ProposalStatus:
+             expires_in_seconds: int | None, now: datetime | None,
+             prelude: Sequence[Item]) -> ProposalStatus:
         moment = self._now(now)
         policy = self.policy(vault)
         lifetime = expires_in_seconds or policy.proposal_lifetime_max_seconds
@@ -293,35 +306,41 @@ class WorkflowService:
                             policy_version=policy.version, proposer=proposer,
                             purpose=purpose, reference=reference, created_at=created,
                             expires_at=created + timedelta(seconds=lifetime), body=body)
-        return self.propose(proposal, moment)
+        return self.propose(proposal, moment, prelude)
 
     def propose_transfer(self, *, vault: str, proposer: str, asset: str,
                          outputs: Sequence[tuple[str, int]], fee_max: int, purpose: str,
                          reference: str = "", expires_in_seconds: int | None = None,
-                         now: datetime | None = None) -> ProposalStatus:
+                         now: datetime | None = None,
+                         prelude: Sequence[Item] = ()) -> ProposalStatus:
         body = TransferBody(asset=asset, fee_max=fee_max,
                             outputs=tuple(Output(d, a) for d, a in outputs))
-        return self._new(vault, proposer, body, purpose, reference, expires_in_seconds, now)
+        return self._new(vault, proposer, body, purpose, reference, expires_in_seconds, now,
+                         prelude)
 
     def propose_destination(self, *, vault: str, proposer: str, asset: str, address: str,
                             label: str, purpose: str, reference: str = "",
                             expires_in_seconds: int | None = None,
-                            now: datetime | None = None) -> ProposalStatus:
+                            now: datetime | None = None,
+                            prelude: Sequence[Item] = ()) -> ProposalStatus:
         body = DestinationBody(asset=asset, address=address, label=label)
-        return self._new(vault, proposer, body, purpose, reference, expires_in_seconds, now)
+        return self._new(vault, proposer, body, purpose, reference, expires_in_seconds, now,
+                         prelude)
 
     def propose_policy_change(self, *, policy: Policy, proposer: str, purpose: str,
                               reference: str = "", expires_in_seconds: int | None = None,
-                              now: datetime | None = None) -> ProposalStatus:
+                              now: datetime | None = None,
+                              prelude: Sequence[Item] = ()) -> ProposalStatus:
         body = PolicyChangeBody.from_document(loader.to_document(policy))
         return self._new(policy.vault, proposer, body, purpose, reference,
-                         expires_in_seconds, now)
+                         expires_in_seconds, now, prelude)
 
     def propose_unfreeze(self, *, vault: str, proposer: str, purpose: str,
                          reference: str = "", expires_in_seconds: int | None = None,
-                         now: datetime | None = None) -> ProposalStatus:
+                         now: datetime | None = None,
+                         prelude: Sequence[Item] = ()) -> ProposalStatus:
         return self._new(vault, proposer, UnfreezeBody(), purpose, reference,
-                         expires_in_seconds, now)
+                         expires_in_seconds, now, prelude)
 
     # -- votes, cancel, freeze -----------------------------------------------------------
     def _check_vote(self, approval: Approval, now: datetime) -> ProposalStatus:
@@ -356,7 +375,8 @@ class WorkflowService:
                                 f"{status.digest[:16]}")
         return status
 
-    def vote(self, approval: Approval, now: datetime | None = None) -> Decision:
+    def vote(self, approval: Approval, now: datetime | None = None,
+             prelude: Sequence[Item] = ()) -> Decision:
         """Verify and record an approval or rejection, then any transition it causes."""
         moment = self._now(now)
 
@@ -372,11 +392,11 @@ class WorkflowService:
             planned, _ = self._plan_advance(status, (*status.votes, recorded), history,
                                             moment)
             return [item, *planned]
-        self._commit(build, moment)
+        self._commit(build, moment, prelude)
         return self.decision(approval.proposal_digest.hex(), moment)
 
-    def cancel(self, digest: str, actor: str, reason: str,
-               now: datetime | None = None) -> ProposalStatus:
+    def cancel(self, digest: str, actor: str, reason: str, now: datetime | None = None,
+               prelude: Sequence[Item] = ()) -> ProposalStatus:
         """The proposer, a custodian or an auditor may cancel before signing starts."""
         moment = self._now(now)
 
@@ -388,11 +408,11 @@ class WorkflowService:
                                   "proposer, a custodian or an auditor may")
             return [_transition(status, status.state, CANCELLED, reason or "cancelled",
                                 actor)]
-        self._commit(build, moment)
+        self._commit(build, moment, prelude)
         return self.status(digest)
 
-    def freeze(self, vault: str, actor: str, reason: str,
-               now: datetime | None = None) -> list[Any]:
+    def freeze(self, vault: str, actor: str, reason: str, now: datetime | None = None,
+               prelude: Sequence[Item] = ()) -> list[Any]:
         """Any single custodian or auditor freezes a vault at once: the safe direction."""
         moment = self._now(now)
 
@@ -405,7 +425,7 @@ class WorkflowService:
                 raise WorkflowError(f"{vault} is already frozen since "
                                     f"{format_time(state.freeze.since)} by {state.freeze.by}")
             return [("vault.frozen", actor, {"vault": vault, "reason": reason[:1000]})]
-        return self._commit(build, moment)
+        return self._commit(build, moment, prelude)
 
     # -- the chain seam ------------------------------------------------------------------
     def _require(self, digest: str, states: frozenset[str]) -> ProposalStatus:
@@ -440,7 +460,7 @@ class WorkflowService:
         return ReleaseOrder.from_proposal(self.status(digest).proposal)
 
     def release(self, digest: str, adapter: ChainAdapter, actor: str,
-                now: datetime | None = None) -> ChainStep:
+                now: datetime | None = None, prelude: Sequence[Item] = ()) -> ChainStep:
         """Hand a releasable transfer to a chain layer: it builds what must be signed."""
         moment = self._now(now)
         self.refresh(moment)
@@ -459,11 +479,12 @@ class WorkflowService:
                                     f"{self._decide(current, moment).explain()}")
             return [_transition(current, RELEASABLE, SIGNING, "handed to the chain layer",
                                 actor), *self._step_items(current, step, actor)]
-        self._commit(build, moment)
+        self._commit(build, moment, prelude)
         return step
 
     def add_signature_share(self, digest: str, adapter: ChainAdapter, signer: str,
-                            share: str, now: datetime | None = None) -> ChainStep:
+                            share: str, now: datetime | None = None,
+                            prelude: Sequence[Item] = ()) -> ChainStep:
         """Pass one custodian's signature share to the chain layer and record it."""
         moment = self._now(now)
         status = self._require(self.status(digest).digest, frozenset({SIGNING}))
@@ -475,11 +496,11 @@ class WorkflowService:
             current = self._require(digest, frozenset({SIGNING}))
             self._require_unfrozen(current)
             return self._step_items(current, step, signer)
-        self._commit(build, moment)
+        self._commit(build, moment, prelude)
         return step
 
     def broadcast(self, digest: str, adapter: ChainAdapter, actor: str,
-                  now: datetime | None = None) -> str:
+                  now: datetime | None = None, prelude: Sequence[Item] = ()) -> str:
         """Finalise and broadcast through the chain layer; returns the transaction id."""
         moment = self._now(now)
         status = self._require(self.status(digest).digest, frozenset({SIGNING}))
@@ -493,18 +514,20 @@ class WorkflowService:
             return [*self._step_items(current, report.step, actor),
                     _transition(current, SIGNING, BROADCAST, "broadcast", actor,
                                 txid=report.txid)]
-        self._commit(build, moment)
+        self._commit(build, moment, prelude)
         return report.txid
 
     def check_confirmation(self, digest: str, adapter: ChainAdapter, *,
                            confirmations_min: int = 1, actor: str = WORKFLOW_ACTOR,
-                           now: datetime | None = None) -> int:
+                           now: datetime | None = None,
+                           prelude: Sequence[Item] = ()) -> int:
         """Ask the chain layer how deep the transaction is; record `confirmed` when deep."""
         moment = self._now(now)
         status = self._require(self.status(digest).digest, frozenset({BROADCAST}))
         report = adapter.confirmation(ReleaseOrder.from_proposal(status.proposal),
                                       status.chain_steps, status.txid)
         if report.depth < confirmations_min:
+            self._commit(lambda: [], moment, prelude)  # not deep yet: the prelude alone
             return report.depth
 
         def build() -> list[Item]:
@@ -512,16 +535,16 @@ class WorkflowService:
             return [*self._step_items(current, report.step, actor),
                     _transition(current, BROADCAST, CONFIRMED,
                                 f"{report.depth} confirmations", actor, depth=report.depth)]
-        self._commit(build, moment)
+        self._commit(build, moment, prelude)
         return report.depth
 
-    def fail(self, digest: str, actor: str, reason: str,
-             now: datetime | None = None) -> ProposalStatus:
+    def fail(self, digest: str, actor: str, reason: str, now: datetime | None = None,
+             prelude: Sequence[Item] = ()) -> ProposalStatus:
         """Record that signing or broadcast failed for good (terminal)."""
         moment = self._now(now)
 
         def build() -> list[Item]:
             current = self._require(digest, frozenset({SIGNING, BROADCAST}))
             return [_transition(current, current.state, FAILED, reason or "failed", actor)]
-        self._commit(build, moment)
+        self._commit(build, moment, prelude)
         return self.status(digest)

@@ -25,8 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from reserve import keystore
-from reserve.demo import amounts
+from reserve import keystore, present
 from reserve.ledger import Ledger, VerifierKey
 from reserve.ledger.verify import verify_ledger
 from wallets.bitcoin import records
@@ -102,7 +101,7 @@ def test_demo_story(tmp_path: Path) -> None:
     assert signed["report"]["findings"] == signed["report"]["evm"]["findings"] == []
     assert facts["reconciliation"]["status"] == "ok"
     # Printed from the report's own rows, exact (cut from the integer, never a float).
-    assert f"reserve-safe ETH: ledger {amounts.eth(evm_ledger['ETH'])}" in output
+    assert f"reserve-safe ETH: ledger {present.amount_words(evm_ledger['ETH'], present.ETH)}" in output
 
     # 4. Three transfers (small and large Bitcoin, one ETH), each confirmed and printed.
     transfers = facts["transfers"]

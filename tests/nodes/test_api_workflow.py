@@ -11,14 +11,31 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import Depends
+from fastapi.testclient import TestClient
 
-from reserve.api import accounts
+from reserve.api import accounts, create_app
+from reserve.api import reserve_views as views
+from reserve.api.deps import ApiOptions, Recorder, Service, get_recorder, get_service
+from reserve.api.store import AccountStore
+from reserve.ledger import CheckpointSigner
 from reserve.policy.testkeys import private_key_of
 from reserve.proposals.approval import sign
-from tests.support.api_server import BOOTSTRAP_ACTOR, RunningServer, running_server
+from tests.support.api_server import (
+    BOOTSTRAP_ACTOR,
+    ORIGIN,
+    FakeClock,
+    RunningServer,
+    running_server,
+    seed_people,
+)
 from tests.support.api_workflow import CUSTODIAN, register, vote_document
+from tests.support.batches import BatchLedger
 from tests.support.workflow import COLD
 from wallets.bitcoin.vault import load_vault
 
@@ -252,3 +269,88 @@ def test_dashboard_panels_and_proposal_page(server: RunningServer) -> None:
         client.cookies.set("srl_token", server.tokens["custodian_b"])
         assert client.get(f"/dashboard/proposals/{digest}").status_code == 403
         assert f"/dashboard/proposals/{digest}" not in client.get("/dashboard").text
+
+
+@contextmanager
+def _in_process(tmp_path: Path) -> Iterator[tuple[RunningServer, BatchLedger]]:
+    """The API in this process on a ledger that remembers its batches; vault-a registered."""
+    url = f"sqlite:///{tmp_path}/ledger.sqlite"
+    with BatchLedger.open(url, signer=CheckpointSigner(ORIGIN, Ed25519PrivateKey.generate()),
+                          checkpoint_every=8) as ledger:
+        assert isinstance(ledger, BatchLedger)
+        store, clock = AccountStore.open(url), FakeClock()
+        app = create_app(ledger, accounts=store, clock=clock.wall, monotonic=clock.monotonic,
+                         options=ApiOptions(auth_failures_max=10_000))
+        running = RunningServer("http://testserver", ledger, store, clock, {}, app)
+        try:
+            seed_people(running)
+            register(running, "vault-a")
+            yield running, ledger
+        finally:
+            store.close()
+
+
+def test_a_write_request_and_its_entries_are_one_commit(tmp_path: Path) -> None:
+    """The route hands its api.request entry to the workflow action: one batch, request
+    first, then the action's entries; the entry names the request the caller saw."""
+    with _in_process(tmp_path) as (running, ledger), TestClient(running.app) as client:
+        size = ledger.size()
+        created = client.post("/api/proposals", headers=_bearer(running, "operator"), json={
+            "vault": "vault-a", "asset": "BTC", "fee_max": "20000", "purpose": "one commit",
+            "outputs": [{"destination": COLD, "amount": "5000000"}]})
+        assert created.status_code == 201, created.text
+        digest = created.json()["digest"]
+        voted = client.post(f"/api/proposals/{digest}/approvals",
+                            headers=_bearer(running, "custodian"),
+                            json=vote_document(digest, CUSTODIAN))
+        assert voted.status_code == 201, voted.text
+        frozen = client.post("/api/vaults/vault-a/freeze",
+                             headers=_bearer(running, "custodian"), json={"reason": "drill"})
+        assert frozen.status_code == 200, frozen.text
+        cancelled = client.post(f"/api/proposals/{digest}/cancel",
+                                headers=_bearer(running, "operator"), json={"reason": "x"})
+        assert cancelled.status_code == 200, cancelled.text
+        unfreeze = client.post("/api/vaults/vault-a/unfreeze",
+                               headers=_bearer(running, "operator"),
+                               json={"purpose": "drill over"})
+        assert unfreeze.status_code == 201, unfreeze.text
+        assert ledger.batches[-5:] == [["api.request", "proposal.created"],
+                                       ["api.request", "proposal.approved"],
+                                       ["api.request", "vault.frozen"],
+                                       ["api.request", "proposal.cancelled"],
+                                       ["api.request", "vault.unfreeze_proposed"]]
+        written = list(ledger.entries(size))
+        assert len(written) == 10  # nothing else: no request was recorded twice
+        for index, response in enumerate((created, voted, frozen, cancelled, unfreeze)):
+            request, action = written[2 * index:2 * index + 2]
+            assert request.payload["request_id"] == response.headers["X-Request-Id"]
+            assert request.actor == action.actor and request.time == action.time
+        assert written[0].payload["summary"] == {"action": "transfer", "vault": "vault-a"}
+        assert written[4].payload["vault"] == "vault-a"
+
+
+def _bearer(running: RunningServer, who: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {running.tokens[who]}"}
+
+
+def test_an_action_that_drops_the_request_entry_is_caught_by_the_recording_net(
+        tmp_path: Path) -> None:
+    """WorkflowAccess.act reads the entry back; one not written leaves the request
+    unrecorded, so the app's net records it (and logs the route's mistake)."""
+    with _in_process(tmp_path) as (running, ledger):
+        @running.app.post("/api/test/freeze-dropping-prelude")
+        def dropping(record: Recorder = Depends(get_recorder),
+                     service: Service = Depends(get_service)) -> dict[str, str]:
+            views.workflow_access(service).act(
+                record, lambda w, prelude: w.freeze("vault-a", CUSTODIAN, "drill"))
+            return {}
+
+        with TestClient(running.app) as client:
+            size = ledger.size()
+            response = client.post("/api/test/freeze-dropping-prelude",
+                                   headers=_bearer(running, "custodian"))
+        assert response.status_code == 200, response.text
+        assert ledger.batches[-2:] == [["vault.frozen"], ["api.request"]]
+        frozen, request = ledger.entries(size)
+        assert (frozen.kind, request.payload["recorded_by"]) == ("vault.frozen", "middleware")
+        assert request.payload["request_id"] == response.headers["X-Request-Id"]

@@ -1,46 +1,28 @@
-"""The demo's pure parts: exact amounts, the vault/policy consistency check, the workdir guard."""
+"""The demo's pure parts: its amounts, the vault/policy consistency check, the workdir guard."""
 
 from __future__ import annotations
 
 import dataclasses
-from decimal import Decimal, localcontext
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
-from reserve.demo import amounts
 from reserve.demo.custody import custody_problems, require_consistent
 from reserve.demo.stage import MARKER, StoryClock, reset_workdir
 from reserve.demo.story import BTC_POLICY, BTC_VAULT
+from reserve.demo.summary import amount_words
 from reserve.errors import ConfigError
 from reserve.policy import loader
 from wallets.bitcoin.vault import load_vault
 
 
-def test_amounts_read_as_people_expect() -> None:
-    assert amounts.btc(150_000_000) == "1.50000000 BTC (150,000,000 sats)"
-    assert amounts.btc(1) == "0.00000001 BTC (1 sats)"
-    assert amounts.eth(750 * 10**15) == "0.75 ETH (750,000,000,000,000,000 wei)"
-    assert amounts.eth(50 * 10**18) == "50.00 ETH (50,000,000,000,000,000,000 wei)"
-    assert amounts.of_asset("tRGT", 10**23, "tRGT").startswith("100,000 tRGT (")
-    assert amounts.decimal_text(-5, 2) == "-0.05"
-
-
-@given(st.integers(min_value=-(10**30), max_value=10**30), st.integers(0, 18))
-def test_decimal_text_is_exact(amount: int, decimals: int) -> None:
-    text = amounts.decimal_text(amount, decimals).replace(",", "")
-    with localcontext() as exact:
-        exact.prec = 100  # wei-sized numbers exceed Decimal's default 28 digits
-        assert Decimal(text) * (10**decimals) == amount
-
-
-def test_amounts_refuse_floats() -> None:
-    with pytest.raises(TypeError):
-        amounts.decimal_text(1.5, 8)  # type: ignore[arg-type]
-    with pytest.raises(TypeError):
-        amounts.btc(True)
+def test_demo_amounts_name_the_demo_token() -> None:
+    assert amount_words("BTC", 150_000_000) == "1.50000000 BTC (150,000,000 sats)"
+    assert amount_words("ETH", 750 * 10**15) == "0.75 ETH (750,000,000,000,000,000 wei)"
+    assert amount_words("tRGT", 10**23) == \
+        "100,000 tRGT (100,000,000,000,000,000,000,000 base units)"
+    assert amount_words("tRGT", 15 * 10**17) == \
+        "1.5 tRGT (1,500,000,000,000,000,000 base units)"
 
 
 def test_shipped_vault_and_policy_agree() -> None:

@@ -17,9 +17,9 @@ from reserve.policy.evaluate import (
     History,
     TransferRecord,
     evaluate,
-    format_duration,
 )
 from reserve.policy.model import Policy
+from reserve.present import format_duration
 from reserve.proposals.approval import Approval
 from reserve.proposals.proposal import (
     DestinationBody,

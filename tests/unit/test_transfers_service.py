@@ -5,6 +5,7 @@ Each refusal must raise a clear error and leave the ledger exactly as it was.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 
@@ -18,6 +19,7 @@ from reserve.proposals.approval import sign
 from reserve.transfers.chain import BroadcastReport, ChainStep
 from reserve.transfers.projection import ProposalStatus
 from reserve.transfers.service import WorkflowService
+from tests.support.batches import BatchLedger
 from tests.support.workflow import (
     COLD,
     DAY,
@@ -238,3 +240,55 @@ def test_chain_layers_that_record_their_own_steps(service: WorkflowService,
     assert [s.kind for s in final.chain_steps] == ["btc.psbt_created", "btc.broadcast"]
     assert kinds(ledger)[-4:] == ["btc.psbt_created", "proposal.state", "btc.broadcast",
                                   "proposal.state"]
+
+
+# -- a caller's prelude (the API's api.request entry) shares the action's commit ----------
+REQUEST = ("api.request", "olga", {"method": "POST", "path": "/api/x", "request_id": "r1"})
+
+
+@pytest.fixture()
+def batched() -> Iterator[tuple[WorkflowService, BatchLedger]]:
+    with BatchLedger.open("sqlite:///:memory:") as opened:
+        assert isinstance(opened, BatchLedger)
+        workflow = WorkflowService(opened, clock=lambda: T0)
+        workflow.register_policy(btc_policy(), "lead", now=T0)
+        yield workflow, opened
+
+
+def test_the_prelude_opens_the_actions_own_batch(
+        batched: tuple[WorkflowService, BatchLedger]) -> None:
+    service, ledger = batched
+    status = propose(service, 5_000_000, prelude=[REQUEST])
+    assert ledger.batches[-1] == ["api.request", "proposal.created"]
+    service.vote(vote(status.proposal, "central-bank"), now=T0, prelude=[REQUEST])
+    assert ledger.batches[-1] == ["api.request", "proposal.approved"]
+    service.vote(vote(status.proposal, "vasp-regulator"), now=T0, prelude=[REQUEST])
+    assert ledger.batches[-1] == ["api.request", "proposal.approved", "proposal.state",
+                                  "proposal.state"]
+    frozen = service.freeze("national-btc", "central-bank", "drill", prelude=[REQUEST])
+    assert ledger.batches[-1] == ["api.request", "vault.frozen"]
+    assert [e.kind for e in frozen] == ["vault.frozen"]  # the action's own entries only
+    request = ledger.entry(frozen[0].seq - 1)
+    assert (request.kind, request.actor, request.payload) == REQUEST
+    assert request.time == frozen[0].time
+
+
+def test_a_prelude_alone_when_the_action_has_nothing_to_write(
+        batched: tuple[WorkflowService, BatchLedger]) -> None:
+    service, ledger = batched
+    assert service.register_policy(btc_policy(), "lead", prelude=[REQUEST]) == []
+    assert ledger.batches[-1] == ["api.request"]
+    assert service.refresh(prelude=[REQUEST]) == []
+    assert ledger.batches[-1] == ["api.request"]
+    assert service.refresh() == [] and len(ledger.batches) == 3  # no prelude: no batch
+
+
+def test_a_refused_action_writes_no_prelude(
+        batched: tuple[WorkflowService, BatchLedger]) -> None:
+    service, ledger = batched
+    size = ledger.size()
+    with pytest.raises(ReserveError, match="may not freeze"):
+        service.freeze("national-btc", "treasury-ops", "no", prelude=[REQUEST])
+    with pytest.raises(ReserveError, match="proposal refused"):
+        propose(service, destination=STRANGER, prelude=[REQUEST])
+    assert ledger.size() == size and len(ledger.batches) == 1

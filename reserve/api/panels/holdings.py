@@ -6,6 +6,7 @@ transfers, reorg reversals); amounts stay exact integers and are shown as decima
 
 from __future__ import annotations
 
+from reserve import present
 from reserve.api import reserve_views as views
 from reserve.api.panels import Chart, PanelContext, PanelView
 
@@ -14,16 +15,16 @@ def provide(context: PanelContext) -> PanelView | None:
     found = views.holdings(context.ledger, context.principal)
     if not found:
         return None
-    rows = tuple((h.vault, h.asset, views.format_amount(h.balance, h.asset),
+    rows = tuple((h.vault, h.asset, present.format_amount(h.balance, h.asset),
                   str(len(h.history))) for h in found)
     # Each line starts from zero at the vault's first recorded entry, so a single deposit
     # still draws a rise rather than a lone point.
-    charts = tuple(Chart(f"{h.vault} {h.asset}", views.unit_of(h.asset)[0],
+    charts = tuple(Chart(f"{h.vault} {h.asset}", present.unit_of(h.asset).base,
                          ((h.history[0][0], 0), *h.history)) for h in found)
     totals: dict[str, int] = {}
     for holding in found:
         totals[holding.asset] = totals.get(holding.asset, 0) + holding.balance
-    summary = "Total: " + ", ".join(views.format_amount(amount, asset)
+    summary = "Total: " + ", ".join(present.format_amount(amount, asset)
                                     for asset, amount in sorted(totals.items()))
     return PanelView(summary=summary,
                      columns=("vault", "asset", "balance", "ledger entries"),

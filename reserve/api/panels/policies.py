@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from reserve import present
 from reserve.api import reserve_views as views
 from reserve.api.panels import PanelContext, PanelView
 from reserve.policy import loader
-from reserve.proposals.proposal import format_time
+from reserve.present import format_time
 
 
 def provide(context: PanelContext) -> PanelView | None:
@@ -23,6 +24,6 @@ def provide(context: PanelContext) -> PanelView | None:
             "versions": len(state.policy_versions),
             "frozen": f"frozen since {format_time(freeze.since)} by {freeze.by}"
                       f"{f' ({freeze.reason})' if freeze.reason else ''}" if freeze else "",
-            "words": views.policy_words(state.policy)})
+            "words": present.policy_words(state.policy)})
     return PanelView(summary=f"{len(vaults)} vault policies in force",
                      template="policies.html", data={"vaults": vaults})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reserve.api import reserve_views as views
+from reserve import present
 from reserve.api.panels import PanelContext, PanelView
 from reserve.api.routes.reconcile import report_json, visible_reports
 
@@ -17,7 +17,7 @@ def provide(context: PanelContext) -> PanelView | None:
     for report in reversed(reports[-REPORTS_SHOWN:]):
         vaults = "; ".join(
             f"{row.get('vault_id')}: {row.get('status')}, difference "
-            f"{views.format_amount(int(row.get('difference', 0)), str(row.get('asset')))}"
+            f"{present.format_amount(int(row.get('difference', 0)), str(row.get('asset')))}"
             for row in report["summary"] if isinstance(row, dict))
         findings = ", ".join(f"{count} {severity}" for severity, count
                              in sorted(report["findings_by_severity"].items())) or "none"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from reserve import present
 from reserve.api import reserve_views as views
 from reserve.api.panels import PanelContext, PanelView
-from reserve.proposals.proposal import TransferBody, format_time
+from reserve.present import format_time
+from reserve.proposals.proposal import TransferBody
 
 
 def provide(context: PanelContext) -> PanelView | None:
@@ -18,7 +20,7 @@ def provide(context: PanelContext) -> PanelView | None:
     for status in transfers:
         body = status.proposal.body
         assert isinstance(body, TransferBody)  # filtered above
-        amount = views.format_amount(body.amount, body.asset)
+        amount = present.format_amount(body.amount, body.asset)
         for change in status.changes:
             detail = status.txid if change.state in ("broadcast", "confirmed") else ""
             if change.state == "confirmed":

@@ -11,20 +11,22 @@ vault's policy names (proposer, custodian, auditor).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from reserve import present
 from reserve.api import reserve_views as views
 from reserve.api.auth import ALL_ROLES, VAULT_PATTERN, Principal, Role
 from reserve.api.deps import Recorder, Service, get_recorder, get_service, require, require_vault
 from reserve.errors import ApprovalError, WorkflowError
+from reserve.present import format_time
 from reserve.proposals import approval as approval_module
-from reserve.proposals.proposal import format_time
 from reserve.proposals.state import STATES
 from reserve.transfers.projection import ProposalStatus
-from reserve.transfers.service import WorkflowService
+from reserve.transfers.service import Item, WorkflowService
 
 router = APIRouter(prefix="/api/proposals", tags=["proposals"])
 readers = require(*ALL_ROLES)
@@ -94,7 +96,7 @@ def detail(service: Service, workflow: WorkflowService, found: ProposalStatus) -
     policy = workflow.projection.vault(found.proposal.vault).policy
     return {**views.proposal_summary(found), "document": found.proposal.document(),
             "decision": views.decision_json(decision),
-            "remaining_delay": views.remaining_delay(decision, now),
+            "remaining_delay": present.remaining_delay(decision, now),
             "still_to_act": views.still_to_act(policy, found),
             "history": [{"state": c.state, "at": format_time(c.at), "seq": c.seq,
                          "reason": c.reason} for c in found.changes]}
@@ -114,9 +116,11 @@ def list_proposals(vault: Annotated[str | None, Query(pattern=VAULT_PATTERN)] = 
     return {"proposals": shown}
 
 
-def _create(workflow: WorkflowService, body: NewProposal, proposer: str) -> ProposalStatus:
+def _create(workflow: WorkflowService, body: NewProposal, proposer: str,
+            prelude: Sequence[Item]) -> ProposalStatus:
     common = dict(vault=body.vault, proposer=proposer, asset=body.asset, purpose=body.purpose,
-                  reference=body.reference, expires_in_seconds=body.expires_in_seconds)
+                  reference=body.reference, expires_in_seconds=body.expires_in_seconds,
+                  prelude=prelude)
     if body.action == "transfer":
         if not body.outputs:
             raise WorkflowError("a transfer needs at least one output")
@@ -139,7 +143,7 @@ def create(body: NewProposal, principal: Principal = Depends(proposers),
         if body.vault not in workflow.projection.vaults:
             raise HTTPException(status.HTTP_404_NOT_FOUND,
                                 detail=f"no policy is registered for vault {body.vault!r}")
-    created = access.act(record, lambda w: _create(w, body, principal.person),
+    created = access.act(record, lambda w, prelude: _create(w, body, principal.person, prelude),
                          summary={"action": body.action, "vault": body.vault})
     with access.reading() as workflow:
         return detail(service, workflow, find(workflow, created.digest))
@@ -170,7 +174,7 @@ def vote(digest: Digest, body: ApprovalDocument, principal: Principal = Depends(
         raise ApprovalError(f"this vote is for proposal {body.proposal_digest[:16]}, not "
                             f"{found.digest[:16]}")
     parsed = approval_module.from_document(body.model_dump())
-    access.act(record, lambda w: w.vote(parsed),
+    access.act(record, lambda w, prelude: w.vote(parsed, prelude=prelude),
                summary={"digest": found.digest, "vault": found.proposal.vault,
                         "decision": parsed.decision})
     with access.reading() as workflow:
@@ -185,7 +189,8 @@ def cancel(digest: Digest, body: CancelRequest, principal: Principal = Depends(c
     with access.reading() as workflow:
         found = find(workflow, digest)
     require_vault(principal, found.proposal.vault)
-    access.act(record, lambda w: w.cancel(found.digest, principal.person, body.reason),
+    access.act(record, lambda w, prelude: w.cancel(found.digest, principal.person, body.reason,
+                                                   prelude=prelude),
                summary={"digest": found.digest, "vault": found.proposal.vault})
     with access.reading() as workflow:
         return detail(service, workflow, find(workflow, found.digest))

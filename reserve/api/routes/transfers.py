@@ -20,7 +20,8 @@ from reserve.api import reserve_views as views
 from reserve.api.auth import ALL_ROLES, VAULT_PATTERN, Principal
 from reserve.api.deps import Service, get_service, require, require_vault
 from reserve.api.routes.proposals import Digest, find
-from reserve.proposals.proposal import TransferBody, format_time
+from reserve.present import format_time
+from reserve.proposals.proposal import TransferBody
 from reserve.proposals.state import APPROVED, BROADCAST, CONFIRMED, RELEASABLE, SIGNING
 from reserve.transfers.chain import ReleaseOrder
 from reserve.transfers.projection import ProposalStatus

@@ -16,12 +16,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from reserve import present
 from reserve.api import reserve_views as views
 from reserve.api.auth import ALL_ROLES, VAULT_PATTERN, Principal, Role
 from reserve.api.deps import Recorder, Service, get_recorder, get_service, require, require_vault
 from reserve.config import PROJECT_ROOT
 from reserve.policy import loader
-from reserve.proposals.proposal import format_time
+from reserve.present import format_time
 from reserve.transfers.service import WorkflowService
 
 router = APIRouter(prefix="/api/vaults", tags=["vaults"])
@@ -63,7 +64,7 @@ def _vault_json(service: Service, workflow: WorkflowService, vault: str,
         policy = state.policy
         data["policy"] = {"version": policy.version, "network": policy.network,
                           "chain": policy.chain, "policy_sha256": loader.policy_sha256(policy),
-                          "in_plain_words": views.policy_words(policy)}
+                          "in_plain_words": present.policy_words(policy)}
         if state.freeze is not None:
             data["frozen"] = {"since": format_time(state.freeze.since), "by": state.freeze.by,
                               "reason": state.freeze.reason}
@@ -150,7 +151,7 @@ def policy_version(vault: VaultPath, version: Annotated[int, Path(ge=1, le=1_000
     policy = loader.from_mapping(entry.payload["policy"], source=f"ledger entry {entry.seq}")
     return {"vault": vault, "version": version, "seq": entry.seq, "time": entry.time,
             "policy_sha256": entry.payload["policy_sha256"],
-            "in_plain_words": views.policy_words(policy), "policy": entry.payload["policy"]}
+            "in_plain_words": present.policy_words(policy), "policy": entry.payload["policy"]}
 
 
 @router.post("/{vault}/freeze", summary="Freeze a vault now (its custodians, auditors)")
@@ -160,7 +161,8 @@ def freeze(vault: VaultPath, body: FreezeRequest, principal: Principal = Depends
     require_vault(principal, vault)
     _require_policy(service, vault)
     access = views.workflow_access(service)
-    access.act(record, lambda w: w.freeze(vault, principal.person, body.reason),
+    access.act(record, lambda w, prelude: w.freeze(vault, principal.person, body.reason,
+                                                   prelude=prelude),
                summary={"action": "freeze"})
     with access.reading() as workflow:
         state = workflow.projection.vault(vault)
@@ -178,8 +180,9 @@ def propose_unfreeze(vault: VaultPath, body: UnfreezeRequest,
     require_vault(principal, vault)
     _require_policy(service, vault)
     access = views.workflow_access(service)
-    created = access.act(record, lambda w: w.propose_unfreeze(
+    created = access.act(record, lambda w, prelude: w.propose_unfreeze(
         vault=vault, proposer=principal.person, purpose=body.purpose,
-        reference=body.reference, expires_in_seconds=body.expires_in_seconds),
+        reference=body.reference, expires_in_seconds=body.expires_in_seconds,
+        prelude=prelude),
         summary={"action": "vault.unfreeze"})
     return views.proposal_summary(created)

@@ -1,0 +1,188 @@
+"""How amounts, decisions and times read to a person: one presenter for every surface.
+
+The CLI, the API and its dashboard, the demo's narration and the reconciliation report
+show the same recorded integers, so they all cut their text here. An amount is an integer
+in base units and becomes decimal text through divmod, never a float, so what is printed
+is exactly what was recorded. Each surface keeps the spelling it has always had:
+
+* `format_amount`: every decimal place, no grouping, for the API and the dashboard
+  ("1.50000000 BTC"); an asset of unknown decimals stays in base units ("12 0xab..").
+* `amount_words`: the unit people think in, then the base unit, grouped by thousands, for
+  the demo ("1.50000000 BTC (150,000,000 sats)", "0.75 ETH (750,000,000,000,000,000 wei)").
+* `base_units_words`: the base unit first, for the reconciliation report
+  ("12,003,000 sats (0.12003000 BTC)").
+* `base_units_text`: the bare integer and a label, for the CLI ("150000000 sat").
+
+Times are UTC to the second ("2026-01-05T09:00:00Z", the spelling signed proposals use);
+durations are rounded up to the minute ("23 h", "22 h 59 min"). Pure: no I/O, no clock,
+nothing from the API, CLI, demo or wallets.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # typing only: the policy engine itself formats with this module
+    from reserve.policy.evaluate import Decision
+    from reserve.policy.model import ApprovalRule, Policy
+
+
+@dataclass(frozen=True)
+class Unit:
+    """How one asset's integers read: `decimals` places of `symbol`, counted in `base`.
+
+    `places_min` is how many decimal places prose always shows (trailing zeros beyond it
+    are cut); `base_plural` is how prose counts the base unit ("sats").
+    """
+
+    symbol: str
+    base: str
+    base_plural: str
+    decimals: int
+    places_min: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.places_min <= self.decimals <= 77:
+            raise ValueError(f"{self.symbol}: requires 0 <= places_min <= decimals <= 77")
+
+
+BTC = Unit("BTC", "sat", "sats", 8, places_min=8)  # all eight places, as wallets show BTC
+ETH = Unit("ETH", "wei", "wei", 18, places_min=2)
+UNITS: Mapping[str, Unit] = {"BTC": BTC, "ETH": ETH}
+BASE_UNITS = "base units"
+
+
+def token_unit(symbol: str, decimals: int = 18) -> Unit:
+    """A token of `decimals` places (ERC-20's usual 18), counted in base units."""
+    return Unit(symbol, BASE_UNITS, BASE_UNITS, decimals)
+
+
+def unit_of(asset: str, tokens: Mapping[str, Unit] | None = None) -> Unit:
+    """BTC, ETH, a configured token (by asset id), or else the asset counted in base units."""
+    known = UNITS.get(asset) or (tokens or {}).get(asset)
+    return known or Unit(asset, BASE_UNITS, BASE_UNITS, 0)
+
+
+# -- amounts -----------------------------------------------------------------------------
+def decimal_text(amount: int, decimals: int, places_min: int = 0, *,
+                 grouped: bool = True) -> str:
+    """`amount` base units as an exact decimal with `decimals` places, trailing zeros cut to
+    at least `places_min` places, the whole part grouped by thousands unless not `grouped`.
+    Requires an int (not bool) and 0 <= places_min <= decimals.
+    """
+    if not isinstance(amount, int) or isinstance(amount, bool):
+        raise TypeError(f"amounts are integers in base units, got {amount!r}")
+    if not 0 <= places_min <= decimals:
+        raise ValueError(f"places_min must be within 0..{decimals}")
+    sign = "-" if amount < 0 else ""
+    whole, fraction = divmod(abs(amount), 10**decimals)
+    digits = f"{fraction:0{decimals}d}" if decimals else ""
+    cut = digits.rstrip("0")
+    digits = cut + "0" * max(places_min - len(cut), 0)
+    return sign + (f"{whole:,}" if grouped else str(whole)) + (f".{digits}" if digits else "")
+
+
+def format_amount(amount: int, asset: str, tokens: Mapping[str, Unit] | None = None) -> str:
+    """Every decimal place, no grouping: 150000000 BTC -> '1.50000000 BTC' (API, dashboard)."""
+    unit = unit_of(asset, tokens)
+    return f"{decimal_text(amount, unit.decimals, unit.decimals, grouped=False)} {unit.symbol}"
+
+
+def amount_words(amount: int, unit: Unit) -> str:
+    """'1.50000000 BTC (150,000,000 sats)': the unit people think in, then the ledger's."""
+    return f"{decimal_text(amount, unit.decimals, unit.places_min)} {unit.symbol} " \
+           f"({amount:,} {unit.base_plural})"
+
+
+def base_units_words(amount: int, unit: Unit) -> str:
+    """'12,003,000 sats (0.12003000 BTC)': the base unit first, then every decimal place."""
+    return f"{decimal_text(amount, 0)} {unit.base_plural} " \
+           f"({decimal_text(amount, unit.decimals, unit.decimals, grouped=False)} {unit.symbol})"
+
+
+def base_units_text(amount: int, label: str) -> str:
+    """The integer as recorded, then a label: '150000000 sat' (the CLI's plain style)."""
+    return f"{decimal_text(amount, 0, grouped=False)} {label}"
+
+
+# -- times -------------------------------------------------------------------------------
+def format_time(moment: datetime) -> str:
+    """UTC to the second, ending in Z: '2026-01-05T09:00:00Z'. Requires an aware datetime."""
+    if moment.tzinfo is None:
+        raise ValueError("times are shown in UTC and must be timezone-aware")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def format_duration(seconds: float) -> str:
+    """Rounded up to the minute: '23 h', '22 h 59 min', '5 min', '30 s'; never negative."""
+    if seconds < 60:
+        return f"{max(0, math.ceil(seconds))} s"
+    minutes = math.ceil(seconds / 60)
+    hours, minutes = divmod(minutes, 60)
+    if not hours:
+        return f"{minutes} min"
+    return f"{hours} h" + (f" {minutes} min" if minutes else "")
+
+
+# -- decisions and policies --------------------------------------------------------------
+def decision_fields(decision: Decision) -> dict[str, Any]:
+    """What the policy decided, as JSON values (the API and the CLI add their own keys)."""
+    return {"rule": decision.rule_name, "satisfied": list(decision.satisfied),
+            "missing": list(decision.missing), "refused": list(decision.refused),
+            "ignored": list(decision.ignored), "quorum_met": decision.quorum_met,
+            "releasable": decision.releasable, "approvers": list(decision.approvers),
+            "rejecters": list(decision.rejecters), "institutions": list(decision.institutions),
+            "delay_ends_at": format_time(decision.delay_ends_at)
+            if decision.delay_ends_at else None}
+
+
+def remaining_delay(decision: Decision, now: datetime) -> str:
+    """'23 h', 'over', 'none', or 'starts once approved' (no quorum yet)."""
+    if decision.delay_ends_at is None:
+        return "starts once approved" if not decision.quorum_met else "none"
+    left = (decision.delay_ends_at - now).total_seconds()
+    return "over" if left <= 0 else format_duration(left)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def rule_words(rule: ApprovalRule) -> str:
+    """'3 approvals from 3 institutions, then a 24 h delay'."""
+    delay = f", then a {format_duration(rule.delay_seconds)} delay" if rule.delay_seconds else ""
+    return (f"{_plural(rule.approvals_min, 'approval')} from "
+            f"{_plural(rule.institutions_min, 'institution')}{delay}")
+
+
+def policy_words(policy: Policy) -> list[str]:
+    """The policy as sentences a stakeholder can read (amounts as `format_amount`)."""
+    lines = [f"{policy.vault} policy v{policy.version} on {policy.network} ({policy.chain}): "
+             f"{policy.description}",
+             f"{len(policy.custodians)} custodians from {len(policy.institutions())} "
+             f"institutions: " + ", ".join(f"{c.id} ({c.institution})"
+                                           for c in policy.custodians)]
+    for rules in policy.assets:
+        for tier in rules.tiers:
+            top = "and above" if tier.amount_max is None else \
+                f"to {format_amount(tier.amount_max, rules.asset)}"
+            lines.append(f"{rules.asset} transfers from "
+                         f"{format_amount(tier.amount_min, rules.asset)} {top} "
+                         f"(tier {tier.name}): {rule_words(tier.rule)}")
+        for limit in rules.velocity:
+            lines.append(f"at most {format_amount(limit.amount_max, rules.asset)} in any "
+                         f"{format_duration(limit.window_seconds)}")
+    lines.append(f"{len(policy.destinations)} allowlisted destinations; new ones wait "
+                 f"{format_duration(policy.destination_cooling_seconds)} before use")
+    governance = policy.governance
+    lines += [f"adding a destination: {rule_words(governance.destination_add)}",
+              f"changing the policy: {rule_words(governance.policy_change)}",
+              f"unfreezing: {rule_words(governance.unfreeze)}",
+              "proposers: " + ", ".join(sorted(policy.proposers)),
+              "any custodian or auditor (" + ", ".join(sorted(policy.auditors)) +
+              ") may freeze the vault at once"]
+    return lines
