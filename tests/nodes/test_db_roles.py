@@ -133,7 +133,7 @@ def test_init_again_grants_tables_added_since(roles: tuple[str, str]) -> None:
     assert db("init", owner_url, service_url).returncode == 0
     with psycopg.connect(owner_url, autocommit=True) as connection:
         connection.execute("CREATE TABLE api_sessions (id BIGSERIAL PRIMARY KEY, person TEXT)")
-    again = db("init", owner_url, service_url, "--json")
+    again = db("init", None, service_url, "--owner-url", owner_url, "--json")
     assert again.returncode == 0, again.stderr
     grants = {g["table"]: g["privileges"] for g in json.loads(again.stdout)["grants"]}
     assert grants["api_sessions"] == ["SELECT", "INSERT", "UPDATE"]
@@ -142,3 +142,22 @@ def test_init_again_grants_tables_added_since(roles: tuple[str, str]) -> None:
         connection.execute("INSERT INTO api_sessions (person) VALUES ('vic')")  # its sequence
         connection.execute("UPDATE api_sessions SET person = 'vic-viewer'")
         refused(connection, "DELETE FROM api_sessions")
+
+
+def test_superuser_edits_are_detected_not_prevented(roles: tuple[str, str], postgres_url: str,
+                                                    signer: CheckpointSigner) -> None:
+    # A superuser (or the owner) may disable the triggers and rewrite a row: the database
+    # cannot stop that. The verifier, reading as the service, names the edited entry.
+    owner_url, service_url = roles
+    assert db("init", owner_url, service_url).returncode == 0
+    with Ledger.open(service_url, signer=signer, checkpoint_every=8) as ledger:
+        for i in range(20):
+            ledger.append("ledger.note", "service", {"i": i, "memo": f"payment {i}"})
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        connection.execute("ALTER TABLE ledger_entries DISABLE TRIGGER ledger_entries_no_change")
+        connection.execute("UPDATE ledger_entries SET body = convert_to(replace(convert_from("
+                           "body, 'UTF8'), 'payment 13', 'payment 93'), 'UTF8') WHERE seq = 13")
+        connection.execute("ALTER TABLE ledger_entries ENABLE TRIGGER ledger_entries_no_change")
+    with Ledger.open(service_url) as ledger:
+        report = verify_ledger(ledger, signer.verifier)
+    assert not report.ok and report.first_bad_seq == 13
