@@ -1,7 +1,8 @@
 """Service configuration: `config/reserve.toml`, with environment overrides.
 
 The default file works with no edits (SQLite under `var/`, regtest). Environment variables
-override what a deployment must not keep in a file: `RESERVE_DATABASE_URL`,
+override what a deployment must not keep in a file: `RESERVE_DATABASE_URL` (the service's
+database URL), `RESERVE_MIGRATION_DATABASE_URL` (the table owner's, for `reserve db init`),
 `RESERVE_LEDGER_PASSPHRASE`, and `RESERVE_CONFIG` (another config file). Relative paths
 in the file are resolved against the project root (the folder holding `config/`).
 """
@@ -30,6 +31,8 @@ class LedgerSettings:
     passphrase_env: str
     checkpoint_every: int
     payload_bytes_max: int
+    # The owner's URL, for `reserve db init` (migrations and grants); None: the service URL.
+    migration_database_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,15 @@ def _require(table: dict[str, Any], key: str, kind: type, where: str) -> Any:
     return value
 
 
+def _absolute(database_url: str, base: Path) -> str:
+    """A relative `sqlite:///` path resolved against the project root."""
+    if database_url.startswith("sqlite:///") and not database_url.startswith("sqlite:////"):
+        relative = database_url[len("sqlite:///"):]
+        if relative != ":memory:":
+            return "sqlite:///" + str(base / relative)
+    return database_url
+
+
 def load(path: str | Path | None = None, *, root: Path | None = None) -> Settings:
     """Load settings from `path` (or $RESERVE_CONFIG, or the default file)."""
     chosen = Path(path or os.environ.get("RESERVE_CONFIG") or DEFAULT_CONFIG)
@@ -82,12 +94,12 @@ def load(path: str | Path | None = None, *, root: Path | None = None) -> Setting
     if network == "mainnet" and not mainnet_enabled:
         raise ConfigError("config.network is mainnet but mainnet_enabled is not true")
     table = raw.get("ledger", {})
-    database_url = os.environ.get("RESERVE_DATABASE_URL") or _require(
-        table, "database_url", str, "ledger")
-    if database_url.startswith("sqlite:///") and not database_url.startswith("sqlite:////"):
-        relative = database_url[len("sqlite:///"):]
-        if relative != ":memory:":
-            database_url = "sqlite:///" + str(base / relative)
+    database_url = _absolute(os.environ.get("RESERVE_DATABASE_URL") or _require(
+        table, "database_url", str, "ledger"), base)
+    migration_url = os.environ.get("RESERVE_MIGRATION_DATABASE_URL") or table.get(
+        "migration_database_url")
+    if migration_url is not None and not isinstance(migration_url, str):
+        raise ConfigError(f"ledger.migration_database_url: expected str, got {migration_url!r}")
     ledger = LedgerSettings(
         database_url=database_url,
         origin=_require(table, "origin", str, "ledger"),
@@ -95,6 +107,7 @@ def load(path: str | Path | None = None, *, root: Path | None = None) -> Setting
         passphrase_env=table.get("passphrase_env", "RESERVE_LEDGER_PASSPHRASE"),
         checkpoint_every=int(table.get("checkpoint_every", 1000)),
         payload_bytes_max=int(table.get("payload_bytes_max", 65536)),
+        migration_database_url=_absolute(migration_url, base) if migration_url else None,
     )
     return Settings(path=chosen, root=base, network=network, mainnet_enabled=mainnet_enabled,
                     ledger=ledger, raw=raw)

@@ -39,14 +39,15 @@ if [ ! -f .venv/.stamp ] || [ "$(cat .venv/.stamp)" != "$stamp" ]; then
 fi
 
 # --- Node tools (anvil, solc-js, Safe contracts) ------------------------------
+# `npm ci` installs exactly the committed lock and never rewrites it, so the tree stays
+# clean. The lock records every platform's optional anvil binary package (npm ci refuses
+# a lock that lacks one); after changing package.json, regenerate it with
+# `npm install --package-lock-only` (.npmrc keeps registry URLs out of it).
 if [ -f package-lock.json ]; then
-  lockstamp=$(sha256sum package-lock.json | cut -c1-16)
+  lockstamp=$(sha256sum package.json package-lock.json | sha256sum | cut -c1-16)
   if [ ! -f node_modules/.stamp ] || [ "$(cat node_modules/.stamp)" != "$lockstamp" ]; then
-    log "npm install from package-lock.json (anvil, solc-js, Safe contracts, playwright-core)"
-    # Not `npm ci`: npm 11 refuses a lock that omits other platforms' optional packages
-    # (anvil ships one binary package per platform), although the lock pins every version
-    # this platform installs. `npm install` honours the same lock here.
-    npm install --no-audit --no-fund --loglevel=error
+    log "npm ci from package-lock.json (anvil, solc-js, Safe contracts, playwright-core)"
+    npm ci --no-audit --no-fund --loglevel=error
     echo "$lockstamp" > node_modules/.stamp
   fi
 fi

@@ -134,6 +134,14 @@ class AccountStore:
     def _create_tables(self) -> None:
         with self._lock:
             if self.dialect == "postgresql":
+                # The service's own role may not create (reserve/db_roles.py): once the
+                # tables exist (`reserve db init` made them as the owner), run no DDL.
+                found = self._db.execute(
+                    "SELECT to_regclass('api_users') IS NOT NULL AND "
+                    "to_regclass('api_tokens') IS NOT NULL AND "
+                    "to_regclass('api_tokens_person') IS NOT NULL").fetchone()
+                if found[0]:
+                    return
                 self._db.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_ID,))
             try:
                 for statement in SCHEMA:

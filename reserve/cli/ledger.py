@@ -168,7 +168,9 @@ def _print_report(report: Report, as_json: bool) -> None:
         emit(None, False, f"OK: {report.entries} entries and {report.checkpoints} checkpoints "
                           "verify")
     else:
-        lines = [f"FAILED at entry {report.first_bad_seq}: {report.findings[0].what}"]
+        first = report.findings[0]
+        lines = [f"FAILED at entry {first.seq}: {first.what}" if first.seq is not None
+                 else f"FAILED: {first.what}"]
         lines += [f"  {finding}" for finding in report.findings[1:10]]
         emit(None, False, "\n".join(lines))
     for note in report.notes:

@@ -9,6 +9,7 @@ import typer
 
 from reserve.cli.bitcoin import bitcoin_app
 from reserve.cli.common import error_console
+from reserve.cli.db import db_app
 from reserve.cli.demo import demo
 from reserve.cli.evm import evm_app
 from reserve.cli.ledger import ledger_app
@@ -22,6 +23,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 
 # Sub-command groups register below, one line each.
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(db_app, name="db")
 app.command("serve")(serve)
 app.add_typer(token_app, name="token")
 app.add_typer(bitcoin_app, name="btc")

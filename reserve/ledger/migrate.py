@@ -5,6 +5,9 @@ the database is behind, so start-up stays fast. Concurrent first opens are seria
 file lock beside a SQLite database, a session advisory lock on PostgreSQL) so two
 processes never race to create the tables. In-memory SQLite (unit tests) gets the same DDL
 directly, since Alembic's own connection would see a different, empty database.
+
+On PostgreSQL a role that may not create tables (the service's own role) never migrates:
+it gets a clear error telling it to run `reserve db init` as the owner.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from reserve.errors import LedgerError
 from reserve.ledger import schema
 
 HEAD_REVISION = "0001_ledger"
@@ -73,8 +77,16 @@ def upgrade(url: str, connection: Any, dialect: str) -> None:
             connection.execute(statement)
         return
     with _serialised(url, connection, dialect):
-        if current_revision(connection, dialect) == HEAD_REVISION:
+        found = current_revision(connection, dialect)
+        if found == HEAD_REVISION:
             return
+        if dialect == "postgresql" and not connection.execute(
+                "SELECT has_schema_privilege(current_schema(), 'CREATE')").fetchone()[0]:
+            # The service's own role (see reserve/db_roles.py) may not create tables.
+            raise LedgerError(f"the ledger schema is at revision {found or 'none'} and this "
+                              f"code needs {HEAD_REVISION}, but this role may not migrate it: "
+                              "run `reserve db init` with the owner's URL "
+                              "(RESERVE_MIGRATION_DATABASE_URL or --owner-url)")
         from alembic import command
         from alembic.config import Config
 

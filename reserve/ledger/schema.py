@@ -3,7 +3,10 @@
 Used by the Alembic migration; kept here as plain DDL per dialect so a reader sees
 exactly what the database enforces. On SQLite, triggers abort every UPDATE and DELETE.
 On PostgreSQL, triggers abort UPDATE, DELETE and TRUNCATE (superusers included), and the
-application role `reserve_app` is granted only SELECT and INSERT.
+group role `reserve_app` (NOLOGIN, kept for databases made by this migration) is granted
+only SELECT and INSERT. The triggers do not stop the tables' owner, who may disable or
+drop them: the service connects as its own login role, which `reserve db init` grants
+only SELECT and INSERT on these tables (reserve/db_roles.py).
 """
 
 from __future__ import annotations

@@ -166,9 +166,10 @@ class Ledger:
                 rows = self._query("SELECT value FROM ledger_meta WHERE key = ?",
                                    ("subtree_level_min",))
                 if rows:
-                    level = int(rows[0][0])
-                    if not 1 <= level <= SUBTREE_LEVEL_MAX:
-                        raise LedgerError(f"subtree_level_min {level} is not in "
+                    text = str(rows[0][0])
+                    level = int(text) if text.isdigit() and len(text) <= 2 else 0
+                    if not 1 <= level <= SUBTREE_LEVEL_MAX or text != str(level):
+                        raise LedgerError(f"subtree_level_min {text} is not in "
                                           f"1..{SUBTREE_LEVEL_MAX}: database altered")
                 else:
                     level = SUBTREE_LEVEL_MIN if self._head()[0] == 0 else 1
@@ -321,6 +322,8 @@ class Ledger:
                 "SELECT note FROM ledger_checkpoints WHERE tree_size = ?", (size,))
             if existing:
                 return str(existing[0][0])
+            if size > 0:  # never before the last entry it covers (the verifier checks)
+                time = max(time, self.entry(size - 1).time)
             root = merkle.fold_frontier(self._frontier(size, head))
             return self._insert_checkpoint(chosen, size, root, time)
 
@@ -328,6 +331,22 @@ class Ledger:
         with self._lock:
             return [str(row[0]) for row in self._query(
                 "SELECT note FROM ledger_checkpoints ORDER BY tree_size")]
+
+    def checkpoint_rows(self) -> list[tuple[int, bytes, str, str]]:
+        """Every stored checkpoint row (tree_size, root_hash, note, time), for the verifier:
+        only the note is signed, so it checks the other columns against it."""
+        root = "CAST(root_hash AS BLOB)" if self.dialect == "sqlite" else "root_hash"
+        with self._lock:
+            return [(int(size), bytes(root_hash), str(note), str(time))
+                    for size, root_hash, note, time in self._query(
+                        f"SELECT tree_size, {root}, note, time FROM ledger_checkpoints "
+                        "ORDER BY tree_size")]
+
+    def meta_rows(self) -> list[tuple[str, str]]:
+        """Every (key, value) of `ledger_meta`, for the verifier."""
+        with self._lock:
+            return [(str(key), str(value)) for key, value in self._query(
+                "SELECT key, value FROM ledger_meta ORDER BY key")]
 
     def latest_checkpoint(self) -> str | None:
         with self._lock:

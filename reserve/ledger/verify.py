@@ -4,8 +4,16 @@ It reads entries in order (from a database or an export file) and recomputes eac
 canonical form, the hash chain, the Merkle tree and its stored subtree hashes, the root at
 every checkpoint, every checkpoint's Ed25519 signature, the consistency proofs between
 consecutive checkpoints, and, given checkpoints a reader kept from earlier, that the
-ledger still extends them (no rollback, no fork). It reports the first bad sequence
-number and what is wrong; findings are values, not exceptions.
+ledger still extends them (no rollback, no fork). On a live database it also checks every
+stored column the rest of the code never reads back (a checkpoint row's tree size, root
+and time beside its signed note; the settings in `ledger_meta`).
+
+It reports the first entry that may be wrong and what is wrong; findings are values, not
+exceptions. An entry edited with its hash chain recomputed hashes validly on its own: the
+only evidence left is the signed checkpoints (each matching one vouches for every entry
+below its size) and the stored subtree hashes (a wrong one points at the entries under
+it, narrowed to its wrong descendants). Such an edit is reported at the first entry no
+evidence vouches for, with the range the altered entry lies in.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import json
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -28,12 +37,13 @@ from reserve.ledger.canonical import (
     nesting_within_limit,
     parse_plain,
 )
-from reserve.ledger.checkpoint import Checkpoint, VerifierKey, verify_note
+from reserve.ledger.checkpoint import Checkpoint, VerifierKey, parse_note, verify_note
 from reserve.ledger.entry import GENESIS_PREV_HASH
 from reserve.ledger.kinds import KINDS
 from reserve.ledger.native import core as _native
 
 EXPORT_FORMAT = "reserve-ledger-export/1"
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # entry.format_time's
 
 
 @dataclass(frozen=True)
@@ -302,12 +312,14 @@ def _verify_chunks(chunks: Iterable[list[tuple[int, bytes, bytes]]], notes: Iter
             break
     expected = walk.expected
     report.entries = expected
+    vouched = _vouched_prefix((checkpoints, trusted_points), walk.roots, expected)
     if stored_nodes is not None and not (walk.ok and nodes_match is not None
                                          and nodes_match(walk.by_level)):
         _compare_nodes(stored_nodes, walk.by_level, expected,
-                       len(report.findings) == findings_before, report)
-    _check_roots(checkpoints, walk.roots, expected, report, label="checkpoint")
-    _check_roots(trusted_points, walk.roots, expected, report, label="trusted checkpoint")
+                       len(report.findings) == findings_before, report, vouched)
+    _check_roots(checkpoints, walk.roots, expected, report, vouched, label="checkpoint")
+    _check_roots(trusted_points, walk.roots, expected, report, vouched,
+                 label="trusted checkpoint")
     # A claim over entries past a broken one cannot be judged (the ledger built it from
     # data already shown bad); reporting it would point before the first bad entry.
     _check_claims(checkpoints, claims, report, expected if not walk.ok else None)
@@ -315,11 +327,55 @@ def _verify_chunks(chunks: Iterable[list[tuple[int, bytes, bytes]]], notes: Iter
     return report
 
 
+def _vouched_prefix(point_sets: Iterable[dict[int, Checkpoint]], roots: dict[int, bytes],
+                    size: int) -> int:
+    """The largest tree size up to which every checkpoint (the ledger's and the trusted
+    ones) matches the recomputed roots: the entries below it are as signed. 0 if none."""
+    points: dict[int, list[Checkpoint]] = {}
+    for chosen in point_sets:
+        for tree_size, checkpoint in chosen.items():
+            points.setdefault(tree_size, []).append(checkpoint)
+    vouched = 0
+    for tree_size in sorted(points):
+        if tree_size > size or any(roots.get(tree_size) != checkpoint.root_hash
+                                   for checkpoint in points[tree_size]):
+            break
+        vouched = tree_size
+    return vouched
+
+
+def _node_finding(level: int, index: int, wrong: set[tuple[int, int]],
+                  vouched: int) -> Finding:
+    """The finding for wrong stored subtree hash (level, index), at the first entry it may
+    misrepresent.
+
+    A wrong stored hash means an entry under it was altered (its chain hash recomputed) or
+    the stored hash was. Its wrong stored descendants narrow where: descend to the leftmost
+    wrong child while there is one. Entries a matching checkpoint vouches for are not
+    suspects, unless it vouches for all of them: then the stored hash itself is wrong.
+    """
+    first_level, first_index = level, index
+    for _ in range(level):  # at most one step per level
+        left, right = (level - 1, 2 * index), (level - 1, 2 * index + 1)
+        if left not in wrong and right not in wrong:
+            break
+        level, index = left if left in wrong else right
+    first, end = index << level, (index + 1) << level
+    what = f"stored subtree hash at level {first_level} index {first_index} is wrong or missing"
+    seq = vouched if first < vouched < end else first
+    if (level, index) == (first_level, first_index) and seq == first:
+        return Finding(seq, what)
+    covered = f"{first_index << first_level}..{((first_index + 1) << first_level) - 1}"
+    return Finding(seq, f"{what} for entries {covered}: an entry in {seq}..{end - 1} was "
+                        "altered with its chain hash recomputed, or the stored hash was")
+
+
 def _compare_nodes(stored_nodes: Iterable[tuple[int, int, bytes]], by_level: list[list[bytes]],
-                   verified: int, complete: bool, report: Report) -> None:
+                   verified: int, complete: bool, report: Report, vouched: int = 0) -> None:
     # Every stored subtree hash serves proofs; one that differs from the entries would make
-    # honest proofs fail, so it is reported with the first entry it covers. When the entry
-    # stream broke early, nodes beyond the verified prefix are not judged.
+    # honest proofs fail, so it is reported with the first entry it may misrepresent
+    # (`_node_finding`). When the entry stream broke early, nodes beyond the verified prefix
+    # are not judged.
     stored = list(stored_nodes)
     # Fast path, one C-level list comparison: the stored nodes are exactly the recomputed
     # ones, in node order (level, then index), each with the same hash. Then the checks
@@ -329,6 +385,7 @@ def _compare_nodes(stored_nodes: Iterable[tuple[int, int, bytes]], by_level: lis
         return
     computed = {(level, index): value for level, hashes in enumerate(by_level)
                 for index, value in enumerate(hashes)}
+    wrong: list[tuple[int, int]] = []
     for level, index, value in stored:
         first, end = index << level, (index + 1) << level
         if end > verified:
@@ -338,8 +395,10 @@ def _compare_nodes(stored_nodes: Iterable[tuple[int, int, bytes]], by_level: lis
             continue
         expected = computed.pop((level, index), None)
         if expected != value:
-            report.findings.append(Finding(first, f"stored subtree hash at level {level} "
-                                                  f"index {index} is wrong or missing"))
+            wrong.append((level, index))
+    wrong_set = set(wrong)
+    report.findings.extend(_node_finding(level, index, wrong_set, vouched)
+                           for level, index in wrong)
     if computed and complete:
         level, index = min(computed, key=lambda key: key[1] << key[0])
         report.findings.append(Finding(index << level, "stored subtree hashes are missing"))
@@ -369,15 +428,18 @@ def _ledger_nodes_match(ledger: Any, by_level: list[list[bytes]]) -> bool:
 
 
 def _check_roots(points: dict[int, Checkpoint], roots: dict[int, bytes], size: int,
-                 report: Report, *, label: str) -> None:
+                 report: Report, vouched: int, *, label: str) -> None:
+    """A checkpoint whose root differs is reported at `vouched`, the first entry no
+    checkpoint vouches for: the altered entry is at or after it, before the size."""
     for tree_size, checkpoint in sorted(points.items()):
         if tree_size > size:
             report.findings.append(Finding(size, f"{label} covers {tree_size} entries but the "
                                                  f"ledger holds {size}: entries removed or "
                                                  "ledger rolled back"))
         elif roots.get(tree_size) != checkpoint.root_hash:
-            report.findings.append(Finding(max(tree_size - 1, 0), f"{label} at size {tree_size}: "
-                                           "root hash does not match the entries (fork or edit)"))
+            report.findings.append(Finding(vouched, f"{label} at size {tree_size}: root hash "
+                                           "does not match the entries (fork or edit of an "
+                                           f"entry in {vouched}..{tree_size - 1})"))
 
 
 def _check_claims(points: dict[int, Checkpoint], claims: Iterable[ConsistencyClaim],
@@ -412,11 +474,17 @@ def verify_ledger(ledger: Any, key: VerifierKey | None = None, *,
 
     `progress(rows, total)` may wrap the row stream (the CLI shows a progress bar with it).
     """
-    notes = ledger.checkpoints()
-    chosen = key or ledger.verifier_key()
+    rows = ledger.checkpoint_rows()
+    notes = [note for _, _, note, _ in rows]
+    altered = _meta_findings(ledger.meta_rows(), key, bool(rows))
+    chosen = key
+    if chosen is None:
+        try:
+            chosen = ledger.verifier_key()
+        except CheckpointError:  # _meta_findings words it
+            chosen = None
     sizes = sorted(s for s in (_size_of(n) for n in notes) if s is not None)
     claims: list[ConsistencyClaim] = []
-    altered: list[Finding] = []
     try:
         level_min = ledger.subtree_level_min()
     except LedgerError as error:  # an impossible recorded setting: the database was altered
@@ -434,11 +502,85 @@ def verify_ledger(ledger: Any, key: VerifierKey | None = None, *,
     report = _verify_chunks(chunks, notes, chosen, stored_nodes=ledger.stored_nodes(),
                             claims=claims, trusted=trusted, level_min=level_min,
                             nodes_match=lambda by_level: _ledger_nodes_match(ledger, by_level))
+    altered += _checkpoint_row_findings(rows, report.entries, lambda seq: ledger.entry(seq).time)
     report.findings.extend(altered)  # seq None: sorted last, as _verify_chunks does
     if key is None:
         report.notes.append("public key read from the database itself; pass --key to check "
                             "against a key you hold")
     return report
+
+
+META_KEYS = frozenset({"subtree_level_min", "verifier_key"})
+
+
+def _meta_findings(rows: Iterable[tuple[str, str]], key: VerifierKey | None,
+                   has_checkpoints: bool) -> list[Finding]:
+    """`ledger_meta` holds only the keys the store writes; its verifier key parses, is the
+    one the reader holds, and exists once a checkpoint does. (subtree_level_min is bounded
+    by the store and bound by the stored subtree hashes it selects.)"""
+    findings: list[Finding] = []
+    values = dict(rows)
+    for unknown in sorted(values.keys() - META_KEYS):
+        findings.append(Finding(None, f"ledger_meta holds key {unknown!r}, which the ledger "
+                                      "never writes: database altered"))
+    recorded = values.get("verifier_key")
+    if recorded is None:
+        if has_checkpoints:
+            findings.append(Finding(None, "ledger_meta has no verifier_key although the ledger "
+                                          "holds checkpoints: database altered"))
+        return findings
+    try:
+        parsed = VerifierKey.parse(recorded)
+    except CheckpointError as error:
+        findings.append(Finding(None, f"ledger_meta's verifier_key does not parse ({error}): "
+                                      "database altered"))
+        return findings
+    if key is not None and parsed != key:
+        findings.append(Finding(None, f"ledger_meta's verifier_key {recorded} is not the key "
+                                      f"you hold ({key.encode()})"))
+    return findings
+
+
+def _is_entry_time(text: str) -> bool:
+    """True for a time as `format_time` writes it (YYYY-MM-DDTHH:MM:SS.ffffffZ, UTC)."""
+    try:
+        parsed = datetime.strptime(text, TIME_FORMAT)
+    except ValueError:
+        return False
+    return parsed.strftime(TIME_FORMAT) == text
+
+
+def _checkpoint_row_findings(rows: Iterable[tuple[int, bytes, str, str]], verified: int,
+                             entry_time: Callable[[int], Any]) -> list[Finding]:
+    """Each checkpoint row's unsigned columns against its note: tree_size and root_hash
+    must be the note's, and time a UTC time no earlier than the last entry it covers
+    (`entry_time(seq)`, read only for entries the walk verified). Only the note is signed,
+    so the time can be bounded, not proven. A note that does not parse is reported by the
+    signature check."""
+    findings: list[Finding] = []
+    for tree_size, root_hash, note, time in rows:
+        try:
+            checkpoint = parse_note(note)[0]
+        except CheckpointError:
+            continue
+        where = f"ledger_checkpoints row of the checkpoint at size {checkpoint.tree_size}"
+        if tree_size != checkpoint.tree_size:
+            findings.append(Finding(None, f"{where}: tree_size column says {tree_size}: "
+                                          "database altered"))
+        if root_hash != checkpoint.root_hash:
+            findings.append(Finding(None, f"{where}: root_hash column {root_hash.hex()} is not "
+                                          f"the signed root {checkpoint.root_hash.hex()}: "
+                                          "database altered"))
+        if not _is_entry_time(time):
+            findings.append(Finding(None, f"{where}: time column {time!r} is not a UTC time: "
+                                          "database altered"))
+        elif 0 < checkpoint.tree_size <= verified:
+            covered = entry_time(checkpoint.tree_size - 1)
+            if isinstance(covered, str) and _is_entry_time(covered) and time < covered:
+                findings.append(Finding(None, f"{where}: time column {time} is before entry "
+                                              f"{checkpoint.tree_size - 1} ({covered}), the "
+                                              "last it covers: database altered"))
+    return findings
 
 
 def export_lines(ledger: Any) -> Iterator[str]:

@@ -11,6 +11,7 @@ import pytest
 
 from reserve.errors import AppendOnlyViolation, EntryRejected, LedgerConflict
 from reserve.ledger import CheckpointSigner, Ledger, merkle
+from reserve.ledger.entry import format_time
 from reserve.ledger.store import SUBTREE_LEVEL_MIN
 from reserve.ledger.verify import verify_ledger
 
@@ -101,6 +102,22 @@ def test_bad_entries_change_nothing(ledger_url: str, kind: str, payload: object,
         with pytest.raises(EntryRejected):
             ledger.append_many([("ledger.note", "a", {"ok": 1}), (kind, "b", payload)])  # type: ignore[list-item]
         assert ledger.head() == head
+
+
+def test_checkpoint_time_is_never_before_the_entries_it_covers(ledger_url: str,
+                                                              signer: CheckpointSigner) -> None:
+    # The verifier holds each checkpoint row's unsigned columns to its note and the entry
+    # times: a checkpoint taken on a clock behind the last entry's writer records that
+    # entry's time, so an honest ledger always passes.
+    later = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+    with Ledger.open(ledger_url, signer=signer) as ledger:
+        ledger.append("ledger.note", "tester", {"i": 0}, now=later)
+        ledger.checkpoint(now=NOW)
+        assert ledger.checkpoint_rows() == [
+            (1, ledger.root_at(1), ledger.latest_checkpoint(), format_time(later))]
+        assert ledger.meta_rows() == [("subtree_level_min", str(SUBTREE_LEVEL_MIN)),
+                                      ("verifier_key", signer.verifier.encode())]
+        assert verify_ledger(ledger, signer.verifier).ok
 
 
 def test_expected_size_guards_against_lost_updates(ledger_url: str) -> None:

@@ -3,6 +3,7 @@ many processes appending at once: `reserve ledger verify` must catch or survive 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -126,10 +127,11 @@ def test_stored_subtree_levels_setting_is_bound(workspace: dict[str, object]) ->
     code, report = verify_json(workspace)
     assert code == 1 and report["first_bad_seq"] == 0
     assert "stored subtree hashes are missing" in {f["what"] for f in report["findings"]}  # type: ignore[attr-defined]
-    sql(workspace, "UPDATE ledger_meta SET value = '99' WHERE key = 'subtree_level_min'")
-    code, report = verify_json(workspace)
-    whats = {f["what"] for f in report["findings"]}  # type: ignore[attr-defined]
-    assert code == 1 and "subtree_level_min 99 is not in 1..8: database altered" in whats
+    for value in ("99", "04"):  # the store writes str(level) only
+        sql(workspace, f"UPDATE ledger_meta SET value = '{value}' WHERE key = 'subtree_level_min'")
+        code, report = verify_json(workspace)
+        whats = {f["what"] for f in report["findings"]}  # type: ignore[attr-defined]
+        assert code == 1 and f"subtree_level_min {value} is not in 1..8: database altered" in whats
 
 
 def test_planted_stored_subtree_hash(workspace: dict[str, object]) -> None:
@@ -148,6 +150,113 @@ def test_body_planted_as_text(workspace: dict[str, object]) -> None:
                    "'payment 7', 'payment 8') WHERE seq = 7")
     code, report = verify_json(workspace)
     assert code == 1 and report["first_bad_seq"] == 7
+
+
+def rehash_from(ws: dict[str, object], seq: int, old: str, new: str) -> None:
+    """Edit entry `seq`'s body and recompute the hash chain from it on, as an attacker with
+    write access would, leaving every chain link valid."""
+    connection = sqlite3.connect(str(ws["db"]))
+    rows = connection.execute("SELECT seq, body FROM ledger_entries WHERE seq >= ? "
+                              "ORDER BY seq", (seq,)).fetchall()
+    prev = connection.execute("SELECT entry_hash FROM ledger_entries WHERE seq = ?",
+                              (seq - 1,)).fetchone()[0]
+    connection.close()
+    statements = []
+    for number, body in rows:
+        if number == seq:
+            assert old.encode() in body
+            body = body.replace(old.encode(), new.encode())
+        prev = hashlib.sha256(prev + body).digest()
+        statements.append(f"UPDATE ledger_entries SET body = x'{body.hex()}', "
+                          f"entry_hash = x'{prev.hex()}' WHERE seq = {number}")
+    sql(ws, *statements)
+
+
+def grow(ws: dict[str, object], count: int, *, signed: bool = True) -> None:
+    signer = ws["signer"] if signed else None
+    with Ledger.open(f"sqlite:///{ws['db']}", signer=signer,  # type: ignore[arg-type]
+                     checkpoint_every=10) as ledger:
+        start = ledger.size()
+        for i in range(start, start + count):
+            ledger.append("ledger.note", "tester", {"i": i, "memo": f"payment {i}"})
+
+
+def test_edit_with_rehashed_chain_is_reported_at_the_edited_entry(
+        workspace: dict[str, object]) -> None:
+    # Entry 30 edited and the chain rehashed from it: every link holds, the stored subtree
+    # hashes over 16..31 and 0..31 differ, and the checkpoints at 10, 20 and 30 still match.
+    # The first entry no evidence vouches for is the edited one, not 0 or 16.
+    grow(workspace, 18)  # 48 entries, checkpoints at 10, 20, 30 and 40
+    rehash_from(workspace, 30, "payment 30", "payment 39")
+    code, report = verify_json(workspace)
+    findings = report["findings"]
+    assert code == 1 and report["first_bad_seq"] == 30, findings
+    assert all(f["seq"] == 30 for f in findings), findings  # type: ignore[index]
+    whats = [f["what"] for f in findings]  # type: ignore[index]
+    assert ("stored subtree hash at level 5 index 0 is wrong or missing for entries 0..31: "
+            "an entry in 30..31 was altered with its chain hash recomputed, or the stored "
+            "hash was") in whats
+    assert ("checkpoint at size 40: root hash does not match the entries (fork or edit of "
+            "an entry in 30..39)") in whats
+
+
+def test_edit_with_rehashed_chain_and_no_checkpoints(tmp_path: Path) -> None:
+    # Without checkpoints only the stored subtree hashes remain, from level 4 up: they
+    # place the edit in its block of 16 entries (16..31), which is as close as the stored
+    # evidence goes, never at 0.
+    ws = {"db": tmp_path / "l.sqlite"}
+    grow(ws, 48, signed=False)
+    rehash_from(ws, 30, "payment 30", "payment 39")
+    with Ledger.open(f"sqlite:///{ws['db']}") as ledger:
+        from reserve.ledger.verify import verify_ledger
+
+        report = verify_ledger(ledger)
+    assert report.first_bad_seq == 16, report.findings
+    assert [(f.seq, f.what) for f in report.findings] == [
+        (16, "stored subtree hash at level 4 index 1 is wrong or missing"),
+        (16, "stored subtree hash at level 5 index 0 is wrong or missing for entries 0..31: "
+             "an entry in 16..31 was altered with its chain hash recomputed, or the stored "
+             "hash was")]
+
+
+@pytest.mark.parametrize("statement, what", [
+    ("UPDATE ledger_checkpoints SET root_hash = zeroblob(32) WHERE tree_size = 20",
+     "ledger_checkpoints row of the checkpoint at size 20: root_hash column 0000"),
+    ("UPDATE ledger_checkpoints SET tree_size = 25 WHERE tree_size = 20",
+     "ledger_checkpoints row of the checkpoint at size 20: tree_size column says 25"),
+    ("UPDATE ledger_checkpoints SET time = '2000-01-01T00:00:00.000000Z' WHERE tree_size = 20",
+     "ledger_checkpoints row of the checkpoint at size 20: time column "
+     "2000-01-01T00:00:00.000000Z is before entry 19"),
+    ("UPDATE ledger_checkpoints SET time = 'yesterday' WHERE tree_size = 20",
+     "ledger_checkpoints row of the checkpoint at size 20: time column 'yesterday' is not"),
+    ("INSERT INTO ledger_meta (key, value) VALUES ('trusted', 'yes')",
+     "ledger_meta holds key 'trusted', which the ledger never writes"),
+    ("DELETE FROM ledger_meta WHERE key = 'verifier_key'",
+     "ledger_meta has no verifier_key although the ledger holds checkpoints"),
+    ("UPDATE ledger_meta SET value = 'other+00000000+AQ==' WHERE key = 'verifier_key'",
+     "ledger_meta's verifier_key does not parse"),
+])
+def test_every_stored_column_is_checked(workspace: dict[str, object], statement: str,
+                                        what: str) -> None:
+    # Columns nothing else reads back: only the note is signed, so the verifier holds the
+    # rest of the row to it. The entries are intact, so no entry is named.
+    sql(workspace, statement)
+    code, report = verify_json(workspace)
+    whats = [f["what"] for f in report["findings"]]  # type: ignore[index]
+    assert code == 1 and any(text.startswith(what) for text in whats), whats
+    assert report["first_bad_seq"] is None
+    plain = reserve(workspace, "ledger", "verify", "--key",
+                    workspace["signer"].verifier.encode())  # type: ignore[attr-defined]
+    assert plain.returncode == 1 and plain.stdout.startswith("FAILED: ")
+
+
+def test_recorded_verifier_key_must_be_the_one_you_hold(workspace: dict[str, object]) -> None:
+    other = CheckpointSigner(ORIGIN, Ed25519PrivateKey.generate()).verifier.encode()
+    sql(workspace, f"UPDATE ledger_meta SET value = '{other}' WHERE key = 'verifier_key'")
+    code, report = verify_json(workspace)
+    assert code == 1 and [f["what"] for f in report["findings"]] == [  # type: ignore[index]
+        f"ledger_meta's verifier_key {other} is not the key you hold "
+        f"({workspace['signer'].verifier.encode()})"]  # type: ignore[attr-defined]
 
 
 def test_forged_checkpoint(workspace: dict[str, object]) -> None:

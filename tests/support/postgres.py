@@ -14,8 +14,10 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import psycopg
+from psycopg import sql
 
 SERVER_URL = os.environ.get("RESERVE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -83,3 +85,52 @@ def database(server_url: str, prefix: str = "reserve_test") -> Iterator[str]:
     finally:
         with psycopg.connect(server_url, autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def role_of(url: str) -> tuple[str, str]:
+    """(user, password) of a URL made by `with_user`."""
+    parts = urlsplit(url)
+    return unquote(parts.username or ""), unquote(parts.password or "")
+
+
+def with_user(url: str, user: str, password: str) -> str:
+    """`url` connecting as `user` with `password` instead of its own user."""
+    parts = urlsplit(url)
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{parts.hostname}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@contextmanager
+def split_roles(server_url: str, database_url: str) -> Iterator[tuple[str, str]]:
+    """(owner URL, service URL) for `database_url`, a database on `server_url`.
+
+    The owner is a fresh login role with CREATEROLE that owns the database (so it may
+    create tables in its public schema), as a database administrator would set it up. The
+    service URL names a role that does not exist yet: `reserve db init` creates it. Both
+    roles are dropped afterwards, their objects reassigned to the server's superuser.
+    """
+    suffix = secrets.token_hex(4)
+    owner, service = f"reserve_owner_{suffix}", f"reserve_service_{suffix}"
+    owner_password, service_password = secrets.token_hex(12), secrets.token_hex(12)
+    name = database_url.rsplit("/", 1)[1]
+    with psycopg.connect(server_url, autocommit=True) as connection:
+        connection.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEROLE PASSWORD {}").format(
+            sql.Identifier(owner), sql.Literal(owner_password)))
+        connection.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+            sql.Identifier(name), sql.Identifier(owner)))
+    try:
+        yield (with_user(database_url, owner, owner_password),
+               with_user(database_url, service, service_password))
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as connection:
+            for role in (service, owner):
+                if connection.execute("SELECT 1 FROM pg_roles WHERE rolname = %s",
+                                      (role,)).fetchone():
+                    connection.execute(sql.SQL("REASSIGN OWNED BY {} TO CURRENT_USER").format(
+                        sql.Identifier(role)))
+                    connection.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+        with psycopg.connect(server_url, autocommit=True) as connection:
+            for role in (service, owner):
+                connection.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))

@@ -62,7 +62,10 @@ def test_bit_flipped_payload(tmp_path: Path, lines: list[str], signer) -> None: 
 
 def test_edited_payload_with_recomputed_hashes(tmp_path: Path, lines: list[str], signer) -> None:  # type: ignore[no-untyped-def]
     # An attacker who rewrites the hash chain from the edit onwards still fails the
-    # signed checkpoints, which the attacker cannot re-sign.
+    # signed checkpoints, which the attacker cannot re-sign. An export holds no subtree
+    # hashes, so the edit is placed between the last checkpoint that still matches (20)
+    # and the first that does not (30): reported at 20, the first entry none vouches for,
+    # never after the edit.
     import hashlib
 
     doctored = [json.loads(line) for line in lines]
@@ -75,8 +78,9 @@ def test_edited_payload_with_recomputed_hashes(tmp_path: Path, lines: list[str],
         prev = hashlib.sha256(prev + record["body"].encode()).digest()
         record["entry_hash"] = prev.hex()
     report = check(tmp_path, [json.dumps(r, ensure_ascii=False) for r in doctored], signer)
-    assert not report.ok and report.first_bad_seq == 29
+    assert not report.ok and report.first_bad_seq == 20
     assert "root hash does not match" in report.findings[0].what
+    assert "an entry in 20..29" in report.findings[0].what
 
 
 def test_removed_entry(tmp_path: Path, lines: list[str], signer) -> None:  # type: ignore[no-untyped-def]
