@@ -43,6 +43,8 @@ class ApiOptions:
     auth_clients_max: int = 10_000
     page_entries_max: int = 500
     anchor_scan_entries: int = 5_000
+    # Bodies larger than this are refused (413) before anything reads them further.
+    body_bytes_max: int = 65_536
     cookie_secure: bool = False
     # Bitcoin vault configurations (descriptors) shown by /api/vaults; relative to the project.
     bitcoin_vaults_dir: str = "config/vaults"
@@ -103,6 +105,10 @@ def check_token(service: Service, address: str, token: str) -> Principal:
 
 
 def current_principal(request: Request, service: Service = Depends(get_service)) -> Principal:
+    # A state-changing request was authenticated by the guard before its body was read.
+    checked: Principal | None = getattr(request.state, "principal", None)
+    if checked is not None:
+        return checked
     token = _credentials(request)
     if token is None:
         raise unauthorized("authentication required: send Authorization: Bearer <token>")

@@ -34,7 +34,10 @@ def test_pages_redirect_to_login_without_a_cookie(server: RunningServer) -> None
 
 def test_login_sets_a_strict_httponly_cookie_and_logout_clears_it(server: RunningServer
                                                                    ) -> None:
+    # The browser's own form posts carry the site's Origin (cross-site ones are refused:
+    # tests/nodes/test_api_hardening.py).
     with server.client(follow_redirects=False) as client:
+        client.headers["Origin"] = server.base_url
         refused = client.post("/login", data={"token": "srl_nope"})
         assert refused.status_code == 401 and "Login refused" in refused.text
         response = client.post("/login", data={"token": server.tokens["viewer"]})
