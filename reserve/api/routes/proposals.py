@@ -25,6 +25,7 @@ from reserve.transfers.projection import ProposalStatus
 from reserve.transfers.proposal import format_time
 from reserve.transfers.service import WorkflowService
 from reserve.transfers.state import STATES
+from wallets import addresses
 
 router = APIRouter(prefix="/api/proposals", tags=["proposals"])
 readers = require(*ALL_ROLES)
@@ -117,14 +118,18 @@ def list_proposals(vault: Annotated[str | None, Query(pattern=VAULT_PATTERN)] = 
 def _create(workflow: WorkflowService, body: NewProposal, proposer: str) -> ProposalStatus:
     common = dict(vault=body.vault, proposer=proposer, asset=body.asset, purpose=body.purpose,
                   reference=body.reference, expires_in_seconds=body.expires_in_seconds)
+    policy = workflow.projection.vault(body.vault).policy
     if body.action == "transfer":
         if not body.outputs:
             raise WorkflowError("a transfer needs at least one output")
+        outputs = [(o.destination, int(o.amount)) for o in body.outputs]
+        addresses.check_transfer(policy.chain, [amount for _, amount in outputs],
+                                 int(body.fee_max))
         return workflow.propose_transfer(
-            **common, fee_max=int(body.fee_max),  # type: ignore[arg-type]
-            outputs=[(o.destination, int(o.amount)) for o in body.outputs])
+            **common, fee_max=int(body.fee_max), outputs=outputs)  # type: ignore[arg-type]
     if body.address is None or body.label is None:
         raise WorkflowError("a destination proposal needs an address and a label")
+    addresses.check_destination(policy.chain, policy.network, body.asset, body.address)
     return workflow.propose_destination(**common, address=body.address,  # type: ignore[arg-type]
                                         label=body.label)
 
