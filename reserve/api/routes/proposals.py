@@ -80,6 +80,11 @@ class ApprovalDocument(BaseModel):
     signature: str = Field(pattern=r"^[0-9a-f]{128}$")
 
 
+def unknown_proposal(digest: str) -> str:
+    """What a digest that matches no proposal is told (the projection's own words)."""
+    return f"unknown proposal {digest!r}"
+
+
 def find(workflow: WorkflowService, digest: str) -> ProposalStatus:
     """The proposal named by a digest or unique prefix; 404 if none (or ambiguous)."""
     try:
@@ -106,8 +111,7 @@ def list_proposals(vault: Annotated[str | None, Query(pattern=VAULT_PATTERN)] = 
                    state: Annotated[str | None, Query(pattern=STATE_PATTERN)] = None,
                    principal: Principal = Depends(readers),
                    service: Service = Depends(get_service)) -> dict[str, Any]:
-    if vault is not None:
-        require_vault(principal, vault)
+    # A custodian naming another vault sees what an unknown vault shows: nothing.
     with views.workflow_access(service).reading() as workflow:
         found = workflow.proposals(vault, None if state is None else [state])
         shown = [views.proposal_summary(s) for s in found
@@ -155,7 +159,7 @@ def show(digest: Digest, principal: Principal = Depends(readers),
          service: Service = Depends(get_service)) -> dict[str, Any]:
     with views.workflow_access(service).reading() as workflow:
         found = find(workflow, digest)
-        require_vault(principal, found.proposal.vault)
+        require_vault(principal, found.proposal.vault, unknown_proposal(digest))
         return detail(service, workflow, found)
 
 
@@ -167,7 +171,7 @@ def vote(digest: Digest, body: ApprovalDocument, principal: Principal = Depends(
     access = views.workflow_access(service)
     with access.reading() as workflow:
         found = find(workflow, digest)
-    require_vault(principal, found.proposal.vault)
+    require_vault(principal, found.proposal.vault, unknown_proposal(digest))
     if body.custodian != principal.person:
         raise HTTPException(status.HTTP_403_FORBIDDEN,
                             detail=f"you may upload only your own vote, not {body.custodian}'s")
@@ -189,7 +193,7 @@ def cancel(digest: Digest, body: CancelRequest, principal: Principal = Depends(c
     access = views.workflow_access(service)
     with access.reading() as workflow:
         found = find(workflow, digest)
-    require_vault(principal, found.proposal.vault)
+    require_vault(principal, found.proposal.vault, unknown_proposal(digest))
     access.act(record, lambda w: w.cancel(found.digest, principal.person, body.reason),
                summary={"digest": found.digest, "vault": found.proposal.vault})
     with access.reading() as workflow:
