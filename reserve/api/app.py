@@ -203,7 +203,9 @@ CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'se
 
 def _security_headers(path: str, response: Response) -> None:
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    # same-origin, not no-referrer: under no-referrer a browser sends `Origin: null` with
+    # a form post, and the guard could not tell the login form from a cross-site one.
+    response.headers.setdefault("Referrer-Policy", "same-origin")
     response.headers.setdefault("X-Frame-Options", "DENY")
     # The interactive /docs page loads its scripts from elsewhere; every other page is ours.
     if not path.startswith(("/docs", "/redoc")):

@@ -114,6 +114,8 @@ def test_fee_max_and_amounts_are_bounded_by_the_chain(server: RunningServer) -> 
 def test_login_and_logout_refuse_cross_site_posts(server: RunningServer) -> None:
     token = server.tokens["viewer"]
     with server.client(follow_redirects=False) as client:
+        # Under no-referrer a browser would post the login form with `Origin: null`.
+        assert client.get("/login").headers["referrer-policy"] == "same-origin"
         for headers in ({}, {"Origin": "https://evil.example"}, {"Origin": "null"},
                         {"Referer": "https://evil.example/page"}):
             login = client.post("/login", data={"token": token}, headers=headers)
