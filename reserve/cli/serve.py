@@ -88,12 +88,15 @@ def serve(host: str = typer.Option(None, "--host", help="Default 127.0.0.1 (conf
     api_table: dict[str, Any] = settings.raw.get("api", {})
     chosen_host = host or str(api_table.get("host", "127.0.0.1"))
     chosen_port = port or int(api_table.get("port", 8000))
-    chosen_workers = workers or int(api_table.get("workers", WORKERS_DEFAULT))
-    if not 1 <= chosen_workers <= WORKERS_MAX:
+    chosen_workers = workers or api_table.get("workers", WORKERS_DEFAULT)
+    if type(chosen_workers) is not int or not 1 <= chosen_workers <= WORKERS_MAX:
         raise ConfigError(f"config.api.workers: expected 1..{WORKERS_MAX}, got {chosen_workers}")
     options_from(settings)  # refuse a bad [api] table here, not in every worker
     # Create the schema and the checkpoint key once, before the workers race to.
     url = database_url or settings.ledger.database_url
+    if url.endswith(":memory:") and chosen_workers > 1:
+        raise ConfigError("an in-memory ledger is private to one process: use --workers 1 "
+                          "or a database file")
     with open_ledger(settings, url) as ledger:
         shown = ledger.url
     # Workers are fresh interpreters (spawned): they find their config in the environment.
