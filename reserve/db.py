@@ -7,6 +7,7 @@ connection in autocommit mode and manage their transactions explicitly.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -16,12 +17,20 @@ from reserve.errors import ReserveError
 POSTGRES_PREFIXES = ("postgresql://", "postgres://", "postgresql+psycopg://")
 
 
+def create_private(path: Path) -> None:
+    """Create `path` (if new) readable by its owner only, in a folder only its owner may
+    list; SQLite gives the -wal and -shm files the database file's permissions."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
 def connect(url: str, error: type[ReserveError]) -> tuple[Any, str]:
     """(connection, dialect) for `url`; `error` is raised for a bad URL or no server."""
     if url.startswith("sqlite:///"):
         path = url[len("sqlite:///"):]
         if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            create_private(Path(path))
         connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
                                      timeout=60.0)
         connection.execute("PRAGMA busy_timeout=60000")

@@ -21,11 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from reserve.api.auth import FailureLimiter, Principal
 from reserve.api.deps import SAFE_METHODS, ApiOptions, Service, new_request_id, utc_now
+from reserve.api.guard import RequestGuard
 from reserve.api.panels import Panel, PanelRegistry
 from reserve.api.routes import include_routers
 from reserve.api.store import AccountStore
@@ -123,10 +127,28 @@ def create_app(source: Any, *, accounts: AccountStore | None = None,
                               "Authenticate with `Authorization: Bearer <token>`.")
     app.state.service = service
     _install_error_handlers(app)
+    # Added first, so it runs inside the recording net: refusals get the request id and
+    # security headers too.
+    app.add_middleware(RequestGuard, body_bytes_max=chosen.body_bytes_max)
     _install_recording_net(app)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     include_routers(app)
     return app
+
+
+def encodable(value: Any) -> Any:
+    """`value` with every string made encodable as UTF-8 (lone surrogates escaped).
+
+    Error answers echo what the caller sent; input that is not valid Unicode must come
+    back as text, not crash the encoder with a 500.
+    """
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, list | tuple):
+        return [encodable(item) for item in value]
+    if isinstance(value, dict):
+        return {encodable(key): encodable(item) for key, item in value.items()}
+    return value
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -134,7 +156,20 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def reserve_error(_: Request, error: ReserveError) -> JSONResponse:
         code = status_for(error)
         headers = {"WWW-Authenticate": "Bearer"} if code == 401 else None
-        return JSONResponse({"detail": str(error)}, status_code=code, headers=headers)
+        return JSONResponse({"detail": encodable(str(error))}, status_code=code,
+                            headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": encodable(jsonable_encoder(error.errors()))},
+                            status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, error: StarletteHTTPException) -> Response:
+        if error.status_code in (204, 304) or error.status_code < 200:
+            return Response(status_code=error.status_code, headers=error.headers)
+        return JSONResponse({"detail": encodable(error.detail)},
+                            status_code=error.status_code, headers=error.headers)
 
 
 def _install_recording_net(app: FastAPI) -> None:
@@ -168,7 +203,9 @@ CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'se
 
 def _security_headers(path: str, response: Response) -> None:
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    # same-origin, not no-referrer: under no-referrer a browser sends `Origin: null` with
+    # a form post, and the guard could not tell the login form from a cross-site one.
+    response.headers.setdefault("Referrer-Policy", "same-origin")
     response.headers.setdefault("X-Frame-Options", "DENY")
     # The interactive /docs page loads its scripts from elsewhere; every other page is ours.
     if not path.startswith(("/docs", "/redoc")):

@@ -43,7 +43,11 @@ class ApiOptions:
     auth_clients_max: int = 10_000
     page_entries_max: int = 500
     anchor_scan_entries: int = 5_000
-    cookie_secure: bool = False
+    # Bodies larger than this are refused (413) before anything reads them further.
+    body_bytes_max: int = 65_536
+    # The session cookie is sent over HTTPS only; set false only for a plain-http demo
+    # on localhost (`[api] cookie_secure = false`).
+    cookie_secure: bool = True
     # Bitcoin vault configurations (descriptors) shown by /api/vaults; relative to the project.
     bitcoin_vaults_dir: str = "config/vaults"
     title: str = "Sovereign Reserve Ledger"
@@ -103,6 +107,10 @@ def check_token(service: Service, address: str, token: str) -> Principal:
 
 
 def current_principal(request: Request, service: Service = Depends(get_service)) -> Principal:
+    # A state-changing request was authenticated by the guard before its body was read.
+    checked: Principal | None = getattr(request.state, "principal", None)
+    if checked is not None:
+        return checked
     token = _credentials(request)
     if token is None:
         raise unauthorized("authentication required: send Authorization: Bearer <token>")
@@ -128,11 +136,15 @@ def require(*roles: Role) -> Callable[..., Principal]:
     return dependency
 
 
-def require_vault(principal: Principal, vault: str) -> None:
-    """For vault-scoped routes: a custodian of other vaults gets 403, learning nothing."""
+def unknown_vault(vault: str) -> str:
+    return f"no policy is registered for vault {vault!r}"
+
+
+def require_vault(principal: Principal, vault: str, detail: str | None = None) -> None:
+    """For vault-scoped routes: a custodian of other vaults gets the very 404 that a vault
+    (or object, `detail`) that does not exist gets, so not even its existence leaks."""
     if not principal.may_see_vault(vault):
-        raise HTTPException(status.HTTP_403_FORBIDDEN,
-                            detail="you are not a custodian of this vault")
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=detail or unknown_vault(vault))
 
 
 class Recorder:

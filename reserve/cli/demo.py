@@ -94,8 +94,13 @@ def _serve(stage: Stage, host: str, port: int, token: str, console: Console) -> 
     import uvicorn
 
     from reserve.api import create_app
+    from reserve.api.deps import ApiOptions
 
-    app = create_app(stage.ledger, clock=stage.clock)
+    # The demo serves plain http on this machine only: the one place a session cookie
+    # without the Secure flag is acceptable (some browsers drop a Secure one on http).
+    local = host in ("127.0.0.1", "localhost", "::1")
+    app = create_app(stage.ledger, clock=stage.clock,
+                     options=ApiOptions(cookie_secure=not local))
     console.rule("[bold]Dashboard", align="left")
     console.print(f"Dashboard: [bold]http://{host}:{port}/dashboard[/]  (API schema at "
                   f"http://{host}:{port}/openapi.json)")

@@ -5,6 +5,8 @@ Errors from the domain become one clear line on stderr and a non-zero exit code.
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from reserve.cli.bitcoin import bitcoin_app
@@ -35,6 +37,9 @@ app.command("demo")(demo)
 
 def run() -> None:
     """Console entry point: domain errors are one line on stderr and exit code 2."""
+    # Ledgers, keys, reports and summaries are the reserve's records: whatever this
+    # command creates is readable by its owner only (files 0600, folders 0700).
+    os.umask(0o077)
     try:
         app()
     except ReserveError as error:

@@ -9,6 +9,7 @@ counterparts; the token text is printed once and stored nowhere.
 from __future__ import annotations
 
 import getpass
+import os
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -51,7 +52,7 @@ def options_from(settings: Settings) -> ApiOptions:
         raise ConfigError("config.api must be a table")
     defaults = ApiOptions()
     known = {name for name in defaults.__dataclass_fields__ if name != "title"}
-    unknown = sorted(set(table) - known - {"host", "port"})
+    unknown = sorted(set(table) - known - {"host", "port", "workers"})
     if unknown:
         raise ConfigError(f"config.api: unknown keys {unknown}")
     chosen = {key: value for key, value in table.items() if key in known}
@@ -62,28 +63,60 @@ def options_from(settings: Settings) -> ApiOptions:
     return ApiOptions(**{**defaults.__dict__, **chosen})
 
 
+WORKERS_DEFAULT = 2
+WORKERS_MAX = 64
+
+
 def serve(host: str = typer.Option(None, "--host", help="Default 127.0.0.1 (config api.host)."),
           port: int = typer.Option(None, "--port", min=1, max=65535,
                                    help="Default 8000 (config api.port)."),
+          workers: int = typer.Option(None, "--workers", min=1, max=WORKERS_MAX,
+                                      help=f"Worker processes, default {WORKERS_DEFAULT} "
+                                           "(config api.workers)."),
           log_level: str = typer.Option("info", "--log-level"),
           config: str = ConfigOption, database_url: str = DatabaseOption) -> None:
-    """Run the API and dashboard on the configured database (SQLite or PostgreSQL)."""
-    import uvicorn
+    """Run the API and dashboard on the configured database (SQLite or PostgreSQL).
 
-    from reserve.api import create_app
+    A supervising parent process holds the socket and runs `--workers` worker processes;
+    a worker that dies (even by SIGKILL or a crash) is replaced and the others keep
+    answering meanwhile.
+    """
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     settings = load_settings(config)
     api_table: dict[str, Any] = settings.raw.get("api", {})
     chosen_host = host or str(api_table.get("host", "127.0.0.1"))
     chosen_port = port or int(api_table.get("port", 8000))
-    ledger = open_ledger(settings, database_url)
-    app = create_app(ledger, options=options_from(settings))
-    typer.echo(f"serving {ledger.url} on http://{chosen_host}:{chosen_port} "
-               f"(dashboard at /dashboard, API schema at /openapi.json)", err=True)
-    try:
-        uvicorn.run(app, host=chosen_host, port=chosen_port, log_level=log_level)
-    finally:
-        ledger.close()
+    chosen_workers = workers or api_table.get("workers", WORKERS_DEFAULT)
+    if type(chosen_workers) is not int or not 1 <= chosen_workers <= WORKERS_MAX:
+        raise ConfigError(f"config.api.workers: expected 1..{WORKERS_MAX}, got {chosen_workers}")
+    options_from(settings)  # refuse a bad [api] table here, not in every worker
+    # Create the schema and the checkpoint key once, before the workers race to.
+    url = database_url or settings.ledger.database_url
+    if url.endswith(":memory:") and chosen_workers > 1:
+        raise ConfigError("an in-memory ledger is private to one process: use --workers 1 "
+                          "or a database file")
+    with open_ledger(settings, url) as ledger:
+        shown = ledger.url
+    # Workers are fresh interpreters (spawned): they find their config in the environment.
+    os.environ["RESERVE_CONFIG"] = str(settings.path.resolve())
+    os.environ["RESERVE_DATABASE_URL"] = url
+    typer.echo(f"serving {shown} on http://{chosen_host}:{chosen_port} with {chosen_workers} "
+               f"workers (dashboard at /dashboard, API schema at /openapi.json)", err=True)
+    server_config = uvicorn.Config("reserve.cli.serve:worker_app", factory=True,
+                                   host=chosen_host, port=chosen_port, log_level=log_level,
+                                   workers=chosen_workers)
+    Multiprocess(server_config, sockets=[server_config.bind_socket()]).run()
+
+
+def worker_app() -> Any:
+    """The application of one worker process, from $RESERVE_CONFIG and $RESERVE_DATABASE_URL
+    as `serve` set them; the app opens its own ledger and closes it on shutdown."""
+    from reserve.api import create_app
+
+    settings = load_settings(None)
+    return create_app(settings, options=options_from(settings))
 
 
 def _cli_actor(actor: str | None) -> str:

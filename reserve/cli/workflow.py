@@ -31,6 +31,7 @@ from reserve.proposals.proposal import TransferBody, parse_amount, parse_time
 from reserve.proposals.state import STATES
 from reserve.transfers.projection import ProposalStatus, VaultState
 from reserve.transfers.service import WorkflowService
+from wallets import addresses
 
 T = TypeVar("T")
 NOW_ENV = "RESERVE_NOW"  # demo clock override, honoured on regtest only
@@ -148,11 +149,13 @@ def propose(vault: Vault, by: By, asset: Annotated[str, typer.Option(help="Asset
     """Propose a transfer to allowlisted destinations."""
     def run() -> tuple[ProposalStatus, Decision]:
         outputs = [_parse_output(item) for item in to]
+        fee_cap = parse_amount(fee_max, "--fee-max")
         with _service(config, database_url) as service:
+            addresses.check_transfer(service.policy(vault).chain,
+                                     [amount for _, amount in outputs], fee_cap)
             status = service.propose_transfer(
-                vault=vault, proposer=by, asset=asset, outputs=outputs,
-                fee_max=parse_amount(fee_max, "--fee-max"), purpose=purpose,
-                reference=reference, expires_in_seconds=expires_in)
+                vault=vault, proposer=by, asset=asset, outputs=outputs, fee_max=fee_cap,
+                purpose=purpose, reference=reference, expires_in_seconds=expires_in)
             return status, service.decision(status.digest)
     status, decision = _guarded(run)
     emit(_status_json(status, decision), as_json,
@@ -368,6 +371,8 @@ def destination_propose(vault: Vault, by: By,
     """Propose adding a destination; usable after approval and a cooling-off period."""
     def run() -> tuple[ProposalStatus, Decision]:
         with _service(config, database_url) as service:
+            policy = service.policy(vault)
+            addresses.check_destination(policy.chain, policy.network, asset, address)
             status = service.propose_destination(
                 vault=vault, proposer=by, asset=asset, address=address, label=label,
                 purpose=purpose, reference=reference, expires_in_seconds=expires_in)

@@ -13,13 +13,16 @@ report, summary.json), checks that:
    the token), every row `ok`;
 4. every transfer is confirmed, with its transaction id printed;
 5. the report's hash and the checkpoint are both anchored and recorded in the ledger;
-6. the nodes are gone (bitcoind removed its pid file on a clean stop).
+6. the nodes are gone (bitcoind removed its pid file on a clean stop);
+7. the records it wrote (ledger, keys, reports, summary.json) are its owner's alone:
+   files 0600, folders 0700.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -123,3 +126,13 @@ def test_demo_story(tmp_path: Path) -> None:
 
     # 6. The nodes were stopped: bitcoind deletes its pid file on a clean shutdown.
     assert not (workdir / "bitcoind" / "regtest" / "bitcoind.pid").exists()
+
+    # 7. Nobody but the owner may read what the demo wrote.
+    written = [workdir / "ledger.sqlite", workdir / "summary.json",
+               workdir / "keys" / "ledger-checkpoint.json",
+               *(Path(facts["reconciliation"]["files"] + suffix)
+                 for suffix in (".json", ".csv", ".html"))]
+    for path in written:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    for folder in {workdir, *(path.parent for path in written)}:
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder

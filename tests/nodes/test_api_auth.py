@@ -192,7 +192,8 @@ def test_repeated_failures_from_one_address_are_rate_limited(strict_server: Runn
         valid = client.get("/api/me", headers={"Authorization":
                                                f"Bearer {server.tokens['viewer']}"})
         assert valid.status_code == 429
-        login = client.post("/login", data={"token": server.tokens["viewer"]})
+        login = client.post("/login", data={"token": server.tokens["viewer"]},
+                            headers={"Origin": server.base_url})
         assert login.status_code == 429
     assert _status(server, None)[0] == 401  # a missing token is not a guess
     server.clock.advance(61)

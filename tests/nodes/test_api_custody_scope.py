@@ -65,7 +65,7 @@ def test_custodian_cannot_fetch_another_vaults_entry(server: RunningServer) -> N
         assert client.get(f"/api/ledger/entries/{note}").status_code == 200
         for seq in (vault_b, nested_b, both):
             response = client.get(f"/api/ledger/entries/{seq}")
-            assert response.status_code == 403
+            assert response.status_code == 404  # as if it were not there
             assert SECRET_B not in response.text
         filtered = client.get("/api/ledger/entries", params={"kind": "vault.registered"})
         assert SECRET_B not in filtered.text
@@ -89,6 +89,6 @@ def test_dashboard_explorer_hides_other_vaults(server: RunningServer) -> None:
         assert page.status_code == 200
         assert SECRET_A in page.text and SECRET_B not in page.text
         single = client.get(f"/dashboard/ledger/{vault_b}")
-        assert single.status_code == 403 and SECRET_B not in single.text
+        assert single.status_code == 404 and SECRET_B not in single.text
         overview = client.get("/dashboard")
         assert overview.status_code == 200 and SECRET_B not in overview.text

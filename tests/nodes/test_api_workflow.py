@@ -1,7 +1,8 @@
 """The transfer workflow over HTTP, against a real uvicorn server and SQLite ledger.
 
 An operator proposes, custodians upload their own signed votes, everyone reads the
-policy's decision explained; wrong roles and custodians of other vaults get 403, forged or
+policy's decision explained; wrong roles get 403 and custodians of other vaults the 404 of
+an object that does not exist, forged or
 replayed votes get 400 and nothing is written. Also: vaults (policy in words, descriptor,
 next receive address, balances), freezing, transfers and the signer's release order,
 reconciliation entries, and the dashboard's proposal page and panels.
@@ -114,7 +115,7 @@ def test_operator_proposes_custodians_approve_and_the_decision_explains(
     assert any(t["digest"] == digest and t["confirmations"] == 0 for t in transfers)
 
 
-def test_wrong_roles_and_other_vaults_get_403_and_nothing_is_written(
+def test_wrong_roles_get_403_other_vaults_404_and_nothing_is_written(
         server: RunningServer) -> None:
     digest = _new_proposal(server)
     before = server.ledger.size()
@@ -129,11 +130,11 @@ def test_wrong_roles_and_other_vaults_get_403_and_nothing_is_written(
                                    json=vote_document(digest, CUSTODIAN))
             assert response.status_code == 403, role
     with server.client("custodian_b") as client:
-        assert client.get(f"/api/proposals/{digest}").status_code == 403
+        assert client.get(f"/api/proposals/{digest}").status_code == 404
         assert client.post(f"/api/proposals/{digest}/approvals",
-                           json=vote_document(digest, "carl-custodian")).status_code == 403
-        assert client.get("/api/vaults/vault-a").status_code == 403
-        assert client.post("/api/vaults/vault-a/freeze", json={"reason": "x"}).status_code == 403
+                           json=vote_document(digest, "carl-custodian")).status_code == 404
+        assert client.get("/api/vaults/vault-a").status_code == 404
+        assert client.post("/api/vaults/vault-a/freeze", json={"reason": "x"}).status_code == 404
         listed = client.get("/api/proposals").json()["proposals"]
         assert all(p["vault"] == "vault-b" for p in listed)
         assert [v["vault"] for v in client.get("/api/vaults").json()["vaults"]] == ["vault-b"]
@@ -248,7 +249,7 @@ def test_reconciliation_reports_from_the_ledger(server: RunningServer) -> None:
         assert client.get(f"/api/reconcile/reports/{'ab' * 32}").json()["seq"] == entry.seq
     with server.client("custodian_b") as client:
         assert client.get("/api/reconcile/reports").json()["reports"] == []
-        assert client.get(f"/api/reconcile/reports/{entry.seq}").status_code == 403
+        assert client.get(f"/api/reconcile/reports/{entry.seq}").status_code == 404
 
 
 def test_dashboard_panels_and_proposal_page(server: RunningServer) -> None:
@@ -267,7 +268,7 @@ def test_dashboard_panels_and_proposal_page(server: RunningServer) -> None:
     assert missing.status_code == 404
     with server.client() as client:
         client.cookies.set("srl_token", server.tokens["custodian_b"])
-        assert client.get(f"/dashboard/proposals/{digest}").status_code == 403
+        assert client.get(f"/dashboard/proposals/{digest}").status_code == 404
         assert f"/dashboard/proposals/{digest}" not in client.get("/dashboard").text
 
 

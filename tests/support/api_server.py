@@ -4,17 +4,25 @@ The server runs in a thread on a free port of 127.0.0.1 and is always stopped. I
 is a `FakeClock` the test can advance, so expiry and rate-limit windows are tested
 without sleeping. Users: an admin, a viewer, an operator, an auditor, and two custodians
 of different vaults (`vault-a`, `vault-b`).
+
+`served_process` instead runs the command a deployment runs, `reserve serve --workers N`,
+as a real process tree (a supervisor and its workers), for crash and supervision tests.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from reserve.api import accounts, create_app
 from reserve.api.deps import ApiOptions
 from reserve.api.store import AccountStore
+from reserve.config import PROJECT_ROOT
 from reserve.ledger import CheckpointSigner, Ledger
 
 ORIGIN = "test.reserve.example/api-ledger"
@@ -86,7 +95,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def seed_people(server: RunningServer) -> None:
+def seed_people(server: RunningServer | ServedProcess) -> None:
     for key, (person, role, vaults) in PEOPLE.items():
         accounts.create_user(server.store, server.record, person=person,
                              name=person.split("-")[0].title(), institution=f"{role} office",
@@ -126,3 +135,109 @@ def running_server(url: str, *, options: ApiOptions | None = None, checkpoint_ev
         thread.join(timeout=20)
         store.close()
         ledger.close()
+
+
+# -- a real `reserve serve` process: supervisor and workers ----------------------------------
+RESERVE = PROJECT_ROOT / ".venv" / "bin" / "reserve"
+PASSPHRASE = "test-passphrase-for-the-served-ledger"  # a throwaway key for a test ledger
+
+
+@dataclass
+class RealClock:
+    def wall(self) -> datetime:
+        return datetime.now(UTC)
+
+
+@dataclass
+class ServedProcess:
+    """`reserve serve --workers N` on a free port, with one user and token per role."""
+
+    base_url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    ledger: Ledger
+    store: AccountStore
+    clock: RealClock
+    tokens: dict[str, str]
+
+    def client(self, who: str | None = None, **kwargs: Any) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.tokens[who]}"} if who else {}
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=30, **kwargs)
+
+    def record(self, items: list[tuple[str, dict[str, Any]]]) -> None:
+        self.ledger.append_many([(k, BOOTSTRAP_ACTOR, p) for k, p in items],
+                                now=self.clock.wall())
+
+    def worker_pids(self) -> list[int]:
+        """The supervisor's live worker processes (its children running the app)."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        pids = [int(text) for text in children.read_text().split()]
+        return [pid for pid in pids if "spawn_main" in _command_line(pid)]
+
+
+def _command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def write_config(folder: Path) -> Path:
+    """A minimal config whose key and ledger live in `folder`."""
+    (folder / "config").mkdir(parents=True, exist_ok=True)
+    path = folder / "config" / "reserve.toml"
+    path.write_text('network = "regtest"\n[ledger]\ndatabase_url = "sqlite:///ledger.sqlite"\n'
+                    f'origin = "{ORIGIN}"\nkey_path = "keys/checkpoint.json"\n'
+                    "checkpoint_every = 8\n")
+    return path
+
+
+@contextmanager
+def served_process(folder: Path, *, workers: int = 2, ready_seconds: float = 60
+                   ) -> Iterator[ServedProcess]:
+    """Run `reserve serve` as a real process tree on a SQLite ledger in `folder`."""
+    config = write_config(folder)
+    url = f"sqlite:///{folder}/ledger.sqlite"
+    env = {**os.environ, "RESERVE_LEDGER_PASSPHRASE": PASSPHRASE, "RESERVE_DATABASE_URL": url}
+    port = free_port()
+    log_path = folder / "serve.log"
+    command = [str(RESERVE)] if RESERVE.exists() else [sys.executable, "-m", "reserve.cli.main"]
+    ledger = Ledger.open(url)
+    store = AccountStore.open(url)
+    log = log_path.open("wb")
+    process = subprocess.Popen(
+        [*command, "serve", "--config", str(config), "--port", str(port), "--workers",
+         str(workers), "--log-level", "warning"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    served = ServedProcess(f"http://127.0.0.1:{port}", process, log_path, ledger, store,
+                           RealClock(), {})
+    try:
+        seed_people(served)
+        wait_serving(served, ready_seconds, workers)
+        yield served
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        log.close()
+        store.close()
+        ledger.close()
+
+
+def wait_serving(served: ServedProcess, seconds: float, workers: int) -> None:
+    """Bounded wait until every worker runs and the service answers."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if served.process.poll() is not None:
+            raise RuntimeError(f"reserve serve exited: {served.log_path.read_text()[-2000:]}")
+        try:
+            if len(served.worker_pids()) == workers and \
+                    httpx.get(served.base_url + "/api/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"reserve serve not ready in {seconds} s: "
+                       f"{served.log_path.read_text()[-2000:]}")

@@ -1,7 +1,9 @@
 """The stakeholder dashboard: server-rendered pages, a login form and the ledger explorer.
 
-Logging in stores the token in an HttpOnly, SameSite=Strict cookie; the cookie is only
-honoured on GET requests, so the pages read but never change state. Pages are left out
+Logging in stores the token in an HttpOnly, SameSite=Strict cookie, Secure unless the
+`[api] cookie_secure = false` opt-out is set for a plain-http demo on localhost; the cookie
+is only honoured on GET requests, so the pages read but never change state. The login and
+logout forms are refused unless their Origin (or Referer) is this site (reserve.api.guard). Pages are left out
 of the OpenAPI schema: the JSON API under /api is the contract, these are views of it.
 The "verify this entry" button runs entirely in the browser (static/verify.js).
 """
@@ -88,9 +90,10 @@ def login(request: Request, token: Annotated[str, Form(max_length=TOKEN_LENGTH_M
 
 
 @router.post("/logout")
-def logout() -> RedirectResponse:
+def logout(service: Service = Depends(get_service)) -> RedirectResponse:
     response = RedirectResponse("/login", status_code=status.HTTP_303_SEE_OTHER)
-    response.delete_cookie(COOKIE_NAME, path="/")
+    response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="strict",
+                           secure=service.options.cookie_secure)
     return response
 
 
@@ -134,8 +137,8 @@ def entry_page(request: Request, seq: Annotated[int, Path(ge=0, le=SEQ_MAX)],
                        message=f"No entry {seq}: the ledger holds {size} entries.")
     entry = service.ledger.entry(seq)
     if not ledger_views.may_see(principal, entry):
-        return _render(request, "error.html", principal, service, status_code=403,
-                       message="This entry concerns a vault you are not a custodian of.")
+        return _render(request, "error.html", principal, service, status_code=404,
+                       message=f"No entry {seq} among the entries you may see.")
     return _render(request, "entry.html", principal, service,
                    entry=ledger_views.entry_json(entry),
                    payload_text=json.dumps(entry.payload, indent=2, ensure_ascii=False,

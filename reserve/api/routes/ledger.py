@@ -58,9 +58,9 @@ def get_entry(seq: Annotated[int, Path(ge=0, le=SEQ_MAX)],
         raise HTTPException(status.HTTP_404_NOT_FOUND,
                             detail=f"no entry {seq}: the ledger holds {size} entries")
     entry = service.ledger.entry(seq)
-    if not ledger_views.may_see(principal, entry):
-        raise HTTPException(status.HTTP_403_FORBIDDEN,
-                            detail="this entry concerns a vault you are not a custodian of")
+    if not ledger_views.may_see(principal, entry):  # a 404 like any missing object
+        raise HTTPException(status.HTTP_404_NOT_FOUND,
+                            detail=f"no entry {seq} among the entries you may see")
     return {"entry": ledger_views.entry_json(entry),
             "inclusion": ledger_views.inclusion(service.ledger, seq, tree_size)}
 

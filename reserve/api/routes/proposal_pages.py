@@ -14,9 +14,9 @@ from fastapi.responses import HTMLResponse
 
 from reserve.api import reserve_views as views
 from reserve.api.auth import Principal
-from reserve.api.deps import Service, get_service
+from reserve.api.deps import Service, get_service, require_vault
 from reserve.api.routes.dashboard import page_principal, templates
-from reserve.api.routes.proposals import DIGEST_PATTERN, detail, find
+from reserve.api.routes.proposals import DIGEST_PATTERN, detail, find, unknown_proposal
 
 router = APIRouter(include_in_schema=False)
 
@@ -35,11 +35,9 @@ def proposal_page(request: Request, digest: Annotated[str, Path(pattern=DIGEST_P
     with views.workflow_access(service).reading() as workflow:
         try:
             found = find(workflow, digest)
-        except HTTPException as error:
+            require_vault(principal, found.proposal.vault, unknown_proposal(digest))
+        except HTTPException as error:  # unknown, or another vault's: the same 404
             return _page(request, principal, service, "error.html", 404,
                          message=str(error.detail))
-        if not principal.may_see_vault(found.proposal.vault):
-            return _page(request, principal, service, "error.html", 403,
-                         message="This proposal concerns a vault you are not a custodian of.")
         return _page(request, principal, service, "proposal.html",
                      p=detail(service, workflow, found))

@@ -27,6 +27,7 @@ from reserve.proposals import approval as approval_module
 from reserve.proposals.state import STATES
 from reserve.transfers.projection import ProposalStatus
 from reserve.transfers.service import Item, WorkflowService
+from wallets import addresses
 
 router = APIRouter(prefix="/api/proposals", tags=["proposals"])
 readers = require(*ALL_ROLES)
@@ -81,6 +82,11 @@ class ApprovalDocument(BaseModel):
     signature: str = Field(pattern=r"^[0-9a-f]{128}$")
 
 
+def unknown_proposal(digest: str) -> str:
+    """What a digest that matches no proposal is told (the projection's own words)."""
+    return f"unknown proposal {digest!r}"
+
+
 def find(workflow: WorkflowService, digest: str) -> ProposalStatus:
     """The proposal named by a digest or unique prefix; 404 if none (or ambiguous)."""
     try:
@@ -107,8 +113,7 @@ def list_proposals(vault: Annotated[str | None, Query(pattern=VAULT_PATTERN)] = 
                    state: Annotated[str | None, Query(pattern=STATE_PATTERN)] = None,
                    principal: Principal = Depends(readers),
                    service: Service = Depends(get_service)) -> dict[str, Any]:
-    if vault is not None:
-        require_vault(principal, vault)
+    # A custodian naming another vault sees what an unknown vault shows: nothing.
     with views.workflow_access(service).reading() as workflow:
         found = workflow.proposals(vault, None if state is None else [state])
         shown = [views.proposal_summary(s) for s in found
@@ -121,14 +126,18 @@ def _create(workflow: WorkflowService, body: NewProposal, proposer: str,
     common = dict(vault=body.vault, proposer=proposer, asset=body.asset, purpose=body.purpose,
                   reference=body.reference, expires_in_seconds=body.expires_in_seconds,
                   prelude=prelude)
+    policy = workflow.projection.vault(body.vault).policy
     if body.action == "transfer":
         if not body.outputs:
             raise WorkflowError("a transfer needs at least one output")
+        outputs = [(o.destination, int(o.amount)) for o in body.outputs]
+        addresses.check_transfer(policy.chain, [amount for _, amount in outputs],
+                                 int(body.fee_max))
         return workflow.propose_transfer(
-            **common, fee_max=int(body.fee_max),  # type: ignore[arg-type]
-            outputs=[(o.destination, int(o.amount)) for o in body.outputs])
+            **common, fee_max=int(body.fee_max), outputs=outputs)  # type: ignore[arg-type]
     if body.address is None or body.label is None:
         raise WorkflowError("a destination proposal needs an address and a label")
+    addresses.check_destination(policy.chain, policy.network, body.asset, body.address)
     return workflow.propose_destination(**common, address=body.address,  # type: ignore[arg-type]
                                         label=body.label)
 
@@ -154,7 +163,7 @@ def show(digest: Digest, principal: Principal = Depends(readers),
          service: Service = Depends(get_service)) -> dict[str, Any]:
     with views.workflow_access(service).reading() as workflow:
         found = find(workflow, digest)
-        require_vault(principal, found.proposal.vault)
+        require_vault(principal, found.proposal.vault, unknown_proposal(digest))
         return detail(service, workflow, found)
 
 
@@ -166,7 +175,7 @@ def vote(digest: Digest, body: ApprovalDocument, principal: Principal = Depends(
     access = views.workflow_access(service)
     with access.reading() as workflow:
         found = find(workflow, digest)
-    require_vault(principal, found.proposal.vault)
+    require_vault(principal, found.proposal.vault, unknown_proposal(digest))
     if body.custodian != principal.person:
         raise HTTPException(status.HTTP_403_FORBIDDEN,
                             detail=f"you may upload only your own vote, not {body.custodian}'s")
@@ -188,7 +197,7 @@ def cancel(digest: Digest, body: CancelRequest, principal: Principal = Depends(c
     access = views.workflow_access(service)
     with access.reading() as workflow:
         found = find(workflow, digest)
-    require_vault(principal, found.proposal.vault)
+    require_vault(principal, found.proposal.vault, unknown_proposal(digest))
     access.act(record, lambda w, prelude: w.cancel(found.digest, principal.person, body.reason,
                                                    prelude=prelude),
                summary={"digest": found.digest, "vault": found.proposal.vault})

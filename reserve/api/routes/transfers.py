@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 from reserve.api import reserve_views as views
 from reserve.api.auth import ALL_ROLES, VAULT_PATTERN, Principal
 from reserve.api.deps import Service, get_service, require, require_vault
-from reserve.api.routes.proposals import Digest, find
+from reserve.api.routes.proposals import Digest, find, unknown_proposal
 from reserve.present import format_time
 from reserve.proposals.proposal import TransferBody
 from reserve.proposals.state import APPROVED, BROADCAST, CONFIRMED, RELEASABLE, SIGNING
@@ -58,7 +58,7 @@ def order_json(order: ReleaseOrder, state: str) -> dict[str, Any]:
 
 def _transfer(workflow: Any, digest: str, principal: Principal) -> ProposalStatus:
     found = find(workflow, digest)
-    require_vault(principal, found.proposal.vault)
+    require_vault(principal, found.proposal.vault, unknown_proposal(digest))
     if not isinstance(found.proposal.body, TransferBody):
         raise HTTPException(status.HTTP_404_NOT_FOUND,
                             detail=f"proposal {found.digest[:16]} is a {found.proposal.action},"
@@ -70,8 +70,7 @@ def _transfer(workflow: Any, digest: str, principal: Principal) -> ProposalStatu
 def list_transfers(vault: Annotated[str | None, Query(pattern=VAULT_PATTERN)] = None,
                    principal: Principal = Depends(readers),
                    service: Service = Depends(get_service)) -> dict[str, Any]:
-    if vault is not None:
-        require_vault(principal, vault)
+    # A custodian naming another vault sees what an unknown vault shows: nothing.
     with views.workflow_access(service).reading() as workflow:
         found = [s for s in workflow.proposals(vault)
                  if isinstance(s.proposal.body, TransferBody)

@@ -19,7 +19,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from reserve import present
 from reserve.api import reserve_views as views
 from reserve.api.auth import ALL_ROLES, VAULT_PATTERN, Principal, Role
-from reserve.api.deps import Recorder, Service, get_recorder, get_service, require, require_vault
+from reserve.api.deps import (
+    Recorder,
+    Service,
+    get_recorder,
+    get_service,
+    require,
+    require_vault,
+    unknown_vault,
+)
 from reserve.config import PROJECT_ROOT
 from reserve.policy import loader
 from reserve.present import format_time
@@ -101,8 +109,7 @@ def _require_policy(service: Service, vault: str) -> tuple[tuple[int, str, int],
     with views.workflow_access(service).reading() as workflow:
         state = workflow.projection.vaults.get(vault)
         if state is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND,
-                                detail=f"no policy is registered for vault {vault!r}")
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=unknown_vault(vault))
         return state.policy_versions
 
 
@@ -115,10 +122,11 @@ def list_vaults(principal: Principal = Depends(readers),
 @router.get("/{vault}", summary="One vault, with balance history and next receive address")
 def show_vault(vault: VaultPath, principal: Principal = Depends(readers),
                service: Service = Depends(get_service)) -> dict[str, Any]:
-    require_vault(principal, vault)
+    unknown = f"no vault {vault!r} is known"
+    require_vault(principal, vault, unknown)
     found = _catalogue(service, principal, vault)
     if not found:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no vault {vault!r} is known")
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=unknown)
     return found[0]
 
 
