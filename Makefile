@@ -5,7 +5,7 @@ setup:
 	bash scripts/setup.sh
 
 demo: setup
-	.venv/bin/reserve demo
+	.venv/bin/reserve demo $(DEMO_ARGS)
 
 test: setup
 	bash scripts/test.sh
