@@ -34,6 +34,7 @@ from reserve.ledger.verify import (
     _check_entry,
     _check_entry_exact,
     _compare_nodes,
+    _node_finding,
 )
 
 # Every category but Cs (lone surrogates, refused) and Cn (unassigned).
@@ -237,7 +238,9 @@ def test_fast_path_sound_on_mutated_entries(data: st.DataObject, seq: int,
 def _compare_nodes_reference(stored: list[tuple[int, int, bytes]],
                              computed: dict[tuple[int, int], bytes], verified: int,
                              complete: bool, report: Report) -> None:
-    """The comparison as it was before the bulk fast path: one dict, one pop per node."""
+    """The comparison as it was before the bulk fast path: one dict, one pop per node; each
+    wrong node is worded by the verifier's own `_node_finding`, which this test does not judge."""
+    wrong: list[tuple[int, int]] = []
     for level, index, value in stored:
         first, end = index << level, (index + 1) << level
         if end > verified:
@@ -247,8 +250,8 @@ def _compare_nodes_reference(stored: list[tuple[int, int, bytes]],
             continue
         expected = computed.pop((level, index), None)
         if expected != value:
-            report.findings.append(Finding(first, f"stored subtree hash at level {level} "
-                                                  f"index {index} is wrong or missing"))
+            wrong.append((level, index))
+    report.findings.extend(_node_finding(level, index, set(wrong), 0) for level, index in wrong)
     if computed and complete:
         level, index = min(computed, key=lambda key: key[1] << key[0])
         report.findings.append(Finding(index << level, "stored subtree hashes are missing"))
