@@ -24,8 +24,10 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from reserve.api import openapi
 from reserve.api.auth import FailureLimiter, Principal
 from reserve.api.deps import SAFE_METHODS, ApiOptions, Service, new_request_id, utc_now
+from reserve.api.methods import MethodAnswers
 from reserve.api.panels import Panel, PanelRegistry
 from reserve.api.routes import include_routers
 from reserve.api.store import AccountStore
@@ -123,9 +125,11 @@ def create_app(source: Any, *, accounts: AccountStore | None = None,
                               "Authenticate with `Authorization: Bearer <token>`.")
     app.state.service = service
     _install_error_handlers(app)
+    app.add_middleware(MethodAnswers)  # inside the recording net, which adds the headers
     _install_recording_net(app)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     include_routers(app)
+    openapi.install(app)
     return app
 
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from reserve.api import reserve_views as views
 from reserve.api.auth import ALL_ROLES, VAULT_PATTERN, Principal, Role
 from reserve.api.deps import Recorder, Service, get_recorder, get_service, require, require_vault
+from reserve.api.openapi import created, errors, link, ok
 from reserve.config import PROJECT_ROOT
 from reserve.policy import loader
 from reserve.proposals.proposal import format_time
@@ -105,13 +106,17 @@ def _require_policy(service: Service, vault: str) -> tuple[tuple[int, str, int],
         return state.policy_versions
 
 
-@router.get("", summary="Vaults: policy in force, chain identity and balances")
+@router.get("", summary="Vaults: policy in force, chain identity and balances",
+            responses={**ok("The vaults the caller may see.", first=link(
+                "show_vault", "The first vault in detail.",
+                vault="$response.body#/vaults/0/vault")), **errors()})
 def list_vaults(principal: Principal = Depends(readers),
                 service: Service = Depends(get_service)) -> dict[str, Any]:
     return {"vaults": _catalogue(service, principal)}
 
 
-@router.get("/{vault}", summary="One vault, with balance history and next receive address")
+@router.get("/{vault}", summary="One vault, with balance history and next receive address",
+            operation_id="show_vault", responses=errors(403, 404))
 def show_vault(vault: VaultPath, principal: Principal = Depends(readers),
                service: Service = Depends(get_service)) -> dict[str, Any]:
     require_vault(principal, vault)
@@ -121,7 +126,8 @@ def show_vault(vault: VaultPath, principal: Principal = Depends(readers),
     return found[0]
 
 
-@router.get("/{vault}/policies", summary="Every policy version of a vault, oldest first")
+@router.get("/{vault}/policies", summary="Every policy version of a vault, oldest first",
+            responses=errors(403, 404))
 def policy_versions(vault: VaultPath, principal: Principal = Depends(readers),
                     service: Service = Depends(get_service)) -> dict[str, Any]:
     require_vault(principal, vault)
@@ -136,7 +142,8 @@ def policy_versions(vault: VaultPath, principal: Principal = Depends(readers),
     return {"vault": vault, "versions": result}
 
 
-@router.get("/{vault}/policies/{version}", summary="One policy version, in full and in words")
+@router.get("/{vault}/policies/{version}", summary="One policy version, in full and in words",
+            responses=errors(403, 404))
 def policy_version(vault: VaultPath, version: Annotated[int, Path(ge=1, le=1_000_000)],
                    principal: Principal = Depends(readers),
                    service: Service = Depends(get_service)) -> dict[str, Any]:
@@ -153,7 +160,8 @@ def policy_version(vault: VaultPath, version: Annotated[int, Path(ge=1, le=1_000
             "in_plain_words": views.policy_words(policy), "policy": entry.payload["policy"]}
 
 
-@router.post("/{vault}/freeze", summary="Freeze a vault now (its custodians, auditors)")
+@router.post("/{vault}/freeze", summary="Freeze a vault now (its custodians, auditors)",
+             responses=errors(400, 403, 404, 409))
 def freeze(vault: VaultPath, body: FreezeRequest, principal: Principal = Depends(freezers),
            record: Recorder = Depends(get_recorder),
            service: Service = Depends(get_service)) -> dict[str, Any]:
@@ -170,7 +178,10 @@ def freeze(vault: VaultPath, body: FreezeRequest, principal: Principal = Depends
 
 
 @router.post("/{vault}/unfreeze", status_code=status.HTTP_201_CREATED,
-             summary="Propose to unfreeze a vault (a quorum and a delay decide)")
+             summary="Propose to unfreeze a vault (a quorum and a delay decide)",
+             responses={**created("The unfreeze proposal.", show=link(
+                 "show_proposal", "The proposal and its decision.",
+                 digest="$response.body#/digest")), **errors(400, 403, 404, 409)})
 def propose_unfreeze(vault: VaultPath, body: UnfreezeRequest,
                      principal: Principal = Depends(unfreeze_proposers),
                      record: Recorder = Depends(get_recorder),
