@@ -117,3 +117,46 @@ def test_the_admin_survived_the_fuzzing(live: RunningServer, runs: dict[str, str
     """The fuzzer must not have locked out or disabled the admin it authenticates as."""
     with live.client("admin") as client:
         assert client.get("/api/me").status_code == 200
+
+
+def test_options_lists_every_method_of_a_path_and_others_get_405(live: RunningServer) -> None:
+    """Before: OPTIONS /api/proposals was 405 with `Allow: GET` (only the first route's)."""
+    with live.client() as anonymous:  # method answers come before authentication
+        options = anonymous.options("/api/proposals")
+        assert options.status_code == 204
+        assert options.headers["allow"] == "GET, POST, OPTIONS"
+        refused = anonymous.delete("/api/users/root-admin")
+        assert refused.status_code == 405
+        assert refused.headers["allow"] == "GET, PUT, OPTIONS"
+        assert "DELETE" in refused.json()["detail"]
+        assert anonymous.options("/api/no-such-thing").status_code == 404
+    assert live.store.user("root-admin") is not None
+
+
+def test_the_schema_documents_each_routes_errors_and_links(live: RunningServer) -> None:
+    with live.client() as anonymous:
+        document = anonymous.get("/openapi.json").json()
+    error_body = {"$ref": "#/components/schemas/ErrorBody"}
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            if path != "/api/health":
+                assert {"401", "429"} <= set(responses), (method, path)
+                assert operation["security"] == [{"bearer": []}], (method, path)
+            for code in set(responses) - {"200", "201", "422"}:
+                content = responses[code]["content"]["application/json"]["schema"]
+                assert content == error_body, (method, path, code)
+            if method == "post" and "{" not in path and path.startswith("/api/") \
+                    and path != "/api/ledger/checkpoints":
+                assert "400" in responses, path  # bodies may be refused by the domain
+    created = document["paths"]["/api/proposals"]["post"]["responses"]["201"]["links"]
+    assert created["show"] == {"operationId": "show_proposal",
+                               "description": "The proposal and its decision.",
+                               "parameters": {"digest": "$response.body#/digest"}}
+    # Inputs the schema admits are not answered 400 on read routes: an unknown kind is
+    # outside the schema (422), a tree size the ledger has not reached has no proof (404).
+    with live.client("viewer") as viewer:
+        assert viewer.get("/api/ledger/entries", params={"kind": ""}).status_code == 422
+        assert viewer.get("/api/ledger/entries/0", params={"tree_size": 2**40}).status_code == 404
+        assert viewer.get("/api/ledger/consistency",
+                          params={"old_size": 0, "new_size": 2**40}).status_code == 404

@@ -30,6 +30,7 @@ readers = require(*ALL_ROLES)
 freezers = require(Role.CUSTODIAN, Role.AUDITOR)
 unfreeze_proposers = require(Role.OPERATOR, Role.CUSTODIAN, Role.AUDITOR)
 VaultPath = Annotated[str, Path(pattern=VAULT_PATTERN)]
+FIRST = {"vault": "$response.body#/vaults/0/vault"}  # an OpenAPI link's runtime expression
 Text = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]*$")]
 Reference = Annotated[str, Field(max_length=500, pattern=r"^[^\x00-\x1f\x7f]*$")]
 
@@ -107,9 +108,10 @@ def _require_policy(service: Service, vault: str) -> tuple[tuple[int, str, int],
 
 
 @router.get("", summary="Vaults: policy in force, chain identity and balances",
-            responses={**ok("The vaults the caller may see.", first=link(
-                "show_vault", "The first vault in detail.",
-                vault="$response.body#/vaults/0/vault")), **errors()})
+            responses={**ok("The vaults the caller may see.",
+                            first=link("show_vault", "The first vault in detail.", **FIRST),
+                            policies=link("vault_policies", "Its policy versions.", **FIRST)),
+                       **errors()})
 def list_vaults(principal: Principal = Depends(readers),
                 service: Service = Depends(get_service)) -> dict[str, Any]:
     return {"vaults": _catalogue(service, principal)}
@@ -127,7 +129,7 @@ def show_vault(vault: VaultPath, principal: Principal = Depends(readers),
 
 
 @router.get("/{vault}/policies", summary="Every policy version of a vault, oldest first",
-            responses=errors(403, 404))
+            operation_id="vault_policies", responses=errors(403, 404))
 def policy_versions(vault: VaultPath, principal: Principal = Depends(readers),
                     service: Service = Depends(get_service)) -> dict[str, Any]:
     require_vault(principal, vault)
