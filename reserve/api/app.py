@@ -27,9 +27,11 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from reserve.api import openapi
 from reserve.api.auth import FailureLimiter, Principal
 from reserve.api.deps import SAFE_METHODS, ApiOptions, Service, new_request_id, utc_now
 from reserve.api.guard import RequestGuard
+from reserve.api.methods import MethodAnswers
 from reserve.api.panels import Panel, PanelRegistry
 from reserve.api.routes import include_routers
 from reserve.api.store import AccountStore
@@ -127,12 +129,15 @@ def create_app(source: Any, *, accounts: AccountStore | None = None,
                               "Authenticate with `Authorization: Bearer <token>`.")
     app.state.service = service
     _install_error_handlers(app)
-    # Added first, so it runs inside the recording net: refusals get the request id and
-    # security headers too.
+    # Added first, so both run inside the recording net: refusals get the request id and
+    # security headers too. MethodAnswers is outside the guard: a method the path does not
+    # serve is 405 before any token or body is looked at.
     app.add_middleware(RequestGuard, body_bytes_max=chosen.body_bytes_max)
+    app.add_middleware(MethodAnswers)
     _install_recording_net(app)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     include_routers(app)
+    openapi.install(app)
     return app
 
 

@@ -7,15 +7,18 @@ and checkpoints carry only hashes and so are open to every role.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from fastapi.responses import StreamingResponse
+from pydantic import Field
 
 from reserve.api import ledger_views
 from reserve.api.auth import ALL_ROLES, Principal, Role
 from reserve.api.deps import Recorder, Service, get_recorder, get_service, require
+from reserve.api.openapi import created, errors, link
 from reserve.errors import LedgerError, ProofError
 from reserve.ledger import merkle
 from reserve.ledger.kinds import KINDS
@@ -28,27 +31,25 @@ exporters = require(Role.VIEWER, Role.OPERATOR, Role.AUDITOR, Role.ADMIN)
 checkpoint_signers = require(Role.AUDITOR, Role.ADMIN)
 
 SeqQuery = Annotated[int, Query(ge=0, le=SEQ_MAX)]
+# The schema lists the known kinds, so an unknown one is a validation error (422), not a 400.
+KindName = Annotated[str, Field(pattern="^(" + "|".join(re.escape(k) for k in sorted(KINDS)) + ")$",
+                                description="An entry kind (reserve.ledger.kinds).")]
 
 
-@router.get("/entries", summary="A page of entries (a range of sequence numbers)")
+@router.get("/entries", summary="A page of entries (a range of sequence numbers)",
+            responses=errors())
 def list_entries(start: SeqQuery = 0,
                  limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                 kind: Annotated[list[str] | None, Query(max_length=64)] = None,
+                 kind: Annotated[list[KindName] | None, Query(max_length=64)] = None,
                  principal: Principal = Depends(readers),
                  service: Service = Depends(get_service)) -> dict[str, Any]:
-    kinds = None
-    if kind:
-        unknown = sorted(set(kind) - KINDS)
-        if unknown:
-            shown = ", ".join(repr(name[:40]) for name in unknown[:3])
-            raise HTTPException(status.HTTP_400_BAD_REQUEST,
-                                detail=f"unknown entry kind(s): {shown}; see reserve.ledger.kinds")
-        kinds = frozenset(kind)
+    kinds = frozenset(kind) if kind else None  # each one a known kind: the schema says so
     limit = min(limit, service.options.page_entries_max)
     return ledger_views.page(service.ledger, principal, start, limit, kinds).to_json()
 
 
-@router.get("/entries/{seq}", summary="One entry with its inclusion proof")
+@router.get("/entries/{seq}", summary="One entry with its inclusion proof",
+            responses=errors(403, 404))
 def get_entry(seq: Annotated[int, Path(ge=0, le=SEQ_MAX)],
               tree_size: Annotated[int | None, Query(ge=1, le=SEQ_MAX)] = None,
               principal: Principal = Depends(readers),
@@ -61,11 +62,15 @@ def get_entry(seq: Annotated[int, Path(ge=0, le=SEQ_MAX)],
     if not ledger_views.may_see(principal, entry):  # a 404 like any missing object
         raise HTTPException(status.HTTP_404_NOT_FOUND,
                             detail=f"no entry {seq} among the entries you may see")
-    return {"entry": ledger_views.entry_json(entry),
-            "inclusion": ledger_views.inclusion(service.ledger, seq, tree_size)}
+    try:
+        inclusion = ledger_views.inclusion(service.ledger, seq, tree_size)
+    except ProofError as error:  # a tree size the ledger has not reached: no such proof
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(error)) from None
+    return {"entry": ledger_views.entry_json(entry), "inclusion": inclusion}
 
 
-@router.get("/checkpoints", summary="Signed checkpoints (C2SP signed notes), oldest first")
+@router.get("/checkpoints", summary="Signed checkpoints (C2SP signed notes), oldest first",
+            responses=errors())
 def list_checkpoints(start: Annotated[int, Query(ge=0, le=SEQ_MAX)] = 0,
                      limit: Annotated[int, Query(ge=1, le=500)] = 100,
                      _: Principal = Depends(readers),
@@ -77,7 +82,8 @@ def list_checkpoints(start: Annotated[int, Query(ge=0, le=SEQ_MAX)] = 0,
             "checkpoints": [ledger_views.checkpoint_json(note, key) for note in chosen]}
 
 
-@router.get("/checkpoints/latest", summary="The latest signed checkpoint and its anchor")
+@router.get("/checkpoints/latest", summary="The latest signed checkpoint and its anchor",
+            responses=errors(404))
 def latest_checkpoint(_: Principal = Depends(readers),
                       service: Service = Depends(get_service)) -> dict[str, Any]:
     latest = ledger_views.latest_checkpoint(service.ledger)
@@ -90,7 +96,10 @@ def latest_checkpoint(_: Principal = Depends(readers),
 
 
 @router.post("/checkpoints", status_code=status.HTTP_201_CREATED,
-             summary="Sign a checkpoint at the current size (auditor, admin)")
+             summary="Sign a checkpoint at the current size (auditor, admin)",
+             responses={**created("The signed checkpoint.", consistency=link(
+                 "ledger_consistency", "How the ledger grew since this checkpoint.",
+                 old_size="$response.body#/tree_size")), **errors(403, 409)})
 def sign_checkpoint(principal: Principal = Depends(checkpoint_signers),
                     record: Recorder = Depends(get_recorder),
                     service: Service = Depends(get_service)) -> dict[str, Any]:
@@ -103,16 +112,18 @@ def sign_checkpoint(principal: Principal = Depends(checkpoint_signers),
     return checkpoint
 
 
-@router.get("/consistency", summary="Consistency proof between two tree sizes")
+@router.get("/consistency", summary="Consistency proof between two tree sizes",
+            operation_id="ledger_consistency", responses=errors(404))
 def consistency(old_size: Annotated[int, Query(ge=0, le=SEQ_MAX)],
                 new_size: Annotated[int | None, Query(ge=0, le=SEQ_MAX)] = None,
                 _: Principal = Depends(readers),
                 service: Service = Depends(get_service)) -> dict[str, Any]:
     size = service.ledger.size()
     target = size if new_size is None else new_size
-    if not old_size <= target <= size:
-        raise ProofError(f"need 0 <= old_size <= new_size <= {size}, "
-                         f"got {old_size} and {target}")
+    if not old_size <= target <= size:  # schema-valid, but there is no such pair of trees
+        raise HTTPException(status.HTTP_404_NOT_FOUND,
+                            detail=f"no consistency proof from {old_size} to {target}: need "
+                                   f"0 <= old_size <= new_size <= {size}")
     proof = service.ledger.consistency_proof(old_size, target)
     old_root, new_root = service.ledger.root_at(old_size), service.ledger.root_at(target)
     if not merkle.verify_consistency(old_size, target, old_root, new_root, proof):
@@ -122,7 +133,7 @@ def consistency(old_size: Annotated[int, Query(ge=0, le=SEQ_MAX)],
 
 
 @router.get("/export", summary="The whole ledger as JSON lines (offline verifiable)",
-            response_class=StreamingResponse)
+            response_class=StreamingResponse, responses=errors(403))
 def export(_: Principal = Depends(exporters),
            service: Service = Depends(get_service)) -> StreamingResponse:
     def lines() -> Iterator[bytes]:

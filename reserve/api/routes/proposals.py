@@ -21,6 +21,7 @@ from reserve import present
 from reserve.api import reserve_views as views
 from reserve.api.auth import ALL_ROLES, VAULT_PATTERN, Principal, Role
 from reserve.api.deps import Recorder, Service, get_recorder, get_service, require, require_vault
+from reserve.api.openapi import created, errors, link, ok
 from reserve.errors import ApprovalError, WorkflowError
 from reserve.present import format_time
 from reserve.proposals import approval as approval_module
@@ -42,6 +43,16 @@ Amount = Annotated[str, Field(pattern=r"^(0|[1-9][0-9]{0,77})$",
 Text = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]*$")]
 Short = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]*$")]
 Reference = Annotated[str, Field(max_length=500, pattern=r"^[^\x00-\x1f\x7f]*$")]
+CREATED_DIGEST = "$response.body#/digest"
+# What a client (or a stateful fuzzer) can do next with the proposal it just created.
+PROPOSAL_LINKS = {
+    "show": link("show_proposal", "The proposal and its decision.", digest=CREATED_DIGEST),
+    "vote": link("vote_on_proposal", "A custodian's signed vote on it.", digest=CREATED_DIGEST),
+    "cancel": link("cancel_proposal", "Cancel it before signing.", digest=CREATED_DIGEST),
+    "transfer": link("show_transfer", "Its way to the chain (transfers).",
+                     digest=CREATED_DIGEST),
+    "order": link("release_order", "What was approved, once it is.", digest=CREATED_DIGEST),
+}
 
 
 class OutputFields(BaseModel):
@@ -108,7 +119,10 @@ def detail(service: Service, workflow: WorkflowService, found: ProposalStatus) -
                          "reason": c.reason} for c in found.changes]}
 
 
-@router.get("", summary="Proposals, oldest first (custodians: their vaults only)")
+@router.get("", summary="Proposals, oldest first (custodians: their vaults only)",
+            responses={**ok("The proposals the caller may see.", first=link(
+                "show_proposal", "The first proposal in detail.",
+                digest="$response.body#/proposals/0/digest")), **errors(403)})
 def list_proposals(vault: Annotated[str | None, Query(pattern=VAULT_PATTERN)] = None,
                    state: Annotated[str | None, Query(pattern=STATE_PATTERN)] = None,
                    principal: Principal = Depends(readers),
@@ -143,7 +157,9 @@ def _create(workflow: WorkflowService, body: NewProposal, proposer: str,
 
 
 @router.post("", status_code=status.HTTP_201_CREATED,
-             summary="Propose a transfer or a new destination (operators)")
+             summary="Propose a transfer or a new destination (operators)",
+             responses={**created("The proposal with the policy's decision.", **PROPOSAL_LINKS),
+                        **errors(400, 403, 404, 409)})
 def create(body: NewProposal, principal: Principal = Depends(proposers),
            record: Recorder = Depends(get_recorder),
            service: Service = Depends(get_service)) -> dict[str, Any]:
@@ -158,7 +174,8 @@ def create(body: NewProposal, principal: Principal = Depends(proposers),
         return detail(service, workflow, find(workflow, created.digest))
 
 
-@router.get("/{digest}", summary="One proposal with the policy's decision explained")
+@router.get("/{digest}", summary="One proposal with the policy's decision explained",
+            operation_id="show_proposal", responses=errors(403, 404))
 def show(digest: Digest, principal: Principal = Depends(readers),
          service: Service = Depends(get_service)) -> dict[str, Any]:
     with views.workflow_access(service).reading() as workflow:
@@ -168,7 +185,8 @@ def show(digest: Digest, principal: Principal = Depends(readers),
 
 
 @router.post("/{digest}/approvals", status_code=status.HTTP_201_CREATED,
-             summary="Upload your signed approval or rejection (custodians of the vault)")
+             summary="Upload your signed approval or rejection (custodians of the vault)",
+             operation_id="vote_on_proposal", responses=errors(400, 403, 404, 409))
 def vote(digest: Digest, body: ApprovalDocument, principal: Principal = Depends(voters),
          record: Recorder = Depends(get_recorder),
          service: Service = Depends(get_service)) -> dict[str, Any]:
@@ -190,7 +208,8 @@ def vote(digest: Digest, body: ApprovalDocument, principal: Principal = Depends(
         return detail(service, workflow, find(workflow, found.digest))
 
 
-@router.post("/{digest}/cancel", summary="Cancel before signing (proposer, custodian, auditor)")
+@router.post("/{digest}/cancel", summary="Cancel before signing (proposer, custodian, auditor)",
+             operation_id="cancel_proposal", responses=errors(400, 403, 404, 409))
 def cancel(digest: Digest, body: CancelRequest, principal: Principal = Depends(cancellers),
            record: Recorder = Depends(get_recorder),
            service: Service = Depends(get_service)) -> dict[str, Any]:

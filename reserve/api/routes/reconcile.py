@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from reserve.api import ledger_views
 from reserve.api.auth import ALL_ROLES, Principal
 from reserve.api.deps import Service, get_service, require
+from reserve.api.openapi import errors, link, ok
 from reserve.reconcile.report import ENTRY_KIND
 
 router = APIRouter(prefix="/api/reconcile", tags=["reconciliation"])
@@ -44,7 +45,10 @@ def visible_reports(service: Service, principal: Principal) -> list[Any]:
             if ledger_views.may_see(principal, entry)]
 
 
-@router.get("/reports", summary="Reconciliation reports checked into the ledger, newest first")
+@router.get("/reports", summary="Reconciliation reports checked into the ledger, newest first",
+            responses={**ok("The reports the caller may see.", newest=link(
+                "show_report", "The newest report.", report="$response.body#/reports/0/seq")),
+                **errors()})
 def list_reports(limit: Annotated[int, Query(ge=1, le=500)] = 50,
                  principal: Principal = Depends(readers),
                  service: Service = Depends(get_service)) -> dict[str, Any]:
@@ -53,7 +57,8 @@ def list_reports(limit: Annotated[int, Query(ge=1, le=500)] = 50,
             "reports": [report_json(entry) for entry in reversed(reports[-limit:])]}
 
 
-@router.get("/reports/{report}", summary="One report, by ledger seq or report SHA-256")
+@router.get("/reports/{report}", summary="One report, by ledger seq or report SHA-256",
+            operation_id="show_report", responses=errors(403, 404))
 def show_report(report: Annotated[str, Path(pattern=r"^([0-9]{1,13}|[0-9a-f]{64})$")],
                 principal: Principal = Depends(readers),
                 service: Service = Depends(get_service)) -> dict[str, Any]:

@@ -14,11 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from reserve.api import accounts
 from reserve.api.auth import PERSON_PATTERN, Principal, Role
 from reserve.api.deps import Recorder, Service, get_recorder, get_service, require
+from reserve.api.openapi import created, errors, link
 from reserve.errors import AccountNotFound
 
 router = APIRouter(prefix="/api/tokens", tags=["tokens"])
 admins = require(Role.ADMIN)
 TokenId = Annotated[str, Path(pattern=r"^[0-9a-f]{16}$")]
+ISSUED = {"token_id": "$response.body#/token_id"}  # an OpenAPI link's runtime expression
 
 
 class TokenRequest(BaseModel):
@@ -32,7 +34,8 @@ class TokenRequest(BaseModel):
     label: str = Field(default="", max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")
 
 
-@router.get("", summary="List tokens (never their text or full hash)")
+@router.get("", summary="List tokens (never their text or full hash)",
+            responses=errors(403))
 def list_tokens(person: Annotated[str | None, Query(pattern=PERSON_PATTERN)] = None,
                 _: Principal = Depends(admins),
                 service: Service = Depends(get_service)) -> dict[str, Any]:
@@ -41,7 +44,11 @@ def list_tokens(person: Annotated[str | None, Query(pattern=PERSON_PATTERN)] = N
 
 
 @router.post("", status_code=status.HTTP_201_CREATED,
-             summary="Issue a token; its text is shown in this response only")
+             summary="Issue a token; its text is shown in this response only",
+             responses={**created("The token, its text shown this once.",
+                                  show=link("show_token", "The token's record.", **ISSUED),
+                                  revoke=link("revoke_token", "Revoke it.", **ISSUED)),
+                        **errors(400, 403, 404, 409)})
 def issue(body: TokenRequest, principal: Principal = Depends(admins),
           record: Recorder = Depends(get_recorder),
           service: Service = Depends(get_service)) -> dict[str, Any]:
@@ -53,7 +60,8 @@ def issue(body: TokenRequest, principal: Principal = Depends(admins),
     return {"token": issued.token, **token.to_json(now)}
 
 
-@router.get("/{token_id}", summary="One token's record")
+@router.get("/{token_id}", summary="One token's record", operation_id="show_token",
+            responses=errors(403, 404))
 def show(token_id: TokenId, _: Principal = Depends(admins),
          service: Service = Depends(get_service)) -> dict[str, Any]:
     found = service.accounts.token(token_id)
@@ -62,7 +70,8 @@ def show(token_id: TokenId, _: Principal = Depends(admins),
     return found.to_json(service.clock())
 
 
-@router.post("/{token_id}/revoke", summary="Revoke a token (takes effect at once)")
+@router.post("/{token_id}/revoke", summary="Revoke a token (takes effect at once)",
+             operation_id="revoke_token", responses=errors(403, 404, 409))
 def revoke(token_id: TokenId, principal: Principal = Depends(admins),
            record: Recorder = Depends(get_recorder),
            service: Service = Depends(get_service)) -> dict[str, Any]:

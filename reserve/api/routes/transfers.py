@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 from reserve.api import reserve_views as views
 from reserve.api.auth import ALL_ROLES, VAULT_PATTERN, Principal
 from reserve.api.deps import Service, get_service, require, require_vault
+from reserve.api.openapi import errors
 from reserve.api.routes.proposals import Digest, find, unknown_proposal
 from reserve.present import format_time
 from reserve.proposals.proposal import TransferBody
@@ -66,7 +67,8 @@ def _transfer(workflow: Any, digest: str, principal: Principal) -> ProposalStatu
     return found
 
 
-@router.get("", summary="Transfer proposals with state, txid and confirmations")
+@router.get("", summary="Transfer proposals with state, txid and confirmations",
+            responses=errors(403))
 def list_transfers(vault: Annotated[str | None, Query(pattern=VAULT_PATTERN)] = None,
                    principal: Principal = Depends(readers),
                    service: Service = Depends(get_service)) -> dict[str, Any]:
@@ -78,14 +80,16 @@ def list_transfers(vault: Annotated[str | None, Query(pattern=VAULT_PATTERN)] = 
         return {"transfers": [transfer_json(s) for s in found]}
 
 
-@router.get("/{digest}", summary="One transfer: its timeline and recorded chain steps")
+@router.get("/{digest}", summary="One transfer: its timeline and recorded chain steps",
+            operation_id="show_transfer", responses=errors(403, 404))
 def show_transfer(digest: Digest, principal: Principal = Depends(readers),
                   service: Service = Depends(get_service)) -> dict[str, Any]:
     with views.workflow_access(service).reading() as workflow:
         return transfer_json(_transfer(workflow, digest, principal), detail=True)
 
 
-@router.get("/{digest}/order", summary="What was approved, for the custodian's signer")
+@router.get("/{digest}/order", summary="What was approved, for the custodian's signer",
+            operation_id="release_order", responses=errors(403, 404, 409))
 def release_order(digest: Digest, principal: Principal = Depends(readers),
                   service: Service = Depends(get_service)) -> dict[str, Any]:
     with views.workflow_access(service).reading() as workflow:

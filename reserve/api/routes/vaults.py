@@ -28,6 +28,7 @@ from reserve.api.deps import (
     require_vault,
     unknown_vault,
 )
+from reserve.api.openapi import created, errors, link, ok
 from reserve.config import PROJECT_ROOT
 from reserve.policy import loader
 from reserve.present import format_time
@@ -38,6 +39,7 @@ readers = require(*ALL_ROLES)
 freezers = require(Role.CUSTODIAN, Role.AUDITOR)
 unfreeze_proposers = require(Role.OPERATOR, Role.CUSTODIAN, Role.AUDITOR)
 VaultPath = Annotated[str, Path(pattern=VAULT_PATTERN)]
+FIRST = {"vault": "$response.body#/vaults/0/vault"}  # an OpenAPI link's runtime expression
 Text = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]*$")]
 Reference = Annotated[str, Field(max_length=500, pattern=r"^[^\x00-\x1f\x7f]*$")]
 
@@ -113,13 +115,18 @@ def _require_policy(service: Service, vault: str) -> tuple[tuple[int, str, int],
         return state.policy_versions
 
 
-@router.get("", summary="Vaults: policy in force, chain identity and balances")
+@router.get("", summary="Vaults: policy in force, chain identity and balances",
+            responses={**ok("The vaults the caller may see.",
+                            first=link("show_vault", "The first vault in detail.", **FIRST),
+                            policies=link("vault_policies", "Its policy versions.", **FIRST)),
+                       **errors()})
 def list_vaults(principal: Principal = Depends(readers),
                 service: Service = Depends(get_service)) -> dict[str, Any]:
     return {"vaults": _catalogue(service, principal)}
 
 
-@router.get("/{vault}", summary="One vault, with balance history and next receive address")
+@router.get("/{vault}", summary="One vault, with balance history and next receive address",
+            operation_id="show_vault", responses=errors(403, 404))
 def show_vault(vault: VaultPath, principal: Principal = Depends(readers),
                service: Service = Depends(get_service)) -> dict[str, Any]:
     unknown = f"no vault {vault!r} is known"
@@ -130,7 +137,8 @@ def show_vault(vault: VaultPath, principal: Principal = Depends(readers),
     return found[0]
 
 
-@router.get("/{vault}/policies", summary="Every policy version of a vault, oldest first")
+@router.get("/{vault}/policies", summary="Every policy version of a vault, oldest first",
+            operation_id="vault_policies", responses=errors(403, 404))
 def policy_versions(vault: VaultPath, principal: Principal = Depends(readers),
                     service: Service = Depends(get_service)) -> dict[str, Any]:
     require_vault(principal, vault)
@@ -145,7 +153,8 @@ def policy_versions(vault: VaultPath, principal: Principal = Depends(readers),
     return {"vault": vault, "versions": result}
 
 
-@router.get("/{vault}/policies/{version}", summary="One policy version, in full and in words")
+@router.get("/{vault}/policies/{version}", summary="One policy version, in full and in words",
+            responses=errors(403, 404))
 def policy_version(vault: VaultPath, version: Annotated[int, Path(ge=1, le=1_000_000)],
                    principal: Principal = Depends(readers),
                    service: Service = Depends(get_service)) -> dict[str, Any]:
@@ -162,7 +171,8 @@ def policy_version(vault: VaultPath, version: Annotated[int, Path(ge=1, le=1_000
             "in_plain_words": present.policy_words(policy), "policy": entry.payload["policy"]}
 
 
-@router.post("/{vault}/freeze", summary="Freeze a vault now (its custodians, auditors)")
+@router.post("/{vault}/freeze", summary="Freeze a vault now (its custodians, auditors)",
+             responses=errors(400, 403, 404, 409))
 def freeze(vault: VaultPath, body: FreezeRequest, principal: Principal = Depends(freezers),
            record: Recorder = Depends(get_recorder),
            service: Service = Depends(get_service)) -> dict[str, Any]:
@@ -180,7 +190,10 @@ def freeze(vault: VaultPath, body: FreezeRequest, principal: Principal = Depends
 
 
 @router.post("/{vault}/unfreeze", status_code=status.HTTP_201_CREATED,
-             summary="Propose to unfreeze a vault (a quorum and a delay decide)")
+             summary="Propose to unfreeze a vault (a quorum and a delay decide)",
+             responses={**created("The unfreeze proposal.", show=link(
+                 "show_proposal", "The proposal and its decision.",
+                 digest="$response.body#/digest")), **errors(400, 403, 404, 409)})
 def propose_unfreeze(vault: VaultPath, body: UnfreezeRequest,
                      principal: Principal = Depends(unfreeze_proposers),
                      record: Recorder = Depends(get_recorder),

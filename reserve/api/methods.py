@@ -1,0 +1,73 @@
+"""Answers about methods for every known path: OPTIONS lists them, others get 405 with Allow.
+
+Starlette answers a method a path does not support with the `Allow` header of the first
+route that matched the path, so a path served by two routes (GET and POST
+`/api/proposals`) advertised only one of them, and OPTIONS got 405. Here the methods of
+every route matching the path are collected: OPTIONS gets 204 with `Allow`, and an
+unsupported method gets 405 with the same `Allow` (RFC 9110 section 15.5.6), before any
+authentication or body parsing. Unknown paths and mounted apps are left to the router.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+PROBED = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+
+def _routed(routes: Sequence[BaseRoute], scope: Scope, method: str) -> bool:
+    probe = {**scope, "method": method}
+    return any(route.matches(probe)[0] is Match.FULL for route in routes)
+
+
+def allowed_methods(routes: Sequence[BaseRoute], scope: Scope) -> list[str] | None:
+    """The methods some route serves at `scope`'s path; None if the router decides alone.
+
+    Only the public `BaseRoute.matches` is asked (so routers included in routers count);
+    a path every method reaches (a mounted app) or none reaches is left to the router.
+    """
+    methods = [method for method in PROBED if _routed(routes, scope, method)]
+    if not methods or len(methods) == len(PROBED):
+        return None
+    return methods
+
+
+class MethodAnswers:
+    """ASGI middleware: OPTIONS and unsupported methods on known paths, per the module doc."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or "app" not in scope:
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"]
+        routes = scope["app"].router.routes
+        if method != "OPTIONS" and _routed(routes, scope, method):
+            await self.app(scope, receive, send)  # the common case: one pass, like the router
+            return
+        methods = allowed_methods(routes, scope)
+        if methods is None:
+            await self.app(scope, receive, send)
+            return
+        allow = ", ".join([*methods, "OPTIONS"])
+        if method == "OPTIONS":
+            await _answer(send, 204, allow, b"")
+            return
+        body = json.dumps({"detail": f"method {method[:16]!r} is not allowed here; "
+                                     f"allowed: {allow}"}).encode("ascii")
+        await _answer(send, 405, allow, body)
+
+
+async def _answer(send: Send, status: int, allow: str, body: bytes) -> None:
+    headers = [(b"allow", allow.encode("ascii"))]
+    if body:
+        headers += [(b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode("ascii"))]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

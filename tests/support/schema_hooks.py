@@ -1,0 +1,37 @@
+"""Schemathesis hooks for tests/nodes/test_api_schema.py (loaded via SCHEMATHESIS_HOOKS).
+
+Random vault names and addresses stop every proposal at "no such vault" (404), so the
+fuzzer would never reach the workflow. For schema-valid (positive) proposal bodies this
+points the proposal at the seeded vault and, for transfers, at an allowlisted
+destination with a small amount; the rest of the body (purpose, reference, expiry, fee,
+action) stays as generated. Negative cases are left alone, so they stay invalid.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import schemathesis
+
+from tests.support.workflow import COLD
+
+SEEDED_VAULT = "vault-a"
+PROPOSALS = "POST /api/proposals"
+
+
+def _reaches_workflow(body: dict[str, Any]) -> dict[str, Any]:
+    chosen = {**body, "vault": SEEDED_VAULT, "asset": "BTC"}
+    if chosen.get("action", "transfer") == "transfer":
+        chosen["outputs"] = [{"destination": COLD, "amount": str(1_000 + index)}
+                             for index, _ in enumerate(chosen.get("outputs") or [None])][:3]
+        chosen["fee_max"] = "20000"
+    return chosen
+
+
+@schemathesis.hook
+def map_case(context: Any, case: schemathesis.Case) -> schemathesis.Case:
+    meta = case.meta
+    if (case.operation.label == PROPOSALS and isinstance(case.body, dict)
+            and meta is not None and meta.generation.mode.is_positive):
+        case.body = _reaches_workflow(case.body)
+    return case
