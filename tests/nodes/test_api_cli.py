@@ -69,7 +69,7 @@ def test_bootstrap_an_admin_then_serve_and_revoke(config_file: Path) -> None:
                                                            "RESERVE_CONFIG")}
     server = subprocess.Popen([sys.executable, "-m", "reserve.cli.main", "serve", "--port",
                                str(port), "--config", str(config_file), "--log-level",
-                               "warning"], cwd=ROOT, stdout=subprocess.PIPE,
+                               "warning", "--workers", "1"], cwd=ROOT, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, env=env)
     try:
         base = f"http://127.0.0.1:{port}"
