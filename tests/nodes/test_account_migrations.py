@@ -1,0 +1,208 @@
+"""The account tables come from Alembic revision 0002 and match their SQLModel models, on
+SQLite and PostgreSQL, whether the database is new or was made by the code before it.
+
+Until 0002 the account store created `api_users` and `api_tokens` itself at start-up with
+the DDL kept below as LEGACY_SCHEMA, so a database at revision 0001 may already hold them,
+rows and all. Upgrading such a database keeps the rows and ends with the same catalog as a
+new one; a same-named table with other columns is refused, not adopted.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import MetaData, create_engine, inspect
+from sqlmodel import SQLModel
+
+from reserve.api import accounts
+from reserve.api.models import ACCOUNT_TABLES
+from reserve.api.store import AccountStore
+from reserve.db import connect
+from reserve.errors import AuthError, ConfigError
+from reserve.ledger import Ledger
+from reserve.ledger.migrate import HEAD_REVISION, alembic_config, current_revision
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+# What reserve/api/store.py ran on every open before revision 0002, verbatim.
+LEGACY_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS api_users (
+        person TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        institution TEXT NOT NULL,
+        roles TEXT NOT NULL,
+        vaults TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        disabled_at TEXT)""",
+    """CREATE TABLE IF NOT EXISTS api_tokens (
+        token_id TEXT PRIMARY KEY,
+        token_hash TEXT NOT NULL UNIQUE,
+        person TEXT NOT NULL REFERENCES api_users(person),
+        role TEXT NOT NULL,
+        label TEXT NOT NULL,
+        issued_by TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        revoked_at TEXT,
+        revoked_by TEXT)""",
+    "CREATE INDEX IF NOT EXISTS api_tokens_person ON api_tokens (person)",
+]
+LEGACY_ROWS = [
+    "INSERT INTO api_users VALUES ('ana', 'Ana', 'CB', '[\"custodian\"]', '[\"v1\"]', "
+    "'2026-02-01T10:00:00Z', NULL)",
+    "INSERT INTO api_tokens VALUES ('0123456789abcdef', '" + "ab" * 32 + "', 'ana', "
+    "'custodian', 'laptop', 'root', '2026-02-01T10:00:00Z', '2027-02-01T10:00:00Z', NULL, NULL)",
+]
+
+
+def _engine_url(url: str) -> str:
+    return url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+def _database_at_0001(url: str, legacy: bool) -> None:
+    """A database as the code before 0002 left it: the ledger migrated, and (if `legacy`)
+    the account tables made by the store's own DDL, with a user and a token in them."""
+    command.upgrade(alembic_config(url), "0001_ledger")
+    if legacy:
+        connection, _ = connect(url, ConfigError)
+        try:
+            for statement in LEGACY_SCHEMA + LEGACY_ROWS:
+                connection.execute(statement)
+        finally:
+            connection.close()
+
+
+def _revision(url: str) -> str | None:
+    connection, dialect = connect(url, ConfigError)
+    try:
+        return current_revision(connection, dialect)
+    finally:
+        connection.close()
+
+
+def _catalog(url: str) -> dict[str, Any]:
+    """What the database says about the account tables, in comparable form."""
+    engine = create_engine(_engine_url(url))
+    try:
+        inspector = inspect(engine)
+        found: dict[str, Any] = {}
+        for table in ACCOUNT_TABLES:
+            found[table] = {
+                "columns": [(c["name"], str(c["type"]), c["nullable"])
+                            for c in inspector.get_columns(table)],
+                "primary_key": inspector.get_pk_constraint(table)["constrained_columns"],
+                "unique": sorted(tuple(u["column_names"])
+                                 for u in inspector.get_unique_constraints(table)),
+                "foreign_keys": [(tuple(f["constrained_columns"]), f["referred_table"],
+                                  tuple(f["referred_columns"]))
+                                 for f in inspector.get_foreign_keys(table)],
+                "indexes": sorted((i["name"], tuple(i["column_names"]), bool(i["unique"]))
+                                  for i in inspector.get_indexes(table)),
+            }
+        return found
+    finally:
+        engine.dispose()
+
+
+def _model_differences(url: str) -> list[Any]:
+    """Alembic's autogenerate diff between the database and the SQLModel models, limited
+    to the account tables (the ledger's are raw SQL and have no models)."""
+    engine = create_engine(_engine_url(url))
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={
+                "include_name": lambda name, kind, _: kind != "table" or name in ACCOUNT_TABLES})
+            models = MetaData()
+            for table in ACCOUNT_TABLES:
+                SQLModel.metadata.tables[table].to_metadata(models)
+            return list(compare_metadata(context, models))
+    finally:
+        engine.dispose()
+
+
+def _use(store: AccountStore) -> None:
+    """Create, issue, authenticate, revoke and disable through the store's sessions."""
+    written: list[tuple[str, dict[str, Any]]] = []
+    accounts.create_user(store, written.extend, person="vic", name="Vic", institution="AG",
+                         roles=["viewer"], vaults=[], now=NOW)
+    issued, token = accounts.issue_token(store, written.extend, person="vic", role="viewer",
+                                         expires_in_seconds=3600, label="", issued_by="root",
+                                         now=NOW)
+    assert accounts.authenticate(store, issued.token, NOW).person == "vic"
+    accounts.revoke_token(store, written.extend, token_id=token.token_id, by="root", now=NOW)
+    with pytest.raises(AuthError, match="revoked"):
+        accounts.authenticate(store, issued.token, NOW)
+    assert [kind for kind, _ in written] == ["auth.user_changed", "auth.token_issued",
+                                             "auth.token_revoked"]
+
+
+def test_a_new_database_gets_the_models_tables(ledger_url: str) -> None:
+    AccountStore.open(ledger_url).close()
+    assert _revision(ledger_url) == HEAD_REVISION
+    assert _model_differences(ledger_url) == []
+    store = AccountStore.open(ledger_url)  # again: one query, no migration
+    try:
+        _use(store)
+    finally:
+        store.close()
+
+
+def test_the_ledger_opening_first_also_creates_them(ledger_url: str) -> None:
+    Ledger.open(ledger_url).close()
+    assert _revision(ledger_url) == HEAD_REVISION
+    assert _model_differences(ledger_url) == []
+
+
+def test_a_database_with_the_old_tables_upgrades_in_place(ledger_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    _database_at_0001(ledger_url, legacy=True)
+    before = _catalog(ledger_url)
+    assert _revision(ledger_url) == "0001_ledger"
+    store = AccountStore.open(ledger_url)
+    try:
+        assert _revision(ledger_url) == HEAD_REVISION
+        ana = store.require_user("ana")
+        assert (ana.roles, ana.vaults, ana.created_at) == (("custodian",), ("v1",),
+                                                           "2026-02-01T10:00:00Z")
+        assert [t.token_id for t in store.tokens("ana")] == ["0123456789abcdef"]
+        _use(store)
+        assert store.disable_user("ana", "root", NOW) == ["0123456789abcdef"]
+    finally:
+        store.close()
+    assert _catalog(ledger_url) == before  # kept as it was, rows and all
+    # ... and the same as a new database's.
+    if ledger_url.startswith("sqlite"):
+        fresh = f"sqlite:///{tmp_path}/fresh.sqlite"
+        AccountStore.open(fresh).close()
+        assert _catalog(fresh) == _pk_not_null(before)
+        assert sorted(change[0][3] for change in _model_differences(ledger_url)) == [
+            "person", "token_id"]
+    else:
+        assert _model_differences(ledger_url) == []
+
+
+def _pk_not_null(catalog: dict[str, Any]) -> dict[str, Any]:
+    """SQLite's one quirk: a `TEXT PRIMARY KEY` column of the old DDL allows NULL (SQLite
+    keeps that old bug for compatibility), while the migration's and the models' primary
+    keys are NOT NULL. Nothing ever stored NULL there; every other detail is equal."""
+    fixed: dict[str, Any] = {}
+    for table, facts in catalog.items():
+        keys = set(facts["primary_key"])
+        fixed[table] = {**facts, "columns": [(name, kind, nullable and name not in keys)
+                                             for name, kind, nullable in facts["columns"]]}
+    return fixed
+
+
+def test_a_same_named_table_of_another_shape_is_refused(ledger_url: str) -> None:
+    command.upgrade(alembic_config(ledger_url), "0001_ledger")
+    connection, _ = connect(ledger_url, ConfigError)
+    try:
+        connection.execute("CREATE TABLE api_users (person TEXT PRIMARY KEY, secret TEXT)")
+    finally:
+        connection.close()
+    with pytest.raises(RuntimeError, match="exists with columns"):
+        AccountStore.open(ledger_url)
+    assert _revision(ledger_url) == "0001_ledger"
