@@ -2,14 +2,13 @@
 SQLite and PostgreSQL, whether the database is new or was made by the code before it.
 
 Until 0002 the account store created `api_users` and `api_tokens` itself at start-up with
-the DDL kept below as LEGACY_SCHEMA, so a database at revision 0001 may already hold them,
+the DDL kept in tests/support/legacy_accounts.py, so a database at revision 0001 may already hold them,
 rows and all. Upgrading such a database keeps the rows and ends with the same catalog as a
 new one; a same-named table with other columns is refused, not adopted.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -19,61 +18,13 @@ from alembic.migration import MigrationContext
 from sqlalchemy import MetaData, create_engine, inspect
 from sqlmodel import SQLModel
 
-from reserve.api import accounts
 from reserve.api.models import ACCOUNT_TABLES
 from reserve.api.store import AccountStore
 from reserve.db import connect
-from reserve.errors import AuthError, ConfigError
+from reserve.errors import ConfigError
 from reserve.ledger import Ledger
 from reserve.ledger.migrate import HEAD_REVISION, alembic_config, current_revision
-
-NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-# What reserve/api/store.py ran on every open before revision 0002, verbatim.
-LEGACY_SCHEMA = [
-    """CREATE TABLE IF NOT EXISTS api_users (
-        person TEXT PRIMARY KEY,
-        name TEXT NOT NULL,
-        institution TEXT NOT NULL,
-        roles TEXT NOT NULL,
-        vaults TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        disabled_at TEXT)""",
-    """CREATE TABLE IF NOT EXISTS api_tokens (
-        token_id TEXT PRIMARY KEY,
-        token_hash TEXT NOT NULL UNIQUE,
-        person TEXT NOT NULL REFERENCES api_users(person),
-        role TEXT NOT NULL,
-        label TEXT NOT NULL,
-        issued_by TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        expires_at TEXT NOT NULL,
-        revoked_at TEXT,
-        revoked_by TEXT)""",
-    "CREATE INDEX IF NOT EXISTS api_tokens_person ON api_tokens (person)",
-]
-LEGACY_ROWS = [
-    "INSERT INTO api_users VALUES ('ana', 'Ana', 'CB', '[\"custodian\"]', '[\"v1\"]', "
-    "'2026-02-01T10:00:00Z', NULL)",
-    "INSERT INTO api_tokens VALUES ('0123456789abcdef', '" + "ab" * 32 + "', 'ana', "
-    "'custodian', 'laptop', 'root', '2026-02-01T10:00:00Z', '2027-02-01T10:00:00Z', NULL, NULL)",
-]
-
-
-def _engine_url(url: str) -> str:
-    return url.replace("postgresql://", "postgresql+psycopg://", 1)
-
-
-def _database_at_0001(url: str, legacy: bool) -> None:
-    """A database as the code before 0002 left it: the ledger migrated, and (if `legacy`)
-    the account tables made by the store's own DDL, with a user and a token in them."""
-    command.upgrade(alembic_config(url), "0001_ledger")
-    if legacy:
-        connection, _ = connect(url, ConfigError)
-        try:
-            for statement in LEGACY_SCHEMA + LEGACY_ROWS:
-                connection.execute(statement)
-        finally:
-            connection.close()
+from tests.support.legacy_accounts import NOW, database_at_0001, engine_url, use_accounts
 
 
 def _revision(url: str) -> str | None:
@@ -86,7 +37,7 @@ def _revision(url: str) -> str | None:
 
 def _catalog(url: str) -> dict[str, Any]:
     """What the database says about the account tables, in comparable form."""
-    engine = create_engine(_engine_url(url))
+    engine = create_engine(engine_url(url))
     try:
         inspector = inspect(engine)
         found: dict[str, Any] = {}
@@ -111,7 +62,7 @@ def _catalog(url: str) -> dict[str, Any]:
 def _model_differences(url: str) -> list[Any]:
     """Alembic's autogenerate diff between the database and the SQLModel models, limited
     to the account tables (the ledger's are raw SQL and have no models)."""
-    engine = create_engine(_engine_url(url))
+    engine = create_engine(engine_url(url))
     try:
         with engine.connect() as connection:
             context = MigrationContext.configure(connection, opts={
@@ -124,29 +75,13 @@ def _model_differences(url: str) -> list[Any]:
         engine.dispose()
 
 
-def _use(store: AccountStore) -> None:
-    """Create, issue, authenticate, revoke and disable through the store's sessions."""
-    written: list[tuple[str, dict[str, Any]]] = []
-    accounts.create_user(store, written.extend, person="vic", name="Vic", institution="AG",
-                         roles=["viewer"], vaults=[], now=NOW)
-    issued, token = accounts.issue_token(store, written.extend, person="vic", role="viewer",
-                                         expires_in_seconds=3600, label="", issued_by="root",
-                                         now=NOW)
-    assert accounts.authenticate(store, issued.token, NOW).person == "vic"
-    accounts.revoke_token(store, written.extend, token_id=token.token_id, by="root", now=NOW)
-    with pytest.raises(AuthError, match="revoked"):
-        accounts.authenticate(store, issued.token, NOW)
-    assert [kind for kind, _ in written] == ["auth.user_changed", "auth.token_issued",
-                                             "auth.token_revoked"]
-
-
 def test_a_new_database_gets_the_models_tables(ledger_url: str) -> None:
     AccountStore.open(ledger_url).close()
     assert _revision(ledger_url) == HEAD_REVISION
     assert _model_differences(ledger_url) == []
     store = AccountStore.open(ledger_url)  # again: one query, no migration
     try:
-        _use(store)
+        use_accounts(store)
     finally:
         store.close()
 
@@ -158,7 +93,7 @@ def test_the_ledger_opening_first_also_creates_them(ledger_url: str) -> None:
 
 
 def test_a_database_with_the_old_tables_upgrades_in_place(ledger_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    _database_at_0001(ledger_url, legacy=True)
+    database_at_0001(ledger_url, legacy=True)
     before = _catalog(ledger_url)
     assert _revision(ledger_url) == "0001_ledger"
     store = AccountStore.open(ledger_url)
@@ -168,7 +103,7 @@ def test_a_database_with_the_old_tables_upgrades_in_place(ledger_url: str, tmp_p
         assert (ana.roles, ana.vaults, ana.created_at) == (("custodian",), ("v1",),
                                                            "2026-02-01T10:00:00Z")
         assert [t.token_id for t in store.tokens("ana")] == ["0123456789abcdef"]
-        _use(store)
+        use_accounts(store)
         assert store.disable_user("ana", "root", NOW) == ["0123456789abcdef"]
     finally:
         store.close()
