@@ -7,8 +7,10 @@ store opens first, the ledger or the account store, migrates the database to the
 Opening a ledger checks the recorded revision with one query and runs Alembic only when
 the database is behind, so start-up stays fast. Concurrent first opens are serialised (a
 file lock beside a SQLite database, a session advisory lock on PostgreSQL) so two
-processes never race to create the tables. In-memory SQLite (unit tests) gets the same DDL
-directly, since Alembic's own connection would see a different, empty database.
+processes never race to create the tables. An in-memory SQLite ledger (unit tests) gets
+the ledger's DDL directly, since Alembic's own connection would see a different, empty
+database; an in-memory account store runs the migrations on its own connection
+(`upgrade_connection`).
 
 On PostgreSQL a role that may not create tables (the service's own role) never migrates:
 it gets a clear error telling it to run `reserve db init` as the owner.
