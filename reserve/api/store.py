@@ -180,9 +180,11 @@ class AccountStore:
             try:
                 yield session
                 session.commit()
-            except exc.IntegrityError as error:
+            except exc.IntegrityError:
+                # Not the driver's text: PostgreSQL's would quote the row, a token hash included.
                 session.rollback()
-                raise AccountConflict(f"conflicting account change: {error.orig}") from None
+                raise AccountConflict("another process wrote the same user or token first; "
+                                      "read it again and retry") from None
             except BaseException:
                 session.rollback()
                 raise

@@ -9,6 +9,7 @@ new one; a same-named table with other columns is refused, not adopted.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ from sqlmodel import SQLModel
 from reserve.api.models import ACCOUNT_TABLES
 from reserve.api.store import AccountStore
 from reserve.db import connect
-from reserve.errors import ConfigError
+from reserve.errors import AccountConflict, ConfigError
 from reserve.ledger import Ledger
 from reserve.ledger.migrate import HEAD_REVISION, alembic_config, current_revision
 from tests.support.legacy_accounts import NOW, database_at_0001, engine_url, use_accounts
@@ -141,3 +142,25 @@ def test_a_same_named_table_of_another_shape_is_refused(ledger_url: str) -> None
     with pytest.raises(RuntimeError, match="exists with columns"):
         AccountStore.open(ledger_url)
     assert _revision(ledger_url) == "0001_ledger"
+
+
+def test_the_tables_constraints_hold_under_the_sessions(ledger_url: str) -> None:
+    # What no check in Python covers, the database refuses: a token for no user (SQLite
+    # enforces foreign keys only when each connection asks) and a second token with the
+    # same hash under another id. Either is a conflict that quotes no row.
+    first, second = AccountStore.open(ledger_url), AccountStore.open(ledger_url)
+    try:
+        use_accounts(first)
+        token = first.tokens("vic")[0]
+        orphan = dataclasses.replace(token, token_id="f" * 16, token_hash="0" * 64,
+                                     person="nobody")
+        with pytest.raises(AccountConflict, match="another process") as refused:
+            second.insert_token(orphan)
+        twin = dataclasses.replace(token, token_id="e" * 16)
+        with pytest.raises(AccountConflict, match="another process") as refused:
+            second.insert_token(twin)
+        assert token.token_hash not in str(refused.value)
+        assert [t.token_id for t in second.tokens()] == [token.token_id]
+    finally:
+        first.close()
+        second.close()
