@@ -14,7 +14,15 @@ earlier code wrote (the fixtures under tests/fixtures/ hold such ledgers), so:
   travels as a decimal string, for amounts beyond 2^53), `Hex` (a lowercase hex digest or
   id, checked), `Time` and `TimeMicros` (aware UTC datetimes in the two text forms the
   ledger uses), `Json` (a nested JSON value kept as it is: documents, outputs, evidence),
-  and `X | None` for a value that may be null.
+  and `X | None` for a value that may be null; `BigInt` is the decimal-string codec of
+  `Wei` for counters that are not amounts (a Safe nonce), `Iso` a datetime in Python's
+  `isoformat()` text (one field written that way before the ledger fixed its forms);
+- `SAME_AS` names fields that repeat another field on the wire (the workflow adds `vault`
+  and `digest` beside a chain layer's `vault_id` and `proposal_digest`): both are kept so
+  the bytes stay, and an entry whose copy differs from the original is refused;
+- a kind written in several shapes (a vault on Bitcoin or on an EVM chain, an anchor of a
+  checkpoint or of a report) is a class without fields whose `VARIANTS` map the value of
+  its `BY` field to one class per shape; `from_payload` on it returns the right shape.
 
 Nothing here knows about any particular kind; the kinds live in the sibling modules and are
 collected by `reserve.events.registry`.
@@ -27,7 +35,7 @@ import re
 import types
 import typing
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, TypeVar, Union
+from typing import Annotated, Any, ClassVar, Protocol, TypeVar, Union
 
 from reserve.errors import EventError
 
@@ -37,6 +45,8 @@ Hex = Annotated[str, "hex"]
 Time = Annotated[datetime, "time"]
 TimeMicros = Annotated[datetime, "time-micros"]
 Json = Annotated[Any, "json"]
+BigInt = Annotated[int, "wei"]
+Iso = Annotated[datetime, "iso"]
 
 _SECONDS = "%Y-%m-%dT%H:%M:%SZ"
 _MICROS = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -65,14 +75,39 @@ ABSENT: Any = _Absent()
 E = TypeVar("E", bound="Event")
 
 
+class Recorded(Protocol):
+    """What `Event.of` reads of a ledger entry (reserve.ledger.entry.Entry has it)."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def payload(self) -> Any: ...
+
+
 @dataclasses.dataclass(frozen=True)
 class Event:
     """Base of every ledger event. Subclasses set KIND and declare fields."""
 
     KIND: ClassVar[str] = ""
     WIRE: ClassVar[dict[str, str]] = {}  # attribute -> wire key, where they differ
+    SAME_AS: ClassVar[dict[str, str]] = {}  # copy attribute -> the attribute it repeats
+    BY: ClassVar[str] = ""  # the wire key whose value picks one of VARIANTS
+    VARIANTS: ClassVar[dict[str, type[Event]]] = {}
+
+    def _check_copies(self) -> None:
+        for copy, original in self.SAME_AS.items():
+            value = getattr(self, copy)
+            if value is not ABSENT and value != getattr(self, original):
+                raise EventError(f"{self.KIND}: field {_wire(type(self), copy)!r} must repeat "
+                                 f"{_wire(type(self), original)!r}, got {str(value)[:80]!r}")
 
     def to_payload(self) -> dict[str, Any]:
+        if "VARIANTS" in type(self).__dict__:
+            raise EventError(f"{self.KIND}: write one of its shapes, "
+                             f"{', '.join(sorted(self.VARIANTS))}")
+        self._check_copies()
         payload: dict[str, Any] = {}
         for field, codec in _codecs(type(self)):
             value = getattr(self, field.name)
@@ -82,10 +117,30 @@ class Event:
         return payload
 
     @classmethod
+    def wire_keys(cls) -> frozenset[str]:
+        """The keys a payload of this class may hold."""
+        return frozenset(_wire(cls, field.name) for field, _ in _codecs(cls))
+
+    @classmethod
+    def of(cls: type[E], entry: Recorded) -> E:
+        """The typed event of a ledger entry that must be of this class's kind."""
+        if entry.kind != cls.KIND:
+            raise EventError(f"entry {entry.seq} is a {entry.kind}, not a {cls.KIND}")
+        return cls.from_payload(entry.payload)
+
+    @classmethod
     def from_payload(cls: type[E], payload: Any) -> E:
         if not isinstance(payload, dict):
             raise EventError(f"{cls.KIND}: payload must be an object, "
                              f"not {type(payload).__name__}")
+        if "VARIANTS" in cls.__dict__:
+            shape = payload.get(cls.BY)
+            variant = cls.VARIANTS.get(shape) if isinstance(shape, str) else None
+            if variant is None:
+                raise EventError(f"{cls.KIND}: field {cls.BY!r} must be one of "
+                                 f"{', '.join(map(repr, sorted(cls.VARIANTS)))}, "
+                                 f"got {str(shape)[:40]!r}")
+            return typing.cast(E, variant.from_payload(payload))
         known = {_wire(cls, f.name): (f, c) for f, c in _codecs(cls)}
         unknown = sorted(set(payload) - set(known))
         if unknown:
@@ -97,7 +152,17 @@ class Event:
                     continue
                 raise EventError(f"{cls.KIND}: missing field {key!r}")
             values[field.name] = codec.decode(cls.KIND, key, payload[key])
-        return cls(**values)
+        event = cls(**values)
+        event._check_copies()
+        if cls.BY and getattr(event, cls.BY) not in _shape_of(cls):
+            raise EventError(f"{cls.KIND}: field {cls.BY!r} does not fit {cls.__name__}")
+        return event
+
+
+def _shape_of(cls: type[Event]) -> tuple[str, ...]:
+    """The BY values a variant class stands for (found in its parent's VARIANTS)."""
+    return tuple(value for base in cls.__mro__[1:] if "VARIANTS" in base.__dict__
+                 for value, variant in base.__dict__["VARIANTS"].items() if variant is cls)
 
 
 def _wire(cls: type[Event], name: str) -> str:
@@ -167,6 +232,22 @@ class _Codec:
             except ValueError:
                 raise EventError(f"{event_kind}: field {name!r} is not a time of the form "
                                  f"{pattern.replace('%', '')}: {value[:40]!r}") from None
+        if kind == "iso":
+            if encoding:
+                if not isinstance(value, datetime) or value.tzinfo is None:
+                    raise wrong("an aware datetime")
+                return value.astimezone(UTC).isoformat()
+            if not isinstance(value, str):
+                raise wrong("an ISO 8601 time string")
+            try:
+                moment = datetime.fromisoformat(value)
+            except ValueError:
+                raise EventError(f"{event_kind}: field {name!r} is not an ISO 8601 time: "
+                                 f"{value[:40]!r}") from None
+            if moment.tzinfo is None or moment.astimezone(UTC).isoformat() != value:
+                raise EventError(f"{event_kind}: field {name!r} must be a UTC ISO 8601 time "
+                                 f"(+00:00): {value[:40]!r}")
+            return moment.astimezone(UTC)
         if kind == "json":
             return value
         raise EventError(f"{event_kind}: field {name!r} has no codec for {kind!r}")
@@ -204,4 +285,4 @@ def _codec_for(cls: type[Event], name: str, hint: Any) -> _Codec:
     return _Codec(plain, nullable)
 
 
-_MARKS = frozenset({"wei", "hex", "time", "time-micros", "json"})
+_MARKS = frozenset({"wei", "hex", "time", "time-micros", "iso", "json"})

@@ -19,7 +19,8 @@ from typing import Any
 import orjson
 
 from reserve.errors import EntryRejected, EventError
-from reserve.events.registry import EVENT_TYPES
+from reserve.events.base import Event
+from reserve.events.registry import EVENT_TYPES, decode
 from reserve.ledger.canonical import (
     INTEGER_ABS_MAX,
     ORJSON_OPTIONS,
@@ -64,6 +65,12 @@ class Entry:
         _set(entry, "body", body)
         _set(entry, "entry_hash", entry_hash)
         return entry
+
+    @property
+    def event(self) -> Event:
+        """This entry's typed event (reserve.events), decoded afresh on each access; a
+        reader that knows the kind says so with `TheEvent.of(entry)`."""
+        return decode(self.kind, self.payload)
 
     @property
     def leaf_hash(self) -> bytes:
