@@ -28,6 +28,7 @@ from tests.support.served_load import (
 from wallets.bitcoin.regtest import wait_until
 
 ACKNOWLEDGED_MIN = 6  # proposals acknowledged before the kill: the load is under way
+WORKERS = 1  # still a supervisor and its worker; two workers racing is test_api_serve_workers
 
 
 def _kill_under_load(served: ServedProcess, acknowledged: Acknowledged) -> None:
@@ -61,7 +62,7 @@ def _kill_rounds(folder: Path, url: str | None, kills: int, starts: int) -> None
     acknowledged = Acknowledged()
     tokens = None
     for number in range(starts):
-        with served_process(folder, workers=2, database_url=url, tokens=tokens,
+        with served_process(folder, workers=WORKERS, database_url=url, tokens=tokens,
                             log_name=f"serve-{number}.log") as served:
             if tokens is None:
                 WorkflowService(served.ledger).register_policy(api_policy("vault-a"),
