@@ -3,44 +3,33 @@
 They live in the ledger's database (SQLite or PostgreSQL, same URL) but never in the
 append-only ledger tables: a token must be revocable, a user disableable. The ledger
 keeps the history instead (`auth.token_issued`, `auth.token_revoked`, `api.request`).
-Plain SQL through the same drivers the ledger uses; one connection and one lock per store.
+The tables are the SQLModel models of reserve/api/models.py, read and written through
+SQLModel sessions on one SQLAlchemy engine per store; their schema comes from the
+database's Alembic chain (reserve/ledger/migrate.py), never from DDL at start-up, so the
+service's own PostgreSQL role needs no CREATE. Callers get frozen `User` and
+`TokenRecord` values, never the session's mutable rows.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from reserve.db import connect
-from reserve.errors import AccountConflict, AccountNotFound, ConfigError
+from sqlalchemy import Engine, create_engine, event, exc, update
+from sqlalchemy.pool import StaticPool
+from sqlmodel import Session, col, select
 
-SCHEMA = [
-    """CREATE TABLE IF NOT EXISTS api_users (
-        person TEXT PRIMARY KEY,
-        name TEXT NOT NULL,
-        institution TEXT NOT NULL,
-        roles TEXT NOT NULL,
-        vaults TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        disabled_at TEXT)""",
-    """CREATE TABLE IF NOT EXISTS api_tokens (
-        token_id TEXT PRIMARY KEY,
-        token_hash TEXT NOT NULL UNIQUE,
-        person TEXT NOT NULL REFERENCES api_users(person),
-        role TEXT NOT NULL,
-        label TEXT NOT NULL,
-        issued_by TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        expires_at TEXT NOT NULL,
-        revoked_at TEXT,
-        revoked_by TEXT)""",
-    "CREATE INDEX IF NOT EXISTS api_tokens_person ON api_tokens (person)",
-]
-SCHEMA_LOCK_ID = 0x5245534541  # serialises concurrent first opens on PostgreSQL
+from reserve.api.models import ApiToken, ApiUser
+from reserve.db import POSTGRES_PREFIXES, connect, create_private
+from reserve.errors import AccountConflict, AccountNotFound, ConfigError
+from reserve.ledger.migrate import upgrade, upgrade_connection
+
 LIST_MAX = 10_000
 
 
@@ -95,91 +84,134 @@ class TokenRecord:
                 "revoked_by": self.revoked_by, "status": self.status(now)}
 
 
-_USER_COLUMNS = "person, name, institution, roles, vaults, created_at, disabled_at"
-_TOKEN_COLUMNS = ("token_id, token_hash, person, role, label, issued_by, "  # noqa: S105
-                  "created_at, expires_at, revoked_at, revoked_by")
+def _user(row: ApiUser) -> User:
+    return User(person=row.person, name=row.name, institution=row.institution,
+                roles=tuple(json.loads(row.roles)), vaults=tuple(json.loads(row.vaults)),
+                created_at=row.created_at, disabled_at=row.disabled_at)
 
 
-def _user(row: Sequence[Any]) -> User:
-    return User(person=row[0], name=row[1], institution=row[2],
-                roles=tuple(json.loads(row[3])), vaults=tuple(json.loads(row[4])),
-                created_at=row[5], disabled_at=row[6])
+def _user_row(user: User) -> ApiUser:
+    # json.dumps with its default separators: the bytes the tables have always held.
+    return ApiUser(person=user.person, name=user.name, institution=user.institution,
+                   roles=json.dumps(list(user.roles)), vaults=json.dumps(list(user.vaults)),
+                   created_at=user.created_at, disabled_at=user.disabled_at)
 
 
-def _token(row: Sequence[Any]) -> TokenRecord:
-    return TokenRecord(*row)
+def _token(row: ApiToken) -> TokenRecord:
+    return TokenRecord(token_id=row.token_id, token_hash=row.token_hash, person=row.person,
+                       role=row.role, label=row.label, issued_by=row.issued_by,
+                       created_at=row.created_at, expires_at=row.expires_at,
+                       revoked_at=row.revoked_at, revoked_by=row.revoked_by)
+
+
+def _token_row(record: TokenRecord) -> ApiToken:
+    return ApiToken(token_id=record.token_id, token_hash=record.token_hash,
+                    person=record.person, role=record.role, label=record.label,
+                    issued_by=record.issued_by, created_at=record.created_at,
+                    expires_at=record.expires_at, revoked_at=record.revoked_at,
+                    revoked_by=record.revoked_by)
+
+
+def _sqlite_pragmas(connection: Any, _: Any) -> None:
+    # Per connection, as before: SQLite enforces api_tokens.person only when asked to.
+    connection.execute("PRAGMA foreign_keys=ON")
+    connection.execute("PRAGMA busy_timeout=60000")
+
+
+def _engine(url: str) -> tuple[Engine, str]:
+    """(engine, dialect) for `url`; an in-memory SQLite database on one shared connection."""
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///"):]
+        arguments: dict[str, Any] = {"check_same_thread": False, "timeout": 60.0}
+        if path == ":memory:":
+            engine = create_engine("sqlite://", connect_args=arguments, poolclass=StaticPool)
+        else:
+            create_private(Path(path))
+            engine = create_engine(url, connect_args=arguments)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine, "sqlite"
+    if url.startswith(POSTGRES_PREFIXES):
+        plain = url.split("://", 1)[1]
+        return create_engine("postgresql+psycopg://" + plain, pool_size=2, max_overflow=2,
+                             pool_pre_ping=True), "postgresql"
+    raise ConfigError(f"unsupported database URL {url!r}: use sqlite:/// or postgresql://")
+
+
+def _migrate(url: str, engine: Engine, dialect: str) -> None:
+    """Bring the schema to the head revision (one query when it already is)."""
+    if url.endswith(":memory:"):
+        with engine.connect() as connection:
+            upgrade_connection(connection)
+        return
+    connection, _ = connect(url, ConfigError)
+    try:
+        upgrade(url, connection, dialect)
+    finally:
+        connection.close()
 
 
 class AccountStore:
-    """Users and tokens in `api_users` / `api_tokens`, created on first open."""
+    """Users and tokens in `api_users` / `api_tokens`, migrated on first open."""
 
-    def __init__(self, connection: Any, dialect: str) -> None:
+    def __init__(self, engine: Engine, dialect: str) -> None:
         self.dialect = dialect
-        self._db = connection
+        self._engine = engine
         self._lock = threading.RLock()
 
     @classmethod
     def open(cls, url: str) -> AccountStore:
-        connection, dialect = connect(url, ConfigError)
-        if dialect == "sqlite":
-            connection.execute("PRAGMA foreign_keys=ON")
-        store = cls(connection, dialect)
-        store._create_tables()
-        return store
+        engine, dialect = _engine(url)
+        try:
+            _migrate(url, engine, dialect)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine, dialect)
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            self._engine.dispose()
 
-    def _create_tables(self) -> None:
-        with self._lock:
-            if self.dialect == "postgresql":
-                # The service's own role may not create (reserve/db_roles.py): once the
-                # tables exist (`reserve db init` made them as the owner), run no DDL.
-                found = self._db.execute(
-                    "SELECT to_regclass('api_users') IS NOT NULL AND "
-                    "to_regclass('api_tokens') IS NOT NULL AND "
-                    "to_regclass('api_tokens_person') IS NOT NULL").fetchone()
-                if found[0]:
-                    return
-                self._db.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_ID,))
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back on any error. A
+        row another process inserted first (same person or token id) is a conflict."""
+        with self._lock, Session(self._engine, expire_on_commit=False) as session:
             try:
-                for statement in SCHEMA:
-                    self._db.execute(statement)
-            finally:
-                if self.dialect == "postgresql":
-                    self._db.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_ID,))
-
-    def _run(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
-        if self.dialect == "postgresql":
-            statement = statement.replace("?", "%s")
-        with self._lock:
-            cursor = self._db.execute(statement, params)
-            return list(cursor.fetchall()) if cursor.description else []
+                yield session
+                session.commit()
+            except exc.IntegrityError:
+                # Not the driver's text: PostgreSQL's would quote the row, a token hash included.
+                session.rollback()
+                raise AccountConflict("another process wrote the same user or token first; "
+                                      "read it again and retry") from None
+            except BaseException:
+                session.rollback()
+                raise
 
     # ------------------------------------------------------------------ users
     def create_user(self, user: User) -> User:
-        with self._lock:
-            if self.user(user.person) is not None:
+        with self._session() as session:
+            if session.get(ApiUser, user.person) is not None:
                 raise AccountConflict(f"user {user.person!r} already exists")
-            self._run(f"INSERT INTO api_users ({_USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                      (user.person, user.name, user.institution, json.dumps(list(user.roles)),
-                       json.dumps(list(user.vaults)), user.created_at, user.disabled_at))
+            session.add(_user_row(user))
         return user
 
     def update_user(self, user: User) -> User:
-        with self._lock:
-            if self.user(user.person) is None:
+        with self._session() as session:
+            row = session.get(ApiUser, user.person)
+            if row is None:
                 raise AccountNotFound(f"no user {user.person!r}")
-            self._run("UPDATE api_users SET name = ?, institution = ?, roles = ?, vaults = ? "
-                      "WHERE person = ?",
-                      (user.name, user.institution, json.dumps(list(user.roles)),
-                       json.dumps(list(user.vaults)), user.person))
+            changed = _user_row(user)
+            row.name, row.institution = changed.name, changed.institution
+            row.roles, row.vaults = changed.roles, changed.vaults
+            session.add(row)
         return self.require_user(user.person)
 
     def user(self, person: str) -> User | None:
-        rows = self._run(f"SELECT {_USER_COLUMNS} FROM api_users WHERE person = ?", (person,))
-        return _user(rows[0]) if rows else None
+        with self._session() as session:
+            row = session.get(ApiUser, person)
+            return _user(row) if row is not None else None
 
     def require_user(self, person: str) -> User:
         found = self.user(person)
@@ -188,58 +220,59 @@ class AccountStore:
         return found
 
     def users(self) -> list[User]:
-        rows = self._run(f"SELECT {_USER_COLUMNS} FROM api_users ORDER BY person LIMIT ?",
-                         (LIST_MAX,))
-        return [_user(row) for row in rows]
+        with self._session() as session:
+            rows = session.exec(select(ApiUser).order_by(col(ApiUser.person)).limit(LIST_MAX))
+            return [_user(row) for row in rows]
 
     def disable_user(self, person: str, by: str, now: datetime) -> list[str]:
         """Disable a user and revoke their live tokens; returns the revoked token ids."""
         stamp = format_instant(now)
-        with self._lock:
-            if self.require_user(person).disabled_at is not None:
+        with self._session() as session:
+            row = session.get(ApiUser, person)
+            if row is None:
+                raise AccountNotFound(f"no user {person!r}")
+            if row.disabled_at is not None:
                 raise AccountConflict(f"user {person!r} is already disabled")
-            live = [row[0] for row in self._run(
-                "SELECT token_id FROM api_tokens WHERE person = ? AND revoked_at IS NULL "
-                "ORDER BY token_id", (person,))]
-            self._run("UPDATE api_users SET disabled_at = ? WHERE person = ?", (stamp, person))
-            self._run("UPDATE api_tokens SET revoked_at = ?, revoked_by = ? "
-                      "WHERE person = ? AND revoked_at IS NULL", (stamp, by, person))
+            live = list(session.exec(
+                select(ApiToken.token_id).where(ApiToken.person == person,
+                                                col(ApiToken.revoked_at).is_(None))
+                .order_by(col(ApiToken.token_id))))
+            row.disabled_at = stamp
+            session.add(row)
+            session.exec(update(ApiToken).where(col(ApiToken.person) == person,
+                                                col(ApiToken.revoked_at).is_(None))
+                         .values(revoked_at=stamp, revoked_by=by))
         return live
 
     # ----------------------------------------------------------------- tokens
     def insert_token(self, record: TokenRecord) -> TokenRecord:
-        with self._lock:
-            if self.token(record.token_id) is not None:
+        with self._session() as session:
+            if session.get(ApiToken, record.token_id) is not None:
                 raise AccountConflict(f"token {record.token_id} already exists")
-            self._run(f"INSERT INTO api_tokens ({_TOKEN_COLUMNS}) "
-                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                      (record.token_id, record.token_hash, record.person, record.role,
-                       record.label, record.issued_by, record.created_at, record.expires_at,
-                       record.revoked_at, record.revoked_by))
+            session.add(_token_row(record))
         return record
 
     def token(self, token_id: str) -> TokenRecord | None:
-        rows = self._run(f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE token_id = ?",
-                         (token_id,))
-        return _token(rows[0]) if rows else None
+        with self._session() as session:
+            row = session.get(ApiToken, token_id)
+            return _token(row) if row is not None else None
 
     def tokens(self, person: str | None = None) -> list[TokenRecord]:
-        if person is None:
-            rows = self._run(f"SELECT {_TOKEN_COLUMNS} FROM api_tokens "
-                             "ORDER BY created_at, token_id LIMIT ?", (LIST_MAX,))
-        else:
-            rows = self._run(f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE person = ? "
-                             "ORDER BY created_at, token_id LIMIT ?", (person, LIST_MAX))
-        return [_token(row) for row in rows]
+        query = select(ApiToken)
+        if person is not None:
+            query = query.where(ApiToken.person == person)
+        query = query.order_by(col(ApiToken.created_at), col(ApiToken.token_id)).limit(LIST_MAX)
+        with self._session() as session:
+            return [_token(row) for row in session.exec(query)]
 
     def revoke_token(self, token_id: str, by: str, now: datetime) -> TokenRecord:
-        with self._lock:
-            found = self.token(token_id)
-            if found is None:
+        with self._session() as session:
+            row = session.get(ApiToken, token_id)
+            if row is None:
                 raise AccountNotFound(f"no token {token_id!r}")
-            if found.revoked_at is not None:
+            if row.revoked_at is not None:
                 raise AccountConflict(f"token {token_id} was already revoked at "
-                                      f"{found.revoked_at}")
-            self._run("UPDATE api_tokens SET revoked_at = ?, revoked_by = ? WHERE token_id = ?",
-                      (format_instant(now), by, token_id))
-            return self.token(token_id) or found
+                                      f"{row.revoked_at}")
+            row.revoked_at, row.revoked_by = format_instant(now), by
+            session.add(row)
+            return _token(row)

@@ -35,14 +35,13 @@ def _database(connection: Any) -> str:
 def initialise(owner_url: str, service_url: str, service_role: str | None = None
                ) -> dict[str, Any]:
     """Migrate as the owner, then set up the service role; what was done, as JSON."""
-    from reserve.api.store import AccountStore
     from reserve.ledger import Ledger
 
     if is_postgres(owner_url) != is_postgres(service_url) or (
             not is_postgres(owner_url) and owner_url != service_url):
         raise ConfigError("the owner's and the service's URL must name the same database")
+    # One Alembic chain for the database: the ledger tables and the account tables (0002).
     Ledger.open(owner_url).close()
-    AccountStore.open(owner_url).close()
     if not is_postgres(service_url):
         return {"dialect": "sqlite", "database_url": service_url, "service_role": None,
                 "created_role": False, "grants": [], "note": SQLITE_NOTE}

@@ -1,10 +1,16 @@
 """Bring a ledger database's schema to the current Alembic revision.
 
+One Alembic chain covers the whole database: the append-only ledger tables (0001) and the
+mutable account tables beside them (0002, modelled in reserve/api/models.py). Whichever
+store opens first, the ledger or the account store, migrates the database to the head.
+
 Opening a ledger checks the recorded revision with one query and runs Alembic only when
 the database is behind, so start-up stays fast. Concurrent first opens are serialised (a
 file lock beside a SQLite database, a session advisory lock on PostgreSQL) so two
-processes never race to create the tables. In-memory SQLite (unit tests) gets the same DDL
-directly, since Alembic's own connection would see a different, empty database.
+processes never race to create the tables. An in-memory SQLite ledger (unit tests) gets
+the ledger's DDL directly, since Alembic's own connection would see a different, empty
+database; an in-memory account store runs the migrations on its own connection
+(`upgrade_connection`).
 
 On PostgreSQL a role that may not create tables (the service's own role) never migrates:
 it gets a clear error telling it to run `reserve db init` as the owner.
@@ -21,7 +27,7 @@ from typing import Any
 from reserve.errors import LedgerError
 from reserve.ledger import schema
 
-HEAD_REVISION = "0001_ledger"
+HEAD_REVISION = "0002_accounts"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 MIGRATION_LOCK_ID = 0x5245534551
 
@@ -68,6 +74,26 @@ def _alembic_url(url: str) -> str:
     return url
 
 
+def alembic_config(url: str) -> Any:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", _alembic_url(url))
+    return config
+
+
+def upgrade_connection(connection: Any) -> None:
+    """Run every migration on an SQLAlchemy `connection` and commit: for an in-memory
+    SQLite database, which only the connection that made it can see."""
+    from alembic import command
+
+    config = alembic_config("sqlite://")
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+    connection.commit()
+
+
 def upgrade(url: str, connection: Any, dialect: str) -> None:
     """Migrate the database behind `connection` (opened on `url`) to HEAD_REVISION."""
     if current_revision(connection, dialect) == HEAD_REVISION:
@@ -83,14 +109,10 @@ def upgrade(url: str, connection: Any, dialect: str) -> None:
         if dialect == "postgresql" and not connection.execute(
                 "SELECT has_schema_privilege(current_schema(), 'CREATE')").fetchone()[0]:
             # The service's own role (see reserve/db_roles.py) may not create tables.
-            raise LedgerError(f"the ledger schema is at revision {found or 'none'} and this "
+            raise LedgerError(f"the database schema is at revision {found or 'none'} and this "
                               f"code needs {HEAD_REVISION}, but this role may not migrate it: "
                               "run `reserve db init` with the owner's URL "
                               "(RESERVE_MIGRATION_DATABASE_URL or --owner-url)")
         from alembic import command
-        from alembic.config import Config
 
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
-        config.set_main_option("sqlalchemy.url", _alembic_url(url))
-        command.upgrade(config, "head")
+        command.upgrade(alembic_config(url), "head")

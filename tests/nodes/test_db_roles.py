@@ -19,11 +19,14 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from reserve.api.store import AccountStore
 from reserve.errors import LedgerError
 from reserve.ledger import CheckpointSigner, Ledger
+from reserve.ledger.migrate import HEAD_REVISION
 from reserve.ledger.schema import TABLES
 from reserve.ledger.verify import verify_ledger
 from tests.support import postgres
+from tests.support.legacy_accounts import NOW, database_at_0001, use_accounts
 
 pytestmark = pytest.mark.postgres
 ROOT = Path(__file__).resolve().parents[2]
@@ -161,3 +164,40 @@ def test_superuser_edits_are_detected_not_prevented(roles: tuple[str, str], post
     with Ledger.open(service_url) as ledger:
         report = verify_ledger(ledger, signer.verifier)
     assert not report.ok and report.first_bad_seq == 13
+
+
+def test_an_old_database_upgrades_under_init_and_the_service_needs_no_ddl(
+        roles: tuple[str, str], postgres_server: str) -> None:
+    # A database as the code before revision 0002 left it: ledger at 0001, account tables
+    # made by the store's start-up DDL, with a user and a token. The service role may not
+    # migrate it and says so; `reserve db init` (the owner) upgrades it in place, and the
+    # service then reads the old rows and changes accounts through SQLModel sessions with
+    # SELECT, INSERT and UPDATE only.
+    owner_url, service_url = roles
+    user, password = postgres.role_of(service_url)
+    with psycopg.connect(postgres_server, autocommit=True) as connection:
+        connection.execute(psycopg.sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+            psycopg.sql.Identifier(user), psycopg.sql.Literal(password)))
+    database_at_0001(owner_url, legacy=True)
+    with pytest.raises(LedgerError, match="run `reserve db init` with the owner's URL"):
+        AccountStore.open(service_url)
+    init = db("init", owner_url, service_url, "--json")
+    assert init.returncode == 0, init.stderr
+    grants = {g["table"]: g["privileges"] for g in json.loads(init.stdout)["grants"]}
+    assert grants["api_tokens"] == grants["api_users"] == ["SELECT", "INSERT", "UPDATE"]
+    with psycopg.connect(service_url, autocommit=True) as connection:
+        assert connection.execute("SELECT version_num FROM alembic_version").fetchone() == (
+            HEAD_REVISION,)
+        assert connection.execute(
+            "SELECT has_schema_privilege(current_schema(), 'CREATE')").fetchone() == (False,)
+    store = AccountStore.open(service_url)
+    try:
+        assert store.require_user("ana").vaults == ("v1",)
+        use_accounts(store)
+        assert store.disable_user("ana", "root", NOW) == ["0123456789abcdef"]
+        assert store.user("ana").disabled_at is not None  # type: ignore[union-attr]
+    finally:
+        store.close()
+    with psycopg.connect(service_url, autocommit=True) as connection:
+        refused(connection, "DELETE FROM api_tokens")
+        refused(connection, "DROP TABLE api_tokens")

@@ -1,4 +1,5 @@
-"""Alembic environment: runs the ledger migrations on the connection or URL it is given."""
+"""Alembic environment: runs the database's migrations (the ledger's tables, then the
+account tables) on the connection or URL it is given."""
 
 from __future__ import annotations
 
