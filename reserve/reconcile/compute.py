@@ -218,7 +218,8 @@ def ledger_view(entries: Iterable[Entry], vault_id: str, asset: str = ASSET_BTC)
     for entry in mine:
         if entry.kind == BtcPsbtCreated.KIND:
             built = BtcPsbtCreated.of(entry)
-            transfers.setdefault(built.txid, _transfer(built))
+            if built.txid not in transfers:  # the first PSBT of a transaction stands
+                transfers[built.txid] = _transfer(built)
         elif entry.kind == BtcBroadcast.KIND:
             broadcast.setdefault(BtcBroadcast.of(entry).txid, entry.seq)
         elif entry.kind == BtcReorg.KIND:
