@@ -9,7 +9,7 @@ values, comparing the registry with the ledger). The registry address comes from
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -18,12 +18,17 @@ from reserve.errors import EVMError, ReserveError
 from reserve.events.custody import EvmVaultRegistered, VaultRegistered
 from reserve.events.records import CheckpointAnchored
 from reserve.ledger.configured import open_ledger
-from reserve.ledger.store import Ledger
-from wallets.evm import anchor, node
-from wallets.evm.network import load_networks
+
+# web3 and the EVM stack load in the commands that reach a node, not for `reserve --help`.
+if TYPE_CHECKING:
+    from reserve.ledger.store import Ledger
+    from wallets.evm import anchor
 
 
 def _connect(settings: Any, rpc_url: str, mainnet: bool) -> Any:
+    from wallets.evm import node
+    from wallets.evm.network import load_networks
+
     networks = load_networks(settings.resolve("config/evm/networks.toml"))
     w3, _ = node.connect(rpc_url, networks, mainnet_enabled=settings.mainnet_enabled,
                          mainnet_flag=mainnet)
@@ -51,6 +56,8 @@ def verify_anchors(ledger: Ledger, rpc_url: str, registry: str | None = None, *,
 
     For `reserve ledger verify --rpc-url`. Network rules apply to the node's chain id.
     """
+    from wallets.evm import anchor
+
     settings = settings or load_settings(None)
     w3 = _connect(settings, rpc_url, mainnet)
     return anchor.verify_anchors(ledger, w3, registry_address(ledger, w3.eth.chain_id,
@@ -71,6 +78,8 @@ def anchor_command(
         database_url: str = typer.Option(None, "--database-url"),
         as_json: bool = typer.Option(False, "--json")) -> None:
     """Post the latest checkpoint (tree size, root) to ReserveRegistry and record it."""
+    from wallets.evm import anchor, node
+
     try:
         settings = load_settings(config)
         w3 = _connect(settings, rpc_url, mainnet)

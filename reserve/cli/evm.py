@@ -13,23 +13,22 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
-from web3 import Web3
 
 from reserve.cli.common import emit, fail, load_settings
 from reserve.errors import EVMError, ReserveError
 from reserve.events.custody import EvmVaultRegistered, VaultRegistered
 from reserve.ledger.configured import open_ledger
-from reserve.ledger.store import Ledger
-from wallets.evm import deposits, executor, node
-from wallets.evm.config import EVMVaultConfig, load_vaults
-from wallets.evm.deposits_core import positions
-from wallets.evm.network import load_networks
-from wallets.evm.signatures import SignatureShare
-from wallets.evm.transfer import ApprovedEVMTransfer
-from wallets.evm.vault import balances, read_state, require_vault
+
+# web3 and the EVM stack load in the commands that use them, not for `reserve --help`.
+if TYPE_CHECKING:
+    from web3 import Web3
+
+    from reserve.ledger.store import Ledger
+    from wallets.evm.config import EVMVaultConfig
+    from wallets.evm.transfer import ApprovedEVMTransfer
 
 T = TypeVar("T")
 evm_app = typer.Typer(no_args_is_help=True, help="EVM vaults: Safe multisig, guard, deposits.")
@@ -82,6 +81,10 @@ class Context:
 
 @contextmanager
 def _context(ctx: typer.Context, vault_id: str) -> Iterator[Context]:
+    from wallets.evm import node
+    from wallets.evm.config import load_vaults
+    from wallets.evm.network import load_networks
+
     chosen: Options = ctx.obj
     settings = load_settings(chosen.config)
     vaults = load_vaults(settings.resolve("config/evm/vaults.toml"))
@@ -114,6 +117,8 @@ def registration(ledger: Ledger, vault_id: str, chain_id: int) -> EvmVaultRegist
 
 
 def _transfer(path: Path) -> ApprovedEVMTransfer:
+    from wallets.evm.transfer import ApprovedEVMTransfer
+
     try:
         return ApprovedEVMTransfer.from_json(json.loads(path.read_text()))
     except json.JSONDecodeError as error:
@@ -143,7 +148,7 @@ def _fund_demo(c: Context, account: Any, deployment: Any) -> None:
 def deploy(ctx: typer.Context, vault: str = VaultOption, as_json: bool = JsonOption) -> None:
     """Deploy the vault's Safe, guard, registry and test token (demo: TEST custodian keys)."""
     def run() -> None:
-        from wallets.evm import testkeys
+        from wallets.evm import node, testkeys
         from wallets.evm.demo import deploy_reserve
 
         with _context(ctx, vault) as c:
@@ -180,6 +185,10 @@ def deploy(ctx: typer.Context, vault: str = VaultOption, as_json: bool = JsonOpt
 def vault_show(ctx: typer.Context, vault: str = VaultOption, as_json: bool = JsonOption) -> None:
     """Owners, threshold, nonce, guard and balances: chain and ledger side by side."""
     def run() -> None:
+        from wallets.evm import deposits
+        from wallets.evm.deposits_core import positions
+        from wallets.evm.vault import balances, read_state, require_vault
+
         with _context(ctx, vault) as c:
             registered = registration(c.ledger, c.vault.id, c.w3.eth.chain_id)
             state = read_state(c.w3, registered.safe)
@@ -210,6 +219,7 @@ def propose_tx(ctx: typer.Context, transfer: Path = TransferArgument,
                ) -> None:
     """Build and record the Safe transaction; output the custodians' signing request."""
     def run() -> None:
+        from wallets.evm import executor
         from wallets.signer.evm import signing_request
 
         with _context(ctx, vault) as c:
@@ -230,6 +240,10 @@ def submit_signature(ctx: typer.Context, transfer: Path = TransferArgument,
                      vault: str = VaultOption) -> None:
     """Check one custodian's signature (owner, hash) and record it."""
     def run() -> None:
+        from wallets.evm import executor
+        from wallets.evm.signatures import SignatureShare
+        from wallets.evm.vault import read_state
+
         with _context(ctx, vault) as c:
             approved = _checked_transfer(c, transfer)
             try:
@@ -249,6 +263,8 @@ def execute(ctx: typer.Context, transfer: Path = TransferArgument, vault: str = 
             as_json: bool = JsonOption) -> None:
     """Execute the signed Safe transaction and record the receipt."""
     def run() -> None:
+        from wallets.evm import executor, node
+
         with _context(ctx, vault) as c:
             approved = _checked_transfer(c, transfer)
             account = node.service_account(c.w3, ctx.obj.key_file)
@@ -266,6 +282,9 @@ def sync(ctx: typer.Context, vault: str = VaultOption,
          confirmations: int = typer.Option(None, "--confirmations", min=1)) -> None:
     """Record confirmed deposits and executions; reverse what a reorg removed."""
     def run() -> None:
+        from wallets.evm import deposits
+        from wallets.evm.network import load_networks
+
         with _context(ctx, vault) as c:
             registered = registration(c.ledger, c.vault.id, c.w3.eth.chain_id)
             networks = load_networks(c.settings.resolve("config/evm/networks.toml"))
