@@ -22,16 +22,19 @@ class E:  # the two attributes of a ledger Entry the core reads
 
 
 def deposit(seq: int, amount: int, block: str = GOOD) -> E:
-    return E(seq, "evm.deposit", {"key": f"1:0xd{seq}:0", "chain_id": 1, "safe": SAFE,
-                                  "asset": "ETH", "amount_wei": str(amount),
-                                  "tx_hash": f"0xd{seq}", "block_number": 5,
-                                  "block_hash": block})
+    return E(seq, "evm.deposit", {"key": f"1:0xd{seq}:0", "chain_id": 1, "vault_id": "v",
+                                  "safe": SAFE, "asset": "ETH", "sender": SAFE,
+                                  "amount_wei": str(amount), "tx_hash": f"0xd{seq}",
+                                  "log_index": 0, "block_number": 5, "block_hash": block})
 
 
 def executed(seq: int, amount: int) -> E:
-    return E(seq, "evm.executed", {"chain_id": 1, "safe": SAFE, "asset": "ETH",
-                                   "amount_wei": str(amount), "tx_hash": f"0xe{seq}",
-                                   "block_number": 6, "block_hash": GOOD, "success": True})
+    return E(seq, "evm.executed", {"safe_tx_hash": "0x" + "ee" * 32,
+                                   "proposal_digest": "dd" * 32, "vault_id": "v",
+                                   "chain_id": 1, "safe": SAFE, "asset": "ETH", "to": SAFE,
+                                   "amount_wei": str(amount), "nonce": str(seq),
+                                   "tx_hash": f"0xe{seq}", "block_number": 6,
+                                   "block_hash": GOOD, "success": True, "gas_used": 21_000})
 
 
 def view(balance: int, credits: list[Movement], debits: list[Movement]) -> EVMChainView:
