@@ -37,11 +37,14 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from reserve.events import Event
+from reserve.events.chain_btc import BtcDeposit
+from reserve.events.chain_evm import EvmConfirmed
+from reserve.events.workflow import ProposalApproved, ProposalState
 from reserve.ledger import CheckpointSigner, Ledger, merkle
 from reserve.ledger.verify import verify_ledger
 
 ORIGIN = "bench.reserve.example/ledger"
-KINDS = ("proposal.created", "proposal.approved", "btc.deposit", "evm.confirmed")
 PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL")
 BIG_BATCH = 100_000
 
@@ -79,20 +82,34 @@ class Results:
 
 # ------------------------------------------------------------------- workload
 def make_items(count: int, start: int = 0) -> list[Item]:
-    """Deterministic, realistic entries (~300 canonical bytes): transfers and deposits."""
+    """Deterministic, realistic entries (300-450 canonical bytes), each a valid typed event:
+    votes, transitions, deposits and confirmations, as the workflow and watchers write."""
     items: list[Item] = []
     for i in range(start, start + count):
-        payload = {
-            "proposal": f"prop-{i:09d}",
-            "vault": "btc-national" if i % 3 else "evm-reserve-safe",
-            "asset": "BTC" if i % 3 else "USDC",
-            "amount": 1_000 + (i * 7_919) % 100_000_000,
-            "destination": f"bcrt1q{(i * 2_654_435_761) % 2**64:016x}{i:08x}",
-            "approvals": ["finance-ministry", "central-bank"][: 1 + i % 2],
-            "memo": f"tranche {i % 97} \u00e9ch\u00e9ance",
-            "confirmed": bool(i % 2),
-        }
-        items.append((KINDS[i % len(KINDS)], f"operator-{i % 7}", payload))
+        digest = hashlib.sha256(i.to_bytes(8, "big")).hexdigest()
+        vault = "national-btc" if i % 3 else "reserve-safe"
+        event: Event
+        if i % 4 == 0:
+            event = ProposalApproved(vault=vault, digest=digest,
+                                     custodian=("finance-ministry", "central-bank")[i % 2],
+                                     decision="approve", signature=(digest * 2)[:128])
+        elif i % 4 == 1:
+            event = ProposalState(vault=vault, digest=digest, source="approved",
+                                  target="releasable", reason=f"time delay over, tranche "
+                                  f"{i % 97} \u00e9ch\u00e9ance")
+        elif i % 4 == 2:
+            event = BtcDeposit(vault=vault, txid=digest, blockhash=digest[::-1],
+                               height=100 + i, confirmations=1 + i % 6,
+                               delta_sats=1_000 + (i * 7_919) % 100_000_000,
+                               outputs=[{"vout": i % 3, "address":
+                                         f"bcrt1q{(i * 2_654_435_761) % 2**64:016x}{i:08x}",
+                                         "amount_sats": 1_000 + (i * 7_919) % 100_000_000}],
+                               amount_sats=1_000 + (i * 7_919) % 100_000_000)
+        else:
+            event = EvmConfirmed(tx_hash="0x" + digest, block_number=100 + i,
+                                 block_hash="0x" + digest[::-1], confirmations=1 + i % 6,
+                                 success=bool(i % 2), vault=vault, digest=digest)
+        items.append((event.KIND, f"operator-{i % 7}", event.to_payload()))
     return items
 
 

@@ -51,6 +51,7 @@ from reserve.errors import (
     ReserveError,
     WorkflowError,
 )
+from reserve.events.access import ApiRequest
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
@@ -192,10 +193,10 @@ def _install_recording_net(app: FastAPI) -> None:
             actor = principal.person if principal else "anonymous"
             log.error("state-changing request %s %s was not recorded by its route",
                       request.method, request.url.path)
-            service.ledger.append("api.request", actor, {
-                "method": request.method, "path": request.url.path,
-                "status": response.status_code, "request_id": request.state.request_id,
-                "recorded_by": "middleware"}, now=service.clock())
+            event = ApiRequest(method=request.method, path=request.url.path,
+                               status=response.status_code,
+                               request_id=request.state.request_id, recorded_by="middleware")
+            service.ledger.append(event.KIND, actor, event.to_payload(), now=service.clock())
         response.headers["X-Request-Id"] = request.state.request_id
         _security_headers(request.url.path, response)
         return response

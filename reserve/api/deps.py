@@ -25,6 +25,8 @@ from reserve.api.auth import FailureLimiter, Principal, Role
 from reserve.api.panels import PanelRegistry
 from reserve.api.store import AccountStore
 from reserve.errors import AuthError
+from reserve.events import ABSENT
+from reserve.events.access import ApiRequest
 
 COOKIE_NAME = "srl_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -156,18 +158,16 @@ class Recorder:
         self.principal = principal
 
     def request_payload(self, summary: dict[str, Any] | None = None) -> dict[str, Any]:
-        payload: dict[str, Any] = {
-            "method": self.request.method, "path": self.request.url.path,
-            "role": self.principal.role.value, "token_id": self.principal.token_id,
-            "request_id": self.request.state.request_id}
         # A vault-scoped route names its vault, so custodians of other vaults never see
         # the request (reserve.api.visibility hides entries naming a foreign vault).
+        vault = ABSENT
         for key in ("vault", "vault_id"):
             if isinstance(self.request.path_params.get(key), str):
-                payload["vault"] = self.request.path_params[key]
-        if summary:
-            payload["summary"] = summary
-        return payload
+                vault = self.request.path_params[key]
+        return ApiRequest(method=self.request.method, path=self.request.url.path,
+                          role=self.principal.role.value, token_id=self.principal.token_id,
+                          request_id=self.request.state.request_id, vault=vault,
+                          summary=summary or ABSENT).to_payload()
 
     def entry(self, summary: dict[str, Any] | None = None) -> tuple[str, str, dict[str, Any]]:
         """The request's own `api.request` entry (kind, actor, payload), not yet written."""

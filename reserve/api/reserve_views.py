@@ -25,7 +25,12 @@ from typing import Any, TypeVar
 from reserve import present
 from reserve.api.auth import Principal
 from reserve.config import PROJECT_ROOT
-from reserve.errors import ConfigError
+from reserve.errors import ConfigError, EventError
+from reserve.events import Event, decode
+from reserve.events.access import ApiRequest
+from reserve.events.chain_btc import BtcConfirmed, BtcDeposit, BtcReorg
+from reserve.events.chain_evm import EvmConfirmed, EvmDeposit, EvmExecuted, EvmReorg
+from reserve.events.custody import EvmVaultRegistered, VaultRegistered
 from reserve.policy.evaluate import Decision
 from reserve.policy.model import ApprovalRule, Policy
 from reserve.present import format_time
@@ -71,7 +76,7 @@ class WorkflowAccess:
             size = self.ledger.size()
             result = action(self.workflow, (request,))
             recorder.request.state.recorded = any(
-                entry.payload.get("request_id") == request_id
+                ApiRequest.of(entry).request_id == request_id
                 for entry in self.ledger.entries(size, kinds=(request[0],)))
             return result
 
@@ -100,21 +105,19 @@ class Holding:
                 "history": [{"time": t, "balance": str(b)} for t, b in self.history]}
 
 
-def _delta(kind: str, payload: dict[str, Any]) -> tuple[str, str, int] | None:
+def _delta(event: Event) -> tuple[str, str, int] | None:
     """(vault, asset, signed amount) an entry adds to a holding, or None."""
-    if kind.startswith("btc."):
-        vault = payload.get("vault_id")
-        return (vault, "BTC", int(payload["delta_sats"])) if isinstance(vault, str) else None
-    vault, asset = payload.get("vault_id"), payload.get("asset")
-    if not isinstance(vault, str) or not isinstance(asset, str):
-        return None
-    amount = int(payload.get("amount_wei", 0))
-    if kind == "evm.deposit":
-        return vault, asset, amount
-    if kind == "evm.executed":
-        return (vault, asset, -amount) if payload.get("success", True) else None
-    # evm.reorg reverses the entry it names
-    return vault, asset, -amount if payload.get("reverses_kind") == "evm.deposit" else amount
+    if isinstance(event, BtcDeposit | BtcConfirmed | BtcReorg):
+        return event.vault, "BTC", event.delta_sats
+    if isinstance(event, EvmDeposit):
+        return event.vault, event.asset, event.amount_wei
+    if isinstance(event, EvmExecuted):
+        return (event.vault, event.asset, -event.amount_wei) if event.success else None
+    if isinstance(event, EvmReorg):  # reverses the entry it names
+        reversed_deposit = event.reverses_kind == "evm.deposit"
+        return event.vault, event.asset, -event.amount_wei if reversed_deposit \
+            else event.amount_wei
+    return None
 
 
 def holdings(ledger: Any, principal: Principal | None = None) -> list[Holding]:
@@ -123,8 +126,8 @@ def holdings(ledger: Any, principal: Principal | None = None) -> list[Holding]:
     history: dict[tuple[str, str], list[tuple[str, int]]] = {}
     for entry in ledger.entries(kinds=HOLDING_KINDS):
         try:
-            found = _delta(entry.kind, entry.payload)
-        except (KeyError, TypeError, ValueError):
+            found = _delta(entry.event)
+        except EventError:
             continue  # a malformed chain entry is the reconciliation's business, not ours
         if found is None or (principal is not None and not principal.may_see_vault(found[0])):
             continue
@@ -156,9 +159,9 @@ def next_receive_address(vault: Any, ledger: Any) -> tuple[str, int]:
 
     used: set[str] = set()
     for entry in ledger.entries(kinds=("btc.deposit",)):
-        if entry.payload.get("vault_id") == vault.vault_id:
-            used.update(str(o.get("address")) for o in entry.payload.get("outputs", [])
-                        if isinstance(o, dict))
+        deposit = BtcDeposit.of(entry)
+        if deposit.vault == vault.vault_id:
+            used.update(str(o.get("address")) for o in deposit.outputs if isinstance(o, dict))
     for index in range(len(used) + 1):  # at most len(used) addresses can be taken
         address = vault.address(RECEIVE, index)
         if address not in used:
@@ -166,13 +169,13 @@ def next_receive_address(vault: Any, ledger: Any) -> tuple[str, int]:
     raise AssertionError("unreachable: more used addresses than deposits")
 
 
-def evm_registrations(ledger: Any) -> dict[str, dict[str, Any]]:
-    """vault id -> the latest `vault.registered` payload of an EVM vault (its Safe)."""
-    found: dict[str, dict[str, Any]] = {}
+def evm_registrations(ledger: Any) -> dict[str, EvmVaultRegistered]:
+    """vault id -> the latest registration of an EVM vault (its Safe)."""
+    found: dict[str, EvmVaultRegistered] = {}
     for entry in ledger.entries(kinds=("vault.registered",)):
-        payload = entry.payload
-        if payload.get("chain") == "evm" and isinstance(payload.get("vault_id"), str):
-            found[payload["vault_id"]] = payload
+        event = VaultRegistered.of(entry)
+        if isinstance(event, EvmVaultRegistered):
+            found[event.vault] = event
     return found
 
 
@@ -219,10 +222,9 @@ def confirmations(status: ProposalStatus) -> int:
     depth = 0
     for step in status.chain_steps:
         if step.kind in ("btc.confirmed", "evm.confirmed"):
-            for key in ("confirmations", "depth"):
-                value = step.payload.get(key)
-                if isinstance(value, int) and not isinstance(value, bool):
-                    depth = max(depth, value)
+            event = decode(step.kind, step.payload)
+            if isinstance(event, BtcConfirmed | EvmConfirmed):
+                depth = max(depth, event.confirmations)
     changes = [c for c in status.changes if c.state == "confirmed"]
     if changes and depth == 0:
         depth = 1  # confirmed by the workflow without a recorded depth: at least one

@@ -22,6 +22,7 @@ import typer
 from reserve import present
 from reserve.cli.common import emit, load_settings
 from reserve.errors import ConfigError, ReserveError
+from reserve.events.workflow import ProposalCancelled, ProposalExpired, ProposalState
 from reserve.ledger.configured import open_ledger
 from reserve.policy import loader
 from reserve.policy.evaluate import Decision
@@ -266,9 +267,17 @@ def proposal_refresh(vault: Annotated[str | None, typer.Option(help="Only this v
             return service.refresh(vault=vault)
     entries = _guarded(run)
     emit([e.to_json() for e in entries], as_json,
-         "\n".join(f"{e.seq}: {e.kind} {e.payload.get('digest', '')[:16]} "
-                   f"{e.payload.get('from', '')} -> {e.payload.get('to', '')}"
-                   for e in entries) or "nothing due")
+         "\n".join(_refreshed(e) for e in entries) or "nothing due")
+
+
+def _refreshed(entry: Any) -> str:
+    """One line per entry a refresh wrote: a proposal's move, or what was applied."""
+    event = entry.event
+    if isinstance(event, ProposalState | ProposalCancelled | ProposalExpired):
+        return (f"{entry.seq}: {entry.kind} {event.digest[:16]} "
+                f"{event.source} -> {event.target}")
+    digest = getattr(event, "digest", "")
+    return f"{entry.seq}: {entry.kind} {digest[:16] if isinstance(digest, str) else ''}"
 
 
 def _vault_json(state: VaultState) -> dict[str, Any]:

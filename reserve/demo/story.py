@@ -49,6 +49,10 @@ from reserve.demo.custody import (
 from reserve.demo.stage import Stage
 from reserve.demo.summary import amount_words
 from reserve.errors import MismatchError, ReconcileError, VerificationError, WorkflowError
+from reserve.events.chain_btc import BtcDeposit
+from reserve.events.chain_evm import EvmDeposit, EvmSafeTxCreated
+from reserve.events.custody import BitcoinVaultRegistered
+from reserve.events.records import CheckpointAnchored, ReportAnchored
 from reserve.ledger.checkpoint import parse_note
 from reserve.ledger.entry import Entry
 from reserve.ledger.verify import verify_ledger
@@ -151,11 +155,11 @@ def chapter_custody(stage: Stage) -> Cast:
               f"under {stage.path('keys', 'custodians')} (TEST keys from public seeds)")
     btc = BitcoinAdapter.connect(vault, stage.ledger, stage.bitcoind.rpc())
     btc.service.ensure_watch_only()
-    stage.ledger.append("vault.registered", "service:btc", {
-        "chain": "bitcoin", "vault_id": vault.vault_id, "network": vault.network,
-        "threshold": vault.threshold, "descriptor": vault.descriptor(),
-        "custodians": [{"name": c.name, "institution": c.institution}
-                       for c in vault.custodians]})
+    registered = BitcoinVaultRegistered(
+        chain="bitcoin", vault=vault.vault_id, network=vault.network,
+        threshold=vault.threshold, descriptor=vault.descriptor(),
+        custodians=[{"name": c.name, "institution": c.institution} for c in vault.custodians])
+    stage.ledger.append(registered.KIND, "service:btc", registered.to_payload())
     stage.say(f"national Bitcoin wallet [bold]{vault.vault_id}[/]: {vault.threshold}-of-"
               f"{len(vault.custodians)} P2WSH multisig, imported watch-only into bitcoind "
               "(the service holds xpubs only)")
@@ -227,12 +231,13 @@ def chapter_inflows(stage: Stage, cast: Cast) -> None:
     stage.say(f"the seized-assets wallet transfers {present.amount_words(SEIZED_SATS, present.BTC)} to vault "
               f"address {address} (receive/{index}): tx {txid}")
     report = cast.btc.watcher.sync()
-    for entry in sorted(stage.ledger.entries(kinds=["btc.deposit"]),
-                        key=lambda e: int(e.payload["height"])):
-        source = "coinbase reward" if entry.payload["txid"] != txid else "seized-assets transfer"
-        stage.say(f"ledger entry #{entry.seq}: deposit of "
-                  f"{present.amount_words(int(entry.payload['amount_sats']), present.BTC)} ({source}, block "
-                  f"{entry.payload['height']})")
+    recorded = [(entry.seq, BtcDeposit.of(entry))
+                for entry in stage.ledger.entries(kinds=["btc.deposit"])]
+    for seq, deposit in sorted(recorded, key=lambda item: item[1].height):
+        source = "coinbase reward" if deposit.txid != txid else "seized-assets transfer"
+        stage.say(f"ledger entry #{seq}: deposit of "
+                  f"{present.amount_words(deposit.amount_sats, present.BTC)} ({source}, block "
+                  f"{deposit.height})")
     stage.say(f"watcher synced to block {report.tip_height}: ledger balance "
               f"{present.amount_words(cast.btc.watcher.ledger_balance_sats(), present.BTC)}")
     _fund_safe(stage, cast)
@@ -246,10 +251,11 @@ def _fund_safe(stage: Stage, cast: Cast) -> None:
         deployment.safe, demo.get("fund_tokens", 0)))
     recorded = _sync_evm(stage, cast)
     for entry in recorded:
+        deposit = EvmDeposit.of(entry)
         stage.say(f"ledger entry #{entry.seq}: Safe deposit of "
-                  f"{_evm_amount(cast, entry.payload['asset'], int(entry.payload['amount_wei']))}"
+                  f"{_evm_amount(cast, deposit.asset, deposit.amount_wei)}"
                   f" from the treasury's account (the TEST deployer; block "
-                  f"{entry.payload['block_number']})")
+                  f"{deposit.block_number})")
 
 
 def _sync_evm(stage: Stage, cast: Cast) -> list[Any]:
@@ -320,6 +326,7 @@ def bitcoin_transfer(stage: Stage, cast: Cast, plan: TransferPlan) -> TransferFa
     fact = propose_and_approve(stage, cast, vault.vault_id, cast.btc_policy, plan)
     wait_out_delay(stage, cast.btc, fact)
     step = workflow.release(fact.digest, cast.btc, actor=PROPOSER)
+    # A recorded step's payload is what the Bitcoin layer hands back, not the ledger entry.
     stage.say(f"released to the Bitcoin layer: PSBT for tx {step.payload['txid']}, fee "
               f"{present.amount_words(int(step.payload['fee_sats']), present.BTC)}")
     approved = cast.btc.transfer_for(workflow.order(fact.digest))
@@ -346,10 +353,10 @@ def evm_transfer(stage: Stage, cast: Cast, plan: TransferPlan) -> TransferFact:
     fact = propose_and_approve(stage, cast, cast.evm_config.id, cast.evm_policy, plan)
     wait_out_delay(stage, cast.evm, fact)
     step = workflow.release(fact.digest, cast.evm, actor=PROPOSER)
-    request = evm_signer.signing_request(
-        ApprovedEVMTransfer.from_json(dict(step.payload["transfer"])),
-        SafeTx.from_json(dict(step.payload["safe_tx"])))
-    stage.say(f"released to the EVM layer: Safe transaction {step.payload['safe_tx_hash']}")
+    created = EvmSafeTxCreated.from_payload(step.payload)
+    request = evm_signer.signing_request(ApprovedEVMTransfer.from_json(dict(created.transfer)),
+                                         SafeTx.from_json(dict(created.safe_tx)))
+    stage.say(f"released to the EVM layer: Safe transaction {created.safe_tx_hash}")
     for custodian in plan.signers:
         share = evm_signer.sign(request, evm_account(cast.keys[custodian]))
         workflow.add_signature_share(fact.digest, cast.evm, share.signer,
@@ -414,7 +421,7 @@ def chapter_reconcile(stage: Stage, cast: Cast) -> dict[str, Any]:
             "block_height": body["block"]["height"],
             "evm_block_number": body["evm"]["block"]["number"], "findings": findings,
             "auditor_key": signer.verifier.encode(),
-            "anchor_tx": anchored.payload["tx_hash"], "anchor_seq": anchored.seq}
+            "anchor_tx": ReportAnchored.of(anchored).tx_hash, "anchor_seq": anchored.seq}
 
 
 def _say_report_rows(stage: Stage, cast: Cast, body: dict[str, Any]) -> None:
@@ -441,9 +448,10 @@ def _anchor_report(stage: Stage, cast: Cast, document: dict[str, Any]) -> Entry:
     if findings:
         raise VerificationError("the report's anchor does not hold: "
                                 + "; ".join(map(str, findings)))
-    stage.say(f"report hash {anchored.payload['report_sha256'][:16]}… anchored in "
-              f"ReserveRegistry (index {anchored.payload['index']}, tx "
-              f"{anchored.payload['tx_hash']}), recorded as ledger entry #{anchored.seq}")
+    anchor = ReportAnchored.of(anchored)
+    stage.say(f"report hash {anchor.report_sha256[:16]}… anchored in "
+              f"ReserveRegistry (index {anchor.index}, tx "
+              f"{anchor.tx_hash}), recorded as ledger entry #{anchored.seq}")
     return anchored
 
 
@@ -474,8 +482,9 @@ def chapter_anchor(stage: Stage, cast: Cast) -> dict[str, Any]:
     stage.say(f"signed checkpoint: {checkpoint.tree_size} entries, root "
               f"{checkpoint.root_hash.hex()}")
     anchored = anchor_checkpoint(ledger, stage.w3, cast.deployment.registry, cast.deployer)
+    anchor = CheckpointAnchored.of(anchored)
     stage.say(f"anchored in ReserveRegistry {cast.deployment.registry}: tx "
-              f"{anchored.payload['tx_hash']} (block {anchored.payload['block_number']}), "
+              f"{anchor.tx_hash} (block {anchor.block_number}), "
               f"recorded as ledger entry #{anchored.seq}")
     findings = verify_anchors(ledger, stage.w3, cast.deployment.registry)
     if findings:
@@ -488,7 +497,7 @@ def chapter_anchor(stage: Stage, cast: Cast) -> dict[str, Any]:
     stage.say(f"ledger verified: {report.entries} entries, {report.checkpoints} checkpoints, "
               "hash chain, Merkle tree and signatures all hold; the anchor matches")
     return {"tree_size": checkpoint.tree_size, "root_hash": checkpoint.root_hash.hex(),
-            "anchor_tx": anchored.payload["tx_hash"], "anchor_seq": anchored.seq,
+            "anchor_tx": anchor.tx_hash, "anchor_seq": anchored.seq,
             "registry": cast.deployment.registry, "verifier_key":
             signer.verifier.encode() if signer else ""}
 

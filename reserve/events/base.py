@@ -11,8 +11,8 @@ earlier code wrote (the fixtures under tests/fixtures/ hold such ledgers), so:
 - a field with the default `ABSENT` is left out of the payload when absent, while `None`
   is written as JSON null: the two are different bytes, and both occur today;
 - the annotation chooses the codec: `int` (never bool), `str`, `bool`, `Wei` (an int that
-  travels as a decimal string, for amounts beyond 2^53), `Hex` (a lowercase hex digest or
-  id, checked), `Time` and `TimeMicros` (aware UTC datetimes in the two text forms the
+  travels as a decimal string, for amounts beyond 2^53), `Hex` (a hex digest, hash or
+  signature, with or without `0x`, checked to be hex), `Time` and `TimeMicros` (aware UTC datetimes in the two text forms the
   ledger uses), `Json` (a nested JSON value kept as it is: documents, outputs, evidence),
   and `X | None` for a value that may be null; `BigInt` is the decimal-string codec of
   `Wei` for counters that are not amounts (a Safe nonce), `Iso` a datetime in Python's
@@ -115,6 +115,21 @@ class Event:
                 continue
             payload[_wire(type(self), field.name)] = codec.encode(self.KIND, field.name, value)
         return payload
+
+    @classmethod
+    def check_payload(cls, payload: Any) -> None:
+        """Refuse (EventError) a payload `from_payload` would refuse, without building the
+        event: the ledger's append path checks every entry this way. A payload the quick
+        plan cannot vouch for (a time to parse, a copy to compare, a shape to choose, or
+        anything that looks wrong) goes through `from_payload` itself, which decides."""
+        plan = _plan(cls)
+        if plan is None or type(payload) is not dict or not plan.fits(payload):
+            cls.from_payload(payload)
+
+    @classmethod
+    def wire_keys(cls) -> frozenset[str]:
+        """The keys a payload of this class may hold."""
+        return frozenset(_wire(cls, field.name) for field, _ in _codecs(cls))
 
     @classmethod
     def of(cls: type[E], entry: Recorded) -> E:
@@ -281,3 +296,62 @@ def _codec_for(cls: type[Event], name: str, hint: Any) -> _Codec:
 
 
 _MARKS = frozenset({"wei", "hex", "time", "time-micros", "iso", "json"})
+_DECIMAL = re.compile(r"-?[0-9]+")
+
+
+class _Plan:
+    """The quick acceptance test of `Event.check_payload`: exact types, no objects built."""
+
+    def __init__(self, fields: tuple[tuple[str, str, bool, bool], ...]) -> None:
+        self.fields = fields  # (wire key, codec kind, nullable, required)
+        self.known = frozenset(key for key, _, _, _ in fields)
+
+    def fits(self, payload: dict[str, Any]) -> bool:
+        if not self.known.issuperset(payload):
+            return False
+        for key, kind, nullable, required in self.fields:
+            if key not in payload:
+                if required:
+                    return False
+                continue
+            value = payload[key]
+            if value is None:
+                if not nullable:
+                    return False
+            elif kind == "str":
+                if type(value) is not str:
+                    return False
+            elif kind == "int":
+                if type(value) is not int:
+                    return False
+            elif kind == "hex":
+                if type(value) is not str or not _HEX.fullmatch(value):
+                    return False
+            elif kind == "bool":
+                if type(value) is not bool:
+                    return False
+            elif kind == "wei":
+                if type(value) is not str or not _DECIMAL.fullmatch(value):
+                    return False
+            elif kind != "json":
+                return False
+        return True
+
+
+_PLANS: dict[type[Event], _Plan | None] = {}
+
+
+def _plan(cls: type[Event]) -> _Plan | None:
+    """The class's quick plan, or None where only `from_payload` can decide."""
+    if cls in _PLANS:
+        return _PLANS[cls]
+    plan: _Plan | None = None
+    simple = {"str", "int", "hex", "bool", "wei", "json"}
+    if not cls.SAME_AS and not cls.BY and "VARIANTS" not in cls.__dict__ \
+            and cls.from_payload.__func__ is Event.from_payload.__func__:  # type: ignore[attr-defined]
+        fields = tuple((_wire(cls, field.name), codec.kind, codec.nullable,
+                        field.default is not ABSENT) for field, codec in _codecs(cls))
+        if all(kind in simple for _, kind, _, _ in fields):
+            plan = _Plan(fields)
+    _PLANS[cls] = plan
+    return plan

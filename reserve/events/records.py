@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from reserve.errors import EventError
 from reserve.events.base import ABSENT, Event, Hex, Json
 
 ANCHOR_OF_CHECKPOINT = "checkpoint"
@@ -12,10 +14,23 @@ ANCHOR_OF_REPORT = "reconcile.report"
 
 @dataclass(frozen=True)
 class LedgerNote(Event):
-    """Free text an operator put on the record."""
+    """What an operator put on the record (`reserve ledger append ledger.note`): the one
+    kind without a fixed shape, any JSON object the ledger accepts."""
 
     KIND = "ledger.note"
-    text: str
+    content: Json
+
+    def to_payload(self) -> dict[str, Any]:
+        if not isinstance(self.content, dict):
+            raise EventError(f"{self.KIND}: the note must be an object")
+        return dict(self.content)
+
+    @classmethod
+    def from_payload(cls, payload: Any) -> LedgerNote:
+        if not isinstance(payload, dict):
+            raise EventError(f"{cls.KIND}: payload must be an object, "
+                             f"not {type(payload).__name__}")
+        return cls(content=dict(payload))
 
 
 @dataclass(frozen=True)

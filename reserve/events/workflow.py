@@ -84,5 +84,7 @@ class ProposalExpired(_Moved):
 
 
 PROPOSED_KINDS = (ProposalCreated, DestinationProposed, PolicyChangeProposed, UnfreezeProposed)
+ProposedEvent = ProposalCreated | DestinationProposed | PolicyChangeProposed | UnfreezeProposed
+ProposalMoved = ProposalState | ProposalCancelled | ProposalExpired
 EVENTS: tuple[type[Event], ...] = (*PROPOSED_KINDS, ProposalApproved, ProposalRejected,
                                    ProposalState, ProposalCancelled, ProposalExpired)

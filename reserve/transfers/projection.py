@@ -16,7 +16,19 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from reserve.errors import WorkflowError
+from reserve.errors import EventError, WorkflowError
+from reserve.events import Event, decode
+from reserve.events.chain_btc import BtcReorg
+from reserve.events.custody import DestinationAdded, PolicyVersion, VaultFrozen, VaultUnfrozen
+from reserve.events.workflow import (
+    PROPOSED_KINDS,
+    ProposalApproved,
+    ProposalCancelled,
+    ProposalExpired,
+    ProposalRejected,
+    ProposalState,
+    ProposedEvent,
+)
 from reserve.policy import loader
 from reserve.policy.evaluate import DestinationRecord, Freeze, History, TransferRecord
 from reserve.policy.model import Policy
@@ -31,6 +43,9 @@ PROPOSAL_KINDS = {"proposal.created": "transfer", "destination.proposed": "desti
                   "vault.unfreeze_proposed": "vault.unfreeze"}
 TRANSITION_KINDS = frozenset({"proposal.state", "proposal.cancelled", "proposal.expired"})
 VOTE_KINDS = {"proposal.approved": "approve", "proposal.rejected": "reject"}
+RELEVANT_KINDS = frozenset({*PROPOSAL_KINDS, *TRANSITION_KINDS, *VOTE_KINDS,
+                            "policy.version", "vault.frozen", "vault.unfrozen",
+                            "destination.added"})
 # Compensating chain entries -> the kinds of entry they reverse that undo a confirmation.
 REVERSAL_KINDS = {"btc.reorg": frozenset({"btc.confirmed"})}
 ENTRIES_PER_READ_MAX = 10_000
@@ -166,56 +181,58 @@ class Projection:
             raise WorkflowError(f"projection expected entry {self.size}, got {entry.seq}")
         try:
             self._dispatch(entry)
+        except EventError as error:
+            raise WorkflowError(f"ledger entry {entry.seq} does not fit its kind: "
+                                f"{error}") from None
         except (KeyError, TypeError, ValueError) as error:
             raise WorkflowError(f"ledger entry {entry.seq} ({entry.kind}) is malformed: "
                                 f"{error!r}") from None
         self.size += 1
 
     def _dispatch(self, entry: EntryLike) -> None:
-        kind, payload = entry.kind, entry.payload
+        kind = entry.kind
+        if kind not in RELEVANT_KINDS and not kind.startswith(("btc.", "evm.")):
+            return
+        event = decode(kind, entry.payload)
         at = parse_time(entry.time)
-        if kind == "policy.version":
-            self._on_policy(payload, at, entry.seq)
-        elif kind in PROPOSAL_KINDS:
-            self._on_proposal(PROPOSAL_KINDS[kind], payload, entry.seq)
-        elif kind in VOTE_KINDS:
-            self._on_vote(VOTE_KINDS[kind], payload, at, entry.seq)
-        elif kind in TRANSITION_KINDS:
-            self._on_transition(payload, at, entry.seq)
-        elif kind == "vault.frozen":
-            vault = self.vault(payload["vault"])
+        if isinstance(event, PolicyVersion):
+            self._on_policy(event, at, entry.seq)
+        elif isinstance(event, PROPOSED_KINDS):
+            self._on_proposal(PROPOSAL_KINDS[kind], event, entry.seq)
+        elif isinstance(event, ProposalApproved | ProposalRejected):
+            self._on_vote(VOTE_KINDS[kind], event, at, entry.seq)
+        elif isinstance(event, ProposalState | ProposalCancelled | ProposalExpired):
+            self._on_transition(event, at, entry.seq)
+        elif isinstance(event, VaultFrozen):
+            vault = self.vault(event.vault)
             self.vaults[vault.vault] = replace(vault, freeze=Freeze(
-                since=at, by=entry.actor, reason=str(payload.get("reason", ""))))
-        elif kind == "vault.unfrozen":
-            vault = self.vault(payload["vault"])
+                since=at, by=entry.actor, reason=event.reason))
+        elif isinstance(event, VaultUnfrozen):
+            vault = self.vault(event.vault)
             self.vaults[vault.vault] = replace(vault, freeze=None)
-        elif kind == "destination.added":
-            vault = self.vault(payload["vault"])
-            record = DestinationRecord(asset=payload["asset"], address=payload["address"],
-                                       label=payload["label"],
-                                       usable_from=parse_time(payload["usable_from"]))
+        elif isinstance(event, DestinationAdded):
+            vault = self.vault(event.vault)
+            record = DestinationRecord(asset=event.asset, address=event.address,
+                                       label=event.label, usable_from=event.usable_from)
             self.vaults[vault.vault] = replace(vault,
                                                destinations=(*vault.destinations, record))
-        elif kind.startswith(("btc.", "evm.")) and self._chain_digest(payload):
-            status = self.proposals[self._chain_digest(payload)]
-            step = ChainStep(kind=kind, payload=payload)
+        elif digest := self._chain_digest(event):
+            status = self.proposals[digest]
+            step = ChainStep(kind=kind, payload=entry.payload)
             self.proposals[status.digest] = replace(
                 status, chain_steps=(*status.chain_steps, step))
-            if kind in REVERSAL_KINDS:
-                self._on_chain_reversal(status.digest, kind, payload, at, entry.seq)
+            if isinstance(event, BtcReorg):
+                self._on_chain_reversal(status.digest, event, at, entry.seq)
 
-    def _chain_digest(self, payload: dict[str, Any]) -> str:
-        """The proposal a chain fact belongs to ("" if none): chain layers that record
-        their own entries name it "proposal_digest", the workflow service "digest"."""
-        for key in ("digest", "proposal_digest"):
-            value = payload.get(key)
-            if isinstance(value, str) and value in self.proposals:
-                return value
-        return ""
+    def _chain_digest(self, event: Event) -> str:
+        """The proposal a chain fact belongs to ("" if none): each chain event names it
+        `digest` (`proposal_digest` on the wire of the chain layers' own entries)."""
+        value = getattr(event, "digest", None)
+        return value if isinstance(value, str) and value in self.proposals else ""
 
-    def _on_policy(self, payload: dict[str, Any], at: datetime, seq: int) -> None:
-        policy = loader.from_mapping(payload["policy"], source=f"ledger entry {seq}")
-        if loader.policy_sha256(policy) != payload["policy_sha256"]:
+    def _on_policy(self, event: PolicyVersion, at: datetime, seq: int) -> None:
+        policy = loader.from_mapping(event.policy, source=f"ledger entry {seq}")
+        if loader.policy_sha256(policy) != event.policy_sha256:
             raise WorkflowError(f"ledger entry {seq}: policy_sha256 does not match the policy")
         old = self.vaults.get(policy.vault)
         if old is None:
@@ -224,7 +241,7 @@ class Projection:
                                     f"must be v1, not v{policy.version}")
             self.vaults[policy.vault] = VaultState(
                 vault=policy.vault, policy=policy,
-                policy_versions=((1, payload["policy_sha256"], seq),), freeze=None,
+                policy_versions=((1, event.policy_sha256, seq),), freeze=None,
                 destinations=())
             return
         if policy.version != old.policy.version + 1:
@@ -239,11 +256,11 @@ class Projection:
         self.vaults[policy.vault] = replace(
             old, policy=policy, destinations=old.destinations + added,
             policy_versions=(*old.policy_versions,
-                             (policy.version, payload["policy_sha256"], seq)))
+                             (policy.version, event.policy_sha256, seq)))
 
-    def _on_proposal(self, action: str, payload: dict[str, Any], seq: int) -> None:
-        proposal = proposal_module.from_document(payload["proposal"])
-        if proposal.action != action or proposal.digest_hex != payload["digest"]:
+    def _on_proposal(self, action: str, event: ProposedEvent, seq: int) -> None:
+        proposal = proposal_module.from_document(event.proposal)
+        if proposal.action != action or proposal.digest_hex != event.digest:
             raise WorkflowError(f"ledger entry {seq}: proposal digest or action mismatch")
         if proposal.digest_hex in self.proposals:
             raise WorkflowError(f"ledger entry {seq}: proposal recorded twice")
@@ -253,34 +270,34 @@ class Projection:
             changes=(StateChange(PROPOSED, proposal.created_at, seq, "proposed"),),
             approved_at=None)
 
-    def _on_vote(self, decision: str, payload: dict[str, Any], at: datetime,
-                 seq: int) -> None:
-        status = self.proposals.get(payload["digest"])
+    def _on_vote(self, decision: str, event: ProposalApproved | ProposalRejected,
+                 at: datetime, seq: int) -> None:
+        status = self.proposals.get(event.digest)
         if status is None:
             raise WorkflowError(f"ledger entry {seq}: vote for unknown proposal")
-        vote = Approval(proposal_digest=bytes.fromhex(payload["digest"]),
-                        custodian=payload["custodian"], decision=decision,
-                        signature=bytes.fromhex(payload["signature"]), recorded_at=at)
+        vote = Approval(proposal_digest=bytes.fromhex(event.digest),
+                        custodian=event.custodian, decision=decision,
+                        signature=bytes.fromhex(event.signature), recorded_at=at)
         self.proposals[status.digest] = replace(status, votes=(*status.votes, vote))
 
-    def _on_transition(self, payload: dict[str, Any], at: datetime, seq: int) -> None:
-        status = self.proposals.get(payload["digest"])
+    def _on_transition(self, event: ProposalState | ProposalCancelled | ProposalExpired,
+                       at: datetime, seq: int) -> None:
+        status = self.proposals.get(event.digest)
         if status is None:
             raise WorkflowError(f"ledger entry {seq}: transition of unknown proposal")
-        source, target = payload["from"], payload["to"]
+        source, target = event.source, event.target
         if source != status.state:
             raise WorkflowError(f"ledger entry {seq}: transition from {source} but the "
                                 f"proposal is {status.state}")
         check_transition(status.proposal.action, source, target, status.digest)
         self.proposals[status.digest] = replace(
             status, state=target,
-            changes=(*status.changes, StateChange(target, at, seq,
-                                                  str(payload.get("reason", "")))),
+            changes=(*status.changes, StateChange(target, at, seq, event.reason)),
             approved_at=at if target == APPROVED else status.approved_at,
-            txid=str(payload.get("txid", status.txid)))
+            txid=event.txid or status.txid)
 
-    def _on_chain_reversal(self, digest: str, kind: str, payload: dict[str, Any],
-                           at: datetime, seq: int) -> None:
+    def _on_chain_reversal(self, digest: str, event: BtcReorg, at: datetime,
+                           seq: int) -> None:
         """A reorg entry naming this proposal undoes its confirmation (derived, not written).
 
         The chain layer's compensating entry is the evidence; deriving the move from it
@@ -289,16 +306,16 @@ class Projection:
         proposal still `broadcast`) changes nothing.
         """
         status = self.proposals[digest]
-        if payload["reverses_kind"] not in REVERSAL_KINDS[kind]:
+        if event.reverses_kind not in REVERSAL_KINDS[event.KIND]:
             return
         target = reversal_target(status.proposal.action, status.state)
-        txid = str(payload.get("txid", ""))
+        txid = event.txid
         if target is None or (status.txid and txid and txid != status.txid):
             return
-        reason = (f"{kind} (entry {seq}) reverses confirmation entry "
-                  f"{int(payload['reverses_seq'])}: block {payload.get('blockhash', '?')} at "
-                  f"height {payload.get('height', '?')} left the best chain; transaction "
-                  f"{txid or status.txid} awaits re-confirmation")
+        reason = (f"{event.KIND} (entry {seq}) reverses confirmation entry "
+                  f"{event.reverses_seq}: block {event.blockhash} at height {event.height} "
+                  f"left the best chain; transaction {txid or status.txid} awaits "
+                  "re-confirmation")
         self.proposals[digest] = replace(
             status, state=target,
             changes=(*status.changes, StateChange(target, at, seq, reason)))

@@ -21,7 +21,28 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from reserve.errors import ApprovalError, LedgerConflict, PolicyError, WorkflowError
+from reserve.errors import ApprovalError, EventError, LedgerConflict, PolicyError, WorkflowError
+from reserve.events import ABSENT, Event, event_type
+from reserve.events.custody import (
+    DestinationAdded,
+    PolicyChangeApplied,
+    PolicyVersion,
+    VaultFrozen,
+    VaultUnfrozen,
+)
+from reserve.events.workflow import (
+    DestinationProposed,
+    PolicyChangeProposed,
+    ProposalApproved,
+    ProposalCancelled,
+    ProposalCreated,
+    ProposalExpired,
+    ProposalMoved,
+    ProposalRejected,
+    ProposalState,
+    ProposedEvent,
+    UnfreezeProposed,
+)
 from reserve.ledger.kinds import KINDS
 from reserve.policy import loader
 from reserve.policy.evaluate import Decision, History, TransferRecord, evaluate
@@ -56,12 +77,18 @@ from reserve.transfers.chain import ChainAdapter, ChainStep, ReleaseOrder
 from reserve.transfers.projection import LedgerLike, Projection, ProposalStatus
 
 Item = tuple[str, str, dict[str, Any]]
+
+
+def _item(event: Event, actor: str) -> Item:
+    """A ledger item (kind, actor, payload) for `append_many`, from its typed event."""
+    return event.KIND, actor, event.to_payload()
 RETRIES_MAX = 64
 WORKFLOW_ACTOR = "workflow"
-CREATION_KINDS = {"transfer": "proposal.created", "destination.add": "destination.proposed",
-                  "policy.change": "policy.change_proposed",
-                  "vault.unfreeze": "vault.unfreeze_proposed"}
-TRANSITION_KIND = {EXPIRED: "proposal.expired", CANCELLED: "proposal.cancelled"}
+CREATION_EVENTS: dict[str, type[ProposedEvent]] = {
+    "transfer": ProposalCreated, "destination.add": DestinationProposed,
+    "policy.change": PolicyChangeProposed, "vault.unfreeze": UnfreezeProposed}
+TRANSITION_EVENT: dict[str, type[ProposalMoved]] = {EXPIRED: ProposalExpired,
+                                                     CANCELLED: ProposalCancelled}
 
 
 def _utc_now() -> datetime:
@@ -69,20 +96,18 @@ def _utc_now() -> datetime:
 
 
 def _transition(status: ProposalStatus, source: str, target: str, reason: str,
-                actor: str = WORKFLOW_ACTOR, **extra: Any) -> Item:
+                actor: str = WORKFLOW_ACTOR, txid: str = ABSENT, depth: int = ABSENT) -> Item:
     check_transition(status.proposal.action, source, target, status.digest)
-    return (TRANSITION_KIND.get(target, "proposal.state"), actor,
-            {"vault": status.proposal.vault, "digest": status.digest, "from": source,
-             "to": target, "reason": reason[:1000], **extra})
+    event = TRANSITION_EVENT.get(target, ProposalState)
+    return _item(event(vault=status.proposal.vault, digest=status.digest, source=source,
+                       target=target, reason=reason[:1000], txid=txid, depth=depth), actor)
 
 
 def _policy_version_item(policy: Policy, actor: str, reason: str, digest: str = "") -> Item:
-    payload: dict[str, Any] = {"vault": policy.vault, "version": policy.version,
-                               "policy_sha256": loader.policy_sha256(policy),
-                               "policy": loader.to_document(policy), "reason": reason}
-    if digest:
-        payload["digest"] = digest
-    return ("policy.version", actor, payload)
+    return _item(PolicyVersion(vault=policy.vault, version=policy.version,
+                               policy_sha256=loader.policy_sha256(policy),
+                               policy=loader.to_document(policy), reason=reason,
+                               digest=digest or ABSENT), actor)
 
 
 class WorkflowService:
@@ -196,15 +221,15 @@ class WorkflowService:
         base = {"vault": proposal.vault, "digest": status.digest}
         if isinstance(body, DestinationBody):
             usable = now + timedelta(seconds=vault.policy.destination_cooling_seconds)
-            return [("destination.added", WORKFLOW_ACTOR,
-                     {**base, "asset": body.asset, "address": body.address,
-                      "label": body.label, "usable_from": usable.isoformat()})]
+            return [_item(DestinationAdded(
+                **base, asset=body.asset, address=body.address, label=body.label,
+                usable_from=usable), WORKFLOW_ACTOR)]
         if isinstance(body, PolicyChangeBody):
             new = loader.from_mapping(body.policy_document, source="proposed policy")
-            return [("policy.change_applied", WORKFLOW_ACTOR, {**base, "version": new.version}),
+            return [_item(PolicyChangeApplied(**base, version=new.version), WORKFLOW_ACTOR),
                     _policy_version_item(new, WORKFLOW_ACTOR, "change", status.digest)]
         if isinstance(body, UnfreezeBody):
-            return [("vault.unfrozen", WORKFLOW_ACTOR, base)]
+            return [_item(VaultUnfrozen(**base), WORKFLOW_ACTOR)]
         raise WorkflowError(f"nothing to apply for a {proposal.action}")
 
     def _plan_refresh(self, now: datetime, vault: str | None) -> list[Item]:
@@ -223,8 +248,8 @@ class WorkflowService:
             history = histories.get(name) or self.projection.history(name)
             planned, histories[name] = self._plan_advance(status, status.votes, history, now)
             items += planned
-            if any(kind == "proposal.state" and payload["to"] == APPLIED
-                   for kind, _, payload in planned):
+            if any(kind == ProposalState.KIND and ProposalState.from_payload(payload).target
+                   == APPLIED for kind, _, payload in planned):
                 changed.add(name)
         return items
 
@@ -272,9 +297,9 @@ class WorkflowService:
             if decision.refused:
                 raise PolicyError("proposal refused: " + "; ".join(decision.refused))
             self._check_delay_fits(policy, proposal, moment)
-            return [(CREATION_KINDS[proposal.action], proposal.proposer,
-                     {"vault": proposal.vault, "digest": proposal.digest_hex,
-                      "action": proposal.action, "proposal": proposal.document()})]
+            return [_item(CREATION_EVENTS[proposal.action](
+                vault=proposal.vault, digest=proposal.digest_hex, action=proposal.action,
+                proposal=proposal.document()), proposal.proposer)]
         self._commit(build, moment, prelude)
         return self.projection.proposals[proposal.digest_hex]
 
@@ -383,11 +408,10 @@ class WorkflowService:
         def build() -> list[Item]:
             status = self._check_vote(approval, moment)
             recorded = replace(approval, recorded_at=moment)
-            item = ("proposal.approved" if approval.decision == "approve" else
-                    "proposal.rejected", approval.custodian,
-                    {"vault": status.proposal.vault, "digest": status.digest,
-                     "custodian": approval.custodian, "decision": approval.decision,
-                     "signature": approval.signature.hex()})
+            vote = ProposalApproved if approval.decision == "approve" else ProposalRejected
+            item = _item(vote(vault=status.proposal.vault, digest=status.digest,
+                              custodian=approval.custodian, decision=approval.decision,
+                              signature=approval.signature.hex()), approval.custodian)
             history = self.projection.history(status.proposal.vault)
             planned, _ = self._plan_advance(status, (*status.votes, recorded), history,
                                             moment)
@@ -424,7 +448,7 @@ class WorkflowService:
             if state.freeze is not None:
                 raise WorkflowError(f"{vault} is already frozen since "
                                     f"{format_time(state.freeze.since)} by {state.freeze.by}")
-            return [("vault.frozen", actor, {"vault": vault, "reason": reason[:1000]})]
+            return [_item(VaultFrozen(vault=vault, reason=reason[:1000]), actor)]
         return self._commit(build, moment, prelude)
 
     # -- the chain seam ------------------------------------------------------------------
@@ -447,13 +471,32 @@ class WorkflowService:
 
     @staticmethod
     def _step_items(status: ProposalStatus, step: ChainStep | None, actor: str) -> list[Item]:
-        """The ledger entry for a chain step, unless the chain layer already wrote it."""
+        """The ledger entry for a chain step, unless the chain layer already wrote it.
+
+        The step must be a well-formed event of its kind, and where it names a vault or a
+        proposal they must be this proposal's: the workflow adds its own `vault` and
+        `digest` beside the chain layer's names (for the kinds that carry both), and a
+        step about another vault or proposal is refused, nothing written.
+        """
         if step is None or step.recorded:
             return []
         if step.kind not in KINDS or not step.kind.startswith(("btc.", "evm.")):
             raise WorkflowError(f"chain adapter reported unknown step kind {step.kind!r}")
-        return [(step.kind, actor, {**dict(step.payload), "vault": status.proposal.vault,
-                                    "digest": status.digest})]
+        event_class = event_type(step.kind)
+        names = {"vault": status.proposal.vault, "digest": status.digest}
+        payload = {**dict(step.payload),
+                   **{key: value for key, value in names.items()
+                      if key in event_class.wire_keys()}}
+        try:
+            event = event_class.from_payload(payload)
+        except EventError as error:
+            raise WorkflowError(f"chain adapter reported a malformed step: {error}") from None
+        for name, expected in names.items():
+            named = getattr(event, name, ABSENT)
+            if named is not ABSENT and named != expected:
+                raise WorkflowError(f"chain adapter's {step.kind} names {name} "
+                                    f"{str(named)[:80]!r}, not this proposal's {expected!r}")
+        return [(step.kind, actor, payload)]
 
     def order(self, digest: str) -> ReleaseOrder:
         """Exactly what was approved, for a chain layer (or a custodian's signer) to check."""

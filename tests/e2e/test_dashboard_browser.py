@@ -25,7 +25,10 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from reserve.events.custody import BitcoinVaultRegistered
+from reserve.events.records import CheckpointAnchored
 from reserve.ledger import CheckpointSigner
+from reserve.ledger.checkpoint import parse_note
 from tests.support.api_server import ORIGIN, running_server
 from tests.support.workflow import COLD, vote, workflow_service
 from wallets.bitcoin.vault import load_vault
@@ -56,18 +59,22 @@ def test_a_viewer_verifies_ledger_entries_in_the_browser(tmp_path: Path) -> None
         now = server.clock.wall()
         ledger = server.ledger
         # Events of the reserve so far (the seed wrote users and tokens already).
-        ledger.append("vault.registered", "root-admin",
-                      {"vault": "national-btc", "asset": "BTC",
-                       "descriptor": "wsh(sortedmulti(2,...))"}, now=now)
+        btc_vault = load_vault(ROOT / "config" / "vaults" / "national-btc-2of3.toml")
+        ledger.append("vault.registered", "root-admin", BitcoinVaultRegistered(
+            chain="bitcoin", vault=btc_vault.vault_id, network=btc_vault.network,
+            threshold=btc_vault.threshold, descriptor=btc_vault.descriptor(),
+            custodians=[{"name": c.name, "institution": c.institution}
+                        for c in btc_vault.custodians]).to_payload(), now=now)
         workflow = workflow_service(ledger, clock=server.clock.wall, actor="root-admin")
         note = ledger.checkpoint(now=now)
         signed_size = int(note.split("\n")[1])
-        ledger.append("ledger.anchor", "aldo-auditor",
-                      {"tree_size": signed_size, "chain_id": 31337,
-                       "tx_hash": "0x" + "ab" * 32}, now=now)
+        ledger.append("ledger.anchor", "aldo-auditor", CheckpointAnchored(
+            subject="checkpoint", chain_id=31337, registry="0x" + "12" * 20, index=0,
+            anchorer="0x" + "34" * 20, tx_hash="0x" + "ab" * 32, block_number=7,
+            block_hash="0x" + "cd" * 32, tree_size=signed_size,
+            root_hash=parse_note(note)[0].root_hash.hex()).to_payload(), now=now)
         # Holdings and a pending proposal for the panels (the watcher and an operator
         # would have written these).
-        btc_vault = load_vault(ROOT / "config" / "vaults" / "national-btc-2of3.toml")
         ledger.append("btc.deposit", "btc-watcher", {
             "vault_id": btc_vault.vault_id, "txid": "11" * 32, "blockhash": "22" * 32,
             "height": 101, "confirmations": 1, "delta_sats": 250_000_000,

@@ -24,12 +24,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         now = running.clock.wall()
         entries = running.ledger.append_many([
             ("ledger.note", "ops", {"text": "a note about no vault"}),
-            ("vault.registered", "ops", {"vault": "vault-a", "memo": SECRET_A}),
-            ("vault.registered", "ops", {"vault": "vault-b", "memo": SECRET_B}),
-            ("proposal.created", "olga", {"document": {"proposal": {"vault": "vault-b"}},
-                                          "memo": SECRET_B + "-nested"}),
-            ("reconcile.report", "aldo", {"vaults": ["vault-a", "vault-b"],
-                                          "memo": SECRET_B + "-both"}),
+            ("vault.frozen", "ops", {"vault": "vault-a", "reason": SECRET_A}),
+            ("vault.frozen", "ops", {"vault": "vault-b", "reason": SECRET_B}),
+            # Notes take any shape: a vault named deep inside, and a list of vaults.
+            ("ledger.note", "olga", {"document": {"proposal": {"vault": "vault-b"}},
+                                     "memo": SECRET_B + "-nested"}),
+            ("ledger.note", "aldo", {"vaults": ["vault-a", "vault-b"],
+                                     "memo": SECRET_B + "-both"}),
         ], now=now)
         running.scope_seqs = [e.seq for e in entries]  # type: ignore[attr-defined]
         yield running
@@ -67,7 +68,7 @@ def test_custodian_cannot_fetch_another_vaults_entry(server: RunningServer) -> N
             response = client.get(f"/api/ledger/entries/{seq}")
             assert response.status_code == 404  # as if it were not there
             assert SECRET_B not in response.text
-        filtered = client.get("/api/ledger/entries", params={"kind": "vault.registered"})
+        filtered = client.get("/api/ledger/entries", params={"kind": "vault.frozen"})
         assert SECRET_B not in filtered.text
         assert client.get("/api/ledger/export").status_code == 403
 

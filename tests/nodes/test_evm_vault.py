@@ -160,8 +160,9 @@ def test_stale_and_replayed_nonces_are_refused_before_the_chain(chain: Reserve,
         executor.propose(ledger, chain.w3, ahead)
     # A fresh ledger (say, restored from an old backup) cannot replay it either.
     with Ledger.open("sqlite:///:memory:") as other:
-        other.append("evm.safe_tx_created", "test", {"safe_tx_hash": "0x" + safe_tx_hash(
-            transfer.chain_id, transfer.safe_address, to_safe_tx(transfer)).hex()})
+        tx = to_safe_tx(transfer)
+        other.append("evm.safe_tx_created", "test", executor.proposal_payload(
+            transfer, tx, safe_tx_hash(transfer.chain_id, transfer.safe_address, tx)))
         with pytest.raises(EVMError, match="stale Safe nonce"):
             executor.execute(other, chain.w3, transfer, chain.deployer)
     assert chain.w3.eth.block_number == block

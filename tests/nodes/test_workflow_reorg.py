@@ -10,7 +10,6 @@ ledger keeps every step (nothing edited), verifies, and replays to the live stat
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -19,13 +18,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from reserve.ledger import CheckpointSigner, Ledger
 from reserve.ledger.verify import verify_ledger
 from reserve.transfers.projection import Projection
-from reserve.transfers.service import WorkflowService
 from tests.support.bitcoin_fixtures import VaultKit
-from tests.support.workflow import SETTLEMENT, approve, btc_policy, propose, workflow_service
+from tests.support.bitcoin_workflow import confirm_small_transfer
+from tests.support.workflow import btc_policy, workflow_service
 from wallets.bitcoin.adapter import BitcoinAdapter
 from wallets.bitcoin.regtest import RegtestNode
 from wallets.bitcoin.rpc import BitcoinRPC
-from wallets.signer.bitcoin import sign_psbt
 
 MakeVault = Callable[..., VaultKit]
 SIGNER = CheckpointSigner("test.reserve/workflow-reorg", Ed25519PrivateKey.generate())
@@ -37,26 +35,6 @@ def ledger(tmp_path: Path) -> Iterator[Ledger]:
         yield opened
 
 
-def _confirm_small_transfer(kit: VaultKit, workflow: WorkflowService, adapter: BitcoinAdapter,
-                            bitcoind: RegtestNode) -> tuple[str, str, str]:
-    """(digest, txid, block) of a 0.05 BTC transfer taken to `confirmed` by the workflow."""
-    now = datetime.now(UTC)
-    status = propose(workflow, 5_000_000, SETTLEMENT, at=now, vault=kit.vault.vault_id)
-    approve(workflow, status, "central-bank", "vasp-regulator", at=now)
-    digest = status.digest
-    psbt = workflow.release(digest, adapter, actor="treasury-ops").payload["psbt_base64"]
-    transfer = adapter.transfer_for(workflow.order(digest))
-    for number in (0, 2, 4):
-        signed = sign_psbt(psbt, kit.vault, transfer, kit.roots[number])
-        workflow.add_signature_share(digest, adapter, kit.vault.custodians[number].name,
-                                     signed.psbt.to_base64())
-    txid = workflow.broadcast(digest, adapter, actor="treasury-ops")
-    (block,) = bitcoind.mine(1)
-    assert workflow.check_confirmation(digest, adapter) == 1
-    assert workflow.status(digest).state == "confirmed"
-    return digest, txid, block
-
-
 def test_reorged_confirmation_returns_the_transfer_to_broadcast_until_remined(
         make_vault: MakeVault, bitcoind: RegtestNode, miner: BitcoinRPC,
         ledger: Ledger) -> None:
@@ -66,7 +44,7 @@ def test_reorged_confirmation_returns_the_transfer_to_broadcast_until_remined(
     workflow = workflow_service(kit.ledger, btc_policy(kit.vault.vault_id), clock=None)
     adapter = BitcoinAdapter(kit.service, kit.watcher)
     adapter.watcher.sync()
-    digest, txid, block = _confirm_small_transfer(kit, workflow, adapter, bitcoind)
+    digest, txid, block = confirm_small_transfer(kit, workflow, adapter, bitcoind)
     node = bitcoind.rpc()
 
     # The block holding the transfer leaves the best chain: the transaction is back in the

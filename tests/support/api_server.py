@@ -174,6 +174,21 @@ class ServedProcess:
         pids = [int(text) for text in children.read_text().split()]
         return [pid for pid in pids if "spawn_main" in _command_line(pid)]
 
+    def kill_group(self) -> None:
+        """SIGKILL the supervisor and every worker at once, as a power cut would."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        self.process.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # bounded wait until the group is gone
+            try:
+                os.killpg(self.process.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+
 
 def _command_line(pid: int) -> str:
     try:
@@ -192,35 +207,52 @@ def write_config(folder: Path) -> Path:
     return path
 
 
+def serve_environment(url: str) -> dict[str, str]:
+    """The environment `reserve` commands of a served test ledger run with."""
+    return {**os.environ, "RESERVE_LEDGER_PASSPHRASE": PASSPHRASE, "RESERVE_DATABASE_URL": url}
+
+
+def reserve_command() -> list[str]:
+    return [str(RESERVE)] if RESERVE.exists() else [sys.executable, "-m", "reserve.cli.main"]
+
+
 @contextmanager
-def served_process(folder: Path, *, workers: int = 2, ready_seconds: float = 60
-                   ) -> Iterator[ServedProcess]:
-    """Run `reserve serve` as a real process tree on a SQLite ledger in `folder`."""
+def served_process(folder: Path, *, workers: int = 2, ready_seconds: float = 60,
+                   database_url: str | None = None, tokens: dict[str, str] | None = None,
+                   log_name: str = "serve.log") -> Iterator[ServedProcess]:
+    """Run `reserve serve` as a real process tree on a ledger in `folder` (its SQLite file
+    unless `database_url` names another database).
+
+    The tree is its own process group (`kill_group` SIGKILLs all of it). With `tokens`
+    (from an earlier run on the same database) no users are seeded again.
+    """
     config = write_config(folder)
-    url = f"sqlite:///{folder}/ledger.sqlite"
-    env = {**os.environ, "RESERVE_LEDGER_PASSPHRASE": PASSPHRASE, "RESERVE_DATABASE_URL": url}
+    url = database_url or f"sqlite:///{folder}/ledger.sqlite"
     port = free_port()
-    log_path = folder / "serve.log"
-    command = [str(RESERVE)] if RESERVE.exists() else [sys.executable, "-m", "reserve.cli.main"]
+    log_path = folder / log_name
     ledger = Ledger.open(url)
     store = AccountStore.open(url)
     log = log_path.open("wb")
     process = subprocess.Popen(
-        [*command, "serve", "--config", str(config), "--port", str(port), "--workers",
-         str(workers), "--log-level", "warning"], env=env, stdout=log, stderr=subprocess.STDOUT)
+        [*reserve_command(), "serve", "--config", str(config), "--port", str(port),
+         "--workers", str(workers), "--log-level", "warning"], env=serve_environment(url),
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     served = ServedProcess(f"http://127.0.0.1:{port}", process, log_path, ledger, store,
-                           RealClock(), {})
+                           RealClock(), dict(tokens or {}))
     try:
-        seed_people(served)
+        if tokens is None:
+            seed_people(served)
         wait_serving(served, ready_seconds, workers)
         yield served
     finally:
-        process.send_signal(signal.SIGTERM)
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+        served.kill_group()  # no orphaned worker outlives its supervisor
         log.close()
         store.close()
         ledger.close()

@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from reserve.api import accounts
+from reserve.events.records import ReconcileReport
 from reserve.policy import loader
 from reserve.policy.model import Policy
 from reserve.policy.testkeys import private_key_of, public_key_hex_of
@@ -68,10 +69,14 @@ def seed_matrix(server: RunningServer) -> dict[str, str]:
     service = workflow(server)
     for who in (CUSTODIAN, "central-bank"):
         service.vote(sign(private_key_of(who), approved.proposal.digest, "approve", who))
-    report = server.ledger.append("reconcile.report", "auditor-general", {
-        "report_sha256": "cd" * 32, "summary": [{"vault_id": "vault-a", "asset": "BTC",
-                                                  "status": "ok", "difference": 0}],
-        "findings_by_severity": {}}, now=server.clock.wall())
+    # The entry a checked-in report leaves (its signature is not checked by these routes).
+    size = server.ledger.size()
+    report = server.ledger.append("reconcile.report", "auditor-general", ReconcileReport(
+        report_sha256="cd" * 32, auditor_key="auditor.test+00000000+AAAA", signature="AAAA",
+        ledger_tree_size=size, ledger_root_hash="ef" * 32,
+        block={"height": 101, "hash": "ab" * 32},
+        summary=[{"vault_id": "vault-a", "asset": "BTC", "status": "ok", "difference": 0}],
+        findings_by_severity={}).to_payload(), now=server.clock.wall())
     return {"open": open_one.digest, "approved": approved.digest, "report": str(report.seq)}
 
 

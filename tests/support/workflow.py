@@ -8,6 +8,7 @@ vault has the national-btc policy (or a test's own) as v1. The unit tier's `ledg
 from __future__ import annotations
 
 import copy
+import hashlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from reserve.events.chain_btc import BtcBroadcast, BtcConfirmed, BtcPsbtCreated, BtcShareReceived
 from reserve.ledger import Ledger
 from reserve.policy import loader
 from reserve.policy.model import Policy
@@ -96,34 +98,61 @@ def vote(proposal: Proposal | bytes, custodian: str, decision: str = "approve",
 
 @dataclass
 class FakeChain:
-    """A chain adapter for workflow logic tests: records calls, needs `threshold` shares."""
+    """A chain adapter for workflow logic tests: records calls, needs `threshold` shares.
+
+    Its steps are well-formed Bitcoin events (as BitcoinVaultService would write them)
+    that the workflow records itself; they name the order's vault and proposal.
+    """
 
     threshold: int = 3
     orders: list[ReleaseOrder] = field(default_factory=list)
     depth: int = 0
+    txid: str = "ab" * 32
+
+    def _names(self, order: ReleaseOrder) -> dict[str, str]:
+        return {"vault": order.vault_id, "digest": order.proposal_digest.hex(),
+                "txid": self.txid}
 
     def prepare(self, order: ReleaseOrder) -> ChainStep:
         self.orders.append(order)
-        return ChainStep("btc.psbt_created", {"psbt": "cHNidP8=", "outputs": [
-            {"address": o.destination, "amount_sats": str(o.amount)} for o in order.outputs]})
+        event = BtcPsbtCreated(
+            **self._names(order), network=order.network, policy_version=order.policy_version,
+            psbt_sha256="11" * 32, psbt_base64="cHNidP8=", inputs=[],
+            outputs=[{"address": o.destination, "amount_sats": o.amount, "change": False}
+                     for o in order.outputs],
+            amount_sats=order.amount, input_sats=order.amount, change_sats=0, fee_sats=0,
+            fee_rate_msat_vb=1000, fee_rate_source="test")
+        return ChainStep(event.KIND, event.to_payload())
 
     def add_share(self, order: ReleaseOrder, steps: tuple[ChainStep, ...], signer: str,
                   share: str) -> ChainStep:
-        return ChainStep("btc.share_received", {"signer": signer, "share": share})
+        signed = sum(1 for s in steps if s.kind == BtcShareReceived.KIND)
+        event = BtcShareReceived(
+            **self._names(order), custodian=signer, institution="test", fingerprint="00" * 4,
+            share_sha256=hashlib.sha256(share.encode()).hexdigest(), signatures=[],
+            signers_count=signed + 1, threshold=self.threshold)
+        return ChainStep(event.KIND, event.to_payload())
 
     def broadcast(self, order: ReleaseOrder, steps: tuple[ChainStep, ...]) -> BroadcastReport:
-        shares = [s for s in steps if s.kind == "btc.share_received"]
+        shares = [s for s in steps if s.kind == BtcShareReceived.KIND]
         if len(shares) < self.threshold:
             from reserve.errors import PSBTError
 
             raise PSBTError(f"only {len(shares)} of {self.threshold} signature shares")
-        return BroadcastReport("ab" * 32, ChainStep("btc.broadcast", {"txid": "ab" * 32}))
+        event = BtcBroadcast(**self._names(order), amount_sats=order.amount, fee_sats=0,
+                             psbt_sha256="11" * 32)
+        return BroadcastReport(self.txid, ChainStep(event.KIND, event.to_payload()))
 
     def confirmation(self, order: ReleaseOrder, steps: tuple[ChainStep, ...],
                      txid: str) -> ConfirmationReport:
-        step = ChainStep("btc.confirmed", {"txid": txid, "depth": self.depth}) \
-            if self.depth else None
-        return ConfirmationReport(self.depth, step)
+        if not self.depth:
+            return ConfirmationReport(0, None)
+        names = self._names(order)
+        event = BtcConfirmed(vault=names["vault"], txid=txid, blockhash="cd" * 32,
+                             height=101, confirmations=self.depth, delta_sats=-order.amount,
+                             outputs=[], amount_sats=order.amount, fee_sats=0,
+                             digest=names["digest"])
+        return ConfirmationReport(self.depth, ChainStep(event.KIND, event.to_payload()))
 
 
 STRANGER = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"

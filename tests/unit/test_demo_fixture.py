@@ -89,3 +89,29 @@ def test_the_fixtures_together_hold_every_kind() -> None:
 
     seen = {entry.kind for name in SIZES for entry in _entries(FIXTURES / name)}
     assert seen == events.KINDS, sorted(events.KINDS ^ seen)
+
+
+@pytest.mark.parametrize("name", sorted(SIZES))
+def test_the_quick_check_refuses_exactly_what_decoding_refuses(name: str) -> None:
+    """The append path's `check_payload` against `from_payload`, on every old payload and
+    on each with one field dropped, nulled or given a value of another type."""
+    from reserve import events
+    from reserve.errors import EventError
+
+    def refused(check: Any, payload: Any) -> bool:
+        try:
+            check(payload)
+        except EventError:
+            return True
+        return False
+
+    odd: list[Any] = [None, 1, True, "x", "zz", "-5", {}, [], "2026-01-01T00:00:00Z"]
+    for entry in _entries(FIXTURES / name):
+        cls = events.event_type(entry.kind)
+        variants = [entry.payload, {**entry.payload, "unexpected": 1}]
+        for key in entry.payload:
+            variants.append({k: v for k, v in entry.payload.items() if k != key})
+            variants += [{**entry.payload, key: value} for value in odd]
+        for payload in variants:
+            assert refused(cls.check_payload, payload) == refused(cls.from_payload, payload), \
+                (entry.kind, payload)

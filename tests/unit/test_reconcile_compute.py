@@ -26,14 +26,18 @@ def _transfer(spent: str, amount_in: int, pay: int, fee: int, broadcast: bool = 
               confirmed_block: str | None = BLOCK) -> list[tuple[str, dict]]:  # type: ignore[type-arg]
     change = amount_in - pay - fee
     base = {"vault_id": VAULT, "txid": SPEND, "proposal_digest": "ab" * 32}
-    items = [("btc.psbt_created", {**base, "amount_sats": pay, "fee_sats": fee,
+    built = {"network": "regtest", "policy_version": 1, "psbt_sha256": "33" * 32,
+             "psbt_base64": "cHNidP8=", "input_sats": amount_in, "change_sats": change,
+             "fee_rate_msat_vb": 1000, "fee_rate_source": "test"}
+    items = [("btc.psbt_created", {**base, **built, "amount_sats": pay, "fee_sats": fee,
                                    "inputs": [{"txid": spent, "vout": 0, "amount_sats": amount_in}],
                                    "outputs": [{"address": "dest", "amount_sats": pay,
                                                 "change": False},
                                                {"address": "chg", "amount_sats": change,
                                                 "change": True}]})]
     if broadcast:
-        items.append(("btc.broadcast", {**base, "amount_sats": pay, "fee_sats": fee}))
+        items.append(("btc.broadcast", {**base, "amount_sats": pay, "fee_sats": fee,
+                                        "psbt_sha256": "33" * 32}))
     if confirmed_block:
         items.append(("btc.confirmed", {**base, "blockhash": confirmed_block, "height": 102,
                                         "confirmations": 1, "delta_sats": -(pay + fee),

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from reserve.errors import WorkflowError
+from reserve.events.chain_btc import BtcConfirmed
 from reserve.ledger import Ledger
 from reserve.proposals.state import reversal_target
 from reserve.transfers.projection import Projection, ProposalStatus
@@ -39,7 +40,7 @@ def _confirmed(service: WorkflowService, chain: FakeChain) -> ProposalStatus:
 
 def _reorg(status: ProposalStatus, ledger: Ledger, **changes: Any) -> dict[str, Any]:
     confirmed = [e for e in ledger.entries(kinds=["btc.confirmed"])
-                 if e.payload.get("digest") == status.digest][-1]
+                 if BtcConfirmed.of(e).digest == status.digest][-1]
     payload = {"vault_id": status.proposal.vault, "txid": status.txid,
                "blockhash": "00" * 32, "height": 101, "reverses_seq": confirmed.seq,
                "reverses_kind": "btc.confirmed", "delta_sats": 5_000_000,

@@ -189,11 +189,13 @@ def test_replay_refuses_entries_that_contradict_the_workflow() -> None:
         status = propose(service, 5_000_000)
         ledger.append("proposal.state", "mallory", {"vault": "national-btc",
                                                     "digest": status.digest,
-                                                    "from": "proposed", "to": "signing"})
+                                                    "from": "proposed", "to": "signing",
+                                                    "reason": "mallory says so"})
         with pytest.raises(WorkflowError, match="illegal transition"):
             Projection().catch_up(ledger)
         document = loader.to_document(POLICY)
-        ledger.append("policy.version", "mallory", {"policy": document,
+        ledger.append("policy.version", "mallory", {"vault": "national-btc", "version": 2,
+                                                    "policy": document, "reason": "forged",
                                                     "policy_sha256": "00" * 32})
         with pytest.raises(WorkflowError):
             Projection().catch_up(ledger)

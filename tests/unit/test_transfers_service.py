@@ -5,6 +5,7 @@ Each refusal must raise a clear error and leave the ledger exactly as it was.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -212,20 +213,19 @@ class SelfRecordingChain(FakeChain):
     """Like the Bitcoin layer: writes its own btc.* entries, keyed by proposal_digest."""
 
     def __init__(self, ledger: Ledger) -> None:
-        super().__init__(threshold=0)
+        super().__init__(threshold=0, txid="cd" * 32)
         self.ledger = ledger
 
+    def _recorded(self, step: ChainStep) -> ChainStep:
+        self.ledger.append(step.kind, "btc", dict(step.payload), now=T0)
+        return ChainStep(step.kind, step.payload, recorded=True)
+
     def prepare(self, order):  # type: ignore[no-untyped-def]
-        payload = {"vault_id": order.vault_id, "proposal_digest": order.proposal_digest.hex(),
-                   "txid": "cd" * 32}
-        self.ledger.append("btc.psbt_created", "btc", payload, now=T0)
-        return ChainStep("btc.psbt_created", payload, recorded=True)
+        return self._recorded(super().prepare(order))
 
     def broadcast(self, order, steps):  # type: ignore[no-untyped-def]
-        payload = {"vault_id": order.vault_id, "proposal_digest": order.proposal_digest.hex(),
-                   "txid": "cd" * 32}
-        self.ledger.append("btc.broadcast", "btc", payload, now=T0)
-        return BroadcastReport("cd" * 32, ChainStep("btc.broadcast", payload, recorded=True))
+        report = super().broadcast(order, steps)
+        return BroadcastReport(report.txid, self._recorded(report.step))
 
 
 def test_chain_layers_that_record_their_own_steps(service: WorkflowService,
@@ -240,6 +240,38 @@ def test_chain_layers_that_record_their_own_steps(service: WorkflowService,
     assert [s.kind for s in final.chain_steps] == ["btc.psbt_created", "btc.broadcast"]
     assert kinds(ledger)[-4:] == ["btc.psbt_created", "proposal.state", "btc.broadcast",
                                   "proposal.state"]
+
+
+class MisnamingChain(FakeChain):
+    """A chain layer whose step names another vault or proposal, or is malformed."""
+
+    def __init__(self, **changes: object) -> None:
+        super().__init__()
+        self.changes = changes
+
+    def prepare(self, order):  # type: ignore[no-untyped-def]
+        step = super().prepare(order)
+        payload = {key: value for key, value in {**step.payload, **self.changes}.items()
+                   if value is not None}
+        return ChainStep(step.kind, payload)
+
+
+@pytest.mark.parametrize(("changes", "words"), [
+    ({"vault_id": "other-vault"}, "names vault 'other-vault', not this proposal's"),
+    ({"proposal_digest": "ee" * 32}, "names digest 'eeee"),
+    ({"network": None}, "malformed step: btc.psbt_created: missing field 'network'"),
+    ({"fee_sats": "0"}, "malformed step: btc.psbt_created: field 'fee_sats' must be an"),
+])
+def test_a_chain_step_about_another_vault_or_proposal_is_refused_and_nothing_written(
+        service: WorkflowService, ledger: Ledger, changes: dict[str, object],
+        words: str) -> None:
+    status = propose(service, 5_000_000)
+    approve(service, status, "central-bank", "vasp-regulator")
+    size = ledger.size()
+    with pytest.raises(WorkflowError, match=re.escape(words)):
+        service.release(status.digest, MisnamingChain(**changes), "treasury-ops")
+    assert ledger.size() == size
+    assert service.status(status.digest).state == "releasable"
 
 
 # -- a caller's prelude (the API's api.request entry) shares the action's commit ----------

@@ -30,6 +30,7 @@ from reserve.api.deps import (
 )
 from reserve.api.openapi import created, errors, link, ok
 from reserve.config import PROJECT_ROOT
+from reserve.events.custody import EvmVaultRegistered, PolicyVersion
 from reserve.policy import loader
 from reserve.present import format_time
 from reserve.transfers.service import WorkflowService
@@ -62,7 +63,7 @@ def _bitcoin_dir(service: Service) -> FilePath:
 
 
 def _vault_json(service: Service, workflow: WorkflowService, vault: str,
-                bitcoin: dict[str, Any], evm: dict[str, dict[str, Any]],
+                bitcoin: dict[str, Any], evm: dict[str, EvmVaultRegistered],
                 balances: list[views.Holding], detail: bool) -> dict[str, Any]:
     data: dict[str, Any] = {"vault": vault, "policy": None, "frozen": None, "bitcoin": None,
                             "evm": None,
@@ -87,8 +88,10 @@ def _vault_json(service: Service, workflow: WorkflowService, vault: str,
             address, index = views.next_receive_address(chain_vault, service.ledger)
             data["bitcoin"]["next_receive_address"] = {"address": address, "index": index}
     if vault in evm:
-        data["evm"] = {k: evm[vault].get(k) for k in ("safe", "chain_id", "threshold",
-                                                        "owners", "guard", "token")}
+        safe = evm[vault]
+        data["evm"] = {"safe": safe.safe, "chain_id": safe.chain_id,
+                       "threshold": safe.threshold, "owners": safe.owners,
+                       "guard": safe.guard, "token": safe.token}
     return data
 
 
@@ -146,10 +149,10 @@ def policy_versions(vault: VaultPath, principal: Principal = Depends(readers),
     result = []
     for version, sha256, seq in versions:
         entry = service.ledger.entry(seq)
+        recorded = PolicyVersion.of(entry)
         result.append({"version": version, "policy_sha256": sha256, "seq": seq,
-                       "time": entry.time, "actor": entry.actor,
-                       "reason": entry.payload.get("reason", ""),
-                       "digest": entry.payload.get("digest")})
+                       "time": entry.time, "actor": entry.actor, "reason": recorded.reason,
+                       "digest": recorded.digest or None})
     return {"vault": vault, "versions": result}
 
 
@@ -165,10 +168,11 @@ def policy_version(vault: VaultPath, version: Annotated[int, Path(ge=1, le=1_000
         raise HTTPException(status.HTTP_404_NOT_FOUND,
                             detail=f"{vault} has no policy v{version}")
     entry = service.ledger.entry(seqs[0])
-    policy = loader.from_mapping(entry.payload["policy"], source=f"ledger entry {entry.seq}")
+    recorded = PolicyVersion.of(entry)
+    policy = loader.from_mapping(recorded.policy, source=f"ledger entry {entry.seq}")
     return {"vault": vault, "version": version, "seq": entry.seq, "time": entry.time,
-            "policy_sha256": entry.payload["policy_sha256"],
-            "in_plain_words": present.policy_words(policy), "policy": entry.payload["policy"]}
+            "policy_sha256": recorded.policy_sha256,
+            "in_plain_words": present.policy_words(policy), "policy": recorded.policy}
 
 
 @router.post("/{vault}/freeze", summary="Freeze a vault now (its custodians, auditors)",
