@@ -15,6 +15,8 @@ import typer
 
 from reserve.cli.common import emit, fail, load_settings
 from reserve.errors import EVMError, ReserveError
+from reserve.events.custody import EvmVaultRegistered, VaultRegistered
+from reserve.events.records import CheckpointAnchored
 from reserve.ledger.configured import open_ledger
 from reserve.ledger.store import Ledger
 from wallets.evm import anchor, node
@@ -33,11 +35,11 @@ def registry_address(ledger: Ledger, chain_id: int, given: str | None) -> str:
     if given:
         return given
     found = None
-    for entry in ledger.entries(kinds=["vault.registered"]):
-        payload = entry.payload
-        if payload.get("chain") == "evm" and payload.get("chain_id") == chain_id \
-                and payload.get("registry"):
-            found = str(payload["registry"])
+    for entry in ledger.entries(kinds=[VaultRegistered.KIND]):
+        vault = VaultRegistered.of(entry)
+        if isinstance(vault, EvmVaultRegistered) and vault.chain_id == chain_id \
+                and vault.registry:
+            found = vault.registry
     if found is None:
         raise EVMError(f"no ReserveRegistry known on chain {chain_id}: pass --registry")
     return found
@@ -79,7 +81,7 @@ def anchor_command(
     except ReserveError as error:
         fail(str(error))
         return
-    payload = entry.payload
-    emit(payload, as_json, f"anchored tree size {payload['tree_size']} root "
-         f"{payload['root_hash']} in registry {payload['registry']} (index {payload['index']})"
-         f", tx {payload['tx_hash']} block {payload['block_number']}; ledger entry {entry.seq}")
+    anchored = CheckpointAnchored.of(entry)
+    emit(entry.payload, as_json, f"anchored tree size {anchored.tree_size} root "
+         f"{anchored.root_hash} in registry {anchored.registry} (index {anchored.index}), tx "
+         f"{anchored.tx_hash} block {anchored.block_number}; ledger entry {entry.seq}")

@@ -20,6 +20,7 @@ from web3 import Web3
 
 from reserve.cli.common import emit, fail, load_settings
 from reserve.errors import EVMError, ReserveError
+from reserve.events.custody import EvmVaultRegistered, VaultRegistered
 from reserve.ledger.configured import open_ledger
 from reserve.ledger.store import Ledger
 from wallets.evm import deposits, executor, node
@@ -98,14 +99,14 @@ def _context(ctx: typer.Context, vault_id: str) -> Iterator[Context]:
         yield Context(ledger, w3, network, vault, settings)
 
 
-def registration(ledger: Ledger, vault_id: str, chain_id: int) -> dict[str, Any]:
+def registration(ledger: Ledger, vault_id: str, chain_id: int) -> EvmVaultRegistered:
     """The latest `vault.registered` entry of this EVM vault on this chain."""
     found = None
-    for entry in ledger.entries(kinds=["vault.registered"]):
-        payload = entry.payload
-        if payload.get("chain") == "evm" and payload.get("vault_id") == vault_id \
-                and payload.get("chain_id") == chain_id:
-            found = payload
+    for entry in ledger.entries(kinds=[VaultRegistered.KIND]):
+        registered = VaultRegistered.of(entry)
+        if isinstance(registered, EvmVaultRegistered) and registered.vault == vault_id \
+                and registered.chain_id == chain_id:
+            found = registered
     if found is None:
         raise EVMError(f"EVM vault {vault_id!r} is not deployed on chain {chain_id}: "
                        "run `reserve evm deploy` first")
@@ -122,9 +123,9 @@ def _transfer(path: Path) -> ApprovedEVMTransfer:
 def _checked_transfer(c: Context, path: Path) -> ApprovedEVMTransfer:
     transfer = _transfer(path)
     registered = registration(c.ledger, c.vault.id, c.w3.eth.chain_id)
-    if transfer.vault_id != c.vault.id or transfer.safe_address != registered["safe"]:
+    if transfer.vault_id != c.vault.id or transfer.safe_address != registered.safe:
         raise EVMError(f"transfer is for vault {transfer.vault_id} / Safe "
-                       f"{transfer.safe_address}, not {c.vault.id} / {registered['safe']}")
+                       f"{transfer.safe_address}, not {c.vault.id} / {registered.safe}")
     return transfer
 
 
@@ -159,8 +160,16 @@ def deploy(ctx: typer.Context, vault: str = VaultOption, as_json: bool = JsonOpt
                 destinations=c.vault.guard.destinations, limits=c.vault.guard.limits,
                 token_supply=c.vault.demo.get("token_supply", 10**24))
             _fund_demo(c, account, deployment)
-            payload = {"vault_id": c.vault.id, **deployment.as_json()}
-            c.ledger.append("vault.registered", "service:evm", payload)
+            payload = EvmVaultRegistered(
+                chain="evm", vault=c.vault.id, chain_id=deployment.chain_id,
+                safe=deployment.safe, guard=deployment.guard, registry=deployment.registry,
+                token=deployment.token, owners=list(deployment.owners),
+                threshold=deployment.threshold,
+                safe_singleton=deployment.infrastructure.singleton,
+                safe_proxy_factory=deployment.infrastructure.proxy_factory,
+                safe_fallback_handler=deployment.infrastructure.fallback_handler,
+                block_number=deployment.block_number).to_payload()
+            c.ledger.append(VaultRegistered.KIND, "service:evm", payload)
             emit(payload, as_json, f"vault {c.vault.id}: Safe {deployment.safe} "
                  f"({deployment.threshold} of {len(deployment.owners)}), guard "
                  f"{deployment.guard}, registry {deployment.registry}, token {deployment.token}")
@@ -173,10 +182,10 @@ def vault_show(ctx: typer.Context, vault: str = VaultOption, as_json: bool = Jso
     def run() -> None:
         with _context(ctx, vault) as c:
             registered = registration(c.ledger, c.vault.id, c.w3.eth.chain_id)
-            state = read_state(c.w3, registered["safe"])
+            state = read_state(c.w3, registered.safe)
             require_vault(state, owners=c.vault.owner_addresses, threshold=c.vault.threshold,
-                          guard=registered["guard"])
-            on_chain = balances(c.w3, state.safe_address, {"TOKEN": registered["token"]},
+                          guard=registered.guard)
+            on_chain = balances(c.w3, state.safe_address, {"TOKEN": registered.token},
                                 state.block_number)
             in_ledger = positions(c.ledger.entries(kinds=deposits.WATCHED_KINDS),
                                   state.safe_address, state.chain_id)
@@ -264,9 +273,9 @@ def sync(ctx: typer.Context, vault: str = VaultOption,
             depth = confirmations or (configured.confirmations if configured else 1)
             # On anvil the vault's funding precedes the recorded deployment block.
             start = from_block if from_block is not None else (
-                0 if c.network == "anvil" else int(registered["block_number"]))
+                0 if c.network == "anvil" else registered.block_number)
             appended = deposits.sync(c.ledger, c.w3, vault_id=c.vault.id,
-                                     safe=registered["safe"], tokens=[registered["token"]],
+                                     safe=registered.safe, tokens=[registered.token],
                                      confirmations=depth, from_block=start)
             emit(None, False, f"{len(appended)} entries recorded: "
                  + (", ".join(entry.kind for entry in appended) or "nothing new"))

@@ -19,6 +19,7 @@ import typer
 from reserve import keystore
 from reserve.cli.common import emit, fail, load_settings, working
 from reserve.errors import ReportRejected, ReserveError
+from reserve.events.records import ReportAnchored
 from reserve.ledger.checkpoint import VerifierKey
 from reserve.ledger.configured import open_ledger
 from reserve.reconcile import export, proof
@@ -157,8 +158,8 @@ def _evm_target(ledger: Any, w3: Any, vault_id: str) -> Any:
     chain_id = int(w3.eth.chain_id)
     found = registration(ledger, vault_id, chain_id)
     # On anvil the vault's funding precedes the recorded deployment block (as `evm sync`).
-    start = 0 if chain_id == ANVIL_CHAIN_ID else int(found["block_number"])
-    return EVMTarget(vault_id, str(found["safe"]), (str(found["token"]),), start)
+    start = 0 if chain_id == ANVIL_CHAIN_ID else found.block_number
+    return EVMTarget(vault_id, found.safe, (found.token,), start)
 
 
 def _anchor(ledger: Any, w3: Any, registry: str | None, key_file: Path | None,
@@ -186,9 +187,9 @@ def _report_run(document: dict[str, Any], seq: int, stem: Path, anchored: Any,
     lines = [*rows, f"{count} finding(s); report checked in as ledger entry {seq}; files "
                     f"{stem}.json/.csv/.html"]
     if anchored is not None:
-        lines.append(f"report hash anchored in registry {anchored.payload['registry']} (index "
-                     f"{anchored.payload['index']}, tx {anchored.payload['tx_hash']}); ledger "
-                     f"entry {anchored.seq}")
+        anchor = ReportAnchored.of(anchored)
+        lines.append(f"report hash anchored in registry {anchor.registry} (index "
+                     f"{anchor.index}, tx {anchor.tx_hash}); ledger entry {anchored.seq}")
     emit({"report_sha256": document["signature"]["report_sha256"], "entry_seq": seq,
           "files": str(stem), "summary": body["summary"],
           "evm_summary": body.get("evm", {}).get("summary", []),
