@@ -14,7 +14,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from reserve import events
 from reserve.api import accounts
+from reserve.errors import AccountConflict
 from tests.support.api_server import RunningServer, running_server
 
 SECOND = "bea-admin"
@@ -168,3 +170,28 @@ def test_an_admin_cannot_change_their_own_roles(server: RunningServer) -> None:
         response = client.put("/api/users/root-admin", json={"name": "Root",
                                                              "roles": ["admin"]})
     assert response.status_code == 200
+
+
+def test_a_grant_closes_once_even_when_two_admins_race(server: RunningServer) -> None:
+    """The store's conditional UPDATE: the second close of one grant is a conflict."""
+    grant = accounts.request_token(server.store, server.record, person="olga-operator",
+                                   role="operator", expires_in_seconds=3600, label="race",
+                                   requested_by="test", now=server.clock.wall())
+    server.store.close_grant(grant.grant_id, "rejected", SECOND, server.clock.wall())
+    with pytest.raises(AccountConflict, match="no longer pending"):
+        server.store.close_grant(grant.grant_id, "approved", "root-admin", server.clock.wall())
+    assert server.store.grant(grant.grant_id).state == "rejected"  # type: ignore[union-attr]
+
+
+def test_the_new_entries_decode_to_typed_events_and_back(server: RunningServer) -> None:
+    with server.client("second_admin") as client:
+        rejected = client.post(f"/api/tokens/grants/{_request(server)}/reject")
+        approved = client.post(f"/api/tokens/grants/{_request(server)}/approve")
+    assert (rejected.status_code, approved.status_code) == (200, 201)
+    seen = set()
+    for entry in server.ledger.entries(kinds=("auth.token_requested",
+                                              "auth.token_request_rejected",
+                                              "auth.token_issued")):
+        assert events.decode(entry.kind, entry.payload).to_payload() == entry.payload
+        seen.add(entry.kind)
+    assert seen == {"auth.token_requested", "auth.token_request_rejected", "auth.token_issued"}
