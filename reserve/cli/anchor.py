@@ -9,19 +9,26 @@ values, comparing the registry with the ledger). The registry address comes from
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from reserve.cli.common import emit, fail, load_settings
 from reserve.errors import EVMError, ReserveError
+from reserve.events.custody import EvmVaultRegistered, VaultRegistered
+from reserve.events.records import CheckpointAnchored
 from reserve.ledger.configured import open_ledger
-from reserve.ledger.store import Ledger
-from wallets.evm import anchor, node
-from wallets.evm.network import load_networks
+
+# web3 and the EVM stack load in the commands that reach a node, not for `reserve --help`.
+if TYPE_CHECKING:
+    from reserve.ledger.store import Ledger
+    from wallets.evm import anchor
 
 
 def _connect(settings: Any, rpc_url: str, mainnet: bool) -> Any:
+    from wallets.evm import node
+    from wallets.evm.network import load_networks
+
     networks = load_networks(settings.resolve("config/evm/networks.toml"))
     w3, _ = node.connect(rpc_url, networks, mainnet_enabled=settings.mainnet_enabled,
                          mainnet_flag=mainnet)
@@ -33,11 +40,11 @@ def registry_address(ledger: Ledger, chain_id: int, given: str | None) -> str:
     if given:
         return given
     found = None
-    for entry in ledger.entries(kinds=["vault.registered"]):
-        payload = entry.payload
-        if payload.get("chain") == "evm" and payload.get("chain_id") == chain_id \
-                and payload.get("registry"):
-            found = str(payload["registry"])
+    for entry in ledger.entries(kinds=[VaultRegistered.KIND]):
+        vault = VaultRegistered.of(entry)
+        if isinstance(vault, EvmVaultRegistered) and vault.chain_id == chain_id \
+                and vault.registry:
+            found = vault.registry
     if found is None:
         raise EVMError(f"no ReserveRegistry known on chain {chain_id}: pass --registry")
     return found
@@ -49,6 +56,8 @@ def verify_anchors(ledger: Ledger, rpc_url: str, registry: str | None = None, *,
 
     For `reserve ledger verify --rpc-url`. Network rules apply to the node's chain id.
     """
+    from wallets.evm import anchor
+
     settings = settings or load_settings(None)
     w3 = _connect(settings, rpc_url, mainnet)
     return anchor.verify_anchors(ledger, w3, registry_address(ledger, w3.eth.chain_id,
@@ -69,6 +78,8 @@ def anchor_command(
         database_url: str = typer.Option(None, "--database-url"),
         as_json: bool = typer.Option(False, "--json")) -> None:
     """Post the latest checkpoint (tree size, root) to ReserveRegistry and record it."""
+    from wallets.evm import anchor, node
+
     try:
         settings = load_settings(config)
         w3 = _connect(settings, rpc_url, mainnet)
@@ -79,7 +90,7 @@ def anchor_command(
     except ReserveError as error:
         fail(str(error))
         return
-    payload = entry.payload
-    emit(payload, as_json, f"anchored tree size {payload['tree_size']} root "
-         f"{payload['root_hash']} in registry {payload['registry']} (index {payload['index']})"
-         f", tx {payload['tx_hash']} block {payload['block_number']}; ledger entry {entry.seq}")
+    anchored = CheckpointAnchored.of(entry)
+    emit(entry.payload, as_json, f"anchored tree size {anchored.tree_size} root "
+         f"{anchored.root_hash} in registry {anchored.registry} (index {anchored.index}), tx "
+         f"{anchored.tx_hash} block {anchored.block_number}; ledger entry {entry.seq}")

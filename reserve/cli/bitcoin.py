@@ -12,21 +12,21 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from reserve import config as reserve_config
 from reserve.cli.common import working
 from reserve.errors import ConfigError, ReserveError
-from reserve.ledger.store import Ledger
-from wallets.bitcoin.networks import require_network_allowed
-from wallets.bitcoin.psbt_check import psbt_bytes
-from wallets.bitcoin.rpc import BitcoinRPC
-from wallets.bitcoin.service import BitcoinVaultService
-from wallets.bitcoin.transfer import ApprovedTransfer
-from wallets.bitcoin.vault import CHANGE, RECEIVE, Vault, load_vault
-from wallets.bitcoin.watcher import ChainWatcher
+
+# The Bitcoin stack (bitcoinlib, embit) loads in the commands that use it, not for
+# `reserve --help` or another command group.
+if TYPE_CHECKING:
+    from wallets.bitcoin.rpc import BitcoinRPC
+    from wallets.bitcoin.service import BitcoinVaultService
+    from wallets.bitcoin.transfer import ApprovedTransfer
+    from wallets.bitcoin.vault import Vault
 
 bitcoin_app = typer.Typer(no_args_is_help=True, add_completion=False,
                           help="National Bitcoin wallet: vaults, PSBTs, shares, chain sync.")
@@ -66,6 +66,9 @@ def _guarded(action: Callable[[], T]) -> T:
 
 
 def _vault(ctx: typer.Context, path: Path) -> tuple[Vault, reserve_config.Settings]:
+    from wallets.bitcoin.networks import require_network_allowed
+    from wallets.bitcoin.vault import load_vault
+
     settings = reserve_config.load(ctx.obj.config_path)
     vault = load_vault(path)
     require_network_allowed(vault.network, mainnet_enabled=settings.mainnet_enabled,
@@ -77,6 +80,8 @@ def _vault(ctx: typer.Context, path: Path) -> tuple[Vault, reserve_config.Settin
 
 
 def _rpc(ctx: typer.Context, settings: reserve_config.Settings) -> BitcoinRPC:
+    from wallets.bitcoin.rpc import BitcoinRPC
+
     table: dict[str, Any] = settings.raw.get("bitcoin", {})
     return BitcoinRPC(url=ctx.obj.rpc_url or table.get("rpc_url", DEFAULT_RPC_URL),
                       user=ctx.obj.rpc_user or table.get("rpc_user", ""),
@@ -86,6 +91,9 @@ def _rpc(ctx: typer.Context, settings: reserve_config.Settings) -> BitcoinRPC:
 
 @contextmanager
 def _service(ctx: typer.Context, vault_path: Path) -> Iterator[BitcoinVaultService]:
+    from reserve.ledger.store import Ledger
+    from wallets.bitcoin.service import BitcoinVaultService
+
     vault, settings = _vault(ctx, vault_path)
     ledger = Ledger.open(settings.ledger.database_url,
                          payload_bytes_max=settings.ledger.payload_bytes_max)
@@ -96,6 +104,8 @@ def _service(ctx: typer.Context, vault_path: Path) -> Iterator[BitcoinVaultServi
 
 
 def _transfer(path: Path) -> ApprovedTransfer:
+    from wallets.bitcoin.transfer import ApprovedTransfer
+
     return ApprovedTransfer.from_json(path.read_text())
 
 
@@ -107,6 +117,8 @@ TransferPath = Annotated[Path, typer.Option("--transfer", help="Approved transfe
 def vault_show(ctx: typer.Context, vault: VaultPath, count: int = 3) -> None:
     """Show the vault's descriptor, custodians and first addresses (no node needed)."""
     def run() -> None:
+        from wallets.bitcoin.vault import CHANGE, RECEIVE
+
         model, _settings = _vault(ctx, vault)
         typer.echo(f"vault       {model.vault_id} ({model.threshold}-of-"
                    f"{len(model.custodians)} P2WSH, {model.network})")
@@ -137,6 +149,8 @@ def address(ctx: typer.Context, vault: VaultPath,
     """A receive address: from the node (checked against local derivation) or by index."""
     def run() -> None:
         if index is not None:
+            from wallets.bitcoin.vault import RECEIVE
+
             model, _settings = _vault(ctx, vault)
             typer.echo(model.address(RECEIVE, index))
             return
@@ -165,6 +179,8 @@ def submit_share(ctx: typer.Context, vault: VaultPath, transfer: TransferPath,
                  ) -> None:
     """Verify and record one custodian's signature share."""
     def run() -> None:
+        from wallets.bitcoin.psbt_check import psbt_bytes
+
         with _service(ctx, vault) as service:
             progress = service.add_share(_transfer(transfer), psbt_bytes(share.read_bytes()))
             typer.echo(f"{len(progress.signers)} of {progress.threshold} signatures "
@@ -186,6 +202,8 @@ def broadcast(ctx: typer.Context, vault: VaultPath, transfer: TransferPath) -> N
 def sync(ctx: typer.Context, vault: VaultPath) -> None:
     """Record deposits, confirmations and reorgs; print ledger vs node balance."""
     def run() -> None:
+        from wallets.bitcoin.watcher import ChainWatcher
+
         with _service(ctx, vault) as service:
             watcher = ChainWatcher(service.vault, service.ledger, service.node)
             with working("scanning the chain for deposits, confirmations and reorgs"):

@@ -12,15 +12,16 @@ import socket
 import time
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
 from reserve.config import PROJECT_ROOT
-from reserve.demo import summary
-from reserve.demo.stage import Stage, open_stage
-from reserve.demo.story import tell
 from reserve.errors import ConfigError
+
+if TYPE_CHECKING:
+    from reserve.demo.stage import Stage
 
 DEFAULT_WORKDIR = PROJECT_ROOT / "var" / "demo"
 DURATION_TARGET_SECONDS = 120
@@ -70,6 +71,11 @@ def demo(workdir: Path = typer.Option(DEFAULT_WORKDIR, "--workdir", help=(
 
 def _tell_and_serve(workdir: Path, serve: bool, host: str, port: int, console: Console,
                     started: float) -> None:
+    # The story loads both chain stacks: only `reserve demo` pays for them.
+    from reserve.demo import summary
+    from reserve.demo.stage import open_stage
+    from reserve.demo.story import tell
+
     with open_stage(workdir, console) as stage:
         facts = tell(stage)
         facts["duration_seconds"] = round(time.monotonic() - started, 1)
@@ -93,7 +99,7 @@ def _tell_and_serve(workdir: Path, serve: bool, host: str, port: int, console: C
 def _serve(stage: Stage, host: str, port: int, token: str, console: Console) -> None:
     import uvicorn
 
-    from reserve.api import create_app
+    from reserve.api.app import create_app
     from reserve.api.deps import ApiOptions
 
     # The demo serves plain http on this machine only: the one place a session cookie

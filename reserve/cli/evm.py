@@ -13,22 +13,22 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
-from web3 import Web3
 
 from reserve.cli.common import emit, fail, load_settings
 from reserve.errors import EVMError, ReserveError
+from reserve.events.custody import EvmVaultRegistered, VaultRegistered
 from reserve.ledger.configured import open_ledger
-from reserve.ledger.store import Ledger
-from wallets.evm import deposits, executor, node
-from wallets.evm.config import EVMVaultConfig, load_vaults
-from wallets.evm.deposits_core import positions
-from wallets.evm.network import load_networks
-from wallets.evm.signatures import SignatureShare
-from wallets.evm.transfer import ApprovedEVMTransfer
-from wallets.evm.vault import balances, read_state, require_vault
+
+# web3 and the EVM stack load in the commands that use them, not for `reserve --help`.
+if TYPE_CHECKING:
+    from web3 import Web3
+
+    from reserve.ledger.store import Ledger
+    from wallets.evm.config import EVMVaultConfig
+    from wallets.evm.transfer import ApprovedEVMTransfer
 
 T = TypeVar("T")
 evm_app = typer.Typer(no_args_is_help=True, help="EVM vaults: Safe multisig, guard, deposits.")
@@ -81,6 +81,10 @@ class Context:
 
 @contextmanager
 def _context(ctx: typer.Context, vault_id: str) -> Iterator[Context]:
+    from wallets.evm import node
+    from wallets.evm.config import load_vaults
+    from wallets.evm.network import load_networks
+
     chosen: Options = ctx.obj
     settings = load_settings(chosen.config)
     vaults = load_vaults(settings.resolve("config/evm/vaults.toml"))
@@ -98,14 +102,14 @@ def _context(ctx: typer.Context, vault_id: str) -> Iterator[Context]:
         yield Context(ledger, w3, network, vault, settings)
 
 
-def registration(ledger: Ledger, vault_id: str, chain_id: int) -> dict[str, Any]:
+def registration(ledger: Ledger, vault_id: str, chain_id: int) -> EvmVaultRegistered:
     """The latest `vault.registered` entry of this EVM vault on this chain."""
     found = None
-    for entry in ledger.entries(kinds=["vault.registered"]):
-        payload = entry.payload
-        if payload.get("chain") == "evm" and payload.get("vault_id") == vault_id \
-                and payload.get("chain_id") == chain_id:
-            found = payload
+    for entry in ledger.entries(kinds=[VaultRegistered.KIND]):
+        registered = VaultRegistered.of(entry)
+        if isinstance(registered, EvmVaultRegistered) and registered.vault == vault_id \
+                and registered.chain_id == chain_id:
+            found = registered
     if found is None:
         raise EVMError(f"EVM vault {vault_id!r} is not deployed on chain {chain_id}: "
                        "run `reserve evm deploy` first")
@@ -113,6 +117,8 @@ def registration(ledger: Ledger, vault_id: str, chain_id: int) -> dict[str, Any]
 
 
 def _transfer(path: Path) -> ApprovedEVMTransfer:
+    from wallets.evm.transfer import ApprovedEVMTransfer
+
     try:
         return ApprovedEVMTransfer.from_json(json.loads(path.read_text()))
     except json.JSONDecodeError as error:
@@ -122,9 +128,9 @@ def _transfer(path: Path) -> ApprovedEVMTransfer:
 def _checked_transfer(c: Context, path: Path) -> ApprovedEVMTransfer:
     transfer = _transfer(path)
     registered = registration(c.ledger, c.vault.id, c.w3.eth.chain_id)
-    if transfer.vault_id != c.vault.id or transfer.safe_address != registered["safe"]:
+    if transfer.vault_id != c.vault.id or transfer.safe_address != registered.safe:
         raise EVMError(f"transfer is for vault {transfer.vault_id} / Safe "
-                       f"{transfer.safe_address}, not {c.vault.id} / {registered['safe']}")
+                       f"{transfer.safe_address}, not {c.vault.id} / {registered.safe}")
     return transfer
 
 
@@ -142,7 +148,7 @@ def _fund_demo(c: Context, account: Any, deployment: Any) -> None:
 def deploy(ctx: typer.Context, vault: str = VaultOption, as_json: bool = JsonOption) -> None:
     """Deploy the vault's Safe, guard, registry and test token (demo: TEST custodian keys)."""
     def run() -> None:
-        from wallets.evm import testkeys
+        from wallets.evm import node, testkeys
         from wallets.evm.demo import deploy_reserve
 
         with _context(ctx, vault) as c:
@@ -159,8 +165,16 @@ def deploy(ctx: typer.Context, vault: str = VaultOption, as_json: bool = JsonOpt
                 destinations=c.vault.guard.destinations, limits=c.vault.guard.limits,
                 token_supply=c.vault.demo.get("token_supply", 10**24))
             _fund_demo(c, account, deployment)
-            payload = {"vault_id": c.vault.id, **deployment.as_json()}
-            c.ledger.append("vault.registered", "service:evm", payload)
+            payload = EvmVaultRegistered(
+                chain="evm", vault=c.vault.id, chain_id=deployment.chain_id,
+                safe=deployment.safe, guard=deployment.guard, registry=deployment.registry,
+                token=deployment.token, owners=list(deployment.owners),
+                threshold=deployment.threshold,
+                safe_singleton=deployment.infrastructure.singleton,
+                safe_proxy_factory=deployment.infrastructure.proxy_factory,
+                safe_fallback_handler=deployment.infrastructure.fallback_handler,
+                block_number=deployment.block_number).to_payload()
+            c.ledger.append(VaultRegistered.KIND, "service:evm", payload)
             emit(payload, as_json, f"vault {c.vault.id}: Safe {deployment.safe} "
                  f"({deployment.threshold} of {len(deployment.owners)}), guard "
                  f"{deployment.guard}, registry {deployment.registry}, token {deployment.token}")
@@ -171,12 +185,16 @@ def deploy(ctx: typer.Context, vault: str = VaultOption, as_json: bool = JsonOpt
 def vault_show(ctx: typer.Context, vault: str = VaultOption, as_json: bool = JsonOption) -> None:
     """Owners, threshold, nonce, guard and balances: chain and ledger side by side."""
     def run() -> None:
+        from wallets.evm import deposits
+        from wallets.evm.deposits_core import positions
+        from wallets.evm.vault import balances, read_state, require_vault
+
         with _context(ctx, vault) as c:
             registered = registration(c.ledger, c.vault.id, c.w3.eth.chain_id)
-            state = read_state(c.w3, registered["safe"])
+            state = read_state(c.w3, registered.safe)
             require_vault(state, owners=c.vault.owner_addresses, threshold=c.vault.threshold,
-                          guard=registered["guard"])
-            on_chain = balances(c.w3, state.safe_address, {"TOKEN": registered["token"]},
+                          guard=registered.guard)
+            on_chain = balances(c.w3, state.safe_address, {"TOKEN": registered.token},
                                 state.block_number)
             in_ledger = positions(c.ledger.entries(kinds=deposits.WATCHED_KINDS),
                                   state.safe_address, state.chain_id)
@@ -201,6 +219,7 @@ def propose_tx(ctx: typer.Context, transfer: Path = TransferArgument,
                ) -> None:
     """Build and record the Safe transaction; output the custodians' signing request."""
     def run() -> None:
+        from wallets.evm import executor
         from wallets.signer.evm import signing_request
 
         with _context(ctx, vault) as c:
@@ -221,6 +240,10 @@ def submit_signature(ctx: typer.Context, transfer: Path = TransferArgument,
                      vault: str = VaultOption) -> None:
     """Check one custodian's signature (owner, hash) and record it."""
     def run() -> None:
+        from wallets.evm import executor
+        from wallets.evm.signatures import SignatureShare
+        from wallets.evm.vault import read_state
+
         with _context(ctx, vault) as c:
             approved = _checked_transfer(c, transfer)
             try:
@@ -240,6 +263,8 @@ def execute(ctx: typer.Context, transfer: Path = TransferArgument, vault: str = 
             as_json: bool = JsonOption) -> None:
     """Execute the signed Safe transaction and record the receipt."""
     def run() -> None:
+        from wallets.evm import executor, node
+
         with _context(ctx, vault) as c:
             approved = _checked_transfer(c, transfer)
             account = node.service_account(c.w3, ctx.obj.key_file)
@@ -257,6 +282,9 @@ def sync(ctx: typer.Context, vault: str = VaultOption,
          confirmations: int = typer.Option(None, "--confirmations", min=1)) -> None:
     """Record confirmed deposits and executions; reverse what a reorg removed."""
     def run() -> None:
+        from wallets.evm import deposits
+        from wallets.evm.network import load_networks
+
         with _context(ctx, vault) as c:
             registered = registration(c.ledger, c.vault.id, c.w3.eth.chain_id)
             networks = load_networks(c.settings.resolve("config/evm/networks.toml"))
@@ -264,9 +292,9 @@ def sync(ctx: typer.Context, vault: str = VaultOption,
             depth = confirmations or (configured.confirmations if configured else 1)
             # On anvil the vault's funding precedes the recorded deployment block.
             start = from_block if from_block is not None else (
-                0 if c.network == "anvil" else int(registered["block_number"]))
+                0 if c.network == "anvil" else registered.block_number)
             appended = deposits.sync(c.ledger, c.w3, vault_id=c.vault.id,
-                                     safe=registered["safe"], tokens=[registered["token"]],
+                                     safe=registered.safe, tokens=[registered.token],
                                      confirmations=depth, from_block=start)
             emit(None, False, f"{len(appended)} entries recorded: "
                  + (", ".join(entry.kind for entry in appended) or "nothing new"))

@@ -12,23 +12,22 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from reserve import keystore
 from reserve.cli.common import emit, fail, load_settings, working
 from reserve.errors import ReportRejected, ReserveError
+from reserve.events.records import ReportAnchored
 from reserve.ledger.checkpoint import VerifierKey
 from reserve.ledger.configured import open_ledger
-from reserve.reconcile import export, proof
-from reserve.reconcile.bitcoin import wallet_range_end
+from reserve.reconcile import export
 from reserve.reconcile.report import create_auditor_key, load_auditor_key, parse_auditor_keys
-from reserve.reconcile.run import run_report
-from reserve.reconcile.verify import verify_report
-from wallets.bitcoin.networks import require_network_allowed
-from wallets.bitcoin.rpc import BitcoinRPC
-from wallets.bitcoin.vault import load_vault
+
+# The chain stacks (bitcoinlib, web3) load in the commands that reach a node.
+if TYPE_CHECKING:
+    from wallets.bitcoin.rpc import BitcoinRPC
 
 reconcile_app = typer.Typer(no_args_is_help=True, add_completion=False,
                             help="Reconciliation reports: ledger against chain, signed.")
@@ -50,6 +49,8 @@ AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output.")
 
 
 def _rpc(settings: Any, url: str | None, user: str | None, password: str | None) -> BitcoinRPC:
+    from wallets.bitcoin.rpc import BitcoinRPC
+
     table: dict[str, Any] = settings.raw.get("bitcoin", {})
     return BitcoinRPC(url=url or table.get("rpc_url", DEFAULT_RPC_URL),
                       user=user or table.get("rpc_user", ""),
@@ -118,6 +119,11 @@ def run(vault: Annotated[list[Path], typer.Option("--vault", help="Vault config;
         fail("EVM vaults need --evm-rpc-url (or RESERVE_EVM_RPC_URL)")
 
     def action() -> tuple[dict[str, Any], int, Path, Any]:
+        from reserve.reconcile.bitcoin import wallet_range_end
+        from reserve.reconcile.run import run_report
+        from wallets.bitcoin.networks import require_network_allowed
+        from wallets.bitcoin.vault import load_vault
+
         settings = load_settings(str(config) if config else None)
         vaults = [load_vault(path) for path in vault]
         for model in vaults:
@@ -157,8 +163,8 @@ def _evm_target(ledger: Any, w3: Any, vault_id: str) -> Any:
     chain_id = int(w3.eth.chain_id)
     found = registration(ledger, vault_id, chain_id)
     # On anvil the vault's funding precedes the recorded deployment block (as `evm sync`).
-    start = 0 if chain_id == ANVIL_CHAIN_ID else int(found["block_number"])
-    return EVMTarget(vault_id, str(found["safe"]), (str(found["token"]),), start)
+    start = 0 if chain_id == ANVIL_CHAIN_ID else found.block_number
+    return EVMTarget(vault_id, found.safe, (found.token,), start)
 
 
 def _anchor(ledger: Any, w3: Any, registry: str | None, key_file: Path | None,
@@ -186,9 +192,9 @@ def _report_run(document: dict[str, Any], seq: int, stem: Path, anchored: Any,
     lines = [*rows, f"{count} finding(s); report checked in as ledger entry {seq}; files "
                     f"{stem}.json/.csv/.html"]
     if anchored is not None:
-        lines.append(f"report hash anchored in registry {anchored.payload['registry']} (index "
-                     f"{anchored.payload['index']}, tx {anchored.payload['tx_hash']}); ledger "
-                     f"entry {anchored.seq}")
+        anchor = ReportAnchored.of(anchored)
+        lines.append(f"report hash anchored in registry {anchor.registry} (index "
+                     f"{anchor.index}, tx {anchor.tx_hash}); ledger entry {anchored.seq}")
     emit({"report_sha256": document["signature"]["report_sha256"], "entry_seq": seq,
           "files": str(stem), "summary": body["summary"],
           "evm_summary": body.get("evm", {}).get("summary", []),
@@ -242,6 +248,8 @@ def verify(report: Path, ledger_export: Path = typer.Option(..., "--export"),
     if "evm" in body and not evm_rpc_url:
         fail("this report has EVM vaults: give --evm-rpc-url (or RESERVE_EVM_RPC_URL)")
     key = VerifierKey.parse(ledger_key) if ledger_key else None
+    from reserve.reconcile.verify import verify_report
+
     try:
         w3 = _evm_connect(settings, evm_rpc_url, mainnet) if evm_rpc_url else None
         verdict = verify_report(document, ledger_export, node, _keys(auditor_keys),
@@ -271,6 +279,8 @@ def proof_of_reserves(report: Path, check: bool = typer.Option(
         as_json: AsJson = False) -> None:
     """Publish signed per-vault statements from a report, or --check one against a node
     (a Safe's statement against --evm-rpc-url, which must serve past state)."""
+    from reserve.reconcile import proof
+
     settings = load_settings(str(config) if config else None)
     document = _read_json(report)
     if check and isinstance(document, dict) and isinstance(document.get("report"), dict) \

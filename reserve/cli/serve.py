@@ -12,14 +12,11 @@ import getpass
 import os
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from reserve.api import accounts
 from reserve.api.auth import PERSON_PATTERN, Role
-from reserve.api.deps import ApiOptions
-from reserve.api.store import AccountStore
 from reserve.cli.common import (
     ConfigOption,
     DatabaseOption,
@@ -31,6 +28,12 @@ from reserve.cli.common import (
 from reserve.config import Settings
 from reserve.errors import ConfigError
 from reserve.ledger.configured import open_ledger
+
+# FastAPI and the account store load in the commands that use them.
+if TYPE_CHECKING:
+    from reserve.api import accounts
+    from reserve.api.deps import ApiOptions
+    from reserve.api.store import AccountStore
 
 token_app = typer.Typer(no_args_is_help=True, help="API tokens: issue, revoke, list.")
 _DURATION = re.compile(r"^([1-9][0-9]{0,8})([smhd]?)$")
@@ -47,6 +50,8 @@ def parse_duration(text: str) -> int:
 
 def options_from(settings: Settings) -> ApiOptions:
     """The `[api]` table of the config file, if any, over the defaults."""
+    from reserve.api.deps import ApiOptions
+
     table = settings.raw.get("api", {})
     if not isinstance(table, dict):
         raise ConfigError("config.api must be a table")
@@ -113,7 +118,7 @@ def serve(host: str = typer.Option(None, "--host", help="Default 127.0.0.1 (conf
 def worker_app() -> Any:
     """The application of one worker process, from $RESERVE_CONFIG and $RESERVE_DATABASE_URL
     as `serve` set them; the app opens its own ledger and closes it on shutdown."""
-    from reserve.api import create_app
+    from reserve.api.app import create_app
 
     settings = load_settings(None)
     return create_app(settings, options=options_from(settings))
@@ -141,6 +146,9 @@ def issue(person: str = typer.Option(..., "--person", help="Who the token acts f
     settings = load_settings(config)
     by = _cli_actor(actor)
     now = datetime.now(UTC)
+    from reserve.api import accounts
+    from reserve.api.store import AccountStore
+
     with open_ledger(settings, database_url) as ledger:
         store = AccountStore.open(ledger.url)
         try:
@@ -160,6 +168,8 @@ def issue(person: str = typer.Option(..., "--person", help="Who the token acts f
 
 def _ensure_user(store: AccountStore, record: accounts.Record, person: str, role: str,
                  vaults: list[str], name: str, institution: str, now: datetime) -> None:
+    from reserve.api import accounts
+
     user = store.user(person)
     if user is None:
         accounts.create_user(store, record, person=person, name=name or person,
@@ -182,6 +192,9 @@ def revoke(token_id: str, actor: str = typer.Option(None, "--actor"),
     settings = load_settings(config)
     by = _cli_actor(actor)
     now = datetime.now(UTC)
+    from reserve.api import accounts
+    from reserve.api.store import AccountStore
+
     with open_ledger(settings, database_url) as ledger:
         store = AccountStore.open(ledger.url)
         try:
@@ -198,6 +211,8 @@ def revoke(token_id: str, actor: str = typer.Option(None, "--actor"),
 def list_tokens(person: str = typer.Option(None, "--person"), config: str = ConfigOption,
                 database_url: str = DatabaseOption, as_json: bool = JsonOption) -> None:
     """List tokens: id, person, role, status, expiry (never the token or its hash)."""
+    from reserve.api.store import AccountStore
+
     settings = load_settings(config)
     store = AccountStore.open(database_url or settings.ledger.database_url)
     try:

@@ -11,8 +11,8 @@ earlier code wrote (the fixtures under tests/fixtures/ hold such ledgers), so:
 - a field with the default `ABSENT` is left out of the payload when absent, while `None`
   is written as JSON null: the two are different bytes, and both occur today;
 - the annotation chooses the codec: `int` (never bool), `str`, `bool`, `Wei` (an int that
-  travels as a decimal string, for amounts beyond 2^53), `Hex` (a lowercase hex digest or
-  id, checked), `Time` and `TimeMicros` (aware UTC datetimes in the two text forms the
+  travels as a decimal string, for amounts beyond 2^53), `Hex` (a hex digest, hash or
+  signature, with or without `0x`, checked to be hex), `Time` and `TimeMicros` (aware UTC datetimes in the two text forms the
   ledger uses), `Json` (a nested JSON value kept as it is: documents, outputs, evidence),
   and `X | None` for a value that may be null; `BigInt` is the decimal-string codec of
   `Wei` for counters that are not amounts (a Safe nonce), `Iso` a datetime in Python's

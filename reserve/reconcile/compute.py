@@ -20,6 +20,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from reserve.events.chain_btc import (
+    BtcBroadcast,
+    BtcConfirmed,
+    BtcDeposit,
+    BtcPsbtCreated,
+    BtcReorg,
+)
 from reserve.ledger.entry import Entry
 from wallets.bitcoin import records
 
@@ -177,36 +184,48 @@ def _coins(txid: str, outputs: Iterable[dict[str, Any]], seq: int) -> tuple[Coin
     return tuple(Coin(txid, int(o["vout"]), int(o["amount_sats"]), seq=seq) for o in outputs)
 
 
+def _live(entry: Entry) -> LiveRecord:
+    """A deposit or confirmation in force, from its typed event."""
+    event = BtcConfirmed.of(entry) if entry.kind == BtcConfirmed.KIND else BtcDeposit.of(entry)
+    return LiveRecord(
+        seq=entry.seq, kind=entry.kind, txid=event.txid, blockhash=event.blockhash,
+        height=event.height, delta_sats=event.delta_sats, amount_sats=event.amount_sats,
+        fee_sats=event.fee_sats if isinstance(event, BtcConfirmed) else 0,
+        outputs=_coins(event.txid, event.outputs, entry.seq))
+
+
+def _transfer(built: BtcPsbtCreated) -> RecordedTransfer:
+    return RecordedTransfer(
+        txid=built.txid, proposal_digest=built.digest, amount_sats=built.amount_sats,
+        fee_sats=built.fee_sats,
+        inputs=tuple(Coin(i["txid"], int(i["vout"]), int(i["amount_sats"]))
+                     for i in built.inputs),
+        outputs=tuple((o["address"], int(o["amount_sats"]), bool(o["change"]))
+                      for o in built.outputs),
+        broadcast_seq=None)
+
+
 def ledger_view(entries: Iterable[Entry], vault_id: str, asset: str = ASSET_BTC) -> LedgerView:
     """What the ledger says about one Bitcoin vault (entries in sequence order)."""
+    # Every Bitcoin kind names its vault as `vault_id`: a cheap filter before decoding.
     mine = [e for e in entries if e.kind in records.BTC_KINDS
             and e.payload.get("vault_id") == vault_id]
     state = records.chain_state(mine, vault_id)
-    live = tuple(LiveRecord(
-        seq=e.seq, kind=e.kind, txid=e.payload["txid"], blockhash=e.payload["blockhash"],
-        height=int(e.payload["height"]), delta_sats=int(e.payload["delta_sats"]),
-        amount_sats=int(e.payload.get("amount_sats", 0)),
-        fee_sats=int(e.payload.get("fee_sats", 0)),
-        outputs=_coins(e.payload["txid"], e.payload.get("outputs", []), e.seq))
-        for e in state.live)
+    live = tuple(_live(e) for e in state.live)
     transfers: dict[str, RecordedTransfer] = {}
     broadcast: dict[str, int] = {}
     reorged: dict[str, list[int]] = {}
     for entry in mine:
-        payload = entry.payload
-        if entry.kind == "btc.psbt_created" and payload["txid"] not in transfers:
-            transfers[payload["txid"]] = RecordedTransfer(
-                txid=payload["txid"], proposal_digest=payload.get("proposal_digest"),
-                amount_sats=int(payload["amount_sats"]), fee_sats=int(payload["fee_sats"]),
-                inputs=tuple(Coin(i["txid"], int(i["vout"]), int(i["amount_sats"]))
-                             for i in payload["inputs"]),
-                outputs=tuple((o["address"], int(o["amount_sats"]), bool(o["change"]))
-                              for o in payload["outputs"]),
-                broadcast_seq=None)
-        elif entry.kind == "btc.broadcast":
-            broadcast.setdefault(payload["txid"], entry.seq)
-        elif entry.kind == "btc.reorg" and payload.get("reverses_kind") == "btc.confirmed":
-            reorged.setdefault(payload["txid"], []).append(entry.seq)
+        if entry.kind == BtcPsbtCreated.KIND:
+            built = BtcPsbtCreated.of(entry)
+            if built.txid not in transfers:  # the first PSBT of a transaction stands
+                transfers[built.txid] = _transfer(built)
+        elif entry.kind == BtcBroadcast.KIND:
+            broadcast.setdefault(BtcBroadcast.of(entry).txid, entry.seq)
+        elif entry.kind == BtcReorg.KIND:
+            reorg = BtcReorg.of(entry)
+            if reorg.reverses_kind == BtcConfirmed.KIND:
+                reorged.setdefault(reorg.txid, []).append(entry.seq)
     finished = {txid: RecordedTransfer(**{**t.__dict__, "broadcast_seq": broadcast.get(txid),
                                            "reorged_seqs": tuple(reorged.get(txid, ()))})
                 for txid, t in transfers.items()}

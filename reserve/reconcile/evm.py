@@ -24,21 +24,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
+from eth_typing import HexStr
 from web3 import Web3
 from web3.exceptions import BlockNotFound, TransactionNotFound, Web3RPCError
 from web3.logs import DISCARD
 
 from reserve.errors import EVMError, NodeUnavailable, ReconcileError, ReportRejected
+from reserve.events.records import ANCHOR_OF_REPORT, LedgerAnchor, ReportAnchored
 from reserve.ledger.entry import Entry
 from reserve.reconcile import evm_compute as compute
-from reserve.reconcile.report import ENTRY_KIND as REPORT_KIND
 from wallets.evm import contracts, deposits
 from wallets.evm.anchor import Finding
 from wallets.evm.safe_tx import checksum
 from wallets.evm.vault import balances
 
 PIN_ATTEMPTS_MAX = 5
-ANCHOR_SUBJECT = REPORT_KIND
+ANCHOR_SUBJECT = ANCHOR_OF_REPORT  # the `subject` of a report's `ledger.anchor`
 ANCHOR_ACTOR = "service:anchor"
 
 
@@ -234,12 +235,12 @@ def anchor_report(ledger: Any, w3: Web3, registry_address: str, account: LocalAc
     events = registry.events.ReportAnchored().process_receipt(receipt, errors=DISCARD)
     if len(events) != 1:
         raise EVMError("anchoring receipt has no ReportAnchored event")
-    entry: Entry = ledger.append("ledger.anchor", actor, {
-        "subject": ANCHOR_SUBJECT, "chain_id": int(w3.eth.chain_id),
-        "registry": registry.address, "index": int(events[0]["args"]["index"]),
-        "report_sha256": digest, "ledger_tree_size": tree_size, "anchorer": account.address,
-        "tx_hash": _hex(receipt["transactionHash"]),
-        "block_number": int(receipt["blockNumber"]), "block_hash": _hex(receipt["blockHash"])})
+    anchored = ReportAnchored(
+        subject=ANCHOR_SUBJECT, chain_id=int(w3.eth.chain_id), registry=registry.address,
+        index=int(events[0]["args"]["index"]), report_sha256=digest, ledger_tree_size=tree_size,
+        anchorer=account.address, tx_hash=_hex(receipt["transactionHash"]),
+        block_number=int(receipt["blockNumber"]), block_hash=_hex(receipt["blockHash"]))
+    entry: Entry = ledger.append(anchored.KIND, actor, anchored.to_payload())
     return entry
 
 
@@ -247,30 +248,40 @@ def verify_report_anchor(entries: Iterable[Entry], w3: Web3, registry_address: s
                          report_sha256: str) -> list[Finding]:
     """Findings (empty: it holds) for a report's anchor: recorded, on chain, same values."""
     registry = contracts.at(w3, "ReserveRegistry", checksum(registry_address, "registry"))
-    recorded = [e for e in entries if e.kind == "ledger.anchor"
-                and e.payload.get("subject") == ANCHOR_SUBJECT
-                and e.payload.get("report_sha256") == report_sha256
-                and e.payload.get("registry") == registry.address]
+    recorded = [(e.seq, anchor) for e, anchor in report_anchors(entries, report_sha256)
+                if anchor.registry == registry.address]
     if not recorded:
         return [Finding("anchor-unrecorded", f"the ledger records no anchor of report "
                                              f"{report_sha256} in {registry.address}")]
-    payload = recorded[-1].payload
-    details = {"seq": recorded[-1].seq, "index": payload["index"]}
+    seq, anchor = recorded[-1]
+    details = {"seq": seq, "index": anchor.index}
     count = int(registry.functions.reportCount().call())
-    if int(payload["index"]) >= count:
+    if anchor.index >= count:
         return [Finding("anchor-missing", f"registry holds {count} reports; the ledger records "
-                                          f"index {payload['index']}", details)]
-    report_hash, tree_size, *_ = registry.functions.reportAt(int(payload["index"])).call()
+                                          f"index {anchor.index}", details)]
+    report_hash, tree_size, *_ = registry.functions.reportAt(anchor.index).call()
     findings = []
-    if bytes(report_hash).hex() != report_sha256 or tree_size != payload["ledger_tree_size"]:
-        findings.append(Finding("anchor-differs", f"registry report {payload['index']} holds "
+    if bytes(report_hash).hex() != report_sha256 or tree_size != anchor.ledger_tree_size:
+        findings.append(Finding("anchor-differs", f"registry report {anchor.index} holds "
                                                   f"({bytes(report_hash).hex()}, {tree_size})",
                                 details))
     try:
-        receipt = w3.eth.get_transaction_receipt(payload["tx_hash"])
+        receipt = w3.eth.get_transaction_receipt(HexStr(anchor.tx_hash))
     except TransactionNotFound:
         receipt = None
-    if receipt is None or _hex(receipt["blockHash"]) != payload["block_hash"]:
-        findings.append(Finding("anchor-tx-moved", f"anchoring transaction {payload['tx_hash']} "
+    if receipt is None or _hex(receipt["blockHash"]) != anchor.block_hash:
+        findings.append(Finding("anchor-tx-moved", f"anchoring transaction {anchor.tx_hash} "
                                                    "is not in its recorded block", details))
     return findings
+
+
+def report_anchors(entries: Iterable[Entry], report_sha256: str
+                   ) -> list[tuple[Entry, ReportAnchored]]:
+    """The ledger's anchors of one report (in any registry), in ledger order."""
+    found = []
+    for entry in entries:
+        if entry.kind == LedgerAnchor.KIND:
+            anchor = LedgerAnchor.of(entry)
+            if isinstance(anchor, ReportAnchored) and anchor.report_sha256 == report_sha256:
+                found.append((entry, anchor))
+    return found

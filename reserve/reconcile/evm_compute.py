@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+from reserve.events.chain_evm import EvmDeposit, EvmExecuted
 from reserve.reconcile.compute import CRITICAL, FINDING_KINDS, HIGH, INFO, SEVERITY_RANK
 from reserve.reconcile.compute import _status as status_of
 from wallets.evm import deposits_core as core
@@ -98,48 +99,63 @@ class EVMResult:
     findings: tuple[EVMFinding, ...]
 
 
-def recorded(entries: Iterable[Any], chain: EVMChainView) -> list[core.Recorded]:
+Held = tuple[int, EvmDeposit | EvmExecuted]  # (ledger seq, its event), decoded once
+EventT = TypeVar("EventT", EvmDeposit, EvmExecuted)
+
+
+def _in_force(entries: Iterable[Any], safe: str, chain_id: int) -> list[Held]:
+    """The Safe's deposits and executions not reversed by a reorg, as typed events."""
+    return [(r.seq, EvmDeposit.of(r) if r.kind == core.DEPOSIT else EvmExecuted.of(r))
+            for r in core.in_force(entries, safe, chain_id).values()]
+
+
+def recorded(entries: Iterable[Any], chain: EVMChainView) -> list[Held]:
     """The ledger's entries in force for this Safe and asset (deposits, successful runs)."""
-    return [r for r in core.in_force(entries, chain.safe, chain.chain_id).values()
-            if r.payload.get("asset") == chain.asset
-            and (r.kind == core.DEPOSIT or r.payload.get("success", False))]
+    return [(seq, event) for seq, event in _in_force(entries, chain.safe, chain.chain_id)
+            if event.asset == chain.asset
+            and (isinstance(event, EvmDeposit) or event.success)]
 
 
 def recorded_blocks(entries: Iterable[Any], safe: str, chain_id: int) -> dict[str, int]:
     """block hash -> height of every entry in force for the Safe: what `canonical` must answer."""
-    return {str(r.payload["block_hash"]): int(r.payload["block_number"])
-            for r in core.in_force(entries, safe, chain_id).values()}
+    return {event.block_hash: event.block_number
+            for _seq, event in _in_force(entries, safe, chain_id)}
 
 
-def _deposits(chain: EVMChainView, mine: list[core.Recorded]) -> list[EVMFinding]:
+def _only(mine: list[Held], kind: type[EventT]) -> list[tuple[int, EventT]]:
+    return [(seq, event) for seq, event in mine if isinstance(event, kind)]
+
+
+def _deposits(chain: EVMChainView, mine: list[Held]) -> list[EVMFinding]:
     found: list[EVMFinding] = []
     seen = {credit.key: credit for credit in chain.credits}
-    for record in (r for r in mine if r.kind == core.DEPOSIT):
-        payload, amount = record.payload, int(record.payload["amount_wei"])
-        credit = seen.get(str(payload["key"]))
-        if not chain.canonical.get(str(payload["block_hash"]), False):
+    deposits = _only(mine, EvmDeposit)
+    for seq, deposit in deposits:
+        amount = deposit.amount_wei
+        credit = seen.get(deposit.key)
+        if not chain.canonical.get(deposit.block_hash, False):
             again = credit is not None
             found.append(EVMFinding(
                 "deposit_reorganised", INFO if again else HIGH, chain.vault_id, chain.asset,
-                str(payload["tx_hash"]), amount,
+                deposit.tx_hash, amount,
                 (credit.amount_wei if credit is not None else 0) - amount,
-                f"ledger entry {record.seq} records a deposit in block {payload['block_hash']} "
-                f"(height {payload['block_number']}), not on the best chain at the pinned "
+                f"ledger entry {seq} records a deposit in block {deposit.block_hash} "
+                f"(height {deposit.block_number}), not on the best chain at the pinned "
                 f"block; the credit is {'in another block' if again else 'not on the chain'}",
-                (record.seq,)))
+                (seq,)))
         elif credit is None:
             found.append(EVMFinding(
                 "deposit_reorganised", HIGH, chain.vault_id, chain.asset,
-                str(payload["tx_hash"]), amount, -amount,
-                f"ledger entry {record.seq} records a deposit whose event is not on chain",
-                (record.seq,)))
+                deposit.tx_hash, amount, -amount,
+                f"ledger entry {seq} records a deposit whose event is not on chain",
+                (seq,)))
         elif credit.amount_wei != amount:
             found.append(EVMFinding(
                 "amount_mismatch", HIGH, chain.vault_id, chain.asset, credit.tx_hash,
                 credit.amount_wei, credit.amount_wei - amount,
                 f"deposit {credit.key}: ledger {amount} wei, chain {credit.amount_wei} wei",
-                (record.seq,)))
-    keys = {str(r.payload["key"]) for r in mine if r.kind == core.DEPOSIT}
+                (seq,)))
+    keys = {deposit.key for _seq, deposit in deposits}
     for credit in chain.credits:
         if credit.key not in keys:
             found.append(EVMFinding(
@@ -151,18 +167,18 @@ def _deposits(chain: EVMChainView, mine: list[core.Recorded]) -> list[EVMFinding
     return found
 
 
-def _spends(chain: EVMChainView, mine: list[core.Recorded]) -> list[EVMFinding]:
+def _spends(chain: EVMChainView, mine: list[Held]) -> list[EVMFinding]:
     found: list[EVMFinding] = []
-    executed = {str(r.payload["tx_hash"]) for r in mine if r.kind == core.EXECUTED}
-    for record in (r for r in mine if r.kind == core.EXECUTED):
-        if not chain.canonical.get(str(record.payload["block_hash"]), False):
-            amount = int(record.payload["amount_wei"])
+    runs = _only(mine, EvmExecuted)
+    executed = {run.tx_hash for _seq, run in runs}
+    for seq, run in runs:
+        if not chain.canonical.get(run.block_hash, False):
             found.append(EVMFinding(
                 "transfer_reorganised", HIGH, chain.vault_id, chain.asset,
-                str(record.payload["tx_hash"]), amount, amount,
-                f"ledger entry {record.seq} records an execution in block "
-                f"{record.payload['block_hash']}, not on the best chain at the pinned block",
-                (record.seq,)))
+                run.tx_hash, run.amount_wei, run.amount_wei,
+                f"ledger entry {seq} records an execution in block "
+                f"{run.block_hash}, not on the best chain at the pinned block",
+                (seq,)))
     for debit in chain.debits:
         if debit.tx_hash not in executed:
             found.append(EVMFinding(
@@ -173,7 +189,7 @@ def _spends(chain: EVMChainView, mine: list[core.Recorded]) -> list[EVMFinding]:
     return found
 
 
-def _remainder(chain: EVMChainView, mine: list[core.Recorded], remainder: int
+def _remainder(chain: EVMChainView, mine: list[Held], remainder: int
                ) -> list[EVMFinding]:
     """One finding for what the events do not explain (ETH has no log for outflows)."""
     if remainder == 0:
@@ -183,7 +199,7 @@ def _remainder(chain: EVMChainView, mine: list[core.Recorded], remainder: int
             "unrecorded_deposit", HIGH, chain.vault_id, chain.asset, None, remainder,
             remainder, f"{remainder} wei of {chain.asset} arrived without a deposit event "
                        "(e.g. selfdestruct or a block reward); the ledger has no record of it")]
-    recorded_runs = {str(r.payload["tx_hash"]) for r in mine if r.kind == core.EXECUTED}
+    recorded_runs = {run.tx_hash for _seq, run in _only(mine, EvmExecuted)}
     unknown = [tx for tx in chain.executions if tx not in recorded_runs]
     return [EVMFinding(
         "unexpected_spend", CRITICAL, chain.vault_id, chain.asset,

@@ -32,6 +32,8 @@ from cryptography.hazmat.primitives.serialization import (
 
 from reserve import keystore
 from reserve.errors import CheckpointError, KeystoreError, ReportRejected
+from reserve.events import ABSENT
+from reserve.events.records import ReconcileReport
 from reserve.ledger.canonical import canonical_bytes
 from reserve.ledger.checkpoint import VerifierKey
 from reserve.ledger.entry import Entry
@@ -39,7 +41,7 @@ from reserve.ledger.store import Ledger
 from reserve.reconcile.compute import Coin, VaultResult
 
 FORMAT = "reserve-reconcile-report/1"
-ENTRY_KIND = "reconcile.report"
+ENTRY_KIND = ReconcileReport.KIND
 
 
 @dataclass(frozen=True)
@@ -193,13 +195,14 @@ def entry_payload(document: dict[str, Any]) -> dict[str, Any]:
     evm = body.get("evm")
     for finding in [*body["findings"], *(evm["findings"] if evm else [])]:
         counts[finding["severity"]] = counts.get(finding["severity"], 0) + 1
-    payload = {"report_sha256": signature["report_sha256"], "auditor_key": signature["key"],
-               "signature": signature["value"], "ledger_tree_size": body["ledger"]["tree_size"],
-               "ledger_root_hash": body["ledger"]["root_hash"], "block": body["block"],
-               "summary": body["summary"], "findings_by_severity": counts}
-    if evm:  # EVM vaults (reserve.reconcile.evm): their pinned block and rows, in wei
-        payload["evm"] = {"block": evm["block"], "summary": evm["summary"]}
-    return payload
+    return ReconcileReport(
+        report_sha256=signature["report_sha256"], auditor_key=signature["key"],
+        signature=signature["value"], ledger_tree_size=body["ledger"]["tree_size"],
+        ledger_root_hash=body["ledger"]["root_hash"], block=body["block"],
+        summary=body["summary"], findings_by_severity=counts,
+        # EVM vaults (reserve.reconcile.evm): their pinned block and rows, in wei
+        evm={"block": evm["block"], "summary": evm["summary"]} if evm else ABSENT,
+    ).to_payload()
 
 
 def check_in(ledger: Ledger, document: dict[str, Any], actor: str) -> Entry:
@@ -211,4 +214,4 @@ def check_in(ledger: Ledger, document: dict[str, Any], actor: str) -> Entry:
 
 def recorded_reports(entries: Iterable[Entry]) -> dict[str, Entry]:
     """report SHA-256 -> the ledger entry that checked it in."""
-    return {e.payload["report_sha256"]: e for e in entries if e.kind == ENTRY_KIND}
+    return {ReconcileReport.of(e).report_sha256: e for e in entries if e.kind == ENTRY_KIND}

@@ -27,6 +27,7 @@ from typing import Any
 from web3 import Web3
 
 from reserve.errors import CheckpointError, ReconcileError, ReportRejected
+from reserve.events.records import ReconcileReport
 from reserve.ledger.checkpoint import VerifierKey, verify_note
 from reserve.ledger.entry import decode_body
 from reserve.ledger.verify import read_export, verify_stream
@@ -92,7 +93,7 @@ def _ledger(export: Path, ledger_key: VerifierKey | None, body: dict[str, Any]
 def _checked_in(rows: Iterable[tuple[int, bytes, bytes]], digest: str) -> int:
     for seq, body, entry_hash in rows:
         entry = decode_body(body, entry_hash)
-        if entry.kind == ENTRY_KIND and entry.payload.get("report_sha256") == digest:
+        if entry.kind == ENTRY_KIND and ReconcileReport.of(entry).report_sha256 == digest:
             return seq
     raise ReportRejected("not_checked_in", f"report {digest} is not checked into the ledger")
 
@@ -189,12 +190,10 @@ def _anchors(entries: list[Any], w3: Web3 | None, digest: str) -> list[str]:
     """Check every recorded anchor of the report (ReportRejected `anchor` if one fails);
     notes for the anchors that could not be checked here."""
     notes: list[str] = []
-    recorded = [e for e in entries if e.kind == "ledger.anchor"
-                and e.payload.get("subject") == reconcile_evm.ANCHOR_SUBJECT
-                and e.payload.get("report_sha256") == digest]
+    recorded = [anchor for _entry, anchor in reconcile_evm.report_anchors(entries, digest)]
     chain_id = int(w3.eth.chain_id) if w3 is not None and recorded else None
-    for registry in sorted({str(e.payload["registry"]) for e in recorded}):
-        chains = {e.payload.get("chain_id") for e in recorded if e.payload["registry"] == registry}
+    for registry in sorted({anchor.registry for anchor in recorded}):
+        chains = {anchor.chain_id for anchor in recorded if anchor.registry == registry}
         if w3 is None or chains != {chain_id}:
             notes.append(f"anchor in registry {registry} (chain {sorted(map(str, chains))}) "
                          "not checked: no EVM node of that chain given")

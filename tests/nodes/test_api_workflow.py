@@ -20,8 +20,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import Depends
 from fastapi.testclient import TestClient
 
-from reserve.api import accounts, create_app
+from reserve.api import accounts
 from reserve.api import reserve_views as views
+from reserve.api.app import create_app
 from reserve.api.deps import ApiOptions, Recorder, Service, get_recorder, get_service
 from reserve.api.store import AccountStore
 from reserve.ledger import CheckpointSigner

@@ -29,7 +29,8 @@ import httpx
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from reserve.api import accounts, create_app
+from reserve.api import accounts
+from reserve.api.app import create_app
 from reserve.api.deps import ApiOptions
 from reserve.api.store import AccountStore
 from reserve.config import PROJECT_ROOT

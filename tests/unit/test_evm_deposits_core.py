@@ -8,6 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from reserve.events.chain_evm import EvmConfirmed, EvmExecuted
 from wallets.evm.deposits_core import (
     ObservedDeposit,
     in_force,
@@ -32,6 +33,13 @@ def deposit(n: int, height: int, amount: int = 10, block: str | None = None) -> 
     return ObservedDeposit(chain_id=CHAIN, vault_id="v", safe=SAFE, asset="ETH", sender=SAFE,
                            amount_wei=amount, tx_hash=f"0x{n:064x}", log_index=0,
                            block_number=height, block_hash=block or f"0x{height:064x}")
+
+
+def executed_payload(tx_hash: str = "0x02", success: bool = True) -> dict[str, Any]:
+    return EvmExecuted(
+        safe_tx_hash="0x01", digest="dd" * 32, vault="v", chain_id=CHAIN, safe=SAFE,
+        asset="ETH", to=SAFE, amount_wei=4, nonce=0, tx_hash=tx_hash, block_number=5,
+        block_hash="0x03", success=success, gas_used=21_000).to_payload()
 
 
 def as_entries(planned: list[tuple[str, dict[str, Any]]], start: int = 0) -> list[FakeEntry]:
@@ -66,16 +74,15 @@ def test_reorg_compensates_and_allows_re_recording() -> None:
 
 
 def test_confirmations_of_executions_once_each() -> None:
-    executed = FakeEntry(0, "evm.executed", {
-        "safe": SAFE, "chain_id": CHAIN, "asset": "ETH", "amount_wei": "4", "success": True,
-        "safe_tx_hash": "0x01", "tx_hash": "0x02", "block_number": 5, "block_hash": "0x03"})
+    executed = FakeEntry(0, "evm.executed", executed_payload())
     active = in_force([executed], SAFE, CHAIN)
     assert plan_confirmations(active, set(), set(), tip=5, confirmations=2) == []
     (confirmed,) = plan_confirmations(active, set(), set(), tip=6, confirmations=2)
     assert confirmed[1]["confirms_seq"] == 0
+    assert EvmConfirmed.from_payload(confirmed[1]).safe_tx_hash == "0x01"
     assert plan_confirmations(active, {0}, set(), tip=9, confirmations=2) == []
     assert positions([executed], SAFE, CHAIN) == {"ETH": -4}
-    failed = FakeEntry(1, "evm.executed", {**executed.payload, "success": False})
+    failed = FakeEntry(1, "evm.executed", executed_payload(success=False))
     assert positions([failed], SAFE, CHAIN) == {}
 
 
@@ -106,7 +113,10 @@ def test_confirmation_recorded_by_the_workflow_adapter_counts() -> None:
     confirm the same execution a second time."""
     from wallets.evm.deposits_core import confirmed_seqs
 
-    executed = FakeEntry(3, "evm.executed", {"tx_hash": "0xaa", "safe": SAFE, "chain_id": CHAIN})
-    by_adapter = FakeEntry(4, "evm.confirmed", {"tx_hash": "0xaa", "confirmations": 1})
-    by_watcher = FakeEntry(5, "evm.confirmed", {"confirms_seq": 9, "tx_hash": "0xbb"})
-    assert confirmed_seqs([executed, by_adapter, by_watcher]) == {3, 9}
+    executed = FakeEntry(3, "evm.executed", executed_payload(tx_hash="0xaa"))
+    block = {"block_number": 5, "block_hash": "0x03", "confirmations": 1}
+    by_adapter = FakeEntry(4, "evm.confirmed", {"tx_hash": "0xaa", **block, "success": True,
+                                                "vault": "v", "digest": "dd" * 32})
+    by_watcher = FakeEntry(5, "evm.confirmed", {"confirms_seq": 9, "tx_hash": "0xbb", **block})
+    first = FakeEntry(6, "evm.confirmed", {"confirms_seq": 0, "tx_hash": "0xcc", **block})
+    assert confirmed_seqs([executed, by_adapter, by_watcher, first]) == {0, 3, 9}

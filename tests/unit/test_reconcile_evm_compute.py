@@ -8,6 +8,7 @@ from typing import Any
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from reserve.events.chain_evm import EvmDeposit, EvmExecuted
 from reserve.reconcile.evm_compute import EVMChainView, Movement, reconcile
 
 SAFE = "0x" + "5a" * 20
@@ -22,16 +23,17 @@ class E:  # the two attributes of a ledger Entry the core reads
 
 
 def deposit(seq: int, amount: int, block: str = GOOD) -> E:
-    return E(seq, "evm.deposit", {"key": f"1:0xd{seq}:0", "chain_id": 1, "safe": SAFE,
-                                  "asset": "ETH", "amount_wei": str(amount),
-                                  "tx_hash": f"0xd{seq}", "block_number": 5,
-                                  "block_hash": block})
+    return E(seq, "evm.deposit", EvmDeposit(
+        key=f"1:0xd{seq}:0", chain_id=1, vault="v", safe=SAFE, asset="ETH",
+        sender="0x" + "77" * 20, amount_wei=amount, tx_hash=f"0xd{seq}", log_index=0,
+        block_number=5, block_hash=block).to_payload())
 
 
-def executed(seq: int, amount: int) -> E:
-    return E(seq, "evm.executed", {"chain_id": 1, "safe": SAFE, "asset": "ETH",
-                                   "amount_wei": str(amount), "tx_hash": f"0xe{seq}",
-                                   "block_number": 6, "block_hash": GOOD, "success": True})
+def executed(seq: int, amount: int, block: str = GOOD, success: bool = True) -> E:
+    return E(seq, "evm.executed", EvmExecuted(
+        safe_tx_hash="0x" + "33" * 32, digest="44" * 32, vault="v", chain_id=1, safe=SAFE,
+        asset="ETH", to="0x" + "88" * 20, amount_wei=amount, nonce=seq, tx_hash=f"0xe{seq}",
+        block_number=6, block_hash=block, success=success, gas_used=21000).to_payload())
 
 
 def view(balance: int, credits: list[Movement], debits: list[Movement]) -> EVMChainView:
@@ -52,6 +54,22 @@ def test_reorganised_deposit_and_unknown_outflow() -> None:
     kinds = sorted(f.kind for f in result.findings)
     assert kinds == ["deposit_reorganised", "unrecorded_deposit"]
     assert result.summary.difference_wei == -400
+
+
+def test_a_failed_execution_moves_nothing() -> None:
+    entries = [deposit(0, 900), executed(1, 400, success=False)]
+    result = reconcile(entries, view(900, [Movement("1:0xd0:0", "0xd0", 900, 5)], []))
+    assert result.findings == () and result.summary.ledger_wei == 900
+
+
+def test_reorganised_execution() -> None:
+    entries = [deposit(0, 900), executed(1, 400, GONE)]
+    result = reconcile(entries, view(900, [Movement("1:0xd0:0", "0xd0", 900, 5)], []))
+    (finding,) = result.findings
+    assert (finding.kind, finding.txid, finding.ledger_seqs) == ("transfer_reorganised", "0xe1",
+                                                                  (1,))
+    assert finding.difference_wei == result.summary.difference_wei == 400
+    assert GONE in finding.detail
 
 
 amounts = st.integers(min_value=1, max_value=10**24)

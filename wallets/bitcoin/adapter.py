@@ -43,6 +43,7 @@ from datetime import datetime
 from typing import Any
 
 from reserve.errors import PSBTError, WalletError
+from reserve.events.chain_btc import BtcConfirmed
 from reserve.ledger.store import Ledger
 from reserve.transfers.chain import BroadcastReport, ChainStep, ConfirmationReport, ReleaseOrder
 from wallets.bitcoin import records
@@ -130,7 +131,7 @@ class BitcoinAdapter:
     def _share_signer(self, transfer: ApprovedTransfer, share: str) -> str:
         """Who signed `share` (verified against the recorded PSBT; pure apart from reading)."""
         record = self._record(transfer)
-        base = parse_psbt(record.created.payload["psbt_base64"])
+        base = parse_psbt(record.created.psbt_base64)
         summary = describe(base, self.vault)
         name: str = verify_share(base, summary, self.vault, share).custodian.name
         return name
@@ -140,12 +141,11 @@ class BitcoinAdapter:
         """Build (or find) the PSBT; BitcoinVaultService records btc.psbt_created."""
         transfer = self.transfer_for(order)
         psbt = self.service.build_psbt(transfer)
-        record = self._record(transfer)
-        created = record.created.payload
+        created = self._record(transfer).created
         # Not written again: the payload tells the caller what to hand to the custodians.
         return ChainStep("btc.psbt_created", {
-            "txid": created["txid"], "psbt_sha256": created["psbt_sha256"],
-            "psbt_base64": psbt.to_base64(), "fee_sats": created["fee_sats"],
+            "txid": created.txid, "psbt_sha256": created.psbt_sha256,
+            "psbt_base64": psbt.to_base64(), "fee_sats": created.fee_sats,
             "approved_transfer": transfer.to_dict()}, recorded=True)
 
     def add_share(self, order: ReleaseOrder, steps: tuple[ChainStep, ...], signer: str,
@@ -185,15 +185,15 @@ class BitcoinAdapter:
         if depth < self.watcher.confirmations_min:
             return ConfirmationReport(depth)
         self.watcher.sync()
-        confirmed = self._confirmed_entry(txid)
+        confirmed = self._confirmed_event(txid)
         if confirmed is None:
             return ConfirmationReport(depth)
         return ConfirmationReport(depth, ChainStep("btc.confirmed", {
-            "txid": txid, "blockhash": confirmed.payload["blockhash"],
-            "height": confirmed.payload["height"]}, recorded=True))
+            "txid": txid, "blockhash": confirmed.blockhash, "height": confirmed.height},
+            recorded=True))
 
-    def _confirmed_entry(self, txid: str) -> Any:
+    def _confirmed_event(self, txid: str) -> BtcConfirmed | None:
         entries = list(self.service.ledger.entries(kinds=records.BTC_KINDS))
-        live = records.chain_state(entries, self.vault.vault_id).live
-        found = [e for e in live if e.kind == "btc.confirmed" and e.payload["txid"] == txid]
+        live = records.chain_state(entries, self.vault.vault_id).events
+        found = [e for e in live if isinstance(e, BtcConfirmed) and e.txid == txid]
         return found[-1] if found else None

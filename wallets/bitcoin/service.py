@@ -19,6 +19,7 @@ from embit.psbt import PSBT
 from embit.transaction import Transaction
 
 from reserve.errors import LedgerConflict, NodeRPCError, PSBTError, WalletError
+from reserve.events.chain_btc import BtcBroadcast, BtcFinalized, BtcPsbtCreated, BtcShareReceived
 from reserve.ledger.entry import Entry
 from reserve.ledger.store import Ledger
 from wallets.bitcoin import records
@@ -188,7 +189,7 @@ class BitcoinVaultService:
             existing = records.transfer_record(entries, self.vault.vault_id,
                                                transfer.proposal_digest.hex())
             if existing is not None:
-                psbt = self._with_previous(parse_psbt(existing.created.payload["psbt_base64"]))
+                psbt = self._with_previous(parse_psbt(existing.created.psbt_base64))
                 check_against_transfer(describe(psbt, self.vault), self.vault, transfer)
                 return psbt
             psbt, summary, rate = self._build(transfer, entries)
@@ -242,34 +243,33 @@ class BitcoinVaultService:
         compact = parse_psbt(raw)
         for scope in compact.inputs:
             scope.non_witness_utxo = None
-        payload: dict[str, Any] = records.jsonable({
-            "vault_id": self.vault.vault_id, "network": self.vault.network,
-            "proposal_digest": transfer.proposal_digest.hex(),
-            "policy_version": transfer.policy_version, "txid": summary.txid,
-            "psbt_sha256": psbt_sha256(raw), "psbt_base64": compact.to_base64(),
-            "inputs": [{"txid": i.txid, "vout": i.vout, "amount_sats": i.amount_sats}
-                       for i in summary.inputs],
-            "outputs": [{"address": o.address, "amount_sats": o.amount_sats,
-                         "change": o.change_index is not None} for o in summary.outputs],
-            "amount_sats": transfer.amount_sats, "input_sats": summary.input_sats,
-            "change_sats": summary.change_sats, "fee_sats": summary.fee_sats,
-            "fee_rate_msat_vb": rate.msat_per_vb, "fee_rate_source": rate.source,
-        })
+        created = BtcPsbtCreated(
+            vault=self.vault.vault_id, network=self.vault.network,
+            digest=transfer.proposal_digest.hex(), policy_version=transfer.policy_version,
+            txid=summary.txid, psbt_sha256=psbt_sha256(raw), psbt_base64=compact.to_base64(),
+            inputs=[{"txid": i.txid, "vout": i.vout, "amount_sats": i.amount_sats}
+                    for i in summary.inputs],
+            outputs=[{"address": o.address, "amount_sats": o.amount_sats,
+                      "change": o.change_index is not None} for o in summary.outputs],
+            amount_sats=transfer.amount_sats, input_sats=summary.input_sats,
+            change_sats=summary.change_sats, fee_sats=summary.fee_sats,
+            fee_rate_msat_vb=rate.msat_per_vb, fee_rate_source=rate.source)
+        payload: dict[str, Any] = records.jsonable(created.to_payload())
         return payload
 
     def _base(self, record: records.TransferRecord,
               transfer: ApprovedTransfer) -> tuple[PSBT, PsbtSummary]:
-        base = parse_psbt(record.created.payload["psbt_base64"])
+        base = parse_psbt(record.created.psbt_base64)
         summary = describe(base, self.vault)
         check_against_transfer(summary, self.vault, transfer)
         return base, summary
 
     def _shares(self, record: records.TransferRecord) -> list[Share]:
         shares = []
-        for entry in record.shares:
-            custodian = self.vault.custodian(entry.payload["custodian"])
+        for recorded in record.shares:
+            custodian = self.vault.custodian(recorded.custodian)
             signatures = tuple((int(i), bytes.fromhex(p), bytes.fromhex(s))
-                               for i, p, s in entry.payload["signatures"])
+                               for i, p, s in recorded.signatures)
             shares.append(Share(custodian=custodian, signatures=signatures))
         return shares
 
@@ -286,14 +286,14 @@ class BitcoinVaultService:
             if share.custodian.name in record.signers:
                 raise DuplicateShare(f"{share.custodian.name} already signed {summary.txid}")
             signers = (*record.signers, share.custodian.name)
-            payload = records.jsonable({
-                "vault_id": self.vault.vault_id, "proposal_digest": transfer.proposal_digest.hex(),
-                "txid": summary.txid, "custodian": share.custodian.name,
-                "institution": share.custodian.institution,
-                "fingerprint": share.custodian.fingerprint.hex(),
-                "share_sha256": psbt_sha256(parse_psbt(share_data).serialize()),
-                "signatures": [[i, p.hex(), s.hex()] for i, p, s in share.signatures],
-                "signers_count": len(signers), "threshold": self.vault.threshold})
+            payload = records.jsonable(BtcShareReceived(
+                vault=self.vault.vault_id, digest=transfer.proposal_digest.hex(),
+                txid=summary.txid, custodian=share.custodian.name,
+                institution=share.custodian.institution,
+                fingerprint=share.custodian.fingerprint.hex(),
+                share_sha256=psbt_sha256(parse_psbt(share_data).serialize()),
+                signatures=[[i, p.hex(), s.hex()] for i, p, s in share.signatures],
+                signers_count=len(signers), threshold=self.vault.threshold).to_payload())
             try:
                 self.ledger.append("btc.share_received", self.actor, payload, expected_size=size,
                                    now=self._now())
@@ -318,15 +318,17 @@ class BitcoinVaultService:
         if tx.txid().hex() != summary.txid:
             raise PSBTError(f"finalised txid {tx.txid().hex()} != built txid {summary.txid}")
         self._send(tx.serialize().hex())
-        common = {"vault_id": self.vault.vault_id,
-                  "proposal_digest": transfer.proposal_digest.hex(), "txid": summary.txid,
-                  "amount_sats": transfer.amount_sats, "fee_sats": summary.fee_sats}
-        finalized = {**common, "psbt_sha256": psbt_sha256(combined.serialize()),
-                     "signers": [s.custodian.name for s in shares], "vsize": _vsize(tx)}
-        broadcast = {**common, "psbt_sha256": record.created.payload["psbt_sha256"]}
+        vault, digest = self.vault.vault_id, transfer.proposal_digest.hex()
+        finalized = BtcFinalized(
+            vault=vault, digest=digest, txid=summary.txid, amount_sats=transfer.amount_sats,
+            fee_sats=summary.fee_sats, psbt_sha256=psbt_sha256(combined.serialize()),
+            signers=[s.custodian.name for s in shares], vsize=_vsize(tx))
+        broadcast = BtcBroadcast(
+            vault=vault, digest=digest, txid=summary.txid, amount_sats=transfer.amount_sats,
+            fee_sats=summary.fee_sats, psbt_sha256=record.created.psbt_sha256)
         try:
-            self.ledger.append_many([("btc.finalized", self.actor, finalized),
-                                     ("btc.broadcast", self.actor, broadcast)],
+            self.ledger.append_many([(finalized.KIND, self.actor, finalized.to_payload()),
+                                     (broadcast.KIND, self.actor, broadcast.to_payload())],
                                     expected_size=size, now=self._now())
         except LedgerConflict:
             return self.finalize_and_broadcast(transfer)  # someone recorded meanwhile; re-read

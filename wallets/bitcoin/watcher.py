@@ -17,6 +17,8 @@ from datetime import datetime
 from typing import Any
 
 from reserve.errors import LedgerConflict, NodeRPCError, WalletError
+from reserve.events.base import ABSENT, Event
+from reserve.events.chain_btc import BtcConfirmed, BtcDeposit, BtcReorg
 from reserve.ledger.entry import Entry
 from reserve.ledger.store import Ledger
 from wallets.bitcoin import records
@@ -51,32 +53,37 @@ def _on_best_chain(node: BitcoinRPC, blockhash: str) -> bool:
     return int(header["confirmations"]) >= 0
 
 
-def reorg_entries(vault: Vault, node: BitcoinRPC, state: records.VaultChainState,
-                  tip_height: int) -> list[tuple[str, dict[str, Any]]]:
+def reorg_events(vault: Vault, node: BitcoinRPC, state: records.VaultChainState,
+                 tip_height: int) -> list[BtcReorg]:
     """Compensating entries for live entries whose block left the best chain."""
     result = []
-    for entry in state.live:
-        if int(entry.payload["height"]) < tip_height - REORG_DEPTH_MAX:
+    for entry, event in zip(state.live, state.events, strict=True):
+        if event.height < tip_height - REORG_DEPTH_MAX:
             continue
-        if _on_best_chain(node, entry.payload["blockhash"]):
+        if _on_best_chain(node, event.blockhash):
             continue
-        payload = {
-            "vault_id": vault.vault_id, "txid": entry.payload["txid"],
-            "blockhash": entry.payload["blockhash"], "height": entry.payload["height"],
-            "reverses_seq": entry.seq, "reverses_kind": entry.kind,
-            "delta_sats": -int(entry.payload["delta_sats"]),
-            "reason": "block no longer on the best chain"}
         # Name the proposal whose confirmation this undoes, so the workflow's projection
         # files the reorg under it and takes it back from `confirmed` to `broadcast`.
-        if entry.payload.get("proposal_digest"):
-            payload["proposal_digest"] = entry.payload["proposal_digest"]
-        result.append(("btc.reorg", payload))
+        digest = event.digest if isinstance(event, BtcConfirmed) and event.digest else ABSENT
+        result.append(BtcReorg(
+            vault=vault.vault_id, txid=event.txid, blockhash=event.blockhash,
+            height=event.height, reverses_seq=entry.seq, reverses_kind=entry.kind,
+            delta_sats=-event.delta_sats, reason="block no longer on the best chain",
+            digest=digest))
     return result
 
 
-def chain_entry(vault: Vault, tx: dict[str, Any],
-                broadcast: dict[str, str | None]) -> tuple[str, dict[str, Any]]:
-    """The deposit or confirmation entry for one confirmed wallet transaction."""
+def reorg_entries(vault: Vault, node: BitcoinRPC, state: records.VaultChainState,
+                  tip_height: int) -> list[tuple[str, dict[str, Any]]]:
+    """`reorg_events` as (kind, payload) pairs, ready to append."""
+    return [(event.KIND, event.to_payload())
+            for event in reorg_events(vault, node, state, tip_height)]
+
+
+def chain_event(vault: Vault, tx: dict[str, Any],
+                broadcast: dict[str, str | None]) -> BtcDeposit | BtcConfirmed:
+    """The deposit or confirmation for one confirmed wallet transaction (`tx` is the
+    node's gettransaction answer)."""
     amount = btc_to_sats(tx["amount"])
     fee = btc_to_sats(tx.get("fee", 0))  # negative, present only when the vault paid it
     delta = amount + fee
@@ -86,16 +93,23 @@ def chain_entry(vault: Vault, tx: dict[str, Any],
                # once mature and "immature" before: they are vault coins all the same.
                for d in tx.get("details", [])
                if d.get("category") in ("receive", "generate", "immature")]
-    payload: dict[str, Any] = {
-        "vault_id": vault.vault_id, "txid": tx["txid"], "blockhash": tx["blockhash"],
-        "height": int(tx["blockheight"]), "confirmations": int(tx["confirmations"]),
-        "delta_sats": delta, "outputs": outputs}
-    if tx["txid"] in broadcast or delta < 0:
-        payload.update({"amount_sats": -amount, "fee_sats": -fee,
-                        "proposal_digest": broadcast.get(tx["txid"])})
-        return "btc.confirmed", payload
-    payload["amount_sats"] = delta
-    return "btc.deposit", payload
+    txid, blockhash = str(tx["txid"]), str(tx["blockhash"])
+    height, confirmations = int(tx["blockheight"]), int(tx["confirmations"])
+    if txid in broadcast or delta < 0:
+        return BtcConfirmed(vault=vault.vault_id, txid=txid, blockhash=blockhash,
+                            height=height, confirmations=confirmations, delta_sats=delta,
+                            outputs=outputs, amount_sats=-amount, fee_sats=-fee,
+                            digest=broadcast.get(txid))
+    return BtcDeposit(vault=vault.vault_id, txid=txid, blockhash=blockhash, height=height,
+                      confirmations=confirmations, delta_sats=delta, outputs=outputs,
+                      amount_sats=delta)
+
+
+def chain_entry(vault: Vault, tx: dict[str, Any],
+                broadcast: dict[str, str | None]) -> tuple[str, dict[str, Any]]:
+    """`chain_event` as a (kind, payload) pair, ready to append."""
+    event = chain_event(vault, tx, broadcast)
+    return event.KIND, event.to_payload()
 
 
 class ChainWatcher:
@@ -120,11 +134,12 @@ class ChainWatcher:
         return sorted({t["txid"] for t in listed
                        if int(t.get("confirmations", 0)) >= self.confirmations_min})
 
-    def _new_entries(self, entries: list[Entry]) -> tuple[int, list[tuple[str, dict[str, Any]]]]:
+    def _new_events(self, entries: list[Entry]) -> tuple[int, list[Event]]:
         tip = int(self.node.getblockcount())
         state = records.chain_state(entries, self.vault.vault_id)
-        pending = reorg_entries(self.vault, self.node, state, tip)
-        reversed_txids = {payload["txid"] for _kind, payload in pending}
+        pending: list[Event] = []
+        pending += reorg_events(self.vault, self.node, state, tip)
+        reversed_txids = {event.txid for event in pending if isinstance(event, BtcReorg)}
         live = state.live_txids() - reversed_txids
         broadcast = records.broadcast_txids(entries, self.vault.vault_id)
         for txid in self._wallet_txids():
@@ -135,7 +150,7 @@ class ChainWatcher:
                 continue
             if txid in reversed_txids and not _on_best_chain(self.node, tx["blockhash"]):
                 continue
-            pending.append(chain_entry(self.vault, tx, broadcast))
+            pending.append(chain_event(self.vault, tx, broadcast))
         return tip, pending
 
     def sync(self) -> SyncReport:
@@ -143,21 +158,21 @@ class ChainWatcher:
         for _attempt in range(3):
             size = self.ledger.size()
             entries = list(self.ledger.entries(0, size, kinds=records.BTC_KINDS))
-            tip, pending = self._new_entries(entries)
+            tip, pending = self._new_events(entries)
             if pending:
                 try:
-                    self.ledger.append_many([(kind, self.actor, records.jsonable(payload))
-                                             for kind, payload in pending],
+                    self.ledger.append_many([(event.KIND, self.actor,
+                                              records.jsonable(event.to_payload()))
+                                             for event in pending],
                                             expected_size=size,
                                             now=self.clock() if self.clock else None)
                 except LedgerConflict:
                     continue
-            kinds = [(kind, payload["txid"]) for kind, payload in pending]
             return SyncReport(
                 tip_height=tip,
-                deposits=tuple(t for k, t in kinds if k == "btc.deposit"),
-                confirmed=tuple(t for k, t in kinds if k == "btc.confirmed"),
-                reorged=tuple(t for k, t in kinds if k == "btc.reorg"))
+                deposits=tuple(e.txid for e in pending if isinstance(e, BtcDeposit)),
+                confirmed=tuple(e.txid for e in pending if isinstance(e, BtcConfirmed)),
+                reorged=tuple(e.txid for e in pending if isinstance(e, BtcReorg)))
         raise WalletError("ledger kept changing during sync; retry")
 
     def ledger_balance_sats(self) -> int:

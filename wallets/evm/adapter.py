@@ -18,12 +18,28 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from reserve.errors import EVMError, MismatchError
+from reserve.events.chain_evm import (
+    EvmConfirmed,
+    EvmExecuted,
+    EvmSafeTxCreated,
+    EvmSignatureReceived,
+)
 from reserve.transfers.chain import BroadcastReport, ChainStep, ConfirmationReport, ReleaseOrder
 from wallets.evm import executor
 from wallets.evm.safe_tx import SafeTx, checksum, safe_tx_hash
 from wallets.evm.signatures import SignatureShare, check_share
 from wallets.evm.transfer import ETH, ApprovedEVMTransfer, require_matches, to_safe_tx
 from wallets.evm.vault import read_state
+
+
+def _hex(value: Any) -> str:
+    return "0x" + bytes(value).hex()
+
+
+def _signatures(steps: tuple[ChainStep, ...]) -> list[EvmSignatureReceived]:
+    """The owner signatures recorded so far, in order."""
+    return [EvmSignatureReceived.from_payload(dict(step.payload)) for step in steps
+            if step.kind == EvmSignatureReceived.KIND]
 
 
 def chain_id_of(chain: str) -> int:
@@ -59,15 +75,15 @@ class EVMAdapter:
 
     def _recorded(self, order: ReleaseOrder, steps: tuple[ChainStep, ...]
                   ) -> tuple[ApprovedEVMTransfer, SafeTx, bytes]:
-        created = [step for step in steps if step.kind == "evm.safe_tx_created"]
+        created = [step for step in steps if step.kind == EvmSafeTxCreated.KIND]
         if not created:
             raise EVMError("no Safe transaction prepared for this order yet")
-        payload = created[-1].payload
-        transfer = ApprovedEVMTransfer.from_json(dict(payload["transfer"]))
+        prepared = EvmSafeTxCreated.from_payload(dict(created[-1].payload))
+        transfer = ApprovedEVMTransfer.from_json(dict(prepared.transfer))
         expected = self.transfer_for(order, transfer.nonce)
         if expected != transfer:
             raise MismatchError("prepared transfer", expected.as_json(), transfer.as_json())
-        tx = SafeTx.from_json(dict(payload["safe_tx"]))
+        tx = SafeTx.from_json(dict(prepared.safe_tx))
         require_matches(transfer, tx)
         return transfer, tx, safe_tx_hash(transfer.chain_id, transfer.safe_address, tx)
 
@@ -80,13 +96,13 @@ class EVMAdapter:
         on_chain = executor.contract_hash(self.w3, transfer.safe_address, tx)
         if on_chain != digest:
             raise MismatchError("Safe transaction hash", digest.hex(), on_chain.hex())
-        return ChainStep("evm.safe_tx_created", executor.proposal_payload(transfer, tx, digest))
+        return ChainStep(EvmSafeTxCreated.KIND, executor.proposal_payload(transfer, tx, digest))
 
     def add_share(self, order: ReleaseOrder, steps: tuple[ChainStep, ...], signer: str,
                   share: str) -> ChainStep:
         """`signer` is the custodian's EVM address, `share` the 65-byte signature in hex."""
         transfer, _, digest = self._recorded(order, steps)
-        if any(step.kind == "evm.executed" for step in steps):
+        if any(step.kind == EvmExecuted.KIND for step in steps):
             raise EVMError("the Safe transaction was already executed")
         try:
             signature = bytes.fromhex(share.removeprefix("0x"))
@@ -94,27 +110,25 @@ class EVMAdapter:
             raise EVMError("signature share is not hex") from None
         candidate = SignatureShare(signer, signature)
         owner = check_share(digest, candidate, read_state(self.w3, self.safe_address).owners)
-        if any(step.kind == "evm.signature_received" and step.payload.get("signer") == owner
-               for step in steps):
+        if any(signed.signer == owner for signed in _signatures(steps)):
             raise EVMError(f"owner {owner} already signed this Safe transaction")
-        return ChainStep("evm.signature_received",
+        return ChainStep(EvmSignatureReceived.KIND,
                          executor.signature_payload(transfer, digest, owner, candidate))
 
     def broadcast(self, order: ReleaseOrder, steps: tuple[ChainStep, ...]) -> BroadcastReport:
         transfer, tx, digest = self._recorded(order, steps)
-        if any(step.kind == "evm.executed" for step in steps):
+        if any(step.kind == EvmExecuted.KIND for step in steps):
             raise EVMError("the Safe transaction was already executed (replay refused)")
         state = read_state(self.w3, self.safe_address)
         found = executor.find_execution(self.w3, self.safe_address, digest) \
             if tx.nonce < state.nonce else None
         if found is None:
-            shares = [SignatureShare(step.payload["signer"],
-                                     bytes.fromhex(str(step.payload["signature"])[2:]))
-                      for step in steps if step.kind == "evm.signature_received"]
+            shares = [SignatureShare(signed.signer, bytes.fromhex(signed.signature[2:]))
+                      for signed in _signatures(steps)]
             found = executor.execute_safe_tx(self.w3, self.account, self.safe_address, tx,
                                              shares)
-        payload = executor.execution_payload(transfer, tx, found)
-        return BroadcastReport(txid=payload["tx_hash"], step=ChainStep("evm.executed", payload))
+        return BroadcastReport(txid=_hex(found.tx_hash), step=ChainStep(
+            EvmExecuted.KIND, executor.execution_payload(transfer, tx, found)))
 
     def confirmation(self, order: ReleaseOrder, steps: tuple[ChainStep, ...],
                      txid: str) -> ConfirmationReport:
@@ -127,8 +141,8 @@ class EVMAdapter:
         depth = self.w3.eth.block_number - int(receipt["blockNumber"]) + 1
         if depth < self.confirmations:
             return ConfirmationReport(depth=depth)
-        payload: dict[str, Any] = {
-            "tx_hash": txid, "block_number": int(receipt["blockNumber"]),
-            "block_hash": "0x" + bytes(receipt["blockHash"]).hex(), "confirmations": depth,
-            "success": receipt["status"] == 1}
-        return ConfirmationReport(depth=depth, step=ChainStep("evm.confirmed", payload))
+        confirmed = EvmConfirmed(tx_hash=txid, block_number=int(receipt["blockNumber"]),
+                                 block_hash=_hex(receipt["blockHash"]), confirmations=depth,
+                                 success=receipt["status"] == 1)
+        return ConfirmationReport(depth=depth, step=ChainStep(confirmed.KIND,
+                                                              confirmed.to_payload()))

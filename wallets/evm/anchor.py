@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
+from eth_typing import HexStr
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
 from web3.logs import DISCARD
 
 from reserve.errors import EVMError, MismatchError, NodeUnavailable
+from reserve.events.records import ANCHOR_OF_CHECKPOINT, CheckpointAnchored, LedgerAnchor
 from reserve.ledger.checkpoint import parse_note
 from wallets.evm import contracts
 from wallets.evm.safe_tx import checksum
@@ -91,12 +93,13 @@ def anchor_checkpoint(ledger: Any, w3: Web3, registry_address: str, account: Loc
     events = registry.events.CheckpointAnchored().process_receipt(receipt, errors=DISCARD)
     if len(events) != 1:
         raise EVMError("anchoring receipt has no CheckpointAnchored event")
-    return ledger.append("ledger.anchor", actor, {
-        "subject": "checkpoint", "chain_id": w3.eth.chain_id,
-        "registry": registry.address, "index": int(events[0]["args"]["index"]),
-        "tree_size": tree_size, "root_hash": root_hash.hex(),
-        "anchorer": account.address, "tx_hash": _hex(receipt["transactionHash"]),
-        "block_number": int(receipt["blockNumber"]), "block_hash": _hex(receipt["blockHash"])})
+    anchored = CheckpointAnchored(
+        subject=ANCHOR_OF_CHECKPOINT, chain_id=w3.eth.chain_id, registry=registry.address,
+        index=int(events[0]["args"]["index"]), tree_size=tree_size,
+        root_hash=root_hash.hex(), anchorer=account.address,
+        tx_hash=_hex(receipt["transactionHash"]), block_number=int(receipt["blockNumber"]),
+        block_hash=_hex(receipt["blockHash"]))
+    return ledger.append(anchored.KIND, actor, anchored.to_payload())
 
 
 def _check_onchain(ledger: Any, registry: Any) -> list[Finding]:
@@ -124,32 +127,32 @@ def _check_recorded(ledger: Any, w3: Web3, registry: Any) -> list[Finding]:
     findings = []
     count = registry.functions.checkpointCount().call()
     chain_id = w3.eth.chain_id
-    for entry in ledger.entries(kinds=["ledger.anchor"]):
-        payload = entry.payload
-        if payload.get("subject") != "checkpoint" or payload.get("chain_id") != chain_id \
-                or payload.get("registry") != registry.address:
+    for entry in ledger.entries(kinds=[LedgerAnchor.KIND]):
+        anchor = LedgerAnchor.of(entry)
+        if not isinstance(anchor, CheckpointAnchored) or anchor.chain_id != chain_id \
+                or anchor.registry != registry.address:
             continue
-        index = int(payload["index"])
-        details = {"seq": entry.seq, "index": index, "tx_hash": payload["tx_hash"]}
+        index = anchor.index
+        details = {"seq": entry.seq, "index": index, "tx_hash": anchor.tx_hash}
         if index >= count:
             findings.append(Finding("anchor-missing", (
                 f"ledger entry {entry.seq} records registry checkpoint {index}, which the "
                 f"registry does not hold"), details))
             continue
         tree_size, root, *_ = registry.functions.checkpointAt(index).call()
-        if tree_size != payload["tree_size"] or bytes(root).hex() != payload["root_hash"]:
+        if tree_size != anchor.tree_size or bytes(root).hex() != anchor.root_hash:
             findings.append(Finding("anchor-differs", (
-                f"ledger entry {entry.seq} records ({payload['tree_size']}, "
-                f"{payload['root_hash']}) but registry checkpoint {index} holds ({tree_size}, "
+                f"ledger entry {entry.seq} records ({anchor.tree_size}, "
+                f"{anchor.root_hash}) but registry checkpoint {index} holds ({tree_size}, "
                 f"{bytes(root).hex()})"), details))
         try:
-            receipt = w3.eth.get_transaction_receipt(payload["tx_hash"])
+            receipt = w3.eth.get_transaction_receipt(HexStr(anchor.tx_hash))
         except TransactionNotFound:
             receipt = None
-        if receipt is None or _hex(receipt["blockHash"]) != payload["block_hash"]:
+        if receipt is None or _hex(receipt["blockHash"]) != anchor.block_hash:
             findings.append(Finding("anchor-tx-moved", (
-                f"anchoring transaction {payload['tx_hash']} of ledger entry {entry.seq} is not "
-                f"in block {payload['block_hash']} any more (reorg?)"), details))
+                f"anchoring transaction {anchor.tx_hash} of ledger entry {entry.seq} is not "
+                f"in block {anchor.block_hash} any more (reorg?)"), details))
     return findings
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from web3 import Web3
 
 from reserve.errors import EVMError, NodeUnavailable
+from reserve.events.chain_evm import EvmReorg
 from wallets.evm import contracts
 from wallets.evm import deposits_core as core
 from wallets.evm.safe_tx import checksum
@@ -89,14 +90,14 @@ def sync(ledger: Any, w3: Web3, *, vault_id: str, safe: str, tokens: Iterable[st
         size = ledger.size()
         entries = list(ledger.entries(kinds=WATCHED_KINDS))
         active = core.in_force(entries, safe, chain_id)
-        heights = [int(recorded.payload["block_number"]) for recorded in active.values()]
+        heights = [recorded.event.block_number for recorded in active.values()]
         reorgs = core.plan_reorgs(active, canonical_hashes(w3, heights, tip))
         observed = scan(w3, chain_id=chain_id, vault_id=vault_id, safe=safe,
                         tokens=[checksum(token) for token in tokens],
                         from_block=from_block, to_block=max(from_block - 1, tip))
     except (ConnectionError, OSError) as error:
         raise NodeUnavailable(f"EVM node unreachable during sync: {error}") from None
-    reversed_now = {int(payload["reverses_seq"]) for _, payload in reorgs}
+    reversed_now = {EvmReorg.from_payload(payload).reverses_seq for _, payload in reorgs}
     planned = reorgs + core.plan_deposits(active, reversed_now, observed, tip, confirmations)
     planned += core.plan_confirmations(active, core.confirmed_seqs(entries), reversed_now, tip,
                                        confirmations)

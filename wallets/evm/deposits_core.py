@@ -10,13 +10,16 @@ showed as plain values and returns the entries to append, so it is tested withou
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-DEPOSIT = "evm.deposit"
-EXECUTED = "evm.executed"
-CONFIRMED = "evm.confirmed"
-REORG = "evm.reorg"
+from reserve.events import ABSENT, decode
+from reserve.events.chain_evm import EvmConfirmed, EvmDeposit, EvmExecuted, EvmReorg
+
+DEPOSIT = EvmDeposit.KIND
+EXECUTED = EvmExecuted.KIND
+CONFIRMED = EvmConfirmed.KIND
+REORG = EvmReorg.KIND
 
 
 @dataclass(frozen=True)
@@ -38,34 +41,54 @@ class ObservedDeposit:
     def key(self) -> str:
         return f"{self.chain_id}:{self.tx_hash}:{self.log_index}"
 
+    def event(self) -> EvmDeposit:
+        return EvmDeposit(key=self.key, chain_id=self.chain_id, vault=self.vault_id,
+                          safe=self.safe, asset=self.asset, sender=self.sender,
+                          amount_wei=self.amount_wei, tx_hash=self.tx_hash,
+                          log_index=self.log_index, block_number=self.block_number,
+                          block_hash=self.block_hash)
+
     def payload(self) -> dict[str, Any]:
-        return {"key": self.key, "chain_id": self.chain_id, "vault_id": self.vault_id,
-                "safe": self.safe, "asset": self.asset, "sender": self.sender,
-                "amount_wei": str(self.amount_wei), "tx_hash": self.tx_hash,
-                "log_index": self.log_index, "block_number": self.block_number,
-                "block_hash": self.block_hash}
+        return self.event().to_payload()
 
 
 @dataclass(frozen=True)
 class Recorded:
-    """A ledger entry about a chain event that is still in force (not reversed)."""
+    """A ledger entry about a chain event that is still in force (not reversed), with its
+    typed event (decoded from `payload` unless given)."""
 
     seq: int
     kind: str
-    payload: Mapping[str, Any]
+    payload: Mapping[str, Any]  # as recorded; reserve.reconcile.evm_compute reads it
+    event: EvmDeposit | EvmExecuted = field(default=ABSENT, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.event is ABSENT:
+            object.__setattr__(self, "event", _in_force_event(self.kind, self.payload))
+
+
+def _in_force_event(kind: str, payload: Mapping[str, Any]) -> EvmDeposit | EvmExecuted:
+    if kind == DEPOSIT:
+        return EvmDeposit.from_payload(dict(payload))
+    if kind == EXECUTED:
+        return EvmExecuted.from_payload(dict(payload))
+    raise ValueError(f"only {DEPOSIT} and {EXECUTED} entries are in force, not {kind}")
 
 
 def in_force(entries: Iterable[Any], safe: str, chain_id: int) -> dict[int, Recorded]:
     """Deposits and executions of `safe` not reversed by a reorg entry, by sequence number."""
     active: dict[int, Recorded] = {}
     for entry in entries:
-        payload = entry.payload
-        if payload.get("safe") != safe or payload.get("chain_id") != chain_id:
+        if entry.kind not in (DEPOSIT, EXECUTED, REORG):
             continue
-        if entry.kind in (DEPOSIT, EXECUTED):
-            active[entry.seq] = Recorded(entry.seq, entry.kind, payload)
-        elif entry.kind == REORG:
-            active.pop(int(payload["reverses_seq"]), None)
+        event = decode(entry.kind, entry.payload)
+        if not isinstance(event, EvmDeposit | EvmExecuted | EvmReorg) \
+                or event.safe != safe or event.chain_id != chain_id:
+            continue
+        if isinstance(event, EvmReorg):
+            active.pop(event.reverses_seq, None)
+        else:
+            active[entry.seq] = Recorded(entry.seq, entry.kind, entry.payload, event)
     return active
 
 
@@ -77,22 +100,22 @@ def confirmed_seqs(entries: Iterable[Any]) -> set[int]:
     executed: list[tuple[int, str]] = []
     for entry in entries:
         if entry.kind == CONFIRMED:
-            if "confirms_seq" in entry.payload:
-                seqs.add(int(entry.payload["confirms_seq"]))
-            tx_hashes.add(str(entry.payload.get("tx_hash", "")))
+            confirmed = EvmConfirmed.of(entry)
+            if confirmed.confirms_seq is not ABSENT:
+                seqs.add(confirmed.confirms_seq)
+            tx_hashes.add(confirmed.tx_hash)
         elif entry.kind == EXECUTED:
-            executed.append((entry.seq, str(entry.payload.get("tx_hash", ""))))
+            executed.append((entry.seq, EvmExecuted.of(entry).tx_hash))
     return seqs | {seq for seq, tx_hash in executed if tx_hash in tx_hashes}
 
 
 def reorg_payload(recorded: Recorded, reason: str) -> dict[str, Any]:
-    payload = recorded.payload
-    return {"reverses_seq": recorded.seq, "reverses_kind": recorded.kind,
-            "chain_id": payload["chain_id"], "vault_id": payload.get("vault_id", ""),
-            "safe": payload["safe"], "asset": payload["asset"],
-            "amount_wei": payload["amount_wei"], "tx_hash": payload["tx_hash"],
-            "block_number": payload["block_number"], "block_hash": payload["block_hash"],
-            "reason": reason}
+    event = recorded.event
+    return EvmReorg(reverses_seq=recorded.seq, reverses_kind=recorded.kind,
+                    chain_id=event.chain_id, vault=event.vault, safe=event.safe,
+                    asset=event.asset, amount_wei=event.amount_wei, tx_hash=event.tx_hash,
+                    block_number=event.block_number, block_hash=event.block_hash,
+                    reason=reason).to_payload()
 
 
 def plan_reorgs(active: Mapping[int, Recorded], canonical: Mapping[int, str | None]
@@ -104,14 +127,14 @@ def plan_reorgs(active: Mapping[int, Recorded], canonical: Mapping[int, str | No
     """
     planned = []
     for recorded in sorted(active.values(), key=lambda item: item.seq):
-        height = int(recorded.payload["block_number"])
+        height, block_hash = recorded.event.block_number, recorded.event.block_hash
         if height not in canonical:
             continue
         now = canonical[height]
-        if now != recorded.payload["block_hash"]:
+        if now != block_hash:
             shown = now if now is not None else "nothing (the chain is shorter)"
             planned.append((REORG, reorg_payload(recorded, (
-                f"block {recorded.payload['block_hash']} at height {height} left the chain; "
+                f"block {block_hash} at height {height} left the chain; "
                 f"height {height} now holds {shown}"))))
     return planned
 
@@ -126,8 +149,8 @@ def plan_deposits(active: Mapping[int, Recorded], reversed_now: set[int],
     """
     if confirmations < 1:
         raise ValueError("confirmations must be >= 1")
-    known = {recorded.payload["key"] for seq, recorded in active.items()
-             if recorded.kind == DEPOSIT and seq not in reversed_now}
+    known = {recorded.event.key for seq, recorded in active.items()
+             if isinstance(recorded.event, EvmDeposit) and seq not in reversed_now}
     planned = []
     for deposit in sorted(observed, key=lambda item: (item.block_number, item.log_index)):
         if deposit.key in known or tip - deposit.block_number + 1 < confirmations:
@@ -143,15 +166,16 @@ def plan_confirmations(active: Mapping[int, Recorded], already: set[int],
     """`evm.confirmed` for executions now `confirmations` deep (once each)."""
     planned = []
     for seq, recorded in sorted(active.items()):
-        if recorded.kind != EXECUTED or seq in already or seq in reversed_now:
+        executed = recorded.event
+        if not isinstance(executed, EvmExecuted) or seq in already or seq in reversed_now:
             continue
-        height = int(recorded.payload["block_number"])
+        height = executed.block_number
         if tip - height + 1 >= confirmations:
-            planned.append((CONFIRMED, {
-                "confirms_seq": seq, "safe_tx_hash": recorded.payload["safe_tx_hash"],
-                "chain_id": recorded.payload["chain_id"], "safe": recorded.payload["safe"],
-                "tx_hash": recorded.payload["tx_hash"], "block_number": height,
-                "block_hash": recorded.payload["block_hash"], "confirmations": tip - height + 1}))
+            planned.append((CONFIRMED, EvmConfirmed(
+                confirms_seq=seq, safe_tx_hash=executed.safe_tx_hash,
+                chain_id=executed.chain_id, safe=executed.safe, tx_hash=executed.tx_hash,
+                block_number=height, block_hash=executed.block_hash,
+                confirmations=tip - height + 1).to_payload()))
     return planned
 
 
@@ -160,10 +184,9 @@ def positions(entries: Iterable[Any], safe: str, chain_id: int) -> dict[str, int
     with reorged entries reversed."""
     totals: dict[str, int] = {}
     for recorded in in_force(entries, safe, chain_id).values():
-        payload = recorded.payload
-        if recorded.kind == EXECUTED and not payload.get("success", False):
+        event = recorded.event
+        if isinstance(event, EvmExecuted) and not event.success:
             continue
-        sign = 1 if recorded.kind == DEPOSIT else -1
-        totals[payload["asset"]] = totals.get(payload["asset"], 0) \
-            + sign * int(payload["amount_wei"])
+        sign = 1 if isinstance(event, EvmDeposit) else -1
+        totals[event.asset] = totals.get(event.asset, 0) + sign * event.amount_wei
     return totals

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
@@ -22,6 +22,7 @@ from web3.logs import DISCARD
 from web3.types import TxParams, TxReceipt
 
 from reserve.errors import ContractReverted, EVMError, MismatchError, NodeUnavailable
+from reserve.events.chain_evm import EvmExecuted, EvmSafeTxCreated, EvmSignatureReceived
 from reserve.ledger.store import Ledger
 from wallets.evm import contracts
 from wallets.evm.safe_tx import SafeTx, checksum, safe_tx_hash
@@ -30,6 +31,8 @@ from wallets.evm.transfer import ApprovedEVMTransfer, describe, require_matches,
 from wallets.evm.vault import VaultState, read_state
 
 ACTOR = "service:evm"
+# The kinds recorded per Safe transaction, each naming it by `safe_tx_hash`.
+Recorded = TypeVar("Recorded", EvmSafeTxCreated, EvmSignatureReceived, EvmExecuted)
 
 
 @dataclass(frozen=True)
@@ -48,9 +51,10 @@ def _hex(value: bytes) -> str:
     return "0x" + bytes(value).hex()
 
 
-def _entries_for(ledger: Ledger, kind: str, safe_tx_hash_hex: str) -> list[Any]:
-    return [entry for entry in ledger.entries(kinds=[kind])
-            if entry.payload.get("safe_tx_hash") == safe_tx_hash_hex]
+def _events_for(ledger: Ledger, kind: type[Recorded], safe_tx_hash_hex: str) -> list[Recorded]:
+    """The recorded events of one kind about one Safe transaction, in ledger order."""
+    found = (kind.of(entry) for entry in ledger.entries(kinds=[kind.KIND]))
+    return [event for event in found if event.safe_tx_hash == safe_tx_hash_hex]
 
 
 def require_chain(w3: Web3, transfer: ApprovedEVMTransfer) -> None:
@@ -86,29 +90,31 @@ def propose(ledger: Ledger, w3: Web3, transfer: ApprovedEVMTransfer,
     require_chain(w3, transfer)
     tx = to_safe_tx(transfer)
     digest = safe_tx_hash(transfer.chain_id, transfer.safe_address, tx)
-    if _entries_for(ledger, "evm.safe_tx_created", _hex(digest)):
+    if _events_for(ledger, EvmSafeTxCreated, _hex(digest)):
         return tx, digest
     require_nonce(read_state(w3, transfer.safe_address), transfer.nonce)
     on_chain = contract_hash(w3, transfer.safe_address, tx)
     if on_chain != digest:
         raise MismatchError("Safe transaction hash", _hex(digest), _hex(on_chain))
-    ledger.append("evm.safe_tx_created", actor, proposal_payload(transfer, tx, digest))
+    ledger.append(EvmSafeTxCreated.KIND, actor, proposal_payload(transfer, tx, digest))
     return tx, digest
 
 
 def proposal_payload(transfer: ApprovedEVMTransfer, tx: SafeTx, digest: bytes
                      ) -> dict[str, Any]:
     """The `evm.safe_tx_created` payload: the transaction, its hash and the approval."""
-    return {"safe_tx_hash": _hex(digest), "proposal_digest": transfer.proposal_digest.hex(),
-            "policy_version": transfer.policy_version, "vault_id": transfer.vault_id,
-            "chain_id": transfer.chain_id, "safe": transfer.safe_address,
-            "safe_tx": tx.as_json(), "transfer": transfer.as_json()}
+    return EvmSafeTxCreated(
+        safe_tx_hash=_hex(digest), digest=transfer.proposal_digest.hex(),
+        policy_version=transfer.policy_version, vault=transfer.vault_id,
+        chain_id=transfer.chain_id, safe=transfer.safe_address, safe_tx=tx.as_json(),
+        transfer=transfer.as_json()).to_payload()
 
 
 def signature_payload(transfer: ApprovedEVMTransfer, digest: bytes, owner: str,
                       share: SignatureShare) -> dict[str, Any]:
-    return {"safe_tx_hash": _hex(digest), "proposal_digest": transfer.proposal_digest.hex(),
-            "signer": owner, "signature": _hex(share.signature)}
+    return EvmSignatureReceived(
+        safe_tx_hash=_hex(digest), digest=transfer.proposal_digest.hex(), signer=owner,
+        signature=_hex(share.signature)).to_payload()
 
 
 def submit_signature(ledger: Ledger, transfer: ApprovedEVMTransfer, share: SignatureShare,
@@ -120,23 +126,22 @@ def submit_signature(ledger: Ledger, transfer: ApprovedEVMTransfer, share: Signa
     """
     tx = to_safe_tx(transfer)
     digest = safe_tx_hash(transfer.chain_id, transfer.safe_address, tx)
-    if not _entries_for(ledger, "evm.safe_tx_created", _hex(digest)):
+    if not _events_for(ledger, EvmSafeTxCreated, _hex(digest)):
         raise EVMError(f"Safe transaction {_hex(digest)} was never proposed")
-    if _entries_for(ledger, "evm.executed", _hex(digest)):
+    if _events_for(ledger, EvmExecuted, _hex(digest)):
         raise EVMError(f"Safe transaction {_hex(digest)} was already executed")
     owner = check_share(digest, share, tuple(owners))
-    for entry in _entries_for(ledger, "evm.signature_received", _hex(digest)):
-        if entry.payload["signer"] == owner:
+    for signed in _events_for(ledger, EvmSignatureReceived, _hex(digest)):
+        if signed.signer == owner:
             raise EVMError(f"owner {owner} already signed Safe transaction {_hex(digest)}")
-    ledger.append("evm.signature_received", actor or f"custodian:{owner}",
+    ledger.append(EvmSignatureReceived.KIND, actor or f"custodian:{owner}",
                   signature_payload(transfer, digest, owner, share))
     return owner
 
 
 def recorded_shares(ledger: Ledger, digest: bytes) -> list[SignatureShare]:
-    return [SignatureShare(entry.payload["signer"],
-                           bytes.fromhex(entry.payload["signature"][2:]))
-            for entry in _entries_for(ledger, "evm.signature_received", _hex(digest))]
+    return [SignatureShare(signed.signer, bytes.fromhex(signed.signature[2:]))
+            for signed in _events_for(ledger, EvmSignatureReceived, _hex(digest))]
 
 
 def execute_safe_tx(w3: Web3, account: LocalAccount, safe_address: str, tx: SafeTx,
@@ -201,9 +206,9 @@ def execute(ledger: Ledger, w3: Web3, transfer: ApprovedEVMTransfer, account: Lo
     tx = to_safe_tx(transfer)
     require_matches(transfer, tx)
     digest = safe_tx_hash(transfer.chain_id, transfer.safe_address, tx)
-    if not _entries_for(ledger, "evm.safe_tx_created", _hex(digest)):
+    if not _events_for(ledger, EvmSafeTxCreated, _hex(digest)):
         raise EVMError(f"Safe transaction {_hex(digest)} was never proposed")
-    if _entries_for(ledger, "evm.executed", _hex(digest)):
+    if _events_for(ledger, EvmExecuted, _hex(digest)):
         raise EVMError(f"Safe transaction {_hex(digest)} was already executed (replay refused)")
     execution = execute_safe_tx(w3, account, transfer.safe_address, tx,
                                 recorded_shares(ledger, digest))
@@ -213,20 +218,20 @@ def execute(ledger: Ledger, w3: Web3, transfer: ApprovedEVMTransfer, account: Lo
 
 def record_execution(ledger: Ledger, transfer: ApprovedEVMTransfer, tx: SafeTx,
                      execution: Execution, actor: str = ACTOR) -> None:
-    ledger.append("evm.executed", actor, execution_payload(transfer, tx, execution))
+    ledger.append(EvmExecuted.KIND, actor, execution_payload(transfer, tx, execution))
 
 
 def execution_payload(transfer: ApprovedEVMTransfer, tx: SafeTx, execution: Execution
                       ) -> dict[str, Any]:
     """The `evm.executed` payload: what moved (decoded from the transaction) and the receipt."""
     asset, recipient, amount = describe(tx)
-    return {"safe_tx_hash": _hex(execution.safe_tx_hash),
-            "proposal_digest": transfer.proposal_digest.hex(), "vault_id": transfer.vault_id,
-            "chain_id": transfer.chain_id, "safe": transfer.safe_address, "asset": asset,
-            "to": recipient, "amount_wei": str(amount), "nonce": str(tx.nonce),
-            "tx_hash": _hex(execution.tx_hash), "block_number": execution.block_number,
-            "block_hash": _hex(execution.block_hash), "success": execution.success,
-            "gas_used": execution.gas_used}
+    return EvmExecuted(
+        safe_tx_hash=_hex(execution.safe_tx_hash), digest=transfer.proposal_digest.hex(),
+        vault=transfer.vault_id, chain_id=transfer.chain_id, safe=transfer.safe_address,
+        asset=asset, to=recipient, amount_wei=amount, nonce=tx.nonce,
+        tx_hash=_hex(execution.tx_hash), block_number=execution.block_number,
+        block_hash=_hex(execution.block_hash), success=execution.success,
+        gas_used=execution.gas_used).to_payload()
 
 
 def find_execution(w3: Web3, safe_address: str, digest: bytes, from_block: int = 0

@@ -18,6 +18,7 @@ from reserve.api import ledger_views
 from reserve.api.auth import ALL_ROLES, Principal
 from reserve.api.deps import Service, get_service, require
 from reserve.api.openapi import errors, link, ok
+from reserve.events.records import ReconcileReport
 from reserve.reconcile.report import ENTRY_KIND
 
 router = APIRouter(prefix="/api/reconcile", tags=["reconciliation"])
@@ -26,18 +27,16 @@ SEQ_MAX = 2**40
 
 
 def report_json(entry: Any) -> dict[str, Any]:
-    payload = entry.payload
-    summary = payload.get("summary") if isinstance(payload.get("summary"), list) else []
+    report = ReconcileReport.of(entry)
+    summary = report.summary if isinstance(report.summary, list) else []
     statuses = {row.get("status") for row in summary if isinstance(row, dict)}
     overall = "critical" if "critical" in statuses else \
         "discrepancy" if "discrepancy" in statuses else "ok"
     return {"seq": entry.seq, "time": entry.time, "auditor": entry.actor, "status": overall,
-            "report_sha256": payload.get("report_sha256"),
-            "auditor_key": payload.get("auditor_key"), "signature": payload.get("signature"),
-            "ledger_tree_size": payload.get("ledger_tree_size"),
-            "ledger_root_hash": payload.get("ledger_root_hash"),
-            "block": payload.get("block"), "summary": summary,
-            "findings_by_severity": payload.get("findings_by_severity", {})}
+            "report_sha256": report.report_sha256, "auditor_key": report.auditor_key,
+            "signature": report.signature, "ledger_tree_size": report.ledger_tree_size,
+            "ledger_root_hash": report.ledger_root_hash, "block": report.block,
+            "summary": summary, "findings_by_severity": report.findings_by_severity}
 
 
 def visible_reports(service: Service, principal: Principal) -> list[Any]:
@@ -63,7 +62,7 @@ def show_report(report: Annotated[str, Path(pattern=r"^([0-9]{1,13}|[0-9a-f]{64}
                 principal: Principal = Depends(readers),
                 service: Service = Depends(get_service)) -> dict[str, Any]:
     for entry in service.ledger.entries(kinds=(ENTRY_KIND,)):
-        if str(entry.seq) == report or entry.payload.get("report_sha256") == report:
+        if str(entry.seq) == report or ReconcileReport.of(entry).report_sha256 == report:
             if not ledger_views.may_see(principal, entry):
                 break  # another vault's report: answered as if it did not exist
             return report_json(entry)
