@@ -8,10 +8,18 @@ row exists (no token ever works without its ledger record), while a revocation t
 effect in the database before it is recorded (a revoked token never keeps working
 because the ledger was unavailable). Neither the token nor its full hash enters the
 ledger: only the token id and the first digits of the hash.
+
+Separation of duties: a token for someone other than the admin who asks, for any role but
+viewer (which reads only what every admin may read anyway), is not issued at once through
+the API. `request_token` keeps a pending grant; a different admin's `approve_grant` issues
+it, and its `auth.token_issued` entry names both admins. The local `reserve token issue`
+command (database access, bootstrapping the first admin) still calls `issue_token` alone.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import secrets
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,13 +33,23 @@ from reserve.api.auth import (
     parse_token,
     token_matches,
 )
-from reserve.api.store import AccountStore, TokenRecord, User, format_instant, parse_instant
-from reserve.errors import AccountConflict, AccountError, AuthError
+from reserve.api.store import (
+    AccountStore,
+    TokenGrant,
+    TokenRecord,
+    User,
+    format_instant,
+    parse_instant,
+)
+from reserve.errors import AccountConflict, AccountError, AccountNotFound, AuthError
+from reserve.events.access import TokenIssued, TokenRequested, TokenRequestRejected
 
 Record = Callable[[list[tuple[str, dict[str, Any]]]], None]
 EXPIRY_SECONDS_MIN = 60
 EXPIRY_SECONDS_MAX = 366 * 24 * 3600
 EXPIRY_SECONDS_DEFAULT = 30 * 24 * 3600
+GRANT_SECONDS = 24 * 3600  # a pending grant not approved within this is void
+SINGLE_STEP_ROLES = frozenset({Role.VIEWER.value})  # issued for anyone by one admin
 
 
 def _check_roles(roles: Sequence[str], vaults: Sequence[str]) -> tuple[tuple[str, ...],
@@ -59,7 +77,12 @@ def create_user(store: AccountStore, record: Record, *, person: str, name: str,
 
 
 def update_user(store: AccountStore, record: Record, *, person: str, name: str,
-                institution: str, roles: Sequence[str], vaults: Sequence[str]) -> User:
+                institution: str, roles: Sequence[str], vaults: Sequence[str],
+                by: str | None = None) -> User:
+    """Replace a user's fields. `by` (the admin asking, through the API) may not change
+    their own user: another admin must grant or withdraw an admin's roles."""
+    if by is not None and person == by:
+        raise AccountConflict("an admin cannot change their own user; another admin must")
     current = store.require_user(person)
     if current.disabled_at is not None:
         raise AccountConflict(f"user {person!r} is disabled")
@@ -82,10 +105,8 @@ def disable_user(store: AccountStore, record: Record, *, person: str, by: str,
     return revoked
 
 
-def issue_token(store: AccountStore, record: Record, *, person: str, role: str,
-                expires_in_seconds: int, label: str, issued_by: str,
-                now: datetime) -> tuple[IssuedToken, TokenRecord]:
-    """Mint a token for `person` acting as `role`; the token text is returned only here."""
+def _check_token_for(store: AccountStore, *, person: str, role: str,
+                     expires_in_seconds: int) -> User:
     if not EXPIRY_SECONDS_MIN <= expires_in_seconds <= EXPIRY_SECONDS_MAX:
         raise AccountError(f"expiry must be {EXPIRY_SECONDS_MIN} to {EXPIRY_SECONDS_MAX} "
                            f"seconds, got {expires_in_seconds}")
@@ -95,17 +116,95 @@ def issue_token(store: AccountStore, record: Record, *, person: str, role: str,
     if role not in user.roles:
         raise AccountConflict(f"user {person!r} does not hold the role {role!r} "
                               f"(holds {list(user.roles)})")
-    issued = mint_token()
+    return user
+
+
+def issue_token(store: AccountStore, record: Record, *, person: str, role: str,
+                expires_in_seconds: int, label: str, issued_by: str,
+                now: datetime, grant: TokenGrant | None = None,
+                minted: IssuedToken | None = None) -> tuple[IssuedToken, TokenRecord]:
+    """Mint a token for `person` acting as `role`; the token text is returned only here.
+    With `grant` (already closed as approved by `issued_by`), the entry names both admins."""
+    user = _check_token_for(store, person=person, role=role,
+                            expires_in_seconds=expires_in_seconds)
+    issued = minted or mint_token()
     token = TokenRecord(token_id=issued.token_id, token_hash=issued.token_hash, person=person,
                         role=role, label=label, issued_by=issued_by,
                         created_at=format_instant(now),
                         expires_at=format_instant(now + timedelta(seconds=expires_in_seconds)))
-    record([("auth.token_issued", {
-        "token_id": token.token_id, "hash_prefix": issued.token_hash[:HASH_PREFIX_HEX],
-        "person": person, "role": role, "vaults": list(user.vaults) if role == "custodian"
-        else [], "label": label, "expires_at": token.expires_at})])
+    event = TokenIssued(
+        token_id=token.token_id, hash_prefix=issued.token_hash[:HASH_PREFIX_HEX],
+        person=person, role=role, vaults=list(user.vaults) if role == "custodian" else [],
+        label=label, expires_at=parse_instant(token.expires_at))
+    if grant is not None:
+        event = dataclasses.replace(event, requested_by=grant.requested_by,
+                                    approved_by=issued_by, grant_id=grant.grant_id)
+    record([(TokenIssued.KIND, event.to_payload())])
     store.insert_token(token)
     return issued, token
+
+
+def needs_approval(*, person: str, role: str, by: str) -> bool:
+    """Whether admin `by` asking for a `role` token for `person` needs a second admin."""
+    return person != by and role not in SINGLE_STEP_ROLES
+
+
+def request_token(store: AccountStore, record: Record, *, person: str, role: str,
+                  expires_in_seconds: int, label: str, requested_by: str,
+                  now: datetime) -> TokenGrant:
+    """Keep a pending grant for a token another admin must approve; nothing is issued."""
+    _check_token_for(store, person=person, role=role, expires_in_seconds=expires_in_seconds)
+    grant = TokenGrant(grant_id=secrets.token_hex(8), person=person, role=role, label=label,
+                       expires_in_seconds=expires_in_seconds, requested_by=requested_by,
+                       created_at=format_instant(now),
+                       expires_at=format_instant(now + timedelta(seconds=GRANT_SECONDS)))
+    record([(TokenRequested.KIND, TokenRequested(
+        grant_id=grant.grant_id, person=person, role=role, label=label,
+        expires_in_seconds=expires_in_seconds, requested_by=requested_by,
+        grant_expires_at=parse_instant(grant.expires_at)).to_payload())])
+    return store.insert_grant(grant)
+
+
+def _pending(store: AccountStore, grant_id: str, now: datetime) -> TokenGrant:
+    grant = store.grant(grant_id)
+    if grant is None:
+        raise AccountNotFound(f"no grant {grant_id}")
+    if grant.state != "pending":
+        raise AccountConflict(f"grant {grant_id} was already {grant.state}")
+    return grant
+
+
+def approve_grant(store: AccountStore, record: Record, *, grant_id: str, by: str,
+                  now: datetime) -> tuple[IssuedToken, TokenRecord]:
+    """Issue the token of a pending grant, as a second admin `by`. The grant is closed
+    before the token exists: a failure between leaves a closed grant and no token (ask
+    again), never a grant that could be approved twice."""
+    grant = _pending(store, grant_id, now)
+    if grant.requested_by == by:
+        raise AccountConflict(f"grant {grant_id} was requested by {by!r}: another admin "
+                              "must approve it")
+    if parse_instant(grant.expires_at) <= now:
+        raise AccountConflict(f"grant {grant_id} expired at {grant.expires_at}; ask again")
+    _check_token_for(store, person=grant.person, role=grant.role,
+                     expires_in_seconds=grant.expires_in_seconds)
+    minted = mint_token()
+    closed = store.close_grant(grant_id, "approved", by, now, token_id=minted.token_id)
+    issued, token = issue_token(store, record, person=grant.person, role=grant.role,
+                                expires_in_seconds=grant.expires_in_seconds,
+                                label=grant.label, issued_by=by, now=now, grant=closed,
+                                minted=minted)
+    return issued, token
+
+
+def reject_grant(store: AccountStore, record: Record, *, grant_id: str, by: str,
+                 now: datetime) -> TokenGrant:
+    """Close a pending grant without a token (any admin, its requester included)."""
+    _pending(store, grant_id, now)
+    closed = store.close_grant(grant_id, "rejected", by, now)
+    record([(TokenRequestRejected.KIND, TokenRequestRejected(
+        grant_id=grant_id, person=closed.person, role=closed.role,
+        requested_by=closed.requested_by).to_payload())])
+    return closed
 
 
 def revoke_token(store: AccountStore, record: Record, *, token_id: str, by: str,

@@ -62,6 +62,12 @@ def created(description: str, **links: dict[str, Any]) -> dict[int | str, dict[s
     return {201: {"description": description, "links": links}}
 
 
+def accepted(description: str, **links: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
+    """`responses=` entry for a 202 answer: the request is kept, not yet carried out."""
+    return {202: {"description": description, "links": links,
+                  "content": {"application/json": {"schema": {"type": "object"}}}}}
+
+
 def ok(description: str, **links: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
     """`responses=` entry for a 200 answer with links."""
     return {200: {"description": description, "links": links}}

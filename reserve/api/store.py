@@ -25,7 +25,7 @@ from sqlalchemy import Engine, create_engine, event, exc, update
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, col, select
 
-from reserve.api.models import ApiToken, ApiUser
+from reserve.api.models import ApiToken, ApiTokenGrant, ApiUser
 from reserve.db import POSTGRES_PREFIXES, connect, create_private
 from reserve.errors import AccountConflict, AccountNotFound, ConfigError
 from reserve.ledger.migrate import upgrade, upgrade_connection
@@ -82,6 +82,45 @@ class TokenRecord:
                 "issued_by": self.issued_by, "created_at": self.created_at,
                 "expires_at": self.expires_at, "revoked_at": self.revoked_at,
                 "revoked_by": self.revoked_by, "status": self.status(now)}
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    """A token one admin asked for someone else (see reserve.api.accounts.request_token)."""
+
+    grant_id: str
+    person: str
+    role: str
+    label: str
+    expires_in_seconds: int
+    requested_by: str
+    created_at: str
+    expires_at: str
+    state: str = "pending"
+    closed_by: str | None = None
+    closed_at: str | None = None
+    token_id: str | None = None
+
+    def status(self, now: datetime) -> str:
+        if self.state != "pending":
+            return self.state
+        return "expired" if parse_instant(self.expires_at) <= now else "pending"
+
+    def to_json(self, now: datetime) -> dict[str, Any]:
+        return {"grant_id": self.grant_id, "person": self.person, "role": self.role,
+                "label": self.label, "expires_in_seconds": self.expires_in_seconds,
+                "requested_by": self.requested_by, "created_at": self.created_at,
+                "expires_at": self.expires_at, "closed_by": self.closed_by,
+                "closed_at": self.closed_at, "token_id": self.token_id,
+                "status": self.status(now)}
+
+
+def _grant(row: ApiTokenGrant) -> TokenGrant:
+    return TokenGrant(grant_id=row.grant_id, person=row.person, role=row.role,
+                      label=row.label, expires_in_seconds=row.expires_in_seconds,
+                      requested_by=row.requested_by, created_at=row.created_at,
+                      expires_at=row.expires_at, state=row.state, closed_by=row.closed_by,
+                      closed_at=row.closed_at, token_id=row.token_id)
 
 
 def _user(row: ApiUser) -> User:
@@ -276,3 +315,44 @@ class AccountStore:
             row.revoked_at, row.revoked_by = format_instant(now), by
             session.add(row)
             return _token(row)
+
+    # ----------------------------------------------------------------- grants
+    def insert_grant(self, grant: TokenGrant) -> TokenGrant:
+        with self._session() as session:
+            if session.get(ApiTokenGrant, grant.grant_id) is not None:
+                raise AccountConflict(f"grant {grant.grant_id} already exists")
+            session.add(ApiTokenGrant(
+                grant_id=grant.grant_id, person=grant.person, role=grant.role,
+                label=grant.label, expires_in_seconds=grant.expires_in_seconds,
+                requested_by=grant.requested_by, created_at=grant.created_at,
+                expires_at=grant.expires_at, state=grant.state))
+        return grant
+
+    def grant(self, grant_id: str) -> TokenGrant | None:
+        with self._session() as session:
+            row = session.get(ApiTokenGrant, grant_id)
+            return _grant(row) if row is not None else None
+
+    def pending_grants(self) -> list[TokenGrant]:
+        query = (select(ApiTokenGrant).where(ApiTokenGrant.state == "pending")
+                 .order_by(col(ApiTokenGrant.created_at), col(ApiTokenGrant.grant_id))
+                 .limit(LIST_MAX))
+        with self._session() as session:
+            return [_grant(row) for row in session.exec(query)]
+
+    def close_grant(self, grant_id: str, state: str, by: str, now: datetime,
+                    token_id: str | None = None) -> TokenGrant:
+        """Move a pending grant to `state` in one conditional UPDATE, so two admins acting
+        at once cannot both close it (the loser gets a conflict)."""
+        with self._session() as session:
+            closed = session.exec(
+                update(ApiTokenGrant).where(col(ApiTokenGrant.grant_id) == grant_id,
+                                            col(ApiTokenGrant.state) == "pending")
+                .values(state=state, closed_by=by, closed_at=format_instant(now),
+                        token_id=token_id))
+            if closed.rowcount != 1:
+                raise AccountConflict(f"grant {grant_id} is no longer pending")
+            row = session.get(ApiTokenGrant, grant_id)
+            assert row is not None
+            session.refresh(row)
+            return _grant(row)

@@ -27,6 +27,9 @@ class ApiRequest(Event):
 
 @dataclass(frozen=True)
 class TokenIssued(Event):
+    """A token minted. One issued for someone other than the requesting admin names both
+    admins (`requested_by`, `approved_by`); one issued at once names neither."""
+
     KIND = "auth.token_issued"
     token_id: str
     hash_prefix: Hex
@@ -35,6 +38,35 @@ class TokenIssued(Event):
     vaults: Json  # [vault name], for a custodian's token
     label: str
     expires_at: Time
+    requested_by: str = ABSENT
+    approved_by: str = ABSENT
+    grant_id: str = ABSENT
+
+
+@dataclass(frozen=True)
+class TokenRequested(Event):
+    """An admin asked for a token for someone else: nothing is issued until a second admin
+    approves grant `grant_id` (before `grant_expires_at`)."""
+
+    KIND = "auth.token_requested"
+    grant_id: str
+    person: str
+    role: str
+    label: str
+    expires_in_seconds: int
+    requested_by: str
+    grant_expires_at: Time
+
+
+@dataclass(frozen=True)
+class TokenRequestRejected(Event):
+    """A pending grant closed without issuing a token (by the entry's actor)."""
+
+    KIND = "auth.token_request_rejected"
+    grant_id: str
+    person: str
+    role: str
+    requested_by: str
 
 
 @dataclass(frozen=True)
@@ -70,4 +102,5 @@ class UserDisabled(UserChanged):
 UserChanged.VARIANTS = {"created": UserWritten, "updated": UserWritten,
                         "disabled": UserDisabled}
 
-EVENTS: tuple[type[Event], ...] = (ApiRequest, TokenIssued, TokenRevoked, UserChanged)
+EVENTS: tuple[type[Event], ...] = (ApiRequest, TokenIssued, TokenRequested,
+                                   TokenRequestRejected, TokenRevoked, UserChanged)

@@ -27,7 +27,7 @@ from typing import Any
 from reserve.errors import LedgerError
 from reserve.ledger import schema
 
-HEAD_REVISION = "0002_accounts"
+HEAD_REVISION = "0003_token_grants"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 MIGRATION_LOCK_ID = 0x5245534551
 

@@ -60,6 +60,15 @@ def _fresh_token(server: RunningServer) -> str:
     return token.token_id
 
 
+def _fresh_grant(server: RunningServer) -> str:
+    """A pending grant another admin ("test") asked for, so root-admin may approve it."""
+    person = _throwaway_user(server, "operator")
+    grant = accounts.request_token(server.store, server.record, person=person,
+                                   role="operator", expires_in_seconds=3600, label="matrix",
+                                   requested_by="test", now=server.clock.wall())
+    return grant.grant_id
+
+
 def _any_token_id(server: RunningServer) -> str:
     return server.store.tokens()[0].token_id
 
@@ -82,6 +91,11 @@ MATRIX: tuple[Endpoint, ...] = (
     Endpoint("POST", "/api/tokens", ADMIN, 201,
              fixed("/api/tokens", {"person": "vic-viewer", "role": "viewer",
                                    "expires_in_seconds": 3600, "label": "matrix"})),
+    Endpoint("GET", "/api/tokens/grants", ADMIN, 200, fixed("/api/tokens/grants")),
+    Endpoint("POST", "/api/tokens/grants/{grant_id}/approve", ADMIN, 201,
+             lambda s: (f"/api/tokens/grants/{_fresh_grant(s)}/approve", None)),
+    Endpoint("POST", "/api/tokens/grants/{grant_id}/reject", ADMIN, 200,
+             lambda s: (f"/api/tokens/grants/{_fresh_grant(s)}/reject", None)),
     Endpoint("GET", "/api/tokens/{token_id}", ADMIN, 200,
              lambda s: (f"/api/tokens/{_any_token_id(s)}", None)),
     Endpoint("POST", "/api/tokens/{token_id}/revoke", ADMIN, 200,

@@ -64,7 +64,8 @@ def test_service_credentials_append_and_cannot_rewrite(roles: tuple[str, str],
     grants = {g["table"]: g["privileges"] for g in done["grants"]}
     assert {table: grants[table] for table in TABLES} == {t: ["SELECT", "INSERT"] for t in TABLES}
     assert grants["alembic_version"] == ["SELECT"]
-    assert grants["api_tokens"] == grants["api_users"] == ["SELECT", "INSERT", "UPDATE"]
+    assert grants["api_tokens"] == grants["api_users"] == grants["api_token_grants"] == [
+        "SELECT", "INSERT", "UPDATE"]
 
     # Appends, checkpoints and verification as the service.
     with Ledger.open(service_url, signer=signer, checkpoint_every=8) as ledger:
@@ -184,7 +185,8 @@ def test_an_old_database_upgrades_under_init_and_the_service_needs_no_ddl(
     init = db("init", owner_url, service_url, "--json")
     assert init.returncode == 0, init.stderr
     grants = {g["table"]: g["privileges"] for g in json.loads(init.stdout)["grants"]}
-    assert grants["api_tokens"] == grants["api_users"] == ["SELECT", "INSERT", "UPDATE"]
+    assert grants["api_tokens"] == grants["api_users"] == grants["api_token_grants"] == [
+        "SELECT", "INSERT", "UPDATE"]
     with psycopg.connect(service_url, autocommit=True) as connection:
         assert connection.execute("SELECT version_num FROM alembic_version").fetchone() == (
             HEAD_REVISION,)

@@ -83,12 +83,18 @@ def test_every_old_entry_decodes_to_its_typed_event_and_back_unchanged(name: str
                                     entry.payload)
 
 
+# Kinds first written after the fixtures were made (which are never regenerated): no old
+# ledger holds them, so there are no old bytes to check them against.
+NEWER_THAN_THE_FIXTURES = frozenset({"auth.token_requested", "auth.token_request_rejected"})
+
+
 def test_the_fixtures_together_hold_every_kind() -> None:
     """So every event class above was checked against bytes earlier code wrote."""
     from reserve import events
 
     seen = {entry.kind for name in SIZES for entry in _entries(FIXTURES / name)}
-    assert seen == events.KINDS, sorted(events.KINDS ^ seen)
+    older = events.KINDS - NEWER_THAN_THE_FIXTURES
+    assert seen == older, sorted(older ^ seen)
 
 
 @pytest.mark.parametrize("name", sorted(SIZES))

@@ -81,14 +81,16 @@ def show(person: Person, _: Principal = Depends(admins),
     return service.accounts.require_user(person).to_json()
 
 
-@router.put("/{person}", summary="Replace a user's name, institution, roles and vaults",
+@router.put("/{person}", summary="Replace a user's name, institution, roles and vaults "
+                                 "(never the caller's own: another admin must)",
             responses=errors(400, 403, 404, 409))
-def update(person: Person, body: UserFields, _: Principal = Depends(admins),
+def update(person: Person, body: UserFields, principal: Principal = Depends(admins),
            record: Recorder = Depends(get_recorder),
            service: Service = Depends(get_service)) -> dict[str, Any]:
     user = accounts.update_user(service.accounts, record, person=person, name=body.name,
                                 institution=body.institution,
-                                roles=[role.value for role in body.roles], vaults=body.vaults)
+                                roles=[role.value for role in body.roles], vaults=body.vaults,
+                                by=principal.person)
     return user.to_json()
 
 
