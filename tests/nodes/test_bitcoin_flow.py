@@ -126,7 +126,9 @@ def test_node_down_mid_flow_then_resumes(miner, make_vault, tmp_path) -> None:  
             kit.service.finalize_and_broadcast(transfer)
         with pytest.raises(NodeUnavailable):
             kit.watcher.sync()
-        assert kit.ledger.size() == size + 1  # only the share was recorded
+        # Only the share, and the broadcast's intent (written before sending), were recorded.
+        assert [e.kind for e in kit.ledger.entries(size)] == ["btc.share_received",
+                                                             "btc.finalized"]
         node.start()
         kit.service.ensure_watch_only()
         txid = kit.service.finalize_and_broadcast(transfer)

@@ -121,9 +121,10 @@ def chain_state(entries: Iterable[Entry], vault_id: str) -> VaultChainState:
 
 
 def broadcast_txids(entries: Iterable[Entry], vault_id: str) -> dict[str, str | None]:
-    """txid -> proposal digest (hex) of every transaction the service broadcast."""
+    """txid -> proposal digest (hex) of every transaction the service finalised to send
+    (the intent, recorded before sending) or broadcast."""
     return {event.txid: event.digest for _entry, event in _for_vault(entries, vault_id)
-            if isinstance(event, BtcBroadcast)}
+            if isinstance(event, BtcFinalized | BtcBroadcast)}
 
 
 def payload_hex(value: bytes) -> str:

@@ -303,36 +303,51 @@ class BitcoinVaultService:
         raise WalletError("ledger kept changing while recording the share; retry")
 
     def finalize_and_broadcast(self, transfer: ApprovedTransfer) -> str:
-        """Combine the shares, finalise, broadcast, record. Idempotent: one record per txid."""
-        entries, size = self._entries()
-        record = records.transfer_record(entries, self.vault.vault_id,
-                                         transfer.proposal_digest.hex())
-        if record is None:
-            raise PSBTError("no PSBT was built for this transfer")
-        if record.broadcast is not None:
-            return record.txid
-        base, summary = self._base(record, transfer)
-        shares = self._shares(record)
-        combined = combine(base, shares)
-        tx = finalize(combined, self.vault, shares)
-        if tx.txid().hex() != summary.txid:
-            raise PSBTError(f"finalised txid {tx.txid().hex()} != built txid {summary.txid}")
-        self._send(tx.serialize().hex())
-        vault, digest = self.vault.vault_id, transfer.proposal_digest.hex()
-        finalized = BtcFinalized(
-            vault=vault, digest=digest, txid=summary.txid, amount_sats=transfer.amount_sats,
-            fee_sats=summary.fee_sats, psbt_sha256=psbt_sha256(combined.serialize()),
-            signers=[s.custodian.name for s in shares], vsize=_vsize(tx))
-        broadcast = BtcBroadcast(
-            vault=vault, digest=digest, txid=summary.txid, amount_sats=transfer.amount_sats,
-            fee_sats=summary.fee_sats, psbt_sha256=record.created.psbt_sha256)
-        try:
-            self.ledger.append_many([(finalized.KIND, self.actor, finalized.to_payload()),
-                                     (broadcast.KIND, self.actor, broadcast.to_payload())],
-                                    expected_size=size, now=self._now())
-        except LedgerConflict:
-            return self.finalize_and_broadcast(transfer)  # someone recorded meanwhile; re-read
-        return summary.txid
+        """Combine the shares, finalise, broadcast, record. Idempotent: one record per txid.
+
+        The intent (`btc.finalized`: this txid for this proposal) is recorded before the
+        transaction is sent and `btc.broadcast` after, so a crash between the node accepting
+        it and the ledger recording the broadcast loses no link: the watcher attributes the
+        confirmation to the proposal, and calling this again re-sends (the node answers
+        "already known") and records the broadcast.
+        """
+        for _attempt in range(LEDGER_RETRIES):
+            entries, size = self._entries()
+            record = records.transfer_record(entries, self.vault.vault_id,
+                                             transfer.proposal_digest.hex())
+            if record is None:
+                raise PSBTError("no PSBT was built for this transfer")
+            if record.broadcast is not None:
+                return record.txid
+            base, summary = self._base(record, transfer)
+            shares = self._shares(record)
+            combined = combine(base, shares)
+            tx = finalize(combined, self.vault, shares)
+            if tx.txid().hex() != summary.txid:
+                raise PSBTError(f"finalised txid {tx.txid().hex()} != built txid "
+                                f"{summary.txid}")
+            vault, digest = self.vault.vault_id, transfer.proposal_digest.hex()
+            try:
+                if record.finalized is None:
+                    finalized = BtcFinalized(
+                        vault=vault, digest=digest, txid=summary.txid,
+                        amount_sats=transfer.amount_sats, fee_sats=summary.fee_sats,
+                        psbt_sha256=psbt_sha256(combined.serialize()),
+                        signers=[s.custodian.name for s in shares], vsize=_vsize(tx))
+                    self.ledger.append(finalized.KIND, self.actor, finalized.to_payload(),
+                                       expected_size=size, now=self._now())
+                    size += 1
+                self._send(tx.serialize().hex())
+                broadcast = BtcBroadcast(
+                    vault=vault, digest=digest, txid=summary.txid,
+                    amount_sats=transfer.amount_sats, fee_sats=summary.fee_sats,
+                    psbt_sha256=record.created.psbt_sha256)
+                self.ledger.append(broadcast.KIND, self.actor, broadcast.to_payload(),
+                                   expected_size=size, now=self._now())
+            except LedgerConflict:
+                continue  # someone recorded meanwhile: re-read and go on from there
+            return summary.txid
+        raise WalletError("ledger kept changing while recording the broadcast; retry")
 
     def _send(self, raw_hex: str) -> None:
         try:
