@@ -212,7 +212,8 @@ def proposal_summary(status: ProposalStatus) -> dict[str, Any]:
         data.update({"asset": body.asset, "amount": str(body.amount),
                      "amount_text": present.format_amount(body.amount, body.asset),
                      "fee_max": str(body.fee_max),
-                     "outputs": [{"destination": o.destination, "amount": str(o.amount)}
+                     "outputs": [{"destination": o.destination, "amount": str(o.amount),
+                                  "amount_text": present.format_amount(o.amount, body.asset)}
                                  for o in body.outputs]})
     return data
 
