@@ -30,7 +30,6 @@ from reserve.transfers.projection import ProposalStatus
 router = APIRouter(prefix="/api/transfers", tags=["transfers"])
 readers = require(*ALL_ROLES)
 ORDER_STATES = frozenset({APPROVED, RELEASABLE, SIGNING, BROADCAST, CONFIRMED})
-ORDER_FORMAT = "reserve-release-order/1"
 STEP_FIELDS = ("txid", "tx_hash", "safe_tx_hash", "psbt_sha256", "signer", "custodian",
                "confirmations", "depth", "blockhash", "block_hash", "height", "block_number")
 
@@ -45,16 +44,6 @@ def transfer_json(found: ProposalStatus, detail: bool = False) -> dict[str, Any]
                           **{k: step.payload[k] for k in STEP_FIELDS if k in step.payload}}
                          for step in found.chain_steps]
     return data
-
-
-def order_json(order: ReleaseOrder, state: str) -> dict[str, Any]:
-    return {"format": ORDER_FORMAT, "state": state,
-            "proposal_digest": order.proposal_digest.hex(),
-            "policy_version": order.policy_version, "vault_id": order.vault_id,
-            "network": order.network, "chain": order.chain, "asset": order.asset,
-            "outputs": [{"destination": o.destination, "amount": str(o.amount)}
-                        for o in order.outputs],
-            "amount": str(order.amount), "fee_max": str(order.fee_max)}
 
 
 def _transfer(workflow: Any, digest: str, principal: Principal) -> ProposalStatus:
@@ -98,4 +87,4 @@ def release_order(digest: Digest, principal: Principal = Depends(readers),
             raise HTTPException(status.HTTP_409_CONFLICT,
                                 detail=f"transfer {found.digest[:16]} is {found.state}: "
                                        "there is nothing approved to sign")
-        return order_json(ReleaseOrder.from_proposal(found.proposal), found.state)
+        return ReleaseOrder.from_proposal(found.proposal).to_json(found.state)
