@@ -218,3 +218,35 @@ def signing_material(order: ReleaseOrder, steps: Any) -> dict[str, Any]:
                 "safe_tx": dict(created.safe_tx),
                 "safe_tx_hash": "0x" + created.safe_tx_hash.removeprefix("0x")}}
     raise ConfigError("nothing to sign was recorded for this proposal: release it first")
+
+
+PACKAGE_FORMAT = "reserve-signing-package/1"
+
+
+def signing_package(workflow: Any, status: Any) -> dict[str, Any]:
+    """What a custodian signs from: the approved order, the proposal and the PSBT or Safe tx.
+
+    `status` is the transfer's ProposalStatus in state `signing` (the caller checks).
+    """
+    order = workflow.order(status.digest)
+    return {"format": PACKAGE_FORMAT, "order": order.to_json(status.state),
+            "proposal": status.proposal.document(),
+            **signing_material(order, status.chain_steps)}
+
+
+@dataclass
+class ConfiguredChains:
+    """The chain connections of one service: adapters and share parsing, from its config."""
+
+    settings: reserve_config.Settings
+    ledger: Any
+    options: ChainOptions = ChainOptions()
+    clock: Callable[[], datetime] | None = None
+
+    def adapter(self, vault_id: str, chain: str) -> ChainAdapter:
+        return adapter_for(self.settings, self.ledger, vault_id, chain, options=self.options,
+                           clock=self.clock)
+
+    def share(self, vault_id: str, chain: str, custodian: str, data: bytes
+              ) -> tuple[str, str]:
+        return share_from_file(self.settings, vault_id, chain, custodian, data)

@@ -34,12 +34,11 @@ from reserve.transfers.service import WorkflowService
 
 if TYPE_CHECKING:
     from reserve.transfers.chain import ChainAdapter
-    from wallets.chains import ChainOptions
+    from wallets.chains import ChainOptions, ConfiguredChains
 
 transfer_app = typer.Typer(no_args_is_help=True, help=(
     "Move an approved transfer to the chain: release, sign, broadcast, confirm."))
 SHARE_BYTES_MAX = 1024 * 1024
-PACKAGE_FORMAT = "reserve-signing-package/1"
 
 Digest = Annotated[str, typer.Argument(help="Proposal digest (or a unique prefix).")]
 Operator = Annotated[str, typer.Option("--by", help="Operator id (the vault's policy names it).")]
@@ -61,12 +60,13 @@ class Session:
     ledger: Any
     options: ChainOptions
 
-    def adapter(self, status: ProposalStatus) -> ChainAdapter:
-        from wallets.chains import adapter_for
+    def chains(self) -> ConfiguredChains:
+        from wallets.chains import ConfiguredChains
 
-        return adapter_for(self.settings, self.ledger, status.proposal.vault,
-                           status.proposal.chain, options=self.options,
-                           clock=self.workflow.clock)
+        return ConfiguredChains(self.settings, self.ledger, self.options, self.workflow.clock)
+
+    def adapter(self, status: ProposalStatus) -> ChainAdapter:
+        return self.chains().adapter(status.proposal.vault, status.proposal.chain)
 
 
 @contextmanager
@@ -168,17 +168,13 @@ def release(digest: Digest, by: Operator, config: Config = None, database_url: D
 
 
 def signing_package(workflow: WorkflowService, digest: str) -> dict[str, Any]:
-    """What a custodian signs from: the approved order and the PSBT or Safe transaction."""
-    from wallets.chains import signing_material
+    from wallets.chains import signing_package as package
 
     found = _transfer(workflow, digest)
     if found.state != "signing":
         raise ConfigError(f"transfer {found.digest[:16]} is {found.state}: a signing package "
                           "exists only while it is being signed")
-    return {"format": PACKAGE_FORMAT,
-            "order": workflow.order(found.digest).to_json(found.state),
-            "proposal": found.proposal.document(),
-            **signing_material(workflow.order(found.digest), found.chain_steps)}
+    return package(workflow, found)
 
 
 @transfer_app.command("signing-package")
@@ -210,8 +206,6 @@ def submit_share(digest: Digest,
                  mainnet: Mainnet = False, as_json: Json = False) -> None:
     """Check one custodian's signature share against the recorded transaction and record it."""
     def run() -> dict[str, Any]:
-        from wallets.chains import share_from_file
-
         data = share.read_bytes()
         if len(data) > SHARE_BYTES_MAX:
             raise ConfigError(f"{share}: larger than {SHARE_BYTES_MAX} bytes")
@@ -219,8 +213,8 @@ def submit_share(digest: Digest,
                       evm_rpc_url=evm_rpc_url, evm_key_file=evm_key_file,
                       mainnet=mainnet) as session:
             found = _transfer(session.workflow, digest)
-            signer, text = share_from_file(session.settings, found.proposal.vault,
-                                           found.proposal.chain, by, data)
+            signer, text = session.chains().share(found.proposal.vault, found.proposal.chain,
+                                                  by, data)
             session.workflow.add_signature_share(found.digest, session.adapter(found),
                                                  signer, text)
             return _status_json(session.workflow, session.workflow.status(found.digest))
