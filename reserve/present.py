@@ -11,7 +11,10 @@ is exactly what was recorded. Each surface keeps the spelling it has always had:
   the demo ("1.50000000 BTC (150,000,000 sats)", "0.75 ETH (750,000,000,000,000,000 wei)").
 * `base_units_words`: the base unit first, for the reconciliation report
   ("12,003,000 sats (0.12003000 BTC)").
-* `base_units_text`: the bare integer and a label, for the CLI ("150000000 sat").
+* `base_units_text`: the bare integer and a label ("150000000 sat").
+
+`parse_units` reads what a person typed ("0.2 BTC", "0.2", "5000000 sat", "5000000") back
+into exact base units, with the same units table.
 
 Times are UTC to the second ("2026-01-05T09:00:00Z", the spelling signed proposals use);
 durations are rounded up to the minute ("23 h", "22 h 59 min"). Pure: no I/O, no clock,
@@ -21,6 +24,7 @@ nothing from the API, CLI, demo or wallets.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -107,6 +111,40 @@ def base_units_words(amount: int, unit: Unit) -> str:
 def base_units_text(amount: int, label: str) -> str:
     """The integer as recorded, then a label: '150000000 sat' (the CLI's plain style)."""
     return f"{decimal_text(amount, 0, grouped=False)} {label}"
+
+
+_AMOUNT = re.compile(r"^([0-9]{1,78})(?:\.([0-9]{1,78}))?\s?([A-Za-z]{1,16})?$")
+
+
+def parse_units(text: str, asset: str, tokens: Mapping[str, Unit] | None = None,
+                what: str = "amount") -> int:
+    """An amount a person typed, as exact base units of `asset` (never through a float).
+
+    '5000000' and '5000000sat' are base units; '0.2', '0.2BTC' and '0.2 BTC' are asset
+    units (a decimal point or the asset's symbol says so). More decimal places than the
+    asset has, or a unit that is not this asset's, is refused with ValueError.
+    """
+    unit = unit_of(asset, tokens)
+    found = _AMOUNT.match(text.strip()) if isinstance(text, str) else None
+    if found is None:
+        raise ValueError(f"{what}: {text!r} is not an amount (e.g. 5000000 in base units, "
+                         f"or 0.05 {unit.symbol})")
+    whole, fraction, label = found.group(1), found.group(2), (found.group(3) or "")
+    base_labels = {unit.base.lower(), unit.base_plural.lower()} - {BASE_UNITS}
+    if label.lower() in base_labels:
+        if fraction is not None:
+            raise ValueError(f"{what}: {text!r}: {unit.base_plural} are whole numbers")
+        return int(whole)
+    if label and label.upper() != unit.symbol.upper():
+        raise ValueError(f"{what}: {text!r} is in {label}, but the asset is {unit.symbol}")
+    if not label and fraction is None:
+        return int(whole)  # a bare integer is base units, as recorded
+    digits = (fraction or "").rstrip("0")
+    if len(digits) > unit.decimals:
+        raise ValueError(f"{what}: {text!r} has more than {unit.decimals} decimal places, "
+                         f"the most {unit.symbol} has")
+    scale: int = 10**unit.decimals
+    return int(whole) * scale + (int(digits.ljust(unit.decimals, "0")) if digits else 0)
 
 
 # -- times -------------------------------------------------------------------------------

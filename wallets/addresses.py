@@ -69,3 +69,27 @@ def check_transfer(chain: str, amounts: Sequence[int], fee_max: int) -> None:
     if not 0 <= fee_max <= limit:
         raise PolicyError(f"fee_max {fee_max} is outside 0..{limit}, the most a "
                           f"{chain_family(chain)} transaction can carry")
+
+
+def typed_amount(text: str, asset: str, what: str = "amount") -> int:
+    """An amount as a person typed it ('0.2', '0.2 BTC', '20000000'), in exact base units."""
+    from reserve import present
+
+    try:
+        return present.parse_units(text, asset, what=what)
+    except ValueError as error:
+        raise PolicyError(str(error)) from None
+
+
+def fee_cap(chain: str, asset: str, text: str | None) -> int:
+    """The fee cap of a transfer: Bitcoin names one; a Safe transfer pays none from the vault
+    (the service's own key pays the gas), so it is 0 and may be left out."""
+    if chain_family(chain) == "bitcoin":
+        if text is None:
+            raise PolicyError("a Bitcoin transfer needs a fee cap (fee_max / --fee-max, e.g. "
+                              "20000sat or 0.0002)")
+        return typed_amount(text, asset, "fee cap")
+    if text is not None and typed_amount(text, asset, "fee cap") != 0:
+        raise PolicyError("an EVM (Safe) transfer pays no fee from the vault (the service's "
+                          "own key pays the gas): leave out the fee cap")
+    return 0

@@ -28,7 +28,7 @@ from reserve.policy import loader
 from reserve.policy.evaluate import Decision
 from reserve.present import format_duration, format_time
 from reserve.proposals import approval as approval_module
-from reserve.proposals.proposal import TransferBody, parse_amount, parse_time
+from reserve.proposals.proposal import TransferBody, parse_time
 from reserve.proposals.state import STATES
 from reserve.transfers.projection import ProposalStatus, VaultState
 from reserve.transfers.service import WorkflowService
@@ -115,7 +115,7 @@ def _status_json(status: ProposalStatus, decision: Decision | None) -> dict[str,
 
 def _summary(status: ProposalStatus) -> str:
     body = status.proposal.body
-    what = (f"{present.base_units_text(body.amount, body.asset)} to "
+    what = (f"{present.format_amount(body.amount, body.asset)} to "
             + ", ".join(o.destination for o in body.outputs)
             if isinstance(body, TransferBody) else status.proposal.action)
     return f"{status.digest[:16]}  {status.state:<10} {status.proposal.vault:<14} {what}"
@@ -133,27 +133,32 @@ def _human_status(status: ProposalStatus, decision: Decision | None) -> str:
     return "\n".join(lines)
 
 
-def _parse_output(text: str) -> tuple[str, int]:
+def _parse_output(text: str, asset: str) -> tuple[str, int]:
     address, separator, amount = text.rpartition("=")
     if not separator or not address:
-        raise ConfigError(f"--to expects ADDRESS=AMOUNT (base units), got {text!r}")
-    return address, parse_amount(amount, "--to amount")
+        raise ConfigError(f"--to expects ADDRESS=AMOUNT (e.g. ADDRESS=0.2{asset} or base "
+                          f"units), got {text!r}")
+    return address, addresses.typed_amount(amount, asset, "--to amount")
 
 
 def propose(vault: Vault, by: By, asset: Annotated[str, typer.Option(help="Asset, e.g. BTC.")],
             to: Annotated[list[str], typer.Option(
-                "--to", help="ADDRESS=AMOUNT in base units (sat, wei); repeatable.")],
-            fee_max: Annotated[str, typer.Option("--fee-max", help="Fee cap, base units.")],
-            purpose: Purpose, reference: Reference = "", expires_in: ExpiresIn = None,
+                "--to", help="ADDRESS=AMOUNT, in asset units (0.2 or 0.2BTC) or base units "
+                             "(20000000, 20000000sat); repeatable.")],
+            purpose: Purpose,
+            fee_max: Annotated[str | None, typer.Option(
+                "--fee-max", help="Fee cap (Bitcoin: required; units as --to). A Safe "
+                                  "transfer pays no fee from the vault: 0.")] = None,
+            reference: Reference = "", expires_in: ExpiresIn = None,
             config: Config = None, database_url: Database = None, as_json: Json = False,
             ) -> None:
     """Propose a transfer to allowlisted destinations."""
     def run() -> tuple[ProposalStatus, Decision]:
-        outputs = [_parse_output(item) for item in to]
-        fee_cap = parse_amount(fee_max, "--fee-max")
+        outputs = [_parse_output(item, asset) for item in to]
         with _service(config, database_url) as service:
-            addresses.check_transfer(service.policy(vault).chain,
-                                     [amount for _, amount in outputs], fee_cap)
+            chain = service.policy(vault).chain
+            fee_cap = addresses.fee_cap(chain, asset, fee_max)
+            addresses.check_transfer(chain, [amount for _, amount in outputs], fee_cap)
             status = service.propose_transfer(
                 vault=vault, proposer=by, asset=asset, outputs=outputs, fee_max=fee_cap,
                 purpose=purpose, reference=reference, expires_in_seconds=expires_in)
@@ -292,6 +297,12 @@ def _vault_json(state: VaultState) -> dict[str, Any]:
                                    for d in state.destinations]}
 
 
+def _asset(amount: int, asset: str) -> str:
+    """'0.10000000 BTC (10000000 sat)': asset units, then the base units recorded."""
+    unit = present.unit_of(asset)
+    return f"{present.format_amount(amount, asset)} ({amount} {unit.base})"
+
+
 def _vault_human(state: VaultState) -> str:
     policy = state.policy
     lines = [f"vault {policy.vault}: policy v{policy.version} on {policy.network} "
@@ -301,12 +312,14 @@ def _vault_human(state: VaultState) -> str:
     lines += [f"custodian {c.id} ({c.institution})" for c in policy.custodians]
     for rules in policy.assets:
         for tier in rules.tiers:
-            top = f"..{tier.amount_max}" if tier.amount_max is not None else " and above"
-            lines.append(f"{rules.asset} tier {tier.name}: {tier.amount_min}{top} {rules.unit}"
+            top = (f" to {_asset(tier.amount_max, rules.asset)}" if tier.amount_max is not None
+                   else " and above")
+            lines.append(f"{rules.asset} tier {tier.name}: {_asset(tier.amount_min, rules.asset)}"
+                         f"{top}"
                          f" -> {tier.rule.approvals_min} approvals from "
                          f"{tier.rule.institutions_min} institutions, "
                          f"{format_duration(tier.rule.delay_seconds)} delay")
-        lines += [f"{rules.asset} velocity: {present.base_units_text(v.amount_max, rules.unit)}"
+        lines += [f"{rules.asset} velocity: {_asset(v.amount_max, rules.asset)}"
                   f" per {format_duration(v.window_seconds)}" for v in rules.velocity]
     lines += [f"destination {d.label}: {d.address}" for d in policy.destinations]
     lines += [f"destination {d.label}: {d.address} (usable from "

@@ -83,10 +83,23 @@ def test_payment_from_proposal_to_confirmation_through_the_cli(node: RegtestNode
     #    tier, two approvals from two institutions, no delay.
     proposed = json.loads(_run(reserve_app, [
         "propose", "--vault", "national-btc", "--by", "treasury-ops", "--asset", "BTC",
-        "--to", f"{SETTLEMENT}=5000000", "--fee-max", "20000", "--purpose", "settlement",
+        "--to", f"{SETTLEMENT}=0.05BTC", "--fee-max", "20000sat", "--purpose", "settlement",
         *base, "--json"], env))
     digest = proposed["digest"]
     assert _status(base, digest, env)["next"]["step"] == "vote"
+    assert proposed["proposal"]["outputs"] == [{"destination": SETTLEMENT, "amount": "5000000"}]
+    listed = _run(reserve_app, ["proposal", "list", *base], env)
+    assert f"0.05000000 BTC to {SETTLEMENT}" in listed
+    for bad, reason in ((["--to", f"{SETTLEMENT}=0.000000001"], "more than 8 decimal places"),
+                        (["--to", f"{SETTLEMENT}=1ETH"], "is in ETH, but the asset is BTC")):
+        refused = _run(reserve_app, ["propose", "--vault", "national-btc", "--by",
+                                     "treasury-ops", "--asset", "BTC", *bad, "--fee-max", "1",
+                                     "--purpose", "bad", *base], env, code=2)
+        assert reason in refused
+    refused = _run(reserve_app, ["propose", "--vault", "national-btc", "--by", "treasury-ops",
+                                 "--asset", "BTC", "--to", f"{SETTLEMENT}=0.05", "--purpose",
+                                 "no fee cap", *base], env, code=2)
+    assert "a Bitcoin transfer needs a fee cap" in refused
 
     # 3. Releasing before the approvals is refused, and writes nothing.
     with Ledger.open(f"sqlite:///{database}") as ledger:

@@ -177,13 +177,26 @@ def test_forged_and_replayed_votes_get_400_and_nothing_is_recorded(
         assert client.get("/api/proposals/00000000deadbeef").status_code == 404
     with server.client("operator") as client:
         refused = client.post("/api/proposals", json={
-            "vault": "vault-a", "asset": "BTC", "purpose": "not allowlisted",
+            "vault": "vault-a", "asset": "BTC", "purpose": "not allowlisted", "fee_max": "1000",
             "outputs": [{"destination": "bcrt1qnotonthelist", "amount": "1000"}]})
         assert refused.status_code == 400 and "allowlist" in refused.json()["detail"]
+        no_fee_cap = client.post("/api/proposals", json={
+            "vault": "vault-a", "asset": "BTC", "purpose": "no fee cap",
+            "outputs": [{"destination": COLD, "amount": "0.01 BTC"}]})
+        assert no_fee_cap.status_code == 400
+        assert "a Bitcoin transfer needs a fee cap" in no_fee_cap.json()["detail"]
         assert client.post("/api/proposals", json={
             "vault": "nowhere", "asset": "BTC", "purpose": "x",
             "outputs": [{"destination": COLD, "amount": "1"}]}).status_code == 404
     assert server.ledger.size() == size
+    with server.client("operator") as client:  # amounts in asset units, parsed exactly
+        in_units = client.post("/api/proposals", json={
+            "vault": "vault-a", "asset": "BTC", "purpose": "asset units", "fee_max": "0.0002",
+            "outputs": [{"destination": COLD, "amount": "0.01 BTC"}]})
+        assert in_units.status_code == 201, in_units.text
+        assert in_units.json()["outputs"] == [{"destination": COLD, "amount": "1000000",
+                                               "amount_text": "0.01000000 BTC"}]
+        assert in_units.json()["fee_max"] == "20000"
 
 
 def test_cancel_freeze_and_unfreeze_proposal(server: RunningServer) -> None:

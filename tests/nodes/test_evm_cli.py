@@ -80,7 +80,7 @@ def test_operator_and_custodians_run_a_transfer_from_the_command_line(
              "--by", "treasury-ops")
     proposed = json.loads(workflow(runner, config, "propose", "--vault", "reserve-safe", "--by",
                                    "treasury-ops", "--asset", "ETH", "--to",
-                                   f"{DESTINATION}={10**18}", "--fee-max", "0",
+                                   f"{DESTINATION}=1ETH",
                                    "--purpose", "settlement", "--json"))
     digest = proposed["digest"]
     document = workspace / "proposal.json"

@@ -93,6 +93,19 @@ def test_evm_destinations_must_be_checksummed_addresses() -> None:
         addresses.check_destination("cosmos:hub", "x", "ATOM", "x")
 
 
+def test_a_fee_cap_only_where_a_fee_exists() -> None:
+    assert addresses.fee_cap(REGTEST, "BTC", "20000") == 20_000
+    assert addresses.fee_cap(REGTEST, "BTC", "0.0002 BTC") == 20_000
+    with pytest.raises(PolicyError, match="a Bitcoin transfer needs a fee cap"):
+        addresses.fee_cap(REGTEST, "BTC", None)
+    assert addresses.fee_cap(ANVIL, "ETH", None) == 0
+    assert addresses.fee_cap(ANVIL, "ETH", "0") == 0
+    with pytest.raises(PolicyError, match="pays no fee from the vault"):
+        addresses.fee_cap(ANVIL, "ETH", "0.01")
+    with pytest.raises(PolicyError, match="more than 8 decimal places"):
+        addresses.typed_amount("0.123456789", "BTC")
+
+
 def test_amounts_and_fee_caps_are_bounded_by_the_chain() -> None:
     addresses.check_transfer(REGTEST, [addresses.SATS_MAX], 0)
     addresses.check_transfer(ANVIL, [2**255, 2**255 - 1], 2**64)

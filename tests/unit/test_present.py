@@ -19,6 +19,48 @@ WEI_10_30 = 10**30 + 1  # beyond float precision and beyond Decimal's default 28
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
+# -- what people type: asset units or base units, exactly ---------------------------------
+@pytest.mark.parametrize(("text", "asset", "amount"), [
+    ("20000000", "BTC", 20_000_000),          # a bare integer is base units, as recorded
+    ("20000000sat", "BTC", 20_000_000),
+    ("20000000 sats", "BTC", 20_000_000),
+    ("0.2", "BTC", 20_000_000),               # a decimal point means asset units
+    ("0.2BTC", "BTC", 20_000_000),
+    ("0.2 btc", "BTC", 20_000_000),
+    ("1BTC", "BTC", 100_000_000),
+    ("0.00000001", "BTC", 1),
+    ("1.5 ETH", "ETH", 15 * 10**17),
+    ("1000000000000.000000000000000001", "ETH", WEI_10_30),
+    ("7wei", "ETH", 7),
+    ("0", "ETH", 0),
+])
+def test_parse_units(text: str, asset: str, amount: int) -> None:
+    assert present.parse_units(text, asset) == amount
+
+
+@pytest.mark.parametrize(("text", "asset", "reason"), [
+    ("0.000000001", "BTC", "more than 8 decimal places"),
+    ("1 ETH", "BTC", "is in ETH, but the asset is BTC"),
+    ("1.5sat", "BTC", "sats are whole numbers"),
+    ("1e5", "BTC", "is not an amount"),
+    ("-1", "BTC", "is not an amount"),
+    ("0x10", "BTC", "is not an amount"),
+    ("1,000", "BTC", "is not an amount"),
+    ("", "BTC", "is not an amount"),
+    ("1.5", "0xToken", "more than 0 decimal places"),  # unknown decimals: base units only
+])
+def test_parse_units_refuses_with_a_reason(text: str, asset: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        present.parse_units(text, asset)
+
+
+@given(st.integers(min_value=0, max_value=10**30), st.sampled_from(["BTC", "ETH"]))
+def test_what_is_shown_parses_back_to_the_same_integer(amount: int, asset: str) -> None:
+    shown = present.format_amount(amount, asset)  # "1.50000000 BTC"
+    assert present.parse_units(shown, asset) == amount
+    assert present.parse_units(str(amount), asset) == amount
+
+
 # -- the API and dashboard: every place, no grouping --------------------------------------
 @pytest.mark.parametrize(("amount", "asset", "text"), [
     (0, "BTC", "0.00000000 BTC"),

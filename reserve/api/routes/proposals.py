@@ -39,8 +39,10 @@ voters = require(Role.CUSTODIAN)
 DIGEST_PATTERN = r"^[0-9a-f]{8,64}$"
 STATE_PATTERN = "^(" + "|".join(STATES) + ")$"
 Digest = Annotated[str, Path(pattern=DIGEST_PATTERN)]
-Amount = Annotated[str, Field(pattern=r"^(0|[1-9][0-9]{0,77})$",
-                              description="integer in base units (sat, wei), as text")]
+Amount = Annotated[str, Field(
+    pattern=r"^[0-9]{1,78}(\.[0-9]{1,78})?( ?[A-Za-z]{1,16})?$",
+    description="base units as an integer ('20000000', '20000000sat'), or asset units with "
+                "a decimal point or the asset's symbol ('0.2', '0.2 BTC'); exact, as text")]
 Text = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]*$")]
 Short = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]*$")]
 Reference = Annotated[str, Field(max_length=500, pattern=r"^[^\x00-\x1f\x7f]*$")]
@@ -70,7 +72,9 @@ class NewProposal(BaseModel):
     vault: str = Field(pattern=VAULT_PATTERN)
     asset: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._:-]+$")]
     outputs: list[OutputFields] = Field(default_factory=list, max_length=100)
-    fee_max: Amount = "0"
+    fee_max: Amount | None = Field(
+        default=None, description="Bitcoin: required fee cap. A Safe transfer pays no fee "
+                                  "from the vault: leave it out (or 0).")
     address: Short | None = None
     label: Text | None = None
     purpose: Text
@@ -147,11 +151,12 @@ def _create(workflow: WorkflowService, body: NewProposal, proposer: str,
     if body.action == "transfer":
         if not body.outputs:
             raise WorkflowError("a transfer needs at least one output")
-        outputs = [(o.destination, int(o.amount)) for o in body.outputs]
-        addresses.check_transfer(policy.chain, [amount for _, amount in outputs],
-                                 int(body.fee_max))
+        outputs = [(o.destination, addresses.typed_amount(o.amount, body.asset, "output amount"))
+                   for o in body.outputs]
+        fee_max = addresses.fee_cap(policy.chain, body.asset, body.fee_max)
+        addresses.check_transfer(policy.chain, [amount for _, amount in outputs], fee_max)
         return workflow.propose_transfer(
-            **common, fee_max=int(body.fee_max), outputs=outputs)  # type: ignore[arg-type]
+            **common, fee_max=fee_max, outputs=outputs)  # type: ignore[arg-type]
     if body.address is None or body.label is None:
         raise WorkflowError("a destination proposal needs an address and a label")
     addresses.check_destination(policy.chain, policy.network, body.asset, body.address)
