@@ -27,7 +27,7 @@ from reserve.errors import (
     FreezeMirrorFailed,
     LedgerConflict,
     PolicyError,
-    WalletError,
+    ReserveError,
     WorkflowError,
 )
 from reserve.events import ABSENT, Event, event_type
@@ -178,7 +178,7 @@ class WorkflowService:
         for vault in vaults:
             try:
                 self.mirror_freeze(vault)
-            except WalletError as error:
+            except ReserveError as error:  # node down, key missing: the ledger stands
                 state = "frozen" if self.projection.vault(vault).freeze else "unfrozen"
                 failures.append(f"{vault} is {state} in the ledger but the chain did not "
                                 f"follow: {error}")

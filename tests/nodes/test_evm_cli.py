@@ -133,3 +133,49 @@ def test_sign_refuses_a_tampered_request(chain: Reserve, workspace: Path) -> Non
     assert result.exit_code == 2 and "amount_wei mismatch" in flat(result.output)
     assert testkeys.custodian_account(2).address in runner.invoke(
         sign_app, ["address", str(key)]).output
+
+
+def test_reserve_freeze_freezes_the_guard_in_the_same_step(
+        chain: Reserve, workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`reserve freeze reserve-safe`: the ledger first, then the guard; a node that is down
+    leaves the ledger freeze standing and `reserve evm sync` re-applies it."""
+    from wallets.evm.guard import is_frozen
+
+    runner = CliRunner()
+    url = str(chain.w3.provider.endpoint_uri)  # type: ignore[attr-defined]
+    config = str(workspace / "config/reserve.toml")
+    guard = json.loads(reserve(runner, workspace, url, "deploy", "--json"))["guard"]
+    loaded = runner.invoke(app, ["policy", "load", str(PROJECT / "config/policies/reserve-evm.toml"),
+                                 "--by", "lead", "--config", config])
+    assert loaded.exit_code == 0, loaded.output
+
+    monkeypatch.setenv("RESERVE_EVM_RPC_URL", "http://127.0.0.1:9")  # the node is down
+    down = runner.invoke(app, ["freeze", "reserve-safe", "--by", "auditor-general",
+                               "--reason", "drill", "--config", config])
+    assert down.exit_code == 2
+    assert "reserve-safe is frozen in the ledger but the chain did not follow" in flat(
+        down.output)
+    assert not is_frozen(chain.w3, guard)
+    shown = runner.invoke(app, ["policy", "show", "reserve-safe", "--json", "--config", config])
+    assert json.loads(shown.output)["frozen"] is True  # the ledger freeze stands
+    assert "frozen to match the ledger" in reserve(runner, workspace, url, "sync")
+    assert is_frozen(chain.w3, guard)
+    assert "frozen to match" not in reserve(runner, workspace, url, "sync")  # once only
+
+
+def test_reserve_freeze_with_the_node_up(chain: Reserve, workspace: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from wallets.evm.guard import is_frozen
+
+    runner = CliRunner()
+    url = str(chain.w3.provider.endpoint_uri)  # type: ignore[attr-defined]
+    config = str(workspace / "config/reserve.toml")
+    guard = json.loads(reserve(runner, workspace, url, "deploy", "--json"))["guard"]
+    runner.invoke(app, ["policy", "load", str(PROJECT / "config/policies/reserve-evm.toml"),
+                        "--by", "lead", "--config", config])
+    monkeypatch.setenv("RESERVE_EVM_RPC_URL", url)
+    frozen = runner.invoke(app, ["freeze", "reserve-safe", "--by", "auditor-general",
+                                 "--reason", "drill", "--config", config, "--json"])
+    assert frozen.exit_code == 0, frozen.output
+    assert json.loads(frozen.output)["chain_tx"].startswith("0x")
+    assert is_frozen(chain.w3, guard)
