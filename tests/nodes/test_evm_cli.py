@@ -18,9 +18,13 @@ from typer.testing import CliRunner
 from reserve.cli.anchor import anchor_command, verify_anchors
 from reserve.cli.main import app
 from reserve.config import load
+from reserve.errors import ContractReverted
 from reserve.ledger import Ledger
 from tests.support.evm_fixtures import Reserve, anvil, chain, deployed, w3  # noqa: F401
 from wallets.evm import testkeys
+from wallets.evm.demo import execute_with_keys
+from wallets.evm.safe_tx import SafeTx
+from wallets.evm.vault import read_state
 from wallets.signer.evm_cli import evm_app as sign_app
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -179,3 +183,9 @@ def test_reserve_freeze_with_the_node_up(chain: Reserve, workspace: Path,
     assert frozen.exit_code == 0, frozen.output
     assert json.loads(frozen.output)["chain_tx"].startswith("0x")
     assert is_frozen(chain.w3, guard)
+    # Issue 12's report: three owners sign a Safe transaction after the freeze. It reverts.
+    safe = json.loads(reserve(runner, workspace, url, "vault-show", "--json"))["safe"]
+    tx = SafeTx.call(DESTINATION, 10**18, b"", read_state(chain.w3, safe).nonce)
+    keys = [testkeys.custodian_private_key(number) for number in (1, 2, 3)]
+    with pytest.raises(ContractReverted, match="ReserveGuard refused: vault frozen"):
+        execute_with_keys(chain.w3, testkeys.deployer_account(), safe, tx, keys)
