@@ -56,7 +56,8 @@ interface ISafeTransactionHash {
 ///         ledger records the unfreeze quorum; the Safe may freeze (the safe direction) but
 ///         not unfreeze. Limits and the allowlist change only through the Safe itself (so they
 ///         need the owners' threshold and a released hash), and calls to this guard or to the
-///         Safe stay possible while frozen, e.g. to replace a lost owner key. Delegate calls,
+///         Safe stay possible while frozen, e.g. to replace a lost owner key. The one Safe
+///         transaction that needs no release is `freeze()` on this guard. Delegate calls,
 ///         module activation and gas refunds are refused because each could move funds
 ///         around these checks.
 contract ReserveGuard is ISafeGuard, IERC165Minimal {
@@ -225,6 +226,8 @@ contract ReserveGuard is ISafeGuard, IERC165Minimal {
         if (safeTxGas != 0 || gasPrice != 0) revert GasRefundNotAllowed();
         if (to == address(this) || to == safe) {
             _checkAdministrative(to, value, data);
+            // The owners may always freeze on their own: it only ever stops value moving.
+            if (to == address(this) && _isFreezeCall(data)) return;
             _requireReleased(_safeTxHash(to, value, data, baseGas, gasToken, refundReceiver));
             return;
         }
@@ -252,6 +255,10 @@ contract ReserveGuard is ISafeGuard, IERC165Minimal {
         return account.getTransactionHash(
             to, value, data, 0, 0, baseGas, 0, gasToken, refundReceiver, account.nonce() - 1
         );
+    }
+
+    function _isFreezeCall(bytes memory data) private pure returns (bool) {
+        return data.length == 4 && bytes4(data) == this.freeze.selector;
     }
 
     function _requireReleased(bytes32 safeTxHash) private view {

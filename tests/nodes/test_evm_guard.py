@@ -151,6 +151,21 @@ def test_freeze_blocks_transfers_and_only_the_registrar_unfreezes(chain: Reserve
     assert run(chain, COLD_STORAGE, ETHER).success
 
 
+def test_owners_freeze_without_a_release(chain: Reserve) -> None:
+    """The one Safe transaction the registrar need not release: freezing, the safe way."""
+    contract = guard(chain)
+    tx = SafeTx.call(chain.deployment.guard, 0, bytes.fromhex(contract.encode_abi("freeze")[2:]),
+                     read_state(chain.w3, chain.deployment.safe).nonce)
+    assert execute_with_keys(chain.w3, chain.deployer, chain.deployment.safe, tx,
+                             chain.owner_keys[:THRESHOLD], release=False).success
+    assert contract.functions.frozen().call()
+    unfreeze = SafeTx.call(chain.deployment.guard, 0,
+                           bytes.fromhex(contract.encode_abi("unfreeze")[2:]), tx.nonce + 1)
+    with pytest.raises(ContractReverted, check=lambda error: error.name == "NotReleased"):
+        execute_with_keys(chain.w3, chain.deployer, chain.deployment.safe, unfreeze,
+                          chain.owner_keys[:THRESHOLD], release=False)
+
+
 def test_registrar_freeze_and_unfreeze_are_idempotent(chain: Reserve) -> None:
     address = chain.deployment.guard
     assert guard(chain).functions.registrar().call() == chain.deployer.address
