@@ -7,8 +7,9 @@ commit, so a node that is down never stops a freeze: the command then reports th
 chain did not follow, and `reserve evm sync` re-applies the ledger's state.
 
 The node is the vault's network from config/evm/networks.toml (or RESERVE_EVM_RPC_URL);
-the registrar key is RESERVE_EVM_KEY_FILE (passphrase RESERVE_EVM_KEY_PASSPHRASE), or the
-TEST deployer key on the local anvil chain only, as for `reserve evm`.
+the registrar key is RESERVE_EVM_KEY_FILE or the config's [evm] key_file (passphrase
+RESERVE_EVM_KEY_PASSPHRASE), or the TEST deployer key on the local anvil chain only, as for
+`reserve transfer`.
 """
 
 from __future__ import annotations
@@ -63,7 +64,9 @@ class ConfiguredGuardMirror:
             raise EVMError(f"no RPC URL for network {self.network!r}: set {RPC_URL_ENV}")
         w3, _ = node.connect(rpc_url, networks, mainnet_enabled=self.settings.mainnet_enabled)
         registered = registration(self.ledger, self.vault, w3.eth.chain_id)
-        key_file = os.environ.get(KEY_FILE_ENV)
+        configured = self.settings.raw.get("evm", {}).get("key_file")
+        key_file = os.environ.get(KEY_FILE_ENV) or (
+            str(self.settings.resolve(str(configured))) if configured else None)
         account = node.service_account(w3, Path(key_file) if key_file else None)
         return GuardFreezeMirror(w3=w3, account=account, guards={self.vault: registered.guard})
 
