@@ -83,6 +83,17 @@ class WorkflowError(ReserveError):
     """An illegal state transition or a refused workflow action."""
 
 
+class FreezeMirrorFailed(WorkflowError):
+    """The ledger recorded a freeze or unfreeze but the chain did not follow (yet).
+
+    The ledger's entries stand (`entries`); re-apply with the service's `mirror_freeze`.
+    """
+
+    def __init__(self, message: str, entries: list[object] | None = None) -> None:
+        super().__init__(message)
+        self.entries = entries or []
+
+
 class ApprovalError(WorkflowError):
     """An approval or rejection signature is forged, replayed or not allowed."""
 

@@ -147,7 +147,7 @@ def _evm_adapter(settings: reserve_config.Settings, ledger: Any, vault_id: str,
     symbol = str(contracts.at(w3, "ReserveToken", registered.token).functions.symbol().call())
     configured = networks.get(chain_id)
     return EVMAdapter(w3=w3, vault_id=vault_id, safe_address=registered.safe, account=account,
-                      tokens={symbol: registered.token},
+                      tokens={symbol: registered.token}, guard_address=registered.guard,
                       confirmations=configured.confirmations if configured else 1)
 
 

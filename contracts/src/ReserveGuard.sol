@@ -26,15 +26,40 @@ interface IERC165Minimal {
     function supportsInterface(bytes4 interfaceId) external view returns (bool);
 }
 
+/// The two Safe v1.4.1 reads the guard needs to name the transaction it is asked about.
+interface ISafeTransactionHash {
+    function nonce() external view returns (uint256);
+
+    function getTransactionHash(
+        address to,
+        uint256 value,
+        bytes calldata data,
+        uint8 operation,
+        uint256 safeTxGas,
+        uint256 baseGas,
+        uint256 gasPrice,
+        address gasToken,
+        address refundReceiver,
+        uint256 nonce_
+    ) external view returns (bytes32);
+}
+
 /// @title ReserveGuard: the custody policy's second line of defence, enforced on chain.
 /// @notice Set as the transaction guard of one reserve Safe. Every Safe transaction is
 ///         checked before it runs: outgoing ETH and ERC-20 transfers must go to an
 ///         allowlisted destination and stay within the asset's per-transaction limit and its
-///         rolling 24-hour limit, and nothing moves while the vault is frozen. Configuration
-///         changes only through the Safe itself (so they need the owners' threshold), and
-///         calls to this guard or to the Safe stay possible while frozen so owners can
-///         unfreeze. Delegate calls, module activation and gas refunds are refused because
-///         each could move funds around these checks.
+///         rolling 24-hour limit, and nothing moves while the vault is frozen. Every Safe
+///         transaction, administrative ones included, must also have been registered as
+///         released by the service's registrar account, which does so only when the ledger
+///         releases it: the owners' signatures alone move nothing. The registrar mirrors the
+///         ledger's freeze here in the same step, and only the registrar unfreezes, after the
+///         ledger records the unfreeze quorum; the Safe may freeze (the safe direction) but
+///         not unfreeze. Limits and the allowlist change only through the Safe itself (so they
+///         need the owners' threshold and a released hash), and calls to this guard or to the
+///         Safe stay possible while frozen, e.g. to replace a lost owner key. The one Safe
+///         transaction that needs no release is `freeze()` on this guard. Delegate calls,
+///         module activation and gas refunds are refused because each could move funds
+///         around these checks.
 contract ReserveGuard is ISafeGuard, IERC165Minimal {
     struct AssetLimits {
         bool configured;
@@ -54,7 +79,11 @@ contract ReserveGuard is ISafeGuard, IERC165Minimal {
     bytes4 private constant SAFE_ENABLE_MODULE = 0x610b5925; // enableModule(address)
 
     address public immutable safe;
+    /// The service's account that mirrors the ledger: freezes, unfreezes, releases.
+    address public immutable registrar;
     bool public frozen;
+    /// Safe transaction hashes (EIP-712 safeTxHash) the ledger released.
+    mapping(bytes32 => bool) public isReleased;
     mapping(address => bool) public isAllowlisted;
     mapping(address => AssetLimits) private limits;
     mapping(address => uint256[24]) private bucketAmounts;
@@ -65,8 +94,14 @@ contract ReserveGuard is ISafeGuard, IERC165Minimal {
     event Frozen();
     event Unfrozen();
     event Spent(address indexed asset, address indexed destination, uint256 amount);
+    event Released(bytes32 indexed safeTxHash);
 
     error NotSafe(address caller);
+    error NotRegistrar(address caller);
+    error NotSafeOrRegistrar(address caller);
+    error NotReleased(bytes32 safeTxHash);
+    error AlreadyReleased(bytes32 safeTxHash);
+    error ZeroHash();
     error ZeroAddress();
     error LengthMismatch();
     error VaultFrozen();
@@ -86,20 +121,27 @@ contract ReserveGuard is ISafeGuard, IERC165Minimal {
         _;
     }
 
+    modifier onlyRegistrar() {
+        if (msg.sender != registrar) revert NotRegistrar(msg.sender);
+        _;
+    }
+
     /// The initial configuration is fixed at deployment; it takes effect only when the Safe's
     /// owners set this guard through a Safe transaction signed at their threshold.
     constructor(
         address safe_,
+        address registrar_,
         address[] memory destinations,
         address[] memory assets,
         uint256[] memory perTransaction,
         uint256[] memory daily
     ) {
-        if (safe_ == address(0)) revert ZeroAddress();
+        if (safe_ == address(0) || registrar_ == address(0)) revert ZeroAddress();
         if (assets.length != perTransaction.length || assets.length != daily.length) {
             revert LengthMismatch();
         }
         safe = safe_;
+        registrar = registrar_;
         for (uint256 i = 0; i < destinations.length; i++) {
             _setDestination(destinations[i], true);
         }
@@ -121,14 +163,27 @@ contract ReserveGuard is ISafeGuard, IERC165Minimal {
         _setLimits(asset, perTransaction, daily);
     }
 
-    function freeze() external onlySafe {
+    // ---- the ledger's mirror: the registrar (freezing also through the Safe) ----
+
+    /// Freezing is the safe direction, so the Safe's owners may do it too.
+    function freeze() external {
+        if (msg.sender != registrar && msg.sender != safe) revert NotSafeOrRegistrar(msg.sender);
         frozen = true;
         emit Frozen();
     }
 
-    function unfreeze() external onlySafe {
+    /// Only the registrar, which calls it once the ledger has recorded the unfreeze quorum.
+    function unfreeze() external onlyRegistrar {
         frozen = false;
         emit Unfrozen();
+    }
+
+    /// Registers a Safe transaction hash the ledger released; a hash is registered once.
+    function release(bytes32 safeTxHash) external onlyRegistrar {
+        if (safeTxHash == bytes32(0)) revert ZeroHash();
+        if (isReleased[safeTxHash]) revert AlreadyReleased(safeTxHash);
+        isReleased[safeTxHash] = true;
+        emit Released(safeTxHash);
     }
 
     // ---- reads ----
@@ -158,10 +213,10 @@ contract ReserveGuard is ISafeGuard, IERC165Minimal {
         bytes memory data,
         uint8 operation,
         uint256 safeTxGas,
-        uint256,
+        uint256 baseGas,
         uint256 gasPrice,
-        address,
-        address payable,
+        address gasToken,
+        address payable refundReceiver,
         bytes memory,
         address
     ) external override onlySafe {
@@ -171,16 +226,49 @@ contract ReserveGuard is ISafeGuard, IERC165Minimal {
         if (safeTxGas != 0 || gasPrice != 0) revert GasRefundNotAllowed();
         if (to == address(this) || to == safe) {
             _checkAdministrative(to, value, data);
+            // The owners may always freeze on their own: it only ever stops value moving.
+            if (to == address(this) && _isFreezeCall(data)) return;
+            _requireReleased(_safeTxHash(to, value, data, baseGas, gasToken, refundReceiver));
             return;
         }
         if (frozen) revert VaultFrozen();
-        (address asset, address destination, uint256 amount) = _transferOf(to, value, data);
-        _spend(asset, destination, amount);
+        _requireReleased(_safeTxHash(to, value, data, baseGas, gasToken, refundReceiver));
+        _spendTransfer(to, value, data);
     }
 
     function checkAfterExecution(bytes32, bool) external view override onlySafe {}
 
     // ---- internals ----
+
+    /// The hash the owners signed. Safe v1.4.1 increments its nonce before calling the
+    /// guard, so the transaction being checked is the one at nonce - 1. Operation,
+    /// safeTxGas and gasPrice are zero here: checkTransaction refused anything else.
+    function _safeTxHash(
+        address to,
+        uint256 value,
+        bytes memory data,
+        uint256 baseGas,
+        address gasToken,
+        address refundReceiver
+    ) private view returns (bytes32) {
+        ISafeTransactionHash account = ISafeTransactionHash(safe);
+        return account.getTransactionHash(
+            to, value, data, 0, 0, baseGas, 0, gasToken, refundReceiver, account.nonce() - 1
+        );
+    }
+
+    function _isFreezeCall(bytes memory data) private pure returns (bool) {
+        return data.length == 4 && bytes4(data) == this.freeze.selector;
+    }
+
+    function _requireReleased(bytes32 safeTxHash) private view {
+        if (!isReleased[safeTxHash]) revert NotReleased(safeTxHash);
+    }
+
+    function _spendTransfer(address to, uint256 value, bytes memory data) private {
+        (address asset, address destination, uint256 amount) = _transferOf(to, value, data);
+        _spend(asset, destination, amount);
+    }
 
     function _checkAdministrative(address to, uint256 value, bytes memory data) private view {
         if (value != 0) revert ValueWithCallData();

@@ -187,7 +187,8 @@ def vault_show(ctx: typer.Context, vault: str = VaultOption, as_json: bool = Jso
 def sync(ctx: typer.Context, vault: str = VaultOption,
          from_block: int = typer.Option(None, "--from-block", help="Default: deployment."),
          confirmations: int = typer.Option(None, "--confirmations", min=1)) -> None:
-    """Record confirmed deposits and executions; reverse what a reorg removed."""
+    """Record confirmed deposits and executions; reverse what a reorg removed; bring the
+    guard's freeze in line with the ledger's."""
     def run() -> None:
         from wallets.evm import deposits
         from wallets.evm.network import load_networks
@@ -205,4 +206,26 @@ def sync(ctx: typer.Context, vault: str = VaultOption,
                                      confirmations=depth, from_block=start)
             emit(None, False, f"{len(appended)} entries recorded: "
                  + (", ".join(entry.kind for entry in appended) or "nothing new"))
+            _sync_freeze(ctx, c, registered.guard)
     _guarded(run)
+
+
+def _sync_freeze(ctx: typer.Context, c: Context, guard_address: str) -> None:
+    """Re-apply the ledger's freeze to the guard when they differ (a freeze whose chain step
+    failed, or an unfreeze the quorum applied); the registrar key is loaded only then."""
+    from reserve.transfers.service import WorkflowService
+    from wallets.evm import node
+    from wallets.evm.guard import GuardFreezeMirror, is_frozen
+
+    projection = WorkflowService(c.ledger).sync()
+    if c.vault.id not in projection.vaults:
+        return  # no custody policy for this vault: the ledger has no freeze to mirror
+    frozen = projection.vault(c.vault.id).freeze is not None
+    if is_frozen(c.w3, guard_address) == frozen:
+        return
+    mirror = GuardFreezeMirror(w3=c.w3, account=node.service_account(c.w3, ctx.obj.key_file),
+                               guards={c.vault.id: guard_address})
+    workflow = WorkflowService(c.ledger, freeze_mirror=mirror)
+    tx_hash = workflow.mirror_freeze(c.vault.id)
+    emit(None, False, f"guard {guard_address} {'frozen' if frozen else 'unfrozen'} to match "
+         f"the ledger (tx {tx_hash})")

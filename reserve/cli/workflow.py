@@ -193,14 +193,30 @@ def freeze(vault: Annotated[str, typer.Argument(help="Vault id.")], by: By,
            reason: Annotated[str, typer.Option(help="Why (recorded).")] = "",
            config: Config = None, database_url: Database = None, as_json: Json = False,
            ) -> None:
-    """Freeze a vault at once (any custodian or auditor): nothing is released."""
+    """Freeze a vault at once (any custodian or auditor): nothing is released.
+
+    An EVM vault's guard is frozen in the same step, after the ledger entry; if the node
+    is down the ledger freeze stands, the command fails saying so, and `reserve evm sync`
+    re-applies it.
+    """
+    from reserve.cli.evm_mirror import freeze_mirror_for
+
+    mirrored: list[str] = []
+
     def run() -> list[Any]:
         with _service(config, database_url) as service:
-            return service.freeze(vault, by, reason)
+            mirror = freeze_mirror_for(load_settings(str(config) if config else None),
+                                       service.ledger, vault)
+            service.freeze_mirror = mirror
+            entries = service.freeze(vault, by, reason)
+            mirrored.extend(mirror.sent if mirror else [])
+            return entries
     entries = _guarded(run)
-    emit({"vault": vault, "frozen": True, "by": by, "seq": entries[0].seq}, as_json,
-         f"{vault} frozen by {by} (ledger entry {entries[0].seq}); unfreezing needs a "
-         "quorum: reserve unfreeze")
+    chain = f"; guard frozen on chain (tx {mirrored[0]})" if mirrored else ""
+    emit({"vault": vault, "frozen": True, "by": by, "seq": entries[0].seq,
+          "chain_tx": mirrored[0] if mirrored else None}, as_json,
+         f"{vault} frozen by {by} (ledger entry {entries[0].seq}){chain}; unfreezing needs "
+         "a quorum: reserve unfreeze")
 
 
 def unfreeze(vault: Annotated[str, typer.Argument(help="Vault id.")], by: By,

@@ -34,6 +34,9 @@ class EvmSafeTxCreated(Event):
     transfer: Json  # wallets.evm.transfer.ApprovedEVMTransfer.as_json()
     workflow_vault: str = ABSENT
     workflow_digest: Hex = ABSENT
+    # Where the guard registered the hash as released (wallets.evm.guard.Registration):
+    # written by the workflow's release; older entries and the bare CLI path have none.
+    release: Json = ABSENT
 
 
 @dataclass(frozen=True)

@@ -122,3 +122,26 @@ class ChainAdapter(Protocol):
                      txid: str) -> ConfirmationReport:
         """How deep the broadcast transaction is now."""
         ...
+
+
+@runtime_checkable
+class FreezeMirror(Protocol):
+    """Carries the ledger's freeze of a vault to a chain that can enforce it.
+
+    Implemented by the EVM layer (ReserveGuard's `frozen` flag, wallets/evm/guard.py); the
+    Bitcoin chain has nothing to mirror to. The ledger decides: the service calls `freeze`
+    after recording `vault.frozen` and `unfreeze` after recording `vault.unfrozen` (the
+    unfreeze quorum's effect), never the other way round. Both are idempotent and return
+    the transaction id, or None when the chain already agreed. Errors are WalletError
+    subclasses; NodeUnavailable means "the ledger stands, re-apply later".
+    """
+
+    def covers(self, vault: str) -> bool:
+        """Whether this mirror has a chain-side freeze for `vault`."""
+        ...
+
+    def freeze(self, vault: str) -> str | None:
+        ...
+
+    def unfreeze(self, vault: str) -> str | None:
+        ...

@@ -21,7 +21,15 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from reserve.errors import ApprovalError, EventError, LedgerConflict, PolicyError, WorkflowError
+from reserve.errors import (
+    ApprovalError,
+    EventError,
+    FreezeMirrorFailed,
+    LedgerConflict,
+    PolicyError,
+    ReserveError,
+    WorkflowError,
+)
 from reserve.events import ABSENT, Event, event_type
 from reserve.events.custody import (
     DestinationAdded,
@@ -73,7 +81,7 @@ from reserve.proposals.state import (
     SIGNING,
     check_transition,
 )
-from reserve.transfers.chain import ChainAdapter, ChainStep, ReleaseOrder
+from reserve.transfers.chain import ChainAdapter, ChainStep, FreezeMirror, ReleaseOrder
 from reserve.transfers.projection import LedgerLike, Projection, ProposalStatus
 
 Item = tuple[str, str, dict[str, Any]]
@@ -111,13 +119,21 @@ def _policy_version_item(policy: Policy, actor: str, reason: str, digest: str = 
 
 
 class WorkflowService:
-    """Drives proposals through the state machine, recording every step in `ledger`."""
+    """Drives proposals through the state machine, recording every step in `ledger`.
+
+    With a `freeze_mirror`, every freeze or unfreeze the service records is carried to the
+    chain right after the ledger commit (the EVM guard's `frozen` flag): the ledger first,
+    so a node that is down never blocks a freeze; FreezeMirrorFailed then reports that the
+    chain did not follow, and `mirror_freeze` re-applies the ledger's state later.
+    """
 
     def __init__(self, ledger: Any, *, clock: Callable[[], datetime] | None = None,
-                 retries_max: int = RETRIES_MAX) -> None:
+                 retries_max: int = RETRIES_MAX,
+                 freeze_mirror: FreezeMirror | None = None) -> None:
         self.ledger = ledger
         self.clock = clock or _utc_now
         self.retries_max = retries_max
+        self.freeze_mirror = freeze_mirror
         self.projection = Projection()
 
     # -- plumbing ------------------------------------------------------------------------
@@ -146,9 +162,40 @@ class WorkflowService:
                 raise WorkflowError(f"the ledger appended {len(entries)} entries, not "
                                     f"{len(prelude) + len(items)}")
             self.projection.apply_all(entries)
+            self._mirror_entries(entries[len(prelude):])
             return entries[len(prelude):]
         raise WorkflowError(f"gave up after {self.retries_max} concurrent ledger updates; "
                             "try again")
+
+    def _mirror_entries(self, entries: list[Any]) -> None:
+        """Carry the freezes and unfreezes just recorded to the chain, vault by vault."""
+        if self.freeze_mirror is None:
+            return
+        vaults = list(dict.fromkeys(
+            entry.payload["vault"] for entry in entries
+            if entry.kind in (VaultFrozen.KIND, VaultUnfrozen.KIND)))
+        failures = []
+        for vault in vaults:
+            try:
+                self.mirror_freeze(vault)
+            except ReserveError as error:  # node down, key missing: the ledger stands
+                state = "frozen" if self.projection.vault(vault).freeze else "unfrozen"
+                failures.append(f"{vault} is {state} in the ledger but the chain did not "
+                                f"follow: {error}")
+        if failures:
+            raise FreezeMirrorFailed("; ".join(failures) + "; the ledger's entries stand: "
+                                     "re-apply with `reserve evm sync`", list(entries))
+
+    def mirror_freeze(self, vault: str) -> str | None:
+        """Make the chain's freeze of `vault` match the ledger's; the tx id, None if it did.
+
+        A no-op (None) without a mirror or for a vault the mirror does not cover.
+        """
+        mirror = self.freeze_mirror
+        if mirror is None or not mirror.covers(vault):
+            return None
+        frozen = self.sync().vault(vault).freeze is not None
+        return mirror.freeze(vault) if frozen else mirror.unfreeze(vault)
 
     def sync(self) -> Projection:
         self.projection.catch_up(self.ledger)

@@ -8,7 +8,8 @@ import hashlib
 import pytest
 from eth_account import Account
 
-from reserve.errors import EVMError, MismatchError
+from reserve.errors import ContractReverted, EVMError, MismatchError
+from reserve.events.chain_evm import EvmSafeTxCreated
 from reserve.transfers.chain import ChainAdapter, ChainStep, ReleaseOrder, ReleaseOutput
 from tests.support.evm_fixtures import (  # noqa: F401
     COLD_STORAGE,
@@ -20,9 +21,11 @@ from tests.support.evm_fixtures import (  # noqa: F401
     deployed,
     w3,
 )
-from wallets.evm import executor
+from wallets.evm import executor, guard
 from wallets.evm.adapter import EVMAdapter, chain_id_of
 from wallets.evm.safe_tx import SafeTx, safe_tx_hash
+from wallets.evm.transfer import to_safe_tx
+from wallets.evm.vault import read_state
 
 
 def order(*outputs: ReleaseOutput, asset: str = "ETH") -> ReleaseOrder:
@@ -111,3 +114,42 @@ def test_broadcast_resumes_when_the_safe_already_executed(chain: Reserve) -> Non
     report = evm.broadcast(release, steps)
     assert report.txid == "0x" + sent.tx_hash.hex()
     assert chain.w3.eth.block_number == block
+
+
+def test_prepare_registers_the_hash_on_the_guard_once(chain: Reserve) -> None:
+    """Release registers the Safe transaction as released; a restart finds it registered."""
+    evm = adapter(chain)
+    release = order()
+    step = evm.prepare(release)
+    digest = safe_tx_hash(31337, chain.deployment.safe,
+                          SafeTx.from_json(dict(step.payload["safe_tx"])))
+    registered = step.payload["release"]
+    assert registered["safe_tx_hash"] == "0x" + digest.hex()
+    assert registered["guard"] == chain.deployment.guard
+    assert guard.is_released(chain.w3, chain.deployment.guard, digest)
+    block = chain.w3.eth.block_number
+    again = evm.prepare(release)  # e.g. the service restarted before recording the step
+    assert again == step and chain.w3.eth.block_number == block  # nothing sent twice
+    assert EvmSafeTxCreated.from_payload(dict(step.payload)).release == registered
+
+
+def test_prepare_refuses_a_safe_whose_guard_is_not_the_vaults(chain: Reserve) -> None:
+    evm = EVMAdapter(w3=chain.w3, vault_id="reserve-safe", safe_address=chain.deployment.safe,
+                     account=chain.deployer, guard_address=COLD_STORAGE)
+    with pytest.raises(MismatchError, match="Safe guard"):
+        evm.prepare(order())
+
+
+def test_an_unregistered_hash_is_refused_at_broadcast(chain: Reserve) -> None:
+    """Three owners signed, but the step did not come from prepare: the guard refuses."""
+    evm = adapter(chain)
+    release = order()
+    transfer = evm.transfer_for(release, read_state(chain.w3, chain.deployment.safe).nonce)
+    tx = to_safe_tx(transfer)
+    digest = safe_tx_hash(31337, chain.deployment.safe, tx)
+    steps: tuple[ChainStep, ...] = (ChainStep(
+        EvmSafeTxCreated.KIND, executor.proposal_payload(transfer, tx, digest)),)
+    for number in range(THRESHOLD):
+        steps += (evm.add_share(release, steps, *sign(chain, steps[0], number)),)
+    with pytest.raises(ContractReverted, check=lambda error: error.name == "NotReleased"):
+        evm.broadcast(release, steps)

@@ -19,9 +19,13 @@ from typer.testing import CliRunner
 from reserve.cli.anchor import anchor_command, verify_anchors
 from reserve.cli.main import app
 from reserve.config import load
+from reserve.errors import ContractReverted
 from reserve.ledger import Ledger
 from tests.support.evm_fixtures import Reserve, anvil, chain, deployed, w3  # noqa: F401
 from wallets.evm import testkeys
+from wallets.evm.demo import execute_with_keys
+from wallets.evm.safe_tx import SafeTx
+from wallets.evm.vault import read_state
 from wallets.signer.approval_cli import approval_app
 from wallets.signer.evm_cli import evm_app as sign_app
 
@@ -171,3 +175,55 @@ def test_sign_refuses_a_tampered_request(chain: Reserve, workspace: Path) -> Non
     assert result.exit_code == 2 and "amount_wei mismatch" in flat(result.output)
     assert testkeys.custodian_account(2).address in runner.invoke(
         sign_app, ["address", str(key)]).output
+
+
+def test_reserve_freeze_freezes_the_guard_in_the_same_step(
+        chain: Reserve, workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`reserve freeze reserve-safe`: the ledger first, then the guard; a node that is down
+    leaves the ledger freeze standing and `reserve evm sync` re-applies it."""
+    from wallets.evm.guard import is_frozen
+
+    runner = CliRunner()
+    url = str(chain.w3.provider.endpoint_uri)  # type: ignore[attr-defined]
+    config = str(workspace / "config/reserve.toml")
+    guard = json.loads(reserve(runner, workspace, url, "deploy", "--json"))["guard"]
+    loaded = runner.invoke(app, ["policy", "load", str(PROJECT / "config/policies/reserve-evm.toml"),
+                                 "--by", "lead", "--config", config])
+    assert loaded.exit_code == 0, loaded.output
+
+    monkeypatch.setenv("RESERVE_EVM_RPC_URL", "http://127.0.0.1:9")  # the node is down
+    down = runner.invoke(app, ["freeze", "reserve-safe", "--by", "auditor-general",
+                               "--reason", "drill", "--config", config])
+    assert down.exit_code == 2
+    assert "reserve-safe is frozen in the ledger but the chain did not follow" in flat(
+        down.output)
+    assert not is_frozen(chain.w3, guard)
+    shown = runner.invoke(app, ["policy", "show", "reserve-safe", "--json", "--config", config])
+    assert json.loads(shown.output)["frozen"] is True  # the ledger freeze stands
+    assert "frozen to match the ledger" in reserve(runner, workspace, url, "sync")
+    assert is_frozen(chain.w3, guard)
+    assert "frozen to match" not in reserve(runner, workspace, url, "sync")  # once only
+
+
+def test_reserve_freeze_with_the_node_up(chain: Reserve, workspace: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from wallets.evm.guard import is_frozen
+
+    runner = CliRunner()
+    url = str(chain.w3.provider.endpoint_uri)  # type: ignore[attr-defined]
+    config = str(workspace / "config/reserve.toml")
+    guard = json.loads(reserve(runner, workspace, url, "deploy", "--json"))["guard"]
+    runner.invoke(app, ["policy", "load", str(PROJECT / "config/policies/reserve-evm.toml"),
+                        "--by", "lead", "--config", config])
+    monkeypatch.setenv("RESERVE_EVM_RPC_URL", url)
+    frozen = runner.invoke(app, ["freeze", "reserve-safe", "--by", "auditor-general",
+                                 "--reason", "drill", "--config", config, "--json"])
+    assert frozen.exit_code == 0, frozen.output
+    assert json.loads(frozen.output)["chain_tx"].startswith("0x")
+    assert is_frozen(chain.w3, guard)
+    # Issue 12's report: three owners sign a Safe transaction after the freeze. It reverts.
+    safe = json.loads(reserve(runner, workspace, url, "vault-show", "--json"))["safe"]
+    tx = SafeTx.call(DESTINATION, 10**18, b"", read_state(chain.w3, safe).nonce)
+    keys = [testkeys.custodian_private_key(number) for number in (1, 2, 3)]
+    with pytest.raises(ContractReverted, match="ReserveGuard refused: vault frozen"):
+        execute_with_keys(chain.w3, testkeys.deployer_account(), safe, tx, keys)

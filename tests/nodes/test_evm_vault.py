@@ -184,7 +184,7 @@ def test_guard_violation_is_readable_and_records_nothing(chain: Reserve, ledger:
     execute_with_keys(chain.w3, chain.deployer, chain.deployment.safe, freeze,
                       chain.owner_keys[:THRESHOLD])
     balance = chain.w3.eth.get_balance(COLD_STORAGE)
-    with pytest.raises(ContractReverted, match="the vault is frozen on chain"):
+    with pytest.raises(ContractReverted, match="ReserveGuard refused: vault frozen"):
         run_flow(chain, ledger, approved(chain))
     assert "evm.executed" not in kinds(ledger)
     assert chain.w3.eth.get_balance(COLD_STORAGE) == balance

@@ -6,6 +6,9 @@ what was collected, and reports confirmation depth. It writes nothing itself: it
 ChainSteps (evm.* kinds) for the service to record, and reads back the steps recorded so
 far, so it is stateless and resumes after a restart. If the Safe already executed the
 transaction (a crash after sending), broadcast finds it on chain instead of sending again.
+`prepare` is the one step that writes to the chain before the ledger: it registers the Safe
+transaction hash as released on the vault's ReserveGuard, which refuses every hash the
+service did not release (idempotent, so a restart re-prepares safely).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from reserve.events.chain_evm import (
     EvmSignatureReceived,
 )
 from reserve.transfers.chain import BroadcastReport, ChainStep, ConfirmationReport, ReleaseOrder
-from wallets.evm import executor
+from wallets.evm import executor, guard
 from wallets.evm.safe_tx import SafeTx, checksum, safe_tx_hash
 from wallets.evm.signatures import SignatureShare, check_share
 from wallets.evm.transfer import ETH, ApprovedEVMTransfer, require_matches, to_safe_tx
@@ -57,9 +60,11 @@ class EVMAdapter:
     w3: Web3
     vault_id: str
     safe_address: str
-    account: LocalAccount  # pays gas for execTransaction; holds no reserve funds
+    # Pays gas for execTransaction and is the guard's registrar; holds no reserve funds.
+    account: LocalAccount
     tokens: Mapping[str, str] = field(default_factory=dict)  # asset name -> token address
     confirmations: int = 1
+    guard_address: str = ""  # the vault's registered guard; when given, the Safe's must be it
 
     def transfer_for(self, order: ReleaseOrder, nonce: int) -> ApprovedEVMTransfer:
         if order.vault_id != self.vault_id:
@@ -88,7 +93,15 @@ class EVMAdapter:
         return transfer, tx, safe_tx_hash(transfer.chain_id, transfer.safe_address, tx)
 
     def prepare(self, order: ReleaseOrder) -> ChainStep:
+        """The Safe transaction for `order`, registered as released on the vault's guard.
+
+        The registration is sent before the step is returned, so the guard knows the hash
+        before any owner can sign it; it is idempotent (a restart finds it registered and
+        reports the earlier registration), and the step records where it is on chain.
+        """
         state = read_state(self.w3, self.safe_address)
+        if self.guard_address and state.guard != checksum(self.guard_address):
+            raise MismatchError("Safe guard", checksum(self.guard_address), state.guard)
         transfer = self.transfer_for(order, state.nonce)
         executor.require_chain(self.w3, transfer)
         tx = to_safe_tx(transfer)
@@ -96,7 +109,9 @@ class EVMAdapter:
         on_chain = executor.contract_hash(self.w3, transfer.safe_address, tx)
         if on_chain != digest:
             raise MismatchError("Safe transaction hash", digest.hex(), on_chain.hex())
-        return ChainStep(EvmSafeTxCreated.KIND, executor.proposal_payload(transfer, tx, digest))
+        registration = guard.release(self.w3, self.account, state.guard, digest)
+        payload = executor.proposal_payload(transfer, tx, digest)
+        return ChainStep(EvmSafeTxCreated.KIND, {**payload, "release": registration.as_json()})
 
     def add_share(self, order: ReleaseOrder, steps: tuple[ChainStep, ...], signer: str,
                   share: str) -> ChainStep:

@@ -16,9 +16,9 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from reserve.errors import EVMError
-from wallets.evm import contracts, vault
+from wallets.evm import contracts, guard, vault
 from wallets.evm.executor import Execution, execute_safe_tx
-from wallets.evm.safe_tx import SafeTx, safe_tx_hash
+from wallets.evm.safe_tx import ZERO_ADDRESS, SafeTx, safe_tx_hash
 from wallets.evm.signatures import SignatureShare
 
 TOKEN_NAME = "Reserve Gold Token (TEST)"  # noqa: S105 (not a secret)
@@ -62,8 +62,15 @@ def sign_with_keys(chain_id: int, safe_address: str, tx: SafeTx,
 
 
 def execute_with_keys(w3: Web3, account: LocalAccount, safe_address: str, tx: SafeTx,
-                      private_keys: Sequence[bytes]) -> Execution:
+                      private_keys: Sequence[bytes], *, release: bool = True) -> Execution:
+    """Sign with TEST keys and execute. With `release`, `account` (the guard's registrar)
+    first registers the hash on the Safe's guard, as the workflow does on release."""
     shares = sign_with_keys(w3.eth.chain_id, safe_address, tx, private_keys)
+    if release:
+        guard_address = vault.read_state(w3, safe_address).guard
+        if guard_address != ZERO_ADDRESS:
+            guard.release(w3, account, guard_address,
+                          safe_tx_hash(w3.eth.chain_id, safe_address, tx))
     return execute_safe_tx(w3, account, safe_address, tx, shares)
 
 
@@ -74,7 +81,8 @@ def deploy_reserve(w3: Web3, account: LocalAccount, *, owner_keys: Sequence[byte
     """Deploy Safe infrastructure, a vault Safe, its guard, the registry and a test token.
 
     `limits` may name the token as "TOKEN"; it is replaced by the deployed token's address.
-    The deployer becomes the registry's admin and first anchoring key, and holds the token.
+    The deployer becomes the registry's admin and first anchoring key, the guard's
+    registrar, and holds the token.
     """
     infrastructure = vault.deploy_infrastructure(w3, account)
     owners = tuple(Account.from_key(key).address for key in owner_keys)
@@ -84,16 +92,17 @@ def deploy_reserve(w3: Web3, account: LocalAccount, *, owner_keys: Sequence[byte
     resolved = tuple(vault.AssetLimit(token.address if limit.asset == "TOKEN" else limit.asset,
                                       limit.per_transaction_wei, limit.daily_wei)
                      for limit in limits)
-    guard = vault.deploy_guard(w3, account, safe,
-                               vault.GuardConfig(tuple(destinations), resolved))
+    guard_address = vault.deploy_guard(w3, account, safe,
+                                       vault.GuardConfig(tuple(destinations), resolved))
     safe_contract = contracts.at(w3, "Safe", safe)
     set_guard = SafeTx.call(safe, 0, bytes.fromhex(
-        safe_contract.encode_abi("setGuard", args=[guard])[2:]), 0)
-    execution = execute_with_keys(w3, account, safe, set_guard, owner_keys[:threshold])
+        safe_contract.encode_abi("setGuard", args=[guard_address])[2:]), 0)
+    execution = execute_with_keys(w3, account, safe, set_guard, owner_keys[:threshold],
+                                  release=False)  # no guard yet to release it
     if not execution.success:
         raise EVMError("setting the guard failed")
     registry = contracts.deploy(w3, account, "ReserveRegistry", account.address)
     contracts.transact(w3, account, registry.functions.addAnchorer(account.address))
     return Deployment(chain_id=w3.eth.chain_id, infrastructure=infrastructure, safe=safe,
-                      guard=guard, registry=str(registry.address), token=str(token.address),
+                      guard=guard_address, registry=str(registry.address), token=str(token.address),
                       owners=owners, threshold=threshold, block_number=w3.eth.block_number)

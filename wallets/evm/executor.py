@@ -24,7 +24,7 @@ from web3.types import TxParams, TxReceipt
 from reserve.errors import ContractReverted, EVMError, MismatchError, NodeUnavailable
 from reserve.events.chain_evm import EvmExecuted, EvmSafeTxCreated, EvmSignatureReceived
 from reserve.ledger.store import Ledger
-from wallets.evm import contracts
+from wallets.evm import contracts, guard
 from wallets.evm.safe_tx import SafeTx, checksum, safe_tx_hash
 from wallets.evm.signatures import SignatureShare, check_share, pack_signatures
 from wallets.evm.transfer import ApprovedEVMTransfer, describe, require_matches, to_safe_tx
@@ -210,8 +210,14 @@ def execute(ledger: Ledger, w3: Web3, transfer: ApprovedEVMTransfer, account: Lo
         raise EVMError(f"Safe transaction {_hex(digest)} was never proposed")
     if _events_for(ledger, EvmExecuted, _hex(digest)):
         raise EVMError(f"Safe transaction {_hex(digest)} was already executed (replay refused)")
-    execution = execute_safe_tx(w3, account, transfer.safe_address, tx,
-                                recorded_shares(ledger, digest))
+    shares = recorded_shares(ledger, digest)
+    # This path's release is the recorded proposal: the service account (the guard's
+    # registrar) registers the hash, once nonce and signatures pass, before executing.
+    state = read_state(w3, transfer.safe_address)
+    require_nonce(state, tx.nonce)
+    pack_signatures(digest, shares, state.owners, state.threshold)
+    guard.release(w3, account, state.guard, digest)
+    execution = execute_safe_tx(w3, account, transfer.safe_address, tx, shares)
     record_execution(ledger, transfer, tx, execution, actor)
     return execution
 

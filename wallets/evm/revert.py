@@ -51,7 +51,16 @@ SAFE_ERRORS = {
 
 # Sentences for the errors an operator meets most; others are shown as Name(arg=value).
 GUARD_SENTENCES = {
-    "VaultFrozen": "the vault is frozen on chain: nothing can leave until the Safe unfreezes it",
+    "VaultFrozen": "vault frozen: the ledger froze this vault and the guard mirrors it; "
+                   "nothing leaves until the ledger records the unfreeze quorum and the "
+                   "service's registrar unfreezes the guard",
+    "NotReleased": "Safe transaction not released: {safeTxHash} was never registered by the "
+                   "service, which registers a Safe transaction only when the ledger "
+                   "releases it; owner signatures alone move nothing",
+    "NotRegistrar": "{caller} is not the guard's registrar (the service account that "
+                    "releases, freezes and unfreezes)",
+    "NotSafeOrRegistrar": "{caller} may not freeze: only the Safe or the guard's registrar",
+    "AlreadyReleased": "Safe transaction {safeTxHash} is already registered as released",
     "DestinationNotAllowlisted": "destination {destination} is not on the vault's on-chain "
                                  "allowlist",
     "AmountOverTransactionLimit": "amount {amount} exceeds the on-chain per-transaction limit "

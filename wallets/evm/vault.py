@@ -44,10 +44,11 @@ class GuardConfig:
     destinations: tuple[str, ...]
     limits: tuple[AssetLimit, ...]
 
-    def constructor_args(self, safe_address: str) -> tuple[object, ...]:
+    def constructor_args(self, safe_address: str, registrar: str) -> tuple[object, ...]:
         assets = [ETH_ASSET if limit.asset == "ETH" else checksum(limit.asset)
                   for limit in self.limits]
-        return (checksum(safe_address), [checksum(d) for d in self.destinations], assets,
+        return (checksum(safe_address), checksum(registrar, "registrar"),
+                [checksum(d) for d in self.destinations], assets,
                 [limit.per_transaction_wei for limit in self.limits],
                 [limit.daily_wei for limit in self.limits])
 
@@ -99,9 +100,15 @@ def create_safe(w3: Web3, account: LocalAccount, infrastructure: SafeInfrastruct
     return str(events[0]["args"]["proxy"])
 
 
-def deploy_guard(w3: Web3, account: LocalAccount, safe_address: str,
-                 config: GuardConfig) -> str:
-    guard = contracts.deploy(w3, account, "ReserveGuard", *config.constructor_args(safe_address))
+def deploy_guard(w3: Web3, account: LocalAccount, safe_address: str, config: GuardConfig,
+                 registrar: str | None = None) -> str:
+    """Deploy ReserveGuard for `safe_address`; `registrar` defaults to the deploying account.
+
+    The registrar is the service account that releases Safe transactions and mirrors the
+    ledger's freeze; it is fixed for the guard's lifetime (a new registrar, a new guard).
+    """
+    guard = contracts.deploy(w3, account, "ReserveGuard", *config.constructor_args(
+        safe_address, registrar or account.address))
     return str(guard.address)
 
 
