@@ -89,3 +89,37 @@ def freeze_mirror_for(settings: Any, ledger: Any, vault: str) -> ConfiguredGuard
             return ConfiguredGuardMirror(settings=settings, ledger=ledger, vault=vault,
                                          network=str(table.get("network", "")))
     return None
+
+
+@dataclass
+class ConfiguredGuards:
+    """A FreezeMirror for every EVM vault of the configuration (the workflow commands' own).
+
+    Whatever command records a freeze or unfreeze (`reserve freeze`, an unfreeze applied by
+    `reserve approve` or `reserve proposal refresh`) carries it to that vault's guard; a
+    Bitcoin vault is not covered and nothing is connected for it.
+    """
+
+    settings: Any
+    ledger: Any
+    mirrors: dict[str, ConfiguredGuardMirror | None] = field(default_factory=dict)
+
+    def _mirror(self, vault: str) -> ConfiguredGuardMirror | None:
+        if vault not in self.mirrors:
+            self.mirrors[vault] = freeze_mirror_for(self.settings, self.ledger, vault)
+        return self.mirrors[vault]
+
+    @property
+    def sent(self) -> list[str]:
+        return [tx for mirror in self.mirrors.values() if mirror for tx in mirror.sent]
+
+    def covers(self, vault: str) -> bool:
+        return self._mirror(vault) is not None
+
+    def freeze(self, vault: str) -> str | None:
+        mirror = self._mirror(vault)
+        return mirror.freeze(vault) if mirror else None
+
+    def unfreeze(self, vault: str) -> str | None:
+        mirror = self._mirror(vault)
+        return mirror.unfreeze(vault) if mirror else None

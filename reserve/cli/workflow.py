@@ -78,10 +78,14 @@ def _clock(network: str) -> Callable[[], datetime]:
 @contextmanager
 def _service(config: Path | None, database_url: str | None,
              write: bool = True) -> Iterator[WorkflowService]:
+    from reserve.cli.evm_mirror import ConfiguredGuards
+
     settings = load_settings(str(config) if config else None)
     ledger = open_ledger(settings, database_url, with_signer=write)
     try:
-        yield WorkflowService(ledger, clock=_clock(settings.network))
+        # Every freeze or unfreeze a command records reaches the EVM vault's guard.
+        yield WorkflowService(ledger, clock=_clock(settings.network),
+                              freeze_mirror=ConfiguredGuards(settings, ledger))
     finally:
         ledger.close()
 
@@ -199,17 +203,12 @@ def freeze(vault: Annotated[str, typer.Argument(help="Vault id.")], by: By,
     is down the ledger freeze stands, the command fails saying so, and `reserve evm sync`
     re-applies it.
     """
-    from reserve.cli.evm_mirror import freeze_mirror_for
-
     mirrored: list[str] = []
 
     def run() -> list[Any]:
         with _service(config, database_url) as service:
-            mirror = freeze_mirror_for(load_settings(str(config) if config else None),
-                                       service.ledger, vault)
-            service.freeze_mirror = mirror
             entries = service.freeze(vault, by, reason)
-            mirrored.extend(mirror.sent if mirror else [])
+            mirrored.extend(getattr(service.freeze_mirror, "sent", []))
             return entries
     entries = _guarded(run)
     chain = f"; guard frozen on chain (tx {mirrored[0]})" if mirrored else ""
