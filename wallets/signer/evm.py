@@ -86,7 +86,11 @@ def review(request: dict[str, Any]) -> Review:
 
 def sign(request: dict[str, Any], account: LocalAccount) -> SignatureShare:
     """Review the request, then sign its EIP-712 Safe transaction hash (v = 27/28)."""
-    checked = review(request)
+    return sign_reviewed(review(request), account)
+
+
+def sign_reviewed(checked: Review, account: LocalAccount) -> SignatureShare:
+    """Sign the EIP-712 Safe transaction hash of a review this device computed (v = 27/28)."""
     signed = account.unsafe_sign_hash(Hash32(checked.digest))
     return SignatureShare(signer=account.address, signature=bytes(signed.signature))
 
