@@ -1,6 +1,9 @@
 # ruff: noqa: F811  (pytest fixtures imported from tests/support are parameters here)
 """The `reserve evm`, `reserve ledger anchor` and `reserve-sign evm` commands on anvil.
 
+(`reserve-sign evm-sign` signs only from a workflow signing package; this bare-request
+flow has none, so its custodians sign with the signer's library.)
+
 One narrated run through the command line, as an operator and three custodians would do it,
 with a throwaway config (ledger and keys in a temp folder) against the session's anvil.
 """
@@ -18,9 +21,12 @@ from typer.testing import CliRunner
 from reserve.cli.anchor import anchor_command, verify_anchors
 from reserve.cli.main import app
 from reserve.config import load
+from reserve.errors import MismatchError
 from reserve.ledger import Ledger
 from tests.support.evm_fixtures import Reserve, anvil, chain, deployed, w3  # noqa: F401
 from wallets.evm import testkeys
+from wallets.evm.keys import load_account
+from wallets.signer import evm as signer
 from wallets.signer.evm_cli import evm_app as sign_app
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -79,12 +85,14 @@ def test_operator_and_custodians_run_a_transfer_from_the_command_line(
         made = runner.invoke(sign_app, ["keygen", "--out", str(key), "--label", f"c{number}",
                                         "--test-custodian", str(number)])
         assert made.exit_code == 0, made.output
-        reviewed = runner.invoke(sign_app, ["review", str(request)])
-        assert "send 3000000000000000000 base units of ETH" in reviewed.output
+        # No workflow here, so no signing package (all `reserve-sign evm-sign` signs from):
+        # the request is reviewed and signed with the signer's library.
+        document = json.loads(request.read_text())
+        reviewed = signer.review(document)
+        assert "send 3000000000000000000 base units of ETH" in " ".join(reviewed.summary())
         signature = workspace / f"signature-{number}.json"
-        signed = runner.invoke(sign_app, ["sign", str(request), "--key", str(key), "--yes",
-                                          "--out", str(signature)])
-        assert signed.exit_code == 0, signed.output
+        share = signer.sign(document, load_account(key, PASSPHRASE))
+        signature.write_text(json.dumps(signer.share_document(share, reviewed.digest)))
         assert "accepted" in reserve(runner, workspace, url, "submit-signature", str(transfer),
                                      str(signature))
 
@@ -129,7 +137,9 @@ def test_sign_refuses_a_tampered_request(chain: Reserve, workspace: Path) -> Non
     request["transfer"]["amount_wei"] = str(10**17)  # the approval says less than the tx
     path = workspace / "request.json"
     path.write_text(json.dumps(request))
-    result = runner.invoke(sign_app, ["sign", str(path), "--key", str(key), "--yes"])
-    assert result.exit_code == 2 and "amount_wei mismatch" in flat(result.output)
+    with pytest.raises(MismatchError, match="amount_wei mismatch"):
+        signer.sign(json.loads(path.read_text()), load_account(key, PASSPHRASE))
+    old = runner.invoke(sign_app, ["sign", str(path), "--key", str(key), "--yes"])
+    assert old.exit_code == 2 and "No such command" in old.output  # bare requests: gone
     assert testkeys.custodian_account(2).address in runner.invoke(
         sign_app, ["address", str(key)]).output
