@@ -58,7 +58,8 @@ def _named_digest(payload: dict[str, Any]) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _named_vault(payload: dict[str, Any]) -> str:
+def named_vault(payload: dict[str, Any]) -> str:
+    """The vault an entry is about ("" if none): `vault`, or `vault_id` on chain layers'."""
     value = payload.get("vault") or payload.get("vault_id")
     return value if isinstance(value, str) else ""
 
@@ -101,7 +102,7 @@ def select_entries(ledger: Any, projection: Projection, status: ProposalStatus) 
         kind, payload = entry.kind, entry.payload
         if kind not in wanted and not kind.startswith(("btc.", "evm.")):
             continue
-        if (kind in VAULT_KINDS and _named_vault(payload) == vault) or \
+        if (kind in VAULT_KINDS and named_vault(payload) == vault) or \
                 _named_digest(payload) in digests:
             seqs.append(entry.seq)
     if len(seqs) > ENTRIES_MAX:
@@ -192,5 +193,5 @@ def change_seq(status: ProposalStatus, state: str) -> int:
 
 
 __all__ = ["ENTRIES_MAX", "PACKAGE_FORMAT", "SIGNABLE_KINDS", "PackageEntry",
-           "assemble", "build_signing_package", "change_seq", "package_json", "replay",
+           "assemble", "build_signing_package", "change_seq", "named_vault", "package_json", "replay",
            "select_entries"]

@@ -317,3 +317,90 @@ def test_cli_refuses_with_the_reason_and_writes_nothing(ledger: Ledger,
     assert again.exit_code == 2 and "not overwriting" in again.output
     old = runner.invoke(app, ["btc-sign", "--psbt", "x", "--transfer", "y"])
     assert old.exit_code == 2 and "No such option" in old.output
+
+
+# -- EVM: the Safe transaction -----------------------------------------------------------
+SAFE = "0x" + "5a" * 20
+EVM_DESTINATION = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"  # allowlisted in reserve-evm
+
+
+class OfflineSafe:
+    """Prepares the Safe transaction for an order as EVMAdapter would, without a node."""
+
+    def __init__(self, to: str | None = None) -> None:
+        self.to = to
+
+    def prepare(self, order: Any) -> Any:
+        from reserve.transfers.chain import ChainStep
+        from wallets.evm import executor
+        from wallets.evm.safe_tx import safe_tx_hash
+        from wallets.evm.transfer import ApprovedEVMTransfer, to_safe_tx
+
+        transfer = ApprovedEVMTransfer(
+            proposal_digest=order.proposal_digest, policy_version=order.policy_version,
+            vault_id=order.vault_id, chain_id=31337, safe_address=SAFE, asset="ETH",
+            to=self.to or order.outputs[0].destination, amount_wei=order.outputs[0].amount,
+            nonce=0)
+        tx = to_safe_tx(transfer)
+        return ChainStep("evm.safe_tx_created", executor.proposal_payload(
+            transfer, tx, safe_tx_hash(31337, SAFE, tx)))
+
+
+def _evm_package(ledger: Ledger, safe: OfflineSafe) -> tuple[dict[str, Any], Enrolment]:
+    from reserve.transfers.service import WorkflowService
+    from tests.support.workflow import EVM_POLICY
+
+    policy = loader.load_file(EVM_POLICY)
+    service = WorkflowService(ledger, clock=lambda: T0)
+    service.register_policy(policy, "lead")
+    status = service.propose_transfer(
+        vault="reserve-safe", proposer="treasury-ops", asset="ETH",
+        outputs=[(EVM_DESTINATION, 10**18)], fee_max=0, purpose="p", expires_in_seconds=DAY)
+    for who in VOTERS:
+        service.vote(vote(status.proposal, who))
+    service.release(status.digest, safe, "treasury-ops")  # type: ignore[arg-type]
+    enrolled = Enrolment(ledger_key=sp.LEDGER_KEY.verifier, vault="reserve-safe",
+                         policy_sha256=loader.policy_sha256(policy), safe_address=SAFE)
+    return sp.package(ledger, status.digest), enrolled
+
+
+def test_evm_safe_transaction_is_checked_against_the_proposal(ledger: Ledger) -> None:
+    from wallets.signer.package import check_evm
+
+    package, enrolled = _evm_package(ledger, OfflineSafe())
+    review = check_evm(verify_signing_package(package, enrolled, now=sp.SIGN_AT), enrolled)
+    assert review.transfer.to == EVM_DESTINATION and review.transfer.amount_wei == 10**18
+    with pytest.raises(SignerError, match="not a PSBT"):
+        check_bitcoin(verify_signing_package(package, enrolled, now=sp.SIGN_AT), sp.vault())
+
+
+def test_evm_safe_transaction_to_another_recipient_is_refused() -> None:
+    from wallets.signer.package import check_evm
+
+    with sp.open_ledger() as ledger:
+        package, enrolled = _evm_package(ledger, OfflineSafe(to=STRANGER_EVM))
+        verified = verify_signing_package(package, enrolled, now=sp.SIGN_AT)
+        with pytest.raises(SignerError, match="approved transfer mismatch"):
+            check_evm(verified, enrolled)
+
+
+STRANGER_EVM = "0x" + "bad0" * 10
+
+
+def test_entries_of_other_vaults_are_proven_context_only(ledger: Ledger) -> None:
+    """The checkpoint's newest entry may be another vault's: it is not replayed."""
+    from tests.support.workflow import btc_policy
+
+    service = sp.workflow(ledger)
+    digest = sp.released(service, SMALL, COLD, VOTERS)
+    service.register_policy(btc_policy("another-vault"), "lead", now=T0)
+    service.freeze("another-vault", "auditor-general", "drill", now=T0)
+    package = sp.package(ledger, digest)
+    assert '"vault.frozen"' in package["entries"][-1]["body"]
+    assert verify_signing_package(package, sp.enrolment(), now=sp.SIGN_AT).digest == digest
+    custodians = json.loads(json.dumps(Enrolment(
+        ledger_key=sp.LEDGER_KEY.verifier, vault=sp.VAULT_ID,
+        custodians=custodian_set(sp.policy())).to_json()))
+    custodians["custodians"].reverse()  # any order in the file
+    assert verify_signing_package(package, Enrolment.from_json(custodians),
+                                  now=sp.SIGN_AT).digest == digest

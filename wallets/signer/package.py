@@ -45,6 +45,7 @@ from reserve.transfers.package import (
     SIGNABLE_KINDS,
     PackageEntry,
     change_seq,
+    named_vault,
     replay,
 )
 from reserve.transfers.projection import Projection, ProposalStatus
@@ -117,9 +118,10 @@ class Enrolment:
                 ledger_key=VerifierKey.parse(str(document["ledger_key"])),
                 vault=str(document["vault"]),
                 policy_sha256=str(document.get("policy_sha256", "")),
-                custodians=tuple(EnrolledCustodian(str(c["id"]), str(c["institution"]),
-                                                   str(c["approval_public_key"]).lower())
-                                 for c in document.get("custodians", ())),
+                custodians=tuple(sorted(
+                    (EnrolledCustodian(str(c["id"]), str(c["institution"]),
+                                       str(c["approval_public_key"]).lower())
+                     for c in document.get("custodians", ())), key=lambda c: c.id)),
                 checkpoint_age_max_seconds=int(document.get(
                     "checkpoint_age_max_seconds", CHECKPOINT_AGE_MAX_SECONDS_DEFAULT)),
                 safe_address=str(document.get("safe_address", "")),
@@ -301,6 +303,9 @@ def verify_signing_package(package: Any, enrolment: Enrolment, *,
         raise SignerError("package digest must be 64 hex digits")
     checkpoint, entries = _proven_entries(package, enrolment.ledger_key)
     checkpoint_time = _checkpoint_time(entries, checkpoint, enrolment, now)
+    # Only the enrolled vault's entries are replayed; others (the checkpoint's newest entry
+    # may be about another vault) serve as proven context only.
+    entries = [e for e in entries if named_vault(e.payload) == enrolment.vault]
     final = _replay(entries)
     status = _status(final, digest)
     proposal = status.proposal
