@@ -1,11 +1,14 @@
 """Custodian EVM keys and Safe transaction signing, for the offline signing tool.
 
 A custodian's EVM key lives in the project's encrypted keystore (kind "secp256k1", public
-part = the address). The service hands the custodian a signing request: the approved
-transfer, the Safe transaction and its hash. Before signing, the tool recomputes
-everything itself: the Safe transaction must move exactly what was approved, and the
-EIP-712 hash must be the one it computes for that chain and Safe. It never signs a hash it
-did not compute. Nothing here talks to a node.
+part = the address). `reserve-sign evm-sign` signs from a signing package: the release is
+re-checked there (wallets/signer/package.py `check_evm`) and `sign_reviewed` signs the hash
+it computed. `review`/`sign` of a bare signing request (the approved transfer, the Safe
+transaction and its hash, as `reserve evm propose-tx` writes it) remain as a library for
+the flow without the policy workflow: they check the transaction against the request's
+approved transfer, which they must take as given. Either way the EIP-712 hash is the one
+computed here for that chain and Safe; nothing is signed over a hash it did not compute.
+Nothing here talks to a node.
 """
 
 from __future__ import annotations
