@@ -4,8 +4,7 @@ The policy engine decides *whether* money may move; this value says exactly *wha
 approved (vault, network, outputs, fee cap, proposal digest, policy version). Every PSBT the
 wallet builds, and every PSBT a custodian signs, is checked against it output for output.
 The custodian's offline tool derives it from the proposal a signing package proves
-(wallets/signer/package.py), never from a file it is handed; the JSON form serves the bare
-`reserve btc` service commands.
+(wallets/signer/package.py), never from a file it is handed.
 """
 
 from __future__ import annotations

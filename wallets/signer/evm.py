@@ -4,9 +4,8 @@ A custodian's EVM key lives in the project's encrypted keystore (kind "secp256k1
 part = the address). `reserve-sign evm-sign` signs from a signing package: the release is
 re-checked there (wallets/signer/package.py `check_evm`) and `sign_reviewed` signs the hash
 it computed. `review`/`sign` of a bare signing request (the approved transfer, the Safe
-transaction and its hash, as `reserve evm propose-tx` writes it) remain as a library for
-the flow without the policy workflow: they check the transaction against the request's
-approved transfer, which they must take as given. Either way the EIP-712 hash is the one
+transaction and its hash) remain as a library (the demo uses it): they check the
+transaction against the request's approved transfer, which they must take as given. Either way the EIP-712 hash is the one
 computed here for that chain and Safe; nothing is signed over a hash it did not compute.
 Nothing here talks to a node.
 """
