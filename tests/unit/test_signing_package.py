@@ -80,10 +80,10 @@ def test_hand_written_transfer_of_something_never_proposed(ledger: Ledger) -> No
     sp.workflow(ledger)
     forger = sp.Forger(ledger)
     ghost = forger.proposal(700_000_000, STRANGER)
-    # No proposal entry: only the PSBT, as if the coordinator had made it up.
-    ledger_size = ledger.size()
+    proposal_seq = ledger.size() - 1
+    # Without its proposal entry: only the PSBT, as if the coordinator had made it up.
     forger.psbt(ghost)
-    seqs = [e.seq for e in ledger.entries() if e.seq != ledger_size - 1]
+    seqs = [e.seq for e in ledger.entries() if e.seq != proposal_seq]
     package = sp.assemble(ledger, ghost.digest_hex, seqs, ledger.checkpoint(now=T0))
     assert "never proposed" in refused(package)
     # Its proposal entry present, the rest forged: the policy refuses the destination.
@@ -404,3 +404,18 @@ def test_entries_of_other_vaults_are_proven_context_only(ledger: Ledger) -> None
     custodians["custodians"].reverse()  # any order in the file
     assert verify_signing_package(package, Enrolment.from_json(custodians),
                                   now=sp.SIGN_AT).digest == digest
+
+
+def test_a_release_dated_into_the_future_is_refused(ledger: Ledger) -> None:
+    """Dating the release a day ahead to skip the 24 h delay: the newest entry would then
+    be in the device's future, or the times would go backwards."""
+    sp.workflow(ledger)
+    forger = sp.Forger(ledger)
+    proposal = forger.proposal(LARGE, COLD)
+    forger.votes(proposal.digest_hex,
+                 [vote(proposal, who) for who in (*VOTERS, "finance-ministry")])
+    later = T0 + timedelta(days=1, minutes=1)
+    forger.release(proposal, at=later)
+    assert "in this device's future" in refused(forger.package(proposal.digest_hex, at=later))
+    forger.write(VaultFrozen(vault="elsewhere", reason="x"), "auditor-general", at=T0)
+    assert "the ledger's times go backwards" in refused(forger.package(proposal.digest_hex))

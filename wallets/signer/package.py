@@ -217,9 +217,26 @@ def _proven_entry(item: Any, checkpoint: Checkpoint) -> PackageEntry:
     return entry
 
 
+def _check_times(entries: Sequence[PackageEntry]) -> None:
+    """Entry times must not go backwards: with the newest no later than this device's
+    clock, no entry (a release, say) can be dated into the future to end a delay early."""
+    previous: PackageEntry | None = None
+    for entry in entries:
+        try:
+            parse_time(entry.time)
+        except ReserveError:
+            raise SignerError(f"entry {entry.seq}: time {entry.time!r} is not a time") from None
+        if previous is not None and parse_time(entry.time) < parse_time(previous.time):
+            raise SignerError(f"entry {entry.seq} is dated {entry.time}, before entry "
+                              f"{previous.seq} ({previous.time}): the ledger's times go "
+                              "backwards")
+        previous = entry
+
+
 def _checkpoint_time(entries: Sequence[PackageEntry], checkpoint: Checkpoint,
                      enrolment: Enrolment, now: datetime) -> datetime:
     """The time of the checkpoint's newest entry, which the package must carry."""
+    _check_times(entries)
     newest = entries[-1]
     if newest.seq != checkpoint.tree_size - 1:
         raise SignerError(f"package lacks the checkpoint's newest entry "
