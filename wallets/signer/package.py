@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from reserve.errors import MismatchError, ReserveError, SignerError
@@ -53,6 +53,7 @@ from reserve.transfers.projection import Projection, ProposalStatus
 ENROLMENT_FORMAT = "reserve-signer-enrolment/1"
 CHECKPOINT_AGE_MAX_SECONDS_DEFAULT = 86_400
 CLOCK_SKEW_SECONDS = 300
+TIME_DISORDER_SECONDS = 60
 AUDIT_PATH_MAX = 64
 
 
@@ -158,7 +159,7 @@ class VerifiedPackage:
 
     @property
     def reasons(self) -> tuple[str, ...]:
-        """Why it passes, in the policy engine's own sentences, then the package's."""
+        """Why it passes: the package's checks, then the policy engine's own sentences."""
         seen: list[str] = []
         for line in (*self.approval.satisfied, *self.release.satisfied):
             if line not in seen:
@@ -166,7 +167,7 @@ class VerifiedPackage:
         return (f"checkpoint of {self.checkpoint.tree_size} entries signed by "
                 f"{self.checkpoint.origin}; newest entry {format_time(self.checkpoint_time)}",
                 f"policy {self.policy.vault} v{self.policy.version} "
-                f"(sha256 {self.policy_sha256[:16]}...) is the enrolled policy",
+                f"(sha256 {self.policy_sha256[:16]}...) matches this device's enrolment",
                 f"approved {format_time(self.approved_at)} by "
                 f"{', '.join(self.approval.approvers)} "
                 f"({', '.join(self.approval.institutions)})",
@@ -218,19 +219,26 @@ def _proven_entry(item: Any, checkpoint: Checkpoint) -> PackageEntry:
 
 
 def _check_times(entries: Sequence[PackageEntry]) -> None:
-    """Entry times must not go backwards: with the newest no later than this device's
-    clock, no entry (a release, say) can be dated into the future to end a delay early."""
-    previous: PackageEntry | None = None
+    """Entry times must not go backwards (beyond TIME_DISORDER_SECONDS): with the newest no
+    later than this device's clock, no entry (a release, say) can be dated into the future
+    to end a delay early.
+
+    A little disorder is honest: a step's entries are dated when its action began, a chain
+    layer's own entry (btc.psbt_created) when it was written, milliseconds apart.
+    """
+    latest: PackageEntry | None = None
     for entry in entries:
         try:
-            parse_time(entry.time)
+            at = parse_time(entry.time)
         except ReserveError:
             raise SignerError(f"entry {entry.seq}: time {entry.time!r} is not a time") from None
-        if previous is not None and parse_time(entry.time) < parse_time(previous.time):
+        if latest is not None and at < parse_time(latest.time) - timedelta(
+                seconds=TIME_DISORDER_SECONDS):
             raise SignerError(f"entry {entry.seq} is dated {entry.time}, before entry "
-                              f"{previous.seq} ({previous.time}): the ledger's times go "
+                              f"{latest.seq} ({latest.time}): the ledger's times go "
                               "backwards")
-        previous = entry
+        if latest is None or at > parse_time(latest.time):
+            latest = entry
 
 
 def _checkpoint_time(entries: Sequence[PackageEntry], checkpoint: Checkpoint,
