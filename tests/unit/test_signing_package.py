@@ -419,3 +419,32 @@ def test_a_release_dated_into_the_future_is_refused(ledger: Ledger) -> None:
     assert "in this device's future" in refused(forger.package(proposal.digest_hex, at=later))
     forger.write(VaultFrozen(vault="elsewhere", reason="x"), "auditor-general", at=T0)
     assert "the ledger's times go backwards" in refused(forger.package(proposal.digest_hex))
+
+
+def test_malformed_packages_and_enrolments_are_refused(ledger: Ledger, tmp_path: Path) -> None:
+    digest = sp.released(sp.workflow(ledger), SMALL, COLD, VOTERS)
+    package = sp.package(ledger, digest)
+    assert "not a signing package" in refused({**package, "format": "something/1"})
+    assert "malformed package entry" in refused(
+        {**package, "entries": [{"seq": 0}, *package["entries"][1:]]})
+    shuffled = {**package, "entries": list(reversed(package["entries"]))}
+    assert "not in increasing order of seq" in refused(shuffled)
+    for document, reason in (({"format": "x"}, "not an enrolment"),
+                             ({"format": "reserve-signer-enrolment/1", "vault": "v",
+                               "ledger_key": "nonsense", "policy_sha256": "ab" * 32},
+                              "malformed enrolment"),
+                             ({"format": "reserve-signer-enrolment/1", "vault": "v",
+                               "ledger_key": sp.LEDGER_KEY.verifier.encode()},
+                              "exactly one")):
+        with pytest.raises(SignerError, match=reason):
+            Enrolment.from_json(document)
+    # The custodian-set enrolment, made by the CLI from a policy file: national-btc's
+    # custodians are the test vault's.
+    enrolment = tmp_path / "custodians.json"
+    made = runner.invoke(app, ["enrol", "--ledger-key", sp.LEDGER_KEY.verifier.encode(),
+                               "--vault", sp.VAULT_ID, "--custodians-of",
+                               "config/policies/national-btc.toml", "--out", str(enrolment)])
+    assert made.exit_code == 0, made.output
+    assert "custodian set of 5" in made.output
+    enrolled = Enrolment.from_json(json.loads(enrolment.read_text()))
+    assert verify_signing_package(package, enrolled, now=sp.SIGN_AT).digest == digest
