@@ -71,7 +71,8 @@ def shares_complete(status: ProposalStatus) -> bool:
     return int(last.get("signers_count", 0)) >= int(last.get("threshold", 1 << 30))
 
 
-def _voters_left(policy: Policy, status: ProposalStatus) -> tuple[str, ...]:
+def voters_left(policy: Policy, status: ProposalStatus) -> tuple[str, ...]:
+    """Custodians who may still vote: not the proposer, not already voted."""
     voted = {vote.custodian for vote in status.votes}
     return tuple(c.id for c in policy.custodians
                  if c.id != status.proposal.proposer and c.id not in voted)
@@ -89,11 +90,12 @@ def next_step(status: ProposalStatus, policy: Policy, decision: Decision | None,
     if state == PROPOSED:
         if decision is not None and decision.refused:
             return NextStep("none", (), decision.explain())
-        left = _voters_left(policy, status)
+        left = voters_left(policy, status)
         missing = "; ".join(decision.missing) if decision is not None else "approvals"
         return NextStep("vote", left, f"custodians vote ({missing}), each signing offline "
-                        "with `reserve-sign approval sign`",
-                        f"reserve approve APPROVAL_FILE   # for proposal {short}")
+                        "with their own approval key",
+                        f"reserve-sign approval sign PROPOSAL_FILE --digest {digest} --key KEY "
+                        "--out VOTE; reserve approve VOTE")
     if state == APPROVED:
         ends = decision.delay_ends_at if decision is not None else None
         when = f" until {ends.isoformat().replace('+00:00', 'Z')}" if ends else ""
