@@ -136,10 +136,11 @@ def build_signing_package(ledger: Any, digest: str, *,
     """The signing package of the released transfer `digest` (a prefix of 8+ hex is fine).
 
     `ledger` is a reserve.ledger.Ledger; `signer` its checkpoint key (default: the key the
-    ledger was opened with). A checkpoint at the current size is made, or reused if one
-    exists, so the package proves every entry up to now. Refuses (WorkflowError, nothing
-    written) a proposal that is not a transfer in `signing`, i.e. not yet released, or
-    already broadcast or failed.
+    ledger was opened with). With a key, a checkpoint at the current size is made (or
+    reused if one exists at that size: the only write), so the package proves every entry
+    up to now; without one, the latest stored checkpoint is used if it covers the entries.
+    Refuses (WorkflowError, nothing written) a proposal that is not a transfer in `signing`,
+    i.e. not yet released, or already broadcast or failed.
     """
     projection = Projection()
     projection.catch_up(ledger)
@@ -154,8 +155,21 @@ def build_signing_package(ledger: Any, digest: str, *,
         raise WorkflowError(f"proposal {status.digest[:16]} has no PSBT or Safe "
                             "transaction recorded to sign")
     seqs = select_entries(ledger, projection, status)
-    note = ledger.checkpoint(signer, now=now)
-    return assemble(ledger, status.digest, seqs, note)
+    return assemble(ledger, status.digest, seqs, _checkpoint(ledger, signer, max(seqs), now))
+
+
+def _checkpoint(ledger: Any, signer: CheckpointSigner | None, seq_max: int,
+                now: datetime | None) -> str:
+    """A checkpoint at the current size, signed now; without a key, the latest stored one,
+    if it covers entry `seq_max` (the package is then only as fresh as that checkpoint)."""
+    if signer is not None or getattr(ledger, "signer", None) is not None:
+        note: str = ledger.checkpoint(signer, now=now)
+        return note
+    latest = ledger.latest_checkpoint()
+    if latest is None or parse_note(latest)[0].tree_size <= seq_max:
+        raise WorkflowError(f"no stored checkpoint covers entry {seq_max} and no checkpoint "
+                            "key was given to sign one: open the ledger with its key")
+    return str(latest)
 
 
 def package_json(package: dict[str, Any]) -> str:

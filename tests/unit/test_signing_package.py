@@ -448,3 +448,26 @@ def test_malformed_packages_and_enrolments_are_refused(ledger: Ledger, tmp_path:
     assert "custodian set of 5" in made.output
     enrolled = Enrolment.from_json(json.loads(enrolment.read_text()))
     assert verify_signing_package(package, enrolled, now=sp.SIGN_AT).digest == digest
+
+
+def test_without_a_key_the_builder_reuses_a_covering_checkpoint() -> None:
+    from tests.support.workflow import btc_policy
+
+    with sp.open_ledger() as ledger:
+        service = sp.workflow(ledger)
+        digest = sp.released(service, SMALL, COLD, VOTERS)
+        ledger.checkpoint(now=T0)
+        ledger.signer = None
+        package = sp.package(ledger, digest)
+        assert verify_signing_package(package, sp.enrolment(), now=sp.SIGN_AT).digest == digest
+        # The ledger moves on; the old checkpoint still covers the release.
+        service.register_policy(btc_policy("another-vault"), "lead", now=T0)
+        assert sp.package(ledger, digest)["checkpoint"] == package["checkpoint"]
+    with sp.open_ledger() as ledger:
+        digest = sp.released(sp.workflow(ledger), SMALL, COLD, VOTERS)
+        ledger.signer = None
+        with pytest.raises(WorkflowError, match="no stored checkpoint covers"):
+            sp.package(ledger, digest)
+    # The interim format (an order and a PSBT, no proofs) is refused with a reason.
+    assert "carries no checkpoint" in refused({"format": "reserve-signing-package/1",
+                                               "digest": digest, "order": {}})

@@ -178,8 +178,11 @@ class VerifiedPackage:
 # -- 1, 2: the checkpoint and the proofs -------------------------------------------------
 def _proven_entries(package: dict[str, Any], key: VerifierKey
                     ) -> tuple[Checkpoint, list[PackageEntry]]:
+    note = package.get("checkpoint")
+    if not isinstance(note, str):
+        raise SignerError("package carries no checkpoint note")
     try:
-        checkpoint = verify_note(str(package["checkpoint"]), key)
+        checkpoint = verify_note(note, key)
     except ReserveError as error:
         raise SignerError(f"checkpoint is not signed by the enrolled ledger key "
                           f"{key.name}: {error}") from None
