@@ -119,6 +119,10 @@ class NodeRPCError(WalletError):
         self.code = code
 
 
+class SignerError(WalletError):
+    """The custodian's signer refuses a signing package; the message says why."""
+
+
 class EVMError(WalletError):
     """An EVM operation was refused (bad signature, guard violation, stale nonce...)."""
 

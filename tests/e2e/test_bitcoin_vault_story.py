@@ -22,7 +22,10 @@ import pytest
 from typer.testing import CliRunner
 
 from reserve.cli.main import app as reserve_app
+from reserve.config import load
 from reserve.ledger import Ledger
+from reserve.ledger.configured import open_ledger
+from reserve.transfers.package import build_signing_package, package_json
 from wallets.bitcoin.regtest import RegtestNode
 from wallets.bitcoin.rpc import sats_to_btc
 from wallets.signer.cli import app as signer_app
@@ -141,9 +144,17 @@ def test_payment_from_proposal_to_confirmation_through_the_cli(node: RegtestNode
                        *base], env)
     package = json.loads(package_file.read_text())
     assert package["order"]["outputs"] == [{"destination": SETTLEMENT, "amount": "5000000"}]
-    transfer_file = tmp_path / "transfer.json"
-    transfer_file.write_text(json.dumps(package["approved_transfer"]))
     assert _status(base, digest, env)["next"]["step"] == "sign"
+    # What each custodian's tool checks: the ledger entries that decided the release, proven
+    # against a checkpoint, and an enrolment made once from the published ledger key and the
+    # policy the custodian reviewed.
+    with open_ledger(load(str(config))) as ledger:
+        signing = tmp_path / "signing-package.json"
+        signing.write_text(package_json(build_signing_package(ledger, digest)))
+        ledger_key = ledger.signer.verifier.encode()  # type: ignore[union-attr]
+    enrolment = tmp_path / "enrolment.json"
+    _run(signer_app, ["enrol", "--ledger-key", ledger_key, "--vault", "national-btc",
+                      "--policy", str(POLICY_FILE), "--out", str(enrolment)], env)
 
     # 7. Custodians sign their copies offline; a share handed in under another name is
     #    refused; two shares are not enough to broadcast.
@@ -153,11 +164,11 @@ def test_payment_from_proposal_to_confirmation_through_the_cli(node: RegtestNode
                           str(keystore), "--test-custodian", str(TEST_NUMBER[custodian]),
                           "--scrypt-n", "4096"], env)
         share = tmp_path / f"{custodian}.psbt"
-        share.write_text(package["psbt_base64"])
-        shown = _run(signer_app, ["btc-sign", "--psbt", str(share), "--vault", str(VAULT_FILE),
-                                  "--transfer", str(transfer_file), "--keystore",
-                                  str(keystore), "--yes"], env)
-        assert "matches the approved transfer" in shown
+        shown = _run(signer_app, ["btc-sign", "--package", str(signing), "--enrolment",
+                                  str(enrolment), "--vault", str(VAULT_FILE), "--keystore",
+                                  str(keystore), "--out", str(share), "--yes"], env)
+        assert "the package verifies and the PSBT matches the proposal" in shown
+        assert "0.05000000 BTC to " + SETTLEMENT in shown
         return share
 
     first = sign("finance-ministry")

@@ -31,10 +31,12 @@ from reserve.ledger.verify import verify_ledger
 from reserve.policy import loader
 from reserve.policy.testkeys import private_key_of
 from reserve.proposals.approval import sign
+from reserve.transfers.package import build_signing_package, package_json
 from reserve.transfers.projection import Projection
 from reserve.transfers.service import WorkflowService
 from tests.support.workflow import workflow_service
 from wallets.bitcoin.adapter import BitcoinAdapter
+from wallets.bitcoin.psbt_check import parse_psbt
 from wallets.bitcoin.regtest import RegtestNode
 from wallets.bitcoin.rpc import BitcoinRPC, sats_to_btc
 from wallets.bitcoin.shares import QuorumNotMet
@@ -122,16 +124,30 @@ def _approve(workflow: WorkflowService, digest: str, keys: dict[str, Path], fold
 
 def _custodians_sign(workflow: WorkflowService, adapter: BitcoinAdapter, digest: str,
                      psbt_base64: str, signers: list[str], folder: Path) -> None:
-    """Each signer checks the PSBT against the approved transfer, then signs their copy."""
-    transfer = folder / f"transfer-{digest[:16]}.json"
-    transfer.write_text(adapter.transfer_for(workflow.order(digest)).to_json())
+    """Each signer re-checks the release from its signing package, offline, then signs.
+
+    The package holds the ledger entries that decided the release, proven against a
+    checkpoint; the custodian's tool trusts only its enrolment (the ledger's key and the
+    policy the custodian reviewed), re-runs the policy and checks the PSBT itself.
+    """
+    now = workflow.clock()
+    package = folder / f"package-{digest[:16]}.json"
+    package.write_text(package_json(build_signing_package(workflow.ledger, digest, now=now)))
+    # The package carries the PSBT as recorded (without previous transactions): the same
+    # unsigned transaction as the one the release returned.
+    assert parse_psbt(psbt_base64).tx.txid().hex() in package.read_text()
+    enrolment = folder / "enrolment.json"
+    if not enrolment.exists():  # once per custodian device; here one file serves them all
+        _sign_tool(["enrol", "--ledger-key", workflow.ledger.signer.verifier.encode(),
+                    "--vault", "national-btc", "--policy", str(POLICY_FILE),
+                    "--out", str(enrolment)])
     for custodian in signers:
         copy = folder / f"{custodian}-{digest[:16]}.psbt"
-        copy.write_text(psbt_base64)
-        shown = _sign_tool(["btc-sign", "--psbt", str(copy), "--vault", str(VAULT_FILE),
-                            "--transfer", str(transfer), "--keystore",
-                            str(_bitcoin_keystore(folder, custodian)), "--yes"])
-        assert "matches the approved transfer" in shown
+        shown = _sign_tool(["btc-sign", "--package", str(package), "--enrolment",
+                            str(enrolment), "--vault", str(VAULT_FILE), "--keystore",
+                            str(_bitcoin_keystore(folder, custodian)), "--out", str(copy),
+                            "--yes", "--now", now.isoformat()])
+        assert "the package verifies and the PSBT matches the proposal" in shown
         workflow.add_signature_share(digest, adapter, custodian, copy.read_text().strip())
 
 

@@ -19,14 +19,19 @@ from typer.testing import CliRunner
 from reserve.cli.anchor import anchor_command, verify_anchors
 from reserve.cli.main import app
 from reserve.config import load
-from reserve.errors import ContractReverted
+from reserve.errors import ContractReverted, MismatchError
 from reserve.ledger import Ledger
+from reserve.ledger.configured import open_ledger
+from reserve.transfers.package import build_signing_package, package_json
 from tests.support.evm_fixtures import Reserve, anvil, chain, deployed, w3  # noqa: F401
 from wallets.evm import testkeys
 from wallets.evm.demo import execute_with_keys
+from wallets.evm.keys import load_account
 from wallets.evm.safe_tx import SafeTx
 from wallets.evm.vault import read_state
+from wallets.signer import evm as signer
 from wallets.signer.approval_cli import approval_app
+from wallets.signer.cli import app as signer_cli
 from wallets.signer.evm_cli import evm_app as sign_app
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -102,22 +107,36 @@ def test_operator_and_custodians_run_a_transfer_from_the_command_line(
     # The operator releases it: the service builds the Safe transaction for exactly it.
     transfer = ["--evm-rpc-url", url]
     workflow(runner, config, "transfer", "release", digest, "--by", "treasury-ops", *transfer)
-    package = json.loads(workflow(runner, config, "transfer", "signing-package", digest))
-    request = workspace / "request.json"
-    request.write_text(json.dumps(package["signing_request"]))
+    # The signing package: the ledger entries that decided the release, proven against a
+    # checkpoint. Each custodian's device trusts only its enrolment (the published ledger
+    # key, the policy it reviewed, the Safe) and re-checks the release itself.
+    settings = load(config)
+    with open_ledger(settings) as ledger:
+        package_document = build_signing_package(ledger, digest)
+        ledger_key = ledger.signer.verifier.encode()  # type: ignore[union-attr]
+    package = workspace / "package.json"
+    package.write_text(package_json(package_document))
+    enrolment = workspace / "enrolment.json"
+    enrolled = runner.invoke(signer_cli, [
+        "enrol", "--ledger-key", ledger_key, "--vault", "reserve-safe", "--policy",
+        str(workspace / "config/policies/reserve-evm.toml"), "--safe", shown["safe"],
+        "--out", str(enrolment)])
+    assert enrolled.exit_code == 0, enrolled.output
 
-    # Three custodians, each with their own keystore, review and sign offline.
+    # Three custodians, each with their own keystore, check and sign offline.
     for number, custodian in ((5, "crypto-council"), (1, "finance-ministry"),
                               (3, "vasp-regulator")):
         key = workspace / f"custodian-{number}.json"
         made = runner.invoke(sign_app, ["keygen", "--out", str(key), "--label", f"c{number}",
                                         "--test-custodian", str(number)])
         assert made.exit_code == 0, made.output
-        reviewed = runner.invoke(sign_app, ["review", str(request)])
-        assert "send 1000000000000000000 base units of ETH" in reviewed.output
+        reviewed = runner.invoke(signer_cli, ["package", "show", str(package),
+                                              "--enrolment", str(enrolment)])
+        assert "send 1000000000000000000 base units of ETH" in reviewed.output, reviewed.output
         signature = workspace / f"signature-{number}.json"
-        signed = runner.invoke(sign_app, ["sign", str(request), "--key", str(key), "--yes",
-                                          "--out", str(signature)])
+        signed = runner.invoke(signer_cli, ["evm-sign", "--package", str(package),
+                                            "--enrolment", str(enrolment), "--key", str(key),
+                                            "--yes", "--out", str(signature)])
         assert signed.exit_code == 0, signed.output
         if number == 5:  # handed in under another custodian's name: refused
             wrong = runner.invoke(app, ["transfer", "submit-share", digest, str(signature),
@@ -171,8 +190,12 @@ def test_sign_refuses_a_tampered_request(chain: Reserve, workspace: Path) -> Non
     request["transfer"]["amount_wei"] = str(10**17)  # the approval says less than the tx
     path = workspace / "request.json"
     path.write_text(json.dumps(request))
-    result = runner.invoke(sign_app, ["sign", str(path), "--key", str(key), "--yes"])
-    assert result.exit_code == 2 and "amount_wei mismatch" in flat(result.output)
+    # The library still checks a bare request (as `reserve evm propose-tx` writes one)...
+    with pytest.raises(MismatchError, match="amount_wei mismatch"):
+        signer.sign(json.loads(path.read_text()), load_account(key, PASSPHRASE))
+    # ...but the tool signs only from a signing package.
+    old = runner.invoke(sign_app, ["sign", str(path), "--key", str(key), "--yes"])
+    assert old.exit_code == 2 and "No such command" in old.output
     assert testkeys.custodian_account(2).address in runner.invoke(
         sign_app, ["address", str(key)]).output
 

@@ -33,7 +33,8 @@ id, and its custodian names the policy's custodian ids)::
 
 or from existing pieces: `BitcoinAdapter(service)` (a watcher on the same wallet is made)
 or `BitcoinAdapter(service, watcher)`. `adapter.transfer_for(order)` gives the approved
-transfer a custodian's signer checks the PSBT against (`ApprovedTransfer.to_json()`).
+transfer the service checks every PSBT against; a custodian's signer never takes it on
+trust: it re-derives it from a signing package (reserve/transfers/package.py).
 """
 
 from __future__ import annotations

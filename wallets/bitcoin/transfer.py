@@ -3,7 +3,8 @@
 The policy engine decides *whether* money may move; this value says exactly *what* was
 approved (vault, network, outputs, fee cap, proposal digest, policy version). Every PSBT the
 wallet builds, and every PSBT a custodian signs, is checked against it output for output.
-The JSON form is what the offline signing tool reads from a file.
+The custodian's offline tool derives it from the proposal a signing package proves
+(wallets/signer/package.py), never from a file it is handed.
 """
 
 from __future__ import annotations

@@ -1,10 +1,13 @@
 """Bitcoin commands of the custodian's signing tool: keygen, show, btc-sign.
 
-Works with no network access. Before signing, the tool re-derives every input and the change
-output from the vault's config (so it knows the coins and the change are the vault's), shows
-destinations, amounts, fee and change, and refuses unless the outputs, proposal digest,
-policy version and fee cap match the approved transfer file it is given. The custodian's
-BIP 32 key is read from the encrypted keystore (passphrase from the environment or a prompt).
+Works with no network access. `btc-sign` signs only from a signing package
+(reserve/transfers/package.py), checked against this device's enrolment
+(wallets/signer/package.py): the release is re-decided here, never taken on the
+coordinator's word. Then the tool re-derives every input and the change output from the
+vault's config (so it knows the coins and the change are the vault's), shows destinations,
+amounts, fee and change, and refuses unless the outputs, proposal digest, policy version
+and fee cap match the proposal the package proves. The custodian's BIP 32 key is read from
+the encrypted keystore (passphrase from the environment or a prompt).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from embit.psbt import PSBT
 
 from reserve import keystore
 from reserve.errors import KeystoreError, PSBTError, ReserveError
+from wallets.bitcoin.adapter import approved_transfer
 from wallets.bitcoin.networks import params
 from wallets.bitcoin.psbt_check import (
     PsbtSummary,
@@ -33,6 +37,8 @@ from wallets.bitcoin.shares import verify_share
 from wallets.bitcoin.testkeys import custodian_from_root, demo_custodian_key
 from wallets.bitcoin.transfer import ApprovedTransfer
 from wallets.bitcoin.vault import Custodian, Vault, load_vault
+from wallets.signer import package_cli
+from wallets.signer.package import check_bitcoin, describe_package
 
 PASSPHRASE_ENV = "RESERVE_SIGNER_PASSPHRASE"  # noqa: S105 (a variable name)
 FILE_BYTES_MAX = 4 * 1024 * 1024
@@ -160,53 +166,53 @@ def keygen(
 def show(
     psbt: Annotated[Path, typer.Option(help="PSBT file (binary or base64).")],
     vault: Annotated[Path, typer.Option(help="Vault config (TOML).")],
-    transfer: Annotated[Path | None, typer.Option(help="Approved transfer.")] = None,
 ) -> None:
-    """Show what a PSBT would do; with --transfer, whether it matches the approval."""
+    """Show what a PSBT would do (to check a release, use `package show`)."""
     try:
         vault_config = load_vault(vault)
         summary = describe(parse_psbt(_read(psbt)), vault_config)
         typer.echo(render_summary(summary, vault_config))
-        if transfer is not None:
-            approved = ApprovedTransfer.from_json(_read(transfer).decode())
-            check_against_transfer(summary, vault_config, approved)
-            typer.echo("matches the approved transfer")
     except ReserveError as error:
         raise _fail(error) from None
 
 
 def btc_sign(
-    psbt: Annotated[Path, typer.Option(help="PSBT file to sign (binary or base64).")],
+    package: Annotated[Path, typer.Option(help="The signing package (JSON) of the release.")],
+    enrolment: Annotated[Path, typer.Option(help="This device's enrolment file.")],
     vault: Annotated[Path, typer.Option(help="Vault config (TOML).")],
-    transfer: Annotated[Path, typer.Option(help="The approved transfer (JSON).")],
     keystore_path: Annotated[Path, typer.Option("--keystore", help="Encrypted key file.")],
-    out: Annotated[Path | None, typer.Option(help="Where to write the signed PSBT "
-                                               "(default: back to --psbt).")] = None,
+    out: Annotated[Path, typer.Option(help="Where to write the signed PSBT.")],
     binary: Annotated[bool, typer.Option(help="Write raw bytes, not base64.")] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False,
+    now: package_cli.NowOption = None,
 ) -> None:
-    """Sign a PSBT after checking it against the approved transfer."""
+    """Sign the PSBT of a signing package, after checking the release itself, offline.
+
+    The package's checkpoint must be signed by the enrolled ledger key, its entries proven,
+    the policy the enrolled one, the policy evaluation re-run here must pass, and the PSBT
+    must pay exactly the proposal's outputs from this vault's coins.
+    """
     try:
         vault_config = load_vault(vault)
-        approved = ApprovedTransfer.from_json(_read(transfer).decode())
-        data = _read(psbt)
-        summary = describe(parse_psbt(data), vault_config)
-        check_against_transfer(summary, vault_config, approved)
+        verified, _ = package_cli.verified_package(package, enrolment, now)
+        psbt, summary = check_bitcoin(verified, vault_config)
+        for line in describe_package(verified):
+            typer.echo(line)
         typer.echo(render_summary(summary, vault_config))
-        typer.echo("matches the approved transfer")
+        typer.echo("the package verifies and the PSBT matches the proposal")
         if not yes and not typer.confirm("Sign this transaction?"):
             raise typer.Exit(code=1)
         passphrase = keystore.passphrase_from_env(PASSPHRASE_ENV, prompt="Passphrase: ")
-        signed = sign_psbt(data, vault_config, approved, load_root(keystore_path, passphrase))
+        signed = sign_psbt(psbt.serialize(), vault_config, approved_transfer(verified.order),
+                           load_root(keystore_path, passphrase))
     except ReserveError as error:
         raise _fail(error) from None
-    target = out or psbt
     payload = signed.psbt.serialize() if binary else (signed.psbt.to_base64() + "\n").encode()
-    temporary = target.with_name(target.name + ".tmp")
+    temporary = out.with_name(out.name + ".tmp")
     temporary.write_bytes(payload)
-    os.replace(temporary, target)
+    os.replace(temporary, out)
     typer.echo(f"signed {signed.signatures} input(s) as {signed.custodian.name} "
-               f"({signed.custodian.institution}); wrote {target}")
+               f"({signed.custodian.institution}); wrote {out}")
 
 
 def register(app: typer.Typer) -> None:

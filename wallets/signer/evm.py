@@ -1,11 +1,13 @@
 """Custodian EVM keys and Safe transaction signing, for the offline signing tool.
 
 A custodian's EVM key lives in the project's encrypted keystore (kind "secp256k1", public
-part = the address). The service hands the custodian a signing request: the approved
-transfer, the Safe transaction and its hash. Before signing, the tool recomputes
-everything itself: the Safe transaction must move exactly what was approved, and the
-EIP-712 hash must be the one it computes for that chain and Safe. It never signs a hash it
-did not compute. Nothing here talks to a node.
+part = the address). `reserve-sign evm-sign` signs from a signing package: the release is
+re-checked there (wallets/signer/package.py `check_evm`) and `sign_reviewed` signs the hash
+it computed. `review`/`sign` of a bare signing request (the approved transfer, the Safe
+transaction and its hash) remain as a library (the demo uses it): they check the
+transaction against the request's approved transfer, which they must take as given. Either way the EIP-712 hash is the one
+computed here for that chain and Safe; nothing is signed over a hash it did not compute.
+Nothing here talks to a node.
 """
 
 from __future__ import annotations
@@ -86,7 +88,11 @@ def review(request: dict[str, Any]) -> Review:
 
 def sign(request: dict[str, Any], account: LocalAccount) -> SignatureShare:
     """Review the request, then sign its EIP-712 Safe transaction hash (v = 27/28)."""
-    checked = review(request)
+    return sign_reviewed(review(request), account)
+
+
+def sign_reviewed(checked: Review, account: LocalAccount) -> SignatureShare:
+    """Sign the EIP-712 Safe transaction hash of a review this device computed (v = 27/28)."""
     signed = account.unsafe_sign_hash(Hash32(checked.digest))
     return SignatureShare(signer=account.address, signature=bytes(signed.signature))
 

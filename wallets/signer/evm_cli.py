@@ -1,7 +1,10 @@
-"""`reserve-sign evm ...`: the custodian's EVM commands (key generation, review, signing).
+"""`reserve-sign evm ...` and `reserve-sign evm-sign`: the custodian's EVM commands.
 
-Works offline: it reads a signing request file, recomputes the Safe transaction hash and
-checks it against the approved transfer, shows what will move, and only then signs.
+Works offline. `evm keygen` and `evm address` manage the key; `evm-sign` signs only from a
+signing package checked against this device's enrolment (wallets/signer/package.py): it
+re-decides the release, recomputes the Safe transaction hash, shows what will move, and
+only then signs. (The former `evm review` / `evm sign` of a bare signing request, which
+trusted the coordinator's approved transfer, are gone.)
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ import typer
 from reserve import keystore
 from reserve.errors import ReserveError
 from wallets.evm.keys import load_account
-from wallets.signer import evm
+from wallets.signer import evm, package_cli
+from wallets.signer.package import check_evm, describe_package
 
 evm_app = typer.Typer(no_args_is_help=True, help="EVM keys and Safe transaction signatures.")
 PASSPHRASE_ENV = "RESERVE_SIGNER_PASSPHRASE"  # noqa: S105 (a variable name)
@@ -65,38 +69,29 @@ def address(key: Path = typer.Argument(..., exists=True, dir_okay=False)) -> Non
         _fail(error)
 
 
-def _request(path: Path) -> dict[str, object]:
+def evm_sign(
+        package: Path = typer.Option(..., "--package", exists=True, dir_okay=False,
+                                     help="The signing package (JSON) of the release."),
+        enrolment: Path = typer.Option(..., "--enrolment", exists=True, dir_okay=False,
+                                       help="This device's enrolment file."),
+        key: Path = typer.Option(..., "--key", exists=True, dir_okay=False),
+        out: Path = typer.Option(None, "--out", help="Write the signature JSON here."),
+        yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+        now: package_cli.NowOption = None) -> None:
+    """Sign the Safe transaction of a signing package, after checking the release itself.
+
+    The package must verify against the enrolment (ledger key, policy, the policy
+    evaluation re-run here) and its Safe transaction must move exactly the proposal's
+    output from the enrolled Safe; only then is its EIP-712 hash, computed here, signed.
+    """
     try:
-        loaded: dict[str, object] = json.loads(path.read_text())
-        return loaded
-    except json.JSONDecodeError as error:
-        raise typer.BadParameter(f"{path}: not JSON: {error}") from None
-
-
-@evm_app.command("review")
-def review(request: Path = typer.Argument(..., exists=True, dir_okay=False)) -> None:
-    """Recompute and show what a signing request would move, without signing."""
-    try:
-        for line in evm.review(_request(request)).summary():
-            typer.echo(line)
-    except ReserveError as error:
-        _fail(error)
-
-
-@evm_app.command("sign")
-def sign(request: Path = typer.Argument(..., exists=True, dir_okay=False),
-         key: Path = typer.Option(..., "--key", exists=True, dir_okay=False),
-         out: Path = typer.Option(None, "--out", help="Write the signature JSON here."),
-         yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation.")) -> None:
-    """Check the request against the approved transfer, show it, and sign its Safe hash."""
-    try:
-        document = _request(request)
-        checked = evm.review(document)
-        for line in checked.summary():
+        verified, enrolled = package_cli.verified_package(package, enrolment, now)
+        checked = check_evm(verified, enrolled)
+        for line in [*describe_package(verified), *checked.summary()]:
             typer.echo(line, err=True)
         if not yes and not typer.confirm("Sign this transaction?", err=True):
             raise typer.Exit(1)
-        share = evm.sign(document, load_account(key, _passphrase()))
+        share = evm.sign_reviewed(checked, load_account(key, _passphrase()))
     except ReserveError as error:
         _fail(error)
     text = json.dumps(evm.share_document(share, checked.digest), indent=2) + "\n"
