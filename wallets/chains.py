@@ -37,7 +37,7 @@ from reserve.events.custody import EvmVaultRegistered, VaultRegistered
 from wallets.addresses import chain_family
 
 if TYPE_CHECKING:
-    from reserve.transfers.chain import ChainAdapter, ReleaseOrder
+    from reserve.transfers.chain import ChainAdapter
     from wallets.bitcoin.rpc import BitcoinRPC
     from wallets.bitcoin.vault import Vault
 
@@ -195,43 +195,6 @@ def share_from_file(settings: reserve_config.Settings, vault_id: str, chain: str
         raise EVMError(f"the signature is by {signer}, but {custodian}'s owner address is "
                        f"{owners[custodian]}")
     return owners[custodian], signature
-
-
-def signing_material(order: ReleaseOrder, steps: Any) -> dict[str, Any]:
-    """What the custodians sign, from the steps recorded at release (PSBT or Safe tx)."""
-    from reserve.events.chain_evm import EvmSafeTxCreated
-
-    for step in steps:
-        if step.kind == "btc.psbt_created":
-            from wallets.bitcoin.adapter import approved_transfer
-
-            return {"chain": "bitcoin", "txid": step.payload["txid"],
-                    "approved_transfer": approved_transfer(order).to_dict(),
-                    "psbt_sha256": step.payload["psbt_sha256"],
-                    "psbt_base64": step.payload["psbt_base64"]}
-        if step.kind == EvmSafeTxCreated.KIND:
-            from wallets.signer.evm import REQUEST_FORMAT
-
-            created = EvmSafeTxCreated.from_payload(dict(step.payload))
-            return {"chain": "evm", "signing_request": {
-                "format": REQUEST_FORMAT, "transfer": dict(created.transfer),
-                "safe_tx": dict(created.safe_tx),
-                "safe_tx_hash": "0x" + created.safe_tx_hash.removeprefix("0x")}}
-    raise ConfigError("nothing to sign was recorded for this proposal: release it first")
-
-
-PACKAGE_FORMAT = "reserve-signing-package/1"
-
-
-def signing_package(workflow: Any, status: Any) -> dict[str, Any]:
-    """What a custodian signs from: the approved order, the proposal and the PSBT or Safe tx.
-
-    `status` is the transfer's ProposalStatus in state `signing` (the caller checks).
-    """
-    order = workflow.order(status.digest)
-    return {"format": PACKAGE_FORMAT, "order": order.to_json(status.state),
-            "proposal": status.proposal.document(),
-            **signing_material(order, status.chain_steps)}
 
 
 @dataclass

@@ -11,7 +11,6 @@ proposal's vault and chain (wallets/chains.py). `status` says what is next and w
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -167,31 +166,31 @@ def release(digest: Digest, by: Operator, config: Config = None, database_url: D
          f"      reserve transfer signing-package {data['digest'][:16]} --out PACKAGE")
 
 
-def signing_package(workflow: WorkflowService, digest: str) -> dict[str, Any]:
-    from wallets.chains import signing_package as package
-
-    found = _transfer(workflow, digest)
-    if found.state != "signing":
-        raise ConfigError(f"transfer {found.digest[:16]} is {found.state}: a signing package "
-                          "exists only while it is being signed")
-    return package(workflow, found)
-
-
 @transfer_app.command("signing-package")
 def package(digest: Digest, out: Annotated[Path | None, typer.Option(
                 "--out", help="Write the package here (default: stdout).")] = None,
             config: Config = None, database_url: Database = None) -> None:
-    """The signing package custodians check and sign offline (reserve-sign)."""
+    """The signing package custodians verify and sign offline (reserve-sign btc-sign|evm-sign).
+
+    It holds the ledger entries that decided the release, each proven against a checkpoint
+    signed by the ledger key (one is signed now if needed), and the PSBT or Safe transaction.
+    """
     def run() -> dict[str, Any]:
-        with _session(config, database_url, write=False) as session:
-            return signing_package(session.workflow, digest)
+        from reserve.transfers.package import build_signing_package
+
+        with _session(config, database_url) as session:
+            found = _transfer(session.workflow, digest)
+            return build_signing_package(session.ledger, found.digest)
     data = _guarded(run)
-    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    from reserve.transfers.package import package_json
+
+    text = package_json(data)
     if out is None:
         typer.echo(text, nl=False)
         return
     out.write_text(text)
-    typer.echo(f"signing package for {data['order']['proposal_digest'][:16]} written to {out}")
+    typer.echo(f"signing package for {data['digest'][:16]} ({len(data['entries'])} ledger "
+               f"entries, proven against one signed checkpoint) written to {out}")
 
 
 @transfer_app.command("submit-share")

@@ -22,10 +22,7 @@ import pytest
 from typer.testing import CliRunner
 
 from reserve.cli.main import app as reserve_app
-from reserve.config import load
 from reserve.ledger import Ledger
-from reserve.ledger.configured import open_ledger
-from reserve.transfers.package import build_signing_package, package_json
 from wallets.bitcoin.regtest import RegtestNode
 from wallets.bitcoin.rpc import sats_to_btc
 from wallets.signer.cli import app as signer_app
@@ -139,19 +136,17 @@ def test_payment_from_proposal_to_confirmation_through_the_cli(node: RegtestNode
 
     # 6. The operator releases: the PSBT pays exactly the approved output.
     _run(reserve_app, ["transfer", "release", digest, "--by", "treasury-ops", *base], env)
-    package_file = tmp_path / "package.json"
-    _run(reserve_app, ["transfer", "signing-package", digest, "--out", str(package_file),
-                       *base], env)
-    package = json.loads(package_file.read_text())
-    assert package["order"]["outputs"] == [{"destination": SETTLEMENT, "amount": "5000000"}]
     assert _status(base, digest, env)["next"]["step"] == "sign"
     # What each custodian's tool checks: the ledger entries that decided the release, proven
-    # against a checkpoint, and an enrolment made once from the published ledger key and the
-    # policy the custodian reviewed.
-    with open_ledger(load(str(config))) as ledger:
-        signing = tmp_path / "signing-package.json"
-        signing.write_text(package_json(build_signing_package(ledger, digest)))
-        ledger_key = ledger.signer.verifier.encode()  # type: ignore[union-attr]
+    # against a checkpoint signed by the ledger key, and an enrolment made once from the
+    # published ledger key and the policy the custodian reviewed.
+    signing = tmp_path / "signing-package.json"
+    written = _run(reserve_app, ["transfer", "signing-package", digest, "--out", str(signing),
+                                 *base], env)
+    assert "proven against one signed checkpoint" in written
+    assert json.loads(signing.read_text())["digest"] == digest
+    ledger_key = json.loads(_run(reserve_app, ["ledger", "public-key", *base, "--json"],
+                                 env))["verifier_key"]
     enrolment = tmp_path / "enrolment.json"
     _run(signer_app, ["enrol", "--ledger-key", ledger_key, "--vault", "national-btc",
                       "--policy", str(POLICY_FILE), "--out", str(enrolment)], env)

@@ -21,17 +21,18 @@ import httpx
 
 from reserve.api import accounts
 from reserve.ledger import Ledger
+from reserve.policy import loader
 from reserve.proposals.proposal import from_document as proposal_from_document
 from reserve.transfers.service import WorkflowService
 from tests.support.api_server import running_server
 from tests.support.bitcoin_fixtures import VaultKit, bitcoind, make_vault, miner  # noqa: F401
 from tests.support.workflow import SETTLEMENT, btc_policy, vote
-from wallets.bitcoin.adapter import BitcoinAdapter
+from wallets.bitcoin.adapter import BitcoinAdapter, approved_transfer
 from wallets.bitcoin.regtest import RegtestNode
 from wallets.bitcoin.rpc import BitcoinRPC
-from wallets.bitcoin.transfer import ApprovedTransfer
 from wallets.chains import share_from_file
 from wallets.signer.bitcoin import sign_psbt
+from wallets.signer.package import Enrolment, check_bitcoin, verify_signing_package
 
 OPERATOR = "treasury-ops"
 APPROVERS = ("central-bank", "crypto-council")
@@ -120,12 +121,18 @@ def test_payment_through_the_http_api(bitcoind: RegtestNode, miner: BitcoinRPC,
         # 3. Each custodian fetches the package, signs offline and uploads their own share.
         package = _ok(custodians["finance-ministry"].get(
             f"/api/transfers/{digest}/signing-package"))
-        assert package["order"]["outputs"] == [{"destination": SETTLEMENT,
-                                                "amount": "5000000"}]
-        transfer = ApprovedTransfer.from_dict(package["approved_transfer"])
+        # Each custodian's device checks the package against its own enrolment (the
+        # ledger's published key, the policy it reviewed) before it signs anything.
+        enrolment = Enrolment(ledger_key=server.ledger.signer.verifier, vault=vault_id,
+                              policy_sha256=loader.policy_sha256(btc_policy(vault=vault_id)))
+        verified = verify_signing_package(package, enrolment, now=server.clock.wall())
+        psbt, summary = check_bitcoin(verified, kit.vault)
+        assert [(o.address, o.amount_sats) for o in summary.outputs if o.change_index is None] == \
+            [(SETTLEMENT, 5_000_000)]
 
         def share(number: int) -> str:
-            signed = sign_psbt(package["psbt_base64"], kit.vault, transfer, kit.roots[number])
+            signed = sign_psbt(psbt.serialize(), kit.vault, approved_transfer(verified.order),
+                               kit.roots[number])
             text: str = signed.psbt.to_base64()
             return text
 

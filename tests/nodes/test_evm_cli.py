@@ -21,8 +21,6 @@ from reserve.cli.main import app
 from reserve.config import load
 from reserve.errors import ContractReverted, MismatchError
 from reserve.ledger import Ledger
-from reserve.ledger.configured import open_ledger
-from reserve.transfers.package import build_signing_package, package_json
 from tests.support.evm_fixtures import Reserve, anvil, chain, deployed, w3  # noqa: F401
 from wallets.evm import testkeys
 from wallets.evm.demo import execute_with_keys
@@ -110,12 +108,10 @@ def test_operator_and_custodians_run_a_transfer_from_the_command_line(
     # The signing package: the ledger entries that decided the release, proven against a
     # checkpoint. Each custodian's device trusts only its enrolment (the published ledger
     # key, the policy it reviewed, the Safe) and re-checks the release itself.
-    settings = load(config)
-    with open_ledger(settings) as ledger:
-        package_document = build_signing_package(ledger, digest)
-        ledger_key = ledger.signer.verifier.encode()  # type: ignore[union-attr]
     package = workspace / "package.json"
-    package.write_text(package_json(package_document))
+    workflow(runner, config, "transfer", "signing-package", digest, "--out", str(package))
+    ledger_key = json.loads(workflow(runner, config, "ledger", "public-key", "--json")
+                            )["verifier_key"]
     enrolment = workspace / "enrolment.json"
     enrolled = runner.invoke(signer_cli, [
         "enrol", "--ledger-key", ledger_key, "--vault", "reserve-safe", "--policy",

@@ -98,6 +98,6 @@ def fresh_proposal(server: RunningServer) -> str:
 
 
 def proposal_body() -> dict[str, Any]:
-    return {"vault": "vault-a", "asset": "BTC", "purpose": "matrix",
+    return {"vault": "vault-a", "asset": "BTC", "purpose": "matrix", "fee_max": "1000",
             "reference": secrets.token_hex(4),
             "outputs": [{"destination": COLD, "amount": "1000"}]}

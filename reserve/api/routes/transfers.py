@@ -162,15 +162,17 @@ def release(digest: Digest, principal: Principal = Depends(operators),
             operation_id="signing_package", responses=errors(403, 404, 409))
 def signing_package(digest: Digest, principal: Principal = Depends(package_readers),
                     service: Service = Depends(get_service)) -> dict[str, Any]:
-    from wallets.chains import signing_package as package
+    from reserve.transfers.package import build_signing_package
 
-    with views.workflow_access(service).reading() as workflow:
+    access = views.workflow_access(service)
+    with access.reading() as workflow:
         found = _transfer(workflow, digest, principal)
         if found.state != SIGNING:
             raise HTTPException(status.HTTP_409_CONFLICT,
                                 detail=f"transfer {found.digest[:16]} is {found.state}: a "
                                        "signing package exists only while it is being signed")
-        return package(workflow, found)
+        # Holding the workflow lock: the checkpoint it may sign is the only write.
+        return build_signing_package(service.ledger, found.digest)
 
 
 @router.post("/{digest}/shares", status_code=status.HTTP_201_CREATED,
