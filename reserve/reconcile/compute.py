@@ -12,6 +12,12 @@ each coin the ledger holds but the chain does not, and each coin the chain holds
 ledger does not, is covered by exactly one finding, whose `difference_sats` is chain minus
 ledger. The sum of the findings' differences equals the summary's difference; a remainder
 (which would mean a bug) becomes an `unexplained_difference` finding rather than vanishing.
+
+Balances agreeing is not enough: every confirmed spend of the vault must carry out a
+proposal the workflow released, with exactly its outputs (`reserve.reconcile.releases`,
+held in `LedgerView.releases`); each that does not is a critical `unauthorised_spend`. The
+chain's outputs are what is judged: those paid to the vault's own addresses
+(`ChainTransaction.vault_vouts`) are change, everything else was paid out.
 """
 
 from __future__ import annotations
@@ -275,7 +281,8 @@ def ledger_coins(view: LedgerView) -> dict[Outpoint, Coin]:
 
 
 def _unapproved(view: LedgerView) -> list[LiveRecord]:
-    """Spends the watcher recorded that no broadcast of the workflow accounts for."""
+    """Spends the watcher recorded that no broadcast of the Bitcoin layer accounts for
+    (their coins follow the chain; whether they are authorised is judged separately)."""
     return [r for r in view.records if r.kind == "btc.confirmed"
             and (r.txid not in view.transfers or view.transfers[r.txid].broadcast_seq is None)]
 

@@ -74,21 +74,24 @@ def _debits(w3: Web3, safe: str, token: str, chain_id: int, start: int, end: int
     return tuple(found)
 
 
-def _moves(contract: Any, tx: Any) -> tuple[tuple[str, str, int] | None, str]:
+def _moves(contract: Any, tx: Any) -> tuple[tuple[str, str, int] | None, str, bool]:
     """What an `execTransaction` call moved (asset, recipient, amount), or why it is not a
-    plain ETH or ERC-20 transfer (the same reading a signer applies, `transfer.describe`)."""
+    plain ETH or ERC-20 transfer (the same reading a signer applies, `transfer.describe`),
+    and whether it is a value-less call of the Safe to itself (its own configuration)."""
     if tx.get("to") != contract.address:
-        return None, "made through another contract: its Safe call could not be read"
+        return None, "made through another contract: its Safe call could not be read", False
     _function, args = contract.decode_function_input(tx["input"])
+    configures = checksum(args["to"]) == contract.address and int(args["value"]) == 0 \
+        and int(args["operation"]) == 0
     try:
         call = SafeTx(to=args["to"], value=int(args["value"]), data=bytes(args["data"]),
                       operation=int(args["operation"]), safe_tx_gas=int(args["safeTxGas"]),
                       base_gas=int(args["baseGas"]), gas_price=int(args["gasPrice"]),
                       gas_token=args["gasToken"], refund_receiver=args["refundReceiver"],
                       nonce=0)
-        return describe(call), ""
+        return describe(call), "", configures
     except EVMError as error:
-        return None, f"not a plain transfer: {error}"
+        return None, f"not a plain transfer: {error}", configures
 
 
 def _executions(w3: Web3, safe: str, chain_id: int, start: int, end: int
@@ -104,9 +107,10 @@ def _executions(w3: Web3, safe: str, chain_id: int, start: int, end: int
         for log in contract.events.ExecutionSuccess().get_logs(from_block=first, to_block=last):
             tx_hash = _hex(log["transactionHash"])
             tx = w3.eth.get_transaction(log["transactionHash"])
-            moves, what = _moves(contract, tx)
+            moves, what, configures = _moves(contract, tx)
             runs.append(compute.SafeExecution(tx_hash, _hex(log["args"]["txHash"]),
-                                              int(log["blockNumber"]), moves, what))
+                                              int(log["blockNumber"]), moves, what,
+                                              configures))
             if tx.get("to") != contract.address:
                 continue
             _function, args = contract.decode_function_input(tx["input"])

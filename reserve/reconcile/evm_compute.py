@@ -9,6 +9,11 @@ not explain (ETH moved by an execution the ledger never recorded, value arriving
 an event, e.g. by `selfdestruct`) becomes one finding for the remainder, so the findings
 always add up to the summary's difference, as for Bitcoin.
 
+Every Safe execution and every transfer out must also carry out a proposal the workflow
+released, exactly (`reserve.reconcile.releases`); one that does not is a critical
+`unauthorised_spend`, whether or not the ledger recorded it (`evm.executed` is only a
+pointer to the proposal it claims).
+
 Amounts are wei, which exceed JSON's safe integers: the report carries them as decimal
 strings with `"unit": "wei"`. No I/O happens here; `reserve.reconcile.evm` is the shell.
 """
@@ -56,6 +61,9 @@ class SafeExecution:
     block_number: int
     moves: tuple[str, str, int] | None  # (asset, recipient, amount); None: not a transfer
     what: str = ""  # why `moves` is None, in words
+    # A call of the Safe to itself without value (owners, threshold, guard, modules: its own
+    # configuration, as the deployment's `setGuard`) moves nothing out; it is not judged.
+    configures: bool = False
 
 
 @dataclass(frozen=True)
@@ -280,7 +288,8 @@ def _spends(chain: EVMChainView, mine: list[Held], releases: Releases,
                 f"ledger entry {seq} records an execution in block "
                 f"{run.block_hash}, not on the best chain at the pinned block",
                 (seq,)))
-    verdicts = {e.tx_hash: _verdict(e, chain, releases, pointers) for e in chain.executed}
+    verdicts = {e.tx_hash: "" if e.configures else _verdict(e, chain, releases, pointers)
+                for e in chain.executed}
     for debit in chain.debits:
         reason = _debit_reason(debit, chain, verdicts)
         difference = 0 if debit.tx_hash in executed else -debit.amount_wei

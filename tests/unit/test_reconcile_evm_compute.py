@@ -255,3 +255,17 @@ def test_findings_add_up(recorded: list[int], seen: list[int], spent: list[int],
     assert (result.summary.status == "ok") == (not serious and result.summary.difference_wei == 0)
     for finding in result.findings:
         assert isinstance(finding.to_json()["difference"], str)
+
+
+def test_the_safe_configuring_itself_is_not_a_movement() -> None:
+    """A value-less call of the Safe to itself (the deployment's `setGuard`) moves nothing
+    out, so it needs no transfer proposal."""
+    ledger, _digest = released()
+    funded(ledger)
+    guard = SafeExecution("0xe8", "0x" + "88" * 32, 4, None, "not a plain transfer",
+                          configures=True)
+    base = safe_view(0)
+    chain = EVMChainView(**{**base.__dict__, "balance_wei": 10**19, "debits": (),
+                            "executions": ("0xe8",), "executed": (guard,)})
+    result = reconcile(list(ledger.entries()), chain)
+    assert result.findings == () and result.summary.status == "ok"
