@@ -320,3 +320,32 @@ def test_findings_always_itemise_the_whole_difference(coins) -> None:  # type: i
     result = reconcile(_view(items), _chain(chain))
     _check(result)
     assert (result.summary.status == "ok") == all(where == "both" for _a, where in coins)
+
+
+def test_judge_compares_vault_asset_and_outputs_as_a_multiset() -> None:
+    """The matching rule on its own: hand-made releases, no ledger."""
+    from reserve.reconcile.releases import Release, Releases, judge
+
+    digest = "cd" * 32
+    release = Release(digest, VAULT, "bip122:x", "BTC", ((COLD, 300), (COLD, 300), (SETTLEMENT, 5)),
+                      "signing", released_seq=7)
+    releases = Releases({digest: release})
+
+    def verdict(paid: list[tuple[str | None, int]], vault: str = VAULT, asset: str = "BTC",
+                claimed: str | None = digest) -> str:
+        return judge(releases, txid=SPEND, claimed=claimed, vault=vault, asset=asset, paid=paid)
+
+    exact = [(SETTLEMENT, 5), (COLD.upper(), 300), (COLD, 300)]  # any order; bech32 any case
+    assert verdict(exact) == ""
+    assert "outputs differ" in verdict([(COLD, 300), (SETTLEMENT, 5)])  # one 300 short
+    assert "outputs differ" in verdict([*exact, (None, 0)])  # an OP_RETURN is paid out too
+    assert f"is for vault {VAULT}, not v2" in verdict(exact, vault="v2")
+    assert "moves BTC, not ETH" in verdict(exact, asset="ETH")
+    assert verdict(exact, claimed=None) == "no proposal in the ledger names this transaction"
+    bound = Releases({digest: Release(**{**release.__dict__, "txid": THIEF})})
+    assert "broadcast proposal" in judge(bound, txid=SPEND, claimed=digest, vault=VAULT,
+                                         asset="BTC", paid=exact)
+    unreleased = Releases({digest: Release(**{**release.__dict__, "released_seq": None,
+                                              "state": "approved"})})
+    assert "never released by the workflow (it is approved)" in judge(
+        unreleased, txid=SPEND, claimed=digest, vault=VAULT, asset="BTC", paid=exact)
