@@ -98,13 +98,32 @@ def _open_sources(source: Any) -> tuple[Any, str, bool]:
     return source, str(source.url), False
 
 
+def _is_settings(source: Any) -> bool:
+    from reserve.config import Settings
+
+    return isinstance(source, Settings)
+
+
+def _configured_chains(settings: Any, ledger: Any, clock: Callable[[], datetime]) -> Any:
+    from wallets.chains import ConfiguredChains
+
+    return ConfiguredChains(settings, ledger, clock=clock)
+
+
 def create_app(source: Any, *, accounts: AccountStore | None = None,
                options: ApiOptions | None = None, panels: tuple[Panel, ...] = (),
                clock: Callable[[], datetime] = utc_now,
-               monotonic: Callable[[], float] = time.monotonic) -> FastAPI:
-    """The service on `source` (Settings, database URL or Ledger); see the module doc."""
+               monotonic: Callable[[], float] = time.monotonic,
+               chains: Any = None) -> FastAPI:
+    """The service on `source` (Settings, database URL or Ledger); see the module doc.
+
+    `chains` (wallets.chains.ConfiguredChains) connects transfers to their nodes; started
+    from Settings, the service builds it from the configuration.
+    """
     chosen = options or ApiOptions()
     ledger, url, owns_ledger = _open_sources(source)
+    if chains is None and _is_settings(source):
+        chains = _configured_chains(source, ledger, clock)
     owns_accounts = accounts is None
     store = accounts or AccountStore.open(url)
     registry = PanelRegistry()
@@ -115,7 +134,7 @@ def create_app(source: Any, *, accounts: AccountStore | None = None,
                       limiter=FailureLimiter(chosen.auth_failures_max,
                                              chosen.auth_failure_window_seconds,
                                              chosen.auth_clients_max),
-                      clock=clock, monotonic=monotonic)
+                      clock=clock, monotonic=monotonic, chains=chains)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

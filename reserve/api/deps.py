@@ -66,6 +66,10 @@ class Service:
     panels: PanelRegistry
     clock: Callable[[], datetime] = utc_now
     monotonic: Callable[[], float] = field(default=lambda: 0.0)
+    # The chain connections (wallets.chains.ConfiguredChains: `adapter(vault, chain)` and
+    # `share(vault, chain, custodian, data)`); None when the service was started without
+    # them (transfer steps then answer 503).
+    chains: Any = None
 
 
 def get_service(request: Request) -> Service:

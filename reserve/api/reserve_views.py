@@ -36,6 +36,7 @@ from reserve.policy.model import ApprovalRule, Policy
 from reserve.present import format_time
 from reserve.proposals.proposal import TransferBody
 from reserve.proposals.state import OPEN, PROPOSED
+from reserve.transfers.next_step import next_step, voters_left
 from reserve.transfers.projection import ProposalStatus
 from reserve.transfers.service import Item, WorkflowService
 
@@ -187,11 +188,7 @@ def decision_json(decision: Decision) -> dict[str, Any]:
 
 def still_to_act(policy: Policy, status: ProposalStatus) -> list[str]:
     """Custodians who may still vote on an open proposal (not the proposer, not voted)."""
-    if status.state != PROPOSED:
-        return []
-    voted = {vote.custodian for vote in status.votes}
-    return [c.id for c in policy.custodians
-            if c.id != status.proposal.proposer and c.id not in voted]
+    return list(voters_left(policy, status)) if status.state == PROPOSED else []
 
 
 def proposal_summary(status: ProposalStatus) -> dict[str, Any]:
@@ -263,5 +260,6 @@ def pending_rows(workflow: WorkflowService, principal: Principal,
                      "progress": approval_progress(policy, status, decision),
                      "remaining_delay": present.remaining_delay(decision, now),
                      "still_to_act": still_to_act(policy, status),
+                     "next": next_step(status, policy, decision, now).to_json(),
                      "explain": decision.explain()})
     return rows

@@ -1,4 +1,4 @@
-"""`reserve btc ...`: the service-side Bitcoin commands (watch, address, PSBT, shares, sync).
+"""`reserve btc ...`: the service-side Bitcoin commands (vault-show, watch, address, sync).
 
 Each command loads the service config (ledger URL, network guard) and a vault config, talks
 to bitcoind through the RPC settings (options, environment, or the `[bitcoin]` table of the
@@ -25,7 +25,6 @@ from reserve.errors import ConfigError, ReserveError
 if TYPE_CHECKING:
     from wallets.bitcoin.rpc import BitcoinRPC
     from wallets.bitcoin.service import BitcoinVaultService
-    from wallets.bitcoin.transfer import ApprovedTransfer
     from wallets.bitcoin.vault import Vault
 
 bitcoin_app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -103,14 +102,7 @@ def _service(ctx: typer.Context, vault_path: Path) -> Iterator[BitcoinVaultServi
         ledger.close()
 
 
-def _transfer(path: Path) -> ApprovedTransfer:
-    from wallets.bitcoin.transfer import ApprovedTransfer
-
-    return ApprovedTransfer.from_json(path.read_text())
-
-
 VaultPath = Annotated[Path, typer.Option("--vault", help="Vault config (TOML).")]
-TransferPath = Annotated[Path, typer.Option("--transfer", help="Approved transfer (JSON).")]
 
 
 @bitcoin_app.command("vault-show")
@@ -157,44 +149,6 @@ def address(ctx: typer.Context, vault: VaultPath,
         with _service(ctx, vault) as service:
             found, at = service.receive_address()
             typer.echo(f"{found}  (receive/{at}, matches local derivation)")
-    _guarded(run)
-
-
-@bitcoin_app.command("build-psbt")
-def build_psbt(ctx: typer.Context, vault: VaultPath, transfer: TransferPath,
-               out: Annotated[Path, typer.Option(help="Write the unsigned PSBT (base64) here.")]
-               ) -> None:
-    """Build (once) and record the unsigned PSBT for an approved transfer."""
-    def run() -> None:
-        with _service(ctx, vault) as service:
-            psbt = service.build_psbt(_transfer(transfer))
-            out.write_text(psbt.to_base64() + "\n")
-            typer.echo(f"PSBT for txid {psbt.tx.txid().hex()} written to {out}")
-    _guarded(run)
-
-
-@bitcoin_app.command("submit-share")
-def submit_share(ctx: typer.Context, vault: VaultPath, transfer: TransferPath,
-                 share: Annotated[Path, typer.Option(help="A custodian's signed PSBT.")]
-                 ) -> None:
-    """Verify and record one custodian's signature share."""
-    def run() -> None:
-        from wallets.bitcoin.psbt_check import psbt_bytes
-
-        with _service(ctx, vault) as service:
-            progress = service.add_share(_transfer(transfer), psbt_bytes(share.read_bytes()))
-            typer.echo(f"{len(progress.signers)} of {progress.threshold} signatures "
-                       f"({', '.join(progress.signers)})"
-                       + ("; ready to broadcast" if progress.complete else ""))
-    _guarded(run)
-
-
-@bitcoin_app.command("broadcast")
-def broadcast(ctx: typer.Context, vault: VaultPath, transfer: TransferPath) -> None:
-    """Combine shares, finalise and broadcast (idempotent)."""
-    def run() -> None:
-        with _service(ctx, vault) as service:
-            typer.echo(f"broadcast {service.finalize_and_broadcast(_transfer(transfer))}")
     _guarded(run)
 
 

@@ -8,7 +8,6 @@ signatures come back from custodians as JSON files made by `reserve-sign evm sig
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,14 +27,11 @@ if TYPE_CHECKING:
 
     from reserve.ledger.store import Ledger
     from wallets.evm.config import EVMVaultConfig
-    from wallets.evm.transfer import ApprovedEVMTransfer
 
 T = TypeVar("T")
 evm_app = typer.Typer(no_args_is_help=True, help="EVM vaults: Safe multisig, guard, deposits.")
 
 VaultOption = typer.Option("reserve-safe", "--vault", help="Vault id in config/evm/vaults.toml.")
-TransferArgument = typer.Argument(..., exists=True, dir_okay=False,
-                                  help="Approved transfer JSON.")
 JsonOption = typer.Option(False, "--json", help="Machine-readable JSON output.")
 
 
@@ -104,34 +100,9 @@ def _context(ctx: typer.Context, vault_id: str) -> Iterator[Context]:
 
 def registration(ledger: Ledger, vault_id: str, chain_id: int) -> EvmVaultRegistered:
     """The latest `vault.registered` entry of this EVM vault on this chain."""
-    found = None
-    for entry in ledger.entries(kinds=[VaultRegistered.KIND]):
-        registered = VaultRegistered.of(entry)
-        if isinstance(registered, EvmVaultRegistered) and registered.vault == vault_id \
-                and registered.chain_id == chain_id:
-            found = registered
-    if found is None:
-        raise EVMError(f"EVM vault {vault_id!r} is not deployed on chain {chain_id}: "
-                       "run `reserve evm deploy` first")
-    return found
+    from wallets.chains import evm_registration
 
-
-def _transfer(path: Path) -> ApprovedEVMTransfer:
-    from wallets.evm.transfer import ApprovedEVMTransfer
-
-    try:
-        return ApprovedEVMTransfer.from_json(json.loads(path.read_text()))
-    except json.JSONDecodeError as error:
-        raise EVMError(f"{path}: not JSON: {error}") from None
-
-
-def _checked_transfer(c: Context, path: Path) -> ApprovedEVMTransfer:
-    transfer = _transfer(path)
-    registered = registration(c.ledger, c.vault.id, c.w3.eth.chain_id)
-    if transfer.vault_id != c.vault.id or transfer.safe_address != registered.safe:
-        raise EVMError(f"transfer is for vault {transfer.vault_id} / Safe "
-                       f"{transfer.safe_address}, not {c.vault.id} / {registered.safe}")
-    return transfer
+    return evm_registration(ledger, vault_id, chain_id)
 
 
 def _fund_demo(c: Context, account: Any, deployment: Any) -> None:
@@ -209,70 +180,6 @@ def vault_show(ctx: typer.Context, vault: str = VaultOption, as_json: bool = Jso
             lines += [f"  {asset}: chain {amount}, ledger {in_ledger.get(asset, 0)}"
                       for asset, amount in on_chain.items()]
             emit(data, as_json, "\n".join(lines))
-    _guarded(run)
-
-
-@evm_app.command("propose-tx")
-def propose_tx(ctx: typer.Context, transfer: Path = TransferArgument,
-               vault: str = VaultOption,
-               out: Path = typer.Option(None, "--out", help="Write the signing request here."),
-               ) -> None:
-    """Build and record the Safe transaction; output the custodians' signing request."""
-    def run() -> None:
-        from wallets.evm import executor
-        from wallets.signer.evm import signing_request
-
-        with _context(ctx, vault) as c:
-            approved = _checked_transfer(c, transfer)
-            tx, digest = executor.propose(c.ledger, c.w3, approved)
-            text = json.dumps(signing_request(approved, tx), indent=2) + "\n"
-            if out is not None:
-                out.write_text(text)
-            emit(None, False, text if out is None else
-                 f"Safe transaction 0x{digest.hex()} recorded; signing request in {out}")
-    _guarded(run)
-
-
-@evm_app.command("submit-signature")
-def submit_signature(ctx: typer.Context, transfer: Path = TransferArgument,
-                     signature: Path = typer.Argument(..., exists=True, dir_okay=False,
-                                                      help="Signature JSON from reserve-sign."),
-                     vault: str = VaultOption) -> None:
-    """Check one custodian's signature (owner, hash) and record it."""
-    def run() -> None:
-        from wallets.evm import executor
-        from wallets.evm.signatures import SignatureShare
-        from wallets.evm.vault import read_state
-
-        with _context(ctx, vault) as c:
-            approved = _checked_transfer(c, transfer)
-            try:
-                document = json.loads(signature.read_text())
-                share = SignatureShare(document["signer"],
-                                       bytes.fromhex(document["signature"].removeprefix("0x")))
-            except (json.JSONDecodeError, KeyError, ValueError, AttributeError) as error:
-                raise EVMError(f"{signature}: not a signature document: {error}") from None
-            owners = read_state(c.w3, approved.safe_address).owners
-            owner = executor.submit_signature(c.ledger, approved, share, owners)
-            emit(None, False, f"signature of {owner} accepted and recorded")
-    _guarded(run)
-
-
-@evm_app.command("execute")
-def execute(ctx: typer.Context, transfer: Path = TransferArgument, vault: str = VaultOption,
-            as_json: bool = JsonOption) -> None:
-    """Execute the signed Safe transaction and record the receipt."""
-    def run() -> None:
-        from wallets.evm import executor, node
-
-        with _context(ctx, vault) as c:
-            approved = _checked_transfer(c, transfer)
-            account = node.service_account(c.w3, ctx.obj.key_file)
-            done = executor.execute(c.ledger, c.w3, approved, account)
-            data = {"tx_hash": "0x" + done.tx_hash.hex(), "block_number": done.block_number,
-                    "success": done.success, "safe_tx_hash": "0x" + done.safe_tx_hash.hex()}
-            emit(data, as_json, f"executed Safe transaction {data['safe_tx_hash']} in "
-                 f"{data['tx_hash']} (block {done.block_number}, success={done.success})")
     _guarded(run)
 
 

@@ -17,6 +17,7 @@ from reserve.cli.evm import evm_app
 from reserve.cli.ledger import ledger_app
 from reserve.cli.reconcile import reconcile_app
 from reserve.cli.serve import serve, token_app
+from reserve.cli.transfer import transfer_app
 from reserve.cli.workflow import register as register_workflow
 from reserve.errors import ReserveError
 
@@ -31,6 +32,7 @@ app.add_typer(token_app, name="token")
 app.add_typer(bitcoin_app, name="btc")
 app.add_typer(reconcile_app, name="reconcile")
 app.add_typer(evm_app, name="evm")
+app.add_typer(transfer_app, name="transfer")
 register_workflow(app)  # propose, approve, freeze, unfreeze, proposal, policy, destination
 app.command("demo")(demo)
 

@@ -2,7 +2,9 @@
 
 The first admin token can only come from here: whoever can run this command on the
 service's database is trusted to bootstrap access. `token issue` creates the user when it
-does not exist yet. Issuing and revoking are recorded in the ledger like their API
+does not exist yet. As in the API, a token of a privileged role (operator, custodian,
+auditor, or an admin once one exists) for someone else is not issued by one admin: it
+becomes a grant that a second admin approves (`token grants|approve|reject`). Issuing and revoking are recorded in the ledger like their API
 counterparts; the token text is printed once and stored nowhere.
 """
 
@@ -11,6 +13,8 @@ from __future__ import annotations
 import getpass
 import os
 import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +30,7 @@ from reserve.cli.common import (
     load_settings,
 )
 from reserve.config import Settings
-from reserve.errors import ConfigError
+from reserve.errors import AccountError, ConfigError
 from reserve.ledger.configured import open_ledger
 
 # FastAPI and the account store load in the commands that use them.
@@ -128,6 +132,36 @@ def _cli_actor(actor: str | None) -> str:
     return actor or f"cli:{getpass.getuser()}"
 
 
+@contextmanager
+def _accounts(config: str | None, database_url: str | None, by: str
+              ) -> Iterator[tuple[Any, Callable[[list[tuple[str, dict[str, Any]]]], None],
+                                  datetime]]:
+    """(account store, ledger recorder acting as `by`, now), closed after."""
+    from reserve.api.store import AccountStore
+
+    settings = load_settings(config)
+    now = datetime.now(UTC)
+    with open_ledger(settings, database_url) as ledger:
+        store = AccountStore.open(ledger.url)
+        try:
+            def record(items: list[tuple[str, dict[str, Any]]]) -> None:
+                ledger.append_many([(kind, by, payload) for kind, payload in items], now=now)
+
+            yield store, record, now
+        finally:
+            store.close()
+
+
+BOOTSTRAP_ADMINS = 2  # the two-person rule needs two admins before it can work
+
+
+def _bootstrapping(store: Any, person: str, role: str) -> bool:
+    """The first two admins are made here alone: until two exist, nobody can approve."""
+    others = [user for user in store.users() if Role.ADMIN.value in user.roles
+              and user.person != person and user.disabled_at is None]
+    return role == Role.ADMIN.value and len(others) < BOOTSTRAP_ADMINS
+
+
 @token_app.command("issue")
 def issue(person: str = typer.Option(..., "--person", help="Who the token acts for."),
           role: Role = typer.Option(..., "--role"),
@@ -136,34 +170,91 @@ def issue(person: str = typer.Option(..., "--person", help="Who the token acts f
           institution: str = typer.Option("", "--institution"),
           expires_in: str = typer.Option("30d", "--expires-in", help="e.g. 12h, 30d."),
           label: str = typer.Option("", "--label"),
-          actor: str = typer.Option(None, "--actor", help="Recorded as the issuer."),
+          actor: str = typer.Option(None, "--actor", help="The admin asking (recorded)."),
           config: str = ConfigOption, database_url: str = DatabaseOption,
           as_json: bool = JsonOption) -> None:
-    """Issue a token (creating the user if new); the token is printed once."""
+    """Issue a token, or ask a second admin to approve one (creating the user if new).
+
+    A viewer token, an admin's own token, and the very first admin's are issued at once
+    and printed once. Any other token for someone else becomes a pending grant that a
+    different admin approves: `reserve token approve GRANT --actor ADMIN` (or the API).
+    """
     if not re.match(PERSON_PATTERN, person):
         fail(f"person {person!r} must match {PERSON_PATTERN}")
     seconds = parse_duration(expires_in)
-    settings = load_settings(config)
     by = _cli_actor(actor)
-    now = datetime.now(UTC)
     from reserve.api import accounts
-    from reserve.api.store import AccountStore
 
-    with open_ledger(settings, database_url) as ledger:
-        store = AccountStore.open(ledger.url)
-        try:
-            def record(items: list[tuple[str, dict[str, Any]]]) -> None:
-                ledger.append_many([(kind, by, payload) for kind, payload in items], now=now)
-
-            _ensure_user(store, record, person, role.value, vault, name, institution, now)
-            issued, token = accounts.issue_token(
-                store, record, person=person, role=role.value, expires_in_seconds=seconds,
-                label=label, issued_by=by, now=now)
-        finally:
-            store.close()
+    with _accounts(config, database_url, by) as (store, record, now):
+        _ensure_user(store, record, person, role.value, vault, name, institution, now)
+        if accounts.needs_approval(person=person, role=role.value, by=by) \
+                and not _bootstrapping(store, person, role.value):
+            grant = accounts.request_token(store, record, person=person, role=role.value,
+                                           expires_in_seconds=seconds, label=label,
+                                           requested_by=by, now=now)
+            emit(grant.to_json(now), as_json,
+                 f"grant {grant.grant_id}: a {role.value} token for {person} waits for a "
+                 f"second admin (not {by}): reserve token approve {grant.grant_id} "
+                 f"--actor ADMIN; expires {grant.expires_at}")
+            return
+        issued, token = accounts.issue_token(
+            store, record, person=person, role=role.value, expires_in_seconds=seconds,
+            label=label, issued_by=by, now=now)
     emit({"token": issued.token, **token.to_json(now)}, as_json,
          f"token for {person} as {role.value}, expires {token.expires_at} "
          f"(id {token.token_id}); shown once, keep it safe:\n{issued.token}")
+
+
+@token_app.command("grants")
+def grants(config: str = ConfigOption, database_url: str = DatabaseOption,
+           as_json: bool = JsonOption) -> None:
+    """Token grants waiting for a second admin."""
+    with _accounts(config, database_url, "cli") as (store, _record, now):
+        pending = [grant.to_json(now) for grant in store.pending_grants()]
+    lines = [f"{g['grant_id']}  {g['person']:<20} {g['role']:<10} asked by "
+             f"{g['requested_by']}, expires {g['expires_at']}" for g in pending]
+    emit({"grants": pending}, as_json, "\n".join(lines) if lines else "no pending grants")
+
+
+@token_app.command("approve")
+def approve_grant(grant_id: str,
+                  actor: str = typer.Option(..., "--actor", help="The second admin."),
+                  config: str = ConfigOption, database_url: str = DatabaseOption,
+                  as_json: bool = JsonOption) -> None:
+    """Approve another admin's grant: the token is issued and printed once."""
+    if not re.match(r"^[0-9a-f]{16}$", grant_id):
+        fail("a grant id is 16 hex digits (see `reserve token grants`)")
+    from reserve.api import accounts
+
+    with _accounts(config, database_url, actor) as (store, record, now):
+        _require_admin(store, actor)
+        issued, token = accounts.approve_grant(store, record, grant_id=grant_id, by=actor,
+                                               now=now)
+    emit({"token": issued.token, "grant_id": grant_id, **token.to_json(now)}, as_json,
+         f"token for {token.person} as {token.role}, approved by {actor}, expires "
+         f"{token.expires_at} (id {token.token_id}); shown once:\n{issued.token}")
+
+
+@token_app.command("reject")
+def reject_grant(grant_id: str,
+                 actor: str = typer.Option(..., "--actor", help="The admin rejecting."),
+                 config: str = ConfigOption, database_url: str = DatabaseOption,
+                 as_json: bool = JsonOption) -> None:
+    """Reject a pending grant (any admin, its requester included)."""
+    if not re.match(r"^[0-9a-f]{16}$", grant_id):
+        fail("a grant id is 16 hex digits (see `reserve token grants`)")
+    from reserve.api import accounts
+
+    with _accounts(config, database_url, actor) as (store, record, now):
+        _require_admin(store, actor)
+        closed = accounts.reject_grant(store, record, grant_id=grant_id, by=actor, now=now)
+    emit(closed.to_json(now), as_json, f"grant {grant_id} rejected by {actor}")
+
+
+def _require_admin(store: Any, person: str) -> None:
+    user = store.user(person)
+    if user is None or Role.ADMIN.value not in user.roles or user.disabled_at is not None:
+        raise AccountError(f"{person!r} is not an admin of this service")
 
 
 def _ensure_user(store: AccountStore, record: accounts.Record, person: str, role: str,
@@ -189,21 +280,11 @@ def revoke(token_id: str, actor: str = typer.Option(None, "--actor"),
     """Revoke a token by its id (takes effect at once)."""
     if not re.match(r"^[0-9a-f]{16}$", token_id):
         fail("a token id is 16 hex digits (see `reserve token list`)")
-    settings = load_settings(config)
     by = _cli_actor(actor)
-    now = datetime.now(UTC)
     from reserve.api import accounts
-    from reserve.api.store import AccountStore
 
-    with open_ledger(settings, database_url) as ledger:
-        store = AccountStore.open(ledger.url)
-        try:
-            def record(items: list[tuple[str, dict[str, Any]]]) -> None:
-                ledger.append_many([(kind, by, payload) for kind, payload in items], now=now)
-
-            revoked = accounts.revoke_token(store, record, token_id=token_id, by=by, now=now)
-        finally:
-            store.close()
+    with _accounts(config, database_url, by) as (store, record, now):
+        revoked = accounts.revoke_token(store, record, token_id=token_id, by=by, now=now)
     emit(revoked.to_json(now), as_json, f"revoked token {token_id} of {revoked.person}")
 
 

@@ -19,6 +19,8 @@ from typing import Any, Protocol, runtime_checkable
 from reserve.errors import WorkflowError
 from reserve.proposals.proposal import Proposal, TransferBody
 
+ORDER_FORMAT = "reserve-release-order/1"
+
 
 @dataclass(frozen=True)
 class ReleaseOutput:
@@ -53,6 +55,16 @@ class ReleaseOrder:
     @property
     def amount(self) -> int:
         return sum(output.amount for output in self.outputs)
+
+    def to_json(self, state: str) -> dict[str, Any]:
+        """The order as the API and the signing package show it (amounts as strings)."""
+        return {"format": ORDER_FORMAT, "state": state,
+                "proposal_digest": self.proposal_digest.hex(),
+                "policy_version": self.policy_version, "vault_id": self.vault_id,
+                "network": self.network, "chain": self.chain, "asset": self.asset,
+                "outputs": [{"destination": o.destination, "amount": str(o.amount)}
+                            for o in self.outputs],
+                "amount": str(self.amount), "fee_max": str(self.fee_max)}
 
 
 @dataclass(frozen=True)

@@ -469,6 +469,13 @@ class WorkflowService:
                                 f"{format_time(freeze.since)} by {freeze.by}: nothing is "
                                 "released until a quorum unfreezes it")
 
+    def _require_operator(self, status: ProposalStatus, actor: str, step: str) -> None:
+        """Only an operator the vault's policy names may hand a transfer to the chain."""
+        policy = self.projection.vault(status.proposal.vault).policy
+        if actor not in {operator.id for operator in policy.operators}:
+            raise WorkflowError(f"{actor!r} is not an operator of {policy.vault} (policy "
+                                f"v{policy.version}): only its operators may {step}")
+
     @staticmethod
     def _step_items(status: ProposalStatus, step: ChainStep | None, actor: str) -> list[Item]:
         """The ledger entry for a chain step, unless the chain layer already wrote it.
@@ -508,6 +515,7 @@ class WorkflowService:
         moment = self._now(now)
         self.refresh(moment)
         status = self._require(digest, frozenset({RELEASABLE}))
+        self._require_operator(status, actor, "release it")
         self._require_unfrozen(status)
         decision = self._decide(status, moment)
         if not decision.releasable:
@@ -547,6 +555,7 @@ class WorkflowService:
         """Finalise and broadcast through the chain layer; returns the transaction id."""
         moment = self._now(now)
         status = self._require(self.status(digest).digest, frozenset({SIGNING}))
+        self._require_operator(status, actor, "broadcast it")
         self._require_unfrozen(status)
         report = adapter.broadcast(ReleaseOrder.from_proposal(status.proposal),
                                    status.chain_steps)

@@ -111,6 +111,8 @@ try {
   seen.proposal_amount = (await page.textContent("[data-testid=proposal-amount]")).trim();
   seen.decision = (await page.textContent("[data-testid=decision-explain]")).trim();
   seen.still_to_act = (await page.textContent("[data-testid=still-to-act]")).trim();
+  seen.next_step = (await page.textContent("[data-testid=next-step-text]")).trim();
+  seen.next_who = (await page.textContent("[data-testid=next-step-who]")).trim();
   await page.screenshot({ path: join(out, "07-proposal.png"), fullPage: true });
 } finally {
   await browser.close();

@@ -1,16 +1,21 @@
-"""The national Bitcoin wallet, told end to end on a local regtest node.
+"""The national Bitcoin wallet pays out under its policy, driven only through the command line.
 
-Two vaults from config/vaults/ (a 2-of-3 national wallet and a 3-of-5 reserve vault) receive
-deposits. For each, the service builds a PSBT for an approved transfer; exactly a quorum of
-custodians, each with their own encrypted key and the offline tool `reserve-sign`, check the
-PSBT against the approval and sign; the service collects the shares, broadcasts, and the
-chain watcher records the confirmation. At the end the ledger's balance of each vault equals
-what bitcoind reports. Every service step goes through the `reserve btc` command line.
+An operator and custodians use nothing but `reserve` (the service) and `reserve-sign` (each
+custodian's offline tool), as they would at their desks: the policy is recorded, a deposit
+arrives, the operator proposes a payment, two custodians of two institutions approve it
+offline, the operator releases it (the service builds the PSBT for exactly the approved
+output), three custodians sign their copies from the signing package, the operator
+broadcasts, a block confirms it. At every step `reserve transfer status` says what is next
+and who must act. Steps out of turn are refused with a reason and write nothing.
+
+The story runs its own regtest node: the config vault's addresses are fixed, and other
+stories on a shared node would see its coins.
 """
 
 from __future__ import annotations
 
-import hashlib
+import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,118 +23,162 @@ from typer.testing import CliRunner
 
 from reserve.cli.main import app as reserve_app
 from reserve.ledger import Ledger
-from tests.support.bitcoin_fixtures import bitcoind, miner  # noqa: F401 (fixtures)
 from wallets.bitcoin.regtest import RegtestNode
-from wallets.bitcoin.rpc import BitcoinRPC, sats_to_btc
-from wallets.bitcoin.service import BitcoinVaultService
-from wallets.bitcoin.transfer import ApprovedTransfer, TransferOutput
-from wallets.bitcoin.vault import load_vault
-from wallets.bitcoin.watcher import ChainWatcher
+from wallets.bitcoin.rpc import sats_to_btc
 from wallets.signer.cli import app as signer_app
 
-PASSPHRASE = "e2e-test-passphrase"
+ROOT = Path(__file__).resolve().parents[2]
+VAULT_FILE = ROOT / "config" / "vaults" / "reserve-btc-3of5.toml"
+POLICY_FILE = ROOT / "config" / "policies" / "national-btc.toml"
+SETTLEMENT = "bcrt1qm9rr2m3e7whcch4j6eer0rsr833atel3fstwt7"  # allowlisted in the policy
+PASSPHRASE = "e2e-test-passphrase"  # TEST keystores only
+TEST_NUMBER = {"finance-ministry": 1, "central-bank": 2, "vasp-regulator": 3,
+               "auditor-general": 4, "crypto-council": 5}
 runner = CliRunner()
 
 
-def _ok(app, args: list[str], env: dict[str, str] | None = None) -> str:  # type: ignore[no-untyped-def]
+@pytest.fixture(scope="module")
+def node() -> Iterator[RegtestNode]:
+    with RegtestNode() as started:
+        started.miner()
+        yield started
+
+
+def _run(app, args: list[str], env: dict[str, str], code: int = 0) -> str:  # type: ignore[no-untyped-def]
     result = runner.invoke(app, args, env=env, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == code, result.output
     output: str = result.output
     return output
 
 
-@pytest.fixture()
-def story(bitcoind: RegtestNode, tmp_path: Path):  # type: ignore[no-untyped-def] # noqa: F811
-    config = tmp_path / "reserve.toml"
+def _status(base: list[str], digest: str, env: dict[str, str]) -> dict:  # type: ignore[type-arg]
+    found: dict = json.loads(_run(reserve_app, ["transfer", "status", digest, *base, "--json"],  # type: ignore[type-arg]
+                                  env))
+    return found
+
+
+def test_payment_from_proposal_to_confirmation_through_the_cli(node: RegtestNode,
+                                                               tmp_path: Path) -> None:
     database = tmp_path / "ledger.sqlite"
+    config = tmp_path / "reserve.toml"
     config.write_text(f'network = "regtest"\n[ledger]\ndatabase_url = "sqlite:///{database}"\n'
-                      f'origin = "test.reserve/e2e"\nkey_path = "{tmp_path}/key.json"\n'
-                      f'[bitcoin]\nrpc_url = "{bitcoind.url}"\nrpc_user = "{bitcoind.user}"\n')
-    env = {"RESERVE_BTC_RPC_PASSWORD": bitcoind.password,
-           "RESERVE_SIGNER_PASSPHRASE": PASSPHRASE}
-    return config, database, env
+                      f'origin = "test.reserve/e2e-cli"\nkey_path = "{tmp_path}/key.json"\n'
+                      f'[bitcoin]\nrpc_url = "{node.url}"\nrpc_user = "{node.user}"\n'
+                      f'vaults_dir = "{VAULT_FILE.parent}"\n')
+    env = {"RESERVE_BTC_RPC_PASSWORD": node.password, "RESERVE_SIGNER_PASSPHRASE": PASSPHRASE,
+           "RESERVE_APPROVAL_PASSPHRASE": PASSPHRASE}
+    base = ["--config", str(config)]
 
+    # 1. The policy is recorded; the vault is imported watch-only; a deposit arrives.
+    _run(reserve_app, ["policy", "load", str(POLICY_FILE), "--by", "treasury-ops", *base], env)
+    _run(reserve_app, ["btc", *base, "watch", "--vault", str(VAULT_FILE)], env)
+    address = _run(reserve_app, ["btc", *base, "address", "--vault", str(VAULT_FILE)],
+                   env).split()[0]
+    node.miner().sendtoaddress(address, sats_to_btc(50_000_000))
+    node.mine(1)
+    assert "1 deposit(s)" in _run(reserve_app, ["btc", *base, "sync", "--vault",
+                                                str(VAULT_FILE)], env)
 
-def _keystores(tmp_path: Path, count: int, env: dict[str, str]) -> list[Path]:
-    paths = []
-    for number in range(1, count + 1):
-        path = tmp_path / f"custodian-{number}.json"
-        if not path.exists():
-            output = _ok(signer_app, ["keygen", "--name", f"custodian-{number}",
-                                      "--institution", "test", "--out", str(path),
-                                      "--test-custodian", str(number), "--scrypt-n", "4096"],
-                         env)
-            assert "[" in output and "/48h/1h/0h/2h]tpub" in output
-        paths.append(path)
-    return paths
+    # 2. The operator proposes 0.05 BTC to the allowlisted settlement address: the small
+    #    tier, two approvals from two institutions, no delay.
+    proposed = json.loads(_run(reserve_app, [
+        "propose", "--vault", "national-btc", "--by", "treasury-ops", "--asset", "BTC",
+        "--to", f"{SETTLEMENT}=5000000", "--fee-max", "20000", "--purpose", "settlement",
+        *base, "--json"], env))
+    digest = proposed["digest"]
+    assert _status(base, digest, env)["next"]["step"] == "vote"
 
-
-@pytest.mark.parametrize("vault_file,signers", [("national-btc-2of3.toml", [1, 3]),
-                                                ("reserve-btc-3of5.toml", [2, 4, 5])])
-def test_vault_story(story: tuple[Path, Path, dict[str, str]],
-                     bitcoind: RegtestNode, miner: BitcoinRPC,  # noqa: F811
-                     tmp_path: Path, vault_file: str, signers: list[int]) -> None:
-    config, database, env = story
-    vault_path = Path("config/vaults") / vault_file
-    vault = load_vault(vault_path)
-    base = ["btc", "--config", str(config)]
-
-    # 1. The vault is imported watch-only; its addresses derive the same locally and on node.
-    _ok(reserve_app, [*base, "watch", "--vault", str(vault_path)], env)
-
-    # 2. Two deposits arrive and are recorded once confirmed.
-    sent = []
-    for amount in (2 * 100_000_000, 35_000_000):
-        address = _ok(reserve_app, [*base, "address", "--vault", str(vault_path)], env).split()[0]
-        sent.append(miner.sendtoaddress(address, sats_to_btc(amount)))
-    # A wallet keeps a transaction the mempool refused without an error: check both are in.
-    assert set(sent) <= set(bitcoind.rpc().getrawmempool()), bitcoind.rpc().getmempoolinfo()
-    bitcoind.mine(1)
-    assert "2 deposit(s)" in _ok(reserve_app, [*base, "sync", "--vault", str(vault_path)], env)
-
-    # 3. The policy engine approved a transfer; the service builds the PSBT for it.
-    transfer = ApprovedTransfer(
-        proposal_digest=hashlib.sha256(f"e2e/{vault.vault_id}".encode()).digest(),
-        policy_version=3, vault_id=vault.vault_id, network="regtest",
-        outputs=(TransferOutput(miner.getnewaddress("", "bech32"), 120_000_000),),
-        fee_sats_max=20_000)
-    transfer_file = tmp_path / f"{vault.vault_id}-transfer.json"
-    transfer_file.write_text(transfer.to_json())
-    unsigned = tmp_path / f"{vault.vault_id}.psbt"
-    _ok(reserve_app, [*base, "build-psbt", "--vault", str(vault_path), "--transfer",
-                      str(transfer_file), "--out", str(unsigned)], env)
-
-    # 4. Exactly a quorum of custodians sign, each on their own copy, with their own key.
-    keystores = _keystores(tmp_path, len(vault.custodians), env)
-    for number in signers:
-        share = tmp_path / f"{vault.vault_id}-share-{number}.psbt"
-        share.write_bytes(unsigned.read_bytes())
-        shown = _ok(signer_app, ["btc-sign", "--psbt", str(share), "--vault", str(vault_path),
-                                 "--transfer", str(transfer_file), "--keystore",
-                                 str(keystores[number - 1]), "--yes"], env)
-        assert "matches the approved transfer" in shown and "change" in shown
-        submitted = _ok(reserve_app, [*base, "submit-share", "--vault", str(vault_path),
-                                      "--transfer", str(transfer_file), "--share", str(share)],
-                        env)
-    assert "ready to broadcast" in submitted
-
-    # 5. The service broadcasts; a block confirms it; the watcher records it.
-    txid = _ok(reserve_app, [*base, "broadcast", "--vault", str(vault_path), "--transfer",
-                             str(transfer_file)], env).split()[-1]
-    bitcoind.mine(1)
-    assert "1 confirmation(s)" in _ok(reserve_app, [*base, "sync", "--vault", str(vault_path)],
-                                      env)
-
-    # 6. The ledger tells the whole story, and its balance equals bitcoind's.
+    # 3. Releasing before the approvals is refused, and writes nothing.
     with Ledger.open(f"sqlite:///{database}") as ledger:
-        kinds = [e.kind for e in ledger.entries() if e.payload.get("vault_id") == vault.vault_id]
-        assert kinds == ["btc.deposit", "btc.deposit", "btc.psbt_created",
-                         *["btc.share_received"] * len(signers), "btc.finalized",
-                         "btc.broadcast", "btc.confirmed"]
-        confirmed = list(ledger.entries(kinds=["btc.confirmed"]))[-1]
-        assert confirmed.payload["txid"] == txid
-        watcher = ChainWatcher(vault, ledger, bitcoind.rpc())
-        service = BitcoinVaultService(vault, ledger, bitcoind.rpc())
-        fee = confirmed.payload["fee_sats"]
-        assert watcher.ledger_balance_sats() == service.node_balance_sats() \
-            == 235_000_000 - 120_000_000 - fee
+        size = ledger.size()
+    refused = _run(reserve_app, ["transfer", "release", digest, "--by", "treasury-ops", *base],
+                   env, code=2)
+    assert "is proposed; this step needs releasable" in refused
+
+    # 4. Two custodians approve offline with their own encrypted keys.
+    document = tmp_path / "proposal.json"
+    document.write_text(json.dumps(proposed["proposal"]))
+    for custodian in ("central-bank", "crypto-council"):
+        key = tmp_path / f"{custodian}-approval.json"
+        _run(signer_app, ["approval", "test-key", "--out", str(key), "--custodian", custodian,
+                          "--scrypt-n", "4096"], env)
+        vote = tmp_path / f"{custodian}-vote.json"
+        _run(signer_app, ["approval", "sign", str(document), "--key", str(key), "--digest",
+                          digest, "--out", str(vote), "--quiet"], env)
+        _run(reserve_app, ["approve", str(vote), *base], env)
+    shown = _status(base, digest, env)
+    assert shown["state"] == "releasable"
+    assert shown["next"] == {"step": "release", "who": ["<operator>"], "text": shown["next"]
+                             ["text"], "command": f"reserve transfer release {digest[:16]} "
+                                                  "--by OPERATOR"}
+
+    # 5. Only an operator of the vault's policy may release it; a custodian may not.
+    with Ledger.open(f"sqlite:///{database}") as ledger:
+        size = ledger.size()
+    refused = _run(reserve_app, ["transfer", "release", digest, "--by", "central-bank", *base],
+                   env, code=2)
+    assert "'central-bank' is not an operator of national-btc" in refused
+    with Ledger.open(f"sqlite:///{database}") as ledger:
+        assert ledger.size() == size
+
+    # 6. The operator releases: the PSBT pays exactly the approved output.
+    _run(reserve_app, ["transfer", "release", digest, "--by", "treasury-ops", *base], env)
+    package_file = tmp_path / "package.json"
+    _run(reserve_app, ["transfer", "signing-package", digest, "--out", str(package_file),
+                       *base], env)
+    package = json.loads(package_file.read_text())
+    assert package["order"]["outputs"] == [{"destination": SETTLEMENT, "amount": "5000000"}]
+    transfer_file = tmp_path / "transfer.json"
+    transfer_file.write_text(json.dumps(package["approved_transfer"]))
+    assert _status(base, digest, env)["next"]["step"] == "sign"
+
+    # 7. Custodians sign their copies offline; a share handed in under another name is
+    #    refused; two shares are not enough to broadcast.
+    def sign(custodian: str) -> Path:
+        keystore = tmp_path / f"{custodian}-btc.json"
+        _run(signer_app, ["keygen", "--name", custodian, "--institution", "test", "--out",
+                          str(keystore), "--test-custodian", str(TEST_NUMBER[custodian]),
+                          "--scrypt-n", "4096"], env)
+        share = tmp_path / f"{custodian}.psbt"
+        share.write_text(package["psbt_base64"])
+        shown = _run(signer_app, ["btc-sign", "--psbt", str(share), "--vault", str(VAULT_FILE),
+                                  "--transfer", str(transfer_file), "--keystore",
+                                  str(keystore), "--yes"], env)
+        assert "matches the approved transfer" in shown
+        return share
+
+    first = sign("finance-ministry")
+    refused = _run(reserve_app, ["transfer", "submit-share", digest, str(first), "--by",
+                                 "central-bank", *base], env, code=2)
+    assert "signed by 'finance-ministry', not by 'central-bank'" in " ".join(refused.split())
+    _run(reserve_app, ["transfer", "submit-share", digest, str(first), "--by",
+                       "finance-ministry", *base], env)
+    _run(reserve_app, ["transfer", "submit-share", digest, str(sign("vasp-regulator")), "--by",
+                       "vasp-regulator", *base], env)
+    refused = _run(reserve_app, ["transfer", "broadcast", digest, "--by", "treasury-ops",
+                                 *base], env, code=2)
+    assert "2 of 3" in refused
+    _run(reserve_app, ["transfer", "submit-share", digest, str(sign("auditor-general")),
+                       "--by", "auditor-general", *base], env)
+    assert _status(base, digest, env)["next"]["step"] == "broadcast"
+
+    # 8. The operator broadcasts; a block confirms it; the proposal is confirmed.
+    sent = json.loads(_run(reserve_app, ["transfer", "broadcast", digest, "--by",
+                                         "treasury-ops", *base, "--json"], env))
+    assert sent["txid"] in node.rpc().getrawmempool()
+    assert _status(base, digest, env)["next"]["step"] == "confirm"
+    node.mine(1)
+    confirmed = json.loads(_run(reserve_app, ["transfer", "confirm", digest, *base, "--json"],
+                                env))
+    assert confirmed["state"] == "confirmed" and confirmed["depth"] == 1
+    assert confirmed["next"]["step"] == "none"
+
+    # 9. The ledger tells the story, and nothing can be released twice.
+    with Ledger.open(f"sqlite:///{database}") as ledger:
+        mine = [e.kind for e in ledger.entries()
+                if e.kind.startswith("btc.") and e.kind != "btc.deposit"]
+    assert mine == ["btc.psbt_created", *["btc.share_received"] * 3, "btc.finalized",
+                    "btc.broadcast", "btc.confirmed"]
+    again = _run(reserve_app, ["transfer", "release", digest, "--by", "treasury-ops", *base],
+                 env, code=2)
+    assert "is confirmed" in again

@@ -115,6 +115,8 @@ def test_a_viewer_verifies_ledger_entries_in_the_browser(tmp_path: Path) -> None
     assert seen["decision"] == ("needs 2 more approvals from different institutions; "
                                 "then 24 h of time delay")
     assert "central-bank" not in seen["still_to_act"]
+    assert seen["next_step"].startswith("custodians vote (needs 2 more approvals")
+    assert "central-bank" not in seen["next_who"] and "vasp-regulator" in seen["next_who"]
     assert seen["rows"] == head.seq + 1
 
     signed = seen["verdicts"][str(signed_size - 2)]

@@ -110,3 +110,47 @@ def test_bootstrap_an_admin_then_serve_and_revoke(config_file: Path) -> None:
     assert reserve(config_file, "token", "revoke", token_id).returncode == 2
     assert reserve(config_file, "token", "issue", "--person", "x", "--role", "admin",
                    "--expires-in", "soon").returncode == 2
+
+
+def test_a_privileged_token_for_someone_else_needs_a_second_admin(config_file: Path) -> None:
+    """One admin alone cannot mint an operator's (or a third admin's) token from the host
+    either: it waits as a grant until a different admin approves."""
+    assert reserve(config_file, "token", "issue", "--person", "ada-admin", "--role", "admin",
+                   "--actor", "ada-admin").returncode == 0
+    # The first two admins are made alone (until two exist, nobody could approve); a third
+    # admin's token, like any privileged token for someone else, waits for a second admin.
+    assert "token for bo-admin" in reserve(config_file, "token", "issue", "--person",
+                                           "bo-admin", "--role", "admin", "--actor",
+                                           "ada-admin").stdout
+    assert reserve(config_file, "token", "issue", "--person", "cy-admin", "--role", "admin",
+                   "--actor", "ada-admin").stdout.startswith("grant ")
+    asked = reserve(config_file, "token", "issue", "--person", "treasury-ops", "--role",
+                    "operator", "--actor", "ada-admin", "--json")
+    assert asked.returncode == 0, asked.stderr
+    grant = json.loads(asked.stdout)
+    assert "token" not in grant and grant["requested_by"] == "ada-admin"
+    listed = json.loads(reserve(config_file, "token", "grants", "--json").stdout)["grants"]
+    assert sorted(g["person"] for g in listed) == ["cy-admin", "treasury-ops"]
+
+    # The requester may not approve it, nor may someone who is no admin; nothing is issued.
+    own = reserve(config_file, "token", "approve", grant["grant_id"], "--actor", "ada-admin")
+    assert own.returncode == 2 and "another admin must approve it" in own.stderr
+    stranger = reserve(config_file, "token", "approve", grant["grant_id"], "--actor", "mallory")
+    assert stranger.returncode == 2 and "'mallory' is not an admin" in stranger.stderr
+    assert json.loads(reserve(config_file, "token", "list", "--person", "treasury-ops",
+                              "--json").stdout)["tokens"] == []
+
+    # Another admin approves: the token is issued, and the ledger names both.
+    approved = reserve(config_file, "token", "approve", grant["grant_id"], "--actor",
+                       "bo-admin", "--json")
+    assert approved.returncode == 0, approved.stderr
+    assert json.loads(approved.stdout)["token"].startswith("srl_")
+    again = reserve(config_file, "token", "approve", grant["grant_id"], "--actor", "bo-admin")
+    assert again.returncode == 2 and "already approved" in again.stderr
+    shown = json.loads(reserve(config_file, "ledger", "show", "--json").stdout)["entries"]
+    issued = [e for e in shown if e["kind"] == "auth.token_issued"
+              and e["payload"]["person"] == "treasury-ops"]
+    assert len(issued) == 1
+    assert issued[0]["payload"]["requested_by"] == "ada-admin"
+    assert issued[0]["payload"]["approved_by"] == "bo-admin"
+    assert reserve(config_file, "token", "reject", "zz").returncode == 2

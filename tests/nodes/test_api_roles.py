@@ -19,12 +19,16 @@ from reserve.api import accounts
 from tests.support.api_server import ROLES, RunningServer, running_server
 from tests.support.api_workflow import (
     CUSTODIAN,
+    OPERATOR,
     fresh_proposal,
     fresh_vault,
     proposal_body,
+    propose,
     seed_matrix,
     vote_document,
+    workflow,
 )
+from tests.support.workflow import FakeChain
 
 ALL = frozenset(ROLES)
 ADMIN = frozenset({"admin"})
@@ -121,6 +125,42 @@ def _vote(server: RunningServer) -> tuple[str, Any]:
     return f"/api/proposals/{digest}/approvals", vote_document(digest, CUSTODIAN)
 
 
+class FakeChains:
+    """Chain connections for the matrix: every vault signs on a FakeChain (1 share)."""
+
+    def adapter(self, vault: str, chain: str) -> FakeChain:
+        return FakeChain(threshold=1)
+
+    def share(self, vault: str, chain: str, custodian: str, data: bytes) -> tuple[str, str]:
+        return custodian, data.decode()
+
+
+def _transfer_at(server: RunningServer, state: str) -> str:
+    """A fresh small transfer on vault-a taken to `state` (releasable .. broadcast)."""
+    status = propose(server, amount=1000, purpose=f"matrix {secrets.token_hex(4)}")
+    service = workflow(server)
+    for who in (CUSTODIAN, "central-bank"):
+        service.vote(vote_document_approval(status.digest, who))
+    chain = FakeChain(threshold=1)
+    if state in ("signing", "broadcast"):
+        service.release(status.digest, chain, OPERATOR)
+    if state == "broadcast":
+        service.add_signature_share(status.digest, chain, CUSTODIAN, "share")
+        service.broadcast(status.digest, chain, OPERATOR)
+    assert service.status(status.digest).state == state
+    return status.digest
+
+
+def vote_document_approval(digest: str, custodian: str) -> Any:
+    from reserve.proposals import approval
+
+    return approval.from_document(vote_document(digest, custodian))
+
+
+def _step(state: str, step: str, body: Any = None) -> Make:
+    return lambda s: (f"/api/transfers/{_transfer_at(s, state)}/{step}", body)
+
+
 WORKFLOW = (  # reserve/api/routes/{vaults,proposals,transfers,reconcile}.py
     Endpoint("GET", "/api/vaults", ALL, 200, fixed("/api/vaults")),
     Endpoint("GET", "/api/vaults/{vault}", ALL, 200, fixed("/api/vaults/vault-a")),
@@ -148,18 +188,36 @@ WORKFLOW = (  # reserve/api/routes/{vaults,proposals,transfers,reconcile}.py
              lambda s: (f"/api/transfers/{_seeded('approved')(s)}", None)),
     Endpoint("GET", "/api/transfers/{digest}/order", ALL, 200,
              lambda s: (f"/api/transfers/{_seeded('approved')(s)}/order", None)),
+    Endpoint("POST", "/api/transfers/{digest}/release", frozenset({"operator"}), 200,
+             _step("releasable", "release")),
+    Endpoint("GET", "/api/transfers/{digest}/signing-package",
+             frozenset({"custodian", "operator", "auditor"}), 200,
+             _step("signing", "signing-package")),
+    Endpoint("POST", "/api/transfers/{digest}/shares", frozenset({"custodian"}), 201,
+             _step("signing", "shares", {"share": "signed"})),
+    Endpoint("POST", "/api/transfers/{digest}/broadcast", frozenset({"operator"}), 200,
+             lambda s: _broadcastable(s)),
+    Endpoint("POST", "/api/transfers/{digest}/confirm", frozenset({"operator"}), 200,
+             _step("broadcast", "confirm")),
     Endpoint("GET", "/api/reconcile/reports", ALL, 200, fixed("/api/reconcile/reports")),
     Endpoint("GET", "/api/reconcile/reports/{report}", ALL, 200,
              lambda s: (f"/api/reconcile/reports/{_seeded('report')(s)}", None)),
 )
 MATRIX = MATRIX + WORKFLOW
+
+
+def _broadcastable(server: RunningServer) -> tuple[str, Any]:
+    digest = _transfer_at(server, "signing")
+    workflow(server).add_signature_share(digest, FakeChain(threshold=1), CUSTODIAN, "share")
+    return f"/api/transfers/{digest}/broadcast", None
 PUBLIC = {("GET", "/api/health")}
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     folder = tmp_path_factory.mktemp("api-roles")
-    with running_server(f"sqlite:///{folder}/ledger.sqlite") as running:
+    with running_server(f"sqlite:///{folder}/ledger.sqlite",
+                        chains=lambda _ledger: FakeChains()) as running:
         note = running.ledger.append("ledger.note", "test", {"text": "no vault named here"},
                                      now=running.clock.wall())
         running.note_seq = note.seq  # type: ignore[attr-defined]

@@ -1,7 +1,8 @@
 # ruff: noqa: F811  (pytest fixtures imported from tests/support are parameters here)
-"""The `reserve evm`, `reserve ledger anchor` and `reserve-sign evm` commands on anvil.
+"""The `reserve evm`, `reserve transfer`, `reserve ledger anchor` and `reserve-sign` on anvil.
 
-One narrated run through the command line, as an operator and three custodians would do it,
+One narrated run through the command line, from proposal to confirmation, as an operator
+and the custodians would do it,
 with a throwaway config (ledger and keys in a temp folder) against the session's anvil.
 """
 
@@ -21,6 +22,7 @@ from reserve.config import load
 from reserve.ledger import Ledger
 from tests.support.evm_fixtures import Reserve, anvil, chain, deployed, w3  # noqa: F401
 from wallets.evm import testkeys
+from wallets.signer.approval_cli import approval_app
 from wallets.signer.evm_cli import evm_app as sign_app
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -32,6 +34,7 @@ PASSPHRASE = "custodian test passphrase"
 def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "config").mkdir()
     shutil.copytree(PROJECT / "config" / "evm", tmp_path / "config" / "evm")
+    shutil.copytree(PROJECT / "config" / "policies", tmp_path / "config" / "policies")
     (tmp_path / "config" / "reserve.toml").write_text(
         'network = "regtest"\n[ledger]\ndatabase_url = "sqlite:///var/ledger.sqlite"\n'
         'origin = "reserve.example/cli-test"\nkey_path = "var/keys/ledger.json"\n')
@@ -51,6 +54,13 @@ def reserve(runner: CliRunner, workspace: Path, url: str, *args: str) -> str:
     return result.output
 
 
+def workflow(runner: CliRunner, config: str, *args: str) -> str:
+    """`reserve ARGS --config CONFIG` (the workflow and transfer commands)."""
+    result = runner.invoke(app, [*args, "--config", config])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
 def test_operator_and_custodians_run_a_transfer_from_the_command_line(
         chain: Reserve, workspace: Path) -> None:
     runner = CliRunner()
@@ -62,43 +72,71 @@ def test_operator_and_custodians_run_a_transfer_from_the_command_line(
     assert deployed_json["threshold"] == 3 and len(deployed_json["owners"]) == 5
     assert "2 entries recorded: evm.deposit, evm.deposit" in reserve(runner, workspace, url, "sync")
 
-    # An approved transfer arrives from the workflow (here, written by hand).
+    # The policy is recorded; the operator proposes 1 ETH to an allowlisted destination
+    # (the small tier: two approvals from two institutions, no delay).
     shown = json.loads(reserve(runner, workspace, url, "vault-show", "--json"))
     assert shown["balances_chain"] == shown["balances_ledger"]
-    transfer = workspace / "transfer.json"
-    transfer.write_text(json.dumps({
-        "proposal_digest": "ab" * 32, "policy_version": 1, "vault_id": "reserve-safe",
-        "chain_id": 31337, "safe_address": shown["safe"], "asset": "ETH", "to": DESTINATION,
-        "amount_wei": str(3 * 10**18), "nonce": shown["nonce"]}))
+    workflow(runner, config, "policy", "load", str(workspace / "config/policies/reserve-evm.toml"),
+             "--by", "treasury-ops")
+    proposed = json.loads(workflow(runner, config, "propose", "--vault", "reserve-safe", "--by",
+                                   "treasury-ops", "--asset", "ETH", "--to",
+                                   f"{DESTINATION}={10**18}", "--fee-max", "0",
+                                   "--purpose", "settlement", "--json"))
+    digest = proposed["digest"]
+    document = workspace / "proposal.json"
+    document.write_text(json.dumps(proposed["proposal"]))
+    for custodian in ("central-bank", "crypto-council"):
+        key = workspace / f"{custodian}-approval.json"
+        vote = workspace / f"{custodian}-vote.json"
+        for args in (["test-key", "--out", str(key), "--custodian", custodian,
+                      "--scrypt-n", "4096"],
+                     ["sign", str(document), "--key", str(key), "--out", str(vote), "--quiet"]):
+            made = runner.invoke(approval_app, args, env={"RESERVE_APPROVAL_PASSPHRASE": PASSPHRASE})
+            assert made.exit_code == 0, made.output
+        workflow(runner, config, "approve", str(vote))
+
+    # The operator releases it: the service builds the Safe transaction for exactly it.
+    transfer = ["--evm-rpc-url", url]
+    workflow(runner, config, "transfer", "release", digest, "--by", "treasury-ops", *transfer)
+    package = json.loads(workflow(runner, config, "transfer", "signing-package", digest))
     request = workspace / "request.json"
-    reserve(runner, workspace, url, "propose-tx", str(transfer), "--out", str(request))
+    request.write_text(json.dumps(package["signing_request"]))
 
     # Three custodians, each with their own keystore, review and sign offline.
-    for number in (5, 1, 3):
+    for number, custodian in ((5, "crypto-council"), (1, "finance-ministry"),
+                              (3, "vasp-regulator")):
         key = workspace / f"custodian-{number}.json"
         made = runner.invoke(sign_app, ["keygen", "--out", str(key), "--label", f"c{number}",
                                         "--test-custodian", str(number)])
         assert made.exit_code == 0, made.output
         reviewed = runner.invoke(sign_app, ["review", str(request)])
-        assert "send 3000000000000000000 base units of ETH" in reviewed.output
+        assert "send 1000000000000000000 base units of ETH" in reviewed.output
         signature = workspace / f"signature-{number}.json"
         signed = runner.invoke(sign_app, ["sign", str(request), "--key", str(key), "--yes",
                                           "--out", str(signature)])
         assert signed.exit_code == 0, signed.output
-        assert "accepted" in reserve(runner, workspace, url, "submit-signature", str(transfer),
-                                     str(signature))
+        if number == 5:  # handed in under another custodian's name: refused
+            wrong = runner.invoke(app, ["transfer", "submit-share", digest, str(signature),
+                                        "--by", "central-bank", "--config", config, *transfer])
+            assert wrong.exit_code == 2 and "central-bank's owner address" in flat(wrong.output)
+        workflow(runner, config, "transfer", "submit-share", digest, str(signature), "--by",
+                 custodian, *transfer)
 
-    executed = json.loads(reserve(runner, workspace, url, "execute", str(transfer), "--json"))
-    assert executed["success"] is True
+    executed = json.loads(workflow(runner, config, "transfer", "broadcast", digest, "--by",
+                                   "treasury-ops", "--json", *transfer))
+    assert executed["state"] == "broadcast" and executed["txid"].startswith("0x")
+    confirmed = json.loads(workflow(runner, config, "transfer", "confirm", digest, "--json",
+                                    *transfer))
+    assert confirmed["state"] == "confirmed" and confirmed["next"]["step"] == "none"
     reserve(runner, workspace, url, "sync")
     shown = json.loads(reserve(runner, workspace, url, "vault-show", "--json"))
     assert shown["balances_chain"] == shown["balances_ledger"]
-    assert shown["balances_chain"]["ETH"] == str(47 * 10**18)
+    assert shown["balances_chain"]["ETH"] == str(49 * 10**18)
 
-    # Replaying the same transfer is refused with one clear line.
-    again = runner.invoke(app, ["evm", "--config", config, "--rpc-url", url, "execute",
-                                str(transfer)])
-    assert again.exit_code == 2 and "already executed" in flat(again.output)
+    # Broadcasting the same transfer again is refused with one clear line.
+    again = runner.invoke(app, ["transfer", "broadcast", digest, "--by", "treasury-ops",
+                                "--config", config, *transfer])
+    assert again.exit_code == 2 and "is confirmed" in flat(again.output)
 
     # Anchor the ledger and verify the anchor.
     anchor_app = typer.Typer()

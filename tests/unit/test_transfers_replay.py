@@ -80,7 +80,7 @@ def _run(service: WorkflowService, ops: list[tuple[Any, ...]]) -> None:
                 # The interleaving that matters most: a release attempted right after.
                 ready = [s.digest for s in service.proposals(states=["releasable"])]
                 if ready:
-                    service.release(ready[op[2] % len(ready)], FakeChain(), "ops", now=now)
+                    service.release(ready[op[2] % len(ready)], FakeChain(), "treasury-ops", now=now)
             elif op[0] == "unfreeze":
                 status = service.propose_unfreeze(vault="national-btc", proposer="treasury-ops",
                                                   purpose=f"unfreeze {now}", now=now)
@@ -90,7 +90,7 @@ def _run(service: WorkflowService, ops: list[tuple[Any, ...]]) -> None:
                 ready = [s.digest for s in service.proposals(states=["releasable"])]
                 pool = ready if ready and op[1] % 4 else digests
                 if pool:
-                    service.release(pool[op[1] % len(pool)], FakeChain(), "ops", now=now)
+                    service.release(pool[op[1] % len(pool)], FakeChain(), "treasury-ops", now=now)
         except ReserveError:
             pass  # refusals are part of the game; invariants are checked on the ledger
 

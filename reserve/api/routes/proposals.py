@@ -25,7 +25,8 @@ from reserve.api.openapi import created, errors, link, ok
 from reserve.errors import ApprovalError, WorkflowError
 from reserve.present import format_time
 from reserve.proposals import approval as approval_module
-from reserve.proposals.state import STATES
+from reserve.proposals.state import OPEN, STATES
+from reserve.transfers.next_step import next_step
 from reserve.transfers.projection import ProposalStatus
 from reserve.transfers.service import Item, WorkflowService
 from wallets import addresses
@@ -115,6 +116,8 @@ def detail(service: Service, workflow: WorkflowService, found: ProposalStatus) -
             "decision": views.decision_json(decision),
             "remaining_delay": present.remaining_delay(decision, now),
             "still_to_act": views.still_to_act(policy, found),
+            "next": next_step(found, policy, decision if found.state in OPEN else None,
+                              now).to_json(),
             "history": [{"state": c.state, "at": format_time(c.at), "seq": c.seq,
                          "reason": c.reason} for c in found.changes]}
 

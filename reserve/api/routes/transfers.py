@@ -4,10 +4,13 @@ Status, transaction id and confirmations come from the ledger (the chain layers 
 every step), never from a node. `GET .../order` hands a custodian's signer exactly what
 was approved (the ReleaseOrder), to compare with the PSBT or Safe transaction it signs.
 
-Signature shares are not uploaded here: checking one needs the chain (the Bitcoin layer
-re-reads the vault's coins from bitcoind, the EVM layer reads the Safe's owners), so
-shares go through the CLI on the service host (`reserve btc submit-share`, `reserve evm
-...`), which has a node.
+The steps that move a transfer on are the CLI's `reserve transfer ...`, through the same
+workflow service: an operator releases it (`POST .../release`: the chain layer builds the
+PSBT or Safe transaction for exactly the approved outputs), each custodian of the vault
+fetches the signing package and uploads their own share (`POST .../shares`), an operator
+broadcasts and asks for confirmation. Every answer carries `next`: the next step and who
+must act. These steps need the service's chain connections (configured nodes); without
+them they answer 503 and change nothing.
 """
 
 from __future__ import annotations
@@ -15,24 +18,52 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
+from pydantic import BaseModel, ConfigDict, Field
 
 from reserve.api import reserve_views as views
-from reserve.api.auth import ALL_ROLES, VAULT_PATTERN, Principal
-from reserve.api.deps import Service, get_service, require, require_vault
+from reserve.api.auth import ALL_ROLES, VAULT_PATTERN, Principal, Role
+from reserve.api.deps import Recorder, Service, get_recorder, get_service, require, require_vault
 from reserve.api.openapi import errors
 from reserve.api.routes.proposals import Digest, find, unknown_proposal
+from reserve.errors import ConfigError
 from reserve.present import format_time
 from reserve.proposals.proposal import TransferBody
-from reserve.proposals.state import APPROVED, BROADCAST, CONFIRMED, RELEASABLE, SIGNING
+from reserve.proposals.state import APPROVED, BROADCAST, CONFIRMED, OPEN, RELEASABLE, SIGNING
 from reserve.transfers.chain import ReleaseOrder
+from reserve.transfers.next_step import next_step
 from reserve.transfers.projection import ProposalStatus
+from reserve.transfers.service import WorkflowService
 
 router = APIRouter(prefix="/api/transfers", tags=["transfers"])
 readers = require(*ALL_ROLES)
+operators = require(Role.OPERATOR)
+signers = require(Role.CUSTODIAN)
+package_readers = require(Role.CUSTODIAN, Role.OPERATOR, Role.AUDITOR)
+SHARE_CHARS_MAX = 60_000  # a signed PSBT of a few dozen inputs, in base64
 ORDER_STATES = frozenset({APPROVED, RELEASABLE, SIGNING, BROADCAST, CONFIRMED})
-ORDER_FORMAT = "reserve-release-order/1"
 STEP_FIELDS = ("txid", "tx_hash", "safe_tx_hash", "psbt_sha256", "signer", "custodian",
                "confirmations", "depth", "blockhash", "block_hash", "height", "block_number")
+
+
+class ShareUpload(BaseModel):
+    """A custodian's signature share: the signed PSBT (base64) or the signature JSON text
+    of `reserve-sign evm sign`."""
+
+    model_config = ConfigDict(extra="forbid")
+    share: str = Field(min_length=1, max_length=SHARE_CHARS_MAX,
+                       pattern=r"^[\x20-\x7e\n\r\t]+$")
+
+
+class Confirmations(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    confirmations_min: int = Field(default=1, ge=1, le=1000)
+
+
+def next_json(workflow: WorkflowService, found: ProposalStatus,
+              now: Any) -> dict[str, object]:
+    policy = workflow.projection.vault(found.proposal.vault).policy
+    decision = workflow.decision(found.digest, now) if found.state in OPEN else None
+    return next_step(found, policy, decision, now).to_json()
 
 
 def transfer_json(found: ProposalStatus, detail: bool = False) -> dict[str, Any]:
@@ -45,16 +76,6 @@ def transfer_json(found: ProposalStatus, detail: bool = False) -> dict[str, Any]
                           **{k: step.payload[k] for k in STEP_FIELDS if k in step.payload}}
                          for step in found.chain_steps]
     return data
-
-
-def order_json(order: ReleaseOrder, state: str) -> dict[str, Any]:
-    return {"format": ORDER_FORMAT, "state": state,
-            "proposal_digest": order.proposal_digest.hex(),
-            "policy_version": order.policy_version, "vault_id": order.vault_id,
-            "network": order.network, "chain": order.chain, "asset": order.asset,
-            "outputs": [{"destination": o.destination, "amount": str(o.amount)}
-                        for o in order.outputs],
-            "amount": str(order.amount), "fee_max": str(order.fee_max)}
 
 
 def _transfer(workflow: Any, digest: str, principal: Principal) -> ProposalStatus:
@@ -85,7 +106,9 @@ def list_transfers(vault: Annotated[str | None, Query(pattern=VAULT_PATTERN)] = 
 def show_transfer(digest: Digest, principal: Principal = Depends(readers),
                   service: Service = Depends(get_service)) -> dict[str, Any]:
     with views.workflow_access(service).reading() as workflow:
-        return transfer_json(_transfer(workflow, digest, principal), detail=True)
+        found = _transfer(workflow, digest, principal)
+        return {**transfer_json(found, detail=True),
+                "next": next_json(workflow, found, service.clock())}
 
 
 @router.get("/{digest}/order", summary="What was approved, for the custodian's signer",
@@ -98,4 +121,91 @@ def release_order(digest: Digest, principal: Principal = Depends(readers),
             raise HTTPException(status.HTTP_409_CONFLICT,
                                 detail=f"transfer {found.digest[:16]} is {found.state}: "
                                        "there is nothing approved to sign")
-        return order_json(ReleaseOrder.from_proposal(found.proposal), found.state)
+        return ReleaseOrder.from_proposal(found.proposal).to_json(found.state)
+
+
+# -- the steps that move a transfer on -------------------------------------------------------
+def _adapter(service: Service, found: ProposalStatus) -> Any:
+    if service.chains is None:
+        raise ConfigError("this service runs without chain connections: transfer steps are "
+                          "not available here (configure the nodes and restart)")
+    return service.chains.adapter(found.proposal.vault, found.proposal.chain)
+
+
+def _step(service: Service, record: Recorder, digest: str, principal: Principal,
+          action: Any, summary: dict[str, Any]) -> dict[str, Any]:
+    """Run one workflow step on the transfer and answer with its state and next step."""
+    access = views.workflow_access(service)
+    with access.reading() as workflow:
+        found = _transfer(workflow, digest, principal)
+    adapter = _adapter(service, found)
+    access.act(record, lambda w, prelude: action(w, found, adapter, prelude),
+               summary={"digest": found.digest, "vault": found.proposal.vault, **summary})
+    with access.reading() as workflow:
+        current = _transfer(workflow, found.digest, principal)
+        return {**transfer_json(current, detail=True),
+                "next": next_json(workflow, current, service.clock())}
+
+
+@router.post("/{digest}/release", summary="Release a releasable transfer to the chain (operators)",
+             operation_id="release_transfer", responses=errors(403, 404, 409, 503))
+def release(digest: Digest, principal: Principal = Depends(operators),
+            record: Recorder = Depends(get_recorder),
+            service: Service = Depends(get_service)) -> dict[str, Any]:
+    return _step(service, record, digest, principal,
+                 lambda w, found, adapter, prelude: w.release(
+                     found.digest, adapter, principal.person, prelude=prelude),
+                 {"step": "release"})
+
+
+@router.get("/{digest}/signing-package", summary="What the custodians sign, while signing",
+            operation_id="signing_package", responses=errors(403, 404, 409))
+def signing_package(digest: Digest, principal: Principal = Depends(package_readers),
+                    service: Service = Depends(get_service)) -> dict[str, Any]:
+    from wallets.chains import signing_package as package
+
+    with views.workflow_access(service).reading() as workflow:
+        found = _transfer(workflow, digest, principal)
+        if found.state != SIGNING:
+            raise HTTPException(status.HTTP_409_CONFLICT,
+                                detail=f"transfer {found.digest[:16]} is {found.state}: a "
+                                       "signing package exists only while it is being signed")
+        return package(workflow, found)
+
+
+@router.post("/{digest}/shares", status_code=status.HTTP_201_CREATED,
+             summary="Upload your own signature share (custodians of the vault)",
+             operation_id="submit_share", responses=errors(400, 403, 404, 409, 503))
+def submit_share(digest: Digest, body: ShareUpload, principal: Principal = Depends(signers),
+                 record: Recorder = Depends(get_recorder),
+                 service: Service = Depends(get_service)) -> dict[str, Any]:
+    def action(w: WorkflowService, found: ProposalStatus, adapter: Any, prelude: Any) -> Any:
+        # The share is checked as the uploader's own: signed by their key, or refused.
+        signer, share = service.chains.share(found.proposal.vault, found.proposal.chain,
+                                             principal.person, body.share.encode())
+        return w.add_signature_share(found.digest, adapter, signer, share, prelude=prelude)
+    return _step(service, record, digest, principal, action, {"step": "share"})
+
+
+@router.post("/{digest}/broadcast", summary="Finalise and broadcast once enough have signed",
+             operation_id="broadcast_transfer", responses=errors(400, 403, 404, 409, 503))
+def broadcast(digest: Digest, principal: Principal = Depends(operators),
+              record: Recorder = Depends(get_recorder),
+              service: Service = Depends(get_service)) -> dict[str, Any]:
+    return _step(service, record, digest, principal,
+                 lambda w, found, adapter, prelude: w.broadcast(
+                     found.digest, adapter, principal.person, prelude=prelude),
+                 {"step": "broadcast"})
+
+
+@router.post("/{digest}/confirm", summary="Record the confirmation once deep enough",
+             operation_id="confirm_transfer", responses=errors(403, 404, 409, 503))
+def confirm(digest: Digest, body: Confirmations | None = None,
+            principal: Principal = Depends(operators),
+            record: Recorder = Depends(get_recorder),
+            service: Service = Depends(get_service)) -> dict[str, Any]:
+    depth_min = body.confirmations_min if body is not None else 1
+    return _step(service, record, digest, principal,
+                 lambda w, found, adapter, prelude: w.check_confirmation(
+                     found.digest, adapter, confirmations_min=depth_min, prelude=prelude),
+                 {"step": "confirm"})
