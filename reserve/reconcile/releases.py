@@ -4,8 +4,9 @@ A vault's coins or a Safe's balance may leave only for a transfer proposal that 
 itself moved from `releasable` to `signing` (reserve.transfers.service `release()`), and
 only with exactly the outputs that proposal approved. The chain layers' own records
 (`btc.psbt_created`, `btc.broadcast`, `evm.safe_tx_created`, `evm.executed`) say which
-proposal a transaction claims to carry out, but anyone able to run `reserve btc build-psbt`
-or the bare EVM executor can write those for a digest never proposed, or for other outputs.
+proposal a transaction claims to carry out, but anyone who calls the chain layers directly
+(`BitcoinVaultService.build_psbt`, the EVM executor) can have those written for a digest
+never proposed, or for other outputs.
 So reconciliation reads the workflow's own entries here (replayed with the same projection
 the workflow uses, so "released" means the state machine got there legally) and judges
 each transaction seen on chain against them; a claim is only a pointer to check.

@@ -136,7 +136,8 @@ def _only_unauthorised(document, txid: str) -> dict:  # type: ignore[no-untyped-
 
 def test_a_hand_written_transfer_for_a_proposal_never_made_is_unauthorised(  # type: ignore[no-untyped-def]
         bitcoind, miner, make_vault, tmp_path) -> None:
-    """`reserve btc build-psbt` with a hand-written transfer: the Bitcoin layer builds the
+    """A hand-written transfer handed straight to the Bitcoin layer (as the removed
+    `reserve btc build-psbt` did, or any caller of `BitcoinVaultService`): it builds the
     PSBT, takes two custodians' shares and broadcasts it, recording each step. None of that
     is the workflow's release, so the confirmed spend is critical, before and after the
     watcher records its confirmation."""
