@@ -13,7 +13,8 @@ later. `coins_at` rebuilds a past pinned block's coin set by undoing the blocks 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from typing import Any
 
 from reserve.errors import NodeRPCError, ReconcileError, ReportRejected
@@ -137,14 +138,13 @@ def _chain_transaction(tx: dict[str, Any], addresses: frozenset[str]) -> ChainTr
     return ChainTransaction(tx["txid"], btc_to_sats(tx.get("fee", 0)), outputs, mine)
 
 
-def _spenders(node: BitcoinRPC, wanted: Iterable[Outpoint], since: int, height: int,
-              addresses: frozenset[str]
-              ) -> tuple[dict[Outpoint, str], dict[str, ChainTransaction]]:
+def _spenders(node: BitcoinRPC, wanted: Iterable[Outpoint], since: int, height: int
+              ) -> tuple[dict[Outpoint, str], dict[str, dict[str, Any]]]:
     """Who spent each wanted outpoint in blocks since..height of the best chain, and
-    those spending transactions as the chain shows them."""
+    those spending transactions as the node shows them."""
     left = set(wanted)
     found: dict[Outpoint, str] = {}
-    spending: dict[str, ChainTransaction] = {}
+    spending: dict[str, dict[str, Any]] = {}
     start = max(since, 0)
     if not left:
         return found, spending
@@ -159,38 +159,41 @@ def _spenders(node: BitcoinRPC, wanted: Iterable[Outpoint], since: int, height: 
                 if outpoint in left:
                     found[outpoint] = tx["txid"]
                     left.discard(outpoint)
-                    spending[tx["txid"]] = _chain_transaction(tx, addresses)
+                    spending[tx["txid"]] = tx
         if not left:
             break
     return found, spending
 
 
-def _transactions(node: BitcoinRPC, wanted: Iterable[tuple[str, str]],
-                  addresses: frozenset[str]) -> dict[str, ChainTransaction]:
+def _transactions(node: BitcoinRPC, wanted: Iterable[tuple[str, str]]
+                  ) -> dict[str, dict[str, Any]]:
     by_block: dict[str, set[str]] = {}
     for txid, blockhash in wanted:
         by_block.setdefault(blockhash, set()).add(txid)
-    result: dict[str, ChainTransaction] = {}
+    result: dict[str, dict[str, Any]] = {}
     for blockhash, txids in by_block.items():
         if _header(node, blockhash) is None:
             continue
         for tx in node.getblock(blockhash, 2)["tx"]:
             if tx["txid"] in txids and "fee" in tx:
-                result[tx["txid"]] = _chain_transaction(tx, addresses)
+                result[tx["txid"]] = tx
     return result
 
 
 def chain_view(node: BitcoinRPC, view: LedgerView, coins: tuple[Coin, ...],
-               block: BlockPin, addresses: frozenset[str]) -> ChainView:
-    """Answer the core's questions at or below the pinned block. `addresses` are the
-    vault's own (`vault_addresses`), to tell change from payments."""
+               block: BlockPin, addresses: Callable[[], frozenset[str]]) -> ChainView:
+    """Answer the core's questions at or below the pinned block. `addresses()` gives the
+    vault's own (`vault_addresses`), to tell change from payments; it is only called when
+    there is a spend to judge (deriving a large range costs as much as scanning it)."""
     asked: Questions = questions(view, coins)
     blocks = {h: _on_chain_at(node, h, block.height) for h in sorted(asked.blockhashes)}
     mempool = frozenset(set(node.getrawmempool()) & asked.mempool_txids) \
         if asked.mempool_txids else frozenset()
     spenders, spending = _spenders(node, asked.outpoints, asked.spent_since_height,
-                                   block.height, addresses)
-    transactions = {**spending, **_transactions(node, asked.transactions, addresses)}
+                                   block.height)
+    raw = {**spending, **_transactions(node, asked.transactions)}
+    mine = addresses() if raw else frozenset()
+    transactions = {txid: _chain_transaction(tx, mine) for txid, tx in raw.items()}
     return ChainView(view.vault_id, view.asset, block.height, block.blockhash, coins,
                      blocks=blocks, spenders=spenders, mempool=mempool,
                      transactions=transactions)
@@ -238,7 +241,7 @@ def pinned_chain_views(node: BitcoinRPC, network: str,
         node, [(vault_descriptors(vault), end) for vault, _view, end in vaults])
     block = BlockPin(network, height, blockhash)
     views = [chain_view(node, view, coins, block,
-                        vault_addresses(node, vault_descriptors(vault), end))
+                        partial(vault_addresses, node, vault_descriptors(vault), end))
              for (vault, view, end), coins in zip(vaults, coin_sets, strict=True)]
     return block, views
 

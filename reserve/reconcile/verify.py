@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +133,8 @@ def _bitcoin(body: dict[str, Any], node: BitcoinRPC | None, entries: list[Any]) 
             raise ReportRejected("mismatch", f"vault {scope['vault_id']}: the chain's coins at "
                                              "the pinned block differ from the report's")
         view = ledger_view(entries, scope["vault_id"], scope["asset"], released)
-        addresses = vault_addresses(node, scope["descriptors"], int(scope["range_end"]))
+        addresses = partial(vault_addresses, node, scope["descriptors"],
+                            int(scope["range_end"]))
         result = reconcile(view, chain_view(node, view, coins, block, addresses))
         claimed = summaries.get((scope["vault_id"], scope["asset"]), {})
         _compare(scope["vault_id"], claimed, result.summary.to_json(),
