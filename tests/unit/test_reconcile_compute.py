@@ -349,3 +349,17 @@ def test_judge_compares_vault_asset_and_outputs_as_a_multiset() -> None:
                                               "state": "approved"})})
     assert "never released by the workflow (it is approved)" in judge(
         unreleased, txid=SPEND, claimed=digest, vault=VAULT, asset="BTC", paid=exact)
+
+
+def test_a_workflow_replay_that_stops_is_named_in_the_finding() -> None:
+    """An entry the projection refuses ends the replay: later proposals count as unknown,
+    and the finding says where and why the workflow's evidence stopped."""
+    ledger = Ledger.open("sqlite:///:memory:")
+    ledger.append("proposal.state", "intruder", {"vault": VAULT, "digest": NEVER,
+                                                 "from": "releasable", "to": "signing",
+                                                 "reason": "forged"})
+    view = _view([_deposit(T1, 1000), *_transfer(T1, 1000, 300, 10, digest=NEVER)], ledger)
+    assert "stop replaying at entry 0" in view.releases.stopped
+    result = reconcile(view, _chain([Coin(SPEND, 1, 690, 102)], transactions=_paying()))
+    finding = _only_unauthorised(result)
+    assert "transition of unknown proposal" in finding.detail
