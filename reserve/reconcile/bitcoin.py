@@ -5,14 +5,16 @@ and change), so they do not depend on any wallet's bookkeeping: anyone with a no
 descriptors gets the same set. The pinned block is the tip the scan reports; if the tip
 moves while the vaults are scanned, the scan is repeated (bounded) so every vault of one
 report is read at the same block. The extra facts the pure core asks for (blocks still on
-the best chain, spenders of coins the ledger still holds, mempool, confirmed transfers' fees
-and outputs) are read at or below the pinned height, so a verifier can read them again
+the best chain, spenders of coins the ledger still holds, mempool, the fees and outputs of
+the vault's confirmed spends, each output marked if it pays one of the vault's own
+addresses) are read at or below the pinned height, so a verifier can read them again
 later. `coins_at` rebuilds a past pinned block's coin set by undoing the blocks mined since.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from typing import Any
 
 from reserve.errors import NodeRPCError, ReconcileError, ReportRejected
@@ -116,14 +118,36 @@ def _on_chain_at(node: BitcoinRPC, blockhash: str, height_max: int) -> bool:
         and int(header["height"]) <= height_max
 
 
-def _spenders(node: BitcoinRPC, wanted: Iterable[Outpoint], since: int,
-              height: int) -> dict[Outpoint, str]:
-    """Who spent each wanted outpoint in blocks since..height of the best chain."""
+def vault_addresses(node: BitcoinRPC, descriptors: Sequence[str], range_end: int
+                    ) -> frozenset[str]:
+    """Every address of the descriptors at indices 0..range_end: what counts as the vault's
+    own (change) when judging what a transaction paid out."""
+    if not 0 <= range_end <= RANGE_END_MAX:
+        raise ReconcileError(f"derivation range end {range_end} not in 0..{RANGE_END_MAX}")
+    found: set[str] = set()
+    for descriptor in descriptors:
+        found.update(node.deriveaddresses(descriptor, [0, range_end]))
+    return frozenset(found)
+
+
+def _chain_transaction(tx: dict[str, Any], addresses: frozenset[str]) -> ChainTransaction:
+    outputs = tuple((o["scriptPubKey"].get("address"), btc_to_sats(o["value"]))
+                    for o in tx["vout"])
+    mine = frozenset(vout for vout, (address, _amount) in enumerate(outputs)
+                     if address in addresses)
+    return ChainTransaction(tx["txid"], btc_to_sats(tx.get("fee", 0)), outputs, mine)
+
+
+def _spenders(node: BitcoinRPC, wanted: Iterable[Outpoint], since: int, height: int
+              ) -> tuple[dict[Outpoint, str], dict[str, dict[str, Any]]]:
+    """Who spent each wanted outpoint in blocks since..height of the best chain, and
+    those spending transactions as the node shows them."""
     left = set(wanted)
     found: dict[Outpoint, str] = {}
+    spending: dict[str, dict[str, Any]] = {}
     start = max(since, 0)
     if not left:
-        return found
+        return found, spending
     if height - start + 1 > BLOCKS_WALK_MAX:
         raise ReconcileError(f"finding spenders needs {height - start + 1} blocks, over the "
                              f"limit of {BLOCKS_WALK_MAX}")
@@ -135,41 +159,44 @@ def _spenders(node: BitcoinRPC, wanted: Iterable[Outpoint], since: int,
                 if outpoint in left:
                     found[outpoint] = tx["txid"]
                     left.discard(outpoint)
+                    spending[tx["txid"]] = tx
         if not left:
             break
-    return found
+    return found, spending
 
 
 def _transactions(node: BitcoinRPC, wanted: Iterable[tuple[str, str]]
-                  ) -> dict[str, ChainTransaction]:
+                  ) -> dict[str, dict[str, Any]]:
     by_block: dict[str, set[str]] = {}
     for txid, blockhash in wanted:
         by_block.setdefault(blockhash, set()).add(txid)
-    result: dict[str, ChainTransaction] = {}
+    result: dict[str, dict[str, Any]] = {}
     for blockhash, txids in by_block.items():
         if _header(node, blockhash) is None:
             continue
         for tx in node.getblock(blockhash, 2)["tx"]:
             if tx["txid"] in txids and "fee" in tx:
-                outputs = tuple((o["scriptPubKey"].get("address"), btc_to_sats(o["value"]))
-                                for o in tx["vout"])
-                result[tx["txid"]] = ChainTransaction(tx["txid"], btc_to_sats(tx["fee"]),
-                                                      outputs)
+                result[tx["txid"]] = tx
     return result
 
 
 def chain_view(node: BitcoinRPC, view: LedgerView, coins: tuple[Coin, ...],
-               block: BlockPin) -> ChainView:
-    """Answer the core's questions at or below the pinned block."""
+               block: BlockPin, addresses: Callable[[], frozenset[str]]) -> ChainView:
+    """Answer the core's questions at or below the pinned block. `addresses()` gives the
+    vault's own (`vault_addresses`), to tell change from payments; it is only called when
+    there is a spend to judge (deriving a large range costs as much as scanning it)."""
     asked: Questions = questions(view, coins)
     blocks = {h: _on_chain_at(node, h, block.height) for h in sorted(asked.blockhashes)}
     mempool = frozenset(set(node.getrawmempool()) & asked.mempool_txids) \
         if asked.mempool_txids else frozenset()
+    spenders, spending = _spenders(node, asked.outpoints, asked.spent_since_height,
+                                   block.height)
+    raw = {**spending, **_transactions(node, asked.transactions)}
+    mine = addresses() if raw else frozenset()
+    transactions = {txid: _chain_transaction(tx, mine) for txid, tx in raw.items()}
     return ChainView(view.vault_id, view.asset, block.height, block.blockhash, coins,
-                     blocks=blocks,
-                     spenders=_spenders(node, asked.outpoints, asked.spent_since_height,
-                                        block.height),
-                     mempool=mempool, transactions=_transactions(node, asked.transactions))
+                     blocks=blocks, spenders=spenders, mempool=mempool,
+                     transactions=transactions)
 
 
 def coins_at(node: BitcoinRPC, descriptors: Sequence[str], range_end: int,
@@ -213,9 +240,11 @@ def pinned_chain_views(node: BitcoinRPC, network: str,
     height, blockhash, coin_sets = scan_vaults(
         node, [(vault_descriptors(vault), end) for vault, _view, end in vaults])
     block = BlockPin(network, height, blockhash)
-    views = [chain_view(node, view, coins, block)
-             for (_vault, view, _end), coins in zip(vaults, coin_sets, strict=True)]
+    views = [chain_view(node, view, coins, block,
+                        partial(vault_addresses, node, vault_descriptors(vault), end))
+             for (vault, view, end), coins in zip(vaults, coin_sets, strict=True)]
     return block, views
 
 
-__all__ = ["ASSET_BTC", "coins_at", "pinned_chain_views", "scan_vaults", "vault_descriptors"]
+__all__ = ["ASSET_BTC", "coins_at", "pinned_chain_views", "scan_vaults", "vault_addresses",
+           "vault_descriptors"]

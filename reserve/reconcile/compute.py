@@ -12,6 +12,12 @@ each coin the ledger holds but the chain does not, and each coin the chain holds
 ledger does not, is covered by exactly one finding, whose `difference_sats` is chain minus
 ledger. The sum of the findings' differences equals the summary's difference; a remainder
 (which would mean a bug) becomes an `unexplained_difference` finding rather than vanishing.
+
+Balances agreeing is not enough: every confirmed spend of the vault must carry out a
+proposal the workflow released, with exactly its outputs (`reserve.reconcile.releases`,
+held in `LedgerView.releases`); each that does not is a critical `unauthorised_spend`. The
+chain's outputs are what is judged: those paid to the vault's own addresses
+(`ChainTransaction.vault_vouts`) are change, everything else was paid out.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from reserve.events.chain_btc import (
     BtcReorg,
 )
 from reserve.ledger.entry import Entry
+from reserve.reconcile.releases import EMPTY, Paid, Releases, judge, releases_of
 from wallets.bitcoin import records
 
 ASSET_BTC = "BTC"
@@ -35,8 +42,12 @@ Outpoint = tuple[str, int]
 
 CRITICAL, HIGH, MEDIUM, INFO = "critical", "high", "medium", "info"
 SEVERITY_RANK = {CRITICAL: 0, HIGH: 1, MEDIUM: 2, INFO: 3}
+UNAUTHORISED = "unauthorised_spend"
+# Reports signed before every outgoing movement was judged against the workflow's releases
+# called an unauthorised spend `unexpected_spend`; the verifier reads it as this kind.
+LEGACY_KINDS = {"unexpected_spend": UNAUTHORISED}
 FINDING_KINDS = frozenset({
-    "unexpected_spend", "unrecorded_deposit", "deposit_reorganised", "transfer_reorganised",
+    UNAUTHORISED, "unrecorded_deposit", "deposit_reorganised", "transfer_reorganised",
     "transfer_missing", "transfer_unconfirmed", "confirmation_unrecorded", "amount_mismatch",
     "fee_mismatch", "ledger_inconsistent", "unexplained_difference"})
 
@@ -96,6 +107,7 @@ class LedgerView:
     balance_sats: int  # the ledger's balance: the sum of live entries' delta_sats
     records: tuple[LiveRecord, ...]
     transfers: Mapping[str, RecordedTransfer]  # txid -> transfer (PSBT built)
+    releases: Releases = EMPTY  # what the workflow released (every vault's)
 
 
 @dataclass(frozen=True)
@@ -103,6 +115,12 @@ class ChainTransaction:
     txid: str
     fee_sats: int
     outputs: tuple[tuple[str | None, int], ...]  # (address, amount) in vout order
+    vault_vouts: frozenset[int] = frozenset()  # outputs paid to the vault's own addresses
+
+    def paid(self) -> list[Paid]:
+        """What left the vault: every output not paid to one of its own addresses."""
+        return [output for vout, output in enumerate(self.outputs)
+                if vout not in self.vault_vouts]
 
 
 @dataclass(frozen=True)
@@ -130,7 +148,7 @@ class Questions:
     outpoints: frozenset[Outpoint]  # whose spender (if any, at <= pinned height) is wanted
     spent_since_height: int  # the lowest height a wanted outpoint can have been spent at
     mempool_txids: frozenset[str]
-    transactions: frozenset[tuple[str, str]]  # (txid, blockhash)
+    transactions: frozenset[tuple[str, str]]  # (txid, blockhash) of recorded spends
 
 
 @dataclass(frozen=True)
@@ -205,8 +223,16 @@ def _transfer(built: BtcPsbtCreated) -> RecordedTransfer:
         broadcast_seq=None)
 
 
-def ledger_view(entries: Iterable[Entry], vault_id: str, asset: str = ASSET_BTC) -> LedgerView:
-    """What the ledger says about one Bitcoin vault (entries in sequence order)."""
+def ledger_view(entries: Iterable[Entry], vault_id: str, asset: str = ASSET_BTC,
+                releases: Releases | None = None) -> LedgerView:
+    """What the ledger says about one Bitcoin vault (every entry from seq 0, in order).
+
+    `releases` is `releases_of(entries)`, computed here unless given (pass it once for
+    many vaults of one ledger).
+    """
+    entries = list(entries)
+    if releases is None:
+        releases = releases_of(entries)
     # Every Bitcoin kind names its vault as `vault_id`: a cheap filter before decoding.
     mine = [e for e in entries if e.kind in records.BTC_KINDS
             and e.payload.get("vault_id") == vault_id]
@@ -229,7 +255,7 @@ def ledger_view(entries: Iterable[Entry], vault_id: str, asset: str = ASSET_BTC)
     finished = {txid: RecordedTransfer(**{**t.__dict__, "broadcast_seq": broadcast.get(txid),
                                            "reorged_seqs": tuple(reorged.get(txid, ()))})
                 for txid, t in transfers.items()}
-    return LedgerView(vault_id, asset, state.balance_sats, live, finished)
+    return LedgerView(vault_id, asset, state.balance_sats, live, finished, releases)
 
 
 def ledger_coins(view: LedgerView) -> dict[Outpoint, Coin]:
@@ -255,7 +281,8 @@ def ledger_coins(view: LedgerView) -> dict[Outpoint, Coin]:
 
 
 def _unapproved(view: LedgerView) -> list[LiveRecord]:
-    """Spends the watcher recorded that no broadcast of the workflow accounts for."""
+    """Spends the watcher recorded that no broadcast of the Bitcoin layer accounts for
+    (their coins follow the chain; whether they are authorised is judged separately)."""
     return [r for r in view.records if r.kind == "btc.confirmed"
             and (r.txid not in view.transfers or view.transfers[r.txid].broadcast_seq is None)]
 
@@ -273,14 +300,13 @@ def questions(view: LedgerView, chain_coins: Iterable[Coin]) -> Questions:
     height_of = {r.seq: r.height for r in view.records}
     since = min((height_of.get(held[op].seq or 0, 0) if op in held else 0 for op in missing),
                 default=0)
-    confirmed_transfers = frozenset(
-        (r.txid, r.blockhash) for r in view.records
-        if r.kind == "btc.confirmed" and r.txid in view.transfers)
+    confirmed_spends = frozenset(
+        (r.txid, r.blockhash) for r in view.records if r.kind == "btc.confirmed")
     mempool = {t.txid for t in unconfirmed}
     mempool.update(r.txid for r in view.records)
     return Questions(blockhashes=frozenset(r.blockhash for r in view.records),
                      outpoints=frozenset(missing), spent_since_height=since,
-                     mempool_txids=frozenset(mempool), transactions=confirmed_transfers)
+                     mempool_txids=frozenset(mempool), transactions=confirmed_spends)
 
 
 # ------------------------------------------------------------------ reconciliation
@@ -294,6 +320,7 @@ class _Books:
     missing: dict[Outpoint, Coin]  # in the ledger, not on chain
     extra: dict[Outpoint, Coin]  # on chain, not in the ledger
     findings: list[Finding] = field(default_factory=list)
+    verdicts: dict[str, str] = field(default_factory=dict)  # txid -> `unauthorised` answer
 
     def add(self, kind: str, severity: str, txid: str | None, amount_sats: int, detail: str,
             missing: Iterable[Outpoint] = (), extra: Iterable[Outpoint] = (),
@@ -314,6 +341,40 @@ class _Books:
     def missing_spent_by(self, txid: str) -> list[Outpoint]:
         return [op for op in self.missing if self.chain.spenders.get(op) == txid]
 
+    def unauthorised(self, txid: str) -> str:
+        """"" if the workflow released a proposal of this vault that `txid` carries out
+        with exactly its outputs, else why not (see reserve.reconcile.releases)."""
+        if txid not in self.verdicts:
+            self.verdicts[txid] = _judge(self.view, self.chain, txid)
+        return self.verdicts[txid]
+
+
+def _claimed(view: LedgerView, txid: str) -> tuple[str | None, str]:
+    """(the proposal the ledger's records point at for `txid`, the transaction the ledger
+    binds that proposal to): the workflow's own broadcast first, else the first PSBT the
+    Bitcoin layer built for it (it builds one per proposal)."""
+    by_txid = view.releases.by_txid()
+    transfer = view.transfers.get(txid)
+    digest = by_txid.get(txid) or (transfer.proposal_digest if transfer else None)
+    if digest is None:
+        return None, ""
+    release = view.releases.transfers.get(digest)
+    if release is not None and release.txid:
+        return digest, release.txid
+    first = next((t.txid for t in view.transfers.values() if t.proposal_digest == digest), "")
+    return digest, first
+
+
+def _judge(view: LedgerView, chain: ChainView, txid: str) -> str:
+    claimed, bound = _claimed(view, txid)
+    chain_tx = chain.transactions.get(txid)
+    reason = judge(view.releases, txid=txid, claimed=claimed, vault=view.vault_id,
+                   asset=view.asset, paid=chain_tx.paid() if chain_tx else None)
+    if not reason and bound and bound != txid:
+        reason = (f"the ledger binds proposal {claimed} to transaction {bound}, not to this "
+                  "one")
+    return reason
+
 
 def _books(view: LedgerView, chain: ChainView) -> _Books:
     held = ledger_coins(view)
@@ -333,12 +394,25 @@ def _books(view: LedgerView, chain: ChainView) -> _Books:
     return _Books(view, chain, held, missing, extra)
 
 
-def _unapproved_spends(books: _Books) -> None:
-    for record in _unapproved(books.view):
-        books.add("unexpected_spend", CRITICAL, record.txid, -record.delta_sats,
-                  f"the vault spent {-record.delta_sats} sats (fee included) in block "
-                  f"{record.height} with no approved proposal behind it",
-                  seqs=[record.seq])
+def _unauthorised_recorded(books: _Books) -> None:
+    """Every confirmed spend the ledger recorded is judged against the workflow's releases.
+
+    A spend recorded without a broadcast behind it is judged wherever its block is (its
+    coins already follow the chain, see `_books`); one the workflow's layer built and
+    broadcast is judged when its block is on the best chain (else it is reorganised).
+    Either way the coins are accounted for, so the finding explains no difference.
+    """
+    bare = {record.seq for record in _unapproved(books.view)}
+    for record in books.view.records:
+        if record.kind != "btc.confirmed" or not (
+                record.seq in bare or books.chain.blocks.get(record.blockhash, False)):
+            continue
+        reason = books.unauthorised(record.txid)
+        if reason:
+            books.add(UNAUTHORISED, CRITICAL, record.txid, -record.delta_sats,
+                      f"the vault spent {-record.delta_sats} sats (fee included) in "
+                      f"{record.txid} at height {record.height} without authorisation: "
+                      f"{reason}", seqs=[record.seq])
 
 
 def _amounts(books: _Books) -> None:
@@ -386,7 +460,13 @@ def _pending_transfers(books: _Books) -> None:
         note = " (its confirmation was reorganised away)" if transfer.reorged_seqs else ""
         spent = [c.outpoint for c in transfer.inputs
                  if books.chain.spenders.get(c.outpoint) == transfer.txid]
-        if spent:
+        reason = books.unauthorised(transfer.txid) if spent else ""
+        if spent and reason:
+            books.add(UNAUTHORISED, CRITICAL, transfer.txid, total,
+                      f"transfer {transfer.txid} is confirmed on chain (the ledger has not "
+                      f"recorded its confirmation{note}) without authorisation: {reason}",
+                      missing=spent, extra=books.extra_of(transfer.txid), seqs=seqs)
+        elif spent:
             books.add("confirmation_unrecorded", MEDIUM, transfer.txid, total,
                       f"broadcast transfer {transfer.txid} is confirmed on chain but the "
                       f"ledger has not recorded its confirmation{note}", missing=spent,
@@ -431,13 +511,20 @@ def _unexpected_and_unrecorded(books: _Books) -> None:
         back = books.extra_of(txid)
         amount = (sum(books.missing[op].amount_sats for op in taken)
                   - sum(books.extra[op].amount_sats for op in back))
-        books.add("unexpected_spend", CRITICAL, txid, amount,
-                  f"transaction {txid} moved {amount} sats (fee included) out of the vault; "
-                  "the ledger holds no approved proposal or record for it",
-                  missing=taken, extra=back,
-                  seqs=[seq for op in taken if (seq := books.missing[op].seq) is not None])
+        seqs = [seq for op in taken if (seq := books.missing[op].seq) is not None]
+        reason = books.unauthorised(txid)
+        if reason:
+            books.add(UNAUTHORISED, CRITICAL, txid, amount,
+                      f"transaction {txid} moved {amount} sats (fee included) out of the "
+                      f"vault without authorisation: {reason}",
+                      missing=taken, extra=back, seqs=seqs)
+        else:  # released and paid as approved, but neither broadcast nor confirmed on record
+            books.add("confirmation_unrecorded", MEDIUM, txid, amount,
+                      f"transaction {txid} carries out a released proposal and is confirmed "
+                      "on chain, but the ledger has recorded neither its broadcast nor its "
+                      "confirmation", missing=taken, extra=back, seqs=seqs)
     for op, coin in sorted(books.missing.items()):
-        books.add("unexpected_spend", CRITICAL, None, coin.amount_sats,
+        books.add(UNAUTHORISED, CRITICAL, None, coin.amount_sats,
                   f"coin {outpoint_text(op)} recorded by the ledger is gone from the vault's "
                   "unspent outputs and no confirmed spender was found", missing=[op],
                   seqs=[coin.seq] if coin.seq is not None else [])
@@ -470,7 +557,7 @@ def reconcile(view: LedgerView, chain: ChainView) -> VaultResult:
         raise ValueError(f"ledger view of {view.vault_id}/{view.asset} against chain view of "
                          f"{chain.vault_id}/{chain.asset}")
     books = _books(view, chain)
-    _unapproved_spends(books)
+    _unauthorised_recorded(books)
     _amounts(books)
     _reorganised(books)
     _pending_transfers(books)

@@ -33,9 +33,11 @@ from reserve.errors import EVMError, NodeUnavailable, ReconcileError, ReportReje
 from reserve.events.records import ANCHOR_OF_REPORT, LedgerAnchor, ReportAnchored
 from reserve.ledger.entry import Entry
 from reserve.reconcile import evm_compute as compute
+from reserve.reconcile.releases import Releases, releases_of
 from wallets.evm import contracts, deposits
 from wallets.evm.anchor import Finding
-from wallets.evm.safe_tx import checksum
+from wallets.evm.safe_tx import SafeTx, checksum
+from wallets.evm.transfer import describe
 from wallets.evm.vault import balances
 
 PIN_ATTEMPTS_MAX = 5
@@ -72,19 +74,43 @@ def _debits(w3: Web3, safe: str, token: str, chain_id: int, start: int, end: int
     return tuple(found)
 
 
+def _moves(contract: Any, tx: Any) -> tuple[tuple[str, str, int] | None, str, bool]:
+    """What an `execTransaction` call moved (asset, recipient, amount), or why it is not a
+    plain ETH or ERC-20 transfer (the same reading a signer applies, `transfer.describe`),
+    and whether it is a value-less call of the Safe to itself (its own configuration)."""
+    if tx.get("to") != contract.address:
+        return None, "made through another contract: its Safe call could not be read", False
+    _function, args = contract.decode_function_input(tx["input"])
+    configures = checksum(args["to"]) == contract.address and int(args["value"]) == 0 \
+        and int(args["operation"]) == 0
+    try:
+        call = SafeTx(to=args["to"], value=int(args["value"]), data=bytes(args["data"]),
+                      operation=int(args["operation"]), safe_tx_gas=int(args["safeTxGas"]),
+                      base_gas=int(args["baseGas"]), gas_price=int(args["gasPrice"]),
+                      gas_token=args["gasToken"], refund_receiver=args["refundReceiver"],
+                      nonce=0)
+        return describe(call), "", configures
+    except EVMError as error:
+        return None, f"not a plain transfer: {error}", configures
+
+
 def _executions(w3: Web3, safe: str, chain_id: int, start: int, end: int
-                ) -> tuple[tuple[str, ...], tuple[compute.Movement, ...]]:
-    """The Safe's successful executions, and the ETH each sent (decoded from its
-    `execTransaction` call: ETH leaving a Safe emits no log). An execution made through
-    another contract cannot be decoded here; its ETH is left to the remainder finding."""
+                ) -> tuple[tuple[compute.SafeExecution, ...], tuple[compute.Movement, ...]]:
+    """The Safe's successful executions with what each moved, and the ETH each sent
+    (decoded from its `execTransaction` call: ETH leaving a Safe emits no log). An execution
+    made through another contract cannot be decoded here; its ETH is left to the remainder
+    finding, and the execution itself is judged unauthorised."""
     contract = contracts.at(w3, "Safe", safe)
     runs, debits = [], []
     for first in range(start, end + 1, deposits.LOG_RANGE_BLOCKS):
         last = min(first + deposits.LOG_RANGE_BLOCKS - 1, end)
         for log in contract.events.ExecutionSuccess().get_logs(from_block=first, to_block=last):
             tx_hash = _hex(log["transactionHash"])
-            runs.append(tx_hash)
             tx = w3.eth.get_transaction(log["transactionHash"])
+            moves, what, configures = _moves(contract, tx)
+            runs.append(compute.SafeExecution(tx_hash, _hex(log["args"]["txHash"]),
+                                              int(log["blockNumber"]), moves, what,
+                                              configures))
             if tx.get("to") != contract.address:
                 continue
             _function, args = contract.decode_function_input(tx["input"])
@@ -118,7 +144,8 @@ def _views_once(w3: Web3, chain_id: int, number: int, blockhash: str,
                               for c in credits if c.asset == asset),
                 debits=eth_out if asset == "ETH" else _debits(w3, safe, asset, chain_id,
                                                               target.from_block, number),
-                executions=runs, canonical=canonical))
+                executions=tuple(run.tx_hash for run in runs), canonical=canonical,
+                executed=runs, assets=("ETH", *tokens)))
     return views
 
 
@@ -140,15 +167,19 @@ def pinned_views(w3: Web3, targets: Sequence[EVMTarget], entries: list[Entry]
     raise ReconcileError(f"the EVM chain reorganised during {PIN_ATTEMPTS_MAX} reads; retry")
 
 
-def section(w3: Web3, targets: Sequence[EVMTarget], entries: list[Entry]) -> dict[str, Any]:
-    """The report's `evm` section: pinned block, scopes, summary rows and findings."""
+def section(w3: Web3, targets: Sequence[EVMTarget], entries: list[Entry],
+            released: Releases | None = None) -> dict[str, Any]:
+    """The report's `evm` section: pinned block, scopes, summary rows and findings.
+    `released` is `releases_of(entries)`, computed here unless given."""
     block, views = pinned_views(w3, targets, entries)
-    return _section(block, targets, views, entries)
+    return _section(block, targets, views, entries, released)
 
 
 def _section(block: dict[str, Any], targets: Sequence[EVMTarget],
-             views: Sequence[compute.EVMChainView], entries: list[Entry]) -> dict[str, Any]:
-    results = [compute.reconcile(entries, view) for view in views]
+             views: Sequence[compute.EVMChainView], entries: list[Entry],
+             released: Releases | None = None) -> dict[str, Any]:
+    released = releases_of(entries) if released is None else released
+    results = [compute.reconcile(entries, view, released) for view in views]
     return {"block": block,
             "vaults": [{"vault_id": t.vault_id, "safe": checksum(t.safe),
                         "assets": ["ETH", *(checksum(x) for x in t.tokens)],

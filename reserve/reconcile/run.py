@@ -20,6 +20,7 @@ from reserve.ledger.store import Ledger
 from reserve.reconcile import evm as reconcile_evm
 from reserve.reconcile.bitcoin import pinned_chain_views, vault_descriptors
 from reserve.reconcile.compute import ledger_view, reconcile
+from reserve.reconcile.releases import releases_of
 from reserve.reconcile.report import (
     AuditorSigner,
     BlockPin,
@@ -59,8 +60,10 @@ def compute_body(ledger: Ledger, node: BitcoinRPC | None, vaults: Sequence[tuple
     note = ledger.checkpoint(now=now)
     checkpoint, _signatures = parse_note(note)
     entries = list(ledger.entries(0, checkpoint.tree_size))
-    evm_part = reconcile_evm.section(evm[0], targets, entries) if evm else None
-    views = [(vault, ledger_view(entries, vault.vault_id), end) for vault, end in vaults]
+    released = releases_of(entries)  # the workflow's evidence, read once for every vault
+    evm_part = reconcile_evm.section(evm[0], targets, entries, released) if evm else None
+    views = [(vault, ledger_view(entries, vault.vault_id, releases=released), end)
+             for vault, end in vaults]
     if vaults and node is not None:
         block, chains = pinned_chain_views(node, networks.pop(), views)
     else:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,9 @@ from reserve.ledger.checkpoint import VerifierKey, verify_note
 from reserve.ledger.entry import decode_body
 from reserve.ledger.verify import read_export, verify_stream
 from reserve.reconcile import evm as reconcile_evm
-from reserve.reconcile.bitcoin import chain_view, check_pinned_block, coins_at
-from reserve.reconcile.compute import ledger_view, reconcile
+from reserve.reconcile.bitcoin import chain_view, check_pinned_block, coins_at, vault_addresses
+from reserve.reconcile.compute import LEGACY_KINDS, UNAUTHORISED, ledger_view, reconcile
+from reserve.reconcile.releases import releases_of
 from reserve.reconcile.report import ENTRY_KIND, BlockPin, check_signature, coins_digest
 from wallets.bitcoin.rpc import BitcoinRPC
 
@@ -50,7 +52,8 @@ class Verdict:
 
 
 def _finding_key(finding: dict[str, Any]) -> tuple[Any, ...]:
-    kind = NOT_CONFIRMED.get(finding["kind"], finding["kind"])
+    kind = LEGACY_KINDS.get(finding["kind"], finding["kind"])
+    kind = NOT_CONFIRMED.get(kind, kind)
     severity = None if kind == "transfer_not_confirmed" else finding["severity"]
     return (kind, severity, finding["vault_id"], finding["asset"], finding["txid"],
             finding["amount_sats"], finding["difference_sats"], tuple(finding["outpoints"]),
@@ -122,14 +125,17 @@ def _bitcoin(body: dict[str, Any], node: BitcoinRPC | None, entries: list[Any]) 
     if node is None:
         raise ReconcileError("this report has Bitcoin vaults: give a Bitcoin node")
     block = BlockPin(**body["block"])
+    released = releases_of(entries)
     summaries = {(s["vault_id"], s["asset"]): s for s in body["summary"]}
     for scope in body["vaults"]:
         coins = coins_at(node, scope["descriptors"], int(scope["range_end"]), block)
         if coins_digest(coins) != scope["coins_sha256"]:
             raise ReportRejected("mismatch", f"vault {scope['vault_id']}: the chain's coins at "
                                              "the pinned block differ from the report's")
-        view = ledger_view(entries, scope["vault_id"], scope["asset"])
-        result = reconcile(view, chain_view(node, view, coins, block))
+        view = ledger_view(entries, scope["vault_id"], scope["asset"], released)
+        addresses = partial(vault_addresses, node, scope["descriptors"],
+                            int(scope["range_end"]))
+        result = reconcile(view, chain_view(node, view, coins, block, addresses))
         claimed = summaries.get((scope["vault_id"], scope["asset"]), {})
         _compare(scope["vault_id"], claimed, result.summary.to_json(),
                  [f for f in body["findings"] if f["vault_id"] == scope["vault_id"]],
@@ -160,6 +166,16 @@ def _check_pins(body: dict[str, Any], node: BitcoinRPC | None, w3: Web3 | None) 
         raise ReportRejected("malformed", "the report scanned no vaults")
 
 
+def _evm_finding_key(finding: dict[str, Any]) -> dict[str, Any]:
+    """An EVM finding as compared: whole, except that a report signed before the rename
+    said `unexpected_spend` (in other words) for what is now `unauthorised_spend`, so those
+    compare by their facts and not their text."""
+    kind = LEGACY_KINDS.get(finding["kind"], finding["kind"])
+    if kind != UNAUTHORISED:
+        return finding
+    return {**finding, "kind": kind, "detail": None}
+
+
 def _evm(section: dict[str, Any], w3: Web3, entries: list[Any]) -> None:
     """Re-derive the EVM section at its pinned block from the ledger's entries; compare."""
     derived = reconcile_evm.section_at(w3, section["block"], reconcile_evm.targets_of(section),
@@ -174,8 +190,10 @@ def _evm(section: dict[str, Any], w3: Web3, entries: list[Any]) -> None:
         if claimed != again:
             raise ReportRejected("mismatch", f"EVM vault {vault_id}: the report's summary "
                                              f"{claimed} differs from the re-derived {again}")
-        mine = sorted((f for f in section["findings"] if f["vault_id"] == vault_id), key=repr)
-        found = sorted((f for f in derived["findings"] if f["vault_id"] == vault_id), key=repr)
+        mine = sorted((_evm_finding_key(f) for f in section["findings"]
+                       if f["vault_id"] == vault_id), key=repr)
+        found = sorted((_evm_finding_key(f) for f in derived["findings"]
+                        if f["vault_id"] == vault_id), key=repr)
         if mine != found:
             extra = [f for f in mine if f not in found][:3]
             lost = [f for f in found if f not in mine][:3]

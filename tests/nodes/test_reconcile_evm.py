@@ -1,9 +1,11 @@
 # ruff: noqa: F811  (pytest fixtures imported from tests/support are parameters here)
 """EVM vaults in reconciliation, against a real anvil: a Safe holding ETH and an ERC-20.
 
-The watcher (`deposits.sync`) records the funding; the report then reconciles clean. ETH
-sent to the Safe behind the service's back is an unrecorded deposit; a Safe execution the
-ledger never heard of is an unexpected spend; the report's hash is anchored in the
+The watcher (`deposits.sync`) records the funding; the report then reconciles clean, also
+after a transfer the workflow released and executed. ETH sent to the Safe behind the
+service's back is an unrecorded deposit; a Safe execution the workflow never released (made
+up and signed by owners directly, or recorded by the bare executor for a digest never
+proposed) is an unauthorised spend; the report's hash is anchored in the
 ReserveRegistry, recorded in the ledger and checked against both. A third party re-derives
 the EVM section later from a ledger export and the node's state at the pinned block, and
 rejects edited, forged or reorganised reports.
@@ -11,16 +13,20 @@ rejects edited, forged or reorganised reports.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from eth_account import Account
 from web3 import Web3
 
 from reserve.errors import EVMError, ReconcileError, ReportRejected
 from reserve.ledger import Ledger
+from reserve.policy import loader
 from reserve.reconcile import export, proof
 from reserve.reconcile.evm import EVMTarget, anchor_report, verify_report_anchor
 from reserve.reconcile.report import AuditorSigner, check_in
@@ -41,10 +47,14 @@ from tests.support.evm_fixtures import (  # noqa: F401
 )
 from tests.support.reconcile_fixtures import auditor, resign, signed_ledger
 from tests.support.reconcile_fixtures import export as export_ledger
-from wallets.evm import contracts, deposits
+from tests.support.workflow import EVM_POLICY, approve, propose, workflow_service
+from wallets.evm import contracts, deposits, executor
+from wallets.evm.adapter import EVMAdapter
 from wallets.evm.demo import execute_with_keys
-from wallets.evm.safe_tx import SafeTx
+from wallets.evm.safe_tx import SafeTx, safe_tx_hash
+from wallets.evm.transfer import ApprovedEVMTransfer, to_safe_tx
 from wallets.evm.vault import read_state
+from wallets.signer import evm as evm_signer
 
 VAULT = "reserve-safe"
 
@@ -115,8 +125,9 @@ def test_eth_sent_behind_the_back_is_an_unrecorded_deposit(
     assert report(books, chain, signer)["report"]["evm"]["findings"] == []
 
 
-def test_unrecorded_safe_execution_is_an_unexpected_spend(
-        chain: Reserve, books: Ledger, signer: AuditorSigner) -> None:
+def test_made_up_safe_execution_is_an_unauthorised_spend(
+        chain: Reserve, books: Ledger, signer: AuditorSigner, tmp_path: Path) -> None:
+    """Owners sign a Safe transaction nobody proposed and execute it themselves."""
     sync(books, chain)
     safe = chain.deployment.safe
     tx = SafeTx.call(COLD_STORAGE, 2 * ETHER, b"", read_state(chain.w3, safe).nonce)
@@ -125,10 +136,75 @@ def test_unrecorded_safe_execution_is_an_unexpected_spend(
     assert execution.success
     document = report(books, chain, signer)
     (finding,) = document["report"]["evm"]["findings"]
-    assert (finding["kind"], finding["severity"]) == ("unexpected_spend", "critical")
+    assert (finding["kind"], finding["severity"]) == ("unauthorised_spend", "critical")
     assert finding["txid"] == "0x" + execution.tx_hash.hex()
     assert finding["difference"] == str(-2 * ETHER)
+    assert "no proposal in the ledger names this transaction" in finding["detail"]
     assert export.overall_status(document["report"]) == "critical"
+    verify(books, chain, signer, document, tmp_path)
+    sync(books, chain)  # the watcher catches up: the balances agree, still critical
+    document = report(books, chain, signer)
+    assert [f["kind"] for f in document["report"]["evm"]["findings"]] == ["unauthorised_spend"]
+    assert export.overall_status(document["report"]) == "critical"
+
+
+def test_executor_record_for_a_digest_never_proposed_is_unauthorised(
+        chain: Reserve, books: Ledger, signer: AuditorSigner, tmp_path: Path) -> None:
+    """The bare executor (propose, owners' signatures, execute) records every step for a
+    hand-written approval; the workflow never released it, so the report is critical."""
+    sync(books, chain)
+    safe = chain.deployment.safe
+    transfer = ApprovedEVMTransfer(
+        proposal_digest=hashlib.sha256(b"never proposed").digest(), policy_version=1,
+        vault_id=VAULT, chain_id=int(chain.w3.eth.chain_id), safe_address=safe, asset="ETH",
+        to=COLD_STORAGE, amount_wei=ETHER, nonce=read_state(chain.w3, safe).nonce)
+    executor.propose(books, chain.w3, transfer)
+    owners = read_state(chain.w3, safe).owners
+    request = evm_signer.signing_request(transfer, to_safe_tx(transfer))
+    for key in chain.owner_keys[:THRESHOLD]:
+        executor.submit_signature(books, transfer, evm_signer.sign(request,
+                                                                   Account.from_key(key)),
+                                  owners)
+    execution = executor.execute(books, chain.w3, transfer, chain.deployer)
+    document = report(books, chain, signer)
+    (finding,) = document["report"]["evm"]["findings"]
+    assert (finding["kind"], finding["txid"]) == ("unauthorised_spend",
+                                                  "0x" + execution.tx_hash.hex())
+    assert finding["difference"] == "0" and rows(document)["ETH"]["difference"] == "0"
+    assert "which the workflow never recorded as a transfer proposal" in finding["detail"]
+    assert export.overall_status(document["report"]) == "critical"
+    verify(books, chain, signer, document, tmp_path)
+
+
+def test_transfer_released_by_the_workflow_reconciles_clean(
+        chain: Reserve, books: Ledger, signer: AuditorSigner, tmp_path: Path) -> None:
+    """Proposed, approved, released, signed by three owners and executed through the
+    workflow: the execution pays exactly what was approved, so no finding."""
+    sync(books, chain)
+    policy = loader.to_document(loader.load_file(EVM_POLICY))
+    policy["destinations"] = [{"asset": "ETH", "address": COLD_STORAGE, "label": "cold (TEST)"}]
+    workflow = workflow_service(books, loader.from_mapping(policy, source="test"), clock=None)
+    evm = EVMAdapter(w3=chain.w3, vault_id=VAULT, safe_address=chain.deployment.safe,
+                     account=chain.deployer)
+    now = datetime.now(UTC)
+    status = propose(workflow, ETHER // 2, COLD_STORAGE, at=now, vault=VAULT, asset="ETH",
+                     fee_max=0)
+    approve(workflow, status, "central-bank", "vasp-regulator", at=now)
+    step = workflow.release(status.digest, evm, actor="treasury-ops")
+    tx = SafeTx.from_json(dict(step.payload["safe_tx"]))
+    digest = safe_tx_hash(int(chain.w3.eth.chain_id), chain.deployment.safe, tx)
+    for key in chain.owner_keys[:THRESHOLD]:
+        signed = Account.unsafe_sign_hash(digest, key)
+        workflow.add_signature_share(status.digest, evm, Account.from_key(key).address,
+                                     "0x" + bytes(signed.signature).hex())
+    workflow.broadcast(status.digest, evm, actor="treasury-ops")
+    assert workflow.check_confirmation(status.digest, evm) >= 1
+    sync(books, chain)
+    document = report(books, chain, signer)
+    assert document["report"]["evm"]["findings"] == []
+    assert rows(document)["ETH"]["chain"] == str(VAULT_ETH - ETHER // 2)
+    assert export.overall_status(document["report"]) == "ok"
+    verify(books, chain, signer, document, tmp_path)
 
 
 def test_report_is_anchored_and_verifiable(chain: Reserve, books: Ledger,

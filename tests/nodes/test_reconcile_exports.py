@@ -16,7 +16,13 @@ from reserve.ledger import Ledger
 from reserve.reconcile import export, proof
 from reserve.reconcile.run import run_report
 from tests.support.bitcoin_fixtures import VaultKit
-from tests.support.reconcile_fixtures import PASSPHRASE, auditor, resign, signed_ledger
+from tests.support.reconcile_fixtures import (
+    PASSPHRASE,
+    auditor,
+    resign,
+    signed_ledger,
+    spend_behind_the_back,
+)
 
 
 def test_exports_and_proof_of_reserves(bitcoind, miner, make_vault, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -83,3 +89,24 @@ def test_cli_run_show_verify(bitcoind, miner, make_vault, tmp_path, monkeypatch)
                                    str(ledger_export), "--auditor-key",
                                    "other+00000000+AQ" + "A" * 43, "--config", str(config)])
     assert stranger.exit_code != 0
+    # Custodian keys used outside the service: `reconcile run` reports the spend as
+    # critical, and `reconcile verify` re-derives exactly that from the export and the chain.
+    thief = spend_behind_the_back(kit, bitcoind.rpc(), bitcoind.miner().getnewaddress(
+        "", "bech32"), 2_000_000)
+    bitcoind.mine(1)
+    ran = runner.invoke(app, ["reconcile", "run", "--config", str(config), "--vault",
+                              str(vault_file), "--key-file", "keys/auditor.json",
+                              "--output-dir", "out", "--json"])
+    assert ran.exit_code == 0, ran.output
+    report = Path(json.loads(ran.output)["files"] + ".json")
+    (finding,) = json.loads(report.read_text())["report"]["findings"]
+    assert (finding["kind"], finding["severity"], finding["txid"]) == (
+        "unauthorised_spend", "critical", thief)
+    assert "status critical" in runner.invoke(app, ["reconcile", "show", str(report)]).output
+    exported = runner.invoke(app, ["ledger", "export", "--config", str(config), "-o",
+                                   str(ledger_export)])
+    assert exported.exit_code == 0, exported.output
+    verified = runner.invoke(app, ["reconcile", "verify", str(report), "--export",
+                                   str(ledger_export), "--auditor-key", public, "--config",
+                                   str(config)])
+    assert verified.exit_code == 0 and "HOLDS" in verified.output, verified.output

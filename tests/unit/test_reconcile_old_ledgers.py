@@ -18,6 +18,7 @@ from reserve.ledger.verify import read_export
 from reserve.reconcile import compute, evm_compute
 from reserve.reconcile.compute import Coin, LedgerView, LiveRecord, RecordedTransfer
 from reserve.reconcile.evm import report_anchors
+from reserve.reconcile.releases import judge, releases_of
 from reserve.reconcile.report import entry_payload, recorded_reports
 from wallets.bitcoin import records
 from wallets.evm import deposits_core
@@ -65,7 +66,8 @@ def _raw_ledger_view(entries: list[Any], vault_id: str) -> LedgerView:
     finished = {txid: RecordedTransfer(**{**t.__dict__, "broadcast_seq": broadcast.get(txid),
                                            "reorged_seqs": tuple(reorged.get(txid, ()))})
                 for txid, t in transfers.items()}
-    return LedgerView(vault_id, "BTC", state.balance_sats, live, finished)
+    return LedgerView(vault_id, "BTC", state.balance_sats, live, finished,
+                      releases_of(entries))
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -78,6 +80,32 @@ def test_bitcoin_ledger_view_reads_what_the_payloads_say(name: str) -> None:
         assert view == _raw_ledger_view(entries, vault_id)
     if name == "demo_ledger":  # the demo built, broadcast and confirmed transfers
         assert view.transfers and all(t.broadcast_seq for t in view.transfers.values())
+
+
+def test_every_transfer_the_demo_made_was_released_as_paid() -> None:
+    """The demo's transfers went through the workflow, so judged against its releases
+    (with the outputs their PSBTs and executions recorded standing for the chain's), none
+    is an unauthorised spend: reports over such a ledger stay `ok`. (The workflow fixture's
+    chain facts come from fakes with no PSBTs; its releases still replay.)"""
+    assert not releases_of(_entries("workflow_ledger")).stopped
+    entries = _entries("demo_ledger")
+    released = releases_of(entries)
+    assert not released.stopped and released.transfers
+    spent = [e for e in entries if e.kind == "btc.confirmed" and e.payload["proposal_digest"]]
+    runs = [e for e in entries if e.kind == "evm.executed"]
+    assert len(spent) == 2 and len(runs) == 1
+    for entry in spent:
+        view = compute.ledger_view(entries, entry.payload["vault_id"], releases=released)
+        transfer = view.transfers[entry.payload["txid"]]
+        paid = [(address, amount) for address, amount, change in transfer.outputs
+                if not change]
+        assert judge(released, txid=transfer.txid, claimed=transfer.proposal_digest,
+                     vault=view.vault_id, asset="BTC", paid=paid) == ""
+    for entry in runs:
+        run = entry.payload
+        assert judge(released, txid=run["tx_hash"], claimed=run["proposal_digest"],
+                     vault=run["vault_id"], asset=run["asset"],
+                     paid=[(run["to"], int(run["amount_wei"]))]) == ""
 
 
 @pytest.mark.parametrize("name", NAMES)
