@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -119,10 +119,20 @@ def _bitcoin_adapter(settings: reserve_config.Settings, ledger: Any, vault_id: s
     return BitcoinAdapter.connect(vault, ledger, bitcoin_rpc(settings, options), clock=clock)
 
 
-def _evm_adapter(settings: reserve_config.Settings, ledger: Any, vault_id: str,
-                 options: ChainOptions) -> ChainAdapter:
-    from wallets.evm import contracts, node
-    from wallets.evm.adapter import EVMAdapter
+@dataclass(frozen=True)
+class EvmConnection:
+    """An EVM vault's node, its deployment as the ledger recorded it, and its config."""
+
+    w3: Any
+    vault: Any  # wallets.evm.config.EVMVaultConfig
+    registered: EvmVaultRegistered
+    networks: dict[int, Any]
+
+
+def evm_connection(settings: reserve_config.Settings, ledger: Any, vault_id: str,
+                   options: ChainOptions = ChainOptions()) -> EvmConnection:
+    """Connect to `vault_id`'s network (checked against the allowed networks)."""
+    from wallets.evm import node
     from wallets.evm.config import load_vaults
     from wallets.evm.network import load_networks
 
@@ -138,17 +148,86 @@ def _evm_adapter(settings: reserve_config.Settings, ledger: Any, vault_id: str,
                        f"{EVM_NETWORKS_FILE} or pass one")
     w3, _network = node.connect(rpc_url, networks, mainnet_enabled=settings.mainnet_enabled,
                                 mainnet_flag=options.mainnet)
-    chain_id = w3.eth.chain_id
-    registered = evm_registration(ledger, vault_id, chain_id)
+    return EvmConnection(w3, vault, evm_registration(ledger, vault_id, w3.eth.chain_id),
+                         networks)
+
+
+def evm_service_account(settings: reserve_config.Settings, w3: Any,
+                        options: ChainOptions = ChainOptions()) -> Any:
+    """The service's EVM key (pays gas, registers releases, holds no reserve funds)."""
+    from wallets.evm import node
+
     table: dict[str, Any] = settings.raw.get("evm", {})
     key_file = options.evm_key_file or (settings.resolve(str(table["key_file"]))
                                         if table.get("key_file") else None)
-    account = node.service_account(w3, key_file)
+    return node.service_account(w3, key_file)
+
+
+def _evm_adapter(settings: reserve_config.Settings, ledger: Any, vault_id: str,
+                 options: ChainOptions) -> ChainAdapter:
+    from wallets.evm import contracts
+    from wallets.evm.adapter import EVMAdapter
+
+    found = evm_connection(settings, ledger, vault_id, options)
+    registered, w3 = found.registered, found.w3
+    account = evm_service_account(settings, w3, options)
     symbol = str(contracts.at(w3, "ReserveToken", registered.token).functions.symbol().call())
-    configured = networks.get(chain_id)
+    configured = found.networks.get(w3.eth.chain_id)
     return EVMAdapter(w3=w3, vault_id=vault_id, safe_address=registered.safe, account=account,
                       tokens={symbol: registered.token}, guard_address=registered.guard,
                       confirmations=configured.confirmations if configured else 1)
+
+
+def is_evm_vault(settings: reserve_config.Settings, vault_id: str) -> bool:
+    """Whether config/evm/vaults.toml lists `vault_id` (peeked at: no EVM code is loaded)."""
+    import tomllib
+
+    path = Path(settings.resolve(EVM_VAULTS_FILE))
+    if not path.is_file():
+        return False
+    try:
+        tables = tomllib.loads(path.read_text()).get("vaults", [])
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: invalid TOML: {error}") from None
+    return any(isinstance(t, dict) and t.get("id") == vault_id for t in tables)
+
+
+@dataclass
+class ConfiguredGuards:
+    """The FreezeMirror (reserve/transfers/chain.py) of every EVM vault of the configuration.
+
+    Whichever command or request records a freeze or unfreeze (a freeze; an unfreeze that a
+    vote or a refresh applies) carries it to that vault's ReserveGuard through the service's
+    registrar key. It connects only when one is recorded, after the ledger commit; a
+    Bitcoin vault is not covered. `sent` lists the transactions it sent.
+    """
+
+    settings: reserve_config.Settings
+    ledger: Any
+    options: ChainOptions = ChainOptions()
+    sent: list[str] = field(default_factory=list)
+
+    def covers(self, vault: str) -> bool:
+        return is_evm_vault(self.settings, vault)
+
+    def freeze(self, vault: str) -> str | None:
+        return self._sent(self._mirror(vault).freeze(vault))
+
+    def unfreeze(self, vault: str) -> str | None:
+        return self._sent(self._mirror(vault).unfreeze(vault))
+
+    def _sent(self, tx_hash: str | None) -> str | None:
+        if tx_hash is not None:
+            self.sent.append(tx_hash)
+        return tx_hash
+
+    def _mirror(self, vault: str) -> Any:
+        from wallets.evm.guard import GuardFreezeMirror
+
+        found = evm_connection(self.settings, self.ledger, vault, self.options)
+        account = evm_service_account(self.settings, found.w3, self.options)
+        return GuardFreezeMirror(w3=found.w3, account=account,
+                                 guards={vault: found.registered.guard})
 
 
 def adapter_for(settings: reserve_config.Settings, ledger: Any, vault_id: str, chain: str, *,
@@ -213,3 +292,6 @@ class ConfiguredChains:
     def share(self, vault_id: str, chain: str, custodian: str, data: bytes
               ) -> tuple[str, str]:
         return share_from_file(self.settings, vault_id, chain, custodian, data)
+
+    def freeze_mirror(self) -> ConfiguredGuards:
+        return ConfiguredGuards(self.settings, self.ledger, self.options)

@@ -43,6 +43,7 @@ from reserve.errors import (
     AuthError,
     ConfigError,
     EntryRejected,
+    FreezeMirrorFailed,
     LedgerConflict,
     LedgerError,
     NodeUnavailable,
@@ -69,6 +70,7 @@ ERROR_STATUS: tuple[tuple[type[ReserveError], int], ...] = (
     (LedgerConflict, 409),
     (PolicyError, 400),
     (ApprovalError, 400),  # a forged, replayed or misplaced vote: refused input
+    (FreezeMirrorFailed, 502),  # recorded in the ledger; the chain did not follow (yet)
     (WorkflowError, 409),
     (NodeUnavailable, 503),
     (ConfigError, 503),

@@ -52,10 +52,11 @@ class WorkflowAccess:
     """One WorkflowService per API service; every use holds the lock (the projection
     is a mutable cache that one request must not read while another applies entries)."""
 
-    def __init__(self, ledger: Any, clock: Callable[[], datetime]) -> None:
+    def __init__(self, ledger: Any, clock: Callable[[], datetime],
+                 freeze_mirror: Any = None) -> None:
         self.ledger = ledger
         self.lock = threading.RLock()
-        self.workflow = WorkflowService(ledger, clock=clock)
+        self.workflow = WorkflowService(ledger, clock=clock, freeze_mirror=freeze_mirror)
 
     @contextmanager
     def reading(self) -> Iterator[WorkflowService]:
@@ -86,7 +87,10 @@ def workflow_access(service: Any) -> WorkflowAccess:
     with _CREATE:
         access = getattr(service, "_workflow_access", None)
         if access is None:
-            access = WorkflowAccess(service.ledger, service.clock)
+            # Freezes and unfreezes recorded here reach the EVM vaults' guards too.
+            mirror = getattr(service.chains, "freeze_mirror", None)
+            access = WorkflowAccess(service.ledger, service.clock,
+                                    mirror() if callable(mirror) else None)
             setattr(service, "_workflow_access", access)  # noqa: B010 - cache on the service
         return access
 

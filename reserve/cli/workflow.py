@@ -36,6 +36,8 @@ from wallets import addresses
 
 T = TypeVar("T")
 NOW_ENV = "RESERVE_NOW"  # demo clock override, honoured on regtest only
+EVM_RPC_URL_ENV = "RESERVE_EVM_RPC_URL"  # the freeze mirror's node (default: the config's)
+EVM_KEY_FILE_ENV = "RESERVE_EVM_KEY_FILE"  # its registrar key (default: [evm] key_file)
 FILE_BYTES_MAX = 1024 * 1024
 
 proposal_app = typer.Typer(no_args_is_help=True, help="Show, list, cancel and advance proposals.")
@@ -64,6 +66,11 @@ def register(app: typer.Typer) -> None:
     app.add_typer(destination_app, name="destination")
 
 
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value) if value else None
+
+
 def _clock(network: str) -> Callable[[], datetime]:
     """Real UTC time; RESERVE_NOW may move it only on regtest, so demos skip the waits."""
     override = os.environ.get(NOW_ENV)
@@ -78,14 +85,16 @@ def _clock(network: str) -> Callable[[], datetime]:
 @contextmanager
 def _service(config: Path | None, database_url: str | None,
              write: bool = True) -> Iterator[WorkflowService]:
-    from reserve.cli.evm_mirror import ConfiguredGuards
+    from wallets.chains import ChainOptions, ConfiguredGuards
 
     settings = load_settings(str(config) if config else None)
     ledger = open_ledger(settings, database_url, with_signer=write)
     try:
         # Every freeze or unfreeze a command records reaches the EVM vault's guard.
         yield WorkflowService(ledger, clock=_clock(settings.network),
-                              freeze_mirror=ConfiguredGuards(settings, ledger))
+                              freeze_mirror=ConfiguredGuards(settings, ledger, ChainOptions(
+                                  evm_rpc_url=os.environ.get(EVM_RPC_URL_ENV) or None,
+                                  evm_key_file=_env_path(EVM_KEY_FILE_ENV))))
     finally:
         ledger.close()
 

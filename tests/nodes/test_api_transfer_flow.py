@@ -186,3 +186,56 @@ def test_transfer_steps_without_chain_connections_answer_503(tmp_path: Path) -> 
             assert answer.status_code == 503
             assert "without chain connections" in answer.json()["detail"]
             assert server.ledger.size() == size
+
+
+@dataclass
+class RecordingMirror:
+    """A FreezeMirror that records what it was asked to carry to the chain."""
+
+    calls: list[tuple[str, str]]
+    fail: bool = False
+
+    def covers(self, vault: str) -> bool:
+        return True
+
+    def freeze(self, vault: str) -> str | None:
+        if self.fail:
+            from reserve.errors import NodeUnavailable
+
+            raise NodeUnavailable("anvil is down")
+        self.calls.append(("freeze", vault))
+        return "0x" + "ab" * 32
+
+    def unfreeze(self, vault: str) -> str | None:
+        self.calls.append(("unfreeze", vault))
+        return "0x" + "cd" * 32
+
+
+@dataclass
+class MirroringChains:
+    mirror: RecordingMirror
+
+    def freeze_mirror(self) -> RecordingMirror:
+        return self.mirror
+
+
+def test_a_freeze_over_the_api_reaches_the_chain_mirror(tmp_path: Path) -> None:
+    from tests.support.api_workflow import register
+
+    calls: list[tuple[str, str]] = []
+    mirror = RecordingMirror(calls)
+    with running_server(f"sqlite:///{tmp_path}/api.sqlite",
+                        chains=lambda _ledger: MirroringChains(mirror)) as server:
+        register(server, "vault-a")
+        with server.client("auditor") as auditor:
+            _ok(auditor.post("/api/vaults/vault-a/freeze", json={"reason": "drill"}))
+            assert calls == [("freeze", "vault-a")]
+            # The node is down: the ledger's freeze stands, and the answer says so (502).
+            register(server, "vault-b")
+            mirror.fail = True
+            size = server.ledger.size()
+            failed = auditor.post("/api/vaults/vault-b/freeze", json={"reason": "drill"})
+            assert failed.status_code == 502, failed.text
+            assert "frozen in the ledger" in failed.json()["detail"]
+            assert server.ledger.size() > size
+            assert auditor.get("/api/vaults/vault-b").json()["frozen"]["by"] == "aldo-auditor"
