@@ -65,8 +65,9 @@ from reserve.reconcile.export import overall_status, write_exports
 from reserve.reconcile.report import create_auditor_key
 from reserve.reconcile.run import run_report
 from reserve.transfers.chain import ChainAdapter
+from reserve.transfers.package import build_signing_package
 from reserve.transfers.service import WorkflowService
-from wallets.bitcoin.adapter import BitcoinAdapter
+from wallets.bitcoin.adapter import BitcoinAdapter, approved_transfer
 from wallets.bitcoin.rpc import sats_to_btc
 from wallets.bitcoin.vault import Vault, load_vault
 from wallets.evm import contracts, deposits
@@ -76,11 +77,16 @@ from wallets.evm.anchor import anchor_checkpoint, verify_anchors
 from wallets.evm.config import EVMVaultConfig, load_vaults
 from wallets.evm.demo import TOKEN_SYMBOL, Deployment, deploy_reserve
 from wallets.evm.deposits_core import positions
-from wallets.evm.safe_tx import SafeTx
-from wallets.evm.transfer import ApprovedEVMTransfer
 from wallets.evm.vault import balances
 from wallets.signer import bitcoin as btc_signer
 from wallets.signer import evm as evm_signer
+from wallets.signer.package import (
+    Enrolment,
+    VerifiedPackage,
+    check_bitcoin,
+    check_evm,
+    verify_signing_package,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BTC_POLICY = PROJECT_ROOT / "config" / "policies" / "national-btc.toml"
@@ -320,6 +326,23 @@ def wait_out_delay(stage: Stage, adapter: ChainAdapter, fact: TransferFact) -> N
     stage.say(f"policy says: {workflow.decision(fact.digest).explain()}")
 
 
+def _enrolment(stage: Stage, policy: Policy, safe: str = "",
+               tokens: tuple[tuple[str, str], ...] = ()) -> Enrolment:
+    """What each custodian's device trusts: the ledger's key and the policy it reviewed."""
+    signer = stage.ledger.signer
+    if signer is None:
+        raise WorkflowError("the demo ledger has no checkpoint key")
+    return Enrolment(ledger_key=signer.verifier, vault=policy.vault,
+                     policy_sha256=loader.policy_sha256(policy), safe_address=safe,
+                     tokens=tokens)
+
+
+def _verified_package(stage: Stage, digest: str, enrolment: Enrolment) -> VerifiedPackage:
+    """The release's signing package, as a custodian's device verifies it offline."""
+    package = build_signing_package(stage.ledger, digest, now=stage.clock())
+    return verify_signing_package(package, enrolment, now=stage.clock())
+
+
 def bitcoin_transfer(stage: Stage, cast: Cast, plan: TransferPlan) -> TransferFact:
     """Approvals, delay, PSBT, three custodian signatures, broadcast, confirmation."""
     workflow, vault = stage.workflow, cast.vault
@@ -329,13 +352,19 @@ def bitcoin_transfer(stage: Stage, cast: Cast, plan: TransferPlan) -> TransferFa
     # A recorded step's payload is what the Bitcoin layer hands back, not the ledger entry.
     stage.say(f"released to the Bitcoin layer: PSBT for tx {step.payload['txid']}, fee "
               f"{present.amount_words(int(step.payload['fee_sats']), present.BTC)}")
-    approved = cast.btc.transfer_for(workflow.order(fact.digest))
+    verified = _verified_package(stage, fact.digest, _enrolment(stage, cast.btc_policy))
+    psbt, _summary = check_bitcoin(verified, vault)
+    stage.say(f"signing package: the entries that decided the release, proven against the "
+              f"checkpoint of {verified.checkpoint.tree_size} entries signed by the ledger "
+              "key; each custodian's device re-runs the policy on them")
     for custodian in plan.signers:
-        signed = btc_signer.sign_psbt(str(step.payload["psbt_base64"]), vault, approved,
+        signed = btc_signer.sign_psbt(psbt.serialize(), vault,
+                                      approved_transfer(verified.order),
                                       bitcoin_root(cast.keys[custodian]))
         workflow.add_signature_share(fact.digest, cast.btc, custodian, signed.psbt.to_base64())
-        stage.say(f"{custodian} checks the PSBT against the approval (outputs, change, fee) "
-                  f"and signs {signed.signatures} input(s) with its own key")
+        stage.say(f"{custodian} verifies the package offline (checkpoint, proofs, policy, "
+                  f"outputs, change, fee) and signs {signed.signatures} input(s) with its own "
+                  "key")
     fact.txid = workflow.broadcast(fact.digest, cast.btc, actor=PROPOSER)
     stage.say(f"{vault.threshold} of {len(vault.custodians)} signatures: finalised and "
               f"broadcast as {fact.txid}")
@@ -354,11 +383,13 @@ def evm_transfer(stage: Stage, cast: Cast, plan: TransferPlan) -> TransferFact:
     wait_out_delay(stage, cast.evm, fact)
     step = workflow.release(fact.digest, cast.evm, actor=PROPOSER)
     created = EvmSafeTxCreated.from_payload(step.payload)
-    request = evm_signer.signing_request(ApprovedEVMTransfer.from_json(dict(created.transfer)),
-                                         SafeTx.from_json(dict(created.safe_tx)))
-    stage.say(f"released to the EVM layer: Safe transaction {created.safe_tx_hash}")
+    stage.say(f"released to the EVM layer: Safe transaction {created.safe_tx_hash}, "
+              "registered as released on the Safe's guard")
+    enrolment = _enrolment(stage, cast.evm_policy, safe=cast.deployment.safe,
+                           tokens=((TOKEN_SYMBOL, cast.deployment.token),))
+    reviewed = check_evm(_verified_package(stage, fact.digest, enrolment), enrolment)
     for custodian in plan.signers:
-        share = evm_signer.sign(request, evm_account(cast.keys[custodian]))
+        share = evm_signer.sign_reviewed(reviewed, evm_account(cast.keys[custodian]))
         workflow.add_signature_share(fact.digest, cast.evm, share.signer,
                                      "0x" + share.signature.hex())
         stage.say(f"{custodian} reviews the Safe transaction and signs it (EIP-712) as "
