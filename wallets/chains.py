@@ -245,7 +245,7 @@ def share_from_file(settings: reserve_config.Settings, vault_id: str, chain: str
     """(signer, share) as the vault's chain adapter takes them, from a custodian's file.
 
     Bitcoin: the custodian's signed PSBT (binary, base64 or hex); the adapter checks it is
-    signed by `custodian`'s key. EVM: the signature JSON of `reserve-sign evm sign`; it
+    signed by `custodian`'s key. EVM: the signature JSON of `reserve-sign evm-sign`; it
     must be signed by the owner address the vault's config lists for `custodian`.
     """
     import json
@@ -263,7 +263,7 @@ def share_from_file(settings: reserve_config.Settings, vault_id: str, chain: str
         document = json.loads(data)
         signer, signature = str(document["signer"]), str(document["signature"])
     except (ValueError, KeyError, TypeError) as error:
-        raise EVMError(f"not a signature document of `reserve-sign evm sign`: {error}"
+        raise EVMError(f"not a signature document of `reserve-sign evm-sign`: {error}"
                        ) from None
     vaults = load_vaults(settings.resolve(EVM_VAULTS_FILE))
     owners = {o.custodian: o.address for o in vaults[vault_id].owners} \

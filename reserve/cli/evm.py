@@ -1,9 +1,8 @@
-"""`reserve evm ...`: deploy a Safe vault, show it, and carry out approved transfers.
+"""`reserve evm ...`: deploy a Safe vault, show it, and sync what the chain did.
 
 Thin shell over wallets/evm: every command opens the ledger, connects to the node (network
-rules checked against the chain id the node reports), does one step, and records it. The
-approved transfer is a JSON file (ApprovedEVMTransfer.as_json) produced by the workflow;
-signatures come back from custodians as JSON files made by `reserve-sign evm sign`.
+rules checked against the chain id the node reports), does one step, and records it.
+Transfers out of the Safe move only through `reserve transfer ...` (reserve/cli/transfer.py).
 """
 
 from __future__ import annotations

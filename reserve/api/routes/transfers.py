@@ -47,7 +47,7 @@ STEP_FIELDS = ("txid", "tx_hash", "safe_tx_hash", "psbt_sha256", "signer", "cust
 
 class ShareUpload(BaseModel):
     """A custodian's signature share: the signed PSBT (base64) or the signature JSON text
-    of `reserve-sign evm sign`."""
+    of `reserve-sign evm-sign`."""
 
     model_config = ConfigDict(extra="forbid")
     share: str = Field(min_length=1, max_length=SHARE_CHARS_MAX,
