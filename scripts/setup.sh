@@ -50,6 +50,18 @@ if [ -f package-lock.json ]; then
     npm ci --no-audit --no-fund --loglevel=error
     echo "$lockstamp" > node_modules/.stamp
   fi
+  # The API's /docs and /redoc pages serve Swagger UI and ReDoc from here, not a CDN
+  # (reserve/api/docs_pages.py lists the files); the folder is git-ignored.
+  vendor=reserve/api/static/vendor
+  for pair in swagger-ui-dist/swagger-ui-bundle.js:swagger-ui/swagger-ui-bundle.js \
+              swagger-ui-dist/swagger-ui.css:swagger-ui/swagger-ui.css \
+              redoc/bundles/redoc.standalone.js:redoc/redoc.standalone.js; do
+    source_file=node_modules/${pair%%:*} target=$vendor/${pair#*:}
+    if ! cmp -s "$source_file" "$target"; then
+      log "vendoring $source_file for the API docs pages"
+      install -D -m 0644 "$source_file" "$target"
+    fi
+  done
 fi
 
 # --- bitcoind (Bitcoin Knots from Debian unstable, run through its own loader) --

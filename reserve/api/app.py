@@ -27,7 +27,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from reserve.api import openapi
+from reserve.api import docs_pages, openapi
 from reserve.api.auth import FailureLimiter, Principal
 from reserve.api.deps import SAFE_METHODS, ApiOptions, Service, new_request_id, utc_now
 from reserve.api.guard import RequestGuard
@@ -146,7 +146,9 @@ def create_app(source: Any, *, accounts: AccountStore | None = None,
         if owns_ledger:
             ledger.close()
 
-    app = FastAPI(title=chosen.title, version="1", lifespan=lifespan,
+    # /docs and /redoc are docs_pages' (local assets), not FastAPI's (a CDN).
+    app = FastAPI(title=chosen.title, version="1", lifespan=lifespan, docs_url=None,
+                  redoc_url=None,
                   description="Custody, ledger and proofs of the sovereign reserve. "
                               "Authenticate with `Authorization: Bearer <token>`.")
     app.state.service = service
@@ -160,6 +162,7 @@ def create_app(source: Any, *, accounts: AccountStore | None = None,
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     include_routers(app)
     openapi.install(app)
+    docs_pages.install(app)
     return app
 
 
@@ -219,7 +222,7 @@ def _install_recording_net(app: FastAPI) -> None:
                                request_id=request.state.request_id, recorded_by="middleware")
             service.ledger.append(event.KIND, actor, event.to_payload(), now=service.clock())
         response.headers["X-Request-Id"] = request.state.request_id
-        _security_headers(request.url.path, response)
+        _security_headers(response)
         return response
 
 
@@ -228,12 +231,11 @@ CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'se
                            "form-action 'self'; base-uri 'none'")
 
 
-def _security_headers(path: str, response: Response) -> None:
+def _security_headers(response: Response) -> None:
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     # same-origin, not no-referrer: under no-referrer a browser sends `Origin: null` with
     # a form post, and the guard could not tell the login form from a cross-site one.
     response.headers.setdefault("Referrer-Policy", "same-origin")
     response.headers.setdefault("X-Frame-Options", "DENY")
-    # The interactive /docs page loads its scripts from elsewhere; every other page is ours.
-    if not path.startswith(("/docs", "/redoc")):
-        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    # The /docs and /redoc pages set their own, a little wider one (see docs_pages).
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
