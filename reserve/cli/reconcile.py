@@ -120,6 +120,7 @@ def run(vault: Annotated[list[Path], typer.Option("--vault", help="Vault config;
 
     def action() -> tuple[dict[str, Any], int, Path, Any]:
         from reserve.reconcile.bitcoin import wallet_range_end
+        from reserve.reconcile.evm import token_units
         from reserve.reconcile.run import run_report
         from wallets.bitcoin.networks import require_network_allowed
         from wallets.bitcoin.vault import load_vault
@@ -144,7 +145,9 @@ def run(vault: Annotated[list[Path], typer.Option("--vault", help="Vault config;
             anchored = _anchor(ledger, w3, registry, evm_key_file, document) \
                 if anchor and w3 is not None else None
         folder = settings.resolve(output)
-        return document, entry.seq, export.write_exports(document, folder), anchored
+        tokens = token_units(w3, [t for target in evm[1] for t in target.tokens]) \
+            if evm and w3 is not None else {}
+        return document, entry.seq, export.write_exports(document, folder, tokens), anchored
     document, seq, stem, anchored = _guard(action)
     _report_run(document, seq, stem, anchored, as_json)
 
@@ -205,11 +208,20 @@ def _report_run(document: dict[str, Any], seq: int, stem: Path, anchored: Any,
 
 @reconcile_app.command("show")
 def show(report: Path, csv: bool = typer.Option(False, "--csv"),
-         html: bool = typer.Option(False, "--html"), as_json: AsJson = False) -> None:
+         html: bool = typer.Option(False, "--html"), evm_rpc_url: Annotated[
+             str | None, typer.Option("--evm-rpc-url", help=(
+                 "With --html: read each token's symbol and decimals from this node "
+                 "(without it, tokens show in base units under their address)."))] = None,
+         mainnet: bool = typer.Option(False, "--mainnet"), config: Config = None,
+         as_json: AsJson = False) -> None:
     """Show a report: summary and findings (or its CSV / HTML export)."""
     document = _read_json(report)
-    if csv or html:
-        typer.echo(export.findings_csv(document) if csv else export.to_html(document), nl=False)
+    if csv:
+        typer.echo(export.findings_csv(document), nl=False)
+        return
+    if html:
+        typer.echo(export.to_html(document, _report_tokens(document, evm_rpc_url, mainnet,
+                                                           config)), nl=False)
         return
     body = document["report"]
     lines = [f"status {export.overall_status(body)} at block {body['block']['height']} "
@@ -224,6 +236,20 @@ def show(report: Path, csv: bool = typer.Option(False, "--csv"),
               f"difference {r['difference']} wei ({r['status']})" for r in evm.get("summary", [])]
     lines += [f"  [{f['severity']}] {f['kind']}: {f['detail']}" for f in evm.get("findings", [])]
     emit(document, as_json, "\n".join(lines))
+
+
+def _report_tokens(document: dict[str, Any], evm_rpc_url: str | None, mainnet: bool,
+                   config: Path | None) -> dict[str, Any]:
+    """The report's tokens named from the node, or none without --evm-rpc-url."""
+    evm = document.get("report", {}).get("evm") or {}
+    if not evm_rpc_url or not evm:
+        return {}
+    from reserve.reconcile.evm import token_units
+
+    settings = load_settings(str(config) if config else None)
+    w3 = _guard(lambda: _evm_connect(settings, evm_rpc_url, mainnet))
+    assets = {str(row["asset"]) for row in evm.get("summary", [])}
+    return dict(_guard(lambda: token_units(w3, sorted(assets - {"ETH"}))))
 
 
 @reconcile_app.command("verify")

@@ -60,7 +60,7 @@ from reserve.policy import loader
 from reserve.policy.model import Policy
 from reserve.present import format_duration
 from reserve.reconcile.bitcoin import wallet_range_end
-from reserve.reconcile.evm import EVMTarget, anchor_report, verify_report_anchor
+from reserve.reconcile.evm import EVMTarget, anchor_report, token_units, verify_report_anchor
 from reserve.reconcile.export import overall_status, write_exports
 from reserve.reconcile.report import create_auditor_key
 from reserve.reconcile.run import run_report
@@ -440,7 +440,8 @@ def chapter_reconcile(stage: Stage, cast: Cast) -> dict[str, Any]:
     document, entry = run_report(stage.ledger, stage.bitcoind.rpc(), scopes, signer,
                                  actor=f"auditor:{AUDITOR}", now=stage.clock(),
                                  evm=(stage.w3, [target]))
-    stem = write_exports(document, stage.path("reports"))
+    stem = write_exports(document, stage.path("reports"),
+                         token_units(stage.w3, [deployment.token]))
     body = document["report"]
     _say_report_rows(stage, cast, body)
     findings = len(body["findings"]) + len(body["evm"]["findings"])

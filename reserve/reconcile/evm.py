@@ -26,9 +26,16 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from eth_typing import HexStr
 from web3 import Web3
-from web3.exceptions import BlockNotFound, TransactionNotFound, Web3RPCError
+from web3.exceptions import (
+    BadFunctionCallOutput,
+    BlockNotFound,
+    ContractLogicError,
+    TransactionNotFound,
+    Web3RPCError,
+)
 from web3.logs import DISCARD
 
+from reserve import present
 from reserve.errors import EVMError, NodeUnavailable, ReconcileError, ReportRejected
 from reserve.events.records import ANCHOR_OF_REPORT, LedgerAnchor, ReportAnchored
 from reserve.ledger.entry import Entry
@@ -41,6 +48,8 @@ from wallets.evm.transfer import describe
 from wallets.evm.vault import balances
 
 PIN_ATTEMPTS_MAX = 5
+SYMBOL_CHARS_MAX = 16
+DECIMALS_MAX = 36
 ANCHOR_SUBJECT = ANCHOR_OF_REPORT  # the `subject` of a report's `ledger.anchor`
 ANCHOR_ACTOR = "service:anchor"
 
@@ -316,3 +325,22 @@ def report_anchors(entries: Iterable[Entry], report_sha256: str
             if isinstance(anchor, ReportAnchored) and anchor.report_sha256 == report_sha256:
                 found.append((entry, anchor))
     return found
+
+
+def token_units(w3: Web3, tokens: Iterable[str]) -> dict[str, present.Unit]:
+    """Each token's symbol and decimals as its ERC-20 contract reports them, by checksummed
+    address (the report's asset id), for the report's HTML export. A token that does not
+    answer, or answers implausibly, is left out (shown in base units under its address)."""
+    units: dict[str, present.Unit] = {}
+    for address in tokens:
+        token = contracts.at(w3, "ReserveToken", checksum(address))
+        try:
+            symbol = str(token.functions.symbol().call())
+            decimals = int(token.functions.decimals().call())
+        except (Web3RPCError, ContractLogicError, BadFunctionCallOutput, ValueError,
+                OverflowError):
+            continue
+        if symbol.isprintable() and 0 < len(symbol) <= SYMBOL_CHARS_MAX \
+                and 0 <= decimals <= DECIMALS_MAX:
+            units[checksum(address)] = present.token_unit(symbol, decimals)
+    return units

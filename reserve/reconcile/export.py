@@ -3,7 +3,10 @@
 The HTML page puts first what a reader needs first: the overall status, then per vault and
 asset the ledger balance, the chain balance and the difference, then the findings with
 the most serious at the top, and last what it was computed against (block, checkpoint,
-signature). Everything is escaped; amounts are shown in satoshis and BTC, exactly.
+signature). Everything is escaped; amounts are shown in the asset's units (BTC, ETH, a
+token's symbol and decimals), exactly, with the recorded base units beneath. The page
+inlines the dashboard's stylesheet, so the file stands alone and reads like the dashboard;
+a section with no rows (no findings, no EVM vaults) is left out.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Mapping
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -47,73 +51,141 @@ def overall_status(body: dict[str, Any]) -> str:
     return next((s for s in ("critical", "discrepancy") if s in statuses), "ok")
 
 
-def _amount(sats: int) -> str:
-    return present.base_units_words(sats, present.BTC)
-
-
-def _evm_html(evm: dict[str, Any] | None) -> str:
-    """EVM vaults (amounts in wei, as decimal strings): balances, then findings."""
-    if not evm:
-        return ""
-    rows = "".join(
-        f"<tr class='{escape(r['status'])}'><td>{escape(r['vault_id'])}</td>"
-        f"<td>{escape(r['asset'])}</td><td>{escape(r['ledger'])}</td><td>{escape(r['chain'])}"
-        f"</td><td><b>{escape(r['difference'])}</b></td><td>{escape(r['status'])}</td></tr>"
-        for r in evm["summary"])
-    findings = "".join(
-        f"<tr class='{escape(f['severity'])}'><td>{escape(f['severity'])}</td>"
-        f"<td>{escape(f['kind'])}</td><td>{escape(f['vault_id'])}</td>"
-        f"<td>{escape(f['difference'])}</td><td>{escape(f['detail'])}</td>"
-        f"<td><code>{escape(f['txid'] or '')}</code></td></tr>" for f in evm["findings"])
-    block = evm["block"]
-    return (f"<h2>EVM vaults (wei) at block {block['number']} <code>{escape(block['hash'])}"
-            f"</code>, chain {block['chain_id']}</h2><table><tr><th>Vault</th><th>Asset</th>"
-            f"<th>Ledger</th><th>Chain</th><th>Difference</th><th>Status</th></tr>{rows}"
-            f"</table><table><tr><th>Severity</th><th>Kind</th><th>Vault</th><th>Difference"
-            f"</th><th>What</th><th>Transaction</th></tr>"
-            f"{findings or '<tr><td colspan=6>none</td></tr>'}</table>")
-
-
-def to_html(document: dict[str, Any]) -> str:
-    body, signature = document["report"], document["signature"]
-    status = overall_status(body)
-    rows = "".join(
-        f"<tr class='{escape(r['status'])}'><td>{escape(r['vault_id'])}</td>"
-        f"<td>{escape(r['asset'])}</td><td>{_amount(r['ledger'])}</td>"
-        f"<td>{_amount(r['chain'])}</td><td><b>{_amount(r['difference'])}</b></td>"
-        f"<td>{escape(r['status'])}</td></tr>" for r in body["summary"])
-    findings = "".join(
-        f"<tr class='{escape(f['severity'])}'><td>{escape(f['severity'])}</td>"
-        f"<td>{escape(f['kind'])}</td><td>{escape(f['vault_id'])}</td>"
-        f"<td>{_amount(f['difference_sats'])}</td><td>{escape(f['detail'])}</td>"
-        f"<td><code>{escape(f['txid'] or '')}</code></td></tr>" for f in body["findings"])
-    block, ledger = body["block"], body["ledger"]
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Reconciliation report</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}.critical{{background:#fdd}}
-.discrepancy,.high{{background:#ffe9c7}}.ok{{background:#e6f6e6}}</style></head><body>
-<h1>Reconciliation: <span class="{escape(status)}">{escape(status.upper())}</span></h1>
-<p>{len(body['findings'])} finding(s) at block {block['height']} ({escape(block['network'])}),
-report SHA-256 <code>{escape(signature['report_sha256'])}</code></p>
-<h2>Balances</h2><table><tr><th>Vault</th><th>Asset</th><th>Ledger</th><th>Chain</th>
-<th>Difference</th><th>Status</th></tr>{rows}</table>
-{_evm_html(body.get("evm"))}<h2>Findings</h2><table><tr><th>Severity</th><th>Kind</th><th>Vault</th><th>Difference</th>
-<th>What</th><th>Transaction</th></tr>{findings or '<tr><td colspan=6>none</td></tr>'}</table>
-<h2>Computed against</h2><ul>
-<li>Block {block['height']} <code>{escape(block['blockhash'])}</code></li>
-<li>Ledger checkpoint: {ledger['tree_size']} entries, root <code>{escape(ledger['root_hash'])}</code></li>
-<li>Created {escape(body['created'])}; signed by <code>{escape(signature['key'])}</code></li>
-</ul><pre>{escape(ledger['note'])}</pre></body></html>
+# The dashboard's stylesheet, inlined into each page so a report file stands alone and
+# reads like the dashboard (read at export time: one look for both, however it changes).
+DASHBOARD_CSS = Path(__file__).resolve().parents[1] / "api" / "static" / "app.css"
+REPORT_CSS = """
+.status { display: inline-block; padding: 1px 10px; border-radius: 10px; color: #fff;
+          background: var(--ok, #1a7f37); }
+.status.discrepancy, .status.high { background: var(--warn, #9a6700); }
+.status.critical { background: var(--bad, #cf222e); }
+td.amount { text-align: right; white-space: nowrap; }
+td.amount small { display: block; color: var(--muted, #5c6670); font-size: 12px; }
+tr.discrepancy td, tr.high td { background: #fff8c5; }
+tr.critical td { background: #ffebe9; }
+section.card { margin-bottom: 16px; }
 """
 
 
-def write_exports(document: dict[str, Any], folder: Path) -> Path:
+def _stylesheet() -> str:
+    """app.css (when this installation has the dashboard's folder) and the report's own."""
+    shared = DASHBOARD_CSS.read_text() if DASHBOARD_CSS.is_file() else ""
+    return (shared + REPORT_CSS).replace("</", "<\\/")  # nothing can close the <style>
+
+
+def _asset(asset: str, tokens: Mapping[str, present.Unit]) -> str:
+    """'BTC', 'ETH', a token's symbol; an unknown token by its contract address."""
+    return escape(present.unit_of(asset, tokens).symbol)
+
+
+def _cell(amount: int, asset: str, tokens: Mapping[str, present.Unit],
+          bold: bool = False) -> str:
+    """An amount in its asset's units, exactly, with the recorded base units under it."""
+    unit = present.unit_of(asset, tokens)
+    base = f"{present.decimal_text(amount, 0)} {unit.base_plural}"
+    if unit.decimals == 0:  # a token nobody named: its base units, its address beside
+        shown, under = escape(base), ""
+    else:
+        shown = escape(f"{present.decimal_text(amount, unit.decimals, unit.places_min)} "
+                       f"{unit.symbol}")
+        under = f"<small>{escape(base)}</small>"
+    return f"<td class='amount'>{f'<b>{shown}</b>' if bold else shown}{under}</td>"
+
+
+def _balances(rows: list[dict[str, Any]], tokens: Mapping[str, present.Unit]) -> str:
+    return "".join(
+        f"<tr class='{escape(r['status'])}'><td>{escape(r['vault_id'])}</td>"
+        f"<td>{_asset(r['asset'], tokens)}</td>{_cell(int(r['ledger']), r['asset'], tokens)}"
+        f"{_cell(int(r['chain']), r['asset'], tokens)}"
+        f"{_cell(int(r['difference']), r['asset'], tokens, bold=True)}"
+        f"<td><span class='status {escape(r['status'])}'>{escape(r['status'])}</span></td></tr>"
+        for r in rows)
+
+
+def _finding_rows(findings: list[dict[str, Any]], difference_key: str,
+                  tokens: Mapping[str, present.Unit]) -> str:
+    return "".join(
+        f"<tr class='{escape(f['severity'])}'><td>{escape(f['severity'])}</td>"
+        f"<td>{escape(f['kind'])}</td><td>{escape(f['vault_id'])}</td>"
+        f"<td>{_asset(f['asset'], tokens)}</td>"
+        f"{_cell(int(f[difference_key]), f['asset'], tokens)}<td>{escape(f['detail'])}</td>"
+        f"<td><code class='hash'>{escape(f['txid'] or '')}</code></td></tr>" for f in findings)
+
+
+BALANCE_HEAD = ("<tr><th>Vault</th><th>Asset</th><th>Ledger</th><th>Chain</th>"
+                "<th>Difference</th><th>Status</th></tr>")
+FINDING_HEAD = ("<tr><th>Severity</th><th>Kind</th><th>Vault</th><th>Asset</th>"
+                "<th>Difference</th><th>What</th><th>Transaction</th></tr>")
+
+
+def _sections(body: dict[str, Any], tokens: Mapping[str, present.Unit]) -> str:
+    """Balances per chain, then the findings, each only when it has rows."""
+    block, evm = body["block"], body.get("evm") or {}
+    parts = []
+    if body["summary"]:
+        parts.append(f"<section class='card'><h2>Bitcoin vaults at block {block['height']} "
+                     f"({escape(block['network'])})</h2><table>{BALANCE_HEAD}"
+                     f"{_balances(body['summary'], tokens)}</table></section>")
+    if evm.get("summary"):
+        pin = evm["block"]
+        parts.append(f"<section class='card'><h2>EVM vaults at block {pin['number']} (chain "
+                     f"{pin['chain_id']})</h2><p class='hint'>block <code class='hash'>"
+                     f"{escape(pin['hash'])}</code></p><table>{BALANCE_HEAD}"
+                     f"{_balances(evm['summary'], tokens)}</table></section>")
+    findings = _finding_rows(body["findings"], "difference_sats", tokens) + \
+        _finding_rows(evm.get("findings", []), "difference", tokens)
+    if findings:
+        parts.append(f"<section class='card'><h2>Findings</h2><table>{FINDING_HEAD}"
+                     f"{findings}</table></section>")
+    return "\n".join(parts)
+
+
+def to_html(document: dict[str, Any], tokens: Mapping[str, present.Unit] | None = None) -> str:
+    """The report as one self-contained page in the dashboard's look.
+
+    `tokens` names each token (by the contract address the report uses as its asset) with
+    its symbol and decimals, as the token's contract reports them; a token not named there
+    is shown in base units under its address. Empty sections are left out.
+    """
+    named = dict(tokens or {})
+    body, signature = document["report"], document["signature"]
+    status = overall_status(body)
+    count = len(body["findings"]) + len((body.get("evm") or {}).get("findings", []))
+    block, ledger = body["block"], body["ledger"]
+    evm_block = (body.get("evm") or {}).get("block")
+    evm_line = (f"<dt>EVM block</dt><dd>{evm_block['number']} <code class='hash'>"
+                f"{escape(evm_block['hash'])}</code> (chain {evm_block['chain_id']})</dd>"
+                if evm_block else "")
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Reconciliation report {escape(signature['report_sha256'][:16])}</title>
+<style>{_stylesheet()}</style></head><body>
+<header class="top"><span class="brand">Sovereign Reserve Ledger</span>
+<span>Reconciliation report</span></header>
+<main>
+<h1>Reconciliation: <span class="status {escape(status)}">{escape(status.upper())}</span></h1>
+<p>{count} finding(s); report SHA-256 <code class="hash">{escape(signature['report_sha256'])}</code></p>
+{_sections(body, named)}
+<section class="card"><h2>Computed against</h2><dl class="facts">
+<dt>Block</dt><dd>{block['height']} <code class="hash">{escape(block['blockhash'])}</code> ({escape(block['network'])})</dd>
+{evm_line}<dt>Ledger checkpoint</dt><dd>{ledger['tree_size']} entries, root <code class="hash">{escape(ledger['root_hash'])}</code></dd>
+<dt>Created</dt><dd>{escape(body['created'])}</dd>
+<dt>Signed by</dt><dd><code class="hash">{escape(signature['key'])}</code></dd>
+</dl><pre class="small">{escape(ledger['note'])}</pre></section>
+</main>
+<footer>Signed by the auditor; check it with <code>reserve reconcile verify</code>.</footer>
+</body></html>
+"""
+
+
+def write_exports(document: dict[str, Any], folder: Path,
+                  tokens: Mapping[str, present.Unit] | None = None) -> Path:
     """Write the report's JSON, CSV and HTML exports into `folder`; returns their common
-    stem (`report-<first 16 hex of the report hash>`)."""
+    stem (`report-<first 16 hex of the report hash>`). `tokens`: as for `to_html`."""
     folder.mkdir(parents=True, exist_ok=True)
     stem = folder / f"report-{document['signature']['report_sha256'][:16]}"
     stem.with_suffix(".json").write_text(to_json(document))
     stem.with_suffix(".csv").write_text(findings_csv(document))
-    stem.with_suffix(".html").write_text(to_html(document))
+    stem.with_suffix(".html").write_text(to_html(document, tokens))
     return stem

@@ -104,7 +104,7 @@ def test_clean_reconciliation(chain: Reserve, books: Ledger, signer: AuditorSign
     assert pin["hash"] == "0x" + bytes(chain.w3.eth.get_block(pin["number"])["hash"]).hex()
     assert body["block"] == {"network": f"evm:{pin['chain_id']}", "height": pin["number"],
                              "blockhash": pin["hash"]}
-    assert "EVM vaults (wei)" in export.to_html(document)
+    assert f"EVM vaults at block {pin['number']}" in export.to_html(document)
 
 
 def test_eth_sent_behind_the_back_is_an_unrecorded_deposit(
