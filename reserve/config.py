@@ -3,15 +3,27 @@
 The default file works with no edits (SQLite under `var/`, regtest). Environment variables
 override what a deployment must not keep in a file: `RESERVE_DATABASE_URL` (the service's
 database URL), `RESERVE_MIGRATION_DATABASE_URL` (the table owner's, for `reserve db init`),
-`RESERVE_LEDGER_PASSPHRASE`, and `RESERVE_CONFIG` (another config file). Relative paths
-in the file are resolved against the project root (the folder holding `config/`).
+`RESERVE_LEDGER_PASSPHRASE`, and `RESERVE_CONFIG` (another config file).
+
+Relative paths in the file (the SQLite database, keys, `config/vaults`, `config/evm/...`)
+are resolved against the config's root: the optional top-level key `root`, itself relative
+to the folder holding the config file (`root = "."`: that folder, as the demo's working
+folder writes it). Without `root` it is the folder above the config file's, the project's
+own layout (`config/reserve.toml` under the project root).
+
+`[clock] offset_seconds` moves the service's clock that far ahead of the wall clock, on
+regtest only (a config for any other network is refused). The demo stores there how far
+its story moved time ahead instead of waiting out delays, so the CLI and the served app
+that run on its working folder afterwards keep its ledger in time order.
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +33,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "reserve.toml"
 # Labelled test secret: used only for regtest/demo data when no passphrase is set.
 DEMO_PASSPHRASE = "demo-only-passphrase-not-secret"  # noqa: S105 - labelled demo secret
+CLOCK_OFFSET_SECONDS_MAX = 366 * 86400  # a story moves days ahead, not years
 
 
 @dataclass(frozen=True)
@@ -43,10 +56,17 @@ class Settings:
     mainnet_enabled: bool
     ledger: LedgerSettings
     raw: dict[str, Any] = field(repr=False)
+    # [clock] offset_seconds: how far ahead of the wall clock (regtest only; else 0)
+    clock_offset_seconds: int = 0
 
     def resolve(self, value: str | Path) -> Path:
         candidate = Path(value)
         return candidate if candidate.is_absolute() else self.root / candidate
+
+    def clock(self) -> Callable[[], datetime]:
+        """The service's clock: UTC wall-clock time plus `[clock] offset_seconds`."""
+        offset = timedelta(seconds=self.clock_offset_seconds)
+        return lambda: datetime.now(UTC) + offset
 
     def ledger_passphrase(self) -> str:
         """The ledger key's passphrase from the environment; a labelled demo secret on regtest."""
@@ -69,7 +89,7 @@ def _require(table: dict[str, Any], key: str, kind: type, where: str) -> Any:
 
 
 def _absolute(database_url: str, base: Path) -> str:
-    """A relative `sqlite:///` path resolved against the project root."""
+    """A relative `sqlite:///` path resolved against the config's root."""
     if database_url.startswith("sqlite:///") and not database_url.startswith("sqlite:////"):
         relative = database_url[len("sqlite:///"):]
         if relative != ":memory:":
@@ -86,10 +106,11 @@ def load(path: str | Path | None = None, *, root: Path | None = None) -> Setting
         raise ConfigError(f"config file not found: {chosen}") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{chosen}: invalid TOML: {error}") from None
-    base = root or (chosen.resolve().parent.parent)
+    base = root or _root(raw, chosen)
     network = _require(raw, "network", str, "config")
     if network not in {"regtest", "signet", "testnet4", "testnet", "mainnet"}:
         raise ConfigError(f"config.network: unknown network {network!r}")
+    offset = _clock_offset(raw, network)
     mainnet_enabled = bool(raw.get("mainnet_enabled", False))
     if network == "mainnet" and not mainnet_enabled:
         raise ConfigError("config.network is mainnet but mainnet_enabled is not true")
@@ -110,4 +131,35 @@ def load(path: str | Path | None = None, *, root: Path | None = None) -> Setting
         migration_database_url=_absolute(migration_url, base) if migration_url else None,
     )
     return Settings(path=chosen, root=base, network=network, mainnet_enabled=mainnet_enabled,
-                    ledger=ledger, raw=raw)
+                    ledger=ledger, raw=raw, clock_offset_seconds=offset)
+
+
+def _root(raw: dict[str, Any], chosen: Path) -> Path:
+    """`root` relative to the config file's folder; without it, the folder above that."""
+    folder = chosen.resolve().parent
+    if "root" not in raw:
+        return folder.parent
+    value = raw["root"]
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"config.root: expected a folder path, got {value!r}")
+    return (folder / value).resolve()
+
+
+def _clock_offset(raw: dict[str, Any], network: str) -> int:
+    """`[clock] offset_seconds`, checked: 0 <= seconds <= a year, and only on regtest."""
+    table = raw.get("clock", {})
+    if not isinstance(table, dict):
+        raise ConfigError("config.clock must be a table")
+    unknown = sorted(set(table) - {"offset_seconds"})
+    if unknown:
+        raise ConfigError(f"config.clock: unknown keys {unknown}")
+    if "offset_seconds" not in table:
+        return 0
+    seconds = _require(table, "offset_seconds", int, "clock")
+    if not 0 <= seconds <= CLOCK_OFFSET_SECONDS_MAX:
+        raise ConfigError(f"clock.offset_seconds: expected 0..{CLOCK_OFFSET_SECONDS_MAX}, "
+                          f"got {seconds}")
+    if seconds and network != "regtest":
+        raise ConfigError(f"clock.offset_seconds is honoured on regtest only, not on "
+                          f"{network}: a real service keeps real time")
+    return int(seconds)

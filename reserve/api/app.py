@@ -114,15 +114,18 @@ def _configured_chains(settings: Any, ledger: Any, clock: Callable[[], datetime]
 
 def create_app(source: Any, *, accounts: AccountStore | None = None,
                options: ApiOptions | None = None, panels: tuple[Panel, ...] = (),
-               clock: Callable[[], datetime] = utc_now,
+               clock: Callable[[], datetime] | None = None,
                monotonic: Callable[[], float] = time.monotonic,
                chains: Any = None) -> FastAPI:
     """The service on `source` (Settings, database URL or Ledger); see the module doc.
 
     `chains` (wallets.chains.ConfiguredChains) connects transfers to their nodes; started
-    from Settings, the service builds it from the configuration.
+    from Settings, the service builds it from the configuration. `clock` defaults to the
+    configuration's (`Settings.clock`, which a regtest config may set ahead) or UTC time.
     """
     chosen = options or ApiOptions()
+    if clock is None:
+        clock = source.clock() if _is_settings(source) else utc_now
     ledger, url, owns_ledger = _open_sources(source)
     if chains is None and _is_settings(source):
         chains = _configured_chains(source, ledger, clock)

@@ -96,6 +96,7 @@ def _service(ctx: typer.Context, vault_path: Path) -> Iterator[BitcoinVaultServi
     vault, settings = _vault(ctx, vault_path)
     ledger = Ledger.open(settings.ledger.database_url,
                          payload_bytes_max=settings.ledger.payload_bytes_max)
+    ledger.clock = settings.clock()
     try:
         yield BitcoinVaultService(vault, ledger, _rpc(ctx, settings), actor="cli")
     finally:

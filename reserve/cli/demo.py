@@ -73,12 +73,16 @@ def _tell_and_serve(workdir: Path, serve: bool, host: str, port: int, console: C
                     started: float) -> None:
     # The story loads both chain stacks: only `reserve demo` pays for them.
     from reserve.demo import summary
-    from reserve.demo.stage import open_stage
+    from reserve.demo.stage import open_stage, write_config
     from reserve.demo.story import tell
 
     with open_stage(workdir, console) as stage:
         facts = tell(stage)
         facts["duration_seconds"] = round(time.monotonic() - started, 1)
+        # One clock: commands and `reserve serve` on the folder go on from the story's time.
+        write_config(stage.workdir, stage.bitcoind, stage.evm_node,
+                     facts["story_time_offset_seconds"])
+        facts["test_access"] = _test_access(stage, serve)
         summary.write_json(stage.path("summary.json"), facts)
         summary.render(console, facts)
         verdict = "within" if facts["duration_seconds"] < DURATION_TARGET_SECONDS else "OVER"
@@ -94,6 +98,19 @@ def _tell_and_serve(workdir: Path, serve: bool, host: str, port: int, console: C
             return
         _serve(stage, host, port, token, console)
     console.print("Dashboard stopped; nodes stopped.")
+
+
+def _test_access(stage: Stage, serve: bool) -> dict[str, str]:
+    """What reaches the demo's nodes and opens its keystores: all TEST, printed once."""
+    from reserve.config import DEMO_PASSPHRASE
+    from reserve.demo.custody import PASSPHRASE
+
+    return {"bitcoind_rpc_url": stage.bitcoind.url, "bitcoind_rpc_user": stage.bitcoind.user,
+            "bitcoind_rpc_password": stage.bitcoind.password,
+            "evm_rpc_url": stage.evm_node.url, "keystore_passphrase": PASSPHRASE,
+            "ledger_key_passphrase": DEMO_PASSPHRASE, "config": str(stage.config_path),
+            "nodes": "running while the dashboard is served (Ctrl-C stops them)" if serve
+                     else "stopped when the demo exits (--no-serve)"}
 
 
 def _serve(stage: Stage, host: str, port: int, token: str, console: Console) -> None:

@@ -46,6 +46,18 @@ AuditorKeys = Annotated[list[str], typer.Option(
 EvmRpcUrl = Annotated[str | None, typer.Option(
     "--evm-rpc-url", envvar="RESERVE_EVM_RPC_URL", help="EVM JSON-RPC URL.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+KeyFile = Annotated[Path | None, typer.Option("--key-file", help=(
+    f"The auditor's keystore (default: [reconcile] auditor_key_file, else {DEFAULT_KEY})."))]
+DEFAULT_OUTPUT = "var/reconcile"
+
+
+def _configured(settings: Any, key: str, given: Path | None, default: str) -> Path:
+    """`given`, else the config's `[reconcile] key`, else `default`; against the config's root."""
+    table: dict[str, Any] = settings.raw.get("reconcile", {})
+    value = given if given is not None else table.get(key, default)
+    if not isinstance(value, str | Path):
+        fail(f"config.reconcile.{key}: expected a path, got {value!r}")
+    return Path(settings.resolve(value))
 
 
 def _rpc(settings: Any, url: str | None, user: str | None, password: str | None) -> BitcoinRPC:
@@ -82,12 +94,13 @@ def _guard(action: Any) -> Any:
 
 @reconcile_app.command("auditor-key")
 def auditor_key(name: str = typer.Option("auditor-general", "--name"),
-                key_path: Path = typer.Option(Path(DEFAULT_KEY), "--key-file"),
+                key_path: KeyFile = None,
                 config: Config = None) -> None:
     """Create the auditor's Ed25519 key in the encrypted keystore; print its public key."""
     settings = load_settings(str(config) if config else None)
     passphrase = keystore.passphrase_from_env(PASSPHRASE_ENV, prompt="auditor passphrase: ")
-    signer = _guard(lambda: create_auditor_key(settings.resolve(key_path), name, passphrase))
+    path = _configured(settings, "auditor_key_file", key_path, DEFAULT_KEY)
+    signer = _guard(lambda: create_auditor_key(path, name, passphrase))
     typer.echo(signer.verifier.encode())
 
 
@@ -106,8 +119,9 @@ def run(vault: Annotated[list[Path], typer.Option("--vault", help="Vault config;
                                     help="Anchor the report hash when a registry is known."),
         evm_key_file: Path = typer.Option(None, "--evm-key-file", help=(
             "Anchoring key keystore (RESERVE_EVM_KEY_PASSPHRASE); anvil: TEST deployer.")),
-        output: Path = typer.Option(Path("var/reconcile"), "--output-dir"),
-        key_path: Path = typer.Option(Path(DEFAULT_KEY), "--key-file"),
+        output: Path = typer.Option(None, "--output-dir", help=(
+            "Where the exports go (default: [reconcile] output_dir, else var/reconcile).")),
+        key_path: KeyFile = None,
         range_end: int = typer.Option(None, "--range-end", help="Highest derivation index."),
         mainnet: bool = typer.Option(False, "--mainnet"), config: Config = None,
         rpc_url: RpcUrl = None, rpc_user: RpcUser = None, rpc_password: RpcPassword = None,
@@ -136,7 +150,8 @@ def run(vault: Annotated[list[Path], typer.Option("--vault", help="Vault config;
                   for m in vaults] if node else []
         w3 = _evm_connect(settings, evm_rpc_url, mainnet) if evm_rpc_url else None
         passphrase = keystore.passphrase_from_env(PASSPHRASE_ENV, prompt="auditor passphrase: ")
-        signer = load_auditor_key(settings.resolve(key_path), passphrase)
+        signer = load_auditor_key(
+            _configured(settings, "auditor_key_file", key_path, DEFAULT_KEY), passphrase)
         with open_ledger(settings) as ledger:
             evm = (w3, [_evm_target(ledger, w3, v) for v in evm_vault]) if evm_vault else None
             with working("scanning vaults at a pinned block and reconciling"):
@@ -144,7 +159,7 @@ def run(vault: Annotated[list[Path], typer.Option("--vault", help="Vault config;
                                              actor=f"auditor:{signer.verifier.name}")
             anchored = _anchor(ledger, w3, registry, evm_key_file, document) \
                 if anchor and w3 is not None else None
-        folder = settings.resolve(output)
+        folder = _configured(settings, "output_dir", output, DEFAULT_OUTPUT)
         tokens = token_units(w3, [t for target in evm[1] for t in target.tokens]) \
             if evm and w3 is not None else {}
         return document, entry.seq, export.write_exports(document, folder, tokens), anchored
@@ -299,7 +314,7 @@ def verify(report: Path, ledger_export: Path = typer.Option(..., "--export"),
 def proof_of_reserves(report: Path, check: bool = typer.Option(
         False, "--check", help="REPORT is a statement: check it against the node."),
         auditor_keys: AuditorKeys = [],  # noqa: B006
-        key_path: Path = typer.Option(Path(DEFAULT_KEY), "--key-file"), config: Config = None,
+        key_path: KeyFile = None, config: Config = None,
         rpc_url: RpcUrl = None, rpc_user: RpcUser = None, rpc_password: RpcPassword = None,
         evm_rpc_url: EvmRpcUrl = None, mainnet: bool = typer.Option(False, "--mainnet"),
         as_json: AsJson = False) -> None:
@@ -330,5 +345,6 @@ def proof_of_reserves(report: Path, check: bool = typer.Option(
              f"{document['report']['block']['height']}")
         return
     passphrase = keystore.passphrase_from_env(PASSPHRASE_ENV, prompt="auditor passphrase: ")
-    signer = _guard(lambda: load_auditor_key(settings.resolve(key_path), passphrase))
+    signer = _guard(lambda: load_auditor_key(
+            _configured(settings, "auditor_key_file", key_path, DEFAULT_KEY), passphrase))
     emit(proof.statements(document, signer), True)

@@ -21,6 +21,7 @@ import typer
 
 from reserve import present
 from reserve.cli.common import emit, load_settings
+from reserve.config import Settings
 from reserve.errors import ConfigError, ReserveError
 from reserve.events.workflow import ProposalCancelled, ProposalExpired, ProposalState
 from reserve.ledger.configured import open_ledger
@@ -71,11 +72,14 @@ def _env_path(name: str) -> Path | None:
     return Path(value) if value else None
 
 
-def _clock(network: str) -> Callable[[], datetime]:
-    """Real UTC time; RESERVE_NOW may move it only on regtest, so demos skip the waits."""
+def _clock(source: Settings | str) -> Callable[[], datetime]:
+    """The service's clock (`Settings.clock`: UTC time plus `[clock] offset_seconds`, which
+    only a regtest config may set); RESERVE_NOW may fix it, only on regtest, so demos skip
+    the waits. Given only a network name: UTC time, or RESERVE_NOW."""
+    network = source if isinstance(source, str) else source.network
     override = os.environ.get(NOW_ENV)
     if not override:
-        return lambda: datetime.now(UTC)
+        return (lambda: datetime.now(UTC)) if isinstance(source, str) else source.clock()
     if network != "regtest":
         raise ConfigError(f"{NOW_ENV} is only honoured on regtest, not on {network}")
     fixed = parse_time(override)
@@ -91,7 +95,7 @@ def _service(config: Path | None, database_url: str | None,
     ledger = open_ledger(settings, database_url, with_signer=write)
     try:
         # Every freeze or unfreeze a command records reaches the EVM vault's guard.
-        yield WorkflowService(ledger, clock=_clock(settings.network),
+        yield WorkflowService(ledger, clock=_clock(settings),
                               freeze_mirror=ConfiguredGuards(settings, ledger, ChainOptions(
                                   evm_rpc_url=os.environ.get(EVM_RPC_URL_ENV) or None,
                                   evm_key_file=_env_path(EVM_KEY_FILE_ENV))))

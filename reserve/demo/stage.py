@@ -13,7 +13,7 @@ and workflow decision after that carries the moved time.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -23,7 +23,7 @@ from typing import Any
 from rich.console import Console
 from web3 import Web3
 
-from reserve.config import DEMO_PASSPHRASE
+from reserve.config import DEMO_PASSPHRASE, PROJECT_ROOT
 from reserve.errors import ConfigError
 from reserve.ledger.keys import load_or_create_signer
 from reserve.ledger.store import Ledger
@@ -34,7 +34,12 @@ from wallets.evm import anvil
 MARKER = ".reserve-demo"  # written into every working folder the demo creates
 LEDGER_ORIGIN = "reserve.example/demo-national-reserve-ledger"
 LEDGER_KEY = "keys/ledger-checkpoint.json"
+AUDITOR_KEY = "keys/auditor-general-auditor.json"  # the story's auditor writes it there
+# The project's configs the story reads, copied into the working folder's config/.
+PROJECT_CONFIGS = ("vaults/reserve-btc-3of5.toml", "policies/national-btc.toml",
+                   "policies/reserve-evm.toml", "evm/vaults.toml")
 RPC_TIMEOUT_SECONDS = 15
+ANVIL_CHAIN_ID = 31337  # anvil.start()'s default, which the story uses
 
 
 class StoryClock:
@@ -54,28 +59,6 @@ class StoryClock:
         return self()
 
 
-class StoryLedger(Ledger):
-    """A Ledger whose entries and checkpoints default to the story's clock.
-
-    Every writer in the story (workflow, Bitcoin service, watchers, anchoring, reconciliation)
-    appends through this one object, so the ledger's timeline stays monotonic even after
-    the clock has been moved 24 hours ahead.
-    """
-
-    clock: StoryClock | None = None
-
-    def _story_now(self, now: datetime | None) -> datetime | None:
-        return now if now is not None or self.clock is None else self.clock()
-
-    def append_many(self, items: Sequence[tuple[str, str, dict[str, Any]]],
-                    now: datetime | None = None,
-                    expected_size: int | None = None) -> Any:
-        return super().append_many(items, now=self._story_now(now), expected_size=expected_size)
-
-    def checkpoint(self, signer: Any = None, *, now: datetime | None = None) -> str:
-        return super().checkpoint(signer, now=self._story_now(now))
-
-
 @dataclass
 class Stage:
     """The running pieces of one demo; closed by `open_stage`."""
@@ -83,7 +66,7 @@ class Stage:
     workdir: Path
     console: Console
     clock: StoryClock
-    ledger: StoryLedger
+    ledger: Ledger
     workflow: WorkflowService
     bitcoind: RegtestNode
     evm_node: anvil.Anvil
@@ -114,25 +97,65 @@ def reset_workdir(workdir: Path) -> Path:
     return folder
 
 
-def write_config(workdir: Path) -> Path:
-    """A config file for the working folder, so every `reserve` command works on it later."""
+def write_config(workdir: Path, bitcoind: RegtestNode, evm_node: anvil.Anvil,
+                 clock_offset_seconds: int = 0) -> Path:
+    """`reserve.toml` for the working folder, so every `reserve` command works on it later.
+
+    Paths in it are relative to the folder itself (`root = "."`), which holds copies of the
+    vault, policy and EVM configs the story used (`config/...`, the anvil network at the
+    demo's own port). Rewritten after the story with how far its clock moved ahead.
+    """
+    config = workdir / "config"
+    for name in PROJECT_CONFIGS:
+        target = config / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(PROJECT_ROOT / "config" / name, target)
+    (config / "evm" / "networks.toml").write_text(
+        "# Written by `reserve demo`: its own anvil (TEST chain; stops with the demo).\n"
+        f"[networks.anvil]\nchain_id = {ANVIL_CHAIN_ID}\nrpc_url = \"{evm_node.url}\"\n"
+        "confirmations = 1\n")
     path = workdir / "reserve.toml"
-    path.write_text(
-        "# Written by `reserve demo`: the demo's own ledger (regtest, TEST keys only).\n"
-        'network = "regtest"\nmainnet_enabled = false\n\n[ledger]\n'
-        f'database_url = "sqlite:///{workdir / "ledger.sqlite"}"\n'
-        f'origin = "{LEDGER_ORIGIN}"\nkey_path = "{workdir / LEDGER_KEY}"\n'
-        'passphrase_env = "RESERVE_LEDGER_PASSPHRASE"\ncheckpoint_every = 1000\n')
+    path.write_text(f"""\
+# Written by `reserve demo`: the demo's own ledger and nodes (regtest, TEST keys only).
+network = "regtest"
+mainnet_enabled = false
+# Relative paths below are relative to this file's folder.
+root = "."
+
+[ledger]
+database_url = "sqlite:///ledger.sqlite"
+origin = "{LEDGER_ORIGIN}"
+key_path = "{LEDGER_KEY}"
+passphrase_env = "RESERVE_LEDGER_PASSPHRASE"
+checkpoint_every = 1000
+
+[bitcoin]
+# The demo's regtest bitcoind, running while the demo serves its dashboard. Its TEST RPC
+# password is in the demo's summary: export RESERVE_BTC_RPC_PASSWORD=<it> to reach it.
+rpc_url = "{bitcoind.url}"
+rpc_user = "{bitcoind.user}"
+rpc_password_env = "RESERVE_BTC_RPC_PASSWORD"
+vaults_dir = "config/vaults"
+
+[reconcile]
+# The auditor's keystore (TEST passphrase in the summary: RESERVE_AUDITOR_PASSPHRASE).
+auditor_key_file = "{AUDITOR_KEY}"
+output_dir = "reports"
+
+[clock]
+# The story moved its clock this far ahead instead of waiting out time delays; commands
+# and `reserve serve` on this folder keep the same time, so its ledger stays in order.
+offset_seconds = {clock_offset_seconds}
+""")
     return path
 
 
-def open_ledger(workdir: Path, clock: StoryClock) -> StoryLedger:
-    """The working folder's ledger, with its checkpoint key (regtest: labelled demo secret)."""
+def open_ledger(workdir: Path, clock: StoryClock) -> Ledger:
+    """The working folder's ledger, with its checkpoint key (regtest: labelled demo secret);
+    every entry and checkpoint given no time takes the story's clock."""
     signer = load_or_create_signer(workdir / LEDGER_KEY, LEDGER_ORIGIN, DEMO_PASSPHRASE)
-    ledger = StoryLedger.open(f"sqlite:///{workdir / 'ledger.sqlite'}", signer=signer,
-                              checkpoint_every=1000)
-    if not isinstance(ledger, StoryLedger):  # Ledger.open builds `cls`; checked, not assumed
-        raise TypeError("Ledger.open did not return a StoryLedger")
+    ledger = Ledger.open(f"sqlite:///{workdir / 'ledger.sqlite'}", signer=signer,
+                         checkpoint_every=1000)
     ledger.clock = clock
     return ledger
 
@@ -141,7 +164,6 @@ def open_ledger(workdir: Path, clock: StoryClock) -> StoryLedger:
 def open_stage(workdir: Path, console: Console) -> Iterator[Stage]:
     """Fresh working folder, both nodes started, ledger open; all stopped on the way out."""
     folder = reset_workdir(workdir)
-    config_path = write_config(folder)
     clock = StoryClock()
     with ExitStack() as stack:
         bitcoind = RegtestNode(datadir=folder / "bitcoind")
@@ -149,6 +171,7 @@ def open_stage(workdir: Path, console: Console) -> Iterator[Stage]:
         bitcoind.start()
         evm_node = anvil.start()
         stack.callback(evm_node.stop)
+        config_path = write_config(folder, bitcoind, evm_node)
         ledger = open_ledger(folder, clock)
         stack.callback(ledger.close)
         w3 = Web3(Web3.HTTPProvider(evm_node.url,

@@ -71,16 +71,50 @@ def evidence_table(facts: dict[str, Any]) -> Table:
     return table
 
 
+def test_access_table(access: dict[str, str]) -> Table:
+    """The nodes' endpoints and the demo's credentials, labelled TEST, and how to use them."""
+    table = Table(title="TEST access (local regtest and anvil; public demo secrets, never "
+                        "for real funds)", title_justify="left", show_header=False)
+    table.add_column("what")
+    table.add_column("value", overflow="fold")
+    table.add_row("nodes", access["nodes"])
+    table.add_row("Bitcoin node (regtest) TEST RPC",
+                  f"{access['bitcoind_rpc_url']}  user {access['bitcoind_rpc_user']}  "
+                  f"password {access['bitcoind_rpc_password']}")
+    table.add_row("EVM node (anvil) TEST RPC", f"{access['evm_rpc_url']} (chain 31337; gas "
+                                               "paid by anvil's TEST deployer key)")
+    table.add_row("TEST keystore passphrase", f"{access['keystore_passphrase']} (custodians' "
+                                              "and auditor's keystores under keys/)")
+    table.add_row("TEST ledger key passphrase", f"{access['ledger_key_passphrase']} (the "
+                                                "default on regtest)")
+    return table
+
+
 def render(console: Console, facts: dict[str, Any]) -> None:
     console.rule("[bold]Summary", align="left")
     console.print(holdings_table(facts["holdings"]))
     console.print(transfers_table(facts["transfers"]))
     console.print(evidence_table(facts))
+    if "test_access" in facts:
+        access = facts["test_access"]
+        console.print(test_access_table(access))
+        # Whole lines, never wrapped inside a table cell: they are meant to be copied.
+        config = access["config"]
+        console.print("Use the leftovers (TEST secrets; the nodes answer while the dashboard "
+                      "is served):", soft_wrap=True)
+        for line in (f"  export RESERVE_BTC_RPC_PASSWORD={access['bitcoind_rpc_password']} "
+                     f"RESERVE_AUDITOR_PASSPHRASE={access['keystore_passphrase']}",
+                     f"  reserve proposal list --config {config}",
+                     f"  reserve reconcile run --evm-vault reserve-safe --evm-rpc-url "
+                     f"{access['evm_rpc_url']} --config {config}"):
+            console.print(line, soft_wrap=True, markup=False)
 
 
 def write_json(path: Path, facts: dict[str, Any]) -> None:
-    """summary.json, without the admin token (it is printed once and stored nowhere)."""
-    public = {**facts, "access": {k: v for k, v in facts["access"].items() if k != "token"}}
+    """summary.json, without the admin token (printed once, stored nowhere) and without the
+    TEST access facts (printed in the summary; the RPC password is a running node's)."""
+    public = {key: value for key, value in facts.items() if key != "test_access"}
+    public["access"] = {k: v for k, v in facts["access"].items() if k != "token"}
     public["holdings"] = [{**row, "ledger": str(row["ledger"]), "chain": str(row["chain"])}
                           for row in facts["holdings"]]
     path.write_text(json.dumps(public, indent=2, sort_keys=True) + "\n")

@@ -18,6 +18,8 @@ def open_ledger(settings: config.Settings, database_url: str | None = None, *,
     if with_signer:
         signer = load_or_create_signer(settings.resolve(settings.ledger.key_path),
                                        settings.ledger.origin, settings.ledger_passphrase())
-    return Ledger.open(database_url or settings.ledger.database_url,
-                       payload_bytes_max=settings.ledger.payload_bytes_max, signer=signer,
-                       checkpoint_every=settings.ledger.checkpoint_every)
+    ledger = Ledger.open(database_url or settings.ledger.database_url,
+                         payload_bytes_max=settings.ledger.payload_bytes_max, signer=signer,
+                         checkpoint_every=settings.ledger.checkpoint_every)
+    ledger.clock = settings.clock()  # entries given no time take the service's clock
+    return ledger

@@ -74,6 +74,9 @@ class Ledger:
         self.payload_bytes_max = payload_bytes_max
         self.signer = signer
         self.checkpoint_every = checkpoint_every
+        # Where an append or checkpoint given no `now` takes its time: UTC wall-clock time
+        # unless set (the configured clock of a regtest service, the demo's story clock).
+        self.clock: Callable[[], datetime] | None = None
         self._db = connection
         self._ph = "?" if dialect == "sqlite" else "%s"
         self._lock = threading.RLock()
@@ -115,6 +118,9 @@ class Ledger:
         self.close()
 
     # ------------------------------------------------------------- primitives
+    def _now(self) -> datetime:
+        return self.clock() if self.clock is not None else datetime.now(UTC)
+
     def _sql(self, statement: str) -> str:
         return statement if self._ph == "?" else statement.replace("?", "%s")
 
@@ -252,7 +258,7 @@ class Ledger:
         """
         if not 1 <= len(items) <= BATCH_ENTRIES_MAX:
             raise EntryRejected(f"a batch holds 1 to {BATCH_ENTRIES_MAX} entries, got {len(items)}")
-        time = format_time(now or datetime.now(UTC))
+        time = format_time(now or self._now())
         with self._write():
             size, prev = self._head()
             if expected_size is not None and expected_size != size:
@@ -315,7 +321,7 @@ class Ledger:
         chosen = signer or self.signer
         if chosen is None:
             raise LedgerError("no checkpoint key configured")
-        time = format_time(now or datetime.now(UTC))
+        time = format_time(now or self._now())
         with self._write():
             size, head = self._head()
             existing = self._query(

@@ -15,7 +15,12 @@ report, summary.json), checks that:
 5. the report's hash and the checkpoint are both anchored and recorded in the ledger;
 6. the nodes are gone (bitcoind removed its pid file on a clean stop);
 7. the records it wrote (ledger, keys, reports, summary.json) are its owner's alone:
-   files 0600, folders 0700.
+   files 0600, folders 0700;
+8. its leftovers work with the `reserve.toml` it wrote (paths relative to that file's own
+   folder): `proposal list`, `transfer status` and `ledger verify` read them, and an entry
+   appended afterwards is dated on the story's clock (stored in that config as
+   `[clock] offset_seconds`), not a day before the story's last entry; the summary printed
+   the nodes' endpoints and the TEST credentials.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ import stat
 import subprocess
 import sys
 import time
+import tomllib
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from reserve import keystore, present
@@ -37,6 +44,7 @@ from wallets.evm.deposits_core import positions
 ROOT = Path(__file__).resolve().parents[2]
 RESERVE = ROOT / ".venv" / "bin" / "reserve"
 DURATION_SECONDS_MAX = 120
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # entry times, as the ledger writes them
 
 
 def run_reserve(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
@@ -136,3 +144,36 @@ def test_demo_story(tmp_path: Path) -> None:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     for folder in {workdir, *(path.parent for path in written)}:
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+
+    # 8. The leftovers, used through the config the demo wrote (its nodes are stopped now).
+    config = workdir / "reserve.toml"
+    written_config = tomllib.loads(config.read_text())
+    assert written_config["root"] == "."
+    assert written_config["ledger"]["database_url"] == "sqlite:///ledger.sqlite"
+    offset = written_config["clock"]["offset_seconds"]
+    assert offset == facts["story_time_offset_seconds"] > 24 * 3600
+    assert "test_access" not in facts
+    for words in ("TEST access", "TEST RPC", written_config["bitcoin"]["rpc_url"],
+                  "demo-only-custodian-passphrase", "export RESERVE_BTC_RPC_PASSWORD="):
+        assert words in output, f"{words!r} missing from the demo's summary"
+    listed = run_reserve("proposal", "list", "--json", "--config", str(config), timeout=60)
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert sorted(p["state"] for p in json.loads(listed.stdout)) == ["confirmed"] * 3
+    status = run_reserve("transfer", "status", transfers[0]["digest"], "--json", "--config",
+                         str(config), timeout=60)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert json.loads(status.stdout)["state"] == "confirmed"
+    appended = run_reserve("ledger", "append", "ledger.note", "--actor", "test-operator",
+                           "--payload", '{"text": "after the demo"}', "--json", "--config",
+                           str(config), timeout=60)
+    assert appended.returncode == 0, appended.stdout + appended.stderr
+    after = json.loads(appended.stdout)
+    assert after["seq"] == len(entries)
+    # One clock: dated after the story's last entry (which the story moved 24 h+ ahead of
+    # the wall clock), and by the same offset, not further.
+    assert after["time"] >= entries[-1].time
+    latest = (datetime.now(UTC) + timedelta(seconds=offset + 1)).strftime(TIME_FORMAT)
+    assert after["time"] <= latest
+    verified = run_reserve("ledger", "verify", "--config", str(config), timeout=120)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert f"{len(entries) + 1} entries" in verified.stdout
