@@ -118,7 +118,8 @@ class Ledger:
         self.close()
 
     # ------------------------------------------------------------- primitives
-    def _now(self) -> datetime:
+    def now(self) -> datetime:
+        """The time an append or checkpoint given none takes (`clock`, else UTC time)."""
         return self.clock() if self.clock is not None else datetime.now(UTC)
 
     def _sql(self, statement: str) -> str:
@@ -258,7 +259,7 @@ class Ledger:
         """
         if not 1 <= len(items) <= BATCH_ENTRIES_MAX:
             raise EntryRejected(f"a batch holds 1 to {BATCH_ENTRIES_MAX} entries, got {len(items)}")
-        time = format_time(now or self._now())
+        time = format_time(now or self.now())
         with self._write():
             size, prev = self._head()
             if expected_size is not None and expected_size != size:
@@ -321,7 +322,7 @@ class Ledger:
         chosen = signer or self.signer
         if chosen is None:
             raise LedgerError("no checkpoint key configured")
-        time = format_time(now or self._now())
+        time = format_time(now or self.now())
         with self._write():
             size, head = self._head()
             existing = self._query(

@@ -56,13 +56,13 @@ def overall_status(body: dict[str, Any]) -> str:
 DASHBOARD_CSS = Path(__file__).resolve().parents[1] / "api" / "static" / "app.css"
 REPORT_CSS = """
 .status { display: inline-block; padding: 1px 10px; border-radius: 10px; color: #fff;
-          background: var(--ok, #1a7f37); }
-.status.discrepancy, .status.high { background: var(--warn, #9a6700); }
-.status.critical { background: var(--bad, #cf222e); }
+          font-weight: 600; background: var(--ok, #1a7f37); }
+.status.status-discrepancy, .status.status-high { background: var(--warn, #9a6700); }
+.status.status-critical { background: var(--bad, #cf222e); }
 td.amount { text-align: right; white-space: nowrap; }
 td.amount small { display: block; color: var(--muted, #5c6670); font-size: 12px; }
-tr.discrepancy td, tr.high td { background: #fff8c5; }
-tr.critical td { background: #ffebe9; }
+tr.status-discrepancy td, tr.status-high td { background: #fff8c5; }
+tr.status-critical td { background: #ffebe9; }
 section.card { margin-bottom: 16px; }
 """
 
@@ -94,18 +94,19 @@ def _cell(amount: int, asset: str, tokens: Mapping[str, present.Unit],
 
 def _balances(rows: list[dict[str, Any]], tokens: Mapping[str, present.Unit]) -> str:
     return "".join(
-        f"<tr class='{escape(r['status'])}'><td>{escape(r['vault_id'])}</td>"
+        f"<tr class='status-{escape(r['status'])}'><td>{escape(r['vault_id'])}</td>"
         f"<td>{_asset(r['asset'], tokens)}</td>{_cell(int(r['ledger']), r['asset'], tokens)}"
         f"{_cell(int(r['chain']), r['asset'], tokens)}"
         f"{_cell(int(r['difference']), r['asset'], tokens, bold=True)}"
-        f"<td><span class='status {escape(r['status'])}'>{escape(r['status'])}</span></td></tr>"
+        f"<td><span class='status status-{escape(r['status'])}'>{escape(r['status'])}</span>"
+        f"</td></tr>"
         for r in rows)
 
 
 def _finding_rows(findings: list[dict[str, Any]], difference_key: str,
                   tokens: Mapping[str, present.Unit]) -> str:
     return "".join(
-        f"<tr class='{escape(f['severity'])}'><td>{escape(f['severity'])}</td>"
+        f"<tr class='status-{escape(f['severity'])}'><td>{escape(f['severity'])}</td>"
         f"<td>{escape(f['kind'])}</td><td>{escape(f['vault_id'])}</td>"
         f"<td>{_asset(f['asset'], tokens)}</td>"
         f"{_cell(int(f[difference_key]), f['asset'], tokens)}<td>{escape(f['detail'])}</td>"
@@ -164,7 +165,7 @@ def to_html(document: dict[str, Any], tokens: Mapping[str, present.Unit] | None 
 <header class="top"><span class="brand">Sovereign Reserve Ledger</span>
 <span>Reconciliation report</span></header>
 <main>
-<h1>Reconciliation: <span class="status {escape(status)}">{escape(status.upper())}</span></h1>
+<h1>Reconciliation: <span class="status status-{escape(status)}">{escape(status.upper())}</span></h1>
 <p>{count} finding(s); report SHA-256 <code class="hash">{escape(signature['report_sha256'])}</code></p>
 {_sections(body, named)}
 <section class="card"><h2>Computed against</h2><dl class="facts">

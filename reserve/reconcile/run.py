@@ -9,7 +9,7 @@ as a `reconcile.report` entry.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from reserve.errors import ReconcileError
@@ -73,7 +73,7 @@ def compute_body(ledger: Ledger, node: BitcoinRPC | None, vaults: Sequence[tuple
     scopes = [VaultScope(vault.vault_id, chain.asset, vault_descriptors(vault), end,
                          coins_digest(chain.coins))
               for (vault, end), chain in zip(vaults, chains, strict=True)]
-    body = build_body(created=format_time(now or datetime.now(UTC)),
+    body = build_body(created=format_time(now or ledger.now()),
                       ledger=LedgerPin(checkpoint.tree_size, checkpoint.root_hash.hex(), note),
                       block=block, scopes=scopes, results=results)
     if evm_part is not None:

@@ -19,8 +19,9 @@ report, summary.json), checks that:
 8. its leftovers work with the `reserve.toml` it wrote (paths relative to that file's own
    folder): `proposal list`, `transfer status` and `ledger verify` read them, and an entry
    appended afterwards is dated on the story's clock (stored in that config as
-   `[clock] offset_seconds`), not a day before the story's last entry; the summary printed
-   the nodes' endpoints and the TEST credentials.
+   `[clock] offset_seconds`), not a day before the story's last entry; the auditor's key
+   it names signs proof-of-reserves statements; the summary printed the nodes' endpoints
+   and the TEST credentials.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from reserve import keystore, present
+from reserve.demo.custody import PASSPHRASE
 from reserve.ledger import Ledger, VerifierKey
 from reserve.ledger.verify import verify_ledger
 from wallets.bitcoin import records
@@ -47,11 +49,13 @@ DURATION_SECONDS_MAX = 120
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # entry times, as the ledger writes them
 
 
-def run_reserve(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+def run_reserve(*args: str, timeout: float,
+                env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     path = os.pathsep.join([str(ROOT / ".cache" / "bin"), str(ROOT / "node_modules" / ".bin"),
                             os.environ.get("PATH", "")])
     command = [str(RESERVE)] if RESERVE.exists() else [sys.executable, "-m", "reserve.cli.main"]
-    return subprocess.run([*command, *args], cwd=ROOT, env={**os.environ, "PATH": path},
+    return subprocess.run([*command, *args], cwd=ROOT,
+                          env={**os.environ, "PATH": path, **(env or {})},
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 
@@ -174,6 +178,13 @@ def test_demo_story(tmp_path: Path) -> None:
     assert after["time"] >= entries[-1].time
     latest = (datetime.now(UTC) + timedelta(seconds=offset + 1)).strftime(TIME_FORMAT)
     assert after["time"] <= latest
+    # The auditor's key and passphrase from the config and the summary: signed statements.
+    statements = run_reserve("reconcile", "proof-of-reserves",
+                             facts["reconciliation"]["files"] + ".json", "--config", str(config),
+                             timeout=60, env={"RESERVE_AUDITOR_PASSPHRASE": PASSPHRASE})
+    assert statements.returncode == 0, statements.stdout + statements.stderr
+    signed_statements = {s["report"]["vault_id"]: s["report"] for s in json.loads(statements.stdout)}
+    assert signed_statements["national-btc"]["balance_sats"] == btc_ledger
     verified = run_reserve("ledger", "verify", "--config", str(config), timeout=120)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert f"{len(entries) + 1} entries" in verified.stdout

@@ -57,6 +57,8 @@ def test_the_page_stands_alone_in_the_dashboards_look() -> None:
     assert style is not None
     assert export.DASHBOARD_CSS.read_text().strip() in style.group(1)
     assert 'class="top"' in page and "class='card'" in page and 'class="facts"' in page
+    # Status classes of its own: the dashboard's .ok/.bad would recolour whole rows.
+    assert "<tr class='status-ok'>" in page and "class='ok'" not in page
     # Nothing is fetched: no stylesheet link, no script, no image.
     assert "<link" not in page and "<script" not in page and "<img" not in page
 
@@ -88,7 +90,7 @@ def test_findings_are_listed_once_with_the_status_first() -> None:
     page = export.to_html(document(findings=True), TOKENS)
     assert page.count("<h2>Findings</h2>") == 1
     assert page.index("DISCREPANCY") < page.index("<h2>Findings</h2>")
-    assert "<tr class='high'><td>high</td><td>unrecorded_deposit</td>" in page
+    assert "<tr class='status-high'><td>high</td><td>unrecorded_deposit</td>" in page
     assert "0.00003000 BTC<small>3,000 sats</small>" in page
     assert "a deposit &lt;not&gt; in the ledger" in page
 
@@ -107,7 +109,7 @@ def test_an_evm_finding_names_the_token_too() -> None:
         "difference": str(-5 * 10**17), "unit": "wei", "detail": "sent without approval",
         "ledger_seqs": [3]})
     page = export.to_html(report, TOKENS)
-    assert "<tr class='critical'><td>critical</td><td>unauthorised_outflow</td>" \
+    assert "<tr class='status-critical'><td>critical</td><td>unauthorised_outflow</td>" \
            "<td>reserve-safe</td><td>tRGT</td>" in page
     assert "-0.5 tRGT<small>-500,000,000,000,000,000 base units</small>" in page
     assert "1 finding(s)" in page
