@@ -85,8 +85,8 @@ DEFAULT_PANELS = (
           description="Each vault's policy in plain words."),
     Panel("proposals", "Pending proposals", 30,
           description="Approval progress, remaining delay and who still needs to act."),
-    Panel("transfers", "Transfer timeline", 40,
-          description="Transfers through approval, signing, broadcast and confirmation."),
+    Panel("transfers", "Transfers", 40,
+          description="Each transfer's current state, from approval to confirmation."),
     Panel("reconciliation", "Reconciliation", 50,
           description="The latest reconciliation reports and their findings."),
 )

@@ -97,6 +97,12 @@ def transfers_page(request: Request,
     found = transfer_routes.list_transfers(chosen, principal=principal,
                                            service=service)["transfers"]
     shown = list(reversed(found))[:TRANSFERS_SHOWN]
+    with views.workflow_access(service).reading() as workflow:
+        labels = {name: views.destination_labels(workflow, name)
+                  for name in {t["vault"] for t in shown}}
+    for transfer in shown:  # the allowlist's names for the destinations, address on hover
+        for output in transfer.get("outputs", []):
+            output["label"] = labels[transfer["vault"]].get(output["destination"], "")
     return _page(request, principal, service, "transfers.html", transfers=shown,
                  total=len(found), vault=chosen or "")
 
