@@ -196,13 +196,14 @@ def destination_labels(workflow: WorkflowService, vault: str) -> dict[str, str]:
     return labels
 
 
-def proposal_briefs(workflow: WorkflowService, digests: Iterable[str]
+def proposal_briefs(workflow: WorkflowService, principal: Principal, digests: Iterable[str]
                     ) -> dict[str, entry_words.ProposalBrief]:
-    """digest -> what the ledger explorer's sentences say of it, for proposals known."""
+    """digest -> what the ledger explorer's sentences say of it, for the proposals known
+    and of vaults the principal may see (an entry may name a digest but not its vault)."""
     found: dict[str, entry_words.ProposalBrief] = {}
     for digest in digests:
         status = workflow.projection.proposals.get(digest)
-        if status is not None:
+        if status is not None and principal.may_see_vault(status.proposal.vault):
             labels = destination_labels(workflow, status.proposal.vault)
             found[digest] = entry_words.brief(status.proposal, labels)
     return found

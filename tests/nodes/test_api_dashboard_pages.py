@@ -108,12 +108,17 @@ def reserve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]
             "outputs": [{"vout": 0, "amount_sats": 250_000_000, "address": "bcrt1qtest"}]},
             now=now)
         digests = {}
-        for vault in ("vault-a", "vault-b"):
+        for vault, amount in (("vault-a", 150_000_000), ("vault-b", 70_000_000)):
             created = workflow.propose_transfer(
                 vault=vault, proposer="treasury-ops", asset="BTC",
-                outputs=[(COLD, 150_000_000)], fee_max=20_000, purpose=f"top-up {vault}")
+                outputs=[(COLD, amount)], fee_max=20_000, purpose=f"top-up {vault}")
             workflow.vote(vote(created.proposal, "central-bank"))
             digests[vault] = created.digest
+        # An owner's signature recorded by the bare CLI path names the proposal, not its
+        # vault: every custodian sees the entry, but not what vault-b's proposal moves.
+        ledger.append("evm.signature_received", "evm-cli", {
+            "safe_tx_hash": "ab" * 32, "proposal_digest": digests["vault-b"],
+            "signer": "0x" + "11" * 20, "signature": "cd" * 65}, now=now)
         first = ledger.checkpoint(now=now)
         ledger.append("ledger.anchor", "aldo-auditor", CheckpointAnchored(
             subject="checkpoint", chain_id=31337, registry="0x" + "12" * 20, index=0,
@@ -184,7 +189,9 @@ def test_custodians_see_only_their_vaults_pages(reserve: RunningServer) -> None:
         assert digest_a in transfers and digest_b not in transfers
         assert digest_b not in client.get("/dashboard/transfers",
                                           params={"vault": "vault-b"}).text
-        assert "vault-b" not in client.get("/dashboard/ledger").text.split("<main>")[1]
+        explorer = client.get("/dashboard/ledger").text.split("<main>")[1]
+        assert "vault-b" not in explorer and "0.70000000 BTC" not in explorer
+        assert f"signed proposal {digest_b[:6]}…<" in explorer
         assert client.get(f"/dashboard/proposals/{digest_b}").status_code == 404
 
 

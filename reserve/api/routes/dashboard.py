@@ -119,7 +119,7 @@ def explorer(request: Request, start: Annotated[int | None, Query(ge=0, le=SEQ_M
     begin = max(0, size - EXPLORER_PAGE) if start is None else min(start, size)
     kinds = frozenset({kind}) if kind in KINDS else None
     page = ledger_views.page(service.ledger, principal, begin, EXPLORER_PAGE, kinds)
-    words = _sentences(service, page.entries)
+    words = _sentences(service, principal, page.entries)
     rows = [{**entry, "payload_text": json.dumps(entry["payload"], indent=1,
                                                  ensure_ascii=False, sort_keys=True),
              "sentence": words[index]}
@@ -144,17 +144,18 @@ def entry_page(request: Request, seq: Annotated[int, Path(ge=0, le=SEQ_MAX)],
                        message=f"No entry {seq} among the entries you may see.")
     data = ledger_views.entry_json(entry)
     return _render(request, "entry.html", principal, service, entry=data,
-                   sentence=_sentences(service, [data])[0],
+                   sentence=_sentences(service, principal, [data])[0],
                    payload_text=json.dumps(entry.payload, indent=2, ensure_ascii=False,
                                            sort_keys=True))
 
 
-def _sentences(service: Service, entries: list[dict[str, Any]]) -> list[str]:
+def _sentences(service: Service, principal: Principal,
+               entries: list[dict[str, Any]]) -> list[str]:
     """Each entry as a sentence, with the proposals they name looked up once."""
     digests = {d for e in entries if (d := entry_words.digests_named(e["kind"], e["payload"]))}
     briefs: dict[str, entry_words.ProposalBrief] = {}
     if digests:
         with reserve_views.workflow_access(service).reading() as workflow:
-            briefs = reserve_views.proposal_briefs(workflow, digests)
+            briefs = reserve_views.proposal_briefs(workflow, principal, digests)
     return [entry_words.sentence(e["kind"], e["actor"], e["payload"], briefs)
             for e in entries]

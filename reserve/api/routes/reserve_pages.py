@@ -73,7 +73,7 @@ def vaults_page(request: Request, principal: Principal = Depends(page_principal)
 @router.get("/dashboard/vaults/{vault}", response_class=HTMLResponse)
 def vault_page(request: Request, vault: str, principal: Principal = Depends(page_principal),
                service: Service = Depends(get_service)) -> HTMLResponse:
-    if not re.match(VAULT_PATTERN, vault):
+    if not re.fullmatch(VAULT_PATTERN, vault):
         return _not_found(request, principal, service, "That is not a vault name.")
     try:
         found = vault_routes.show_vault(vault, principal=principal, service=service)
@@ -93,7 +93,7 @@ def transfers_page(request: Request,
                    vault: Annotated[str | None, Query(max_length=64)] = None,
                    principal: Principal = Depends(page_principal),
                    service: Service = Depends(get_service)) -> HTMLResponse:
-    chosen = vault if vault and re.match(VAULT_PATTERN, vault) else None
+    chosen = vault if vault and re.fullmatch(VAULT_PATTERN, vault) else None
     found = transfer_routes.list_transfers(chosen, principal=principal,
                                            service=service)["transfers"]
     shown = list(reversed(found))[:TRANSFERS_SHOWN]
@@ -123,7 +123,7 @@ def _checkpoint_anchors(ledger: Any, scan_entries: int) -> dict[int, dict[str, A
                                        "chain_id": anchor.chain_id,
                                        "block_number": anchor.block_number,
                                        "tx_hash": anchor.tx_hash,
-                                       "matches": anchor.root_hash}
+                                       "root_hash": anchor.root_hash}
     return found
 
 
@@ -165,7 +165,7 @@ def checkpoints_page(request: Request,
                      if previous else "the first checkpoint",
                      "anchor": anchor,
                      "anchor_matches": anchor is not None
-                     and anchor["matches"] == checkpoint["root_hash"]})
+                     and anchor["root_hash"] == checkpoint["root_hash"]})
     rows.reverse()
     return _page(request, principal, service, "checkpoints.html", rows=rows, count=count,
                  verifier_key=listed["verifier_key"],
