@@ -23,10 +23,10 @@ from reserve import present
 from reserve.cli.common import emit, load_settings
 from reserve.cli.workflow import Config, Database, Json, _clock, _guarded
 from reserve.config import Settings
-from reserve.errors import ConfigError
+from reserve.errors import ConfigError, WorkflowError
 from reserve.ledger.configured import open_ledger
 from reserve.proposals.proposal import TransferBody
-from reserve.proposals.state import OPEN
+from reserve.proposals.state import BROADCAST, OPEN, RELEASABLE, SIGNING
 from reserve.transfers.next_step import NextStep, next_step
 from reserve.transfers.projection import ProposalStatus
 from reserve.transfers.service import WorkflowService
@@ -87,11 +87,17 @@ def _session(config: Path | None, database_url: str | None, *, write: bool = Tru
         ledger.close()
 
 
-def _transfer(workflow: WorkflowService, digest: str) -> ProposalStatus:
+def _transfer(workflow: WorkflowService, digest: str, state: str | None = None
+              ) -> ProposalStatus:
+    """The transfer `digest`; with `state`, refused (before any node is asked) unless in it."""
     status = workflow.status(digest)
     if not isinstance(status.proposal.body, TransferBody):
         raise ConfigError(f"proposal {status.digest[:16]} is a {status.proposal.action}, not "
                           "a transfer: it is applied by `reserve proposal refresh`")
+    if state is not None and status.state != state:
+        step = _next(workflow, status)
+        raise WorkflowError(f"transfer {status.digest[:16]} is {status.state}; this step needs "
+                            f"{state}. Next: {step.text}")
     return status
 
 
@@ -157,7 +163,7 @@ def release(digest: Digest, by: Operator, config: Config = None, database_url: D
         with _session(config, database_url, btc_rpc_url=btc_rpc_url, btc_rpc_user=btc_rpc_user,
                       evm_rpc_url=evm_rpc_url, evm_key_file=evm_key_file,
                       mainnet=mainnet) as session:
-            found = _transfer(session.workflow, digest)
+            found = _transfer(session.workflow, digest, RELEASABLE)
             session.workflow.release(found.digest, session.adapter(found), actor=by)
             return _status_json(session.workflow, session.workflow.status(found.digest))
     data = _guarded(run)
@@ -179,7 +185,7 @@ def package(digest: Digest, out: Annotated[Path | None, typer.Option(
         from reserve.transfers.package import build_signing_package
 
         with _session(config, database_url) as session:
-            found = _transfer(session.workflow, digest)
+            found = _transfer(session.workflow, digest, SIGNING)
             return build_signing_package(session.ledger, found.digest)
     data = _guarded(run)
     from reserve.transfers.package import package_json
@@ -211,7 +217,7 @@ def submit_share(digest: Digest,
         with _session(config, database_url, btc_rpc_url=btc_rpc_url, btc_rpc_user=btc_rpc_user,
                       evm_rpc_url=evm_rpc_url, evm_key_file=evm_key_file,
                       mainnet=mainnet) as session:
-            found = _transfer(session.workflow, digest)
+            found = _transfer(session.workflow, digest, SIGNING)
             signer, text = session.chains().share(found.proposal.vault, found.proposal.chain,
                                                   by, data)
             session.workflow.add_signature_share(found.digest, session.adapter(found),
@@ -233,7 +239,7 @@ def broadcast(digest: Digest, by: Operator, config: Config = None,
         with _session(config, database_url, btc_rpc_url=btc_rpc_url, btc_rpc_user=btc_rpc_user,
                       evm_rpc_url=evm_rpc_url, evm_key_file=evm_key_file,
                       mainnet=mainnet) as session:
-            found = _transfer(session.workflow, digest)
+            found = _transfer(session.workflow, digest, SIGNING)
             session.workflow.broadcast(found.digest, session.adapter(found), actor=by)
             return _status_json(session.workflow, session.workflow.status(found.digest))
     data = _guarded(run)
@@ -251,7 +257,7 @@ def confirm(digest: Digest, confirmations: Annotated[int, typer.Option(
     def run() -> dict[str, Any]:
         with _session(config, database_url, btc_rpc_url=btc_rpc_url, btc_rpc_user=btc_rpc_user,
                       evm_rpc_url=evm_rpc_url, mainnet=mainnet) as session:
-            found = _transfer(session.workflow, digest)
+            found = _transfer(session.workflow, digest, BROADCAST)
             depth = session.workflow.check_confirmation(
                 found.digest, session.adapter(found), confirmations_min=confirmations)
             return {**_status_json(session.workflow, session.workflow.status(found.digest)),
