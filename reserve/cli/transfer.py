@@ -11,7 +11,7 @@ proposal's vault and chain (wallets/chains.py). `status` says what is next and w
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,6 +140,27 @@ def _status_human(workflow: WorkflowService, status: ProposalStatus) -> str:
     return "\n".join(lines)
 
 
+def _nodes(btc_rpc_url: str | None, btc_rpc_user: str | None, evm_rpc_url: str | None,
+           evm_key_file: Path | None, mainnet: bool) -> dict[str, Any]:
+    return {"btc_rpc_url": btc_rpc_url, "btc_rpc_user": btc_rpc_user,
+            "evm_rpc_url": evm_rpc_url, "evm_key_file": evm_key_file, "mainnet": mainnet}
+
+
+def _on_chain(digest: str, state: str, config: Path | None, database_url: str | None,
+              nodes: dict[str, Any], action: Callable[[Session, ProposalStatus], Any]
+              ) -> dict[str, Any]:
+    """One step on a transfer in `state` (checked before any node is asked), then its
+    status and next step, with whatever mapping `action` returns merged in."""
+    def run() -> dict[str, Any]:
+        with _session(config, database_url, **nodes) as session:
+            found = _transfer(session.workflow, digest, state)
+            extra = action(session, found)
+            shown = _status_json(session.workflow, session.workflow.status(found.digest))
+            return {**shown, **(extra if isinstance(extra, dict) else {})}
+    result: dict[str, Any] = _guarded(run)
+    return result
+
+
 @transfer_app.command("status")
 def status(digest: Digest, config: Config = None, database_url: Database = None,
            as_json: Json = False) -> None:
@@ -159,14 +180,10 @@ def release(digest: Digest, by: Operator, config: Config = None, database_url: D
             evm_rpc_url: EvmRpcUrl = None, evm_key_file: EvmKeyFile = None,
             mainnet: Mainnet = False, as_json: Json = False) -> None:
     """Release a releasable transfer: the chain layer builds what the custodians sign."""
-    def run() -> dict[str, Any]:
-        with _session(config, database_url, btc_rpc_url=btc_rpc_url, btc_rpc_user=btc_rpc_user,
-                      evm_rpc_url=evm_rpc_url, evm_key_file=evm_key_file,
-                      mainnet=mainnet) as session:
-            found = _transfer(session.workflow, digest, RELEASABLE)
-            session.workflow.release(found.digest, session.adapter(found), actor=by)
-            return _status_json(session.workflow, session.workflow.status(found.digest))
-    data = _guarded(run)
+    data = _on_chain(digest, RELEASABLE, config, database_url, _nodes(
+        btc_rpc_url, btc_rpc_user, evm_rpc_url, evm_key_file, mainnet),
+        lambda session, found: session.workflow.release(found.digest, session.adapter(found),
+                                                        actor=by))
     emit(data, as_json, f"released {data['digest']} to the chain layer "
          f"({', '.join(data['chain_steps'])})\nnext: {data['next']['text']}\n"
          f"      reserve transfer signing-package {data['digest'][:16]} --out PACKAGE")
@@ -210,22 +227,18 @@ def submit_share(digest: Digest,
                  evm_rpc_url: EvmRpcUrl = None, evm_key_file: EvmKeyFile = None,
                  mainnet: Mainnet = False, as_json: Json = False) -> None:
     """Check one custodian's signature share against the recorded transaction and record it."""
-    def run() -> dict[str, Any]:
-        data = share.read_bytes()
+    def action(session: Session, found: ProposalStatus) -> None:
+        data = share.read_bytes()[:SHARE_BYTES_MAX + 1]
         if len(data) > SHARE_BYTES_MAX:
             raise ConfigError(f"{share}: larger than {SHARE_BYTES_MAX} bytes")
-        with _session(config, database_url, btc_rpc_url=btc_rpc_url, btc_rpc_user=btc_rpc_user,
-                      evm_rpc_url=evm_rpc_url, evm_key_file=evm_key_file,
-                      mainnet=mainnet) as session:
-            found = _transfer(session.workflow, digest, SIGNING)
-            signer, text = session.chains().share(found.proposal.vault, found.proposal.chain,
-                                                  by, data)
-            session.workflow.add_signature_share(found.digest, session.adapter(found),
-                                                 signer, text)
-            return _status_json(session.workflow, session.workflow.status(found.digest))
-    data = _guarded(run)
-    emit(data, as_json, f"share of {by} recorded for {data['digest'][:16]}\n"
-         f"next: {data['next']['text']}")
+        signer, text = session.chains().share(found.proposal.vault, found.proposal.chain, by,
+                                              data)
+        session.workflow.add_signature_share(found.digest, session.adapter(found), signer,
+                                             text)
+    shown = _on_chain(digest, SIGNING, config, database_url, _nodes(
+        btc_rpc_url, btc_rpc_user, evm_rpc_url, evm_key_file, mainnet), action)
+    emit(shown, as_json, f"share of {by} recorded for {shown['digest'][:16]}\n"
+         f"next: {shown['next']['text']}")
 
 
 @transfer_app.command("broadcast")
@@ -235,14 +248,10 @@ def broadcast(digest: Digest, by: Operator, config: Config = None,
               evm_key_file: EvmKeyFile = None, mainnet: Mainnet = False,
               as_json: Json = False) -> None:
     """Finalise with the shares collected and broadcast (refused if too few)."""
-    def run() -> dict[str, Any]:
-        with _session(config, database_url, btc_rpc_url=btc_rpc_url, btc_rpc_user=btc_rpc_user,
-                      evm_rpc_url=evm_rpc_url, evm_key_file=evm_key_file,
-                      mainnet=mainnet) as session:
-            found = _transfer(session.workflow, digest, SIGNING)
-            session.workflow.broadcast(found.digest, session.adapter(found), actor=by)
-            return _status_json(session.workflow, session.workflow.status(found.digest))
-    data = _guarded(run)
+    data = _on_chain(digest, SIGNING, config, database_url, _nodes(
+        btc_rpc_url, btc_rpc_user, evm_rpc_url, evm_key_file, mainnet),
+        lambda session, found: session.workflow.broadcast(
+            found.digest, session.adapter(found), actor=by))
     emit(data, as_json, f"broadcast {data['txid']}\nnext: {data['next']['text']}")
 
 
@@ -254,13 +263,8 @@ def confirm(digest: Digest, confirmations: Annotated[int, typer.Option(
             evm_rpc_url: EvmRpcUrl = None, mainnet: Mainnet = False,
             as_json: Json = False) -> None:
     """Ask the chain how deep the transaction is; record `confirmed` once deep enough."""
-    def run() -> dict[str, Any]:
-        with _session(config, database_url, btc_rpc_url=btc_rpc_url, btc_rpc_user=btc_rpc_user,
-                      evm_rpc_url=evm_rpc_url, mainnet=mainnet) as session:
-            found = _transfer(session.workflow, digest, BROADCAST)
-            depth = session.workflow.check_confirmation(
-                found.digest, session.adapter(found), confirmations_min=confirmations)
-            return {**_status_json(session.workflow, session.workflow.status(found.digest)),
-                    "depth": depth}
-    data = _guarded(run)
+    data = _on_chain(digest, BROADCAST, config, database_url, _nodes(
+        btc_rpc_url, btc_rpc_user, evm_rpc_url, None, mainnet),
+        lambda session, found: {"depth": session.workflow.check_confirmation(
+            found.digest, session.adapter(found), confirmations_min=confirmations)})
     emit(data, as_json, f"{data['txid']}: {data['depth']} confirmation(s); {data['state']}")
