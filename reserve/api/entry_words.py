@@ -21,6 +21,7 @@ from reserve.events.registry import decode
 from reserve.proposals.proposal import DestinationBody, Proposal, TransferBody
 
 DIGEST_SHOWN = 6  # hex digits of a digest or hash kept in a sentence
+NOTE_SHOWN = 200  # characters of a note's text kept in its sentence (the rest is raw)
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,10 @@ def evm_sentence(event: Event, actor: str, proposals: Proposals) -> str | None:
 def records_sentence(event: Event, actor: str, proposals: Proposals) -> str | None:
     if isinstance(event, records.LedgerNote):
         text = event.content.get("text") if isinstance(event.content, dict) else None
-        return f"{actor} noted: {text}" if isinstance(text, str) else f"{actor} added a note"
+        if not isinstance(text, str):
+            return f"{actor} added a note"
+        return f"{actor} noted: " + (text if len(text) <= NOTE_SHOWN
+                                     else text[:NOTE_SHOWN - 1] + "…")
     if isinstance(event, records.CheckpointAnchored):
         return f"checkpoint of {event.tree_size} entries anchored on chain {event.chain_id} " \
                f"(block {event.block_number})"

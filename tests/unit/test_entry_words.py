@@ -61,6 +61,8 @@ def test_chain_and_record_entries_read_in_asset_units() -> None:
         "2.50000000 BTC deposited to national-btc (tx 111111…, block 101)"
     assert sentence("ledger.note", "olga", {"text": "hello"}, {}) == "olga noted: hello"
     assert sentence("ledger.note", "olga", {"memo": 1}, {}) == "olga added a note"
+    long = sentence("ledger.note", "olga", {"text": "x" * 5000}, {})
+    assert len(long) == len("olga noted: ") + entry_words.NOTE_SHOWN and long.endswith("…")
 
 
 def test_unknown_kinds_and_ill_fitting_payloads_fall_back_to_the_kind_name() -> None:
