@@ -6,7 +6,7 @@ uploads the vote with their own API token typed into the form; a vote signed by 
 else is refused with the reason and nothing is recorded. On a transfer being signed they
 download the signing package and upload their share. The session cookie is never sent
 with the uploads. Driven by tests/e2e/custodian.mjs; screenshots in
-test-artifacts/dashboard/.
+test-artifacts/dashboard-custodian/.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from tests.support.workflow import FakeChain
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-ARTIFACTS = ROOT / "test-artifacts" / "dashboard"
+ARTIFACTS = ROOT / "test-artifacts" / "dashboard-custodian"
 
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists() or shutil.which("node") is None
