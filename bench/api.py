@@ -146,6 +146,8 @@ def issue_cli_token(config: Path, url: str, person: str, role: str, vault: str =
 
     done = subprocess.run([sys.executable, "-m", "reserve.cli.main", "token", "issue",
                            "--person", person, "--role", role, "--expires-in", "1d",
+                           # Issued as the person's own (no second admin to approve it here).
+                           "--actor", person,
                            *(["--vault", vault] if vault else []),
                            "--config", str(config), "--database-url", url, "--json"],
                           cwd=ROOT, env=_env(), capture_output=True, text=True, check=False)

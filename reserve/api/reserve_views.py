@@ -15,7 +15,7 @@ request and its domain entries land in one commit.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from reserve import present
+from reserve.api import entry_words
 from reserve.api.auth import Principal
 from reserve.config import PROJECT_ROOT
 from reserve.errors import ConfigError, EventError
@@ -185,6 +186,29 @@ def evm_registrations(ledger: Any) -> dict[str, EvmVaultRegistered]:
 
 
 # -- policies and decisions in plain words ---------------------------------------------------
+def destination_labels(workflow: WorkflowService, vault: str) -> dict[str, str]:
+    """address -> label of a vault's allowlisted destinations (policy and added ones)."""
+    state = workflow.projection.vaults.get(vault)
+    if state is None:
+        return {}
+    labels = {d.address: d.label for d in state.policy.destinations}
+    labels.update({d.address: d.label for d in state.destinations})
+    return labels
+
+
+def proposal_briefs(workflow: WorkflowService, principal: Principal, digests: Iterable[str]
+                    ) -> dict[str, entry_words.ProposalBrief]:
+    """digest -> what the ledger explorer's sentences say of it, for the proposals known
+    and of vaults the principal may see (an entry may name a digest but not its vault)."""
+    found: dict[str, entry_words.ProposalBrief] = {}
+    for digest in digests:
+        status = workflow.projection.proposals.get(digest)
+        if status is not None and principal.may_see_vault(status.proposal.vault):
+            labels = destination_labels(workflow, status.proposal.vault)
+            found[digest] = entry_words.brief(status.proposal, labels)
+    return found
+
+
 def decision_json(decision: Decision) -> dict[str, Any]:
     return {"explain": decision.explain(), **present.decision_fields(decision),
             "may_approve": decision.may_approve}

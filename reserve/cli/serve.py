@@ -222,12 +222,9 @@ def approve_grant(grant_id: str,
                   config: str = ConfigOption, database_url: str = DatabaseOption,
                   as_json: bool = JsonOption) -> None:
     """Approve another admin's grant: the token is issued and printed once."""
-    if not re.match(r"^[0-9a-f]{16}$", grant_id):
-        fail("a grant id is 16 hex digits (see `reserve token grants`)")
     from reserve.api import accounts
 
-    with _accounts(config, database_url, actor) as (store, record, now):
-        _require_admin(store, actor)
+    with _grant_admin(grant_id, actor, config, database_url) as (store, record, now):
         issued, token = accounts.approve_grant(store, record, grant_id=grant_id, by=actor,
                                                now=now)
     emit({"token": issued.token, "grant_id": grant_id, **token.to_json(now)}, as_json,
@@ -241,14 +238,23 @@ def reject_grant(grant_id: str,
                  config: str = ConfigOption, database_url: str = DatabaseOption,
                  as_json: bool = JsonOption) -> None:
     """Reject a pending grant (any admin, its requester included)."""
-    if not re.match(r"^[0-9a-f]{16}$", grant_id):
-        fail("a grant id is 16 hex digits (see `reserve token grants`)")
     from reserve.api import accounts
 
-    with _accounts(config, database_url, actor) as (store, record, now):
-        _require_admin(store, actor)
+    with _grant_admin(grant_id, actor, config, database_url) as (store, record, now):
         closed = accounts.reject_grant(store, record, grant_id=grant_id, by=actor, now=now)
     emit(closed.to_json(now), as_json, f"grant {grant_id} rejected by {actor}")
+
+
+@contextmanager
+def _grant_admin(grant_id: str, actor: str, config: str | None, database_url: str | None
+                 ) -> Iterator[tuple[Any, Callable[[list[tuple[str, dict[str, Any]]]], None],
+                                     datetime]]:
+    """The account store for an admin `actor` acting on grant `grant_id` (both checked)."""
+    if not re.match(r"^[0-9a-f]{16}$", grant_id):
+        fail("a grant id is 16 hex digits (see `reserve token grants`)")
+    with _accounts(config, database_url, actor) as (store, record, now):
+        _require_admin(store, actor)
+        yield store, record, now
 
 
 def _require_admin(store: Any, person: str) -> None:

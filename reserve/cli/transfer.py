@@ -11,7 +11,7 @@ proposal's vault and chain (wallets/chains.py). `status` says what is next and w
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +23,10 @@ from reserve import present
 from reserve.cli.common import emit, load_settings
 from reserve.cli.workflow import Config, Database, Json, _clock, _guarded
 from reserve.config import Settings
-from reserve.errors import ConfigError
+from reserve.errors import ConfigError, WorkflowError
 from reserve.ledger.configured import open_ledger
 from reserve.proposals.proposal import TransferBody
-from reserve.proposals.state import OPEN
+from reserve.proposals.state import BROADCAST, OPEN, RELEASABLE, SIGNING
 from reserve.transfers.next_step import NextStep, next_step
 from reserve.transfers.projection import ProposalStatus
 from reserve.transfers.service import WorkflowService
@@ -87,11 +87,17 @@ def _session(config: Path | None, database_url: str | None, *, write: bool = Tru
         ledger.close()
 
 
-def _transfer(workflow: WorkflowService, digest: str) -> ProposalStatus:
+def _transfer(workflow: WorkflowService, digest: str, state: str | None = None
+              ) -> ProposalStatus:
+    """The transfer `digest`; with `state`, refused (before any node is asked) unless in it."""
     status = workflow.status(digest)
     if not isinstance(status.proposal.body, TransferBody):
         raise ConfigError(f"proposal {status.digest[:16]} is a {status.proposal.action}, not "
                           "a transfer: it is applied by `reserve proposal refresh`")
+    if state is not None and status.state != state:
+        step = _next(workflow, status)
+        raise WorkflowError(f"transfer {status.digest[:16]} is {status.state}; this step needs "
+                            f"{state}. Next: {step.text}")
     return status
 
 
@@ -134,6 +140,27 @@ def _status_human(workflow: WorkflowService, status: ProposalStatus) -> str:
     return "\n".join(lines)
 
 
+def _nodes(btc_rpc_url: str | None, btc_rpc_user: str | None, evm_rpc_url: str | None,
+           evm_key_file: Path | None, mainnet: bool) -> dict[str, Any]:
+    return {"btc_rpc_url": btc_rpc_url, "btc_rpc_user": btc_rpc_user,
+            "evm_rpc_url": evm_rpc_url, "evm_key_file": evm_key_file, "mainnet": mainnet}
+
+
+def _on_chain(digest: str, state: str, config: Path | None, database_url: str | None,
+              nodes: dict[str, Any], action: Callable[[Session, ProposalStatus], Any]
+              ) -> dict[str, Any]:
+    """One step on a transfer in `state` (checked before any node is asked), then its
+    status and next step, with whatever mapping `action` returns merged in."""
+    def run() -> dict[str, Any]:
+        with _session(config, database_url, **nodes) as session:
+            found = _transfer(session.workflow, digest, state)
+            extra = action(session, found)
+            shown = _status_json(session.workflow, session.workflow.status(found.digest))
+            return {**shown, **(extra if isinstance(extra, dict) else {})}
+    result: dict[str, Any] = _guarded(run)
+    return result
+
+
 @transfer_app.command("status")
 def status(digest: Digest, config: Config = None, database_url: Database = None,
            as_json: Json = False) -> None:
@@ -153,14 +180,10 @@ def release(digest: Digest, by: Operator, config: Config = None, database_url: D
             evm_rpc_url: EvmRpcUrl = None, evm_key_file: EvmKeyFile = None,
             mainnet: Mainnet = False, as_json: Json = False) -> None:
     """Release a releasable transfer: the chain layer builds what the custodians sign."""
-    def run() -> dict[str, Any]:
-        with _session(config, database_url, btc_rpc_url=btc_rpc_url, btc_rpc_user=btc_rpc_user,
-                      evm_rpc_url=evm_rpc_url, evm_key_file=evm_key_file,
-                      mainnet=mainnet) as session:
-            found = _transfer(session.workflow, digest)
-            session.workflow.release(found.digest, session.adapter(found), actor=by)
-            return _status_json(session.workflow, session.workflow.status(found.digest))
-    data = _guarded(run)
+    data = _on_chain(digest, RELEASABLE, config, database_url, _nodes(
+        btc_rpc_url, btc_rpc_user, evm_rpc_url, evm_key_file, mainnet),
+        lambda session, found: session.workflow.release(found.digest, session.adapter(found),
+                                                        actor=by))
     emit(data, as_json, f"released {data['digest']} to the chain layer "
          f"({', '.join(data['chain_steps'])})\nnext: {data['next']['text']}\n"
          f"      reserve transfer signing-package {data['digest'][:16]} --out PACKAGE")
@@ -179,7 +202,7 @@ def package(digest: Digest, out: Annotated[Path | None, typer.Option(
         from reserve.transfers.package import build_signing_package
 
         with _session(config, database_url) as session:
-            found = _transfer(session.workflow, digest)
+            found = _transfer(session.workflow, digest, SIGNING)
             return build_signing_package(session.ledger, found.digest)
     data = _guarded(run)
     from reserve.transfers.package import package_json
@@ -204,22 +227,18 @@ def submit_share(digest: Digest,
                  evm_rpc_url: EvmRpcUrl = None, evm_key_file: EvmKeyFile = None,
                  mainnet: Mainnet = False, as_json: Json = False) -> None:
     """Check one custodian's signature share against the recorded transaction and record it."""
-    def run() -> dict[str, Any]:
-        data = share.read_bytes()
+    def action(session: Session, found: ProposalStatus) -> None:
+        data = share.read_bytes()[:SHARE_BYTES_MAX + 1]
         if len(data) > SHARE_BYTES_MAX:
             raise ConfigError(f"{share}: larger than {SHARE_BYTES_MAX} bytes")
-        with _session(config, database_url, btc_rpc_url=btc_rpc_url, btc_rpc_user=btc_rpc_user,
-                      evm_rpc_url=evm_rpc_url, evm_key_file=evm_key_file,
-                      mainnet=mainnet) as session:
-            found = _transfer(session.workflow, digest)
-            signer, text = session.chains().share(found.proposal.vault, found.proposal.chain,
-                                                  by, data)
-            session.workflow.add_signature_share(found.digest, session.adapter(found),
-                                                 signer, text)
-            return _status_json(session.workflow, session.workflow.status(found.digest))
-    data = _guarded(run)
-    emit(data, as_json, f"share of {by} recorded for {data['digest'][:16]}\n"
-         f"next: {data['next']['text']}")
+        signer, text = session.chains().share(found.proposal.vault, found.proposal.chain, by,
+                                              data)
+        session.workflow.add_signature_share(found.digest, session.adapter(found), signer,
+                                             text)
+    shown = _on_chain(digest, SIGNING, config, database_url, _nodes(
+        btc_rpc_url, btc_rpc_user, evm_rpc_url, evm_key_file, mainnet), action)
+    emit(shown, as_json, f"share of {by} recorded for {shown['digest'][:16]}\n"
+         f"next: {shown['next']['text']}")
 
 
 @transfer_app.command("broadcast")
@@ -229,14 +248,10 @@ def broadcast(digest: Digest, by: Operator, config: Config = None,
               evm_key_file: EvmKeyFile = None, mainnet: Mainnet = False,
               as_json: Json = False) -> None:
     """Finalise with the shares collected and broadcast (refused if too few)."""
-    def run() -> dict[str, Any]:
-        with _session(config, database_url, btc_rpc_url=btc_rpc_url, btc_rpc_user=btc_rpc_user,
-                      evm_rpc_url=evm_rpc_url, evm_key_file=evm_key_file,
-                      mainnet=mainnet) as session:
-            found = _transfer(session.workflow, digest)
-            session.workflow.broadcast(found.digest, session.adapter(found), actor=by)
-            return _status_json(session.workflow, session.workflow.status(found.digest))
-    data = _guarded(run)
+    data = _on_chain(digest, SIGNING, config, database_url, _nodes(
+        btc_rpc_url, btc_rpc_user, evm_rpc_url, evm_key_file, mainnet),
+        lambda session, found: session.workflow.broadcast(
+            found.digest, session.adapter(found), actor=by))
     emit(data, as_json, f"broadcast {data['txid']}\nnext: {data['next']['text']}")
 
 
@@ -248,13 +263,8 @@ def confirm(digest: Digest, confirmations: Annotated[int, typer.Option(
             evm_rpc_url: EvmRpcUrl = None, mainnet: Mainnet = False,
             as_json: Json = False) -> None:
     """Ask the chain how deep the transaction is; record `confirmed` once deep enough."""
-    def run() -> dict[str, Any]:
-        with _session(config, database_url, btc_rpc_url=btc_rpc_url, btc_rpc_user=btc_rpc_user,
-                      evm_rpc_url=evm_rpc_url, mainnet=mainnet) as session:
-            found = _transfer(session.workflow, digest)
-            depth = session.workflow.check_confirmation(
-                found.digest, session.adapter(found), confirmations_min=confirmations)
-            return {**_status_json(session.workflow, session.workflow.status(found.digest)),
-                    "depth": depth}
-    data = _guarded(run)
+    data = _on_chain(digest, BROADCAST, config, database_url, _nodes(
+        btc_rpc_url, btc_rpc_user, evm_rpc_url, None, mainnet),
+        lambda session, found: {"depth": session.workflow.check_confirmation(
+            found.digest, session.adapter(found), confirmations_min=confirmations)})
     emit(data, as_json, f"{data['txid']}: {data['depth']} confirmation(s); {data['state']}")

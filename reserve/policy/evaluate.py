@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from reserve import present
 from reserve.errors import PolicyError
 from reserve.policy import loader
 from reserve.policy.model import ApprovalRule, AssetRules, Policy
@@ -211,7 +212,7 @@ def _rule_for(policy: Policy, proposal: Proposal, notes: _Notes) -> tuple[str, A
             return "none", ApprovalRule(1, 1, 0)
         tier = rules.tier_for(body.amount)
         if tier is None:
-            notes.refused.append(f"amount {body.amount} {rules.unit} is above every tier")
+            notes.refused.append(f"amount {_units(body.amount, rules)} is above every tier")
             return "none", ApprovalRule(1, 1, 0)
         notes.satisfied.append(f"tier {tier.name}: {tier.rule.approvals_min} approvals from "
                                f"{tier.rule.institutions_min} institutions, "
@@ -247,6 +248,11 @@ def _check_destinations(policy: Policy, body: TransferBody, history: History,
     return usable
 
 
+def _units(amount: int, rules: AssetRules) -> str:
+    """'1.50000000 BTC': the asset's units for people (exact; base units stay in JSON)."""
+    return present.format_amount(amount, rules.asset)
+
+
 def _check_velocity(rules: AssetRules, proposal: Proposal, amount: int, history: History,
                     now: datetime, notes: _Notes) -> bool:
     """Approving now must keep every rolling window within its limit."""
@@ -260,8 +266,8 @@ def _check_velocity(rules: AssetRules, proposal: Proposal, amount: int, history:
         used = sum(t.amount for t in inside)
         label = f"{format_duration(limit.window_seconds)} velocity limit"
         if amount > limit.amount_max:
-            notes.refused.append(f"amount {amount} {rules.unit} exceeds the {label} of "
-                                 f"{limit.amount_max} {rules.unit}")
+            notes.refused.append(f"amount {_units(amount, rules)} exceeds the {label} of "
+                                 f"{_units(limit.amount_max, rules)}")
             fits = False
         elif used + amount > limit.amount_max:
             moving, room_at = used, now
@@ -270,14 +276,14 @@ def _check_velocity(rules: AssetRules, proposal: Proposal, amount: int, history:
                 room_at = record.approved_at + window
                 if used + amount <= limit.amount_max:
                     break
-            notes.missing.append(f"{label}: {moving} {rules.unit} already moving + {amount} "
-                                 f"would exceed "
-                                 f"{limit.amount_max} {rules.unit}; room again at "
+            notes.missing.append(f"{label}: {_units(moving, rules)} already moving + "
+                                 f"{_units(amount, rules)} would exceed "
+                                 f"{_units(limit.amount_max, rules)}; room again at "
                                  f"{format_time(room_at)}")
             fits = False
         else:
-            notes.satisfied.append(f"within the {label} ({used + amount} of "
-                                   f"{limit.amount_max} {rules.unit})")
+            notes.satisfied.append(f"within the {label} ({_units(used + amount, rules)} of "
+                                   f"{_units(limit.amount_max, rules)})")
     return fits
 
 

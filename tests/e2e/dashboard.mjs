@@ -20,9 +20,44 @@ const out = argument("out");
 const signedSeq = Number(argument("signed-seq"));
 const headSeq = Number(argument("head-seq"));
 const proposal = argument("proposal");
+const pages = argument("pages").split(",");
+const WIDTHS = [1400, 390];
 mkdirSync(out, { recursive: true });
 const seen = { console_errors: [] };
 const timeout = 15000;
+
+// The screenshot's name for "390 /dashboard/vaults/x" (test_dashboard_browser._slug).
+function slug(key) {
+  const [width, path] = [key.slice(0, key.indexOf(" ")), key.slice(key.indexOf(" ") + 1)];
+  const parts = path.replace(/^\/+|\/+$/g, "").split("/").map((part) => part.slice(0, 24));
+  return `layout-${width}-${parts.join("-") || "root"}`;
+}
+
+// Runs in the page: how far the page scrolls sideways, and every table or panel that
+// sticks out. A table may be wider than its panel only inside a scrolling box (a
+// .table-wrap or the panel itself), and that box must lie within the panel.
+function measureLayout() {
+  const viewport = document.documentElement.clientWidth;
+  const outside = [];
+  const within = (inner, outer) => inner.left >= outer.left - 1 && inner.right <= outer.right + 1;
+  const name = (node) => `${node.tagName.toLowerCase()}${node.dataset.testid ? "#" + node.dataset.testid : ""}` +
+    `${node.className ? "." + String(node.className).split(" ").join(".") : ""}`;
+  for (const table of document.querySelectorAll("table")) {
+    const panel = table.closest(".card") || document.querySelector("main");
+    let box = table;
+    for (let node = table.parentElement; node && node !== panel.parentElement; node = node.parentElement) {
+      if (["auto", "scroll", "hidden"].includes(getComputedStyle(node).overflowX)) { box = node; break; }
+    }
+    if (!within(box.getBoundingClientRect(), panel.getBoundingClientRect())) {
+      outside.push(`${name(table)} outside ${name(panel)}`);
+    }
+  }
+  const page = { left: 0, right: viewport };
+  for (const panel of document.querySelectorAll(".card, header.top, main, footer")) {
+    if (!within(panel.getBoundingClientRect(), page)) outside.push(`${name(panel)} outside the page`);
+  }
+  return { page_overflow: document.documentElement.scrollWidth - viewport, outside };
+}
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -114,6 +149,37 @@ try {
   seen.next_step = (await page.textContent("[data-testid=next-step-text]")).trim();
   seen.next_who = (await page.textContent("[data-testid=next-step-who]")).trim();
   await page.screenshot({ path: join(out, "07-proposal.png"), fullPage: true });
+
+  // 8. The reserve pages: one row per transfer, the checkpoints, the ledger in sentences.
+  await page.click("nav >> text=Transfers");
+  seen.transfers = await page.$$eval("[data-testid=transfers-table] tr[data-digest]", (rows) =>
+    rows.map((row) => [row.dataset.digest.slice(0, 12),
+                       row.querySelector(".state").textContent.trim()]));
+  await page.click("nav >> text=Checkpoints");
+  await page.waitForFunction(() => !Array.from(document.querySelectorAll(".note-check"))
+    .some((node) => !node.classList.contains("ok") && !node.classList.contains("bad")));
+  seen.checkpoints = await page.$$eval("tr[data-tree-size]", (rows) =>
+    rows.map((row) => [row.querySelector(".note-check").textContent.trim(),
+                       row.querySelector("[data-label=consistency]").textContent.trim()]));
+  await page.click("nav >> text=Ledger explorer");
+  seen.sentences = await page.$$eval("[data-testid=sentence]", (nodes) =>
+    nodes.map((node) => node.textContent.trim()));
+
+  // 9. Every page at a desk and a phone width: measure overflow, save a screenshot.
+  seen.layout = {};
+  const anonymous = await browser.newContext();
+  for (const width of WIDTHS) {
+    for (const [who, path] of [...pages.map((path) => [page, path]),
+                               [await anonymous.newPage(), "/login"]]) {
+      await who.setViewportSize({ width, height: 900 });
+      await who.goto(`${base}${path}`);
+      await who.waitForLoadState("load");
+      const key = `${width} ${path}`;
+      seen.layout[key] = await who.evaluate(measureLayout);
+      await who.screenshot({ path: join(out, `${slug(key)}.png`), fullPage: true });
+    }
+  }
+  await anonymous.close();
 } finally {
   await browser.close();
 }

@@ -20,17 +20,19 @@ import json
 import os
 import shutil
 import subprocess
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from reserve.events.custody import BitcoinVaultRegistered
-from reserve.events.records import CheckpointAnchored
-from reserve.ledger import CheckpointSigner
+from reserve.events.chain_evm import EvmDeposit
+from reserve.events.custody import BitcoinVaultRegistered, EvmVaultRegistered
+from reserve.events.records import CheckpointAnchored, ReconcileReport
+from reserve.ledger import CheckpointSigner, Ledger
 from reserve.ledger.checkpoint import parse_note
 from tests.support.api_server import ORIGIN, running_server
-from tests.support.workflow import COLD, vote, workflow_service
+from tests.support.workflow import COLD, SETTLEMENT, FakeChain, vote, workflow_service
 from wallets.bitcoin.vault import load_vault
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,6 +53,45 @@ def awkward_signer() -> CheckpointSigner:
         if "+" in signer.verifier.encode().split("+", 2)[2]:
             return signer
     raise AssertionError("no seed gives a key with '+' in its base64 form")
+
+
+def _slug(key: str) -> str:
+    """'390 /dashboard/vaults/x' -> 'layout-390-dashboard-vaults-x' (the screenshot's name);
+    dashboard.mjs names its screenshots the same way."""
+    width, path = key.split(" ", 1)
+    return f"layout-{width}-" + ("-".join(part[:24] for part in path.strip("/").split("/"))
+                                 or "root")
+
+
+def _evm_vault(ledger: Ledger, now: datetime) -> None:
+    """An EVM Safe vault as the registry would record it, with an ether deposit."""
+    safe = "0x" + "5a" * 20
+    ledger.append("vault.registered", "root-admin", EvmVaultRegistered(
+        chain="evm", vault="reserve-evm", chain_id=31337, safe=safe, guard="0x" + "6b" * 20,
+        registry="0x" + "12" * 20, token="0x" + "7c" * 20,
+        owners=["0x" + f"{n}d" * 20 for n in range(1, 4)], threshold=2,
+        safe_singleton="0x" + "01" * 20, safe_proxy_factory="0x" + "02" * 20,
+        safe_fallback_handler="0x" + "03" * 20, block_number=3).to_payload(), now=now)
+    ledger.append("evm.deposit", "evm-watcher", EvmDeposit(
+        key=f"31337:0x{'ee' * 32}:0", chain_id=31337, vault="reserve-evm", safe=safe,
+        asset="ETH", sender="0x" + "99" * 20, amount_wei=50 * 10**18,
+        tx_hash="0x" + "ee" * 32, log_index=0, block_number=10,
+        block_hash="0x" + "ff" * 32).to_payload(), now=now)
+
+
+def _report(ledger: Ledger, now: datetime) -> None:
+    """A reconciliation report as `reserve reconcile run` checks it in: one discrepancy."""
+    ledger.append("reconcile.report", "aldo-auditor", ReconcileReport(
+        report_sha256="ef" * 32, auditor_key="ed25519:test", signature="00" * 64,
+        ledger_tree_size=ledger.size(), ledger_root_hash="00" * 32,
+        block={"network": "regtest", "height": 102, "hash": "44" * 32},
+        summary=[{"vault_id": "national-btc", "asset": "BTC", "ledger": 995_000_000,
+                  "chain": 995_000_000, "difference": 0, "status": "ok", "coins": 2,
+                  "unit": "sats"},
+                 {"vault_id": "national-btc-2of3", "asset": "BTC", "ledger": 250_000_000,
+                  "chain": 240_000_000, "difference": -10_000_000, "status": "discrepancy",
+                  "coins": 1, "unit": "sats"}],
+        findings_by_severity={"warning": 1}).to_payload(), now=now)
 
 
 def test_a_viewer_verifies_ledger_entries_in_the_browser(tmp_path: Path) -> None:
@@ -81,6 +122,27 @@ def test_a_viewer_verifies_ledger_entries_in_the_browser(tmp_path: Path) -> None
             "amount_sats": 250_000_000, "outputs": [{"vout": 0, "amount_sats": 250_000_000,
                                                      "address": btc_vault.address(0, 0)}]},
             now=now)
+        ledger.append("btc.deposit", "btc-watcher", {
+            "vault_id": "national-btc", "txid": "33" * 32, "blockhash": "44" * 32,
+            "height": 102, "confirmations": 1, "delta_sats": 1_000_000_000,
+            "amount_sats": 1_000_000_000, "outputs": []}, now=now)
+        _evm_vault(ledger, now)
+        # A small transfer that went all the way: released, signed, broadcast, confirmed.
+        done = workflow.propose_transfer(
+            vault="national-btc", proposer="treasury-ops", asset="BTC",
+            outputs=[(SETTLEMENT, 5_000_000)], fee_max=20_000, purpose="mining settlement",
+            reference="T-0")
+        for custodian in ("central-bank", "vasp-regulator"):
+            workflow.vote(vote(done.proposal, custodian))
+        chain = FakeChain()
+        workflow.release(done.digest, chain, "treasury-ops")
+        for signer in ("finance-ministry", "central-bank", "crypto-council"):
+            workflow.add_signature_share(done.digest, chain, signer, "share")
+        workflow.broadcast(done.digest, chain, "treasury-ops")
+        chain.depth = 2
+        workflow.check_confirmation(done.digest, chain)
+        _report(ledger, now)
+        latest_size = int(ledger.checkpoint(now=now).split("\n")[1])
         proposal = workflow.propose_transfer(
             vault="national-btc", proposer="treasury-ops", asset="BTC",
             outputs=[(COLD, 150_000_000)], fee_max=20_000, purpose="cold storage top-up",
@@ -88,13 +150,19 @@ def test_a_viewer_verifies_ledger_entries_in_the_browser(tmp_path: Path) -> None
         workflow.vote(vote(proposal.proposal, "central-bank"))
         head = ledger.append("ledger.note", "olga-operator",
                              {"text": "after the checkpoint"}, now=now)
+        pages = ["/dashboard", "/dashboard/vaults", "/dashboard/vaults/national-btc",
+                 f"/dashboard/vaults/{btc_vault.vault_id}", "/dashboard/vaults/reserve-evm",
+                 "/dashboard/transfers", "/dashboard/checkpoints",
+                 "/dashboard/reconciliation", "/dashboard/ledger",
+                 f"/dashboard/ledger/{signed_size - 2}",
+                 f"/dashboard/proposals/{proposal.digest}"]
         if ARTIFACTS.exists():
             shutil.rmtree(ARTIFACTS)
         result = subprocess.run(
             ["node", str(ROOT / "tests" / "e2e" / "dashboard.mjs"), "--base", server.base_url,
              "--token", server.tokens["viewer"], "--out", str(ARTIFACTS),
              "--signed-seq", str(signed_size - 2), "--head-seq", str(head.seq),
-             "--proposal", proposal.digest],
+             "--proposal", proposal.digest, "--pages", ",".join(pages)],
             capture_output=True, text=True, timeout=180, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     seen = json.loads(result.stdout.strip().splitlines()[-1])
@@ -104,10 +172,12 @@ def test_a_viewer_verifies_ledger_entries_in_the_browser(tmp_path: Path) -> None
     assert seen["checkpoint_signature"].startswith("\u2713 valid")
     assert seen["ledger_size"] == head.seq + 1
     assert dict(seen["panels"]) == {"holdings": "ok", "policies": "ok", "proposals": "ok",
-                                    "transfers": "ok", "reconciliation": "empty"}
+                                    "transfers": "ok", "reconciliation": "ok"}
     # Sees holdings: the deposit as an exact decimal, with its history chart.
-    assert ["national-btc-2of3", "BTC", "2.50000000 BTC"] == seen["holdings"][0][:3]
-    assert seen["holdings_charts"] == 1
+    assert ["national-btc-2of3", "BTC", "2.50000000 BTC"] in \
+        [row[:3] for row in seen["holdings"]]
+    assert ["national-btc", "BTC", "9.95000000 BTC"] in [row[:3] for row in seen["holdings"]]
+    assert seen["holdings_charts"] == 3
     # Opens a proposal from the pending list and reads the policy's decision.
     assert seen["proposal_url"].endswith(f"/dashboard/proposals/{proposal.digest}")
     assert seen["proposal_state"] == "proposed"
@@ -121,7 +191,7 @@ def test_a_viewer_verifies_ledger_entries_in_the_browser(tmp_path: Path) -> None
 
     signed = seen["verdicts"][str(signed_size - 2)]
     assert signed["verified"] == "true", signed
-    assert f"signed checkpoint of {signed_size} entries" in signed["text"]
+    assert f"signed checkpoint of {latest_size} entries" in signed["text"]
     at_head = seen["verdicts"][str(head.seq)]
     assert at_head["verified"] == "true", at_head
     assert "current tree head" in at_head["text"]
@@ -129,6 +199,24 @@ def test_a_viewer_verifies_ledger_entries_in_the_browser(tmp_path: Path) -> None
     assert any(step.startswith("checkpoint signature valid") for step in seen["steps"])
     assert seen["tampered"].startswith("\u2717 Not verified")
     assert seen["console_errors"] == []
+    # The reserve pages: one row per transfer, signed checkpoints checked and consistent,
+    # the ledger in sentences.
+    assert sorted(seen["transfers"]) == sorted([[done.digest[:12], "confirmed"],
+                                                [proposal.digest[:12], "proposed"]])
+    assert seen["checkpoints"] and all(c[0].startswith("\u2713") for c in seen["checkpoints"])
+    assert [c[1] for c in seen["checkpoints"]][-1] == "the first checkpoint"
+    assert all(c[1].startswith("consistent") for c in seen["checkpoints"][:-1])
+    assert f"central-bank approved proposal {proposal.digest[:6]}…: 1.50000000 BTC to " \
+           "Central bank cold storage (TEST)" in seen["sentences"]
+    # Every page at a desk and a phone width: no horizontal page overflow, every table
+    # inside its panel (or scrolling inside it), every panel inside the page.
+    assert sorted(seen["layout"]) == sorted(f"{width} {path}" for path in [*pages, "/login"]
+                                            for width in (1400, 390))
+    broken = {key: found for key, found in seen["layout"].items()
+              if found["page_overflow"] > 0 or found["outside"]}
+    assert broken == {}, broken
+    for key in seen["layout"]:
+        assert (ARTIFACTS / f"{_slug(key)}.png").stat().st_size > 5000, key
     for name in ("01-login", "02-overview", "03-explorer-verified", "04-entry-steps",
                  "05-tampered-proof-rejected", "06-holdings", "07-proposal"):
         assert (ARTIFACTS / f"{name}.png").stat().st_size > 5000

@@ -189,6 +189,19 @@ def test_chart_points_scale_into_the_box() -> None:
     assert (svg["low"], svg["high"]) == (5, 15)
 
 
+def test_charts_place_points_by_time_and_label_axes_in_asset_units() -> None:
+    points = (("2026-01-05T09:00:00.000000Z", 0), ("2026-01-05T10:00:00.000000Z", 150_000_000),
+              ("2026-01-05T13:00:00.000000Z", 100_000_000))
+    svg = chart_svg_points(Chart("national-btc: BTC held", "sat", points, asset="BTC"), 400, 100)
+    assert svg["polyline"] == "0.0,100.0 100.0,0.0 400.0,33.3"  # 1 h of 4 h is a quarter
+    assert (svg["low_text"], svg["high_text"]) == ("0.00000000 BTC", "1.50000000 BTC")
+    assert [t["text"] for t in svg["y_ticks"]] == ["0.00000000 BTC", "1.50000000 BTC"]
+    assert [(t["text"], t["anchor"]) for t in svg["x_ticks"]] == [
+        ("2026-01-05 09:00", "start"), ("2026-01-05 13:00", "end")]
+    flat = chart_svg_points(Chart("t", "wei", (("not a time", 7),)))
+    assert flat["low_text"] == "7 wei" and len(flat["x_ticks"]) == 1
+
+
 # ----------------------------------------------------------------- accounts
 @pytest.fixture()
 def store() -> Any:

@@ -225,8 +225,8 @@ def _moved(amount: int, at: datetime, state: str = "confirmed", name: str = "x")
 VELOCITY_CASES = [
     ("room left", [(_moved(500_000_000, T0 - timedelta(hours=2)))], True, ""),
     ("24 h full", [_moved(900_000_000, T0 - timedelta(hours=2))], False,
-     "24 h velocity limit: 900000000 sat already moving + 150000000 would exceed "
-     "1000000000 sat; room again at 2026-01-06T07:00:00Z"),
+     "24 h velocity limit: 9.00000000 BTC already moving + 1.50000000 BTC would exceed "
+     "10.00000000 BTC; room again at 2026-01-06T07:00:00Z"),
     ("old transfers leave the window", [_moved(900_000_000, T0 - timedelta(hours=25))],
      True, ""),
     ("7 d window", [_moved(900_000_000, T0 - timedelta(days=d), name=f"d{d}")

@@ -132,8 +132,8 @@ def test_velocity_holds_back_approval_until_the_window_frees(service: WorkflowSe
     held = service.status(second.digest)
     assert held.state == "proposed"
     explanation = service.decision(second.digest, T0 + timedelta(hours=1)).explain()
-    assert "24 h velocity limit: 600000000 sat already moving + 600000000 would exceed " \
-           "1000000000 sat; room again at 2026-01-06T09:00:00Z" in explanation
+    assert "24 h velocity limit: 6.00000000 BTC already moving + 6.00000000 BTC would " \
+           "exceed 10.00000000 BTC; room again at 2026-01-06T09:00:00Z" in explanation
     service.refresh(now=T0 + timedelta(hours=24))
     assert service.status(second.digest).state == "approved"
 

@@ -78,7 +78,8 @@ def load_key(path: Path, passphrase: str) -> tuple[Ed25519PrivateKey, str]:
 
 
 def read_proposal(path: Path) -> Proposal:
-    """A proposal from a file: the bare document, or `reserve proposal show --json` output."""
+    """A proposal from a file: the bare document, `reserve proposal show --json` output, or
+    the API's proposal detail (what the dashboard's download gives)."""
     try:
         data = Path(path).read_bytes()
     except OSError as error:
@@ -89,8 +90,12 @@ def read_proposal(path: Path) -> Proposal:
         value = json.loads(data)
     except (ValueError, UnicodeDecodeError) as error:
         raise ApprovalError(f"proposal file {path} is not JSON: {error}") from None
-    if isinstance(value, dict) and isinstance(value.get("proposal"), dict):
-        value = value["proposal"]
+    # `reserve proposal show --json` nests it under "proposal", the API's GET
+    # /api/proposals/{digest} (the dashboard's download) under "document".
+    for key in ("proposal", "document"):
+        if isinstance(value, dict) and isinstance(value.get(key), dict):
+            value = value[key]
+            break
     try:
         return proposal_module.from_document(value)
     except ReserveError as error:

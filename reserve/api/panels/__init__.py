@@ -31,11 +31,16 @@ POINTS_MAX = 1000
 
 @dataclass(frozen=True)
 class Chart:
-    """A line chart: (label, value) points in order; values are integers in `unit`."""
+    """A line chart: (time, value) points in order; values are integers in `unit`.
+
+    With `asset`, the value axis reads in that asset's units ("1.50000000 BTC"); times
+    are ISO 8601 ledger times, placed on the time axis by when they happened.
+    """
 
     title: str
     unit: str
     points: tuple[tuple[str, int], ...]
+    asset: str = ""
 
 
 @dataclass(frozen=True)
@@ -85,8 +90,8 @@ DEFAULT_PANELS = (
           description="Each vault's policy in plain words."),
     Panel("proposals", "Pending proposals", 30,
           description="Approval progress, remaining delay and who still needs to act."),
-    Panel("transfers", "Transfer timeline", 40,
-          description="Transfers through approval, signing, broadcast and confirmation."),
+    Panel("transfers", "Transfers", 40,
+          description="Each transfer's current state, from approval to confirmation."),
     Panel("reconciliation", "Reconciliation", 50,
           description="The latest reconciliation reports and their findings."),
 )
@@ -145,20 +150,61 @@ def render_panel(panel: Panel, context: PanelContext) -> RenderedPanel:
     if view is None:
         return RenderedPanel(panel, None, "empty", "nothing to show yet")
     bounded = PanelView(view.summary, view.columns, view.rows[:ROWS_MAX],
-                        tuple(Chart(c.title, c.unit, c.points[-POINTS_MAX:])
+                        tuple(Chart(c.title, c.unit, c.points[-POINTS_MAX:], c.asset)
                               for c in view.charts), view.template, view.data, view.links)
     return RenderedPanel(panel, bounded, "ok")
 
 
+def _moment(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
 def chart_svg_points(chart: Chart, width: int = 560, height: int = 140) -> dict[str, Any]:
-    """Scale a chart's points into SVG coordinates (pure; used by the template)."""
+    """Scale a chart's points into SVG coordinates, with axis ticks (pure; the template's).
+
+    x is by time when every label is an ISO time (evenly spaced otherwise); the value
+    axis runs from the lowest to the highest value, labelled in the asset's units when the
+    chart names its asset. Amounts stay integers; only pixel positions are fractions.
+    """
+    from reserve import present
+
     values = [value for _, value in chart.points]
     if not values:
-        return {"polyline": "", "low": 0, "high": 0, "width": width, "height": height}
+        return {"polyline": "", "low": 0, "high": 0, "width": width, "height": height,
+                "y_ticks": [], "x_ticks": []}
     low, high = min(values), max(values)
     span = (high - low) or 1
-    step = width / max(len(values) - 1, 1)
-    coords = [f"{round(i * step, 1)},{round(height - (v - low) * height / span, 1)}"
-              for i, v in enumerate(values)]
+    moments = [_moment(label) for label, _ in chart.points]
+    known = [m for m in moments if m is not None]
+    if len(known) == len(moments) and len(known) > 1 and known[-1] > known[0]:
+        start, total = known[0], (known[-1] - known[0]).total_seconds()
+        xs = [(m - start).total_seconds() * width / total for m in known]
+    else:
+        step = width / max(len(values) - 1, 1)
+        xs = [i * step for i in range(len(values))]
+
+    def y(value: int) -> float:
+        return round(height - (value - low) * height / span, 1)
+
+    unit = present.unit_of(chart.asset) if chart.asset else None
+
+    def text(value: int) -> str:  # '50.00 ETH', '1.50000000 BTC': exact, trailing zeros cut
+        if unit is None:
+            return f"{value} {chart.unit}"
+        return f"{present.decimal_text(value, unit.decimals, unit.places_min)} {unit.symbol}"
+
+    coords = [f"{round(x, 1)},{y(v)}" for x, v in zip(xs, values, strict=True)]
+    y_ticks = [{"y": y(v), "text": text(v)} for v in sorted({low, high})]
+    x_ticks = []
+    for index in sorted({0, len(values) - 1}):
+        label = chart.points[index][0]
+        moment = moments[index]
+        x_ticks.append({"x": round(xs[index], 1), "anchor": "start" if index == 0 else "end",
+                        "text": moment.strftime("%Y-%m-%d %H:%M") if moment else label[:16]})
     return {"polyline": " ".join(coords), "low": low, "high": high, "width": width,
-            "height": height, "first": chart.points[0][0], "last": chart.points[-1][0]}
+            "height": height, "first": chart.points[0][0], "last": chart.points[-1][0],
+            "low_text": text(low), "high_text": text(high), "y_ticks": y_ticks,
+            "x_ticks": x_ticks}

@@ -19,8 +19,9 @@ def provide(context: PanelContext) -> PanelView | None:
                   str(len(h.history))) for h in found)
     # Each line starts from zero at the vault's first recorded entry, so a single deposit
     # still draws a rise rather than a lone point.
-    charts = tuple(Chart(f"{h.vault} {h.asset}", present.unit_of(h.asset).base,
-                         ((h.history[0][0], 0), *h.history)) for h in found)
+    charts = tuple(Chart(f"{h.vault}: {present.unit_of(h.asset).symbol} held",
+                         present.unit_of(h.asset).base,
+                         ((h.history[0][0], 0), *h.history), asset=h.asset) for h in found)
     totals: dict[str, int] = {}
     for holding in found:
         totals[holding.asset] = totals.get(holding.asset, 0) + holding.balance

@@ -22,12 +22,12 @@ def provide(context: PanelContext) -> PanelView | None:
         findings = ", ".join(f"{count} {severity}" for severity, count
                              in sorted(report["findings_by_severity"].items())) or "none"
         block = report["block"] or {}
-        rows.append((report["time"], report["status"], vaults, findings,
+        rows.append((report["time"][:19].replace("T", " "), report["status"], vaults, findings,
                      f"{block.get('network')} {block.get('height')}",
                      str(report["ledger_tree_size"])))
     latest = reports[-1]
     return PanelView(summary=f"Latest report: {latest['status']} "
-                             f"({latest['time']}, by {latest['auditor']})",
+                             f"({latest['time'][:19].replace('T', ' ')}, by {latest['auditor']})",
                      columns=("time", "status", "vaults", "findings", "block",
                               "ledger size"),
                      rows=tuple(rows),

@@ -1,4 +1,8 @@
-"""Transfer timeline panel: every transfer's steps (approval to confirmation), newest first."""
+"""Transfers panel: one row per transfer with its current state, newest first.
+
+The full list, each row linking to its proposal page, is the /dashboard/transfers page;
+each transfer's timeline of state changes is on its proposal page.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ from reserve.api.panels import PanelContext, PanelView
 from reserve.present import format_time
 from reserve.proposals.proposal import TransferBody
 
+TRANSFERS_SHOWN = 10
+
 
 def provide(context: PanelContext) -> PanelView | None:
     with views.workflow_access(context.service).reading() as workflow:
@@ -16,25 +22,22 @@ def provide(context: PanelContext) -> PanelView | None:
                      and context.principal.may_see_vault(s.proposal.vault)]
     if not transfers:
         return None
-    events = []
-    for status in transfers:
+    rows = []
+    for status in reversed(transfers[-TRANSFERS_SHOWN:]):
         body = status.proposal.body
         assert isinstance(body, TransferBody)  # filtered above
-        amount = present.format_amount(body.amount, body.asset)
-        for change in status.changes:
-            detail = status.txid if change.state in ("broadcast", "confirmed") else ""
-            if change.state == "confirmed":
-                detail += f" ({views.confirmations(status)} conf.)"
-            events.append((change.seq, (format_time(change.at), status.proposal.vault,
-                                        status.digest[:12], amount, change.state,
-                                        detail or change.reason)))
-    events.sort(key=lambda item: item[0], reverse=True)
+        changed = format_time(status.changes[-1].at) if status.changes else ""
+        rows.append((status.digest[:12], status.proposal.vault,
+                     present.format_amount(body.amount, body.asset), status.state,
+                     str(views.confirmations(status)), changed))
     states: dict[str, int] = {}
     for status in transfers:
         states[status.state] = states.get(status.state, 0) + 1
     summary = f"{len(transfers)} transfers: " + ", ".join(
         f"{count} {state}" for state, count in sorted(states.items()))
     return PanelView(summary=summary,
-                     columns=("time", "vault", "proposal", "amount", "step", "detail"),
-                     rows=tuple(row for _, row in events),
-                     links=(("Transfers (JSON)", "/api/transfers"),))
+                     columns=("proposal", "vault", "amount", "state", "confirmations",
+                              "last change"),
+                     rows=tuple(rows),
+                     links=(("All transfers", "/dashboard/transfers"),
+                            ("Transfers (JSON)", "/api/transfers")))

@@ -20,6 +20,7 @@ from reserve.api.routes import (
     proposal_pages,
     proposals,
     reconcile,
+    reserve_pages,
     tokens,
     transfers,
     users,
@@ -38,6 +39,7 @@ ROUTERS: tuple[tuple[str, APIRouter], ...] = (
     ("transfers", transfers.router),
     ("reconcile", reconcile.router),
     ("proposal_pages", proposal_pages.router),
+    ("reserve_pages", reserve_pages.router),
 )
 
 

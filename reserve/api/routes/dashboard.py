@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Reques
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from reserve.api import ledger_views
+from reserve.api import entry_words, ledger_views, reserve_views
 from reserve.api.auth import TOKEN_LENGTH_MAX, Principal
 from reserve.api.deps import COOKIE_NAME, Service, check_token, client_address, get_service
 from reserve.api.panels import PanelContext, chart_svg_points
@@ -119,8 +119,11 @@ def explorer(request: Request, start: Annotated[int | None, Query(ge=0, le=SEQ_M
     begin = max(0, size - EXPLORER_PAGE) if start is None else min(start, size)
     kinds = frozenset({kind}) if kind in KINDS else None
     page = ledger_views.page(service.ledger, principal, begin, EXPLORER_PAGE, kinds)
-    rows = [{**entry, "payload_text": _short(entry["payload"])}
-            for entry in reversed(page.entries)]
+    words = _sentences(service, principal, page.entries)
+    rows = [{**entry, "payload_text": json.dumps(entry["payload"], indent=1,
+                                                 ensure_ascii=False, sort_keys=True),
+             "sentence": words[index]}
+            for index, entry in reversed(list(enumerate(page.entries)))]
     return _render(request, "ledger.html", principal, service, page=page, rows=rows,
                    kind=kind if kinds else "", kinds=sorted(KINDS),
                    newer=page.stop if page.stop < size else None,
@@ -139,12 +142,20 @@ def entry_page(request: Request, seq: Annotated[int, Path(ge=0, le=SEQ_MAX)],
     if not ledger_views.may_see(principal, entry):
         return _render(request, "error.html", principal, service, status_code=404,
                        message=f"No entry {seq} among the entries you may see.")
-    return _render(request, "entry.html", principal, service,
-                   entry=ledger_views.entry_json(entry),
+    data = ledger_views.entry_json(entry)
+    return _render(request, "entry.html", principal, service, entry=data,
+                   sentence=_sentences(service, principal, [data])[0],
                    payload_text=json.dumps(entry.payload, indent=2, ensure_ascii=False,
                                            sort_keys=True))
 
 
-def _short(payload: dict[str, Any], length: int = 120) -> str:
-    text = json.dumps(payload, ensure_ascii=False, sort_keys=True)
-    return text if len(text) <= length else text[:length - 1] + "…"
+def _sentences(service: Service, principal: Principal,
+               entries: list[dict[str, Any]]) -> list[str]:
+    """Each entry as a sentence, with the proposals they name looked up once."""
+    digests = {d for e in entries if (d := entry_words.digests_named(e["kind"], e["payload"]))}
+    briefs: dict[str, entry_words.ProposalBrief] = {}
+    if digests:
+        with reserve_views.workflow_access(service).reading() as workflow:
+            briefs = reserve_views.proposal_briefs(workflow, principal, digests)
+    return [entry_words.sentence(e["kind"], e["actor"], e["payload"], briefs)
+            for e in entries]

@@ -40,4 +40,5 @@ def proposal_page(request: Request, digest: Annotated[str, Path(pattern=DIGEST_P
             return _page(request, principal, service, "error.html", 404,
                          message=str(error.detail))
         return _page(request, principal, service, "proposal.html",
-                     p=detail(service, workflow, found))
+                     p=detail(service, workflow, found),
+                     labels=views.destination_labels(workflow, found.proposal.vault))

@@ -133,11 +133,17 @@ def _adapter(service: Service, found: ProposalStatus) -> Any:
 
 
 def _step(service: Service, record: Recorder, digest: str, principal: Principal,
-          action: Any, summary: dict[str, Any]) -> dict[str, Any]:
-    """Run one workflow step on the transfer and answer with its state and next step."""
+          state: str, action: Any, summary: dict[str, Any]) -> dict[str, Any]:
+    """Run one workflow step on a transfer in `state`; answer with its state and next step.
+
+    A transfer in another state is refused (409) before any node is asked."""
     access = views.workflow_access(service)
     with access.reading() as workflow:
         found = _transfer(workflow, digest, principal)
+        if found.state != state:
+            raise HTTPException(status.HTTP_409_CONFLICT, detail=(
+                f"transfer {found.digest[:16]} is {found.state}; this step needs {state}. "
+                f"Next: {next_json(workflow, found, service.clock())['text']}"))
     adapter = _adapter(service, found)
     access.act(record, lambda w, prelude: action(w, found, adapter, prelude),
                summary={"digest": found.digest, "vault": found.proposal.vault, **summary})
@@ -152,7 +158,7 @@ def _step(service: Service, record: Recorder, digest: str, principal: Principal,
 def release(digest: Digest, principal: Principal = Depends(operators),
             record: Recorder = Depends(get_recorder),
             service: Service = Depends(get_service)) -> dict[str, Any]:
-    return _step(service, record, digest, principal,
+    return _step(service, record, digest, principal, RELEASABLE,
                  lambda w, found, adapter, prelude: w.release(
                      found.digest, adapter, principal.person, prelude=prelude),
                  {"step": "release"})
@@ -186,7 +192,7 @@ def submit_share(digest: Digest, body: ShareUpload, principal: Principal = Depen
         signer, share = service.chains.share(found.proposal.vault, found.proposal.chain,
                                              principal.person, body.share.encode())
         return w.add_signature_share(found.digest, adapter, signer, share, prelude=prelude)
-    return _step(service, record, digest, principal, action, {"step": "share"})
+    return _step(service, record, digest, principal, SIGNING, action, {"step": "share"})
 
 
 @router.post("/{digest}/broadcast", summary="Finalise and broadcast once enough have signed",
@@ -194,7 +200,7 @@ def submit_share(digest: Digest, body: ShareUpload, principal: Principal = Depen
 def broadcast(digest: Digest, principal: Principal = Depends(operators),
               record: Recorder = Depends(get_recorder),
               service: Service = Depends(get_service)) -> dict[str, Any]:
-    return _step(service, record, digest, principal,
+    return _step(service, record, digest, principal, SIGNING,
                  lambda w, found, adapter, prelude: w.broadcast(
                      found.digest, adapter, principal.person, prelude=prelude),
                  {"step": "broadcast"})
@@ -207,7 +213,7 @@ def confirm(digest: Digest, body: Confirmations | None = None,
             record: Recorder = Depends(get_recorder),
             service: Service = Depends(get_service)) -> dict[str, Any]:
     depth_min = body.confirmations_min if body is not None else 1
-    return _step(service, record, digest, principal,
+    return _step(service, record, digest, principal, BROADCAST,
                  lambda w, found, adapter, prelude: w.check_confirmation(
                      found.digest, adapter, confirmations_min=depth_min, prelude=prelude),
                  {"step": "confirm"})
