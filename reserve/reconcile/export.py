@@ -55,12 +55,9 @@ def overall_status(body: dict[str, Any]) -> str:
 # reads like the dashboard (read at export time: one look for both, however it changes).
 DASHBOARD_CSS = Path(__file__).resolve().parents[1] / "api" / "static" / "app.css"
 REPORT_CSS = """
-.status { display: inline-block; padding: 1px 10px; border-radius: 10px; color: #fff;
-          font-weight: 600; background: var(--ok, #1a7f37); }
-.status.status-discrepancy, .status.status-high { background: var(--warn, #9a6700); }
-.status.status-critical { background: var(--bad, #cf222e); }
-td.amount { text-align: right; white-space: nowrap; }
-td.amount small { display: block; color: var(--muted, #5c6670); font-size: 12px; }
+h1 .badge { font-size: 20px; padding: 2px 12px; }
+td.num { text-align: right; }
+td.num small { display: block; color: var(--muted, #5c6670); font-size: 12px; }
 tr.status-discrepancy td, tr.status-high td { background: #fff8c5; }
 tr.status-critical td { background: #ffebe9; }
 section.card { margin-bottom: 16px; }
@@ -78,7 +75,7 @@ def _asset(asset: str, tokens: Mapping[str, present.Unit]) -> str:
     return escape(present.unit_of(asset, tokens).symbol)
 
 
-def _cell(amount: int, asset: str, tokens: Mapping[str, present.Unit],
+def _cell(amount: int, asset: str, tokens: Mapping[str, present.Unit], label: str,
           bold: bool = False) -> str:
     """An amount in its asset's units, exactly, with the recorded base units under it."""
     unit = present.unit_of(asset, tokens)
@@ -89,34 +86,40 @@ def _cell(amount: int, asset: str, tokens: Mapping[str, present.Unit],
         shown = escape(f"{present.decimal_text(amount, unit.decimals, unit.places_min)} "
                        f"{unit.symbol}")
         under = f"<small>{escape(base)}</small>"
-    return f"<td class='amount'>{f'<b>{shown}</b>' if bold else shown}{under}</td>"
+    return f"<td class='num' data-label='{label}'>{f'<b>{shown}</b>' if bold else shown}" \
+           f"{under}</td>"
 
 
 def _balances(rows: list[dict[str, Any]], tokens: Mapping[str, present.Unit]) -> str:
     return "".join(
-        f"<tr class='status-{escape(r['status'])}'><td>{escape(r['vault_id'])}</td>"
-        f"<td>{_asset(r['asset'], tokens)}</td>{_cell(int(r['ledger']), r['asset'], tokens)}"
-        f"{_cell(int(r['chain']), r['asset'], tokens)}"
-        f"{_cell(int(r['difference']), r['asset'], tokens, bold=True)}"
-        f"<td><span class='status status-{escape(r['status'])}'>{escape(r['status'])}</span>"
-        f"</td></tr>"
-        for r in rows)
+        f"<tr class='status-{escape(r['status'])}'><td data-label='vault'>"
+        f"{escape(r['vault_id'])}</td><td data-label='asset'>{_asset(r['asset'], tokens)}</td>"
+        f"{_cell(int(r['ledger']), r['asset'], tokens, 'ledger')}"
+        f"{_cell(int(r['chain']), r['asset'], tokens, 'chain')}"
+        f"{_cell(int(r['difference']), r['asset'], tokens, 'difference', bold=True)}"
+        f"<td data-label='status'><span class='badge status-{escape(r['status'])}'>"
+        f"{escape(r['status'])}</span></td></tr>" for r in rows)
 
 
 def _finding_rows(findings: list[dict[str, Any]], difference_key: str,
                   tokens: Mapping[str, present.Unit]) -> str:
     return "".join(
-        f"<tr class='status-{escape(f['severity'])}'><td>{escape(f['severity'])}</td>"
-        f"<td>{escape(f['kind'])}</td><td>{escape(f['vault_id'])}</td>"
-        f"<td>{_asset(f['asset'], tokens)}</td>"
-        f"{_cell(int(f[difference_key]), f['asset'], tokens)}<td>{escape(f['detail'])}</td>"
-        f"<td><code class='hash'>{escape(f['txid'] or '')}</code></td></tr>" for f in findings)
+        f"<tr class='status-{escape(f['severity'])}'><td data-label='severity'>"
+        f"{escape(f['severity'])}</td><td data-label='kind'>{escape(f['kind'])}</td>"
+        f"<td data-label='vault'>{escape(f['vault_id'])}</td>"
+        f"<td data-label='asset'>{_asset(f['asset'], tokens)}</td>"
+        f"{_cell(int(f[difference_key]), f['asset'], tokens, 'difference')}"
+        f"<td data-label='what'>{escape(f['detail'])}</td><td data-label='transaction'>"
+        f"<code class='hash'>{escape(f['txid'] or '')}</code></td></tr>" for f in findings)
 
 
-BALANCE_HEAD = ("<tr><th>Vault</th><th>Asset</th><th>Ledger</th><th>Chain</th>"
-                "<th>Difference</th><th>Status</th></tr>")
-FINDING_HEAD = ("<tr><th>Severity</th><th>Kind</th><th>Vault</th><th>Asset</th>"
-                "<th>Difference</th><th>What</th><th>Transaction</th></tr>")
+BALANCE_HEAD = ("<div class='table-wrap'><table class='reflow'><thead><tr><th>Vault</th>"
+                "<th>Asset</th><th>Ledger</th><th>Chain</th><th>Difference</th><th>Status</th>"
+                "</tr></thead>")
+FINDING_HEAD = ("<div class='table-wrap'><table class='reflow'><thead><tr><th>Severity</th>"
+                "<th>Kind</th><th>Vault</th><th>Asset</th><th>Difference</th><th>What</th>"
+                "<th>Transaction</th></tr></thead>")
+TABLE_END = "</table></div>"
 
 
 def _sections(body: dict[str, Any], tokens: Mapping[str, present.Unit]) -> str:
@@ -125,19 +128,19 @@ def _sections(body: dict[str, Any], tokens: Mapping[str, present.Unit]) -> str:
     parts = []
     if body["summary"]:
         parts.append(f"<section class='card'><h2>Bitcoin vaults at block {block['height']} "
-                     f"({escape(block['network'])})</h2><table>{BALANCE_HEAD}"
-                     f"{_balances(body['summary'], tokens)}</table></section>")
+                     f"({escape(block['network'])})</h2>{BALANCE_HEAD}"
+                     f"{_balances(body['summary'], tokens)}{TABLE_END}</section>")
     if evm.get("summary"):
         pin = evm["block"]
         parts.append(f"<section class='card'><h2>EVM vaults at block {pin['number']} (chain "
                      f"{pin['chain_id']})</h2><p class='hint'>block <code class='hash'>"
-                     f"{escape(pin['hash'])}</code></p><table>{BALANCE_HEAD}"
-                     f"{_balances(evm['summary'], tokens)}</table></section>")
+                     f"{escape(pin['hash'])}</code></p>{BALANCE_HEAD}"
+                     f"{_balances(evm['summary'], tokens)}{TABLE_END}</section>")
     findings = _finding_rows(body["findings"], "difference_sats", tokens) + \
         _finding_rows(evm.get("findings", []), "difference", tokens)
     if findings:
-        parts.append(f"<section class='card'><h2>Findings</h2><table>{FINDING_HEAD}"
-                     f"{findings}</table></section>")
+        parts.append(f"<section class='card'><h2>Findings</h2>{FINDING_HEAD}{findings}"
+                     f"{TABLE_END}</section>")
     return "\n".join(parts)
 
 
@@ -165,7 +168,7 @@ def to_html(document: dict[str, Any], tokens: Mapping[str, present.Unit] | None 
 <header class="top"><span class="brand">Sovereign Reserve Ledger</span>
 <span>Reconciliation report</span></header>
 <main>
-<h1>Reconciliation: <span class="status status-{escape(status)}">{escape(status.upper())}</span></h1>
+<h1>Reconciliation: <span class="badge status-{escape(status)}">{escape(status.upper())}</span></h1>
 <p>{count} finding(s); report SHA-256 <code class="hash">{escape(signature['report_sha256'])}</code></p>
 {_sections(body, named)}
 <section class="card"><h2>Computed against</h2><dl class="facts">
