@@ -3,11 +3,14 @@
 `open_stage` wipes and recreates the working folder (only one the demo made itself), starts
 a regtest `bitcoind` and an `anvil`, and opens the folder's own SQLite ledger with its
 encrypted checkpoint key. Whatever happens afterwards (an error, Ctrl-C, the dashboard
-server stopping) both nodes are stopped and the ledger is closed on the way out.
+server stopping) both nodes are stopped and the ledger is closed on the way out. The
+folder's `reserve.toml` (`write_config`) names its ledger, nodes and keys with paths
+relative to the folder, so every `reserve` command works on what the demo leaves.
 
 Time in the story is the wall clock plus an offset: the demo never sleeps for a policy's
 time delay, it moves the offset forward ("24 h later") and every ledger entry, checkpoint
-and workflow decision after that carries the moved time.
+and workflow decision after that carries the moved time. The offset is then stored in
+`reserve.toml` (`[clock] offset_seconds`), so later commands keep the same time.
 """
 
 from __future__ import annotations

@@ -127,3 +127,21 @@ def test_the_served_app_takes_the_configured_clock(tmp_path: Path) -> None:
     finally:
         service.accounts.close()
         service.ledger.close()
+
+
+def test_reconcile_takes_its_key_and_folder_from_the_config_unless_given(tmp_path: Path) -> None:
+    import typer
+
+    from reserve.cli.reconcile import DEFAULT_KEY, DEFAULT_OUTPUT, _configured
+
+    folder = tmp_path / "demo"
+    plain = config.load(write(folder, 'root = "."'))
+    assert _configured(plain, "auditor_key_file", None, DEFAULT_KEY) == folder.resolve() / DEFAULT_KEY
+    named = config.load(write(folder, 'root = "."', '[reconcile]\nauditor_key_file = "keys/a.json"'
+                                                      '\noutput_dir = "reports"\n'))
+    assert _configured(named, "auditor_key_file", None, DEFAULT_KEY) == folder.resolve() / "keys/a.json"
+    assert _configured(named, "output_dir", None, DEFAULT_OUTPUT) == folder.resolve() / "reports"
+    assert _configured(named, "output_dir", Path("/elsewhere"), DEFAULT_OUTPUT) == Path("/elsewhere")
+    broken = config.load(write(folder, 'root = "."', "[reconcile]\noutput_dir = 5\n"))
+    with pytest.raises(typer.Exit):
+        _configured(broken, "output_dir", None, DEFAULT_OUTPUT)
