@@ -128,7 +128,7 @@ def test_operator_and_custodians_run_a_transfer_from_the_command_line(
         assert made.exit_code == 0, made.output
         reviewed = runner.invoke(signer_cli, ["package", "show", str(package),
                                               "--enrolment", str(enrolment)])
-        assert "send 1000000000000000000 base units of ETH" in reviewed.output, reviewed.output
+        assert "send 1.00 ETH (1,000,000,000,000,000,000 wei)" in reviewed.output, reviewed.output
         signature = workspace / f"signature-{number}.json"
         signed = runner.invoke(signer_cli, ["evm-sign", "--package", str(package),
                                             "--enrolment", str(enrolment), "--key", str(key),

@@ -73,7 +73,8 @@ def _sign(files: dict[str, Path], *extra: str, env: dict[str, str] = ENV):  # ty
 def test_show_then_sign(files: dict[str, Path]) -> None:
     shown = runner.invoke(app, ["show", "--psbt", str(files["psbt"]), "--vault", VAULT_FILE])
     assert shown.exit_code == 0, shown.output
-    assert f"60000000 sats to {DEST}" in shown.output and "back to the vault" in shown.output
+    assert f"0.60000000 BTC (60,000,000 sats) to {DEST}" in shown.output
+    assert "back to the vault" in shown.output
     result = _sign(files)
     assert result.exit_code == 0, result.output
     signed = parse_psbt(files["psbt"].read_text())

@@ -40,7 +40,7 @@ def test_key_round_trip_and_signature(tmp_path: Path) -> None:
     share = signer.sign(request, account)
     review = signer.review(request)
     assert recover_signer(review.digest, share.signature) == address
-    assert any("send 1000000000000000000 base units of ETH" in line
+    assert any("send 1.00 ETH (1,000,000,000,000,000,000 wei)" in line
                for line in review.summary())
     document = signer.share_document(share, review.digest)
     assert document["signer"] == address

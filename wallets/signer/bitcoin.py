@@ -22,7 +22,7 @@ from bitcoinlib.mnemonic import Mnemonic
 from embit import bip32, bip39
 from embit.psbt import PSBT
 
-from reserve import keystore
+from reserve import keystore, present
 from reserve.errors import KeystoreError, PSBTError, ReserveError
 from wallets.bitcoin.adapter import approved_transfer
 from wallets.bitcoin.networks import params
@@ -52,6 +52,11 @@ class Signed:
     signatures: int
 
 
+def _btc(sats: int) -> str:
+    """'0.05000000 BTC (5,000,000 sats)': what people read, then what is signed."""
+    return present.amount_words(sats, present.BTC)
+
+
 def render_summary(summary: PsbtSummary, vault: Vault) -> str:
     """What the PSBT does, in words a custodian can check against the approval."""
     meta = summary.metadata
@@ -59,14 +64,14 @@ def render_summary(summary: PsbtSummary, vault: Vault) -> str:
              f"{vault.network})",
              f"proposal   {meta.proposal_digest.hex()} (policy version {meta.policy_version})",
              f"txid       {summary.txid}",
-             f"spends     {len(summary.inputs)} vault coin(s), {summary.input_sats} sats"]
+             f"spends     {len(summary.inputs)} vault coin(s), {_btc(summary.input_sats)}"]
     for output in summary.payments:
-        lines.append(f"pays       {output.amount_sats:>16} sats to {output.address}")
+        lines.append(f"pays       {_btc(output.amount_sats)} to {output.address}")
     for output in summary.outputs:
         if output.change_index is not None:
-            lines.append(f"change     {output.amount_sats:>16} sats back to the vault "
+            lines.append(f"change     {_btc(output.amount_sats)} back to the vault "
                          f"(change/{output.change_index}, {output.address})")
-    lines.append(f"fee        {summary.fee_sats:>16} sats")
+    lines.append(f"fee        {_btc(summary.fee_sats)}")
     return "\n".join(lines)
 
 

@@ -21,12 +21,12 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_typing import Hash32
 
-from reserve import keystore
+from reserve import keystore, present
 from reserve.errors import EVMError, MismatchError
 from wallets.evm.keys import KIND
 from wallets.evm.safe_tx import SafeTx, safe_tx_hash
 from wallets.evm.signatures import SignatureShare
-from wallets.evm.transfer import ApprovedEVMTransfer, describe, require_matches
+from wallets.evm.transfer import ETH, ApprovedEVMTransfer, describe, require_matches
 
 REQUEST_FORMAT = "reserve-evm-signing-request/1"
 
@@ -54,6 +54,13 @@ def signing_request(transfer: ApprovedEVMTransfer, tx: SafeTx) -> dict[str, Any]
                                                 tx).hex()}
 
 
+def _amount(amount: int, asset: str) -> str:
+    """'1.00 ETH (1,000,000,000,000,000,000 wei)', or a token's base units and contract."""
+    if asset == ETH:
+        return present.amount_words(amount, present.ETH)
+    return f"{amount:,} base units of the token at {asset}"
+
+
 @dataclass(frozen=True)
 class Review:
     """What the custodian is about to sign, recomputed locally."""
@@ -66,7 +73,7 @@ class Review:
         asset, recipient, amount = describe(self.tx)
         return [f"vault {self.transfer.vault_id} (Safe {self.transfer.safe_address}) "
                 f"on chain {self.transfer.chain_id}",
-                f"send {amount} base units of {asset} to {recipient}",
+                f"send {_amount(amount, asset)} to {recipient}",
                 f"proposal {self.transfer.proposal_digest.hex()} "
                 f"(policy v{self.transfer.policy_version}), Safe nonce {self.tx.nonce}",
                 f"Safe transaction hash 0x{self.digest.hex()}"]

@@ -451,7 +451,11 @@ def describe_package(verified: VerifiedPackage) -> list[str]:
              f"vault      {proposal.vault} on {proposal.network} ({proposal.chain})",
              f"purpose    {proposal.purpose} (reference {proposal.reference or '-'}, "
              f"proposed by {proposal.proposer})"]
+    labels = {d.address.lower(): d.label for d in verified.policy.destinations
+              if d.asset == body.asset}
     lines += [f"pays       {format_amount(o.amount, body.asset)} to {o.destination}"
+              + (f" ({labels[o.destination.lower()]})" if o.destination.lower() in labels
+                 else " (a destination added by proposal)")
               for o in body.outputs]
     lines.append(f"total      {format_amount(body.amount, body.asset)}; fee at most "
                  f"{format_amount(body.fee_max, body.asset)}")
