@@ -81,7 +81,7 @@ def _session(config: Path | None, database_url: str | None, *, write: bool = Tru
         options = ChainOptions(btc_rpc_url=btc_rpc_url, btc_rpc_user=btc_rpc_user,
                                evm_rpc_url=evm_rpc_url, evm_key_file=evm_key_file,
                                mainnet=mainnet)
-        yield Session(settings, WorkflowService(ledger, clock=_clock(settings.network)),
+        yield Session(settings, WorkflowService(ledger, clock=_clock(settings)),
                       ledger, options)
     finally:
         ledger.close()
