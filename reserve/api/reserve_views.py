@@ -15,9 +15,9 @@ request and its domain entries land in one commit.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -103,11 +103,16 @@ class Holding:
     asset: str
     balance: int
     history: tuple[tuple[str, int], ...]  # (ledger time, balance after that entry)
+    tokens: Mapping[str, present.Unit] = field(default_factory=dict)  # see token_units
+
+    @property
+    def unit(self) -> present.Unit:
+        return present.unit_of(self.asset, self.tokens)
 
     def to_json(self) -> dict[str, Any]:
-        return {"vault": self.vault, "asset": self.asset,
-                "unit": present.unit_of(self.asset).base, "balance": str(self.balance),
-                "balance_text": present.format_amount(self.balance, self.asset),
+        return {"vault": self.vault, "asset": self.asset, "symbol": self.unit.symbol,
+                "unit": self.unit.base, "balance": str(self.balance),
+                "balance_text": present.format_amount(self.balance, self.asset, self.tokens),
                 "history": [{"time": t, "balance": str(b)} for t, b in self.history]}
 
 
@@ -126,6 +131,24 @@ def _delta(event: Event) -> tuple[str, str, int] | None:
     return None
 
 
+def token_units(ledger: Any) -> dict[str, present.Unit]:
+    """Each registered EVM vault's token, by contract address and by symbol, in its own
+    units (symbol and decimals recorded at deployment); older registrations are skipped."""
+    found: dict[str, present.Unit] = {}
+    for entry in ledger.entries(kinds=(VaultRegistered.KIND,)):
+        try:
+            registered = VaultRegistered.of(entry)
+        except EventError:
+            continue
+        if not isinstance(registered, EvmVaultRegistered) or \
+                not isinstance(registered.token_symbol, str) or \
+                not isinstance(registered.token_decimals, int):
+            continue
+        unit = present.token_unit(registered.token_symbol, registered.token_decimals)
+        found[registered.token] = found[registered.token_symbol] = unit
+    return found
+
+
 def holdings(ledger: Any, principal: Principal | None = None) -> list[Holding]:
     """Every vault's balance per asset with its history, from deposits and transfers."""
     running: dict[tuple[str, str], int] = {}
@@ -140,8 +163,9 @@ def holdings(ledger: Any, principal: Principal | None = None) -> list[Holding]:
         key = (found[0], found[1])
         running[key] = running.get(key, 0) + found[2]
         history.setdefault(key, []).append((entry.time, running[key]))
-    return [Holding(vault, asset, running[(vault, asset)], tuple(history[(vault, asset)]))
-            for vault, asset in sorted(running)]
+    tokens = token_units(ledger) if running else {}
+    return [Holding(vault, asset, running[(vault, asset)], tuple(history[(vault, asset)]),
+                    tokens) for vault, asset in sorted(running)]
 
 
 # -- Bitcoin vault configurations ------------------------------------------------------------

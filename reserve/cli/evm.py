@@ -119,7 +119,7 @@ def deploy(ctx: typer.Context, vault: str = VaultOption, as_json: bool = JsonOpt
     """Deploy the vault's Safe, guard, registry and test token (demo: TEST custodian keys)."""
     def run() -> None:
         from wallets.evm import node, testkeys
-        from wallets.evm.demo import deploy_reserve
+        from wallets.evm.demo import TOKEN_DECIMALS, TOKEN_SYMBOL, deploy_reserve
 
         with _context(ctx, vault) as c:
             if c.w3.eth.chain_id != 31337 or any(o.test_key is None for o in c.vault.owners):
@@ -143,7 +143,8 @@ def deploy(ctx: typer.Context, vault: str = VaultOption, as_json: bool = JsonOpt
                 safe_singleton=deployment.infrastructure.singleton,
                 safe_proxy_factory=deployment.infrastructure.proxy_factory,
                 safe_fallback_handler=deployment.infrastructure.fallback_handler,
-                block_number=deployment.block_number).to_payload()
+                block_number=deployment.block_number, token_symbol=TOKEN_SYMBOL,
+                token_decimals=TOKEN_DECIMALS).to_payload()
             c.ledger.append(VaultRegistered.KIND, "service:evm", payload)
             emit(payload, as_json, f"vault {c.vault.id}: Safe {deployment.safe} "
                  f"({deployment.threshold} of {len(deployment.owners)}), guard "

@@ -76,6 +76,10 @@ class EvmVaultRegistered(VaultRegistered):
     safe_proxy_factory: str
     safe_fallback_handler: str
     block_number: int
+    # The token's ERC-20 symbol and decimals, read at deployment so that every page and
+    # report can show its amounts in its own units (older entries lack them).
+    token_symbol: str = ABSENT
+    token_decimals: int = ABSENT
 
 
 VaultRegistered.VARIANTS = {"bitcoin": BitcoinVaultRegistered, "evm": EvmVaultRegistered}

@@ -71,7 +71,13 @@ def _evm_vault(ledger: Ledger, now: datetime) -> None:
         registry="0x" + "12" * 20, token="0x" + "7c" * 20,
         owners=["0x" + f"{n}d" * 20 for n in range(1, 4)], threshold=2,
         safe_singleton="0x" + "01" * 20, safe_proxy_factory="0x" + "02" * 20,
-        safe_fallback_handler="0x" + "03" * 20, block_number=3).to_payload(), now=now)
+        safe_fallback_handler="0x" + "03" * 20, block_number=3, token_symbol="tRGT",
+        token_decimals=18).to_payload(), now=now)
+    ledger.append("evm.deposit", "evm-watcher", EvmDeposit(
+        key=f"31337:0x{'ed' * 32}:1", chain_id=31337, vault="reserve-evm", safe=safe,
+        asset="0x" + "7c" * 20, sender="0x" + "99" * 20, amount_wei=1_500 * 10**18,
+        tx_hash="0x" + "ed" * 32, log_index=1, block_number=9,
+        block_hash="0x" + "fe" * 32).to_payload(), now=now)
     ledger.append("evm.deposit", "evm-watcher", EvmDeposit(
         key=f"31337:0x{'ee' * 32}:0", chain_id=31337, vault="reserve-evm", safe=safe,
         asset="ETH", sender="0x" + "99" * 20, amount_wei=50 * 10**18,
@@ -177,7 +183,10 @@ def test_a_viewer_verifies_ledger_entries_in_the_browser(tmp_path: Path) -> None
     assert ["national-btc-2of3", "BTC", "2.50000000 BTC"] in \
         [row[:3] for row in seen["holdings"]]
     assert ["national-btc", "BTC", "9.95000000 BTC"] in [row[:3] for row in seen["holdings"]]
-    assert seen["holdings_charts"] == 3
+    # The test token reads in its own symbol and decimals, never as raw base units.
+    assert ["reserve-evm", "tRGT", "1500.000000000000000000 tRGT"] in \
+        [row[:3] for row in seen["holdings"]]
+    assert seen["holdings_charts"] == 4
     # Opens a proposal from the pending list and reads the policy's decision.
     assert seen["proposal_url"].endswith(f"/dashboard/proposals/{proposal.digest}")
     assert seen["proposal_state"] == "proposed"

@@ -23,6 +23,7 @@ from wallets.evm.signatures import SignatureShare
 
 TOKEN_NAME = "Reserve Gold Token (TEST)"  # noqa: S105 (not a secret)
 TOKEN_SYMBOL = "tRGT"  # noqa: S105 (not a secret)
+TOKEN_DECIMALS = 18  # OpenZeppelin ERC20's default, which ReserveToken keeps
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,8 @@ class Deployment:
                 "safe_singleton": self.infrastructure.singleton,
                 "safe_proxy_factory": self.infrastructure.proxy_factory,
                 "safe_fallback_handler": self.infrastructure.fallback_handler,
-                "block_number": self.block_number}
+                "block_number": self.block_number, "token_symbol": TOKEN_SYMBOL,
+                "token_decimals": TOKEN_DECIMALS}
 
 
 def sign_with_keys(chain_id: int, safe_address: str, tx: SafeTx,

@@ -17,7 +17,7 @@ drawn as inline SVG) unless it names its own template under `templates/panels/`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -41,6 +41,7 @@ class Chart:
     unit: str
     points: tuple[tuple[str, int], ...]
     asset: str = ""
+    tokens: Mapping[str, Any] = field(default_factory=dict)  # asset -> present.Unit
 
 
 @dataclass(frozen=True)
@@ -150,8 +151,8 @@ def render_panel(panel: Panel, context: PanelContext) -> RenderedPanel:
     if view is None:
         return RenderedPanel(panel, None, "empty", "nothing to show yet")
     bounded = PanelView(view.summary, view.columns, view.rows[:ROWS_MAX],
-                        tuple(Chart(c.title, c.unit, c.points[-POINTS_MAX:], c.asset)
-                              for c in view.charts), view.template, view.data, view.links)
+                        tuple(Chart(c.title, c.unit, c.points[-POINTS_MAX:], c.asset,
+                                    c.tokens) for c in view.charts), view.template, view.data, view.links)
     return RenderedPanel(panel, bounded, "ok")
 
 
@@ -189,7 +190,7 @@ def chart_svg_points(chart: Chart, width: int = 560, height: int = 140) -> dict[
     def y(value: int) -> float:
         return round(height - (value - low) * height / span, 1)
 
-    unit = present.unit_of(chart.asset) if chart.asset else None
+    unit = present.unit_of(chart.asset, chart.tokens) if chart.asset else None
 
     def text(value: int) -> str:  # '50.00 ETH', '1.50000000 BTC': exact, trailing zeros cut
         if unit is None:

@@ -15,17 +15,20 @@ def provide(context: PanelContext) -> PanelView | None:
     found = views.holdings(context.ledger, context.principal)
     if not found:
         return None
-    rows = tuple((h.vault, h.asset, present.format_amount(h.balance, h.asset),
+    rows = tuple((h.vault, h.unit.symbol,
+                  present.format_amount(h.balance, h.asset, h.tokens),
                   str(len(h.history))) for h in found)
     # Each line starts from zero at the vault's first recorded entry, so a single deposit
     # still draws a rise rather than a lone point.
-    charts = tuple(Chart(f"{h.vault}: {present.unit_of(h.asset).symbol} held",
-                         present.unit_of(h.asset).base,
-                         ((h.history[0][0], 0), *h.history), asset=h.asset) for h in found)
+    charts = tuple(Chart(f"{h.vault}: {h.unit.symbol} held", h.unit.base,
+                         ((h.history[0][0], 0), *h.history), asset=h.asset,
+                         tokens=h.tokens) for h in found)
+    # One total per asset, never mixed: each in its own units.
     totals: dict[str, int] = {}
+    tokens = found[0].tokens
     for holding in found:
         totals[holding.asset] = totals.get(holding.asset, 0) + holding.balance
-    summary = "Total: " + ", ".join(present.format_amount(amount, asset)
+    summary = "Total: " + ", ".join(present.format_amount(amount, asset, tokens)
                                     for asset, amount in sorted(totals.items()))
     return PanelView(summary=summary,
                      columns=("vault", "asset", "balance", "ledger entries"),

@@ -10,6 +10,7 @@ schema like the other pages.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -36,15 +37,19 @@ HISTORY_SHOWN = 20
 SEQ_MAX = 2**40
 
 
-def amount_html(base: object, asset: str) -> Markup:
-    """An amount in asset units, its exact base units on hover: '1.50000000 BTC'."""
+def amount_html(base: object, asset: str, tokens: object = None) -> Markup:
+    """An amount in asset units, its exact base units on hover: '1.50000000 BTC'.
+
+    `tokens` (reserve_views.token_units, in every page's context) names the vaults' tokens
+    by their own symbol and decimals."""
     try:
         value = int(str(base))
     except ValueError:
         return escape(f"{base} {asset}")
-    unit = present.unit_of(asset)
+    known = tokens if isinstance(tokens, Mapping) else None
+    unit = present.unit_of(asset, known)
     return Markup('<span class="amount" title="{}">{}</span>').format(
-        present.base_units_text(value, unit.base), present.format_amount(value, asset))
+        present.base_units_text(value, unit.base), present.format_amount(value, asset, known))
 
 
 templates.env.globals["amount_html"] = amount_html
@@ -54,6 +59,8 @@ def _page(request: Request, principal: Principal, service: Service, name: str,
           status_code: int = 200, **context: object) -> HTMLResponse:
     return templates.TemplateResponse(request, name, {"principal": principal,
                                                       "title": service.options.title,
+                                                      "tokens": views.token_units(
+                                                          service.ledger),
                                                       **context}, status_code=status_code)
 
 
