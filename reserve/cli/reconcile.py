@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from reserve import keystore
+from reserve import keystore, present
 from reserve.cli.common import emit, fail, load_settings, working
 from reserve.errors import ReportRejected, ReserveError
 from reserve.events.records import ReportAnchored
@@ -132,7 +132,7 @@ def run(vault: Annotated[list[Path], typer.Option("--vault", help="Vault config;
     if evm_vault and not evm_rpc_url:
         fail("EVM vaults need --evm-rpc-url (or RESERVE_EVM_RPC_URL)")
 
-    def action() -> tuple[dict[str, Any], int, Path, Any]:
+    def action() -> tuple[dict[str, Any], int, Path, Any, dict[str, Any]]:
         from reserve.reconcile.bitcoin import wallet_range_end
         from reserve.reconcile.evm import token_units
         from reserve.reconcile.run import run_report
@@ -162,9 +162,10 @@ def run(vault: Annotated[list[Path], typer.Option("--vault", help="Vault config;
         folder = _configured(settings, "output_dir", output, DEFAULT_OUTPUT)
         tokens = token_units(w3, [t for target in evm[1] for t in target.tokens]) \
             if evm and w3 is not None else {}
-        return document, entry.seq, export.write_exports(document, folder, tokens), anchored
-    document, seq, stem, anchored = _guard(action)
-    _report_run(document, seq, stem, anchored, as_json)
+        return (document, entry.seq, export.write_exports(document, folder, tokens), anchored,
+                tokens)
+    document, seq, stem, anchored, tokens = _guard(action)
+    _report_run(document, seq, stem, anchored, as_json, tokens)
 
 
 def _evm_connect(settings: Any, rpc_url: str, mainnet: bool) -> Any:
@@ -200,12 +201,19 @@ def _anchor(ledger: Any, w3: Any, registry: str | None, key_file: Path | None,
     return anchor_report(ledger, w3, address, node.service_account(w3, key_file), document)
 
 
+def _row_amounts(row: dict[str, Any], tokens: dict[str, Any]) -> str:
+    """'ledger 1.50000000 BTC, chain 1.50000000 BTC, difference 0.00000000 BTC' (a token in
+    its own symbol and decimals when known, else base units under its address)."""
+    asset = str(row["asset"])
+    return ", ".join(f"{name} {present.format_amount(int(row[name]), asset, tokens)}"
+                     for name in ("ledger", "chain", "difference"))
+
+
 def _report_run(document: dict[str, Any], seq: int, stem: Path, anchored: Any,
-                as_json: bool) -> None:
+                as_json: bool, tokens: dict[str, Any]) -> None:
     body = document["report"]
-    rows = [f"{r['vault_id']:<24} {r['asset'][:12]:<12} ledger {r['ledger']:>26} chain "
-            f"{r['chain']:>26} difference {r['difference']:>24} {r.get('unit', 'sats')} "
-            f"{r['status']}" for r in [*body["summary"], *body.get("evm", {}).get("summary", [])]]
+    rows = [f"{r['vault_id']}: {_row_amounts(r, tokens)}: {r['status']}"
+            for r in [*body["summary"], *body.get("evm", {}).get("summary", [])]]
     count = len(body["findings"]) + len(body.get("evm", {}).get("findings", []))
     lines = [*rows, f"{count} finding(s); report checked in as ledger entry {seq}; files "
                     f"{stem}.json/.csv/.html"]
@@ -225,7 +233,7 @@ def _report_run(document: dict[str, Any], seq: int, stem: Path, anchored: Any,
 def show(report: Path, csv: bool = typer.Option(False, "--csv"),
          html: bool = typer.Option(False, "--html"), evm_rpc_url: Annotated[
              str | None, typer.Option("--evm-rpc-url", help=(
-                 "With --html: read each token's symbol and decimals from this node "
+                 "Read each token's symbol and decimals from this node "
                  "(without it, tokens show in base units under their address)."))] = None,
          mainnet: bool = typer.Option(False, "--mainnet"), config: Config = None,
          as_json: AsJson = False) -> None:
@@ -243,12 +251,13 @@ def show(report: Path, csv: bool = typer.Option(False, "--csv"),
              f"{body['block']['blockhash']}",
              f"ledger checkpoint {body['ledger']['tree_size']} entries, root "
              f"{body['ledger']['root_hash']}"]
-    lines += [f"  {r['vault_id']} {r['asset']}: ledger {r['ledger']} chain {r['chain']} "
-              f"difference {r['difference']} ({r['status']})" for r in body["summary"]]
+    tokens = _report_tokens(document, evm_rpc_url, mainnet, config)
+    lines += [f"  {r['vault_id']}: {_row_amounts(r, tokens)} ({r['status']})"
+              for r in body["summary"]]
     lines += [f"  [{f['severity']}] {f['kind']}: {f['detail']}" for f in body["findings"]]
     evm = body.get("evm", {})
-    lines += [f"  {r['vault_id']} {r['asset']}: ledger {r['ledger']} chain {r['chain']} "
-              f"difference {r['difference']} wei ({r['status']})" for r in evm.get("summary", [])]
+    lines += [f"  {r['vault_id']}: {_row_amounts(r, tokens)} ({r['status']})"
+              for r in evm.get("summary", [])]
     lines += [f"  [{f['severity']}] {f['kind']}: {f['detail']}" for f in evm.get("findings", [])]
     emit(document, as_json, "\n".join(lines))
 

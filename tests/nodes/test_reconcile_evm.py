@@ -280,7 +280,11 @@ def test_cli_run_reconciles_and_anchors(chain: Reserve, tmp_path: Path,
     finally:
         books.close()
     shown = CliRunner().invoke(app, ["reconcile", "show", f"{out['files']}.json"])
-    assert "wei (ok)" in shown.stdout
+    assert "difference 0.000000000000000000 ETH (ok)" in shown.stdout
+    assert f"difference 0 {chain.deployment.token} (ok)" in shown.stdout  # no node: base units
+    named = CliRunner().invoke(app, ["reconcile", "show", f"{out['files']}.json",
+                                     "--evm-rpc-url", str(chain.w3.provider.endpoint_uri)])  # type: ignore[attr-defined]
+    assert "difference 0.000000000000000000 tRGT (ok)" in named.stdout, named.output
     books = Ledger.open(f"sqlite:///{tmp_path}/cli.sqlite")
     try:
         ledger_file = export_ledger(books, tmp_path / "cli.jsonl")
