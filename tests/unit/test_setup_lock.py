@@ -15,13 +15,38 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _numbers(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("-")[0].split("."))
+
+
+def _satisfies(version: str | None, wanted: str) -> bool:
+    """npm's exact pins (anvil's platform packages) and its ^ and ~ ranges (dompurify's
+    optional types): enough of semver for what the lock holds."""
+    if version is None:
+        return False
+    if wanted[:1] in "^~":
+        have, base = _numbers(version), _numbers(wanted[1:])
+        same = 1 if wanted[0] == "^" and base[0] > 0 else 2
+        return have[:same] == base[:same] and have >= base
+    return version == wanted
+
+
 def test_lock_records_every_platforms_optional_packages() -> None:
     packages = json.loads((ROOT / "package-lock.json").read_text())["packages"]
     missing = [f"{name}@{version} (wanted by {path})"
                for path, package in packages.items()
                for name, version in package.get("optionalDependencies", {}).items()
-               if packages.get(f"node_modules/{name}", {}).get("version") != version]
+               if not _satisfies(packages.get(f"node_modules/{name}", {}).get("version"),
+                                 version)]
     assert not missing, f"package-lock.json lacks optional packages: {missing}"
+
+
+def test_the_version_check_reads_pins_and_ranges() -> None:
+    assert _satisfies("2.0.7", "^2.0.7") and _satisfies("2.1.0", "^2.0.7")
+    assert not _satisfies("3.0.0", "^2.0.7") and not _satisfies("2.0.6", "^2.0.7")
+    assert _satisfies("0.2.5", "~0.2.3") and not _satisfies("0.3.0", "~0.2.3")
+    assert _satisfies("1.2.3", "1.2.3") and not _satisfies("1.2.4", "1.2.3")
+    assert not _satisfies(None, "^1.0.0")
 
 
 def test_npm_ci_accepts_the_committed_lock_and_leaves_it_unchanged(tmp_path: Path) -> None:
