@@ -13,11 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from reserve.cli.common import emit, fail, load_settings
+from reserve.cli.common import emit, fail, load_settings, open_ledger
 from reserve.errors import EVMError, ReserveError
-from reserve.events.custody import EvmVaultRegistered, VaultRegistered
-from reserve.events.records import CheckpointAnchored
-from reserve.ledger.configured import open_ledger
 
 # web3 and the EVM stack load in the commands that reach a node, not for `reserve --help`.
 if TYPE_CHECKING:
@@ -37,6 +34,8 @@ def _connect(settings: Any, rpc_url: str, mainnet: bool) -> Any:
 
 def registry_address(ledger: Ledger, chain_id: int, given: str | None) -> str:
     """`given`, else the registry of the latest EVM vault registered on this chain."""
+    from reserve.events.custody import EvmVaultRegistered, VaultRegistered
+
     if given:
         return given
     found = None
@@ -90,6 +89,8 @@ def anchor_command(
     except ReserveError as error:
         fail(str(error))
         return
+    from reserve.events.records import CheckpointAnchored
+
     anchored = CheckpointAnchored.of(entry)
     emit(entry.payload, as_json, f"anchored tree size {anchored.tree_size} root "
          f"{anchored.root_hash} in registry {anchored.registry} (index {anchored.index}), tx "

@@ -6,13 +6,16 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 
 from reserve import config
 from reserve.errors import ReserveError
+
+if TYPE_CHECKING:
+    from reserve.ledger.store import Ledger
 
 console = Console()
 error_console = Console(stderr=True, soft_wrap=True)
@@ -24,6 +27,15 @@ JsonOption = typer.Option(False, "--json", help="Machine-readable JSON output.")
 
 def load_settings(config_path: str | None) -> config.Settings:
     return config.load(config_path)
+
+
+def open_ledger(settings: config.Settings, database_url: str | None = None, *,
+                with_signer: bool = True) -> Ledger:
+    """reserve.ledger.configured.open_ledger, loaded when a command first opens the ledger
+    (the ledger store and its key handling are not needed for `reserve --help`)."""
+    from reserve.ledger.configured import open_ledger as configured
+
+    return configured(settings, database_url, with_signer=with_signer)
 
 
 def progress_rows(label: str, enabled: bool) -> Any:

@@ -15,8 +15,6 @@ from typing import Any
 import typer
 
 from reserve.cli.common import ConfigOption, DatabaseOption, JsonOption, emit, fail, load_settings
-from reserve.db import connect
-from reserve.db_roles import grant_service, is_postgres, role_findings, url_credentials
 from reserve.errors import ConfigError, ReserveError
 
 db_app = typer.Typer(no_args_is_help=True, help="The database: schema and roles.")
@@ -35,6 +33,8 @@ def _database(connection: Any) -> str:
 def initialise(owner_url: str, service_url: str, service_role: str | None = None
                ) -> dict[str, Any]:
     """Migrate as the owner, then set up the service role; what was done, as JSON."""
+    from reserve.db import connect
+    from reserve.db_roles import grant_service, is_postgres, role_findings, url_credentials
     from reserve.ledger import Ledger
 
     if is_postgres(owner_url) != is_postgres(service_url) or (
@@ -105,6 +105,9 @@ def init(owner_url: str = OwnerOption, service_role: str = ServiceRoleOption,
 def check(config: str = ConfigOption, database_url: str = DatabaseOption,
           as_json: bool = JsonOption) -> None:
     """Whether the service URL's role could rewrite the ledger; exit 1 if it could."""
+    from reserve.db import connect
+    from reserve.db_roles import is_postgres, role_findings
+
     settings = load_settings(config)
     service_url = database_url or settings.ledger.database_url
     if not is_postgres(service_url):

@@ -15,15 +15,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
-from reserve.cli.common import emit, fail, load_settings
+from reserve.cli.common import emit, fail, load_settings, open_ledger
 from reserve.errors import EVMError, ReserveError
-from reserve.events.custody import EvmVaultRegistered, VaultRegistered
-from reserve.ledger.configured import open_ledger
 
 # web3 and the EVM stack load in the commands that use them, not for `reserve --help`.
 if TYPE_CHECKING:
     from web3 import Web3
 
+    from reserve.events.custody import EvmVaultRegistered
     from reserve.ledger.store import Ledger
     from wallets.evm.config import EVMVaultConfig
 
@@ -135,6 +134,8 @@ def deploy(ctx: typer.Context, vault: str = VaultOption, as_json: bool = JsonOpt
                 destinations=c.vault.guard.destinations, limits=c.vault.guard.limits,
                 token_supply=c.vault.demo.get("token_supply", 10**24))
             _fund_demo(c, account, deployment)
+            from reserve.events.custody import EvmVaultRegistered, VaultRegistered
+
             payload = EvmVaultRegistered(
                 chain="evm", vault=c.vault.id, chain_id=deployment.chain_id,
                 safe=deployment.safe, guard=deployment.guard, registry=deployment.registry,

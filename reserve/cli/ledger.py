@@ -6,7 +6,7 @@ import base64
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -17,14 +17,14 @@ from reserve.cli.common import (
     emit,
     fail,
     load_settings,
+    open_ledger,
     progress_rows,
 )
 from reserve.errors import ReserveError
-from reserve.ledger import merkle
-from reserve.ledger.checkpoint import VerifierKey
-from reserve.ledger.configured import open_ledger
-from reserve.ledger.keys import load_or_create_signer, public_key_text
-from reserve.ledger.verify import Finding, Report, export_lines, verify_export, verify_ledger
+
+# The ledger's record modules load when a command runs, not for `reserve --help`.
+if TYPE_CHECKING:
+    from reserve.ledger.verify import Finding, Report
 
 ledger_app = typer.Typer(no_args_is_help=True, help="The append-only ledger.")
 proof_app = typer.Typer(no_args_is_help=True, help="Inclusion and consistency proofs.")
@@ -102,6 +102,8 @@ def checkpoint(config: str = ConfigOption, database_url: str = DatabaseOption,
 @ledger_app.command("public-key")
 def public_key(config: str = ConfigOption, as_json: bool = JsonOption) -> None:
     """Print the ledger's verifier key (signed-note format) and PEM public key."""
+    from reserve.ledger.keys import load_or_create_signer, public_key_text
+
     settings = load_settings(config)
     signer = load_or_create_signer(settings.resolve(settings.ledger.key_path),
                                    settings.ledger.origin, settings.ledger_passphrase())
@@ -113,6 +115,8 @@ def proof_inclusion(seq: int, size: int = typer.Option(None, "--size"),
                     config: str = ConfigOption, database_url: str = DatabaseOption,
                     as_json: bool = JsonOption) -> None:
     """Inclusion proof of entry SEQ in the tree of SIZE entries (default: all)."""
+    from reserve.ledger import merkle
+
     settings = load_settings(config)
     with open_ledger(settings, database_url, with_signer=False) as ledger:
         tree_size = ledger.size() if size is None else size
@@ -133,6 +137,8 @@ def proof_inclusion(seq: int, size: int = typer.Option(None, "--size"),
 def proof_consistency(old: int, new: int, config: str = ConfigOption,
                       database_url: str = DatabaseOption, as_json: bool = JsonOption) -> None:
     """Consistency proof between tree sizes OLD and NEW."""
+    from reserve.ledger import merkle
+
     settings = load_settings(config)
     with open_ledger(settings, database_url, with_signer=False) as ledger:
         proof = ledger.consistency_proof(old, new)
@@ -150,6 +156,8 @@ def proof_consistency(old: int, new: int, config: str = ConfigOption,
 def export(output: Path = typer.Option(None, "--output", "-o"), config: str = ConfigOption,
            database_url: str = DatabaseOption) -> None:
     """Export entries, checkpoints and consistency proofs as JSON lines."""
+    from reserve.ledger.verify import export_lines
+
     settings = load_settings(config)
     with open_ledger(settings, database_url, with_signer=False) as ledger:
         handle = open(output, "w", encoding="utf-8") if output else sys.stdout
@@ -186,6 +194,9 @@ def verify(export_file: Path = typer.Option(None, "--export", help="Verify an ex
            config: str = ConfigOption, database_url: str = DatabaseOption,
            as_json: bool = JsonOption) -> None:
     """Recompute every hash, root, signature and proof; exit 1 on the first bad entry."""
+    from reserve.ledger.checkpoint import VerifierKey
+    from reserve.ledger.verify import verify_export, verify_ledger
+
     verifier = None
     if key:
         text = Path(key).read_text() if Path(key).exists() else key
@@ -209,6 +220,7 @@ def verify(export_file: Path = typer.Option(None, "--export", help="Verify an ex
 def _anchor_findings(ledger: Any, rpc_url: str, registry: str | None) -> list[Finding]:
     """Anchors on the EVM registry that disagree with the ledger, as verifier findings."""
     from reserve.cli.anchor import verify_anchors
+    from reserve.ledger.verify import Finding
 
     try:
         found = verify_anchors(ledger, rpc_url, registry)

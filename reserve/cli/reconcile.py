@@ -16,17 +16,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from reserve import keystore, present
-from reserve.cli.common import emit, fail, load_settings, working
+from reserve import present
+from reserve.cli.common import emit, fail, load_settings, open_ledger, working
 from reserve.errors import ReportRejected, ReserveError
-from reserve.events.records import ReportAnchored
-from reserve.ledger.checkpoint import VerifierKey
-from reserve.ledger.configured import open_ledger
-from reserve.reconcile import export
-from reserve.reconcile.report import create_auditor_key, load_auditor_key, parse_auditor_keys
 
-# The chain stacks (bitcoinlib, web3) load in the commands that reach a node.
+# The reconciliation itself and the chain stacks (bitcoinlib, web3) load in the commands
+# that use them, not for `reserve --help`.
 if TYPE_CHECKING:
+    from reserve.ledger.checkpoint import VerifierKey
     from wallets.bitcoin.rpc import BitcoinRPC
 
 reconcile_app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -79,7 +76,16 @@ def _read_json(path: Path) -> Any:
         fail(f"cannot read {path}: {error}")
 
 
+def _auditor_passphrase() -> str:
+    """The auditor key's passphrase, from RESERVE_AUDITOR_PASSPHRASE or a prompt."""
+    from reserve import keystore
+
+    return keystore.passphrase_from_env(PASSPHRASE_ENV, prompt="auditor passphrase: ")
+
+
 def _keys(texts: list[str]) -> tuple[VerifierKey, ...]:
+    from reserve.reconcile.report import parse_auditor_keys
+
     lines = [(Path(t).read_text() if Path(t).is_file() else t).strip().splitlines()[0]
              for t in texts]
     return parse_auditor_keys(lines)
@@ -97,8 +103,10 @@ def auditor_key(name: str = typer.Option("auditor-general", "--name"),
                 key_path: KeyFile = None,
                 config: Config = None) -> None:
     """Create the auditor's Ed25519 key in the encrypted keystore; print its public key."""
+    from reserve.reconcile.report import create_auditor_key
+
     settings = load_settings(str(config) if config else None)
-    passphrase = keystore.passphrase_from_env(PASSPHRASE_ENV, prompt="auditor passphrase: ")
+    passphrase = _auditor_passphrase()
     path = _configured(settings, "auditor_key_file", key_path, DEFAULT_KEY)
     signer = _guard(lambda: create_auditor_key(path, name, passphrase))
     typer.echo(signer.verifier.encode())
@@ -133,8 +141,10 @@ def run(vault: Annotated[list[Path], typer.Option("--vault", help="Vault config;
         fail("EVM vaults need --evm-rpc-url (or RESERVE_EVM_RPC_URL)")
 
     def action() -> tuple[dict[str, Any], int, Path, Any, dict[str, Any]]:
+        from reserve.reconcile import export
         from reserve.reconcile.bitcoin import wallet_range_end
         from reserve.reconcile.evm import token_units
+        from reserve.reconcile.report import load_auditor_key
         from reserve.reconcile.run import run_report
         from wallets.bitcoin.networks import require_network_allowed
         from wallets.bitcoin.vault import load_vault
@@ -149,7 +159,7 @@ def run(vault: Annotated[list[Path], typer.Option("--vault", help="Vault config;
                    wallet_range_end(node.for_wallet(f"reserve-{m.vault_id}")))
                   for m in vaults] if node else []
         w3 = _evm_connect(settings, evm_rpc_url, mainnet) if evm_rpc_url else None
-        passphrase = keystore.passphrase_from_env(PASSPHRASE_ENV, prompt="auditor passphrase: ")
+        passphrase = _auditor_passphrase()
         signer = load_auditor_key(
             _configured(settings, "auditor_key_file", key_path, DEFAULT_KEY), passphrase)
         with open_ledger(settings) as ledger:
@@ -218,6 +228,8 @@ def _report_run(document: dict[str, Any], seq: int, stem: Path, anchored: Any,
     lines = [*rows, f"{count} finding(s); report checked in as ledger entry {seq}; files "
                     f"{stem}.json/.csv/.html"]
     if anchored is not None:
+        from reserve.events.records import ReportAnchored
+
         anchor = ReportAnchored.of(anchored)
         lines.append(f"report hash anchored in registry {anchor.registry} (index "
                      f"{anchor.index}, tx {anchor.tx_hash}); ledger entry {anchored.seq}")
@@ -238,6 +250,8 @@ def show(report: Path, csv: bool = typer.Option(False, "--csv"),
          mainnet: bool = typer.Option(False, "--mainnet"), config: Config = None,
          as_json: AsJson = False) -> None:
     """Show a report: summary and findings (or its CSV / HTML export)."""
+    from reserve.reconcile import export
+
     document = _read_json(report)
     if csv:
         typer.echo(export.findings_csv(document), nl=False)
@@ -297,8 +311,10 @@ def verify(report: Path, ledger_export: Path = typer.Option(..., "--export"),
     node = _rpc(settings, rpc_url, rpc_user, rpc_password) if body.get("vaults") else None
     if "evm" in body and not evm_rpc_url:
         fail("this report has EVM vaults: give --evm-rpc-url (or RESERVE_EVM_RPC_URL)")
-    key = VerifierKey.parse(ledger_key) if ledger_key else None
+    from reserve.ledger.checkpoint import VerifierKey
     from reserve.reconcile.verify import verify_report
+
+    key = VerifierKey.parse(ledger_key) if ledger_key else None
 
     try:
         w3 = _evm_connect(settings, evm_rpc_url, mainnet) if evm_rpc_url else None
@@ -330,6 +346,7 @@ def proof_of_reserves(report: Path, check: bool = typer.Option(
     """Publish signed per-vault statements from a report, or --check one against a node
     (a Safe's statement against --evm-rpc-url, which must serve past state)."""
     from reserve.reconcile import proof
+    from reserve.reconcile.report import load_auditor_key
 
     settings = load_settings(str(config) if config else None)
     document = _read_json(report)
@@ -353,7 +370,7 @@ def proof_of_reserves(report: Path, check: bool = typer.Option(
              f"HOLDS: {document['report']['vault_id']} held {total} sats at block "
              f"{document['report']['block']['height']}")
         return
-    passphrase = keystore.passphrase_from_env(PASSPHRASE_ENV, prompt="auditor passphrase: ")
+    passphrase = _auditor_passphrase()
     signer = _guard(lambda: load_auditor_key(
             _configured(settings, "auditor_key_file", key_path, DEFAULT_KEY), passphrase))
     emit(proof.statements(document, signer), True)

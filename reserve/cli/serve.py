@@ -28,10 +28,10 @@ from reserve.cli.common import (
     emit,
     fail,
     load_settings,
+    open_ledger,
 )
 from reserve.config import Settings
 from reserve.errors import AccountError, ConfigError
-from reserve.ledger.configured import open_ledger
 
 # FastAPI and the account store load in the commands that use them.
 if TYPE_CHECKING:

@@ -20,19 +20,18 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from reserve import present
-from reserve.cli.common import emit, load_settings
+from reserve.cli.common import emit, load_settings, open_ledger
 from reserve.cli.workflow import Config, Database, Json, _clock, _guarded
 from reserve.config import Settings
 from reserve.errors import ConfigError, WorkflowError
-from reserve.ledger.configured import open_ledger
-from reserve.proposals.proposal import TransferBody
 from reserve.proposals.state import BROADCAST, OPEN, RELEASABLE, SIGNING
-from reserve.transfers.next_step import NextStep, next_step
-from reserve.transfers.projection import ProposalStatus
-from reserve.transfers.service import WorkflowService
 
+# The workflow and the chain layers load when a command runs, not for `reserve --help`.
 if TYPE_CHECKING:
     from reserve.transfers.chain import ChainAdapter
+    from reserve.transfers.next_step import NextStep
+    from reserve.transfers.projection import ProposalStatus
+    from reserve.transfers.service import WorkflowService
     from wallets.chains import ChainOptions, ConfiguredChains
 
 transfer_app = typer.Typer(no_args_is_help=True, help=(
@@ -81,6 +80,8 @@ def _session(config: Path | None, database_url: str | None, *, write: bool = Tru
         options = ChainOptions(btc_rpc_url=btc_rpc_url, btc_rpc_user=btc_rpc_user,
                                evm_rpc_url=evm_rpc_url, evm_key_file=evm_key_file,
                                mainnet=mainnet)
+        from reserve.transfers.service import WorkflowService
+
         yield Session(settings, WorkflowService(ledger, clock=_clock(settings)),
                       ledger, options)
     finally:
@@ -90,6 +91,8 @@ def _session(config: Path | None, database_url: str | None, *, write: bool = Tru
 def _transfer(workflow: WorkflowService, digest: str, state: str | None = None
               ) -> ProposalStatus:
     """The transfer `digest`; with `state`, refused (before any node is asked) unless in it."""
+    from reserve.proposals.proposal import TransferBody
+
     status = workflow.status(digest)
     if not isinstance(status.proposal.body, TransferBody):
         raise ConfigError(f"proposal {status.digest[:16]} is a {status.proposal.action}, not "
@@ -102,12 +105,16 @@ def _transfer(workflow: WorkflowService, digest: str, state: str | None = None
 
 
 def _next(workflow: WorkflowService, status: ProposalStatus) -> NextStep:
+    from reserve.transfers.next_step import next_step
+
     policy = workflow.projection.vault(status.proposal.vault).policy
     decision = workflow.decision(status.digest) if status.state in OPEN else None
     return next_step(status, policy, decision, workflow.clock())
 
 
 def _status_json(workflow: WorkflowService, status: ProposalStatus) -> dict[str, Any]:
+    from reserve.proposals.proposal import TransferBody
+
     body = status.proposal.body
     assert isinstance(body, TransferBody)
     step = _next(workflow, status)
@@ -122,6 +129,8 @@ def _status_json(workflow: WorkflowService, status: ProposalStatus) -> dict[str,
 
 
 def _status_human(workflow: WorkflowService, status: ProposalStatus) -> str:
+    from reserve.proposals.proposal import TransferBody
+
     body = status.proposal.body
     assert isinstance(body, TransferBody)
     step = _next(workflow, status)

@@ -15,25 +15,24 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from reserve import present
-from reserve.cli.common import emit, load_settings
+from reserve.cli.common import emit, load_settings, open_ledger
 from reserve.config import Settings
 from reserve.errors import ConfigError, ReserveError
-from reserve.events.workflow import ProposalCancelled, ProposalExpired, ProposalState
-from reserve.ledger.configured import open_ledger
-from reserve.policy import loader
-from reserve.policy.evaluate import Decision
 from reserve.present import format_duration, format_time
-from reserve.proposals import approval as approval_module
-from reserve.proposals.proposal import TransferBody, parse_time
 from reserve.proposals.state import STATES
-from reserve.transfers.projection import ProposalStatus, VaultState
-from reserve.transfers.service import WorkflowService
 from wallets import addresses
+
+# The workflow, the policy engine and the ledger load when a command runs, not for
+# `reserve --help` (tests/unit/test_cli_imports.py).
+if TYPE_CHECKING:
+    from reserve.policy.evaluate import Decision
+    from reserve.transfers.projection import ProposalStatus, VaultState
+    from reserve.transfers.service import WorkflowService
 
 T = TypeVar("T")
 NOW_ENV = "RESERVE_NOW"  # demo clock override, honoured on regtest only
@@ -82,6 +81,8 @@ def _clock(source: Settings | str) -> Callable[[], datetime]:
         return (lambda: datetime.now(UTC)) if isinstance(source, str) else source.clock()
     if network != "regtest":
         raise ConfigError(f"{NOW_ENV} is only honoured on regtest, not on {network}")
+    from reserve.proposals.proposal import parse_time
+
     fixed = parse_time(override)
     return lambda: fixed
 
@@ -89,6 +90,7 @@ def _clock(source: Settings | str) -> Callable[[], datetime]:
 @contextmanager
 def _service(config: Path | None, database_url: str | None,
              write: bool = True) -> Iterator[WorkflowService]:
+    from reserve.transfers.service import WorkflowService
     from wallets.chains import ChainOptions, ConfiguredGuards
 
     settings = load_settings(str(config) if config else None)
@@ -131,6 +133,8 @@ def _status_json(status: ProposalStatus, decision: Decision | None) -> dict[str,
 
 
 def _summary(status: ProposalStatus) -> str:
+    from reserve.proposals.proposal import TransferBody
+
     body = status.proposal.body
     what = (f"{present.format_amount(body.amount, body.asset)} to "
             + ", ".join(o.destination for o in body.outputs)
@@ -196,6 +200,8 @@ def approve(approval_file: Annotated[Path, typer.Argument(
             document = json.loads(data)
         except (OSError, ValueError) as error:
             raise ConfigError(f"cannot read approval file {approval_file}: {error}") from None
+        from reserve.proposals import approval as approval_module
+
         vote = approval_module.from_document(document)
         with _service(config, database_url) as service:
             decision = service.vote(vote)
@@ -305,6 +311,8 @@ def proposal_refresh(vault: Annotated[str | None, typer.Option(help="Only this v
 
 def _refreshed(entry: Any) -> str:
     """One line per entry a refresh wrote: a proposal's move, or what was applied."""
+    from reserve.events.workflow import ProposalCancelled, ProposalExpired, ProposalState
+
     event = entry.event
     if isinstance(event, ProposalState | ProposalCancelled | ProposalExpired):
         return (f"{entry.seq}: {entry.kind} {event.digest[:16]} "
@@ -314,6 +322,8 @@ def _refreshed(entry: Any) -> str:
 
 
 def _vault_json(state: VaultState) -> dict[str, Any]:
+    from reserve.policy import loader
+
     return {"vault": state.vault, "policy": loader.to_document(state.policy),
             "versions": [{"version": v, "policy_sha256": sha, "seq": seq}
                          for v, sha, seq in state.policy_versions],
@@ -360,6 +370,8 @@ def policy_load(policy_file: Annotated[Path, typer.Argument(help="Policy TOML (v
                 config: Config = None, database_url: Database = None,
                 as_json: Json = False) -> None:
     """Record a new vault's first policy (v1) in the ledger."""
+    from reserve.policy import loader
+
     def run() -> tuple[str, list[Any]]:
         policy = loader.load_file(policy_file)
         with _service(config, database_url) as service:
@@ -385,6 +397,8 @@ def policy_show(vault: Annotated[str, typer.Argument(help="Vault id.")],
 def policy_check(policy_file: Annotated[Path, typer.Argument(help="Policy TOML.")],
                  as_json: Json = False) -> None:
     """Validate a policy file without recording anything."""
+    from reserve.policy import loader
+
     policy = _guarded(lambda: loader.load_file(policy_file))
     emit({"vault": policy.vault, "version": policy.version,
           "policy_sha256": loader.policy_sha256(policy)}, as_json,
@@ -398,6 +412,8 @@ def policy_propose_change(policy_file: Annotated[Path, typer.Argument(
                           expires_in: ExpiresIn = None, config: Config = None,
                           database_url: Database = None, as_json: Json = False) -> None:
     """Propose a new policy version; approved under the policy in force."""
+    from reserve.policy import loader
+
     def run() -> tuple[ProposalStatus, Decision]:
         policy = loader.load_file(policy_file)
         with _service(config, database_url) as service:
