@@ -6,12 +6,12 @@ the owner (the migration URL) creates the tables and grants the service's login 
 service URL, RESERVE_DATABASE_URL) exactly this, by table, computed from the tables that
 exist once every migration has run:
 
-- ledger tables (`reserve.ledger.schema.TABLES`): SELECT and INSERT;
+- ledger tables (`reserve.ledger.schema.APPEND_ONLY_TABLES`): SELECT and INSERT;
 - Alembic version tables (`alembic_version*`): SELECT, so the service sees the schema is
   current and never tries to migrate;
 - every other table in the schema (the mutable ones: API users, tokens, ...): SELECT,
-  INSERT and UPDATE, and USAGE on the schema's sequences. None needs DELETE today; a table
-  that does is added to DELETE_TABLES.
+  INSERT and UPDATE, and USAGE on the schema's sequences; the read models also DELETE
+  (DELETE_TABLES: a rebuild empties and refills them).
 
 Everything is revoked from the service first, so running it again after a migration
 leaves exactly these grants. SQLite has no roles: the file's permissions decide who may
@@ -26,12 +26,15 @@ from typing import Any
 
 from reserve.db import POSTGRES_PREFIXES
 from reserve.errors import ConfigError
-from reserve.ledger.schema import TABLES as LEDGER_TABLES
+from reserve.ledger.schema import APPEND_ONLY_TABLES as LEDGER_TABLES
 
 LEDGER_PRIVILEGES = ("SELECT", "INSERT")
 VERSION_PRIVILEGES = ("SELECT",)
 MUTABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE")
-DELETE_TABLES: frozenset[str] = frozenset()
+# The read models (reserve/transfers/readmodel.py): `reserve projections rebuild` empties
+# and refills them.
+DELETE_TABLES: frozenset[str] = frozenset({"read_model_state", "rm_vaults", "rm_proposals",
+                                           "rm_holdings", "rm_holding_points"})
 VERSION_TABLE_PREFIX = "alembic_version"
 # What the service must never hold on a ledger table (ownership aside, which ALTER, DROP
 # and DISABLE/DROP TRIGGER need and role_findings checks separately).

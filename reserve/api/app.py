@@ -86,18 +86,23 @@ def status_for(error: ReserveError) -> int:
 
 
 def _open_sources(source: Any) -> tuple[Any, str, bool]:
-    """(ledger, database URL, whether the app owns the ledger and must close it)."""
+    """(ledger, database URL, whether the app owns the ledger and must close it), with the
+    read models attached: every append the service makes keeps them in step."""
     from reserve.config import Settings
     from reserve.ledger.store import Ledger
+    from reserve.transfers import readmodel
 
     if isinstance(source, Settings):
         from reserve.ledger.configured import open_ledger
 
         ledger = open_ledger(source)
-        return ledger, source.ledger.database_url, True
-    if isinstance(source, str):
-        return Ledger.open(source), source, True
-    return source, str(source.url), False
+        url, owned = source.ledger.database_url, True
+    elif isinstance(source, str):
+        ledger, url, owned = Ledger.open(source), source, True
+    else:
+        ledger, url, owned = source, str(source.url), False
+    readmodel.attach(ledger)
+    return ledger, url, owned
 
 
 def _is_settings(source: Any) -> bool:

@@ -27,24 +27,26 @@ from reserve.api import entry_words
 from reserve.api.auth import Principal
 from reserve.config import PROJECT_ROOT
 from reserve.errors import ConfigError, EventError
-from reserve.events import Event, decode
+from reserve.events import decode
 from reserve.events.access import ApiRequest
-from reserve.events.chain_btc import BtcConfirmed, BtcDeposit, BtcReorg
-from reserve.events.chain_evm import EvmConfirmed, EvmDeposit, EvmExecuted, EvmReorg
+from reserve.events.chain_btc import BtcConfirmed, BtcDeposit
+from reserve.events.chain_evm import EvmConfirmed
 from reserve.events.custody import EvmVaultRegistered, VaultRegistered
 from reserve.policy.evaluate import Decision
 from reserve.policy.model import ApprovalRule, Policy
 from reserve.present import format_time
 from reserve.proposals.proposal import TransferBody
 from reserve.proposals.state import OPEN, PROPOSED
+from reserve.transfers import readmodel
 from reserve.transfers.next_step import next_step, voters_left
 from reserve.transfers.projection import ProposalStatus
 from reserve.transfers.service import Item, WorkflowService
 
 T = TypeVar("T")
 BITCOIN_VAULTS_DIR = PROJECT_ROOT / "config" / "vaults"
-HOLDING_KINDS = ("btc.deposit", "btc.confirmed", "btc.reorg", "evm.deposit", "evm.executed",
-                 "evm.reorg")
+# The latest points of each holding's history that the API and dashboard show (a chart of
+# the recent past; the whole history is in the ledger and in `rm_holding_points`).
+HISTORY_POINTS = 500
 _CREATE = threading.Lock()
 
 
@@ -102,8 +104,9 @@ class Holding:
     vault: str
     asset: str
     balance: int
-    history: tuple[tuple[str, int], ...]  # (ledger time, balance after that entry)
+    history: tuple[tuple[str, int], ...]  # (ledger time, balance after), the latest ones
     tokens: Mapping[str, present.Unit] = field(default_factory=dict)  # see token_units
+    entries: int = 0  # how many ledger entries changed it
 
     @property
     def unit(self) -> present.Unit:
@@ -114,21 +117,6 @@ class Holding:
                 "unit": self.unit.base, "balance": str(self.balance),
                 "balance_text": present.format_amount(self.balance, self.asset, self.tokens),
                 "history": [{"time": t, "balance": str(b)} for t, b in self.history]}
-
-
-def _delta(event: Event) -> tuple[str, str, int] | None:
-    """(vault, asset, signed amount) an entry adds to a holding, or None."""
-    if isinstance(event, BtcDeposit | BtcConfirmed | BtcReorg):
-        return event.vault, "BTC", event.delta_sats
-    if isinstance(event, EvmDeposit):
-        return event.vault, event.asset, event.amount_wei
-    if isinstance(event, EvmExecuted):
-        return (event.vault, event.asset, -event.amount_wei) if event.success else None
-    if isinstance(event, EvmReorg):  # reverses the entry it names
-        reversed_deposit = event.reverses_kind == "evm.deposit"
-        return event.vault, event.asset, -event.amount_wei if reversed_deposit \
-            else event.amount_wei
-    return None
 
 
 def token_units(ledger: Any) -> dict[str, present.Unit]:
@@ -149,23 +137,15 @@ def token_units(ledger: Any) -> dict[str, present.Unit]:
     return found
 
 
-def holdings(ledger: Any, principal: Principal | None = None) -> list[Holding]:
-    """Every vault's balance per asset with its history, from deposits and transfers."""
-    running: dict[tuple[str, str], int] = {}
-    history: dict[tuple[str, str], list[tuple[str, int]]] = {}
-    for entry in ledger.entries(kinds=HOLDING_KINDS):
-        try:
-            found = _delta(entry.event)
-        except EventError:
-            continue  # a malformed chain entry is the reconciliation's business, not ours
-        if found is None or (principal is not None and not principal.may_see_vault(found[0])):
-            continue
-        key = (found[0], found[1])
-        running[key] = running.get(key, 0) + found[2]
-        history.setdefault(key, []).append((entry.time, running[key]))
-    tokens = token_units(ledger) if running else {}
-    return [Holding(vault, asset, running[(vault, asset)], tuple(history[(vault, asset)]),
-                    tokens) for vault, asset in sorted(running)]
+def holdings(ledger: Any, principal: Principal | None = None, *,
+             history_points: int = HISTORY_POINTS) -> list[Holding]:
+    """Every vault's balance per asset with its latest history, from the holdings read
+    model (one row per vault and asset, not the ledger's chain entries)."""
+    found = [row for row in readmodel.holdings(ledger, history_points=history_points)
+             if principal is None or principal.may_see_vault(row.vault)]
+    tokens = token_units(ledger) if found else {}
+    return [Holding(row.vault, row.asset, row.balance, row.history, tokens, row.entries)
+            for row in found]
 
 
 # -- Bitcoin vault configurations ------------------------------------------------------------

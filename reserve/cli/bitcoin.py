@@ -91,12 +91,14 @@ def _rpc(ctx: typer.Context, settings: reserve_config.Settings) -> BitcoinRPC:
 @contextmanager
 def _service(ctx: typer.Context, vault_path: Path) -> Iterator[BitcoinVaultService]:
     from reserve.ledger.store import Ledger
+    from reserve.transfers import readmodel
     from wallets.bitcoin.service import BitcoinVaultService
 
     vault, settings = _vault(ctx, vault_path)
     ledger = Ledger.open(settings.ledger.database_url,
                          payload_bytes_max=settings.ledger.payload_bytes_max)
     ledger.clock = settings.clock()
+    readmodel.attach(ledger)
     try:
         yield BitcoinVaultService(vault, ledger, _rpc(ctx, settings), actor="cli")
     finally:

@@ -34,8 +34,11 @@ def open_ledger(settings: config.Settings, database_url: str | None = None, *,
     """reserve.ledger.configured.open_ledger, loaded when a command first opens the ledger
     (the ledger store and its key handling are not needed for `reserve --help`)."""
     from reserve.ledger.configured import open_ledger as configured
+    from reserve.transfers import readmodel
 
-    return configured(settings, database_url, with_signer=with_signer)
+    ledger = configured(settings, database_url, with_signer=with_signer)
+    readmodel.attach(ledger)  # whatever the command appends keeps the read models in step
+    return ledger
 
 
 def progress_rows(label: str, enabled: bool) -> Any:

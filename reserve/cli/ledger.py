@@ -191,6 +191,9 @@ def verify(export_file: Path = typer.Option(None, "--export", help="Verify an ex
            trusted: list[Path] = typer.Option([], "--trusted", help="A checkpoint note you kept."),
            rpc_url: str = typer.Option(None, "--rpc-url", help="EVM RPC: check anchored roots."),
            registry: str = typer.Option(None, "--registry", help="ReserveRegistry address."),
+           projections: bool = typer.Option(
+               False, "--projections",
+               help="Also check the read models and the kind index against a replay."),
            config: str = ConfigOption, database_url: str = DatabaseOption,
            as_json: bool = JsonOption) -> None:
     """Recompute every hash, root, signature and proof; exit 1 on the first bad entry."""
@@ -212,9 +215,26 @@ def verify(export_file: Path = typer.Option(None, "--export", help="Verify an ex
                                    progress=progress_rows("verifying ledger", not as_json))
             if rpc_url:
                 report.findings.extend(_anchor_findings(ledger, rpc_url, registry))
+            if projections and report.ok:
+                report.findings.extend(_projection_findings(ledger))
+                if report.ok:
+                    report.notes.append("the read models and the kind index equal a full "
+                                        "replay of the ledger")
     _print_report(report, as_json)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _projection_findings(ledger: Any) -> list[Finding]:
+    """Where the read models or the kind index differ from a replay, as findings."""
+    from reserve.ledger.verify import Finding
+    from reserve.transfers import readmodel
+
+    try:
+        found = readmodel.check(ledger)
+    except ReserveError as error:
+        return [Finding(None, f"read models: {error}")]
+    return [Finding(None, item) for item in found]
 
 
 def _anchor_findings(ledger: Any, rpc_url: str, registry: str | None) -> list[Finding]:

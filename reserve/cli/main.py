@@ -15,6 +15,7 @@ from reserve.cli.db import db_app
 from reserve.cli.demo import demo
 from reserve.cli.evm import evm_app
 from reserve.cli.ledger import ledger_app
+from reserve.cli.projections import projections_app
 from reserve.cli.reconcile import reconcile_app
 from reserve.cli.serve import serve, token_app
 from reserve.cli.transfer import transfer_app
@@ -27,6 +28,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 # Sub-command groups register below, one line each.
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(db_app, name="db")
+app.add_typer(projections_app, name="projections")
 app.command("serve")(serve)
 app.add_typer(token_app, name="token")
 app.add_typer(bitcoin_app, name="btc")

@@ -30,6 +30,7 @@ from reserve.config import DEMO_PASSPHRASE, PROJECT_ROOT
 from reserve.errors import ConfigError
 from reserve.ledger.keys import load_or_create_signer
 from reserve.ledger.store import Ledger
+from reserve.transfers import readmodel
 from reserve.transfers.service import WorkflowService
 from wallets.bitcoin.regtest import RegtestNode
 from wallets.evm import anvil
@@ -160,6 +161,7 @@ def open_ledger(workdir: Path, clock: StoryClock) -> Ledger:
     ledger = Ledger.open(f"sqlite:///{workdir / 'ledger.sqlite'}", signer=signer,
                          checkpoint_every=1000)
     ledger.clock = clock
+    readmodel.attach(ledger)
     return ledger
 
 

@@ -69,3 +69,35 @@ POSTGRES = [
         f"GRANT SELECT, INSERT ON {table} TO reserve_app",
     )
 ]
+
+# -- the kind index (revision 0004) ------------------------------------------------------------
+# One row per entry, written by every append in the same transaction: (seq, kind), indexed
+# by (kind, seq) so a reader that wants a few kinds reads only their entries instead of
+# decoding the whole ledger. It is derived (the body is the evidence), append-only like
+# the entries, and `reserve ledger verify --projections` checks it against the bodies.
+INDEX_TABLES = ("ledger_kinds",)
+APPEND_ONLY_TABLES = TABLES + INDEX_TABLES
+
+KINDS_SQLITE = [
+    """CREATE TABLE ledger_kinds (
+        seq INTEGER PRIMARY KEY CHECK (seq >= 0),
+        kind TEXT NOT NULL)""",
+    "CREATE INDEX ledger_kinds_by_kind ON ledger_kinds (kind, seq)",
+] + [
+    f"""CREATE TRIGGER ledger_kinds_no_{action.lower()} BEFORE {action} ON ledger_kinds
+        BEGIN SELECT RAISE(ABORT, 'ledger is append-only: {action} on ledger_kinds refused'); END"""
+    for action in ("UPDATE", "DELETE")
+]
+
+KINDS_POSTGRES = [
+    """CREATE TABLE ledger_kinds (
+        seq BIGINT PRIMARY KEY CHECK (seq >= 0),
+        kind TEXT NOT NULL)""",
+    "CREATE INDEX ledger_kinds_by_kind ON ledger_kinds (kind, seq)",
+    """CREATE TRIGGER ledger_kinds_no_change BEFORE UPDATE OR DELETE ON ledger_kinds
+        FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change()""",
+    """CREATE TRIGGER ledger_kinds_no_truncate BEFORE TRUNCATE ON ledger_kinds
+        FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change()""",
+    "REVOKE UPDATE, DELETE, TRUNCATE ON ledger_kinds FROM PUBLIC",
+    "GRANT SELECT, INSERT ON ledger_kinds TO reserve_app",
+]

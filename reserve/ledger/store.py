@@ -10,6 +10,12 @@ Durability: SQLite runs in WAL mode with `synchronous=FULL` (an append that retu
 survives power loss; NORMAL could lose the last commits); PostgreSQL with
 `synchronous_commit=on`.
 
+Read models ride on the same transaction: a model `attach`ed to the ledger is handed every
+batch inside the append's transaction (after the entries, before the commit), so its rows
+and the entries commit together or not at all; a model that refuses a batch rolls the
+append back. Each append also writes the batch's rows of `ledger_kinds` (seq, kind), which
+`entries(kinds=...)` reads so that a few kinds cost their own entries, not the ledger's.
+
 Roots and proofs read only the O(log n) stored subtree hashes they need, fetched in one
 query: the proof code runs once with a recorder to learn which subtrees it needs, then
 again on the fetched hashes.
@@ -18,11 +24,12 @@ again on the fetched hashes.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from reserve.db import connect
 from reserve.errors import (
@@ -58,6 +65,47 @@ ADVISORY_LOCK_ID = 0x5245534552  # "RESER"
 _ZERO = bytes(32)
 
 
+class Transaction:
+    """The statements a read model may run inside the ledger's write transaction."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+        self.dialect = ledger.dialect
+
+    def query(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Rows of `statement` (`?` placeholders), seeing this transaction's own writes."""
+        return self._ledger._query(statement, params)
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> None:
+        self._ledger._db.execute(self._ledger._sql(statement), params)
+
+    def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self._ledger._executemany(statement, rows)
+
+    def size(self) -> int:
+        return self._ledger._head()[0]
+
+    def entries(self, start: int, stop: int) -> Iterator[Entry]:
+        """Committed or this transaction's entries in [start, stop), in order."""
+        return self._ledger.entries(start, stop)
+
+
+class ReadModel(Protocol):
+    """Derived tables kept in step with the ledger (see `Ledger.attach`)."""
+
+    name: str
+    memory_ddl: Sequence[str]  # its tables, for an in-memory SQLite ledger (no migrations)
+
+    def apply(self, tx: Transaction, entries: Sequence[Entry]) -> None:
+        """Bring the model's rows up to the end of `entries` (the batch being appended,
+        or none): apply any entries before them it has not seen, then these; raise to
+        refuse the batch."""
+
+    def reset(self, tx: Transaction) -> None:
+        """Delete every row of the model (it then applies the ledger from entry 0)."""
+
+
 def node_id(level: int, index: int) -> int:
     """Key of the perfect subtree at `level` covering leaves [index << level, ...)."""
     return (level << LEVEL_SHIFT) | index
@@ -84,6 +132,7 @@ class Ledger:
         # levels are the set bits of size)
         self._frontier_cache: tuple[int, bytes, list[bytes]] = (0, GENESIS_PREV_HASH, [])
         self._level_min: int | None = None
+        self._models: list[ReadModel] = []
 
     # ----------------------------------------------------------------- opening
     @classmethod
@@ -116,6 +165,51 @@ class Ledger:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # ------------------------------------------------------------ read models
+    def attach(self, model: ReadModel) -> ReadModel:
+        """Keep `model` in step from now on; returns the model already attached under its
+        name, if any (one instance per name and ledger)."""
+        with self._lock:
+            for attached in self._models:
+                if attached.name == model.name:
+                    return attached
+            if self.url.endswith(":memory:"):
+                for statement in model.memory_ddl:
+                    self._db.execute(statement)
+            self._models.append(model)
+            return model
+
+    def detach(self, name: str) -> None:
+        """Stop keeping the model `name` in step (it catches up when attached again)."""
+        with self._lock:
+            self._models = [model for model in self._models if model.name != name]
+
+    def update_models(self) -> None:
+        """Let every attached model catch up with entries appended without it (by a process
+        that had not attached it), in one write transaction."""
+        with self._lock:
+            if not self._models:
+                return
+            with self._write():
+                tx = Transaction(self)
+                for model in self._models:
+                    model.apply(tx, ())
+
+    def rebuild_models(self) -> None:
+        """Recreate every attached model's rows from the whole ledger, in one transaction
+        (readers see the old rows until it commits)."""
+        with self._lock:
+            with self._write():
+                tx = Transaction(self)
+                for model in self._models:
+                    model.reset(tx)
+                    model.apply(tx, ())
+
+    def query(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Rows of a read-only `statement` (`?` placeholders) on the ledger's connection."""
+        with self._lock:
+            return self._query(statement, params)
 
     # ------------------------------------------------------------- primitives
     def now(self) -> datetime:
@@ -286,6 +380,8 @@ class Ledger:
                                  ("subtree_level_min", str(level_min)))
             self._executemany(
                 "INSERT INTO ledger_entries (seq, body, entry_hash) VALUES (?, ?, ?)", entry_rows)
+            self._executemany("INSERT INTO ledger_kinds (seq, kind) VALUES (?, ?)",
+                              [(size + i, item[0]) for i, item in enumerate(items)])
             if node_rows:
                 # In key order: the B-tree then appends at the right edge of each level's
                 # key range instead of seeking between levels (a fifth faster here).
@@ -297,6 +393,10 @@ class Ledger:
                     new_size // self.checkpoint_every > size // self.checkpoint_every):
                 root = merkle.fold_frontier(frontier)
                 self._insert_checkpoint(self.signer, new_size, root, time)
+            if self._models:
+                tx = Transaction(self)
+                for model in self._models:
+                    model.apply(tx, entries)
         self._frontier_cache = (new_size, prev, frontier)
         return entries
 
@@ -413,11 +513,59 @@ class Ledger:
 
     def entries(self, start: int = 0, stop: int | None = None,
                 kinds: Iterable[str] | None = None) -> Iterator[Entry]:
-        wanted = frozenset(kinds) if kinds is not None else None
-        for _, body, entry_hash in self.raw_rows(start, stop):
+        """Entries in [start, stop) in order; with `kinds`, only those kinds, read through
+        the kind index (their own rows, not the ledger's)."""
+        if kinds is None:
+            for _, body, entry_hash in self.raw_rows(start, stop):
+                yield decode_body(body, entry_hash)
+            return
+        wanted = sorted(set(kinds))
+        streams = [self._kind_rows(kind, start, stop) for kind in wanted]
+        merged = streams[0] if len(streams) == 1 else heapq.merge(*streams)
+        for seq, body, entry_hash in merged:
             entry = decode_body(body, entry_hash)
-            if wanted is None or entry.kind in wanted:
-                yield entry
+            if entry.kind not in wanted:
+                raise LedgerError(f"the kind index says entry {seq} is not what its body "
+                                  f"says ({entry.kind}): run `reserve ledger verify "
+                                  "--projections`")
+            yield entry
+
+    def kind_sequences(self, kinds: Iterable[str], start: int = 0, stop: int | None = None,
+                       *, newest_first: bool = False, limit: int | None = None) -> list[int]:
+        """Sequence numbers of entries of `kinds` in [start, stop), from the kind index."""
+        order = "DESC" if newest_first else "ASC"
+        found: list[int] = []
+        for kind in sorted(set(kinds)):
+            bound = "" if stop is None else " AND seq < ?"
+            params: list[Any] = [kind, start, *(() if stop is None else (stop,))]
+            tail = "" if limit is None else " LIMIT ?"
+            params += [] if limit is None else [limit]
+            found += [int(row[0]) for row in self.query(
+                f"SELECT seq FROM ledger_kinds WHERE kind = ? AND seq >= ?{bound} "
+                f"ORDER BY seq {order}{tail}", params)]
+        found.sort(reverse=newest_first)
+        return found if limit is None else found[:limit]
+
+    def _kind_rows(self, kind: str, start: int, stop: int | None
+                   ) -> Iterator[tuple[int, bytes, bytes]]:
+        columns = ("e.seq, CAST(e.body AS BLOB), CAST(e.entry_hash AS BLOB)"
+                   if self.dialect == "sqlite" else "e.seq, e.body, e.entry_hash")
+        bound = "" if stop is None else " AND k.seq < ?"
+        statement = (f"SELECT {columns} FROM ledger_kinds k JOIN ledger_entries e "
+                     f"ON e.seq = k.seq WHERE k.kind = ? AND k.seq >= ?{bound} "
+                     "ORDER BY k.seq LIMIT ?")
+        position = start
+        while True:
+            params = (kind, position, *(() if stop is None else (stop,)), READ_CHUNK)
+            with self._lock:
+                rows = self._query(statement, params)
+            if not rows:
+                return
+            for seq, body, entry_hash in rows:
+                yield int(seq), bytes(body), bytes(entry_hash)
+            if len(rows) < READ_CHUNK:
+                return
+            position = int(rows[-1][0]) + 1
 
     def stored_nodes(self) -> Iterator[tuple[int, int, bytes]]:
         """Every stored (level, index, hash), for the verifier."""

@@ -11,7 +11,7 @@ naming the sequence number: the service never writes such entries, so one means 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, MutableMapping
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -110,13 +110,27 @@ def _plain_leaf(value: Any) -> Any:
     return str(value)
 
 
-class Projection:
-    """Vaults and proposals as of the first `size` ledger entries."""
+def velocity_window_seconds(policy: Policy) -> int:
+    """How far back a decision under `policy` looks at approved transfers (its widest
+    velocity window; 0 when it has none)."""
+    return max((limit.window_seconds for rules in policy.assets for limit in rules.velocity),
+               default=0)
 
-    def __init__(self) -> None:
+
+class Projection:
+    """Vaults and proposals as of the first `size` ledger entries.
+
+    In memory by default (a replay: tests, the signer, the verifier's comparison); the
+    read models (reserve/transfers/readmodel.py) run the same transitions over mappings
+    backed by tables, so the rules of replay live here once.
+    """
+
+    def __init__(self, vaults: MutableMapping[str, VaultState] | None = None,
+                 proposals: MutableMapping[str, ProposalStatus] | None = None) -> None:
         self.size = 0
-        self.vaults: dict[str, VaultState] = {}
-        self.proposals: dict[str, ProposalStatus] = {}
+        self.vaults: MutableMapping[str, VaultState] = {} if vaults is None else vaults
+        self.proposals: MutableMapping[str, ProposalStatus] = \
+            {} if proposals is None else proposals
 
     # -- reading -------------------------------------------------------------------------
     def vault(self, vault: str) -> VaultState:
@@ -133,8 +147,22 @@ class Projection:
             raise WorkflowError(f"{what} proposal {digest_hex!r}")
         return self.proposals[matches[0]]
 
-    def history(self, vault: str) -> History:
-        """The evidence `evaluate` needs about `vault`, derived from the ledger."""
+    def select(self, vault: str | None = None, states: Iterable[str] | None = None
+               ) -> list[ProposalStatus]:
+        """Proposals of `vault` (all vaults if None) in `states` (all if None), oldest first."""
+        wanted = frozenset(states) if states is not None else None
+        found = [s for s in self.proposals.values()
+                 if (vault is None or s.proposal.vault == vault)
+                 and (wanted is None or s.state in wanted)]
+        return sorted(found, key=lambda s: s.seq)
+
+    def history(self, vault: str, now: datetime | None = None) -> History:
+        """The evidence `evaluate` needs about `vault`, derived from the ledger.
+
+        In memory every approved transfer is in it; the stored projection gives only those
+        inside the policy's widest velocity window before `now` (the only ones a decision
+        at `now` counts) and the approval times of the open proposals.
+        """
         state = self.vault(vault)
         mine = [s for s in self.proposals.values() if s.proposal.vault == vault]
         transfers = tuple(

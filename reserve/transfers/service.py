@@ -83,6 +83,7 @@ from reserve.proposals.state import (
 )
 from reserve.transfers.chain import ChainAdapter, ChainStep, FreezeMirror, ReleaseOrder
 from reserve.transfers.projection import LedgerLike, Projection, ProposalStatus
+from reserve.transfers.readmodel import StoredProjection
 
 Item = tuple[str, str, dict[str, Any]]
 
@@ -134,7 +135,9 @@ class WorkflowService:
         self.clock = clock or _utc_now
         self.retries_max = retries_max
         self.freeze_mirror = freeze_mirror
-        self.projection = Projection()
+        # The read-model tables when the ledger keeps them (a store), a replay otherwise.
+        self.projection: Projection = StoredProjection(ledger) \
+            if hasattr(ledger, "attach") else Projection()
 
     # -- plumbing ------------------------------------------------------------------------
     def _now(self, now: datetime | None) -> datetime:
@@ -206,11 +209,7 @@ class WorkflowService:
 
     def proposals(self, vault: str | None = None,
                   states: Iterable[str] | None = None) -> list[ProposalStatus]:
-        wanted = frozenset(states) if states is not None else None
-        found = [s for s in self.sync().proposals.values()
-                 if (vault is None or s.proposal.vault == vault)
-                 and (wanted is None or s.state in wanted)]
-        return sorted(found, key=lambda s: s.seq)
+        return self.sync().select(vault, states)
 
     def policy(self, vault: str) -> Policy:
         return self.sync().vault(vault).policy
@@ -219,10 +218,15 @@ class WorkflowService:
                 votes: Sequence[Approval] | None = None,
                 history: History | None = None) -> Decision:
         projection = self.projection
+        if history is None:
+            history = projection.history(status.proposal.vault, now)
+        if status.approved_at and status.digest not in history.approved_at:
+            # Approved before the velocity window the history covers: its delay still runs
+            # from its own approval.
+            history = replace(history, approved_at={**history.approved_at,
+                                                    status.digest: status.approved_at})
         return evaluate(projection.vault(status.proposal.vault).policy, status.proposal,
-                        status.votes if votes is None else votes,
-                        projection.history(status.proposal.vault) if history is None
-                        else history, now)
+                        status.votes if votes is None else votes, history, now)
 
     def decision(self, digest: str, now: datetime | None = None) -> Decision:
         """What the policy says about a proposal now, with its explanation."""
@@ -285,14 +289,13 @@ class WorkflowService:
         changed: set[str] = set()
         # Transfers first; a governance change ends the pass for its vault, so nothing in
         # the same batch is decided under rules that batch itself replaces.
-        pending = sorted((s for s in self.projection.proposals.values()
-                          if s.state in OPEN and (vault is None or s.proposal.vault == vault)),
+        pending = sorted(self.projection.select(vault, OPEN),
                          key=lambda s: (s.proposal.action != "transfer", s.seq))
         for status in pending:
             name = status.proposal.vault
             if name in changed:
                 continue
-            history = histories.get(name) or self.projection.history(name)
+            history = histories.get(name) or self.projection.history(name, now)
             planned, histories[name] = self._plan_advance(status, status.votes, history, now)
             items += planned
             if any(kind == ProposalState.KIND and ProposalState.from_payload(payload).target
@@ -339,7 +342,7 @@ class WorkflowService:
             if lifetime > policy.proposal_lifetime_max_seconds:
                 raise PolicyError(f"proposal lifetime {lifetime:.0f} s exceeds the policy's "
                                   f"maximum of {policy.proposal_lifetime_max_seconds} s")
-            decision = evaluate(policy, proposal, (), self.projection.history(proposal.vault),
+            decision = evaluate(policy, proposal, (), self.projection.history(proposal.vault, moment),
                                 moment)
             if decision.refused:
                 raise PolicyError("proposal refused: " + "; ".join(decision.refused))
@@ -459,7 +462,7 @@ class WorkflowService:
             item = _item(vote(vault=status.proposal.vault, digest=status.digest,
                               custodian=approval.custodian, decision=approval.decision,
                               signature=approval.signature.hex()), approval.custodian)
-            history = self.projection.history(status.proposal.vault)
+            history = self.projection.history(status.proposal.vault, moment)
             planned, _ = self._plan_advance(status, (*status.votes, recorded), history,
                                             moment)
             return [item, *planned]

@@ -24,8 +24,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         now = running.clock.wall()
         entries = running.ledger.append_many([
             ("ledger.note", "ops", {"text": "a note about no vault"}),
-            ("vault.frozen", "ops", {"vault": "vault-a", "reason": SECRET_A}),
-            ("vault.frozen", "ops", {"vault": "vault-b", "reason": SECRET_B}),
+            # (Notes, not freezes: neither vault has a policy, and the read models refuse
+            # a freeze of a vault the workflow does not know.)
+            ("ledger.note", "ops", {"vault": "vault-a", "reason": SECRET_A}),
+            ("ledger.note", "ops", {"vault": "vault-b", "reason": SECRET_B}),
             # Notes take any shape: a vault named deep inside, and a list of vaults.
             ("ledger.note", "olga", {"document": {"proposal": {"vault": "vault-b"}},
                                      "memo": SECRET_B + "-nested"}),

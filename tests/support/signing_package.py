@@ -26,6 +26,7 @@ from reserve.proposals.approval import Approval
 from reserve.proposals.proposal import Output, Proposal, TransferBody
 from reserve.transfers.chain import ChainStep, ReleaseOrder
 from reserve.transfers.package import assemble, build_signing_package
+from reserve.transfers.readmodel import HOLDINGS, WORKFLOW
 from reserve.transfers.service import WorkflowService
 from tests.support.workflow import DAY, T0, btc_document
 from wallets.bitcoin.adapter import approved_transfer
@@ -156,6 +157,12 @@ class Forger:
 
     ledger: Ledger
     vault_id: str = VAULT_ID
+
+    def __post_init__(self) -> None:
+        # A coordinator writing entries itself bypasses the service and its read models
+        # (which would refuse most forgeries): the signer must catch them on its own.
+        for name in (WORKFLOW, HOLDINGS):
+            self.ledger.detach(name)
 
     def write(self, event: Event, actor: str, at: datetime = T0) -> int:
         return self.ledger.append(event.KIND, actor, event.to_payload(), now=at).seq

@@ -22,7 +22,7 @@ from reserve.policy import loader
 from reserve.policy.model import Policy
 from reserve.policy.testkeys import private_key_of
 from reserve.proposals.approval import Approval, sign
-from reserve.proposals.proposal import Proposal
+from reserve.proposals.proposal import Proposal, parse_time
 from reserve.transfers.chain import (
     BroadcastReport,
     ChainStep,
@@ -84,6 +84,15 @@ def fresh_workflow(url: str = MEMORY_URL, policy: Policy | None = None,
     """A new ledger at `url` and `workflow_service` on it; the ledger is closed after."""
     with Ledger.open(url) as ledger:
         yield ledger, workflow_service(ledger, policy, **options)
+
+
+def plain_copy(ledger: Ledger) -> Ledger:
+    """The same entries in a new in-memory ledger with no read model attached (what an
+    export or another tool holds): a forged entry lands there, and only replay objects."""
+    replica = Ledger.open(MEMORY_URL)
+    for entry in ledger.entries():
+        replica.append(entry.kind, entry.actor, entry.payload, now=parse_time(entry.time))
+    return replica
 
 
 def vote(proposal: Proposal | bytes, custodian: str, decision: str = "approve",

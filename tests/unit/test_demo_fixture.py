@@ -12,11 +12,14 @@ from typing import Any
 
 import pytest
 
-from reserve.api import reserve_views
 from reserve.ledger.checkpoint import VerifierKey
 from reserve.ledger.entry import decode_body, encode_body
+from reserve.ledger.store import Ledger
 from reserve.ledger.verify import read_export, verify_export
+from reserve.proposals.proposal import parse_time
+from reserve.transfers import readmodel
 from reserve.transfers.projection import Projection
+from reserve.transfers.readmodel import StoredProjection, replay_holdings
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SIZES = {"demo_ledger": 60, "workflow_ledger": 69}
@@ -26,17 +29,6 @@ FIXTURE = FIXTURES / "demo_ledger"
 def _entries(fixture: Path) -> list[Any]:
     _, rows, _, _ = read_export(fixture / "ledger.jsonl")
     return [decode_body(body, entry_hash) for _, body, entry_hash in rows]
-
-
-class _Entries:
-    def __init__(self, entries: list[Any]) -> None:
-        self._entries = entries
-
-    def size(self) -> int:
-        return len(self._entries)
-
-    def entries(self, start: int = 0, stop: int | None = None, kinds: Any = None) -> Any:
-        return [e for e in self._entries[start:stop] if kinds is None or e.kind in kinds]
 
 
 @pytest.mark.parametrize("name", sorted(SIZES))
@@ -67,8 +59,25 @@ def test_the_old_ledger_replays_to_the_same_state(name: str) -> None:
     assert projection.snapshot() == expected["projection"]
     holdings = [{"vault": h.vault, "asset": h.asset, "balance": str(h.balance),
                  "history": [[t, str(v)] for t, v in h.history]}
-                for h in reserve_views.holdings(_Entries(entries))]
+                for h in replay_holdings(entries)]
     assert holdings == expected["holdings"]
+
+
+@pytest.mark.parametrize("name", sorted(SIZES))
+def test_the_read_models_of_the_old_ledger_equal_its_replay(name: str) -> None:
+    """Its entries appended to a ledger that keeps the read models, batch by batch as
+    they were written: the stored rows are the replay's state, exactly."""
+    fixture = FIXTURES / name
+    expected = json.loads((fixture / "state.json").read_text())
+    with Ledger.open("sqlite:///:memory:") as ledger:
+        readmodel.attach(ledger)
+        for entry in _entries(fixture):
+            ledger.append(entry.kind, entry.actor, entry.payload, now=parse_time(entry.time))
+        assert StoredProjection(ledger).snapshot() == expected["projection"]
+        stored = readmodel.holdings(ledger, history_points=10**6)
+    assert [{"vault": h.vault, "asset": h.asset, "balance": str(h.balance),
+             "history": [[t, str(v)] for t, v in h.history]} for h in stored] \
+        == expected["holdings"]
 
 
 @pytest.mark.parametrize("name", sorted(SIZES))

@@ -19,7 +19,7 @@ from reserve.ledger import Ledger
 from reserve.proposals.state import reversal_target
 from reserve.transfers.projection import Projection, ProposalStatus
 from reserve.transfers.service import WorkflowService
-from tests.support.workflow import SETTLEMENT, T0, FakeChain, approve, propose
+from tests.support.workflow import SETTLEMENT, T0, FakeChain, approve, plain_copy, propose
 
 LATER = T0 + timedelta(hours=1)
 
@@ -74,11 +74,16 @@ def test_reorg_returns_a_confirmed_transfer_to_broadcast_and_it_confirms_again(
 def test_a_recorded_transition_cannot_undo_confirmed(service: WorkflowService,
                                                      ledger: Ledger) -> None:
     status = _confirmed(service, FakeChain())
-    ledger.append("proposal.state", "workflow",
-                  {"vault": status.proposal.vault, "digest": status.digest,
-                   "from": "confirmed", "to": "broadcast", "reason": "forged"}, now=LATER)
+    forged = {"vault": status.proposal.vault, "digest": status.digest,
+              "from": "confirmed", "to": "broadcast", "reason": "forged"}
+    size = ledger.size()
     with pytest.raises(WorkflowError, match=r"illegal transition.*confirmed -> broadcast"):
-        Projection().apply_all(ledger.entries())
+        ledger.append("proposal.state", "workflow", forged, now=LATER)  # read models refuse
+    assert ledger.size() == size
+    with plain_copy(ledger) as copy:  # and a replay of a ledger that holds it anyway
+        copy.append("proposal.state", "workflow", forged, now=LATER)
+        with pytest.raises(WorkflowError, match=r"illegal transition.*confirmed -> broadcast"):
+            Projection().apply_all(copy.entries())
 
 
 @pytest.mark.parametrize(("changes", "why"), [

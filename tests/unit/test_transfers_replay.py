@@ -33,6 +33,7 @@ from tests.support.workflow import (
     approve,
     btc_policy,
     fresh_workflow,
+    plain_copy,
     propose,
     vote,
 )
@@ -178,24 +179,40 @@ def _tampered(payload: dict[str, Any]) -> dict[str, Any]:
     return dict(payload, proposal=document)
 
 
+def test_the_read_models_refuse_entries_that_contradict_the_workflow() -> None:
+    """Appended through a ledger that keeps the read models, a forged workflow entry is
+    refused in the append's own transaction: nothing is written."""
+    with fresh_workflow(policy=POLICY) as (ledger, service):
+        propose(service, 5_000_000)
+        size, before = ledger.size(), service.sync().snapshot()
+        with pytest.raises(WorkflowError, match="entry 2: proposal digest or action mismatch"):
+            ledger.append("proposal.created", "mallory", _tampered(ledger.entry(1).payload),
+                          now=T0)
+        assert ledger.size() == size and service.sync().snapshot() == before
+
+
 def test_replay_refuses_entries_that_contradict_the_workflow() -> None:
     with fresh_workflow(policy=POLICY) as (ledger, service):
-        status = propose(service, 5_000_000)
-        created = ledger.entry(1)
-        ledger.append("proposal.created", "mallory", _tampered(created.payload), now=T0)
-        with pytest.raises(WorkflowError, match="entry 2: proposal digest or action mismatch"):
-            Projection().catch_up(ledger)
+        propose(service, 5_000_000)
+        with plain_copy(ledger) as copy:
+            copy.append("proposal.created", "mallory", _tampered(ledger.entry(1).payload),
+                        now=T0)
+            with pytest.raises(WorkflowError,
+                               match="entry 2: proposal digest or action mismatch"):
+                Projection().catch_up(copy)
     with fresh_workflow(policy=POLICY) as (ledger, service):
         status = propose(service, 5_000_000)
-        ledger.append("proposal.state", "mallory", {"vault": "national-btc",
-                                                    "digest": status.digest,
-                                                    "from": "proposed", "to": "signing",
-                                                    "reason": "mallory says so"})
-        with pytest.raises(WorkflowError, match="illegal transition"):
-            Projection().catch_up(ledger)
-        document = loader.to_document(POLICY)
-        ledger.append("policy.version", "mallory", {"vault": "national-btc", "version": 2,
-                                                    "policy": document, "reason": "forged",
-                                                    "policy_sha256": "00" * 32})
-        with pytest.raises(WorkflowError):
-            Projection().catch_up(ledger)
+        with plain_copy(ledger) as copy:
+            copy.append("proposal.state", "mallory", {"vault": "national-btc",
+                                                      "digest": status.digest,
+                                                      "from": "proposed", "to": "signing",
+                                                      "reason": "mallory says so"})
+            with pytest.raises(WorkflowError, match="illegal transition"):
+                Projection().catch_up(copy)
+        with plain_copy(ledger) as copy:
+            document = loader.to_document(POLICY)
+            copy.append("policy.version", "mallory", {"vault": "national-btc", "version": 2,
+                                                      "policy": document, "reason": "forged",
+                                                      "policy_sha256": "00" * 32})
+            with pytest.raises(WorkflowError):
+                Projection().catch_up(copy)

@@ -17,7 +17,7 @@ def provide(context: PanelContext) -> PanelView | None:
         return None
     rows = tuple((h.vault, h.unit.symbol,
                   present.format_amount(h.balance, h.asset, h.tokens),
-                  str(len(h.history))) for h in found)
+                  str(h.entries)) for h in found)
     # Each line starts from zero at the vault's first recorded entry, so a single deposit
     # still draws a rise rather than a lone point.
     charts = tuple(Chart(f"{h.vault}: {h.unit.symbol} held", h.unit.base,

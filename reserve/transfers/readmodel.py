@@ -1,0 +1,629 @@
+"""Read models: the workflow's vaults and proposals, and the holdings, kept in tables.
+
+They are a cache of the ledger, never a source of truth. Each is attached to the ledger
+(`attach`) and handed every batch inside the append's own transaction, so its rows and
+the entries that change them commit together or not at all; a batch the workflow's
+replay refuses (a vote for an unknown proposal, a digest that does not match its
+document) rolls the append back. A process that appended without them attached (an
+older tool, a chain command) leaves them behind; the next reader that finds them behind
+applies the missing entries first (`current`), so they are never read stale.
+
+The transitions are `Projection`'s own (reserve/transfers/projection.py): a batch runs
+them over mappings that read rows of this transaction on demand and write back the rows
+it changed, so replay in memory and the stored rows follow one set of rules. Reading
+costs what the question costs: one proposal is one row by primary key, the open
+proposals come from an index on state, a decision's velocity evidence is the approvals
+inside the policy's widest window (an index on vault and approval time), and holdings
+are one row per vault and asset. `reserve projections rebuild` recreates every row from
+the ledger; `reserve ledger verify --projections` compares them with a full replay.
+
+Tables (revision 0005_read_models): `read_model_state` (name, size: how many entries a
+model has applied), `rm_vaults`, `rm_proposals`, `rm_holdings`, `rm_holding_points`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from reserve.errors import EventError, WorkflowError
+from reserve.events import Event, decode
+from reserve.events.chain_btc import BtcConfirmed, BtcDeposit, BtcReorg
+from reserve.events.chain_evm import EvmDeposit, EvmExecuted, EvmReorg
+from reserve.policy import loader
+from reserve.policy.evaluate import DestinationRecord, Freeze, History, TransferRecord
+from reserve.proposals import proposal as proposal_module
+from reserve.proposals.approval import Approval
+from reserve.proposals.proposal import TransferBody
+from reserve.proposals.state import OPEN
+from reserve.transfers.chain import ChainStep
+from reserve.transfers.projection import (
+    Projection,
+    ProposalStatus,
+    StateChange,
+    VaultState,
+    velocity_window_seconds,
+)
+
+WORKFLOW = "workflow"
+HOLDINGS = "holdings"
+HOLDING_KINDS = ("btc.deposit", "btc.confirmed", "btc.reorg", "evm.deposit", "evm.executed",
+                 "evm.reorg")
+TABLES = ("read_model_state", "rm_vaults", "rm_proposals", "rm_holdings", "rm_holding_points")
+DECODED_CACHE_MAX = 4096
+KIND_CHUNK = 10_000
+FINDINGS_MAX = 20
+HISTORY_CHECK_MAX = 10**9  # every point, when checking
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# For an in-memory SQLite ledger only (unit tests); files and PostgreSQL get the same
+# tables from the Alembic revision 0005_read_models (a test compares the two).
+MEMORY_DDL = (
+    "CREATE TABLE IF NOT EXISTS read_model_state (name TEXT NOT NULL PRIMARY KEY, size BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS rm_vaults (vault TEXT NOT NULL PRIMARY KEY, updated_seq BIGINT NOT NULL,"
+    " state TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS rm_proposals (digest TEXT NOT NULL PRIMARY KEY, vault TEXT NOT NULL,"
+    " action TEXT NOT NULL, state TEXT NOT NULL, seq BIGINT NOT NULL, approved_at_us BIGINT,"
+    " updated_seq BIGINT NOT NULL, status TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS rm_proposals_by_vault ON rm_proposals (vault, seq)",
+    "CREATE INDEX IF NOT EXISTS rm_proposals_by_state ON rm_proposals (state, seq)",
+    "CREATE INDEX IF NOT EXISTS rm_proposals_by_approval ON rm_proposals (vault, approved_at_us)",
+    "CREATE TABLE IF NOT EXISTS rm_holdings (vault TEXT NOT NULL, asset TEXT NOT NULL,"
+    " balance TEXT NOT NULL, entries BIGINT NOT NULL, updated_seq BIGINT NOT NULL,"
+    " PRIMARY KEY (vault, asset))",
+    "CREATE TABLE IF NOT EXISTS rm_holding_points (vault TEXT NOT NULL, asset TEXT NOT NULL,"
+    " seq BIGINT NOT NULL, time TEXT NOT NULL, balance TEXT NOT NULL,"
+    " PRIMARY KEY (vault, asset, seq))",
+)
+
+
+# -- rows <-> values ---------------------------------------------------------------------
+def _time(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def _parse(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _micros(moment: datetime | None) -> int | None:
+    return None if moment is None else (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def status_json(status: ProposalStatus) -> str:
+    return json.dumps({
+        "proposal": status.proposal.document(), "state": status.state, "seq": status.seq,
+        "votes": [{"custodian": v.custodian, "decision": v.decision,
+                   "signature": v.signature.hex(), "recorded_at": _time(v.recorded_at)}
+                  for v in status.votes],
+        "changes": [{"state": c.state, "at": _time(c.at), "seq": c.seq, "reason": c.reason}
+                    for c in status.changes],
+        "approved_at": _time(status.approved_at),
+        "chain_steps": [{"kind": c.kind, "payload": c.payload} for c in status.chain_steps],
+        "txid": status.txid}, sort_keys=True, separators=(",", ":"))
+
+
+def status_from_json(text: str) -> ProposalStatus:
+    data = json.loads(text)
+    proposal = proposal_module.from_document(data["proposal"])
+    return ProposalStatus(
+        proposal=proposal, state=data["state"], seq=data["seq"],
+        votes=tuple(Approval(proposal_digest=proposal.digest, custodian=v["custodian"],
+                             decision=v["decision"], signature=bytes.fromhex(v["signature"]),
+                             recorded_at=_parse(v["recorded_at"])) for v in data["votes"]),
+        changes=tuple(StateChange(c["state"], _parse(c["at"]), c["seq"], c["reason"])  # type: ignore[arg-type]
+                      for c in data["changes"]),
+        approved_at=_parse(data["approved_at"]),
+        chain_steps=tuple(ChainStep(kind=c["kind"], payload=c["payload"])
+                          for c in data["chain_steps"]),
+        txid=data["txid"])
+
+
+def vault_json(state: VaultState) -> str:
+    freeze = state.freeze
+    return json.dumps({
+        "vault": state.vault, "policy": loader.to_document(state.policy),
+        "policy_versions": [list(v) for v in state.policy_versions],
+        "freeze": None if freeze is None else {"since": _time(freeze.since), "by": freeze.by,
+                                               "reason": freeze.reason},
+        "destinations": [{"asset": d.asset, "address": d.address, "label": d.label,
+                          "usable_from": _time(d.usable_from)} for d in state.destinations]},
+        sort_keys=True, separators=(",", ":"))
+
+
+def vault_from_json(text: str) -> VaultState:
+    data = json.loads(text)
+    freeze = data["freeze"]
+    return VaultState(
+        vault=data["vault"],
+        policy=loader.from_mapping(data["policy"], source=f"read model of {data['vault']}"),
+        policy_versions=tuple((int(v), str(sha), int(seq))
+                              for v, sha, seq in data["policy_versions"]),
+        freeze=None if freeze is None else Freeze(since=_parse(freeze["since"]),  # type: ignore[arg-type]
+                                                  by=freeze["by"], reason=freeze["reason"]),
+        destinations=tuple(DestinationRecord(d["asset"], d["address"], d["label"],
+                                             _parse(d["usable_from"]))  # type: ignore[arg-type]
+                           for d in data["destinations"]))
+
+
+# -- the batch's view of the rows ----------------------------------------------------------
+class _BatchRows(MutableMapping[str, Any]):
+    """Rows of one table as a mapping, inside one write transaction: read on demand,
+    written back by `flush` (the rows the batch changed, once each)."""
+
+    def __init__(self, tx: Any, select: str, decode: Any) -> None:
+        self._tx, self._select, self._decode = tx, select, decode
+        self._loaded: dict[str, Any] = {}
+        self.dirty: dict[str, Any] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self.dirty:
+            return self.dirty[key]
+        if key not in self._loaded:
+            rows = self._tx.query(self._select, (key,))
+            self._loaded[key] = self._decode(rows[0][0]) if rows else None
+        value = self._loaded[key]
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.get(key) is not None
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.dirty[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        raise WorkflowError("the workflow never deletes a vault or a proposal")
+
+    def __iter__(self) -> Iterator[str]:
+        raise WorkflowError("a replay batch does not list every row")
+
+    def __len__(self) -> int:
+        raise WorkflowError("a replay batch does not count every row")
+
+
+def _stored_size(tx: Any, name: str) -> int:
+    rows = tx.query("SELECT size FROM read_model_state WHERE name = ?", (name,))
+    return int(rows[0][0]) if rows else 0
+
+
+def _set_size(tx: Any, name: str, size: int) -> None:
+    tx.execute("INSERT INTO read_model_state (name, size) VALUES (?, ?) ON CONFLICT (name) "
+               "DO UPDATE SET size = excluded.size", (name, size))
+
+
+def _pending(tx: Any, name: str, entries: Sequence[Any]) -> Iterator[Any]:
+    """The entries a model has not applied yet, up to the end of `entries`: those appended
+    without it first, then the batch itself."""
+    size = _stored_size(tx, name)
+    first = entries[0].seq if entries else tx.size()
+    if size > first:
+        raise WorkflowError(f"the {name} read model has applied {size} entries but the "
+                            f"ledger holds {first}: run `reserve projections rebuild`")
+    if size < first:
+        yield from tx.entries(size, first)
+    yield from entries
+
+
+class WorkflowModel:
+    """The workflow projection as rows: `rm_vaults` and `rm_proposals`."""
+
+    name = WORKFLOW
+    memory_ddl = MEMORY_DDL
+
+    def apply(self, tx: Any, entries: Sequence[Any]) -> None:
+        vaults = _BatchRows(tx, "SELECT state FROM rm_vaults WHERE vault = ?", vault_from_json)
+        proposals = _BatchRows(tx, "SELECT status FROM rm_proposals WHERE digest = ?",
+                               status_from_json)
+        projection = Projection(vaults=vaults, proposals=proposals)
+        projection.size = _stored_size(tx, WORKFLOW)
+        for entry in _pending(tx, WORKFLOW, entries):
+            projection.apply(entry)
+        last = projection.size - 1
+        tx.executemany(
+            "INSERT INTO rm_vaults (vault, updated_seq, state) VALUES (?, ?, ?) ON CONFLICT "
+            "(vault) DO UPDATE SET updated_seq = excluded.updated_seq, state = excluded.state",
+            [(name, last, vault_json(state)) for name, state in vaults.dirty.items()])
+        tx.executemany(
+            "INSERT INTO rm_proposals (digest, vault, action, state, seq, approved_at_us, "
+            "updated_seq, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (digest) DO "
+            "UPDATE SET state = excluded.state, approved_at_us = excluded.approved_at_us, "
+            "updated_seq = excluded.updated_seq, status = excluded.status",
+            [(digest, s.proposal.vault, s.proposal.action, s.state, s.seq,
+              _micros(s.approved_at), last, status_json(s))
+             for digest, s in proposals.dirty.items()])
+        _set_size(tx, WORKFLOW, projection.size)
+
+    def reset(self, tx: Any) -> None:
+        for table in ("rm_vaults", "rm_proposals"):
+            tx.execute(f"DELETE FROM {table}")
+        tx.execute("DELETE FROM read_model_state WHERE name = ?", (WORKFLOW,))
+
+
+# -- holdings --------------------------------------------------------------------------------
+def holding_delta(event: Event) -> tuple[str, str, int] | None:
+    """(vault, asset, signed amount) an entry adds to a holding, or None."""
+    if isinstance(event, BtcDeposit | BtcConfirmed | BtcReorg):
+        return event.vault, "BTC", event.delta_sats
+    if isinstance(event, EvmDeposit):
+        return event.vault, event.asset, event.amount_wei
+    if isinstance(event, EvmExecuted):
+        return (event.vault, event.asset, -event.amount_wei) if event.success else None
+    if isinstance(event, EvmReorg):  # reverses the entry it names
+        reversed_deposit = event.reverses_kind == "evm.deposit"
+        return event.vault, event.asset, -event.amount_wei if reversed_deposit \
+            else event.amount_wei
+    return None
+
+
+def entry_delta(entry: Any) -> tuple[str, str, int] | None:
+    """The holding change of a ledger entry; None for other kinds and for a malformed
+    chain entry (that is the reconciliation's business, not the holdings')."""
+    if entry.kind not in HOLDING_KINDS:
+        return None
+    try:
+        return holding_delta(decode(entry.kind, entry.payload))
+    except EventError:
+        return None
+
+
+class HoldingsModel:
+    """Balances per vault and asset (`rm_holdings`, with how many entries changed each)
+    and the balance after each such entry (`rm_holding_points`, the dashboard's charts)."""
+
+    name = HOLDINGS
+    memory_ddl = MEMORY_DDL
+
+    def apply(self, tx: Any, entries: Sequence[Any]) -> None:
+        balances: dict[tuple[str, str], tuple[int, int]] = {}  # (balance, entries)
+        points: list[tuple[str, str, int, str, str]] = []
+        size = _stored_size(tx, HOLDINGS)
+        for entry in _pending(tx, HOLDINGS, entries):
+            size = entry.seq + 1
+            found = entry_delta(entry)
+            if found is None:
+                continue
+            key = (found[0], found[1])
+            if key not in balances:
+                rows = tx.query("SELECT balance, entries FROM rm_holdings WHERE vault = ? "
+                                "AND asset = ?", key)
+                balances[key] = (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)
+            balance, count = balances[key]
+            balances[key] = (balance + found[2], count + 1)
+            points.append((key[0], key[1], entry.seq, entry.time, str(balance + found[2])))
+        tx.executemany(
+            "INSERT INTO rm_holdings (vault, asset, balance, entries, updated_seq) VALUES "
+            "(?, ?, ?, ?, ?) ON CONFLICT (vault, asset) DO UPDATE SET balance = "
+            "excluded.balance, entries = excluded.entries, updated_seq = excluded.updated_seq",
+            [(v, a, str(b), n, size - 1) for (v, a), (b, n) in balances.items()])
+        tx.executemany("INSERT INTO rm_holding_points (vault, asset, seq, time, balance) "
+                       "VALUES (?, ?, ?, ?, ?)", points)
+        _set_size(tx, HOLDINGS, size)
+
+    def reset(self, tx: Any) -> None:
+        for table in ("rm_holdings", "rm_holding_points"):
+            tx.execute(f"DELETE FROM {table}")
+        tx.execute("DELETE FROM read_model_state WHERE name = ?", (HOLDINGS,))
+
+
+def attach(ledger: Any) -> None:
+    """Attach both read models to `ledger` (idempotent): its appends keep them in step."""
+    ledger.attach(WorkflowModel())
+    ledger.attach(HoldingsModel())
+
+
+def _sizes(ledger: Any) -> dict[str, int]:
+    return {str(name): int(size) for name, size in
+            ledger.query("SELECT name, size FROM read_model_state")}
+
+
+def current(ledger: Any) -> None:
+    """Attach the models and apply what was appended without them, if anything was."""
+    attach(ledger)
+    sizes, size = _sizes(ledger), ledger.size()
+    if any(sizes.get(name, 0) != size for name in (WORKFLOW, HOLDINGS)):
+        ledger.update_models()
+
+
+# -- reading -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HoldingRow:
+    vault: str
+    asset: str
+    balance: int
+    entries: int  # how many ledger entries changed it
+    history: tuple[tuple[str, int], ...]  # (ledger time, balance after), latest ones
+
+
+def holdings(ledger: Any, *, history_points: int = 0) -> list[HoldingRow]:
+    """Every vault's balance per asset, with its `history_points` latest points each."""
+    current(ledger)
+    found = []
+    for vault, asset, balance, count in ledger.query(
+            "SELECT vault, asset, balance, entries FROM rm_holdings ORDER BY vault, asset"):
+        points: tuple[tuple[str, int], ...] = ()
+        if history_points > 0:
+            rows = ledger.query(
+                "SELECT time, balance FROM rm_holding_points WHERE vault = ? AND asset = ? "
+                "ORDER BY seq DESC LIMIT ?", (vault, asset, history_points))
+            points = tuple((str(t), int(b)) for t, b in reversed(rows))
+        found.append(HoldingRow(str(vault), str(asset), int(balance), int(count), points))
+    return found
+
+
+def replay_holdings(entries: Iterable[Any]) -> list[HoldingRow]:
+    """The same rows from a replay of `entries` (every point): what the stored ones must be."""
+    running: dict[tuple[str, str], int] = {}
+    history: dict[tuple[str, str], list[tuple[str, int]]] = {}
+    for entry in entries:
+        found = entry_delta(entry)
+        if found is None:
+            continue
+        key = (found[0], found[1])
+        running[key] = running.get(key, 0) + found[2]
+        history.setdefault(key, []).append((entry.time, running[key]))
+    return [HoldingRow(vault, asset, running[(vault, asset)], len(history[(vault, asset)]),
+                       tuple(history[(vault, asset)])) for vault, asset in sorted(running)]
+
+
+class _Decoded:
+    """A bounded cache of decoded rows, keyed by (key, updated_seq): a row that changed,
+    or that a rolled-back batch wrote, is never served from it."""
+
+    def __init__(self, limit: int = DECODED_CACHE_MAX) -> None:
+        self._items: OrderedDict[tuple[str, int], Any] = OrderedDict()
+        self._limit = limit
+
+    def get(self, key: str, updated: int, text: str, decode: Any) -> Any:
+        cached = self._items.get((key, updated))
+        if cached is not None:
+            self._items.move_to_end((key, updated))
+            return cached
+        value = decode(text)
+        self._items[(key, updated)] = value
+        if len(self._items) > self._limit:
+            self._items.popitem(last=False)
+        return value
+
+
+class _StoredRows(Mapping[str, Any]):
+    """Read-only mapping over one read-model table (committed rows)."""
+
+    def __init__(self, owner: StoredProjection, table: str, key: str, column: str,
+                 decode: Any) -> None:
+        self._owner, self._table, self._key, self._column = owner, table, key, column
+        self._decode = decode
+
+    def get(self, key: str, default: Any = None) -> Any:
+        rows = self._owner.ledger.query(
+            f"SELECT updated_seq, {self._column} FROM {self._table} WHERE {self._key} = ?",
+            (key,))
+        if not rows:
+            return default
+        return self._owner.decoded.get(key, int(rows[0][0]), rows[0][1], self._decode)
+
+    def __getitem__(self, key: str) -> Any:
+        value = self.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and bool(self._owner.ledger.query(
+            f"SELECT 1 FROM {self._table} WHERE {self._key} = ?", (key,)))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([str(row[0]) for row in self._owner.ledger.query(
+            f"SELECT {self._key} FROM {self._table} ORDER BY {self._key}")])
+
+    def __len__(self) -> int:
+        return int(self._owner.ledger.query(f"SELECT COUNT(*) FROM {self._table}")[0][0])
+
+    def rows(self, where: str = "", params: Sequence[Any] = (), order: str = "") -> list[Any]:
+        rows = self._owner.ledger.query(
+            f"SELECT {self._key}, updated_seq, {self._column} FROM {self._table}"
+            f"{' WHERE ' + where if where else ''}{' ORDER BY ' + order if order else ''}",
+            params)
+        return [self._owner.decoded.get(str(k), int(u), text, self._decode)
+                for k, u, text in rows]
+
+
+class StoredProjection(Projection):
+    """The workflow projection read from the read-model tables: what a replay of the whole
+    ledger would hold, at the cost of the rows a question needs."""
+
+    def __init__(self, ledger: Any) -> None:
+        self.ledger = ledger
+        self.decoded = _Decoded()
+        attach(ledger)
+        stored_vaults = _StoredRows(self, "rm_vaults", "vault", "state", vault_from_json)
+        stored_proposals = _StoredRows(self, "rm_proposals", "digest", "status",
+                                       status_from_json)
+        super().__init__(vaults=stored_vaults, proposals=stored_proposals)  # type: ignore[arg-type]
+        self._vault_rows, self._proposal_rows = stored_vaults, stored_proposals
+        self.size = self._stored_size()
+
+    def _stored_size(self) -> int:
+        rows = self.ledger.query("SELECT size FROM read_model_state WHERE name = ?",
+                                 (WORKFLOW,))
+        return int(rows[0][0]) if rows else 0
+
+    # -- keeping up ----------------------------------------------------------------------
+    def catch_up(self, ledger: Any) -> int:
+        before = self.size
+        current(ledger)
+        self.size = self._stored_size()
+        return self.size - before
+
+    def apply(self, entry: Any) -> None:
+        raise WorkflowError("the stored projection is written by the ledger's appends, "
+                            "not applied to by hand")
+
+    def apply_all(self, entries: Iterable[Any]) -> None:
+        """After an append: the rows were written in its transaction; take the new size."""
+        last = None
+        for entry in entries:
+            last = entry
+        self.size = self._stored_size()
+        if last is not None and self.size != last.seq + 1:
+            raise WorkflowError(f"the workflow read model is at {self.size} after an append "
+                                f"that ended at {last.seq + 1}")
+
+    # -- questions -----------------------------------------------------------------------
+    def status(self, digest_hex: str) -> ProposalStatus:
+        prefix = digest_hex.lower()
+        matches: list[ProposalStatus] = []
+        if len(prefix) >= 8 and all(c in "0123456789abcdef" for c in prefix):
+            matches = self._proposal_rows.rows(
+                "digest >= ? AND digest < ?", (prefix, prefix + "g"), "digest LIMIT 2")
+        if len(matches) != 1:
+            what = "ambiguous" if matches else "unknown"
+            raise WorkflowError(f"{what} proposal {digest_hex!r}")
+        return matches[0]
+
+    def select(self, vault: str | None = None, states: Iterable[str] | None = None
+               ) -> list[ProposalStatus]:
+        clauses, params = [], []
+        if vault is not None:
+            clauses.append("vault = ?")
+            params.append(vault)
+        if states is not None:
+            wanted = sorted(set(states))
+            if not wanted:
+                return []
+            clauses.append(f"state IN ({', '.join('?' * len(wanted))})")
+            params += wanted
+        return self._proposal_rows.rows(" AND ".join(clauses), params, "seq")
+
+    def history(self, vault: str, now: datetime | None = None) -> History:
+        state = self.vault(vault)
+        window = velocity_window_seconds(state.policy)
+        recent: list[ProposalStatus] = []
+        if window and now is not None:
+            recent = self._proposal_rows.rows(
+                "vault = ? AND action = 'transfer' AND approved_at_us > ?",
+                (vault, _micros(now - timedelta(seconds=window))), "seq")
+        elif now is None:
+            recent = self._proposal_rows.rows(
+                "vault = ? AND action = 'transfer' AND approved_at_us IS NOT NULL", (vault,),
+                "seq")
+        transfers = tuple(
+            TransferRecord(digest=s.digest, asset=s.proposal.body.asset,
+                           amount=s.proposal.body.amount, approved_at=s.approved_at,
+                           state=s.state)
+            for s in recent if isinstance(s.proposal.body, TransferBody) and s.approved_at)
+        approved_at = {s.digest: s.approved_at for s in (*recent, *self.select(vault, OPEN))
+                       if s.approved_at}
+        return History(transfers=transfers, destinations=state.destinations,
+                       freeze=state.freeze, approved_at=approved_at)
+
+    def snapshot(self) -> dict[str, Any]:
+        replay = Projection()
+        replay.size = self.size
+        replay.vaults = dict(self._vault_rows.items())
+        replay.proposals = {s.digest: s for s in self._proposal_rows.rows(order="digest")}
+        return replay.snapshot()
+
+
+# -- checking and rebuilding -----------------------------------------------------------------
+def rebuild(ledger: Any) -> dict[str, int]:
+    """Recreate the read models from the ledger; returns each model's size afterwards."""
+    attach(ledger)
+    ledger.rebuild_models()
+    return _sizes(ledger)
+
+
+def _kind_index_findings(ledger: Any) -> list[str]:
+    """The kind index must name every entry's own kind, one row per entry, no more."""
+    findings: list[str] = []
+    rows: dict[int, str] = {}
+    position, size = 0, ledger.size()
+    for entry in ledger.entries():
+        if position % KIND_CHUNK == 0:
+            rows = {int(seq): str(kind) for seq, kind in ledger.query(
+                "SELECT seq, kind FROM ledger_kinds WHERE seq >= ? AND seq < ?",
+                (position, position + KIND_CHUNK))}
+        indexed = rows.get(entry.seq)
+        if indexed != entry.kind:
+            findings.append(f"kind index: entry {entry.seq} is {entry.kind} but the index "
+                            f"says {indexed or 'nothing'}")
+        position += 1
+        if len(findings) >= FINDINGS_MAX:
+            return findings
+    extra = ledger.query("SELECT COUNT(*) FROM ledger_kinds WHERE seq >= ?", (size,))
+    if int(extra[0][0]):
+        findings.append(f"kind index: {extra[0][0]} rows name entries past the ledger's "
+                        f"size {size}")
+    return findings
+
+
+def _first_difference(stored: Any, replayed: Any, path: str = "") -> str:
+    if isinstance(stored, dict) and isinstance(replayed, dict):
+        for key in sorted(set(stored) | set(replayed), key=str):
+            if key not in stored:
+                return f"{path}{key}: missing from the read model"
+            if key not in replayed:
+                return f"{path}{key}: in the read model but not in the replay"
+            if stored[key] != replayed[key]:
+                return _first_difference(stored[key], replayed[key], f"{path}{key}.")
+    return f"{path.rstrip('.')}: read model {stored!r:.120} != replay {replayed!r:.120}"
+
+
+def check(ledger: Any) -> list[str]:
+    """Findings where the read models or the kind index differ from a full replay of the
+    ledger (empty: they are exactly the replay's state). Brings the models up to date
+    first, so entries appended without them are not reported as differences."""
+    current(ledger)
+    findings = _kind_index_findings(ledger)
+    replay = Projection()
+    replay.catch_up(ledger)
+    stored = StoredProjection(ledger).snapshot()
+    expected = replay.snapshot()
+    if stored != expected:
+        for part in ("size", "vaults", "proposals"):
+            if stored[part] != expected[part]:
+                findings.append(f"workflow read model: "
+                                f"{_first_difference({part: stored[part]}, {part: expected[part]})}")
+    findings += _column_findings(ledger)
+    replayed = replay_holdings(ledger.entries(kinds=HOLDING_KINDS))
+    held = holdings(ledger, history_points=HISTORY_CHECK_MAX)
+    if held != replayed:
+        mine = {(h.vault, h.asset): h for h in held}
+        theirs = {(h.vault, h.asset): h for h in replayed}
+        for key in sorted(set(mine) | set(theirs)):
+            if mine.get(key) != theirs.get(key):
+                findings.append(f"holdings read model: {key[0]} {key[1]} is "
+                                f"{_holding_words(mine.get(key))} but the replay gives "
+                                f"{_holding_words(theirs.get(key))}")
+    return findings
+
+
+def _column_findings(ledger: Any) -> list[str]:
+    """The indexed columns of each proposal row must say what its status says: queries
+    (open proposals, the velocity window) select by them."""
+    findings = []
+    for digest, vault, action, state, seq, approved, text in ledger.query(
+            "SELECT digest, vault, action, state, seq, approved_at_us, status "
+            "FROM rm_proposals ORDER BY digest"):
+        status = status_from_json(text)
+        expected = (status.digest, status.proposal.vault, status.proposal.action,
+                    status.state, status.seq, _micros(status.approved_at))
+        found = (digest, vault, action, state, int(seq),
+                 None if approved is None else int(approved))
+        if found != expected:
+            findings.append(f"workflow read model: the columns of proposal {digest} say "
+                            f"{found[1:]} but its status says {expected[1:]}")
+        if len(findings) >= FINDINGS_MAX:
+            break
+    return findings
+
+
+def _holding_words(row: HoldingRow | None) -> str:
+    if row is None:
+        return "absent"
+    return f"{row.balance} after {row.entries} entries ({len(row.history)} points)"

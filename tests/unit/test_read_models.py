@@ -1,0 +1,208 @@
+"""The read models are the ledger's state, kept in the append's own transaction.
+
+Hypothesis drives random workflow histories (tests/unit/test_transfers_replay.py's
+operations, deposits added here); after each, the stored rows must equal a full replay
+(`readmodel.check`, what `reserve ledger verify --projections` runs). Then the ways they
+could go wrong: rows edited behind the ledger's back are reported and `rebuild` repairs
+them; entries appended without the models attached are applied before anyone reads; a
+batch the models refuse leaves nothing behind; the velocity evidence of a decision is
+only the window it needs.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from reserve.errors import WorkflowError
+from reserve.events.chain_btc import BtcDeposit
+from reserve.ledger import Ledger
+from reserve.transfers import readmodel
+from reserve.transfers.projection import Projection
+from reserve.transfers.readmodel import StoredProjection
+from tests.support.workflow import (
+    COLD,
+    T0,
+    approve,
+    btc_policy,
+    fresh_workflow,
+    plain_copy,
+    propose,
+)
+from tests.unit.test_transfers_replay import POLICY, _run, operations
+
+
+def _deposit(ledger: Ledger, sats: int, n: int) -> None:
+    event = BtcDeposit(vault="national-btc", txid=f"{n:064x}", blockhash="00" * 32,
+                       height=100 + n, confirmations=1, delta_sats=sats,
+                       outputs=[{"vout": 0, "address": "bcrt1qexample", "amount_sats": sats}],
+                       amount_sats=sats)
+    ledger.append(event.KIND, "btc-watcher", event.to_payload(), now=T0)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(ops=operations, deposits=st.lists(st.integers(1, 10**8), max_size=4))
+def test_the_stored_rows_equal_a_full_replay_after_any_history(
+        ops: list[tuple[Any, ...]], deposits: list[int]) -> None:
+    with fresh_workflow(policy=POLICY) as (ledger, service):
+        for n, sats in enumerate(deposits):
+            _deposit(ledger, sats, n)
+        _run(service, ops)
+        assert readmodel.check(ledger) == []
+        replay = Projection()
+        replay.catch_up(ledger)
+        assert StoredProjection(ledger).snapshot() == replay.snapshot()
+        assert sum(h.balance for h in readmodel.holdings(ledger)) == sum(deposits)
+
+
+def test_rows_edited_behind_the_ledger_are_found_and_rebuilt() -> None:
+    with fresh_workflow() as (ledger, service):
+        status = propose(service, 5_000_000)
+        _deposit(ledger, 40_000, 1)
+        assert readmodel.check(ledger) == []
+        ledger.query("UPDATE rm_proposals SET state = 'approved' WHERE digest = ?",
+                     (status.digest,))
+        ledger.query("UPDATE rm_holdings SET balance = '1'")
+        found = readmodel.check(ledger)
+        assert any(f.startswith("workflow read model:") for f in found), found
+        assert any("holdings read model: national-btc BTC is 1 after 1 entries" in f
+                   for f in found), found
+        sizes = readmodel.rebuild(ledger)
+        assert sizes == {"workflow": ledger.size(), "holdings": ledger.size()}
+        assert readmodel.check(ledger) == []
+        assert service.status(status.digest).state == "proposed"
+
+
+def test_a_forged_kind_index_row_is_reported() -> None:
+    with fresh_workflow() as (ledger, _):
+        ledger.query("DROP TRIGGER ledger_kinds_no_update")  # as the database's owner could
+        ledger.query("UPDATE ledger_kinds SET kind = 'vault.frozen' WHERE seq = 0")
+        assert readmodel.check(ledger) == [
+            "kind index: entry 0 is policy.version but the index says vault.frozen"]
+
+
+def test_entries_appended_without_the_models_are_applied_before_a_read() -> None:
+    with fresh_workflow() as (ledger, service):
+        propose(service, 5_000_000)
+        for name in (readmodel.WORKFLOW, readmodel.HOLDINGS):
+            ledger.detach(name)  # another tool, or an older version, appends
+        _deposit(ledger, 70_000, 1)
+        status = propose(service, 6_000_000, at=T0 + timedelta(minutes=1))
+        assert service.status(status.digest).state == "proposed"
+        assert [h.balance for h in readmodel.holdings(ledger)] == [70_000]
+        assert readmodel.check(ledger) == []
+
+
+def test_a_refused_batch_leaves_neither_entries_nor_rows() -> None:
+    with fresh_workflow() as (ledger, service):
+        status = propose(service, 5_000_000)
+        size, rows = ledger.size(), StoredProjection(ledger).snapshot()
+        forged = {"vault": "national-btc", "digest": status.digest, "from": "proposed",
+                  "to": "signing", "reason": "forged"}
+        with pytest.raises(WorkflowError, match="illegal transition"):
+            ledger.append_many([("btc.deposit", "btc-watcher", BtcDeposit(
+                vault="national-btc", txid="ab" * 32, blockhash="00" * 32, height=5,
+                confirmations=1, delta_sats=9, outputs=[], amount_sats=9).to_payload()),
+                ("proposal.state", "mallory", forged)], now=T0)
+        assert ledger.size() == size
+        assert StoredProjection(ledger).snapshot() == rows
+        assert readmodel.holdings(ledger) == []
+        assert readmodel.check(ledger) == []
+
+
+def test_a_decision_reads_only_the_velocity_window_it_needs() -> None:
+    with fresh_workflow() as (ledger, service):
+        stored = service.projection
+        assert isinstance(stored, StoredProjection)
+        status = propose(service, 5_000_000)
+        approve(service, status, "central-bank", "vasp-regulator")
+        assert service.status(status.digest).approved_at == T0
+        window = timedelta(seconds=readmodel.velocity_window_seconds(btc_policy()))
+        inside, after = T0 + window - timedelta(seconds=1), T0 + window
+        assert [t.digest for t in stored.history("national-btc", inside).transfers] \
+            == [status.digest]
+        assert stored.history("national-btc", after).transfers == ()  # left the window
+        assert [t.digest for t in stored.history("national-btc").transfers] == [status.digest]
+        # The same decision from the window as from the whole history.
+        later = propose(service, 6_000_000, at=after)
+        replay = Projection()
+        replay.catch_up(ledger)
+        assert service.decision(later.digest, after) == _decide(replay, later.digest, after)
+
+
+def _decide(replay: Projection, digest: str, now: Any) -> Any:
+    from reserve.policy.evaluate import evaluate
+
+    status = replay.status(digest)
+    return evaluate(replay.vault("national-btc").policy, status.proposal, status.votes,
+                    replay.history("national-btc"), now)
+
+
+def test_prefixes_find_one_proposal_or_say_why_not() -> None:
+    with fresh_workflow() as (_, service):
+        status = propose(service, 5_000_000)
+        stored = service.projection
+        assert stored.status(status.digest[:8].upper()).digest == status.digest
+        for bad in ("", "abc", "zzzzzzzz", "0" * 64 if status.digest[0] != "0" else "f" * 64):
+            with pytest.raises(WorkflowError, match="unknown proposal"):
+                stored.status(bad)
+
+
+def test_a_plain_copy_of_the_ledger_builds_the_same_rows_when_attached() -> None:
+    with fresh_workflow() as (ledger, service):
+        propose(service, 5_000_000)
+        propose(service, 7_000_000, destination=COLD, at=T0 + timedelta(seconds=1))
+        with plain_copy(ledger) as copy:
+            assert copy.query("SELECT COUNT(*) FROM ledger_kinds")[0][0] == copy.size()
+            readmodel.current(copy)
+            assert StoredProjection(copy).snapshot() == StoredProjection(ledger).snapshot()
+
+
+def _columns(ledger: Ledger) -> dict[str, list[tuple[Any, ...]]]:
+    return {table: [tuple(row[1:]) for row in ledger.query(f"PRAGMA table_info({table})")]
+            for table in readmodel.TABLES}
+
+
+def test_the_migrated_tables_are_the_in_memory_ones(tmp_path: Any) -> None:
+    """Alembic's revision 0005 (files, PostgreSQL) and MEMORY_DDL (in-memory ledgers)
+    create the same columns, so unit tests exercise the production shape."""
+    with Ledger.open(f"sqlite:///{tmp_path / 'ledger.sqlite'}") as migrated, \
+            Ledger.open("sqlite:///:memory:") as memory:
+        readmodel.attach(memory)
+        assert _columns(migrated) == _columns(memory)
+        assert all(_columns(migrated).values())
+
+
+def test_the_commands_find_a_difference_and_rebuild_it(tmp_path: Any) -> None:
+    """`reserve ledger verify --projections` fails on an edited row and names it;
+    `reserve projections rebuild` repairs it; nothing else about the ledger changes."""
+    from typer.testing import CliRunner
+
+    from reserve.cli import main
+
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    with fresh_workflow(url) as (ledger, service):
+        status = propose(service, 5_000_000)
+        size = ledger.size()
+    runner = CliRunner()
+    verify = ["ledger", "verify", "--projections", "--database-url", url]
+    result = runner.invoke(main.app, verify)
+    assert result.exit_code == 0, result.output
+    assert "read models and the kind index equal a full replay" in result.output
+    with Ledger.open(url) as ledger:
+        ledger.query("UPDATE rm_proposals SET status = replace(status, "
+                     "'\"purpose\":\"test\"', '\"purpose\":\"edited\"')")
+    result = runner.invoke(main.app, verify)
+    assert result.exit_code == 1
+    assert f"proposals.{status.digest}" in result.output, result.output
+    result = runner.invoke(main.app, ["projections", "rebuild", "--database-url", url])
+    assert result.exit_code == 0, result.output
+    assert f"rebuilt the read models from {size} entries" in result.output
+    assert runner.invoke(main.app, verify).exit_code == 0
+    with Ledger.open(url) as ledger:
+        assert ledger.size() == size
