@@ -79,6 +79,10 @@ class PolicyError(ReserveError):
     """A policy file is invalid or a policy rule refuses an action."""
 
 
+class LicenceError(PolicyError):
+    """A licence change is unsigned, forged, out of order or from an untrusted regulator."""
+
+
 class WorkflowError(ReserveError):
     """An illegal state transition or a refused workflow action."""
 

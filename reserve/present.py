@@ -223,4 +223,32 @@ def policy_words(policy: Policy) -> list[str]:
               "proposers: " + ", ".join(sorted(policy.proposers)),
               "any custodian or auditor (" + ", ".join(sorted(policy.auditors)) +
               ") may freeze the vault at once"]
+    lines += supervision_words(policy)
+    return lines
+
+
+def licence_sentence(entity: str, licence_id: str, standing: str, since: datetime | None
+                     ) -> str:
+    """A counterparty licence's standing, as decisions, alerts and the signer say it:
+    "counterparty Example Exchange's licence L-042 suspended since 2026-01-05T09:00:00Z"."""
+    if standing == "unknown" or since is None:
+        return f"counterparty {entity}'s licence {licence_id} is not in the licence register"
+    if standing == "not yet effective":
+        return f"counterparty {entity}'s licence {licence_id} takes effect {format_time(since)}"
+    return f"counterparty {entity}'s licence {licence_id} {standing} since {format_time(since)}"
+
+
+def supervision_words(policy: Policy) -> list[str]:
+    """Who supervises the vault, what that seat may do, and any recorded conflict."""
+    supervision = policy.supervision
+    if supervision is None:
+        return []
+    who = sorted(supervision.supervisors) + sorted(supervision.institutions)
+    lines = ["supervised by " + ", ".join(who) + ": reads everything, moves nothing"
+             + ("; may freeze the vault" if supervision.may_freeze else "")]
+    if supervision.licensed_kinds:
+        lines.append("destinations of kind " + ", ".join(sorted(supervision.licensed_kinds))
+                     + " must name an active counterparty licence")
+    lines += [f"conflict accepted: {item.member} supervises and holds a key ({item.reason})"
+              for item in supervision.exceptions]
     return lines

@@ -41,6 +41,9 @@ class Role(StrEnum):
     CUSTODIAN = "custodian"
     AUDITOR = "auditor"
     ADMIN = "admin"
+    # The regulator's seat: reads everything, moves nothing; may freeze where a vault's
+    # policy grants it and acknowledges alerts (docs/supervision.md).
+    SUPERVISOR = "supervisor"
 
 
 ALL_ROLES: frozenset[Role] = frozenset(Role)

@@ -1,7 +1,7 @@
 """One readable sentence per ledger entry, for the ledger explorer.
 
 "central-bank approved proposal 42867d…: 1.50000000 BTC to Central bank cold storage".
-Pure: each family of kinds (workflow, custody, Bitcoin, EVM, records, access) has one
+Pure: each family of kinds (workflow, custody, Bitcoin, EVM, records, access, supervision) has one
 function from the typed event, the entry's actor and what is known about the proposals
 it names (`Proposals`, a digest -> `ProposalBrief` map the caller fills from the
 workflow projection) to a sentence. An entry whose kind has no sentence, or whose payload
@@ -16,7 +16,16 @@ from typing import Any
 
 from reserve import present
 from reserve.errors import EventError
-from reserve.events import Event, access, chain_btc, chain_evm, custody, records, workflow
+from reserve.events import (
+    Event,
+    access,
+    chain_btc,
+    chain_evm,
+    custody,
+    records,
+    supervision,
+    workflow,
+)
 from reserve.events.registry import decode
 from reserve.proposals.proposal import DestinationBody, Proposal, TransferBody
 
@@ -213,9 +222,21 @@ def access_sentence(event: Event, actor: str, proposals: Proposals) -> str | Non
     return None
 
 
+def supervision_sentence(event: Event, actor: str, proposals: Proposals) -> str | None:
+    if isinstance(event, supervision.LicenceChanged):
+        return (f"the regulator's signed change {event.number} of licence {event.licence_id} "
+                f"({event.entity}): {event.status} from "
+                f"{present.format_time(event.effective_at)}")
+    if isinstance(event, supervision.AlertAcknowledged):
+        return f"{actor} acknowledged alert {event.alert_seq} ({event.alert_kind})"
+    if isinstance(event, supervision.ReportAttested):
+        return f"{actor} countersigned the reconciliation report of entry {event.report_seq}"
+    return None
+
+
 FAMILIES: tuple[Callable[[Event, str, Proposals], str | None], ...] = (
     workflow_sentence, custody_sentence, bitcoin_sentence, evm_sentence, records_sentence,
-    access_sentence)
+    access_sentence, supervision_sentence)
 
 
 def sentence(kind: str, actor: str, payload: Any, proposals: Proposals) -> str:

@@ -18,6 +18,7 @@ from reserve.cli.ledger import ledger_app
 from reserve.cli.projections import projections_app
 from reserve.cli.reconcile import reconcile_app
 from reserve.cli.serve import serve, token_app
+from reserve.cli.supervise import licence_app, supervise_app
 from reserve.cli.transfer import transfer_app
 from reserve.cli.workflow import register as register_workflow
 from reserve.errors import ReserveError
@@ -35,6 +36,8 @@ app.add_typer(bitcoin_app, name="btc")
 app.add_typer(reconcile_app, name="reconcile")
 app.add_typer(evm_app, name="evm")
 app.add_typer(transfer_app, name="transfer")
+app.add_typer(licence_app, name="licence")
+app.add_typer(supervise_app, name="supervise")
 register_workflow(app)  # propose, approve, freeze, unfreeze, proposal, policy, destination
 app.command("demo")(demo)
 

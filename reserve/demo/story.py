@@ -64,6 +64,8 @@ from reserve.reconcile.evm import EVMTarget, anchor_report, token_units, verify_
 from reserve.reconcile.export import overall_status, write_exports
 from reserve.reconcile.report import create_auditor_key
 from reserve.reconcile.run import run_report
+from reserve.supervision.attest import attest
+from reserve.supervision.keys import create_key
 from reserve.transfers.chain import ChainAdapter
 from reserve.transfers.package import build_signing_package
 from reserve.transfers.service import WorkflowService
@@ -96,6 +98,7 @@ EVM_VAULTS = PROJECT_ROOT / "config" / "evm" / "vaults.toml"
 EVM_VAULT_ID = "reserve-safe"
 PROPOSER = "treasury-ops"
 AUDITOR = "auditor-general"
+SUPERVISOR = "vara-supervisor"  # the policies' [supervision] table names it
 STAKEHOLDER = "stakeholder-admin"
 TOKEN_SECONDS = 7 * 86400
 PROPOSAL_SECONDS = 7 * 86400
@@ -177,6 +180,7 @@ def chapter_custody(stage: Stage) -> Cast:
                               + (f" + {format_duration(t.rule.delay_seconds)} delay"
                                  if t.rule.delay_seconds else "")
                               for t in policy.assets[0].tiers))
+    _say_supervision(stage, btc_policy)
     deployer, deployment = _deploy_safe(stage, evm_config, keys)
     evm = EVMAdapter(w3=stage.w3, vault_id=evm_config.id, safe_address=deployment.safe,
                      account=deployer, tokens={TOKEN_SYMBOL: deployment.token}, confirmations=1)
@@ -428,6 +432,12 @@ def chapter_transfers(stage: Stage, cast: Cast) -> list[TransferFact]:
     return facts
 
 
+def _say_supervision(stage: Stage, policy: Policy) -> None:
+    """Who supervises the vault, and the one conflict the policy records with its reason."""
+    for line in present.supervision_words(policy):
+        stage.say(line)
+
+
 # --------------------------------------------------------------------------- chapter 4-6
 def chapter_reconcile(stage: Stage, cast: Cast) -> dict[str, Any]:
     """One signed report over the Bitcoin vault and the Safe; its hash anchored on chain."""
@@ -448,7 +458,9 @@ def chapter_reconcile(stage: Stage, cast: Cast) -> dict[str, Any]:
     stage.say(f"{findings} finding(s); one report signed by {AUDITOR} covers both vaults, "
               f"checked in as ledger entry #{entry.seq}; exports {stem}.json/.csv/.html")
     anchored = _anchor_report(stage, cast, document)
+    attested = _attest_report(stage, entry)
     return {"status": overall_status(body), "entry_seq": entry.seq, "files": str(stem),
+            "attestation_seq": attested.seq,
             "report_sha256": document["signature"]["report_sha256"],
             "block_height": body["block"]["height"],
             "evm_block_number": body["evm"]["block"]["number"], "findings": findings,
@@ -469,6 +481,17 @@ def _say_report_rows(stage: Stage, cast: Cast, body: dict[str, Any]) -> None:
                   f"{_evm_amount(cast, row['asset'], int(row['ledger']))}, chain "
                   f"{_evm_amount(cast, row['asset'], int(row['chain']))} at EVM block "
                   f"{evm_block['number']}: [bold]{row['status']}[/]")
+
+
+def _attest_report(stage: Stage, report: Entry) -> Entry:
+    """The regulator's supervisor countersigns the report with its own key (recorded)."""
+    key = create_key(stage.path("keys", f"{SUPERVISOR}-supervisor.json"), SUPERVISOR,
+                     PASSPHRASE, role="supervisor", scrypt_n=SCRYPT_N_DEMO)
+    event = attest(key, report, "re-read the signed report against the ledger it pins")
+    attested: Entry = stage.workflow.record_event(event, SUPERVISOR)
+    stage.say(f"{SUPERVISOR} (the regulator's supervisor, no key to the vaults) countersigns "
+              f"the report with its own key: ledger entry #{attested.seq}")
+    return attested
 
 
 def _anchor_report(stage: Stage, cast: Cast, document: dict[str, Any]) -> Entry:

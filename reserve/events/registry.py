@@ -5,10 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from reserve.errors import EventError
-from reserve.events import access, chain_btc, chain_evm, custody, records, workflow
+from reserve.events import (
+    access,
+    chain_btc,
+    chain_evm,
+    custody,
+    records,
+    supervision,
+    workflow,
+)
 from reserve.events.base import Event
 
-_MODULES = (records, custody, workflow, chain_btc, chain_evm, access)
+_MODULES = (records, custody, workflow, chain_btc, chain_evm, access, supervision)
 
 
 def _collect() -> dict[str, type[Event]]:

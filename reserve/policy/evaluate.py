@@ -17,7 +17,8 @@ from datetime import datetime, timedelta
 from reserve import present
 from reserve.errors import PolicyError
 from reserve.policy import loader
-from reserve.policy.model import ApprovalRule, AssetRules, Policy
+from reserve.policy.licences import LicenceState, standing_sentence
+from reserve.policy.model import ApprovalRule, AssetRules, Destination, Policy
 from reserve.present import format_duration
 from reserve.proposals.approval import Approval
 from reserve.proposals.proposal import (
@@ -69,6 +70,8 @@ class History:
     destinations: tuple[DestinationRecord, ...] = ()
     freeze: Freeze | None = None
     approved_at: Mapping[str, datetime] = field(default_factory=dict)
+    # The licence register (licence id -> its signed changes), for licensed counterparties.
+    licences: Mapping[str, LicenceState] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -248,6 +251,37 @@ def _check_destinations(policy: Policy, body: TransferBody, history: History,
     return usable
 
 
+def _check_licences(policy: Policy, body: TransferBody, history: History, now: datetime,
+                    notes: _Notes) -> bool:
+    """Every output to a destination that names a counterparty licence needs that licence
+    active now, in a change signed by the regulator key this policy trusts. A suspension
+    (or a licence not yet in force) holds the transfer; a revocation refuses it."""
+    usable = True
+    trusted = policy.supervision.regulator_key if policy.supervision is not None else ""
+    for output in body.outputs:
+        destination: Destination | None = policy.destination(body.asset, output.destination)
+        if destination is None or not destination.licence:
+            continue
+        state = history.licences.get(destination.licence)
+        if state is not None and state.regulator_key != trusted:
+            usable = False
+            notes.missing.append(f"counterparty licence {destination.licence} of "
+                                 f"{destination.label!r} is signed by a key this policy "
+                                 "does not trust as its regulator")
+            continue
+        status, sentence = standing_sentence(state, destination.licence, destination.label,
+                                             now)
+        if status == "active":
+            notes.satisfied.append(sentence)
+        elif status == "revoked":
+            usable = False
+            notes.refused.append(sentence)
+        else:
+            usable = False
+            notes.missing.append(sentence)
+    return usable
+
+
 def _units(amount: int, rules: AssetRules) -> str:
     """'1.50000000 BTC': the asset's units for people (exact; base units stay in JSON)."""
     return present.format_amount(amount, rules.asset)
@@ -360,6 +394,7 @@ def evaluate(policy: Policy, proposal: Proposal, approvals: Iterable[Approval],
     body = proposal.body
     if isinstance(body, TransferBody):
         usable = _check_destinations(policy, body, history, now, notes)
+        usable = _check_licences(policy, body, history, now, notes) and usable
         rules = policy.asset_rules(body.asset)
         if rules is not None and approved_at is None:
             fits = _check_velocity(rules, proposal, body.amount, history, now, notes)

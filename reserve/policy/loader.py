@@ -19,15 +19,18 @@ from typing import Any
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from reserve.errors import PolicyError
+from reserve.errors import PolicyError, ReserveError
+from reserve.ledger.checkpoint import VerifierKey
 from reserve.policy.model import (
     ApprovalRule,
     AssetRules,
+    ConflictException,
     Custodian,
     Destination,
     Governance,
     Operator,
     Policy,
+    Supervision,
     Tier,
     VelocityLimit,
 )
@@ -42,7 +45,11 @@ _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _DECIMAL = re.compile(r"^(0|[1-9][0-9]{0,77})$")
 _TOP_KEYS = {"format", "vault", "version", "network", "chain", "description", "custodians",
              "operators", "roles", "assets", "destinations", "governance",
-             "proposal_lifetime_max_seconds", "destination_cooling_seconds"}
+             "proposal_lifetime_max_seconds", "destination_cooling_seconds",
+             "supervision"}
+_SUPERVISION_KEYS = {"supervisors", "institutions", "may_freeze", "regulator_key",
+                     "licensed_kinds", "exceptions"}
+REASON_LENGTH_MIN = 20
 
 
 class _Reader:
@@ -275,10 +282,15 @@ def _destinations(reader: _Reader, raw: dict[str, Any],
     found: list[Destination] = []
     for index, table in enumerate(reader.tables(raw, "destinations", "policy")):
         where = f"destinations[{index}]"
-        reader.keys(table, {"asset", "address", "label"}, where)
+        reader.keys(table, {"asset", "address", "label", "kind", "licence"}, where)
         destination = Destination(asset=reader.text(table, "asset", where),
                                   address=reader.text(table, "address", where),
-                                  label=reader.text(table, "label", where))
+                                  label=reader.text(table, "label", where),
+                                  kind=reader.text(table, "kind", where, identifier=True,
+                                                   default="") if "kind" in table else "",
+                                  licence=reader.text(table, "licence", where,
+                                                      default="") if "licence" in table
+                                  else "")
         if destination.asset and destination.asset not in assets:
             reader.problem(where, f"asset {destination.asset!r} has no [[assets]] rules")
         if destination in found or any(d.asset == destination.asset and
@@ -301,6 +313,101 @@ def _governance(reader: _Reader, raw: dict[str, Any], custodians: int,
         reader.keys(section, {"approvals_min", "institutions_min", "delay_seconds"}, where)
         rules[name] = _rule(reader, section, where, custodians, institutions)
     return Governance(**rules)
+
+
+def _names(reader: _Reader, table: dict[str, Any], key: str, where: str) -> frozenset[str]:
+    names = table.get(key, [])
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        reader.problem(f"{where}.{key}", "expected an array of non-empty strings")
+        return frozenset()
+    return frozenset(names)
+
+
+def _supervision(reader: _Reader, raw: dict[str, Any]) -> Supervision | None:
+    """The optional [supervision] table: who supervises, and the regulator's key."""
+    if "supervision" not in raw:
+        return None
+    table = reader.table(raw, "supervision", "policy")
+    reader.keys(table, _SUPERVISION_KEYS, "supervision")
+    may_freeze = table.get("may_freeze", False)
+    if not isinstance(may_freeze, bool):
+        reader.problem("supervision.may_freeze", f"expected true or false, got {may_freeze!r}")
+        may_freeze = False
+    key = reader.text(table, "regulator_key", "supervision", default="") \
+        if "regulator_key" in table else ""
+    if key:
+        try:
+            VerifierKey.parse(key)
+        except ReserveError as error:
+            reader.problem("supervision.regulator_key", f"not a verifier key ({error})")
+    exceptions = []
+    for index, item in enumerate(reader.tables(table, "exceptions", "supervision")):
+        where = f"supervision.exceptions[{index}]"
+        reader.keys(item, {"member", "reason"}, where)
+        reason = reader.text(item, "reason", where)
+        if reason and len(reason.strip()) < REASON_LENGTH_MIN:
+            reader.problem(f"{where}.reason", f"a reason of at least {REASON_LENGTH_MIN} "
+                           "characters is required: say why the conflict is accepted")
+        exceptions.append(ConflictException(member=reader.text(item, "member", where),
+                                            reason=reason))
+    supervision = Supervision(
+        supervisors=_names(reader, table, "supervisors", "supervision"),
+        institutions=_names(reader, table, "institutions", "supervision"),
+        may_freeze=may_freeze, regulator_key=key,
+        licensed_kinds=_names(reader, table, "licensed_kinds", "supervision"),
+        exceptions=tuple(exceptions))
+    if not supervision.supervisors and not supervision.institutions:
+        reader.problem("supervision", "names no supervisors and no institutions")
+    return supervision
+
+
+def conflicts(policy: Policy) -> list[tuple[str, str]]:
+    """Separation of duties between supervising the vault and holding power over it:
+    (member id, sentence) for each custodian of a supervising institution or supervisor
+    who holds a key, and each supervisor or operator of a supervising institution who may
+    propose transfers."""
+    supervision = policy.supervision
+    if supervision is None:
+        return []
+    found = []
+    for custodian in policy.custodians:
+        if custodian.id in supervision.supervisors or \
+                custodian.institution in supervision.institutions:
+            who = custodian.id if custodian.id in supervision.supervisors else \
+                f"{custodian.id} of {custodian.institution}"
+            found.append((custodian.id, f"{who} supervises {policy.vault} and holds one "
+                          "of its approval keys"))
+    supervising = {o.id for o in policy.operators if o.institution in supervision.institutions}
+    for member in sorted((supervision.supervisors | supervising) & policy.proposers):
+        found.append((member, f"{member} supervises {policy.vault} and may propose its "
+                      "transfers"))
+    return found
+
+
+def _check_supervision(reader: _Reader, policy: Policy) -> None:
+    """Conflicts are errors unless excepted with a reason; licensed kinds name licences."""
+    supervision = policy.supervision
+    if supervision is None:
+        return
+    excepted = {item.member for item in supervision.exceptions}
+    conflicting = set()
+    for member, sentence in conflicts(policy):
+        conflicting.add(member)
+        if member not in excepted:
+            reader.problem("supervision", f"separation of duties: {sentence}; remove the "
+                           f"key or record [[supervision.exceptions]] member = {member!r} "
+                           "with its reason")
+    for item in supervision.exceptions:
+        if item.member and item.member not in conflicting:
+            reader.problem("supervision.exceptions", f"{item.member!r} has no conflict to "
+                           "except")
+    for index, destination in enumerate(policy.destinations):
+        if destination.kind in supervision.licensed_kinds and not destination.licence:
+            reader.problem(f"destinations[{index}]", f"a {destination.kind} destination "
+                           "must name its counterparty's licence (licence = \"L-...\")")
+    if any(d.licence for d in policy.destinations) and not supervision.regulator_key:
+        reader.problem("supervision.regulator_key", "destinations name licences, so the "
+                       "regulator's key that signs them is required")
 
 
 def _check_eligible(reader: _Reader, policy: Policy) -> None:
@@ -352,8 +459,10 @@ def from_mapping(raw: dict[str, Any], *, source: str = "policy") -> Policy:
             raw, "proposal_lifetime_max_seconds", "policy", minimum=60, maximum=SECONDS_MAX),
         destination_cooling_seconds=reader.integer(
             raw, "destination_cooling_seconds", "policy", minimum=0, maximum=SECONDS_MAX),
+        supervision=_supervision(reader, raw),
     )
     _check_eligible(reader, policy)
+    _check_supervision(reader, policy)
     if reader.problems:
         listed = "; ".join(reader.problems)
         raise PolicyError(f"{source}: invalid policy ({len(reader.problems)} problem"
@@ -409,13 +518,38 @@ def to_document(policy: Policy) -> dict[str, Any]:
                     "velocity": [{"window_seconds": v.window_seconds,
                                   "amount_max": str(v.amount_max)} for v in a.velocity]}
                    for a in policy.assets],
-        "destinations": [{"asset": d.asset, "address": d.address, "label": d.label}
-                         for d in policy.destinations],
+        "destinations": [_destination_document(d) for d in policy.destinations],
         "governance": {name: _rule_document(getattr(policy.governance, name))
                        for name in ("policy_change", "destination_add", "unfreeze")},
         "proposal_lifetime_max_seconds": policy.proposal_lifetime_max_seconds,
         "destination_cooling_seconds": policy.destination_cooling_seconds,
+        # Written only when present, so policies without them keep their hashes.
+        **({"supervision": _supervision_document(policy.supervision)}
+           if policy.supervision is not None else {}),
     }
+
+
+def _destination_document(destination: Destination) -> dict[str, Any]:
+    document = {"asset": destination.asset, "address": destination.address,
+                "label": destination.label}
+    if destination.kind:
+        document["kind"] = destination.kind
+    if destination.licence:
+        document["licence"] = destination.licence
+    return document
+
+
+def _supervision_document(supervision: Supervision) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "supervisors": sorted(supervision.supervisors),
+        "institutions": sorted(supervision.institutions),
+        "may_freeze": supervision.may_freeze,
+        "licensed_kinds": sorted(supervision.licensed_kinds),
+        "exceptions": [{"member": e.member, "reason": e.reason}
+                       for e in supervision.exceptions]}
+    if supervision.regulator_key:
+        document["regulator_key"] = supervision.regulator_key
+    return document
 
 
 def policy_sha256(policy: Policy) -> str:

@@ -76,9 +76,41 @@ class AssetRules:
 
 @dataclass(frozen=True)
 class Destination:
+    """An allowlisted address; `kind` (e.g. "exchange") and the counterparty's `licence`
+    id are optional ("" when absent), a policy may require a licence for some kinds."""
+
     asset: str
     address: str
     label: str
+    kind: str = ""
+    licence: str = ""
+
+
+@dataclass(frozen=True)
+class ConflictException:
+    """A recorded, reasoned exception to the separation of supervising and key holding."""
+
+    member: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Supervision:
+    """Who supervises the vault and what the supervisor's seat may do.
+
+    `supervisors` are person ids, `institutions` the supervising institutions: neither may
+    hold one of the vault's keys (or propose) unless `exceptions` records why. The
+    `regulator_key` (a note verifier key, `name+hash+base64`) is the only key whose licence
+    changes this vault trusts; destinations of a kind in `licensed_kinds` must name a
+    counterparty licence, which must be active at release and signing.
+    """
+
+    supervisors: frozenset[str]
+    institutions: frozenset[str]
+    may_freeze: bool
+    regulator_key: str
+    licensed_kinds: frozenset[str]
+    exceptions: tuple[ConflictException, ...]
 
 
 @dataclass(frozen=True)
@@ -106,6 +138,7 @@ class Policy:
     governance: Governance
     proposal_lifetime_max_seconds: int
     destination_cooling_seconds: int
+    supervision: Supervision | None = None
 
     def custodian(self, member_id: str) -> Custodian | None:
         for custodian in self.custodians:
@@ -132,8 +165,17 @@ class Policy:
         return member_id in self.proposers
 
     def may_freeze(self, member_id: str) -> bool:
-        """Any single custodian or auditor may freeze: stopping is the safe direction."""
-        return self.custodian(member_id) is not None or member_id in self.auditors
+        """Any single custodian or auditor may freeze: stopping is the safe direction; so
+        may a supervisor where the policy's supervision grants it."""
+        return self.custodian(member_id) is not None or member_id in self.auditors or \
+            self.supervisor_may_freeze(member_id)
+
+    def supervisor_may_freeze(self, member_id: str) -> bool:
+        return self.supervision is not None and self.supervision.may_freeze and \
+            member_id in self.supervision.supervisors
+
+    def supervises(self, member_id: str) -> bool:
+        return self.supervision is not None and member_id in self.supervision.supervisors
 
     def institutions(self) -> frozenset[str]:
         return frozenset(custodian.institution for custodian in self.custodians)

@@ -29,6 +29,7 @@ from reserve.errors import WorkflowError
 from reserve.ledger.checkpoint import CheckpointSigner, parse_note
 from reserve.proposals.proposal import TransferBody
 from reserve.proposals.state import SIGNING
+from reserve.transfers.licences import LICENCE_KINDS
 from reserve.transfers.projection import RELEVANT_KINDS, EntryLike, Projection, ProposalStatus
 
 PACKAGE_FORMAT = "reserve-signing-package/1"
@@ -87,23 +88,37 @@ def _velocity_digests(projection: Projection, status: ProposalStatus) -> set[str
             and since < other.approved_at <= approved_at}
 
 
+def named_licences(projection: Projection, status: ProposalStatus) -> frozenset[str]:
+    """The counterparty licences the transfer's destinations name under the policy."""
+    body = status.proposal.body
+    if not isinstance(body, TransferBody):
+        return frozenset()
+    policy = projection.vault(status.proposal.vault).policy
+    return frozenset(d.licence for o in body.outputs
+                     if (d := policy.destination(body.asset, o.destination)) is not None
+                     and d.licence)
+
+
 def select_entries(ledger: Any, projection: Projection, status: ProposalStatus) -> list[int]:
     """Sequence numbers of the entries a signer needs to re-decide `status`'s release.
 
     Reads the ledger once, up to the projection's size: the vault's policy versions,
     destinations, freezes and unfreezes; every entry naming this proposal; every entry
-    naming a transfer counted in its velocity windows.
+    naming a transfer counted in its velocity windows; every change of a counterparty
+    licence its destinations name.
     """
     vault = status.proposal.vault
     digests = {status.digest, *_velocity_digests(projection, status)}
-    wanted = RELEVANT_KINDS | VAULT_KINDS
+    licences = named_licences(projection, status)
+    wanted = RELEVANT_KINDS | VAULT_KINDS | LICENCE_KINDS
     seqs: list[int] = []
     for entry in ledger.entries(0, projection.size):
         kind, payload = entry.kind, entry.payload
         if kind not in wanted and not kind.startswith(("btc.", "evm.")):
             continue
         if (kind in VAULT_KINDS and named_vault(payload) == vault) or \
-                _named_digest(payload) in digests:
+                _named_digest(payload) in digests or \
+                (kind in LICENCE_KINDS and payload.get("licence_id") in licences):
             seqs.append(entry.seq)
     if len(seqs) > ENTRIES_MAX:
         raise WorkflowError(f"a signing package would hold {len(seqs)} entries, over the "
@@ -207,5 +222,5 @@ def change_seq(status: ProposalStatus, state: str) -> int:
 
 
 __all__ = ["ENTRIES_MAX", "PACKAGE_FORMAT", "SIGNABLE_KINDS", "PackageEntry",
-           "assemble", "build_signing_package", "change_seq", "named_vault", "package_json", "replay",
-           "select_entries"]
+           "assemble", "build_signing_package", "change_seq", "named_licences", "named_vault",
+           "package_json", "replay", "select_entries"]

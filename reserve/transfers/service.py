@@ -54,6 +54,7 @@ from reserve.events.workflow import (
 from reserve.ledger.kinds import KINDS
 from reserve.policy import loader
 from reserve.policy.evaluate import Decision, History, TransferRecord, evaluate
+from reserve.policy.licences import LicenceChange, admit
 from reserve.policy.model import Policy
 from reserve.proposals.approval import Approval
 from reserve.proposals.proposal import (
@@ -82,6 +83,7 @@ from reserve.proposals.state import (
     check_transition,
 )
 from reserve.transfers.chain import ChainAdapter, ChainStep, FreezeMirror, ReleaseOrder
+from reserve.transfers.licences import LicenceBook, event_of
 from reserve.transfers.projection import LedgerLike, Projection, ProposalStatus
 from reserve.transfers.readmodel import StoredProjection
 
@@ -138,6 +140,7 @@ class WorkflowService:
         # The read-model tables when the ledger keeps them (a store), a replay otherwise.
         self.projection: Projection = StoredProjection(ledger) \
             if hasattr(ledger, "attach") else Projection()
+        self.licences = LicenceBook()
 
     # -- plumbing ------------------------------------------------------------------------
     def _now(self, now: datetime | None) -> datetime:
@@ -152,7 +155,7 @@ class WorkflowService:
         unless the ledger moved meanwhile. Returns the action's own entries."""
         ledger: LedgerLike = self.ledger
         for _ in range(self.retries_max):
-            self.projection.catch_up(ledger)
+            self._catch_up(ledger)
             items = build()
             if not items and not prelude:
                 return []
@@ -165,6 +168,7 @@ class WorkflowService:
                 raise WorkflowError(f"the ledger appended {len(entries)} entries, not "
                                     f"{len(prelude) + len(items)}")
             self.projection.apply_all(entries)
+            self.licences.apply_all(entries)
             self._mirror_entries(entries[len(prelude):])
             return entries[len(prelude):]
         raise WorkflowError(f"gave up after {self.retries_max} concurrent ledger updates; "
@@ -200,8 +204,13 @@ class WorkflowService:
         frozen = self.sync().vault(vault).freeze is not None
         return mirror.freeze(vault) if frozen else mirror.unfreeze(vault)
 
+    def _catch_up(self, ledger: LedgerLike) -> None:
+        """The projection and the licence register, both as of the same ledger size."""
+        self.projection.catch_up(ledger)
+        self.licences.catch_up(ledger, self.projection.size)
+
     def sync(self) -> Projection:
-        self.projection.catch_up(self.ledger)
+        self._catch_up(self.ledger)
         return self.projection
 
     def status(self, digest: str) -> ProposalStatus:
@@ -226,7 +235,8 @@ class WorkflowService:
             history = replace(history, approved_at={**history.approved_at,
                                                     status.digest: status.approved_at})
         return evaluate(projection.vault(status.proposal.vault).policy, status.proposal,
-                        status.votes if votes is None else votes, history, now)
+                        status.votes if votes is None else votes,
+                        replace(history, licences=self.licences.licences), now)
 
     def decision(self, digest: str, now: datetime | None = None) -> Decision:
         """What the policy says about a proposal now, with its explanation."""
@@ -342,8 +352,9 @@ class WorkflowService:
             if lifetime > policy.proposal_lifetime_max_seconds:
                 raise PolicyError(f"proposal lifetime {lifetime:.0f} s exceeds the policy's "
                                   f"maximum of {policy.proposal_lifetime_max_seconds} s")
-            decision = evaluate(policy, proposal, (), self.projection.history(proposal.vault, moment),
-                                moment)
+            decision = evaluate(policy, proposal, (), replace(
+                self.projection.history(proposal.vault, moment),
+                licences=self.licences.licences), moment)
             if decision.refused:
                 raise PolicyError("proposal refused: " + "; ".join(decision.refused))
             self._check_delay_fits(policy, proposal, moment)
@@ -493,13 +504,64 @@ class WorkflowService:
         def build() -> list[Item]:
             state = self.projection.vault(vault)
             if not state.policy.may_freeze(actor):
-                raise PolicyError(f"{actor} may not freeze {vault}: only custodians and "
-                                  "auditors may")
+                raise PolicyError(f"{actor} may not freeze {vault}: only custodians, "
+                                  "auditors and supervisors the policy grants it may")
             if state.freeze is not None:
                 raise WorkflowError(f"{vault} is already frozen since "
                                     f"{format_time(state.freeze.since)} by {state.freeze.by}")
             return [_item(VaultFrozen(vault=vault, reason=reason[:1000]), actor)]
         return self._commit(build, moment, prelude)
+
+    # -- supervision ---------------------------------------------------------------------
+    def trusted_regulator_keys(self) -> frozenset[str]:
+        """The regulator keys the vaults' policies in force name."""
+        return frozenset(state.policy.supervision.regulator_key
+                         for state in self.projection.vaults.values()
+                         if state.policy.supervision is not None
+                         and state.policy.supervision.regulator_key)
+
+    def _affected(self, licence_id: str) -> list[dict[str, str]]:
+        """Open transfers paying a destination that names `licence_id`."""
+        found = []
+        for status in sorted(self.projection.proposals.values(), key=lambda s: s.seq):
+            body = status.proposal.body
+            if status.state not in (*OPEN, SIGNING) or not isinstance(body, TransferBody):
+                continue
+            policy = self.projection.vault(status.proposal.vault).policy
+            if any((d := policy.destination(body.asset, o.destination)) is not None
+                   and d.licence == licence_id for o in body.outputs):
+                found.append({"vault": status.proposal.vault, "digest": status.digest,
+                              "state": status.state})
+        return found
+
+    def record_licence_change(self, change: LicenceChange, actor: str,
+                              now: datetime | None = None,
+                              prelude: Sequence[Item] = ()) -> Any:
+        """Record a regulator's signed licence change; LicenceError, nothing written, when
+        it is unsigned, forged, replayed, out of order or signed by a key no policy names.
+        A suspension takes effect through the policy evaluation: pending transfers to the
+        counterparty stop being releasable (and signable) from `effective_at` on."""
+        moment = self._now(now)
+
+        def build() -> list[Item]:
+            admit(self.licences.licences, change, self.trusted_regulator_keys())
+            event = replace(event_of(change), affects=self._affected(change.licence_id))
+            return [_item(event, actor)]
+        return self._commit(build, moment, prelude)[0]
+
+    def record_event(self, event: Event, actor: str, now: datetime | None = None,
+                     prelude: Sequence[Item] = (),
+                     check: Callable[[int], None] | None = None) -> Any:
+        """Record one event that changes no custody state (an alert acknowledgement, an
+        attestation) after `check(ledger size)` passes on fresh state; it raises to
+        refuse, and then nothing is written."""
+        moment = self._now(now)
+
+        def build() -> list[Item]:
+            if check is not None:
+                check(self.projection.size)
+            return [_item(event, actor)]
+        return self._commit(build, moment, prelude)[0]
 
     # -- the chain seam ------------------------------------------------------------------
     def _require(self, digest: str, states: frozenset[str]) -> ProposalStatus:

@@ -2,27 +2,16 @@
 // request to another origin blocked (as on a machine with no internet), and reports what
 // rendered, what was blocked and any console error (a CSP refusal shows up there).
 // Screenshots go to the folder given by --out. Prints one JSON object.
-import { chromium } from "playwright-core";
+import { argument, launch } from "./browser.mjs";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-
-function argument(name) {
-  const index = process.argv.indexOf(`--${name}`);
-  if (index < 0 || index + 1 >= process.argv.length) throw new Error(`missing --${name}`);
-  return process.argv[index + 1];
-}
 
 const base = argument("base");
 const out = argument("out");
 mkdirSync(out, { recursive: true });
 const seen = { blocked: [], console_errors: [], local_requests: [] };
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"],
-  timeout: 60000,
-});
+const browser = await launch();
 try {
   const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
   await context.route("**/*", (route) => {

@@ -3,15 +3,9 @@
 // forged one refused), then open a transfer being signed, download its signing package
 // and upload a signature share. The token is typed into the form, never stored.
 // Prints one JSON object with what it saw; tests/e2e/test_dashboard_custodian.py asserts.
-import { chromium } from "playwright-core";
+import { argument, launch } from "./browser.mjs";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-
-function argument(name) {
-  const index = process.argv.indexOf(`--${name}`);
-  if (index < 0 || index + 1 >= process.argv.length) throw new Error(`missing --${name}`);
-  return process.argv[index + 1];
-}
 
 const base = argument("base");
 const token = argument("token");
@@ -24,12 +18,7 @@ const share = argument("share");
 mkdirSync(out, { recursive: true });
 const seen = { console_errors: [], requests_with_cookie: [] };
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"],
-  timeout: 60000,
-});
+const browser = await launch();
 try {
   const context = await browser.newContext({ viewport: { width: 1366, height: 900 },
                                              acceptDownloads: true });

@@ -4,15 +4,9 @@
 // tampered proof is rejected; then see the holdings panel and open a pending proposal.
 // Screenshots go to the folder given by --out.
 // Prints one JSON object with what it saw; the pytest wrapper asserts on it.
-import { chromium } from "playwright-core";
+import { argument, launch } from "./browser.mjs";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-
-function argument(name) {
-  const index = process.argv.indexOf(`--${name}`);
-  if (index < 0 || index + 1 >= process.argv.length) throw new Error(`missing --${name}`);
-  return process.argv[index + 1];
-}
 
 const base = argument("base");
 const token = argument("token");
@@ -59,12 +53,7 @@ function measureLayout() {
   return { page_overflow: document.documentElement.scrollWidth - viewport, outside };
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"],
-  timeout: 60000,
-});
+const browser = await launch();
 try {
   const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
   const page = await context.newPage();

@@ -154,3 +154,20 @@ def test_a_privileged_token_for_someone_else_needs_a_second_admin(config_file: P
     assert issued[0]["payload"]["requested_by"] == "ada-admin"
     assert issued[0]["payload"]["approved_by"] == "bo-admin"
     assert reserve(config_file, "token", "reject", "zz").returncode == 2
+
+
+def test_a_supervisor_token_is_issued_like_any_privileged_one(config_file: Path) -> None:
+    """`reserve token issue --role supervisor`: a grant a second admin approves."""
+    for admin in ("ada-admin", "bo-admin"):
+        assert reserve(config_file, "token", "issue", "--person", admin, "--role", "admin",
+                       "--actor", admin).returncode == 0
+    asked = reserve(config_file, "token", "issue", "--person", "vara-supervisor", "--role",
+                    "supervisor", "--institution", "Virtual Assets Regulatory Authority",
+                    "--actor", "ada-admin", "--json")
+    assert asked.returncode == 0, asked.stderr
+    grant = json.loads(asked.stdout)["grant_id"]
+    approved = reserve(config_file, "token", "approve", grant, "--actor", "bo-admin", "--json")
+    assert approved.returncode == 0, approved.stderr
+    [token] = json.loads(reserve(config_file, "token", "list", "--person", "vara-supervisor",
+                                 "--json").stdout)["tokens"]
+    assert token["role"] == "supervisor"

@@ -89,7 +89,8 @@ MATRIX: tuple[Endpoint, ...] = (
              fixed("/api/ledger/checkpoints")),
     Endpoint("GET", "/api/ledger/consistency", ALL, 200,
              fixed("/api/ledger/consistency?old_size=1")),
-    Endpoint("GET", "/api/ledger/export", frozenset({"viewer", "operator", "auditor", "admin"}),
+    Endpoint("GET", "/api/ledger/export",
+             frozenset({"viewer", "operator", "auditor", "admin", "supervisor"}),
              200, fixed("/api/ledger/export")),
     Endpoint("GET", "/api/tokens", ADMIN, 200, fixed("/api/tokens")),
     Endpoint("POST", "/api/tokens", ADMIN, 201,
@@ -168,7 +169,9 @@ WORKFLOW = (  # reserve/api/routes/{vaults,proposals,transfers,reconcile}.py
              fixed("/api/vaults/vault-a/policies")),
     Endpoint("GET", "/api/vaults/{vault}/policies/{version}", ALL, 200,
              fixed("/api/vaults/vault-a/policies/1")),
-    Endpoint("POST", "/api/vaults/{vault}/freeze", frozenset({"custodian", "auditor"}), 200,
+    # The supervisor freezes where the policy grants it (the test policy does).
+    Endpoint("POST", "/api/vaults/{vault}/freeze",
+             frozenset({"custodian", "auditor", "supervisor"}), 200,
              lambda s: (f"/api/vaults/{fresh_vault(s)}/freeze", {"reason": "matrix"})),
     Endpoint("POST", "/api/vaults/{vault}/unfreeze",
              frozenset({"operator", "custodian", "auditor"}), 201,
@@ -203,7 +206,22 @@ WORKFLOW = (  # reserve/api/routes/{vaults,proposals,transfers,reconcile}.py
     Endpoint("GET", "/api/reconcile/reports/{report}", ALL, 200,
              lambda s: (f"/api/reconcile/reports/{_seeded('report')(s)}", None)),
 )
-MATRIX = MATRIX + WORKFLOW
+SUPERVISION = (  # reserve/api/routes/supervision.py; its SSE stream is outside the schema
+    Endpoint("GET", "/api/supervision/alerts", ALL, 200,
+             fixed("/api/supervision/alerts?after=-1&limit=5")),
+    Endpoint("POST", "/api/supervision/alerts/{seq}/acknowledge", frozenset({"supervisor"}),
+             201, lambda s: (f"/api/supervision/alerts/{_fresh_alert(s)}/acknowledge",
+                             {"note": "matrix"})),
+    Endpoint("GET", "/api/supervision/licences", ALL, 200, fixed("/api/supervision/licences")),
+)
+MATRIX = MATRIX + WORKFLOW + SUPERVISION
+
+
+def _fresh_alert(server: RunningServer) -> int:
+    """The seq of a new alert: a fresh vault, frozen (vault.frozen is an alert kind)."""
+    fresh_vault(server, frozen=True)
+    return max(e.seq for e in server.ledger.entries(max(0, server.ledger.size() - 5),
+                                                    kinds=("vault.frozen",)))
 
 
 def _broadcastable(server: RunningServer) -> tuple[str, Any]:
@@ -271,7 +289,8 @@ def test_every_state_change_is_recorded_with_its_actor(server: RunningServer) ->
             continue
         role = sorted(endpoint.allowed)[0]
         person = {"admin": "root-admin", "auditor": "aldo-auditor",
-                  "custodian": "cora-custodian", "operator": "olga-operator"}[role]
+                  "custodian": "cora-custodian", "operator": "olga-operator",
+                  "supervisor": "sara-supervisor"}[role]
         path, body = endpoint.make(server)
         before = server.ledger.size()
         with server.client(role) as client:
@@ -284,6 +303,41 @@ def test_every_state_change_is_recorded_with_its_actor(server: RunningServer) ->
         assert requests[0].payload["path"] == path.split("?")[0]
         assert requests[0].payload["role"] == role
         assert "recorded_by" not in requests[0].payload
+
+
+def test_the_supervisor_reads_everything_and_writes_only_freeze_and_acknowledgement() -> None:
+    """The supervisor column of the matrix, stated once: every GET is open to it (except
+    the signing package, whose fetch signs a checkpoint), and of the writes only the two
+    the issue grants."""
+    writes = {(e.method, e.template) for e in MATRIX
+              if e.method != "GET" and "supervisor" in e.allowed}
+    assert writes == {("POST", "/api/vaults/{vault}/freeze"),
+                      ("POST", "/api/supervision/alerts/{seq}/acknowledge")}
+    unread = {e.template for e in MATRIX if e.method == "GET" and "supervisor" not in e.allowed}
+    assert unread == {"/api/tokens", "/api/tokens/grants", "/api/tokens/{token_id}",
+                      "/api/users", "/api/users/{person}",
+                      "/api/transfers/{digest}/signing-package"}
+
+
+def test_a_supervisor_the_policy_does_not_grant_may_not_freeze(server: RunningServer) -> None:
+    """The role passes the route's gate; the vault's policy decides, and refuses here."""
+    from dataclasses import replace
+
+    from tests.support.api_workflow import api_policy
+    from tests.support.workflow import workflow_service
+
+    vault = f"ungranted-{secrets.token_hex(4)}"
+    policy = api_policy(vault)
+    assert policy.supervision is not None
+    ungranted = replace(policy, supervision=replace(policy.supervision, may_freeze=False))
+    workflow_service(server.ledger, ungranted, clock=server.clock.wall,
+                     actor="test-bootstrap")
+    before = server.ledger.size()
+    with server.client("supervisor") as client:
+        response = client.post(f"/api/vaults/{vault}/freeze", json={"reason": "matrix"})
+    assert response.status_code == 400, response.text
+    assert "sara-supervisor may not freeze" in response.json()["detail"]
+    assert server.ledger.size() == before
 
 
 def test_refused_requests_change_nothing(server: RunningServer) -> None:

@@ -21,9 +21,9 @@ from reserve.ledger import Ledger
 from reserve.policy import loader
 from reserve.transfers.package import build_signing_package, package_json
 from tests.support.bitcoin_fixtures import VaultKit
+from tests.support.bitcoin_workflow import funded_vault
 from tests.support.signing_package import LEDGER_KEY
-from tests.support.workflow import SETTLEMENT, approve, btc_policy, propose, workflow_service
-from wallets.bitcoin.adapter import BitcoinAdapter
+from tests.support.workflow import SETTLEMENT, approve, btc_policy, propose
 from wallets.bitcoin.regtest import RegtestNode
 from wallets.bitcoin.rpc import BitcoinRPC
 from wallets.bitcoin.vault import Vault
@@ -56,12 +56,8 @@ def test_three_custodians_sign_a_release_from_its_package(
         tmp_path: Path) -> None:
     ledger = Ledger.open(f"sqlite:///{tmp_path}/ledger.sqlite", signer=LEDGER_KEY)
     try:
-        kit = make_vault(3, 5, ledger=ledger)
-        kit.deposit(bitcoind, miner, [60_000_000])
-        policy = btc_policy(kit.vault.vault_id)
-        workflow = workflow_service(ledger, policy, clock=None)
-        adapter = BitcoinAdapter(kit.service, kit.watcher)
-        adapter.watcher.sync()
+        kit, policy, workflow, adapter = funded_vault(make_vault, bitcoind, miner, ledger,
+                                                      btc_policy)
         now = datetime.now(UTC)
         status = propose(workflow, 5_000_000, SETTLEMENT, at=now, vault=kit.vault.vault_id)
         approve(workflow, status, "central-bank", "vasp-regulator", at=now)

@@ -2,8 +2,8 @@
 
 The server runs in a thread on a free port of 127.0.0.1 and is always stopped. Its clock
 is a `FakeClock` the test can advance, so expiry and rate-limit windows are tested
-without sleeping. Users: an admin, a viewer, an operator, an auditor, and two custodians
-of different vaults (`vault-a`, `vault-b`).
+without sleeping. Users: an admin, a viewer, an operator, an auditor, a supervisor, and two
+custodians of different vaults (`vault-a`, `vault-b`).
 
 `served_process` instead runs the command a deployment runs, `reserve serve --workers N`,
 as a real process tree (a supervisor and its workers), for crash and supervision tests.
@@ -46,8 +46,9 @@ PEOPLE: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "auditor": ("aldo-auditor", "auditor", ()),
     "custodian": ("cora-custodian", "custodian", ("vault-a",)),
     "custodian_b": ("carl-custodian", "custodian", ("vault-b",)),
+    "supervisor": ("sara-supervisor", "supervisor", ()),
 }
-ROLES = ("viewer", "operator", "custodian", "auditor", "admin")
+ROLES = ("viewer", "operator", "custodian", "auditor", "admin", "supervisor")
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 The API person id is the policy's member id, so the test policy names `cora-custodian`
 (custodian of vault-a, with a TEST approval key), `olga-operator` (proposer) and
-`aldo-auditor` (auditor) next to the national-btc custodians.
+`aldo-auditor` (auditor) next to the national-btc custodians, and `sara-supervisor`
+supervises it (may freeze).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from tests.support.workflow import COLD, btc_document, workflow_service
 CUSTODIAN = "cora-custodian"
 OPERATOR = "olga-operator"
 AUDITOR = "aldo-auditor"
+SUPERVISOR = "sara-supervisor"
 
 
 def api_policy(vault: str, custodian: str = CUSTODIAN) -> Policy:
@@ -36,6 +38,8 @@ def api_policy(vault: str, custodian: str = CUSTODIAN) -> Policy:
                               {"id": AUDITOR, "name": "Aldo", "institution": "Audit office"}]
     document["roles"]["proposers"] = [*document["roles"]["proposers"], OPERATOR]
     document["roles"]["auditors"] = [*document["roles"]["auditors"], AUDITOR]
+    # The regulator's seat: sara-supervisor reads everything and may freeze (issue 18).
+    document["supervision"] = {"supervisors": [SUPERVISOR], "may_freeze": True}
     return loader.from_mapping(document, source="api test policy")
 
 

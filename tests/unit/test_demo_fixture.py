@@ -49,6 +49,20 @@ def test_every_old_entry_re_encodes_to_the_same_bytes(name: str) -> None:
         assert again == body, f"entry {seq} ({entry.kind}) re-encodes differently"
 
 
+# Policy fields added after the fixtures were made, at the values every old policy has:
+# a destination's counterparty kind and licence, a policy's supervision (issue 18).
+NEWER_FIELDS = {"kind": "", "licence": "", "supervision": None}
+
+
+def _without_newer_fields(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_newer_fields(v) for k, v in value.items()
+                if not (k in NEWER_FIELDS and v == NEWER_FIELDS[k])}
+    if isinstance(value, list):
+        return [_without_newer_fields(v) for v in value]
+    return value
+
+
 @pytest.mark.parametrize("name", sorted(SIZES))
 def test_the_old_ledger_replays_to_the_same_state(name: str) -> None:
     fixture = FIXTURES / name
@@ -56,7 +70,7 @@ def test_the_old_ledger_replays_to_the_same_state(name: str) -> None:
     entries = _entries(fixture)
     projection = Projection()
     projection.apply_all(entries)
-    assert projection.snapshot() == expected["projection"]
+    assert _without_newer_fields(projection.snapshot()) == expected["projection"]
     holdings = [{"vault": h.vault, "asset": h.asset, "balance": str(h.balance),
                  "history": [[t, str(v)] for t, v in h.history]}
                 for h in replay_holdings(entries)]
@@ -94,7 +108,9 @@ def test_every_old_entry_decodes_to_its_typed_event_and_back_unchanged(name: str
 
 # Kinds first written after the fixtures were made (which are never regenerated): no old
 # ledger holds them, so there are no old bytes to check them against.
-NEWER_THAN_THE_FIXTURES = frozenset({"auth.token_requested", "auth.token_request_rejected"})
+NEWER_THAN_THE_FIXTURES = frozenset({"auth.token_requested", "auth.token_request_rejected",
+                                     "licence.changed", "alert.acknowledged",
+                                     "reconcile.attestation"})
 
 
 def test_the_fixtures_together_hold_every_kind() -> None:

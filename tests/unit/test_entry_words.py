@@ -94,3 +94,23 @@ def test_every_fixture_entry_reads_as_a_sentence(name: str) -> None:
         words = sentence(entry.kind, entry.actor, entry.payload, briefs)
         assert words and words != entry.kind, f"entry {entry.seq} ({entry.kind})"
         assert "ABSENT" not in words and "None" not in words, (entry.seq, words)
+
+
+def test_supervision_entries_read_as_sentences() -> None:
+    from datetime import UTC, datetime
+
+    from reserve.events.supervision import AlertAcknowledged, ReportAttested
+    from reserve.transfers.licences import event_of
+    from tests.support.supervision import change
+
+    licence = event_of(change("suspended", 2, datetime(2026, 1, 5, 9, 0, tzinfo=UTC)))
+    assert entry_words.sentence(licence.KIND, "regulator", licence.to_payload(), {}) == (
+        "the regulator's signed change 2 of licence L-042 (Example Exchange Ltd): suspended "
+        "from 2026-01-05T09:00:00Z")
+    ack = AlertAcknowledged(alert_seq=7, alert_kind="vault.frozen", note="")
+    assert entry_words.sentence(ack.KIND, "sara", ack.to_payload(), {}) == \
+        "sara acknowledged alert 7 (vault.frozen)"
+    attested = ReportAttested(report_seq=9, report_sha256="ab" * 32, supervisor_key="k",
+                              signature="s", statement="checked")
+    assert entry_words.sentence(attested.KIND, "sara", attested.to_payload(), {}) == \
+        "sara countersigned the reconciliation report of entry 9"

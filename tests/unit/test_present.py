@@ -200,3 +200,15 @@ def test_policy_words() -> None:
     assert "at most 10.00000000 BTC in any 24 h" in words
     evm = present.policy_words(loader.load_file(EVM_POLICY))
     assert "at most 200.000000000000000000 ETH in any 24 h" in evm
+
+
+def test_licence_sentence() -> None:
+    from datetime import UTC, datetime
+
+    since = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    assert present.licence_sentence("X", "L-042", "suspended", since) == \
+        "counterparty X's licence L-042 suspended since 2026-01-05T09:00:00Z"
+    assert present.licence_sentence("X", "L-042", "unknown", None) == \
+        "counterparty X's licence L-042 is not in the licence register"
+    assert present.licence_sentence("X", "L-042", "not yet effective", since) == \
+        "counterparty X's licence L-042 takes effect 2026-01-05T09:00:00Z"

@@ -98,6 +98,27 @@ def test_entries_appended_without_the_models_are_applied_before_a_read() -> None
         assert readmodel.check(ledger) == []
 
 
+def test_another_writer_between_an_append_and_its_read_back_is_not_an_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process (a second API worker, the chain watcher) may append right after
+    this one's transaction commits; the service reads a size beyond its own batch."""
+    with fresh_workflow() as (ledger, service):
+        append_many = ledger.append_many
+
+        def and_then_a_deposit(*args: Any, **kwargs: Any) -> Any:
+            entries = append_many(*args, **kwargs)
+            monkeypatch.setattr(ledger, "append_many", append_many)
+            _deposit(ledger, 30_000, 7)
+            return entries
+
+        monkeypatch.setattr(ledger, "append_many", and_then_a_deposit)
+        status = propose(service, 5_000_000)
+        assert service.projection.size == ledger.size() == status.seq + 2
+        approve(service, status, "central-bank")
+        assert service.status(status.digest).votes
+        assert readmodel.check(ledger) == []
+
+
 def test_a_refused_batch_leaves_neither_entries_nor_rows() -> None:
     with fresh_workflow() as (ledger, service):
         status = propose(service, 5_000_000)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -39,6 +39,7 @@ from reserve.present import format_amount
 from reserve.proposals.proposal import Proposal, TransferBody, format_time, parse_time
 from reserve.proposals.state import APPROVED, RELEASABLE, SIGNING
 from reserve.transfers.chain import ChainStep, ReleaseOrder
+from reserve.transfers.licences import LICENCE_KINDS, register_of
 from reserve.transfers.package import (
     ENTRIES_MAX,
     PACKAGE_FORMAT,
@@ -313,8 +314,31 @@ def _decide_at(entries: Sequence[PackageEntry], status: ProposalStatus, state: s
     earlier = _status(before, status.digest)
     policy = before.vault(status.proposal.vault).policy
     decision = evaluate(policy, earlier.proposal, earlier.votes,
-                        before.history(status.proposal.vault), at)
+                        replace(before.history(status.proposal.vault),
+                                licences=_register(entries, seq)), at)
     return decision, at, policy
+
+
+def _register(entries: Sequence[PackageEntry], stop_seq: int | None = None) -> Any:
+    """The licence register from the package's proven licence entries (each signature is
+    checked again here, against the key it names; the policy says which key it trusts)."""
+    try:
+        return register_of(entries, stop_seq)
+    except ReserveError as error:
+        raise SignerError(f"package licence entries do not verify: {error}") from None
+
+
+def _check_licences_now(entries: Sequence[PackageEntry], status: ProposalStatus,
+                        policy: Policy, at: datetime) -> None:
+    """As of the checkpoint, every counterparty licence the transfer pays must be active:
+    a suspension recorded after the release still stops the signature."""
+    decision = evaluate(policy, status.proposal, status.votes,
+                        replace(_replay(entries).history(status.proposal.vault),
+                                licences=_register(entries)), at)
+    held = [line for line in (*decision.missing, *decision.refused)
+            if line.startswith("counterparty ")]
+    if held:
+        raise SignerError("; ".join(held))
 
 
 def verify_signing_package(package: Any, enrolment: Enrolment, *,
@@ -333,7 +357,8 @@ def verify_signing_package(package: Any, enrolment: Enrolment, *,
     checkpoint_time = _checkpoint_time(entries, checkpoint, enrolment, now)
     # Only the enrolled vault's entries are replayed; others (the checkpoint's newest entry
     # may be about another vault) serve as proven context only.
-    entries = [e for e in entries if named_vault(e.payload) == enrolment.vault]
+    entries = [e for e in entries if named_vault(e.payload) == enrolment.vault
+               or e.kind in LICENCE_KINDS]
     final = _replay(entries)
     status = _status(final, digest)
     proposal = status.proposal
@@ -363,6 +388,7 @@ def verify_signing_package(package: Any, enrolment: Enrolment, *,
                           f"v{proposal.policy_version}; v{vault.policy.version} is in force "
                           "as of the checkpoint")
     _check_enrolled(vault.policy, enrolment, "as of the checkpoint")
+    _check_licences_now(entries, status, vault.policy, now)
     steps = [step for step in status.chain_steps if step.kind in SIGNABLE_KINDS]
     if not steps:
         raise SignerError(f"package holds no PSBT or Safe transaction for {digest[:16]}")

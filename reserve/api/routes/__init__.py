@@ -21,6 +21,8 @@ from reserve.api.routes import (
     proposals,
     reconcile,
     reserve_pages,
+    supervision,
+    supervision_pages,
     tokens,
     transfers,
     users,
@@ -38,8 +40,10 @@ ROUTERS: tuple[tuple[str, APIRouter], ...] = (
     ("proposals", proposals.router),
     ("transfers", transfers.router),
     ("reconcile", reconcile.router),
+    ("supervision", supervision.router),
     ("proposal_pages", proposal_pages.router),
     ("reserve_pages", reserve_pages.router),
+    ("supervision_pages", supervision_pages.router),
 )
 
 

@@ -27,7 +27,7 @@ from reserve.ledger.verify import export_lines
 router = APIRouter(prefix="/api/ledger", tags=["ledger"])
 SEQ_MAX = 2**40  # the store's node key space; larger numbers can never name an entry
 readers = require(*ALL_ROLES)
-exporters = require(Role.VIEWER, Role.OPERATOR, Role.AUDITOR, Role.ADMIN)
+exporters = require(Role.VIEWER, Role.OPERATOR, Role.AUDITOR, Role.ADMIN, Role.SUPERVISOR)
 checkpoint_signers = require(Role.AUDITOR, Role.ADMIN)
 
 SeqQuery = Annotated[int, Query(ge=0, le=SEQ_MAX)]

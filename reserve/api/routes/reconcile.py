@@ -20,6 +20,7 @@ from reserve.api.deps import Service, get_service, require
 from reserve.api.openapi import errors, link, ok
 from reserve.events.records import ReconcileReport
 from reserve.reconcile.report import ENTRY_KIND
+from reserve.supervision.attest import attestations_by_report, attestations_of
 
 router = APIRouter(prefix="/api/reconcile", tags=["reconciliation"])
 readers = require(*ALL_ROLES)
@@ -52,8 +53,11 @@ def list_reports(limit: Annotated[int, Query(ge=1, le=500)] = 50,
                  principal: Principal = Depends(readers),
                  service: Service = Depends(get_service)) -> dict[str, Any]:
     reports = visible_reports(service, principal)
+    shown = list(reversed(reports[-limit:]))
+    attested = attestations_by_report(service.ledger, shown)
     return {"count": len(reports),
-            "reports": [report_json(entry) for entry in reversed(reports[-limit:])]}
+            "reports": [{**report_json(entry), "attestations": [
+                a.to_json() for a in attested.get(entry.seq, [])]} for entry in shown]}
 
 
 @router.get("/reports/{report}", summary="One report, by ledger seq or report SHA-256",
@@ -65,5 +69,6 @@ def show_report(report: Annotated[str, Path(pattern=r"^([0-9]{1,13}|[0-9a-f]{64}
         if str(entry.seq) == report or ReconcileReport.of(entry).report_sha256 == report:
             if not ledger_views.may_see(principal, entry):
                 break  # another vault's report: answered as if it did not exist
-            return report_json(entry)
+            return {**report_json(entry), "attestations": [
+                a.to_json() for a in attestations_of(service.ledger, entry)]}
     raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no reconciliation report {report}")

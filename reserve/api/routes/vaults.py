@@ -37,7 +37,8 @@ from reserve.transfers.service import WorkflowService
 
 router = APIRouter(prefix="/api/vaults", tags=["vaults"])
 readers = require(*ALL_ROLES)
-freezers = require(Role.CUSTODIAN, Role.AUDITOR)
+# A supervisor passes this gate; the vault's policy then decides (supervision.may_freeze).
+freezers = require(Role.CUSTODIAN, Role.AUDITOR, Role.SUPERVISOR)
 unfreeze_proposers = require(Role.OPERATOR, Role.CUSTODIAN, Role.AUDITOR)
 VaultPath = Annotated[str, Path(pattern=VAULT_PATTERN)]
 FIRST = {"vault": "$response.body#/vaults/0/vault"}  # an OpenAPI link's runtime expression
@@ -175,7 +176,7 @@ def policy_version(vault: VaultPath, version: Annotated[int, Path(ge=1, le=1_000
             "in_plain_words": present.policy_words(policy), "policy": recorded.policy}
 
 
-@router.post("/{vault}/freeze", summary="Freeze a vault now (its custodians, auditors)",
+@router.post("/{vault}/freeze", summary="Freeze a vault now (its custodians, auditors, supervisors the policy grants)",
              responses=errors(400, 403, 404, 409))
 def freeze(vault: VaultPath, body: FreezeRequest, principal: Principal = Depends(freezers),
            record: Recorder = Depends(get_recorder),
