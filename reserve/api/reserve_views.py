@@ -24,9 +24,9 @@ from typing import Any, TypeVar
 
 from reserve import present
 from reserve.api import entry_words
-from reserve.api.auth import Principal
+from reserve.api.auth import Principal, Role
 from reserve.config import PROJECT_ROOT
-from reserve.errors import ConfigError, EventError
+from reserve.errors import ConfigError, EventError, LedgerError
 from reserve.events import decode
 from reserve.events.access import ApiRequest
 from reserve.events.chain_btc import BtcConfirmed, BtcDeposit
@@ -39,7 +39,7 @@ from reserve.proposals.proposal import TransferBody
 from reserve.proposals.state import OPEN, PROPOSED
 from reserve.transfers import readmodel
 from reserve.transfers.next_step import next_step, voters_left
-from reserve.transfers.projection import ProposalStatus
+from reserve.transfers.projection import ProposalQuery, ProposalStatus
 from reserve.transfers.service import Item, WorkflowService
 
 T = TypeVar("T")
@@ -48,18 +48,45 @@ BITCOIN_VAULTS_DIR = PROJECT_ROOT / "config" / "vaults"
 # the recent past; the whole history is in the ledger and in `rm_holding_points`).
 HISTORY_POINTS = 500
 _CREATE = threading.Lock()
+# A listing of proposals or transfers is paged: its cost is its page, not the history.
+PAGE_DEFAULT = 100
+PAGE_MAX = 500
 
 
 # -- the workflow, shared by the requests of one service ---------------------------------
+# The most requests one commit carries (a group waits for no one: it takes what queued
+# while the previous commit was in flight).
+GROUP_REQUESTS_MAX = 64
+
+
+class _Queued:
+    """One request's action waiting for a group commit, and what became of it."""
+
+    def __init__(self, run: Callable[[], Any]) -> None:
+        self.run = run
+        self.done = threading.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
 class WorkflowAccess:
     """One WorkflowService per API service; every use holds the lock (the projection
-    is a mutable cache that one request must not read while another applies entries)."""
+    is a mutable cache that one request must not read while another applies entries).
+
+    Writes are group-committed: a request queues its action; whichever request takes the
+    lock next runs every queued action, each append a savepoint of one transaction
+    (`Ledger.group`), and commits once (one fsync for all). Each request is answered only
+    after that commit; a refused action writes nothing and refuses only its own request.
+    """
 
     def __init__(self, ledger: Any, clock: Callable[[], datetime],
                  freeze_mirror: Any = None) -> None:
         self.ledger = ledger
         self.lock = threading.RLock()
         self.workflow = WorkflowService(ledger, clock=clock, freeze_mirror=freeze_mirror)
+        self._queue: list[_Queued] = []
+        self._queue_lock = threading.Lock()
+        self.groups = 0  # commits made for queued actions (for tests and benchmarks)
 
     @contextmanager
     def reading(self) -> Iterator[WorkflowService]:
@@ -77,13 +104,60 @@ class WorkflowAccess:
         """
         request = recorder.entry(summary)
         request_id = request[2]["request_id"]
-        with self.lock:
+
+        def run() -> tuple[T, bool]:
             size = self.ledger.size()
             result = action(self.workflow, (request,))
-            recorder.request.state.recorded = any(
+            return result, any(
                 ApiRequest.of(entry).request_id == request_id
                 for entry in self.ledger.entries(size, kinds=(request[0],)))
-            return result
+
+        queued = _Queued(run)
+        with self._queue_lock:
+            self._queue.append(queued)
+        while not queued.done.is_set():
+            with self.lock:  # the previous group has answered everyone it took
+                if not queued.done.is_set():
+                    self._commit_group()
+        if queued.error is not None:
+            raise queued.error
+        result, recorder.request.state.recorded = queued.result
+        return result  # type: ignore[no-any-return]
+
+    def _commit_group(self) -> None:
+        with self._queue_lock:
+            group = self._queue[:GROUP_REQUESTS_MAX]
+            del self._queue[:GROUP_REQUESTS_MAX]
+        try:
+            with group_commit(self.ledger):
+                for queued in group:
+                    try:
+                        queued.result = queued.run()
+                    except Exception as error:  # refused: its appends rolled back alone
+                        queued.error = error
+            self.groups += 1
+        except Exception as error:  # the commit failed: none of the group is written
+            self.workflow.forget_cached_state()
+            for queued in group:
+                if queued.error is None:
+                    queued.error = error
+                    queued.result = None
+        finally:
+            for queued in group:
+                if queued.error is None and queued.result is None:
+                    queued.error = LedgerError("the request was not run")  # BaseException
+                queued.done.set()
+
+
+@contextmanager
+def group_commit(ledger: Any) -> Iterator[None]:
+    """`ledger.group()` where the ledger has one (a store); each append on its own else."""
+    group = getattr(ledger, "group", None)
+    if group is None:
+        yield
+        return
+    with group():
+        yield
 
 
 def workflow_access(service: Any) -> WorkflowAccess:
@@ -96,6 +170,23 @@ def workflow_access(service: Any) -> WorkflowAccess:
                                     mirror() if callable(mirror) else None)
             setattr(service, "_workflow_access", access)  # noqa: B010 - cache on the service
         return access
+
+
+def proposal_query(principal: Principal, vault: str | None = None,
+                   **fields: Any) -> ProposalQuery:
+    """Proposals `principal` may see (of `vault`, if named): a custodian only its own
+    vaults' (another vault reads as an unknown one: nothing); `fields` as ProposalQuery."""
+    vaults = None if vault is None else frozenset({vault})
+    if principal.role is Role.CUSTODIAN:
+        vaults = principal.vaults if vaults is None else vaults & principal.vaults
+    return ProposalQuery(vaults=vaults, **fields)
+
+
+def paged(found: list[ProposalStatus], limit: int) -> tuple[list[ProposalStatus],
+                                                            dict[str, int] | None]:
+    """A page asked for with `limit + 1`: the first `limit` and the cursor of the next."""
+    shown = found[:limit]
+    return shown, ({"after": shown[-1].seq} if len(found) > limit else None)
 
 
 # -- holdings --------------------------------------------------------------------------------

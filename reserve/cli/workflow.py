@@ -272,15 +272,39 @@ def proposal_show(digest: Annotated[str, typer.Argument(help="Digest (or a uniqu
 def proposal_list(vault: Annotated[str | None, typer.Option(help="Only this vault.")] = None,
                   state: Annotated[list[str] | None, typer.Option(
                       help=f"Only these states ({', '.join(STATES)}).")] = None,
+                  limit: Annotated[int, typer.Option(
+                      min=1, max=10_000, help="At most this many (a page).")] = 100,
+                  after: Annotated[int | None, typer.Option(
+                      min=0, help="Only proposals created after this ledger seq (the "
+                                  "cursor the page before printed).")] = None,
+                  newest: Annotated[bool, typer.Option(
+                      "--newest", help="Newest first (then --after does not apply).")] = False,
                   config: Config = None, database_url: Database = None,
                   as_json: Json = False) -> None:
-    """Proposals, oldest first."""
+    """Proposals, oldest first, a page at a time."""
+    from reserve.transfers.projection import ProposalQuery
+
+    unknown = sorted(set(state or ()) - set(STATES))
+    if unknown:
+        typer.echo(f"error: unknown state {', '.join(unknown)}; the states are "
+                   f"{', '.join(STATES)}", err=True)
+        raise typer.Exit(2)
+    if newest and after is not None:
+        typer.echo("error: --after pages oldest first; leave out --newest", err=True)
+        raise typer.Exit(2)
+    query = ProposalQuery(vaults=None if vault is None else frozenset({vault}),
+                          states=frozenset(state) if state else None,
+                          after_seq=after, limit=limit + 1, newest_first=newest)
+
     def run() -> list[ProposalStatus]:
         with _service(config, database_url, write=False) as service:
-            return service.proposals(vault, state or None)
+            return service.page(query)
     found = _guarded(run)
-    emit([_status_json(s, None) for s in found], as_json,
-         "\n".join(_summary(s) for s in found) or "no proposals")
+    shown = found[:limit]
+    more = f"\nmore: --after {shown[-1].seq}" if len(found) > limit and not newest else \
+        "\nmore: raise --limit" if len(found) > limit else ""
+    emit([_status_json(s, None) for s in shown], as_json,
+         ("\n".join(_summary(s) for s in shown) or "no proposals") + more)
 
 
 @proposal_app.command("cancel")

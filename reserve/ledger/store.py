@@ -16,6 +16,12 @@ and the entries commit together or not at all; a model that refuses a batch roll
 append back. Each append also writes the batch's rows of `ledger_kinds` (seq, kind), which
 `entries(kinds=...)` reads so that a few kinds cost their own entries, not the ledger's.
 
+Group commit: inside `with ledger.group():` (one thread, holding the ledger) every append
+is a SAVEPOINT of one outer transaction, so an append that fails rolls back alone and the
+others commit together, with one fsync, when the group ends; if that commit fails none of
+them is written. The API uses it to let concurrent requests share a commit
+(reserve/api/reserve_views.py, WorkflowAccess); nothing is acknowledged before it.
+
 Roots and proofs read only the O(log n) stored subtree hashes they need, fetched in one
 query: the proof code runs once with a recorder to learn which subtrees it needs, then
 again on the fetched hashes.
@@ -27,7 +33,7 @@ import hashlib
 import heapq
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
@@ -133,6 +139,8 @@ class Ledger:
         self._frontier_cache: tuple[int, bytes, list[bytes]] = (0, GENESIS_PREV_HASH, [])
         self._level_min: int | None = None
         self._models: list[ReadModel] = []
+        self._grouped = False  # inside group(): appends are savepoints of its transaction
+        self._savepoints = 0
 
     # ----------------------------------------------------------------- opening
     @classmethod
@@ -230,9 +238,34 @@ class Ledger:
                 cursor.executemany(self._sql(statement), rows)
 
     @contextmanager
-    def _write(self) -> Iterator[None]:
-        """One serialised write transaction; rolls back entirely on any error."""
+    def group(self) -> Iterator[None]:
+        """One write transaction around several appends: each is a savepoint (a failed one
+        rolls back alone), all commit together at the end, or none if the body raises or
+        the commit fails. Other threads wait for the ledger meanwhile, so no one reads
+        what is not yet durable. Groups do not nest."""
         with self._lock:
+            if self._grouped:
+                raise LedgerError("a group of appends cannot open another group")
+            try:
+                with self._write():
+                    self._grouped = True
+                    yield
+            except BaseException:
+                # The cached head may describe appends the rollback undid.
+                self._frontier_cache = (0, GENESIS_PREV_HASH, [])
+                raise
+            finally:
+                self._grouped = False
+
+    @contextmanager
+    def _write(self) -> Iterator[None]:
+        """One serialised write transaction (a savepoint of the group's, inside one);
+        rolls back entirely on any error."""
+        with self._lock:  # first: another thread waits here while a group is open
+            if self._grouped:
+                with self._savepoint():
+                    yield
+                return
             if self.dialect == "sqlite":
                 self._db.execute("BEGIN IMMEDIATE")
             else:
@@ -245,7 +278,28 @@ class Ledger:
                 if _is_append_only_refusal(error):
                     raise AppendOnlyViolation(str(error)) from None
                 raise
-            self._db.execute("COMMIT")
+            try:
+                self._db.execute("COMMIT")
+            except Exception as error:  # disk full, I/O error, connection lost
+                with suppress(Exception):
+                    self._db.execute("ROLLBACK")
+                raise LedgerError(f"the commit failed ({error}); nothing of it is "
+                                  "written") from error
+
+    @contextmanager
+    def _savepoint(self) -> Iterator[None]:
+        self._savepoints += 1
+        name = f"append_{self._savepoints}"
+        self._db.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException as error:
+            self._db.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            self._db.execute(f"RELEASE SAVEPOINT {name}")
+            if _is_append_only_refusal(error):
+                raise AppendOnlyViolation(str(error)) from None
+            raise
+        self._db.execute(f"RELEASE SAVEPOINT {name}")
 
     def _head(self) -> tuple[int, bytes]:
         rows = self._query("SELECT seq, entry_hash FROM ledger_entries ORDER BY seq DESC LIMIT 1")

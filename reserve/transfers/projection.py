@@ -117,6 +117,30 @@ def velocity_window_seconds(policy: Policy) -> int:
                default=0)
 
 
+@dataclass(frozen=True)
+class ProposalQuery:
+    """Which proposals, in which order, how many: one page of a listing.
+
+    `vaults` None means every vault; `after_seq` / `before_seq` are the cursors of the
+    page before (the seq of a proposal's `proposal.created` entry, which never changes).
+    """
+
+    vaults: frozenset[str] | None = None
+    states: frozenset[str] | None = None
+    action: str | None = None
+    after_seq: int | None = None
+    before_seq: int | None = None
+    limit: int | None = None
+    newest_first: bool = False
+
+    def admits(self, status: ProposalStatus) -> bool:
+        return (self.vaults is None or status.proposal.vault in self.vaults) \
+            and (self.states is None or status.state in self.states) \
+            and (self.action is None or status.proposal.action == self.action) \
+            and (self.after_seq is None or status.seq > self.after_seq) \
+            and (self.before_seq is None or status.seq < self.before_seq)
+
+
 class Projection:
     """Vaults and proposals as of the first `size` ledger entries.
 
@@ -156,12 +180,23 @@ class Projection:
                  and (wanted is None or s.state in wanted)]
         return sorted(found, key=lambda s: s.seq)
 
+    def page(self, query: ProposalQuery) -> list[ProposalStatus]:
+        """The proposals `query` admits, by seq in its order, at most `query.limit`."""
+        found = sorted((s for s in self.proposals.values() if query.admits(s)),
+                       key=lambda s: s.seq, reverse=query.newest_first)
+        return found if query.limit is None else found[:query.limit]
+
+    def count(self, query: ProposalQuery) -> int:
+        """How many proposals `query` admits, whatever its limit."""
+        return sum(1 for s in self.proposals.values() if query.admits(s))
+
     def history(self, vault: str, now: datetime | None = None) -> History:
         """The evidence `evaluate` needs about `vault`, derived from the ledger.
 
         In memory every approved transfer is in it; the stored projection gives only those
         inside the policy's widest velocity window before `now` (the only ones a decision
-        at `now` counts) and the approval times of the open proposals.
+        at `now` counts). A decision adds its own proposal's approval time
+        (`WorkflowService._decide`), so nothing here needs every open proposal.
         """
         state = self.vault(vault)
         mine = [s for s in self.proposals.values() if s.proposal.vault == vault]

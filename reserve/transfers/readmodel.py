@@ -39,10 +39,10 @@ from reserve.policy.evaluate import DestinationRecord, Freeze, History, Transfer
 from reserve.proposals import proposal as proposal_module
 from reserve.proposals.approval import Approval
 from reserve.proposals.proposal import TransferBody
-from reserve.proposals.state import OPEN
 from reserve.transfers.chain import ChainStep
 from reserve.transfers.projection import (
     Projection,
+    ProposalQuery,
     ProposalStatus,
     StateChange,
     VaultState,
@@ -69,6 +69,8 @@ MEMORY_DDL = (
     "CREATE TABLE IF NOT EXISTS rm_proposals (digest TEXT NOT NULL PRIMARY KEY, vault TEXT NOT NULL,"
     " action TEXT NOT NULL, state TEXT NOT NULL, seq BIGINT NOT NULL, approved_at_us BIGINT,"
     " updated_seq BIGINT NOT NULL, status TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS rm_proposals_by_seq ON rm_proposals (seq)",
+    "CREATE INDEX IF NOT EXISTS rm_proposals_by_action ON rm_proposals (action, seq)",
     "CREATE INDEX IF NOT EXISTS rm_proposals_by_vault ON rm_proposals (vault, seq)",
     "CREATE INDEX IF NOT EXISTS rm_proposals_by_state ON rm_proposals (state, seq)",
     "CREATE INDEX IF NOT EXISTS rm_proposals_by_approval ON rm_proposals (vault, approved_at_us)",
@@ -379,6 +381,9 @@ class _Decoded:
         self._items: OrderedDict[tuple[str, int], Any] = OrderedDict()
         self._limit = limit
 
+    def clear(self) -> None:
+        self._items.clear()
+
     def get(self, key: str, updated: int, text: str, decode: Any) -> Any:
         cached = self._items.get((key, updated))
         if cached is not None:
@@ -454,6 +459,12 @@ class StoredProjection(Projection):
         return int(rows[0][0]) if rows else 0
 
     # -- keeping up ----------------------------------------------------------------------
+    def forget(self) -> None:
+        """After a commit that failed: rows read inside it may never have been written
+        (and their (key, updated_seq) may come back with other contents)."""
+        self.decoded.clear()
+        self.size = self._stored_size()
+
     def catch_up(self, ledger: Any) -> int:
         before = self.size
         current(ledger)
@@ -501,6 +512,40 @@ class StoredProjection(Projection):
             params += wanted
         return self._proposal_rows.rows(" AND ".join(clauses), params, "seq")
 
+    @staticmethod
+    def _where(query: ProposalQuery) -> tuple[str, list[Any]] | None:
+        """The SQL condition of `query` and its parameters; None when it admits nothing."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, values in (("vault", query.vaults), ("state", query.states)):
+            if values is not None:
+                if not values:
+                    return None
+                clauses.append(f"{column} IN ({', '.join('?' * len(values))})")
+                params += sorted(values)
+        for clause, value in (("action = ?", query.action), ("seq > ?", query.after_seq),
+                              ("seq < ?", query.before_seq)):
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
+        return " AND ".join(clauses), params
+
+    def page(self, query: ProposalQuery) -> list[ProposalStatus]:
+        where = self._where(query)
+        if where is None:
+            return []
+        order = "seq DESC" if query.newest_first else "seq"
+        if query.limit is not None:
+            order += f" LIMIT {int(query.limit)}"
+        return self._proposal_rows.rows(where[0], where[1], order)
+
+    def count(self, query: ProposalQuery) -> int:
+        where = self._where(query)
+        if where is None:
+            return 0
+        sql = "SELECT COUNT(*) FROM rm_proposals" + (f" WHERE {where[0]}" if where[0] else "")
+        return int(self.ledger.query(sql, where[1])[0][0])
+
     def history(self, vault: str, now: datetime | None = None) -> History:
         state = self.vault(vault)
         window = velocity_window_seconds(state.policy)
@@ -518,8 +563,9 @@ class StoredProjection(Projection):
                            amount=s.proposal.body.amount, approved_at=s.approved_at,
                            state=s.state)
             for s in recent if isinstance(s.proposal.body, TransferBody) and s.approved_at)
-        approved_at = {s.digest: s.approved_at for s in (*recent, *self.select(vault, OPEN))
-                       if s.approved_at}
+        # Only the window's approvals: a decision adds its own proposal's (WorkflowService
+        # ._decide), so the open proposals of the whole history are not read for it.
+        approved_at = {s.digest: s.approved_at for s in recent if s.approved_at}
         return History(transfers=transfers, destinations=state.destinations,
                        freeze=state.freeze, approved_at=approved_at)
 

@@ -84,7 +84,12 @@ from reserve.proposals.state import (
 )
 from reserve.transfers.chain import ChainAdapter, ChainStep, FreezeMirror, ReleaseOrder
 from reserve.transfers.licences import LicenceBook, event_of
-from reserve.transfers.projection import LedgerLike, Projection, ProposalStatus
+from reserve.transfers.projection import (
+    LedgerLike,
+    Projection,
+    ProposalQuery,
+    ProposalStatus,
+)
 from reserve.transfers.readmodel import StoredProjection
 
 Item = tuple[str, str, dict[str, Any]]
@@ -209,6 +214,15 @@ class WorkflowService:
         self.projection.catch_up(ledger)
         self.licences.catch_up(ledger, self.projection.size)
 
+    def forget_cached_state(self) -> None:
+        """After a group commit that failed: forget what was read or applied inside it
+        (none of it is in the ledger); the next request reads the ledger afresh."""
+        if isinstance(self.projection, StoredProjection):
+            self.projection.forget()
+        else:
+            self.projection = Projection()
+        self.licences = LicenceBook()
+
     def sync(self) -> Projection:
         self._catch_up(self.ledger)
         return self.projection
@@ -219,6 +233,13 @@ class WorkflowService:
     def proposals(self, vault: str | None = None,
                   states: Iterable[str] | None = None) -> list[ProposalStatus]:
         return self.sync().select(vault, states)
+
+    def page(self, query: ProposalQuery) -> list[ProposalStatus]:
+        """One page of proposals (a listing's cost is its page, not the history)."""
+        return self.sync().page(query)
+
+    def count(self, query: ProposalQuery) -> int:
+        return self.sync().count(query)
 
     def policy(self, vault: str) -> Policy:
         return self.sync().vault(vault).policy

@@ -43,7 +43,7 @@ expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "429"]
 [phases.stateful]
 max-steps = 8
 [phases.stateful.generation]
-max-examples = 12
+max-examples = 20
 """
 # The admin runs last: its fuzzing may create, change or disable users and tokens.
 ORDER = tuple(sorted(ROLES, key=lambda role: role == "admin"))

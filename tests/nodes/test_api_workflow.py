@@ -369,3 +369,31 @@ def test_an_action_that_drops_the_request_entry_is_caught_by_the_recording_net(
         frozen, request = ledger.entries(size)
         assert (frozen.kind, request.payload["recorded_by"]) == ("vault.frozen", "middleware")
         assert request.payload["request_id"] == response.headers["X-Request-Id"]
+
+
+def test_proposals_and_transfers_are_listed_a_page_at_a_time(server: RunningServer) -> None:
+    for amount in (1_000_000, 2_000_000, 3_000_000):
+        _new_proposal(server, amount)
+    with server.client("viewer") as client:
+        whole = client.get("/api/proposals", params={"limit": 500}).json()
+        assert whole["next"] is None and len(whole["proposals"]) >= 3
+        pages, after = [], None
+        while True:
+            page = client.get("/api/proposals", params={"limit": 2, **(
+                {} if after is None else {"after": after})}).json()
+            assert len(page["proposals"]) <= 2
+            pages += page["proposals"]
+            if page["next"] is None:
+                break
+            after = page["next"]["after"]
+        assert [p["digest"] for p in pages] == [p["digest"] for p in whole["proposals"]]
+        transfers = client.get("/api/transfers", params={"limit": 1}).json()
+        assert len(transfers["transfers"]) == 1 and transfers["next"] is not None
+        for bad in ({"limit": 0}, {"limit": 501}, {"after": -1}, {"after": "x"}):
+            refused = client.get("/api/proposals", params=bad)
+            assert refused.status_code == 422, (bad, refused.text)
+    with server.client("custodian_b") as client:  # vault-b's custodian: none of vault-a's
+        assert client.get("/api/proposals", params={"vault": "vault-a"}).json() == {
+            "proposals": [], "next": None}
+        assert all(p["vault"] == "vault-b" for p in client.get(
+            "/api/proposals", params={"limit": 1}).json()["proposals"])

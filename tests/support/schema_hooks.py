@@ -4,7 +4,9 @@ Random vault names and addresses stop every proposal at "no such vault" (404), s
 fuzzer would never reach the workflow. For schema-valid (positive) proposal bodies this
 points the proposal at the seeded vault and, for transfers, at an allowlisted
 destination with a small amount; the rest of the body (purpose, reference, expiry, fee,
-action) stays as generated. Negative cases are left alone, so they stay invalid.
+action) stays as generated. Listings start at their first page (a random `after` cursor
+is past every proposal, and the links from a listing then lead nowhere). Negative cases
+are left alone, so they stay invalid.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from tests.support.workflow import COLD
 
 SEEDED_VAULT = "vault-a"
 PROPOSALS = "POST /api/proposals"
+LISTINGS = frozenset({"GET /api/proposals", "GET /api/transfers"})
 
 
 def _reaches_workflow(body: dict[str, Any]) -> dict[str, Any]:
@@ -34,4 +37,7 @@ def map_case(context: Any, case: schemathesis.Case) -> schemathesis.Case:
     if (case.operation.label == PROPOSALS and isinstance(case.body, dict)
             and meta is not None and meta.generation.mode.is_positive):
         case.body = _reaches_workflow(case.body)
+    if (case.operation.label in LISTINGS and isinstance(case.query, dict)
+            and meta is not None and meta.generation.mode.is_positive):
+        case.query.pop("after", None)
     return case

@@ -87,7 +87,8 @@ def test_the_read_models_of_the_old_ledger_equal_its_replay(name: str) -> None:
         readmodel.attach(ledger)
         for entry in _entries(fixture):
             ledger.append(entry.kind, entry.actor, entry.payload, now=parse_time(entry.time))
-        assert StoredProjection(ledger).snapshot() == expected["projection"]
+        assert _without_newer_fields(StoredProjection(ledger).snapshot()) == \
+            expected["projection"]
         stored = readmodel.holdings(ledger, history_points=10**6)
     assert [{"vault": h.vault, "asset": h.asset, "balance": str(h.balance),
              "history": [[t, str(v)] for t, v in h.history]} for h in stored] \

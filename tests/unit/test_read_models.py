@@ -22,7 +22,7 @@ from reserve.errors import WorkflowError
 from reserve.events.chain_btc import BtcDeposit
 from reserve.ledger import Ledger
 from reserve.transfers import readmodel
-from reserve.transfers.projection import Projection
+from reserve.transfers.projection import Projection, ProposalQuery
 from reserve.transfers.readmodel import StoredProjection
 from tests.support.workflow import (
     COLD,
@@ -227,3 +227,30 @@ def test_the_commands_find_a_difference_and_rebuild_it(tmp_path: Any) -> None:
     assert runner.invoke(main.app, verify).exit_code == 0
     with Ledger.open(url) as ledger:
         assert ledger.size() == size
+
+
+def test_a_page_of_proposals_reads_as_the_replay_pages_it() -> None:
+    with fresh_workflow() as (ledger, service):
+        made = [propose(service, 1_000_000 + n, at=T0 + timedelta(minutes=n),
+                        reference=f"P{n}") for n in range(7)]
+        approve(service, made[2], "central-bank")
+        replay = Projection()
+        replay.catch_up(ledger)
+        stored = StoredProjection(ledger)
+        middle = made[3].seq
+        queries = [ProposalQuery(), ProposalQuery(limit=3), ProposalQuery(newest_first=True,
+                   limit=2), ProposalQuery(after_seq=middle, limit=2),
+                   ProposalQuery(before_seq=middle, newest_first=True),
+                   ProposalQuery(states=frozenset({"proposed"}), action="transfer"),
+                   ProposalQuery(vaults=frozenset({"national-btc"}), limit=1),
+                   ProposalQuery(vaults=frozenset()), ProposalQuery(vaults=frozenset({"nope"})),
+                   ProposalQuery(action="policy_change")]
+        for query in queries:
+            assert [s.digest for s in stored.page(query)] == \
+                [s.digest for s in replay.page(query)], query
+            assert stored.count(query) == replay.count(query), query
+        assert [s.digest for s in stored.page(ProposalQuery(limit=3))] == \
+            [s.digest for s in made[:3]]
+        assert [s.digest for s in stored.page(ProposalQuery(after_seq=middle))] == \
+            [s.digest for s in made[4:]]
+        assert stored.count(ProposalQuery(limit=1)) == 7

@@ -128,3 +128,22 @@ def test_clock_override_only_on_regtest(env: Path) -> None:
     config.write_text(config.read_text().replace('"regtest"', '"signet"'))
     out = run("proposal", "list", code=2)
     assert "RESERVE_NOW is only honoured on regtest" in out
+
+
+def test_the_proposal_list_is_a_page_with_a_cursor(env: Path) -> None:
+    run("policy", "load", str(BTC_POLICY), "--by", "lead")
+    digests = [json.loads(run("propose", "--vault", "national-btc", "--by", "treasury-ops",
+                              "--asset", "BTC", "--to", f"{COLD}={n}00000", "--fee-max",
+                              "20000", "--purpose", "top-up", "--reference", f"T-{n}",
+                              "--json"))["digest"] for n in (1, 2, 3)]
+    first = run("proposal", "list", "--limit", "2")
+    assert first.count("\n") == 3 and "more: --after " in first
+    after = first.rsplit("more: --after ", 1)[1].strip()
+    rest = json.loads(run("proposal", "list", "--after", after, "--json"))
+    assert [p["digest"] for p in rest] == digests[2:]
+    newest = json.loads(run("proposal", "list", "--newest", "--limit", "1", "--json"))
+    assert [p["digest"] for p in newest] == digests[-1:]
+    assert "unknown state nope" in run("proposal", "list", "--state", "nope", code=2)
+    assert "--after pages oldest first" in run("proposal", "list", "--newest", "--after",
+                                                after, code=2)
+    assert "Invalid value" in run("proposal", "list", "--limit", "0", code=2)

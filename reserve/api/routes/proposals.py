@@ -126,20 +126,24 @@ def detail(service: Service, workflow: WorkflowService, found: ProposalStatus) -
                          "reason": c.reason} for c in found.changes]}
 
 
-@router.get("", summary="Proposals, oldest first (custodians: their vaults only)",
-            responses={**ok("The proposals the caller may see.", first=link(
+@router.get("", summary="Proposals, oldest first, a page at a time (custodians: their vaults)",
+            responses={**ok("The proposals the caller may see; `next` is the next page's "
+                            "cursor, null on the last page.", first=link(
                 "show_proposal", "The first proposal in detail.",
                 digest="$response.body#/proposals/0/digest")), **errors(403)})
 def list_proposals(vault: Annotated[str | None, Query(pattern=VAULT_PATTERN)] = None,
                    state: Annotated[str | None, Query(pattern=STATE_PATTERN)] = None,
+                   after: Annotated[int | None, Query(
+                       ge=0, le=2**62, description="The `next.after` of the page before.")
+                   ] = None,
+                   limit: Annotated[int, Query(ge=1, le=views.PAGE_MAX)] = views.PAGE_DEFAULT,
                    principal: Principal = Depends(readers),
                    service: Service = Depends(get_service)) -> dict[str, Any]:
-    # A custodian naming another vault sees what an unknown vault shows: nothing.
+    query = views.proposal_query(principal, vault, after_seq=after, limit=limit + 1,
+                                 states=None if state is None else frozenset({state}))
     with views.workflow_access(service).reading() as workflow:
-        found = workflow.proposals(vault, None if state is None else [state])
-        shown = [views.proposal_summary(s) for s in found
-                 if principal.may_see_vault(s.proposal.vault)]
-    return {"proposals": shown}
+        shown, following = views.paged(workflow.page(query), limit)
+        return {"proposals": [views.proposal_summary(s) for s in shown], "next": following}
 
 
 def _create(workflow: WorkflowService, body: NewProposal, proposer: str,

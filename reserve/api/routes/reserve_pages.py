@@ -87,8 +87,8 @@ def vault_page(request: Request, vault: str, principal: Principal = Depends(page
     except HTTPException as error:  # unknown, or another vault's: the same 404
         return _not_found(request, principal, service, str(error.detail))
     with views.workflow_access(service).reading() as workflow:
-        recent = [views.proposal_summary(s) for s in workflow.proposals(vault)]
-    recent = list(reversed(recent[-HISTORY_SHOWN:]))
+        recent = [views.proposal_summary(s) for s in workflow.page(views.proposal_query(
+            principal, vault, newest_first=True, limit=HISTORY_SHOWN))]
     for balance in found["balances"]:
         balance["history"] = list(reversed(balance.get("history", [])[-HISTORY_SHOWN:]))
     return _page(request, principal, service, "vault.html", v=found, proposals=recent)
@@ -101,17 +101,18 @@ def transfers_page(request: Request,
                    principal: Principal = Depends(page_principal),
                    service: Service = Depends(get_service)) -> HTMLResponse:
     chosen = vault if vault and re.fullmatch(VAULT_PATTERN, vault) else None
-    found = transfer_routes.list_transfers(chosen, principal=principal,
-                                           service=service)["transfers"]
-    shown = list(reversed(found))[:TRANSFERS_SHOWN]
+    query = views.proposal_query(principal, chosen, action="transfer", newest_first=True,
+                                 limit=TRANSFERS_SHOWN)
     with views.workflow_access(service).reading() as workflow:
+        shown = [transfer_routes.transfer_json(s) for s in workflow.page(query)]
+        total = workflow.count(query)
         labels = {name: views.destination_labels(workflow, name)
                   for name in {t["vault"] for t in shown}}
     for transfer in shown:  # the allowlist's names for the destinations, address on hover
         for output in transfer.get("outputs", []):
             output["label"] = labels[transfer["vault"]].get(output["destination"], "")
     return _page(request, principal, service, "transfers.html", transfers=shown,
-                 total=len(found), vault=chosen or "")
+                 total=total, vault=chosen or "")
 
 
 # -- checkpoints -------------------------------------------------------------------------

@@ -88,17 +88,20 @@ def _transfer(workflow: Any, digest: str, principal: Principal) -> ProposalStatu
     return found
 
 
-@router.get("", summary="Transfer proposals with state, txid and confirmations",
+@router.get("", summary="Transfer proposals with state, txid and confirmations, paged",
             responses=errors(403))
 def list_transfers(vault: Annotated[str | None, Query(pattern=VAULT_PATTERN)] = None,
+                   after: Annotated[int | None, Query(
+                       ge=0, le=2**62, description="The `next.after` of the page before.")
+                   ] = None,
+                   limit: Annotated[int, Query(ge=1, le=views.PAGE_MAX)] = views.PAGE_DEFAULT,
                    principal: Principal = Depends(readers),
                    service: Service = Depends(get_service)) -> dict[str, Any]:
-    # A custodian naming another vault sees what an unknown vault shows: nothing.
+    query = views.proposal_query(principal, vault, action="transfer", after_seq=after,
+                                 limit=limit + 1)
     with views.workflow_access(service).reading() as workflow:
-        found = [s for s in workflow.proposals(vault)
-                 if isinstance(s.proposal.body, TransferBody)
-                 and principal.may_see_vault(s.proposal.vault)]
-        return {"transfers": [transfer_json(s) for s in found]}
+        shown, following = views.paged(workflow.page(query), limit)
+        return {"transfers": [transfer_json(s) for s in shown], "next": following}
 
 
 @router.get("/{digest}", summary="One transfer: its timeline and recorded chain steps",

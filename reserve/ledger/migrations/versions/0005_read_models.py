@@ -38,6 +38,8 @@ def upgrade() -> None:
         sa.Column("approved_at_us", sa.BigInteger(), nullable=True),
         sa.Column("updated_seq", sa.BigInteger(), nullable=False),
         sa.Column("status", sa.Text(), nullable=False))
+    op.create_index("rm_proposals_by_seq", "rm_proposals", ["seq"])
+    op.create_index("rm_proposals_by_action", "rm_proposals", ["action", "seq"])
     op.create_index("rm_proposals_by_vault", "rm_proposals", ["vault", "seq"])
     op.create_index("rm_proposals_by_state", "rm_proposals", ["state", "seq"])
     op.create_index("rm_proposals_by_approval", "rm_proposals", ["vault", "approved_at_us"])

@@ -1,0 +1,176 @@
+"""Group commit: concurrent requests share one transaction and one fsync.
+
+`Ledger.group()` makes each append a savepoint of one transaction: a refused append rolls
+back alone, the others commit together, and a group that fails commits nothing. The API's
+WorkflowAccess runs every action that queued while a commit was in flight in the next
+group, answers each only after that commit, and refuses only the request that was refused.
+Real SQLite ledgers (a file, WAL, synchronous=FULL) and the real workflow; the recorder is
+a stand-in for the HTTP request (the API tests and `bench/api.py` drive the served path).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from reserve.api.reserve_views import WorkflowAccess
+from reserve.errors import EntryRejected, LedgerConflict, LedgerError, PolicyError
+from reserve.events import ABSENT
+from reserve.events.access import ApiRequest
+from reserve.ledger import Ledger
+from reserve.ledger.verify import verify_ledger
+from reserve.transfers import readmodel
+from tests.support.workflow import COLD, T0, at_t0, propose, workflow_service
+
+STRANGER = "bcrt1qstrangerxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+
+
+def _kinds(ledger: Ledger) -> list[str]:
+    return [entry.kind for entry in ledger.entries()]
+
+
+def test_a_refused_append_rolls_back_alone_and_the_rest_commit_together(
+        tmp_path: Path) -> None:
+    with Ledger.open(f"sqlite:///{tmp_path}/ledger.sqlite") as ledger:
+        ledger.append("ledger.note", "ops", {"text": "0"}, now=T0)
+        with ledger.group():
+            ledger.append("ledger.note", "ops", {"text": "1"}, now=T0)
+            with pytest.raises(EntryRejected):
+                ledger.append("note", "a", {"text": "x" * 70_000}, now=T0)
+            with pytest.raises(LedgerConflict):
+                ledger.append("ledger.note", "ops", {"text": "2"}, now=T0, expected_size=1)
+            ledger.append_many([("ledger.note", "ops", {"text": "3"}), ("ledger.note", "ops", {"text": "4"})], now=T0)
+        assert [e.payload["text"] for e in ledger.entries()] == ["0", "1", "3", "4"]
+        assert [e.seq for e in ledger.entries()] == [0, 1, 2, 3]
+    with Ledger.open(f"sqlite:///{tmp_path}/ledger.sqlite") as reopened:  # durable
+        assert reopened.size() == 4
+        assert verify_ledger(reopened).ok
+
+
+def test_a_group_that_fails_writes_nothing_and_the_ledger_goes_on(tmp_path: Path) -> None:
+    with Ledger.open(f"sqlite:///{tmp_path}/ledger.sqlite") as ledger:
+        ledger.append("ledger.note", "ops", {"text": "0"}, now=T0)
+        with pytest.raises(RuntimeError), ledger.group():
+            ledger.append("ledger.note", "ops", {"text": "1"}, now=T0)
+            raise RuntimeError("the process is told to stop")
+        assert ledger.size() == 1
+        ledger.append("ledger.note", "ops", {"text": "2"}, now=T0)  # the cached head was forgotten
+        assert [e.payload["text"] for e in ledger.entries()] == ["0", "2"]
+        assert verify_ledger(ledger).ok
+        with ledger.group(), pytest.raises(LedgerError, match="cannot open another group"):
+            with ledger.group():
+                pass
+
+
+def test_other_threads_read_only_what_the_group_committed(tmp_path: Path) -> None:
+    with Ledger.open(f"sqlite:///{tmp_path}/ledger.sqlite") as ledger:
+        seen: list[int] = []
+        reader = threading.Thread(target=lambda: seen.append(ledger.size()))
+        with ledger.group():
+            ledger.append("ledger.note", "ops", {"text": "1"}, now=T0)
+            reader.start()
+            time.sleep(0.2)
+            assert reader.is_alive()  # it waits for the ledger, it does not read past it
+            ledger.append("ledger.note", "ops", {"text": "2"}, now=T0)
+        reader.join(5)
+        assert seen == [2]
+
+
+# -- the API's WorkflowAccess ----------------------------------------------------------------
+class _Recorder:
+    """What WorkflowAccess needs of the HTTP request: its api.request entry and state."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.request = SimpleNamespace(state=SimpleNamespace(recorded=False))
+
+    def entry(self, summary: dict[str, Any] | None = None) -> tuple[str, str, dict[str, Any]]:
+        return ("api.request", "treasury-ops", ApiRequest(
+            method="POST", path="/api/proposals", role="operator", token_id="t",
+            request_id=f"request-{self.n}", vault=ABSENT, summary=ABSENT).to_payload())
+
+
+@contextmanager
+def _access(tmp_path: Path) -> Iterator[tuple[Ledger, WorkflowAccess]]:
+    with Ledger.open(f"sqlite:///{tmp_path}/ledger.sqlite") as ledger:
+        readmodel.attach(ledger)
+        workflow_service(ledger)
+        yield ledger, WorkflowAccess(ledger, at_t0)
+
+
+def _proposing(amount: int, destination: str = COLD) -> Any:
+    return lambda workflow, prelude: propose(workflow, amount, destination=destination,
+                                             reference=f"R{amount}", prelude=prelude)
+
+
+def test_requests_queued_behind_a_commit_share_the_next_one(tmp_path: Path) -> None:
+    with _access(tmp_path) as (ledger, access):
+        size = ledger.size()
+        followers = 4
+        outcomes: dict[int, Any] = {}
+
+        leading = threading.Event()
+
+        def first(workflow: Any, prelude: Any) -> Any:
+            leading.set()
+            deadline = time.monotonic() + 10
+            while len(access._queue) < followers and time.monotonic() < deadline:
+                time.sleep(0.01)  # the others queue while this group is open
+            return _proposing(1_000_000)(workflow, prelude)
+
+        def request(n: int, action: Any) -> None:
+            recorder = _Recorder(n)
+            try:
+                outcomes[n] = (access.act(recorder, action), recorder.request.state.recorded)
+            except Exception as error:
+                outcomes[n] = error
+
+        threads = [threading.Thread(target=request, args=(0, first))]
+        threads[0].start()
+        assert leading.wait(10)  # the first request's group is open
+        for n in range(1, followers + 1):
+            action = _proposing(2_000_000 + n, STRANGER if n == 3 else COLD)
+            threads.append(threading.Thread(target=request, args=(n, action)))
+            threads[-1].start()
+        for thread in threads:
+            thread.join(20)
+        assert access.groups == 2  # the first request's commit, then one for the other four
+        assert isinstance(outcomes[3], PolicyError)  # refused alone, nothing of it written
+        accepted = [n for n in outcomes if n != 3]
+        assert all(outcomes[n][1] for n in accepted), outcomes  # each api.request recorded
+        assert _kinds(ledger)[size:].count("api.request") == len(accepted)
+        assert _kinds(ledger)[size:].count("proposal.created") == len(accepted)
+        ids = [e.payload["request_id"] for e in ledger.entries(size, kinds=("api.request",))]
+        assert sorted(ids) == sorted(f"request-{n}" for n in accepted)
+        assert readmodel.check(ledger) == []
+        assert verify_ledger(ledger).ok
+
+
+def test_a_failed_group_commit_refuses_every_request_in_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with _access(tmp_path) as (ledger, access):
+        size = ledger.size()
+        real_group = ledger.group
+
+        @contextmanager
+        def failing_group() -> Iterator[None]:
+            with real_group():
+                yield
+                raise LedgerError("the commit failed (disk I/O error); nothing is written")
+
+        monkeypatch.setattr(ledger, "group", failing_group)
+        with pytest.raises(LedgerError, match="disk I/O error"):
+            access.act(_Recorder(1), _proposing(1_000_000))
+        assert ledger.size() == size
+        monkeypatch.setattr(ledger, "group", real_group)
+        created = access.act(_Recorder(2), _proposing(1_000_000))  # the same digest again
+        assert access.workflow.status(created.digest).state == "proposed"
+        assert ledger.size() == size + 2
+        assert readmodel.check(ledger) == []
