@@ -34,7 +34,8 @@ MUTABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE")
 # The read models (reserve/transfers/readmodel.py): `reserve projections rebuild` empties
 # and refills them.
 DELETE_TABLES: frozenset[str] = frozenset({"read_model_state", "rm_vaults", "rm_proposals",
-                                           "rm_holdings", "rm_holding_points"})
+                                           "rm_digest_entries", "rm_holdings",
+                                           "rm_holding_points"})
 VERSION_TABLE_PREFIX = "alembic_version"
 # What the service must never hold on a ledger table (ownership aside, which ALTER, DROP
 # and DISABLE/DROP TRIGGER need and role_findings checks separately).

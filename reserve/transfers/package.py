@@ -29,8 +29,10 @@ from reserve.errors import WorkflowError
 from reserve.ledger.checkpoint import CheckpointSigner, parse_note
 from reserve.proposals.proposal import TransferBody
 from reserve.proposals.state import SIGNING
+from reserve.transfers import readmodel
 from reserve.transfers.licences import LICENCE_KINDS
 from reserve.transfers.projection import RELEVANT_KINDS, EntryLike, Projection, ProposalStatus
+from reserve.transfers.readmodel import StoredProjection
 
 PACKAGE_FORMAT = "reserve-signing-package/1"
 # The chain steps a custodian signs: a Bitcoin PSBT, an EVM Safe transaction.
@@ -82,10 +84,8 @@ def _velocity_digests(projection: Projection, status: ProposalStatus) -> set[str
     if approved_at is None:
         raise WorkflowError(f"proposal {status.digest[:16]} was never approved")
     since = approved_at - timedelta(seconds=window)
-    return {other.digest for other in projection.proposals.values()
-            if other.digest != status.digest and other.proposal.vault == status.proposal.vault
-            and isinstance(other.proposal.body, TransferBody) and other.approved_at is not None
-            and since < other.approved_at <= approved_at}
+    return {other.digest for other in projection.approved_transfers(
+        status.proposal.vault, since, approved_at) if other.digest != status.digest}
 
 
 def named_licences(projection: Projection, status: ProposalStatus) -> frozenset[str]:
@@ -110,8 +110,18 @@ def select_entries(ledger: Any, projection: Projection, status: ProposalStatus) 
     vault = status.proposal.vault
     digests = {status.digest, *_velocity_digests(projection, status)}
     licences = named_licences(projection, status)
+    if isinstance(projection, StoredProjection):
+        # The same selection from the indexes: the vault's and licences' kinds through the
+        # kind index, the entries naming the proposals through rm_digest_entries.
+        seqs = [entry.seq for entry in ledger.entries(0, projection.size, VAULT_KINDS)
+                if named_vault(entry.payload) == vault]
+        if licences:
+            seqs += [entry.seq for entry in ledger.entries(0, projection.size, LICENCE_KINDS)
+                     if entry.payload.get("licence_id") in licences]
+        seqs = sorted({*seqs, *readmodel.entries_naming(ledger, digests, projection.size)})
+        return _bounded(seqs)
     wanted = RELEVANT_KINDS | VAULT_KINDS | LICENCE_KINDS
-    seqs: list[int] = []
+    seqs = []
     for entry in ledger.entries(0, projection.size):
         kind, payload = entry.kind, entry.payload
         if kind not in wanted and not kind.startswith(("btc.", "evm.")):
@@ -120,6 +130,10 @@ def select_entries(ledger: Any, projection: Projection, status: ProposalStatus) 
                 _named_digest(payload) in digests or \
                 (kind in LICENCE_KINDS and payload.get("licence_id") in licences):
             seqs.append(entry.seq)
+    return _bounded(seqs)
+
+
+def _bounded(seqs: list[int]) -> list[int]:
     if len(seqs) > ENTRIES_MAX:
         raise WorkflowError(f"a signing package would hold {len(seqs)} entries, over the "
                             f"limit of {ENTRIES_MAX}")
@@ -157,7 +171,10 @@ def build_signing_package(ledger: Any, digest: str, *,
     Refuses (WorkflowError, nothing written) a proposal that is not a transfer in `signing`,
     i.e. not yet released, or already broadcast or failed.
     """
-    projection = Projection()
+    # The read models where the ledger keeps them (a store); a replay otherwise. The
+    # signer trusts neither: it replays what the package proves.
+    projection: Projection = StoredProjection(ledger) if hasattr(ledger, "attach") \
+        else Projection()
     projection.catch_up(ledger)
     status = projection.status(digest)
     if not isinstance(status.proposal.body, TransferBody):

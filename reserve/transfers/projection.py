@@ -186,6 +186,14 @@ class Projection:
                        key=lambda s: s.seq, reverse=query.newest_first)
         return found if query.limit is None else found[:query.limit]
 
+    def approved_transfers(self, vault: str, since: datetime, until: datetime
+                           ) -> list[ProposalStatus]:
+        """Transfers of `vault` approved in (since, until], whatever happened since."""
+        return sorted((s for s in self.proposals.values()
+                       if s.proposal.vault == vault and isinstance(s.proposal.body, TransferBody)
+                       and s.approved_at is not None and since < s.approved_at <= until),
+                      key=lambda s: s.seq)
+
     def count(self, query: ProposalQuery) -> int:
         """How many proposals `query` admits, whatever its limit."""
         return sum(1 for s in self.proposals.values() if query.admits(s))

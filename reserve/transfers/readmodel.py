@@ -41,6 +41,7 @@ from reserve.proposals.approval import Approval
 from reserve.proposals.proposal import TransferBody
 from reserve.transfers.chain import ChainStep
 from reserve.transfers.projection import (
+    RELEVANT_KINDS,
     Projection,
     ProposalQuery,
     ProposalStatus,
@@ -53,7 +54,8 @@ WORKFLOW = "workflow"
 HOLDINGS = "holdings"
 HOLDING_KINDS = ("btc.deposit", "btc.confirmed", "btc.reorg", "evm.deposit", "evm.executed",
                  "evm.reorg")
-TABLES = ("read_model_state", "rm_vaults", "rm_proposals", "rm_holdings", "rm_holding_points")
+TABLES = ("read_model_state", "rm_vaults", "rm_proposals", "rm_digest_entries", "rm_holdings",
+          "rm_holding_points")
 DECODED_CACHE_MAX = 4096
 KIND_CHUNK = 10_000
 FINDINGS_MAX = 20
@@ -74,6 +76,8 @@ MEMORY_DDL = (
     "CREATE INDEX IF NOT EXISTS rm_proposals_by_vault ON rm_proposals (vault, seq)",
     "CREATE INDEX IF NOT EXISTS rm_proposals_by_state ON rm_proposals (state, seq)",
     "CREATE INDEX IF NOT EXISTS rm_proposals_by_approval ON rm_proposals (vault, approved_at_us)",
+    "CREATE TABLE IF NOT EXISTS rm_digest_entries (digest TEXT NOT NULL, seq BIGINT NOT NULL,"
+    " PRIMARY KEY (digest, seq))",
     "CREATE TABLE IF NOT EXISTS rm_holdings (vault TEXT NOT NULL, asset TEXT NOT NULL,"
     " balance TEXT NOT NULL, entries BIGINT NOT NULL, updated_seq BIGINT NOT NULL,"
     " PRIMARY KEY (vault, asset))",
@@ -212,6 +216,29 @@ def _pending(tx: Any, name: str, entries: Sequence[Any]) -> Iterator[Any]:
     yield from entries
 
 
+def digest_named(entry: Any) -> str:
+    """The proposal an entry is about, for `rm_digest_entries` ("" if none): a workflow
+    entry's `digest`, or a chain layer's `proposal_digest` on its btc.* / evm.* entries.
+    The signing package selects by it (reserve/transfers/package.py)."""
+    kind = entry.kind
+    if kind not in RELEVANT_KINDS and not kind.startswith(("btc.", "evm.")):
+        return ""
+    payload = entry.payload
+    value = payload.get("digest") or payload.get("proposal_digest")
+    return value if isinstance(value, str) else ""
+
+
+def entries_naming(ledger: Any, digests: Iterable[str], stop: int) -> list[int]:
+    """The seqs below `stop` of the entries naming any of `digests` (the index, in order)."""
+    wanted = sorted(set(digests))
+    if not wanted:
+        return []
+    rows = ledger.query(
+        f"SELECT seq FROM rm_digest_entries WHERE digest IN ({', '.join('?' * len(wanted))})"
+        " AND seq < ? ORDER BY seq", (*wanted, stop))
+    return [int(row[0]) for row in rows]
+
+
 class WorkflowModel:
     """The workflow projection as rows: `rm_vaults` and `rm_proposals`."""
 
@@ -224,9 +251,14 @@ class WorkflowModel:
                                status_from_json)
         projection = Projection(vaults=vaults, proposals=proposals)
         projection.size = _stored_size(tx, WORKFLOW)
+        named: list[tuple[str, int]] = []
         for entry in _pending(tx, WORKFLOW, entries):
             projection.apply(entry)
+            digest = digest_named(entry)
+            if digest:
+                named.append((digest, entry.seq))
         last = projection.size - 1
+        tx.executemany("INSERT INTO rm_digest_entries (digest, seq) VALUES (?, ?)", named)
         tx.executemany(
             "INSERT INTO rm_vaults (vault, updated_seq, state) VALUES (?, ?, ?) ON CONFLICT "
             "(vault) DO UPDATE SET updated_seq = excluded.updated_seq, state = excluded.state",
@@ -242,7 +274,7 @@ class WorkflowModel:
         _set_size(tx, WORKFLOW, projection.size)
 
     def reset(self, tx: Any) -> None:
-        for table in ("rm_vaults", "rm_proposals"):
+        for table in ("rm_vaults", "rm_proposals", "rm_digest_entries"):
             tx.execute(f"DELETE FROM {table}")
         tx.execute("DELETE FROM read_model_state WHERE name = ?", (WORKFLOW,))
 
@@ -539,6 +571,13 @@ class StoredProjection(Projection):
             order += f" LIMIT {int(query.limit)}"
         return self._proposal_rows.rows(where[0], where[1], order)
 
+    def approved_transfers(self, vault: str, since: datetime, until: datetime
+                           ) -> list[ProposalStatus]:
+        return [s for s in self._proposal_rows.rows(
+            "vault = ? AND action = 'transfer' AND approved_at_us > ? AND approved_at_us <= ?",
+            (vault, _micros(since), _micros(until)), "seq")
+            if isinstance(s.proposal.body, TransferBody)]
+
     def count(self, query: ProposalQuery) -> int:
         where = self._where(query)
         if where is None:
@@ -609,6 +648,41 @@ def _kind_index_findings(ledger: Any) -> list[str]:
     return findings
 
 
+def _digest_index_findings(ledger: Any) -> list[str]:
+    """`rm_digest_entries` must list exactly the entries naming a proposal, with it."""
+    findings: list[str] = []
+    expected: dict[int, str] = {}
+    stored: dict[int, str] = {}
+    position, size = 0, ledger.size()
+
+    def compare(stop: int) -> None:
+        for seq in sorted(set(expected) | set(stored)):
+            if seq < stop and expected.get(seq) != stored.get(seq) and \
+                    len(findings) < FINDINGS_MAX:
+                findings.append(f"digest index: entry {seq} names "
+                                f"{expected.get(seq) or 'no proposal'} but the index says "
+                                f"{stored.get(seq) or 'nothing'}")
+        expected.clear()
+        stored.clear()
+
+    for entry in ledger.entries():
+        if position % KIND_CHUNK == 0:
+            compare(position)
+            stored.update({int(seq): str(digest) for digest, seq in ledger.query(
+                "SELECT digest, seq FROM rm_digest_entries WHERE seq >= ? AND seq < ?",
+                (position, position + KIND_CHUNK))})
+        digest = digest_named(entry)
+        if digest:
+            expected[entry.seq] = digest
+        position += 1
+    compare(size)
+    extra = ledger.query("SELECT COUNT(*) FROM rm_digest_entries WHERE seq >= ?", (size,))
+    if int(extra[0][0]):
+        findings.append(f"digest index: {extra[0][0]} rows name entries past the ledger's "
+                        f"size {size}")
+    return findings
+
+
 def _first_difference(stored: Any, replayed: Any, path: str = "") -> str:
     if isinstance(stored, dict) and isinstance(replayed, dict):
         for key in sorted(set(stored) | set(replayed), key=str):
@@ -637,6 +711,7 @@ def check(ledger: Any) -> list[str]:
                 findings.append(f"workflow read model: "
                                 f"{_first_difference({part: stored[part]}, {part: expected[part]})}")
     findings += _column_findings(ledger)
+    findings += _digest_index_findings(ledger)
     replayed = replay_holdings(ledger.entries(kinds=HOLDING_KINDS))
     held = holdings(ledger, history_points=HISTORY_CHECK_MAX)
     if held != replayed:

@@ -254,3 +254,18 @@ def test_a_page_of_proposals_reads_as_the_replay_pages_it() -> None:
         assert [s.digest for s in stored.page(ProposalQuery(after_seq=middle))] == \
             [s.digest for s in made[4:]]
         assert stored.count(ProposalQuery(limit=1)) == 7
+
+
+def test_a_forged_or_missing_digest_index_row_is_reported_and_rebuilt() -> None:
+    with fresh_workflow() as (ledger, service):
+        status = propose(service, 5_000_000)
+        ledger.query("DELETE FROM rm_digest_entries WHERE seq = ?", (status.seq,))
+        ledger.query("INSERT INTO rm_digest_entries (digest, seq) VALUES (?, 0)",
+                     (status.digest,))
+        assert readmodel.check(ledger) == [
+            f"digest index: entry 0 names no proposal but the index says {status.digest}",
+            f"digest index: entry {status.seq} names {status.digest} but the index says "
+            "nothing"]
+        readmodel.rebuild(ledger)
+        assert readmodel.check(ledger) == []
+        assert readmodel.entries_naming(ledger, [status.digest], ledger.size()) == [status.seq]

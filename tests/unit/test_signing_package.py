@@ -471,3 +471,27 @@ def test_without_a_key_the_builder_reuses_a_covering_checkpoint() -> None:
     # The interim format (an order and a PSBT, no proofs) is refused with a reason.
     assert "carries no checkpoint" in refused({"format": "reserve-signing-package/1",
                                                "digest": digest, "order": {}})
+
+
+def test_the_indexed_selection_is_the_scanned_one(ledger: Ledger) -> None:
+    """The builder selects through the kind and digest indexes; a scan of every entry
+    (what a ledger without read models gets) must choose exactly the same entries."""
+    from reserve.transfers.package import select_entries
+    from reserve.transfers.projection import Projection
+    from reserve.transfers.readmodel import StoredProjection
+    from tests.support.workflow import btc_policy
+
+    service = sp.workflow(ledger)
+    earlier = sp.released(service, SMALL, COLD, VOTERS)
+    service.register_policy(btc_policy("another-vault"), "lead", now=T0)
+    service.freeze("another-vault", "auditor-general", "drill", now=T0)
+    later = sp.released(service, SMALL + 1, COLD, VOTERS, at=T0 + timedelta(hours=1))
+    stored, scanned = StoredProjection(ledger), Projection()
+    scanned.catch_up(ledger)
+    for digest in (earlier, later):
+        chosen = select_entries(ledger, stored, stored.status(digest))
+        assert chosen == select_entries(ledger, scanned, scanned.status(digest))
+        assert {ledger.entry(seq).kind for seq in chosen} >= {
+            "policy.version", "proposal.created", "proposal.approved", "btc.psbt_created"}
+    assert set(select_entries(ledger, stored, stored.status(earlier))) < \
+        set(select_entries(ledger, stored, stored.status(later)))  # in its velocity window

@@ -44,6 +44,10 @@ def upgrade() -> None:
     op.create_index("rm_proposals_by_state", "rm_proposals", ["state", "seq"])
     op.create_index("rm_proposals_by_approval", "rm_proposals", ["vault", "approved_at_us"])
     op.create_table(
+        "rm_digest_entries",
+        sa.Column("digest", sa.Text(), primary_key=True),
+        sa.Column("seq", sa.BigInteger(), primary_key=True))
+    op.create_table(
         "rm_holdings",
         sa.Column("vault", sa.Text(), primary_key=True),
         sa.Column("asset", sa.Text(), primary_key=True),
@@ -60,6 +64,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("rm_holding_points", "rm_holdings", "rm_proposals", "rm_vaults",
-                  "read_model_state"):
+    for table in ("rm_holding_points", "rm_holdings", "rm_digest_entries", "rm_proposals",
+                  "rm_vaults", "read_model_state"):
         op.drop_table(table)
