@@ -225,10 +225,11 @@ def statement_build(
                       for w in body["wallets"]]}, as_json, _human(body, seq, stem))
 
 
-def _human(body: dict[str, Any], seq: int, stem: Path) -> str:
+def _human(body: dict[str, Any], seq: int | None, stem: Path) -> str:
     blocks, public = body["blocks"], body["consolidated"]
+    entry = "" if seq is None else f"ledger entry {seq}; "
     lines = [f"statement of blocks {blocks['start_height']}..{blocks['end_height']} "
-             f"(ledger entry {seq}; {stem}.json/.csv/.html)",
+             f"({entry}{stem}.json/.csv/.html)",
              f"public sector: opening {public['opening_sats']} sat, closing "
              f"{public['closing_sats']} sat"]
     lines += [f"  {f['class']:<18} {f['sats']:>16} sat" for f in public["flows"]]
@@ -237,6 +238,25 @@ def _human(body: dict[str, Any], seq: int, stem: Path) -> str:
                      f"{wallet['closing_sats']} sat")
         lines += [f"  {f['class']:<18} {f['sats']:>16} sat" for f in wallet["flows"]]
     return "\n".join(lines)
+
+
+@statement_app.command("show")
+def statement_show(
+        statement: Annotated[Path, typer.Argument(help="The statement's JSON export.")],
+        csv: Annotated[bool, typer.Option("--csv", help="Its CSV export.")] = False,
+        html: Annotated[bool, typer.Option("--html", help="Its HTML page.")] = False,
+        as_json: AsJson = False) -> None:
+    """Show a statement: consolidated and per-wallet figures (or its CSV / HTML export)."""
+    from reserve.statement import export
+
+    document = _read_json(statement)
+    if not isinstance(document, dict) or not isinstance(document.get("report"), dict) \
+            or "consolidated" not in document["report"]:
+        fail(f"{statement} is not a signed public-sector statement")
+    if csv or html:
+        typer.echo(export.to_csv(document) if csv else export.to_html(document), nl=False)
+        return
+    emit(document, as_json, _human(document["report"], None, statement.with_suffix("")))
 
 
 @statement_app.command("verify")

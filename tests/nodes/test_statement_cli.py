@@ -100,6 +100,10 @@ def test_statement_from_the_command_line(bitcoind: RegtestNode, miner: BitcoinRP
     statement = stem.with_suffix(".json")
 
     assert "HOLDS" in run("statement", "verify", str(statement), "--auditor-key", public)
+    shown = runner.invoke(app, ["statement", "show", str(statement)]).output
+    assert shown.startswith(f"statement of blocks {start}..{end} (") and "  donation" in shown
+    assert runner.invoke(app, ["statement", "show", str(statement), "--csv"]).output == \
+        stem.with_suffix(".csv").read_text()
     exported = tmp_path / "ledger.jsonl"
     run("ledger", "export", "-o", str(exported))
     checked = json.loads(run("statement", "verify", str(statement), "--auditor-key", public,
