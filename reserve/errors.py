@@ -154,6 +154,18 @@ class ReportRejected(ReconcileError):
         self.reason = reason
 
 
+class StatementError(ReserveError):
+    """A public-sector wallet, attribution or statement is refused or does not verify."""
+
+
+class StatementRejected(StatementError):
+    """A statement does not hold; `reason` is a short code naming why."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class AuthError(ReserveError):
     """Authentication or authorisation failed."""
 

@@ -18,6 +18,7 @@ from reserve.cli.ledger import ledger_app
 from reserve.cli.projections import projections_app
 from reserve.cli.reconcile import reconcile_app
 from reserve.cli.serve import serve, token_app
+from reserve.cli.statement import flow_app, statement_app, wallet_app
 from reserve.cli.supervise import licence_app, supervise_app
 from reserve.cli.transfer import transfer_app
 from reserve.cli.workflow import register as register_workflow
@@ -38,6 +39,9 @@ app.add_typer(evm_app, name="evm")
 app.add_typer(transfer_app, name="transfer")
 app.add_typer(licence_app, name="licence")
 app.add_typer(supervise_app, name="supervise")
+app.add_typer(wallet_app, name="wallet")
+app.add_typer(flow_app, name="flow")
+app.add_typer(statement_app, name="statement")
 register_workflow(app)  # propose, approve, freeze, unfreeze, proposal, policy, destination
 app.command("demo")(demo)
 

@@ -171,6 +171,10 @@ def propose(vault: Vault, by: By, asset: Annotated[str, typer.Option(help="Asset
                 "--fee-max", help="Fee cap (Bitcoin: required; units as --to). A Safe "
                                   "transfer pays no fee from the vault: 0.")] = None,
             reference: Reference = "", expires_in: ExpiresIn = None,
+            flow_class: Annotated[str | None, typer.Option(
+                "--flow-class", help="What the transfer is for the public-sector statement: "
+                                     "purchase, sale, seizure, donation or internal_transfer "
+                                     "(signed with the proposal).")] = None,
             config: Config = None, database_url: Database = None, as_json: Json = False,
             ) -> None:
     """Propose a transfer to allowlisted destinations."""
@@ -182,7 +186,8 @@ def propose(vault: Vault, by: By, asset: Annotated[str, typer.Option(help="Asset
             addresses.check_transfer(chain, [amount for _, amount in outputs], fee_cap)
             status = service.propose_transfer(
                 vault=vault, proposer=by, asset=asset, outputs=outputs, fee_max=fee_cap,
-                purpose=purpose, reference=reference, expires_in_seconds=expires_in)
+                purpose=purpose, reference=reference, expires_in_seconds=expires_in,
+                flow_class=flow_class)
             return status, service.decision(status.digest)
     status, decision = _guarded(run)
     emit(_status_json(status, decision), as_json,

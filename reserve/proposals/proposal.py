@@ -20,6 +20,7 @@ from typing import Any
 import rfc8785
 
 from reserve.errors import WorkflowError
+from reserve.flow_classes import check_declarable
 
 DOMAIN = b"reserve/proposal/v1\x00"
 FORMAT = "reserve-proposal/1"
@@ -85,15 +86,22 @@ class Output:
 
 @dataclass(frozen=True)
 class TransferBody:
+    """`flow_class` (reserve.flow_classes.DECLARABLE) is what the proposer says the
+    transfer is for the public-sector statement; it is in the digest when given, and a
+    transfer without one keeps the document (and digest) it always had."""
+
     asset: str
     outputs: tuple[Output, ...]
     fee_max: int
+    flow_class: str | None = None
 
     def __post_init__(self) -> None:
         _text(self.asset, "asset", limit=32)
         if not 1 <= len(self.outputs) <= OUTPUTS_MAX:
             raise WorkflowError(f"a transfer needs 1..{OUTPUTS_MAX} outputs")
         parse_amount(self.fee_max, "fee_max")
+        if self.flow_class is not None:
+            check_declarable(self.flow_class)
 
     @property
     def amount(self) -> int:
@@ -101,9 +109,13 @@ class TransferBody:
         return sum(output.amount for output in self.outputs)
 
     def document(self) -> dict[str, Any]:
-        return {"asset": self.asset, "fee_max": str(self.fee_max),
-                "outputs": [{"destination": o.destination, "amount": str(o.amount)}
-                            for o in self.outputs]}
+        document: dict[str, Any] = {
+            "asset": self.asset, "fee_max": str(self.fee_max),
+            "outputs": [{"destination": o.destination, "amount": str(o.amount)}
+                        for o in self.outputs]}
+        if self.flow_class is not None:
+            document["flow_class"] = self.flow_class
+        return document
 
 
 @dataclass(frozen=True)
@@ -220,8 +232,12 @@ def _body_from_document(action: str, document: dict[str, Any]) -> Body:
         outputs = document["outputs"]
         if not isinstance(outputs, list):
             raise WorkflowError("transfer outputs must be a list")
+        flow_class = document.get("flow_class")
+        if "flow_class" in document and not isinstance(flow_class, str):
+            raise WorkflowError("transfer flow_class must be text")
         return TransferBody(
             asset=document["asset"], fee_max=parse_amount(document["fee_max"], "fee_max"),
+            flow_class=flow_class,
             outputs=tuple(Output(destination=o["destination"],
                                  amount=parse_amount(o["amount"], "output amount"))
                           for o in outputs))
@@ -242,6 +258,7 @@ _COMMON = {"format", "action", "vault", "network", "chain", "policy_version", "p
            "purpose", "reference", "created_at", "expires_at"}
 _BODY_KEYS = {"transfer": {"asset", "outputs", "fee_max"}, "destination.add": {"destination"},
               "policy.change": {"policy"}, "vault.unfreeze": set()}
+_OPTIONAL_KEYS = {"transfer": {"flow_class"}}
 
 
 def from_document(document: Any) -> Proposal:
@@ -253,7 +270,8 @@ def from_document(document: Any) -> Proposal:
     action = document.get("action")
     if action not in _BODY_KEYS:
         raise WorkflowError(f"unknown proposal action {action!r}; expected one of {ACTIONS}")
-    expected = _COMMON | _BODY_KEYS[action]
+    optional = _OPTIONAL_KEYS.get(action, set()) & set(document)
+    expected = _COMMON | _BODY_KEYS[action] | optional
     if set(document) != expected:
         extra, missing = set(document) - expected, expected - set(document)
         raise WorkflowError(f"proposal document: unexpected keys {sorted(extra)}, "

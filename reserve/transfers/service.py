@@ -419,9 +419,11 @@ class WorkflowService:
                          outputs: Sequence[tuple[str, int]], fee_max: int, purpose: str,
                          reference: str = "", expires_in_seconds: int | None = None,
                          now: datetime | None = None,
-                         prelude: Sequence[Item] = ()) -> ProposalStatus:
+                         prelude: Sequence[Item] = (),
+                         flow_class: str | None = None) -> ProposalStatus:
         body = TransferBody(asset=asset, fee_max=fee_max,
-                            outputs=tuple(Output(d, a) for d, a in outputs))
+                            outputs=tuple(Output(d, a) for d, a in outputs),
+                            flow_class=flow_class)
         return self._new(vault, proposer, body, purpose, reference, expires_in_seconds, now,
                          prelude)
 

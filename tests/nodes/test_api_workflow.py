@@ -199,6 +199,25 @@ def test_forged_and_replayed_votes_get_400_and_nothing_is_recorded(
         assert in_units.json()["fee_max"] == "20000"
 
 
+def test_a_transfer_declares_its_flow_class(server: RunningServer) -> None:
+    """The statement's class of a transfer (docs/transparency.md), signed in the digest."""
+    body = {"vault": "vault-a", "asset": "BTC", "fee_max": "20000", "purpose": "auction",
+            "outputs": [{"destination": COLD, "amount": "5000000"}]}
+    size = server.ledger.size()
+    with server.client("operator") as client:
+        wrong = client.post("/api/proposals", json={**body, "flow_class": "mining"})
+        assert wrong.status_code == 422
+        destination = client.post("/api/proposals", json={
+            "action": "destination.add", "vault": "vault-a", "asset": "BTC",
+            "address": COLD, "label": "x", "purpose": "x", "flow_class": "sale"})
+        assert destination.status_code == 409, destination.text  # a WorkflowError
+        assert "only a transfer declares a flow class" in destination.json()["detail"]
+        assert server.ledger.size() == size
+        created = client.post("/api/proposals", json={**body, "flow_class": "sale"})
+    assert created.status_code == 201, created.text
+    assert created.json()["document"]["flow_class"] == "sale"
+
+
 def test_cancel_freeze_and_unfreeze_proposal(server: RunningServer) -> None:
     digest = _new_proposal(server)
     with server.client("operator") as client:

@@ -50,8 +50,9 @@ def test_every_old_entry_re_encodes_to_the_same_bytes(name: str) -> None:
 
 
 # Policy fields added after the fixtures were made, at the values every old policy has:
-# a destination's counterparty kind and licence, a policy's supervision (issue 18).
-NEWER_FIELDS = {"kind": "", "licence": "", "supervision": None}
+# a destination's counterparty kind and licence, a policy's supervision (issue 18), a
+# transfer's declared flow class (issue 16).
+NEWER_FIELDS = {"kind": "", "licence": "", "supervision": None, "flow_class": None}
 
 
 def _without_newer_fields(value: Any) -> Any:
@@ -111,7 +112,9 @@ def test_every_old_entry_decodes_to_its_typed_event_and_back_unchanged(name: str
 # ledger holds them, so there are no old bytes to check them against.
 NEWER_THAN_THE_FIXTURES = frozenset({"auth.token_requested", "auth.token_request_rejected",
                                      "licence.changed", "alert.acknowledged",
-                                     "reconcile.attestation"})
+                                     "reconcile.attestation", "wallet.registered",
+                                     "flow.attribution_proposed",
+                                     "flow.attribution_confirmed", "statement.published"})
 
 
 def test_the_fixtures_together_hold_every_kind() -> None:

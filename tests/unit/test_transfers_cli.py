@@ -147,3 +147,19 @@ def test_the_proposal_list_is_a_page_with_a_cursor(env: Path) -> None:
     assert "--after pages oldest first" in run("proposal", "list", "--newest", "--after",
                                                 after, code=2)
     assert "Invalid value" in run("proposal", "list", "--limit", "0", code=2)
+
+
+def test_a_transfer_declares_its_flow_class(env: Path) -> None:
+    """`--flow-class` is signed with the proposal (docs/transparency.md); a wrong one is
+    refused and nothing is written."""
+    run("policy", "load", str(BTC_POLICY), "--by", "lead")
+    common = ("propose", "--vault", "national-btc", "--by", "treasury-ops", "--asset", "BTC",
+              "--to", f"{COLD}=5000000", "--fee-max", "20000", "--purpose", "auction")
+    assert "cannot be declared" in run(*common, "--flow-class", "mining", code=2)
+    assert run("proposal", "list") == "no proposals\n"
+    shown = json.loads(run(*common, "--flow-class", "sale", "--json"))
+    assert shown["proposal"]["flow_class"] == "sale"
+    again = proposal_module.from_document(shown["proposal"])
+    assert again.digest_hex == shown["digest"] and again.body.flow_class == "sale"  # type: ignore[union-attr]
+    plain = json.loads(run(*common, "--json"))
+    assert "flow_class" not in plain["proposal"]

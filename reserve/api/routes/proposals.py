@@ -75,6 +75,10 @@ class NewProposal(BaseModel):
     fee_max: Amount | None = Field(
         default=None, description="Bitcoin: required fee cap. A Safe transfer pays no fee "
                                   "from the vault: leave it out (or 0).")
+    flow_class: Literal["purchase", "sale", "seizure", "donation",
+                        "internal_transfer"] | None = Field(
+        default=None, description="A transfer's class for the public-sector statement "
+                                  "(docs/transparency.md); part of the digest when given.")
     address: Short | None = None
     label: Text | None = None
     purpose: Text
@@ -160,7 +164,10 @@ def _create(workflow: WorkflowService, body: NewProposal, proposer: str,
         fee_max = addresses.fee_cap(policy.chain, body.asset, body.fee_max)
         addresses.check_transfer(policy.chain, [amount for _, amount in outputs], fee_max)
         return workflow.propose_transfer(
-            **common, fee_max=fee_max, outputs=outputs)  # type: ignore[arg-type]
+            **common, fee_max=fee_max, outputs=outputs,  # type: ignore[arg-type]
+            flow_class=body.flow_class)
+    if body.flow_class is not None:
+        raise WorkflowError("only a transfer declares a flow class")
     if body.address is None or body.label is None:
         raise WorkflowError("a destination proposal needs an address and a label")
     addresses.check_destination(policy.chain, policy.network, body.asset, body.address)
