@@ -12,11 +12,13 @@ from reserve.events import (
     custody,
     records,
     supervision,
+    transparency,
     workflow,
 )
 from reserve.events.base import Event
 
-_MODULES = (records, custody, workflow, chain_btc, chain_evm, access, supervision)
+_MODULES = (records, custody, workflow, chain_btc, chain_evm, access, supervision,
+            transparency)
 
 
 def _collect() -> dict[str, type[Event]]:
