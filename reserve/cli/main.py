@@ -20,6 +20,7 @@ from reserve.cli.reconcile import reconcile_app
 from reserve.cli.serve import serve, token_app
 from reserve.cli.supervise import licence_app, supervise_app
 from reserve.cli.transfer import transfer_app
+from reserve.cli.transparency import publish, witness_app
 from reserve.cli.workflow import register as register_workflow
 from reserve.errors import ReserveError
 
@@ -39,6 +40,8 @@ app.add_typer(transfer_app, name="transfer")
 app.add_typer(licence_app, name="licence")
 app.add_typer(supervise_app, name="supervise")
 register_workflow(app)  # propose, approve, freeze, unfreeze, proposal, policy, destination
+app.command("publish")(publish)
+app.add_typer(witness_app, name="witness")
 app.command("demo")(demo)
 
 
