@@ -8,16 +8,24 @@ proofs on trees of many sizes (an in-memory ledger stands in for the store).
 from __future__ import annotations
 
 import base64
+from pathlib import Path
+from types import SimpleNamespace
+from urllib.parse import quote
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reserve.errors import ProofError, TransparencyError
+from reserve.api.routes import public_log as public_log_routes
+from reserve.errors import ConfigError, ProofError, TransparencyError
 from reserve.ledger import CheckpointSigner, Ledger, merkle
 from reserve.ledger.checkpoint import Checkpoint
 from reserve.transparency import cosignature, tiles
+from reserve.transparency.publish import publish
+from reserve.transparency.settings import from_config
 
 
 def test_index_paths_follow_the_spec() -> None:
@@ -165,3 +173,44 @@ def test_a_log_checkpoint_is_not_a_cosignature() -> None:
     same_name = cosignature.witness_key_of("unit.test/log", Ed25519PrivateKey.generate())
     with pytest.raises(TransparencyError, match="no cosignature"):
         cosignature.find_cosignature(note, same_name)
+
+
+def test_the_transparency_table_is_checked(tmp_path: Path) -> None:
+    chosen = from_config({"transparency": {"directory": "out", "publish_entries": False}},
+                         tmp_path)
+    assert (chosen.directory, chosen.publish_entries) == (tmp_path / "out", False)
+    assert from_config({}, tmp_path).directory == tmp_path / "var/public-log"
+    for table, words in (({"publish_entries": "yes"}, "true or false"), ({"dir": "x"}, "unknown"),
+                         ({"directory": ""}, "folder path")):
+        with pytest.raises(ConfigError, match=words):
+            from_config({"transparency": table}, tmp_path)
+    with pytest.raises(ConfigError, match="must be a table"):
+        from_config({"transparency": 1}, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def public_log(ledger: Ledger, tmp_path_factory: pytest.TempPathFactory) -> TestClient:
+    folder = tmp_path_factory.mktemp("public-log")
+    publish(ledger, folder, ledger.checkpoint())
+    app = FastAPI()
+    app.include_router(public_log_routes.router)
+    app.state.public_log_dir = folder
+    app.state.service = SimpleNamespace(ledger=ledger)
+    return TestClient(app)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="tile/entrsx.p0123456789%-_\\\x00é", max_size=40))
+def test_any_path_is_a_file_or_404_never_an_error(public_log: TestClient, path: str) -> None:
+    answer = public_log.get("/public/log/" + quote(path, safe="/"))
+    assert answer.status_code in (200, 404, 405), (path, answer.status_code)
+    if answer.status_code == 200:
+        assert path == "checkpoint" or tiles.parse_path(path) is not None
+
+
+def test_served_files_are_the_published_ones(public_log: TestClient) -> None:
+    assert public_log.get("/public/log/tile/0/000").headers["cache-control"].endswith("immutable")
+    assert len(public_log.get("/public/log/tile/1/000.p/4").content) == 4 * 32
+    assert public_log.get("/public/log/tile/0/004.p/76").status_code == 200
+    assert public_log.get("/public/log/tile/0/004.p/75").status_code == 404
+    assert public_log.get("/public/log/checkpoint").headers["cache-control"] == "no-cache"
