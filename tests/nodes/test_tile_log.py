@@ -75,7 +75,7 @@ def served(config: Path) -> Iterator[str]:
 
 
 def test_the_published_tree_is_read_by_go_over_http_and_refused_after_a_flipped_byte(
-        config: Path, served: str, tlogread: Path) -> None:
+        config: Path, served: str, tlogread: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = config.parent.parent
     published = folder / "public-log"
     append_notes(folder, 600, "first")
@@ -136,6 +136,29 @@ def test_the_published_tree_is_read_by_go_over_http_and_refused_after_a_flipped_
     # A checkpoint signed by another key: refused.
     other = "other.example/log+3ee5d5c5+ASbXyXiTdQ0Q2RSB+7anYN4yJ1TcXkf6WKXshwGGuMlB"
     assert read_with_go(tlogread, served, other).returncode == 1
+
+    # A witness reads the served log over HTTP and cosigns; once the cosignature is
+    # recorded, the served checkpoint carries it (no new publication needed).
+    monkeypatch.setenv("RESERVE_WITNESS_PASSPHRASE", "http-witness-passphrase")
+    state = folder / "witness"
+    witness_key = reserve(None, "witness", "init", "--name", "w.http.example/1", "--out",
+                          str(state), "--log-key", vkey, "--json").json()["witness_key"]
+    cosigned = reserve(None, "witness", "cosign", f"{served}/checkpoint", "--state", str(state),
+                       "--output", str(folder / "cosigned"), "--json")
+    assert cosigned.returncode == 0, cosigned.stderr
+    assert cosigned.json()["size"] == 850
+    assert reserve(config, "witness", "submit", str(folder / "cosigned"), "--witness-key",
+                   witness_key).returncode == 0
+    assert cosigned.json()["cosignature"] in httpx.get(f"{served}/checkpoint").text
+    assert cosigned.json()["cosignature"] not in (published / "checkpoint").read_text()
+    read = read_with_go(tlogread, served, vkey, "-witness", witness_key, "-sample", "50")
+    assert read.returncode == 0, read.stderr
+    assert '"w.http.example/1":' in read.stdout
+    unreachable = reserve(None, "witness", "cosign", "http://127.0.0.1:9/public/log/checkpoint",
+                          "--state", str(state))
+    assert unreachable.returncode == 2 and "cannot fetch" in unreachable.stderr
+    not_a_log = reserve(None, "witness", "cosign", f"{served}/tile/0/000", "--state", str(state))
+    assert not_a_log.returncode == 2 and "ends in /checkpoint" in not_a_log.stderr
 
 
 def test_hash_tiles_only_when_entries_are_not_published(tmp_path: Path, tlogread: Path,
