@@ -57,6 +57,10 @@ class CheckpointError(LedgerError):
     """A checkpoint note is malformed or its signature does not verify."""
 
 
+class TransparencyError(LedgerError):
+    """A published tile tree, a witness cosignature or a witness's state is refused."""
+
+
 class VerificationError(LedgerError):
     """The ledger or an export does not verify; carries the first bad sequence number."""
 

@@ -78,4 +78,9 @@ if [ -f scripts/install-chromium.sh ]; then
   bash scripts/install-chromium.sh
 fi
 
+# --- Go and golang.org/x/mod, for the tile log's independent reader --------------
+if [ -f scripts/install-go.sh ]; then
+  bash scripts/install-go.sh
+fi
+
 log "ready"

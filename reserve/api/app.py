@@ -121,7 +121,7 @@ def create_app(source: Any, *, accounts: AccountStore | None = None,
                options: ApiOptions | None = None, panels: tuple[Panel, ...] = (),
                clock: Callable[[], datetime] | None = None,
                monotonic: Callable[[], float] = time.monotonic,
-               chains: Any = None) -> FastAPI:
+               chains: Any = None, public_log_dir: Path | None = None) -> FastAPI:
     """The service on `source` (Settings, database URL or Ledger); see the module doc.
 
     `chains` (wallets.chains.ConfiguredChains) connects transfers to their nodes; started
@@ -160,6 +160,11 @@ def create_app(source: Any, *, accounts: AccountStore | None = None,
                   description="Custody, ledger and proofs of the sovereign reserve. "
                               "Authenticate with `Authorization: Bearer <token>`.")
     app.state.service = service
+    if public_log_dir is None and _is_settings(source):
+        from reserve.transparency.settings import from_config
+
+        public_log_dir = from_config(source.raw, source.root).directory
+    app.state.public_log_dir = public_log_dir  # what `reserve publish` wrote, served as is
     _install_error_handlers(app)
     # Added first, so both run inside the recording net: refusals get the request id and
     # security headers too. MethodAnswers is outside the guard: a method the path does not

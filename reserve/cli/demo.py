@@ -123,10 +123,12 @@ def _serve(stage: Stage, host: str, port: int, token: str, console: Console) -> 
     # without the Secure flag is acceptable (some browsers drop a Secure one on http).
     local = host in ("127.0.0.1", "localhost", "::1")
     app = create_app(stage.ledger, clock=stage.clock,
-                     options=ApiOptions(cookie_secure=not local))
+                     options=ApiOptions(cookie_secure=not local),
+                     public_log_dir=stage.path("public-log"))
     console.rule("[bold]Dashboard", align="left")
     console.print(f"Dashboard: [bold]http://{host}:{port}/dashboard[/]  (API schema at "
                   f"http://{host}:{port}/openapi.json)")
+    console.print(f"Public tile log (no login): http://{host}:{port}/public/log/checkpoint")
     console.print(f"Log in with this admin token (shown once): [bold]{token}[/]")
     console.print("The nodes keep running while the dashboard is served; Ctrl-C stops all.")
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -21,6 +21,7 @@ from reserve.cli.serve import serve, token_app
 from reserve.cli.statement import flow_app, statement_app, wallet_app
 from reserve.cli.supervise import licence_app, supervise_app
 from reserve.cli.transfer import transfer_app
+from reserve.cli.transparency import publish, witness_app
 from reserve.cli.workflow import register as register_workflow
 from reserve.errors import ReserveError
 
@@ -43,6 +44,8 @@ app.add_typer(wallet_app, name="wallet")
 app.add_typer(flow_app, name="flow")
 app.add_typer(statement_app, name="statement")
 register_workflow(app)  # propose, approve, freeze, unfreeze, proposal, policy, destination
+app.command("publish")(publish)
+app.add_typer(witness_app, name="witness")
 app.command("demo")(demo)
 
 

@@ -146,6 +146,12 @@ vaults_dir = "config/vaults"
 auditor_key_file = "{AUDITOR_KEY}"
 output_dir = "reports"
 
+[transparency]
+# The ledger as a C2SP tile log (`reserve publish` writes it, `reserve serve` serves it at
+# /public/log/); every entry's bundle is published in the demo.
+directory = "public-log"
+publish_entries = true
+
 [clock]
 # The story moved its clock this far ahead instead of waiting out time delays; commands
 # and `reserve serve` on this folder keep the same time, so its ledger stays in order.

@@ -18,6 +18,10 @@ One function per chapter, in the order a stakeholder would ask about it:
 5. access    -- a stakeholder's admin token for the dashboard (recorded in the ledger).
 6. anchor    -- the ledger is checkpointed, the checkpoint anchored on the EVM chain, and
                 the ledger verified end to end.
+7. public log -- the ledger is published as a C2SP tile log (static files `reserve serve`
+                serves at /public/log/); an outside witness checks it extends nothing
+                it saw inconsistently, cosigns it, and the cosignature is recorded and
+                published with the checkpoint.
 
 Every chapter uses the project's own services (nothing here moves money by itself) and the
 story fails loudly if the ledger and the chains disagree at the end.
@@ -69,6 +73,8 @@ from reserve.supervision.keys import create_key
 from reserve.transfers.chain import ChainAdapter
 from reserve.transfers.package import build_signing_package
 from reserve.transfers.service import WorkflowService
+from reserve.transparency import witness
+from reserve.transparency.publish import publish, record_cosignature
 from wallets.bitcoin.adapter import BitcoinAdapter, approved_transfer
 from wallets.bitcoin.rpc import sats_to_btc
 from wallets.bitcoin.vault import Vault, load_vault
@@ -106,6 +112,8 @@ BLOCKS_MINED_TO_VAULT = 3
 SEIZED_SATS = 250_000_000  # 2.5 BTC transferred in from the seized-assets wallet
 SEIZED_WALLET = "seized-assets"
 DEPLOYER_GAS_WEI = 1_000 * 10**18
+WITNESS_NAME = "witness.lender.example/w1"  # an outside witness, played by the demo
+WITNESS_PASSPHRASE = "demo-only-witness-passphrase"  # noqa: S105 - labelled demo secret
 
 
 @dataclass
@@ -557,6 +565,33 @@ def chapter_anchor(stage: Stage, cast: Cast) -> dict[str, Any]:
             signer.verifier.encode() if signer else ""}
 
 
+# --------------------------------------------------------------------------- chapter 7
+def chapter_public_log(stage: Stage) -> dict[str, Any]:
+    """The ledger as a tile log anyone can mirror, and one witness's cosignature of it."""
+    ledger = stage.ledger
+    folder = stage.path("public-log")
+    note = ledger.checkpoint()
+    published = publish(ledger, folder, note)
+    stage.say(f"published {published.size} entries as a C2SP tile log in {folder.name}/: "
+              f"{published.tiles_written} hash tiles and {published.bundles_written} entry "
+              "bundles, served at /public/log/ (Go's x/mod tlog reads it)")
+    key = ledger.verifier_key()
+    if key is None:
+        raise VerificationError("the ledger signed a checkpoint but keeps no verifier key")
+    state = stage.path("witness")
+    witness_key = witness.init(state, WITNESS_NAME, key.encode(), WITNESS_PASSPHRASE,
+                               scrypt_n=SCRYPT_N_DEMO)
+    cosigned = witness.cosign(state, str(folder / "checkpoint"), WITNESS_PASSPHRASE,
+                              stage.clock())
+    entry = record_cosignature(ledger, cosigned.note, witness_key, actor="demo:witness")
+    publish(ledger, folder, note)  # the checkpoint again, now carrying the cosignature
+    stage.say(f"witness {WITNESS_NAME} rebuilt the root from the tiles and cosigned size "
+              f"{cosigned.size} (cosignature/v1); recorded as a witness.cosigned entry and "
+              "published with the checkpoint")
+    return {"folder": str(folder), "size": published.size, "witness_key": witness_key.encode(),
+            "cosigned_size": entry.tree_size, "verifier_key": key.encode()}
+
+
 # --------------------------------------------------------------------------- the story
 def holdings(stage: Stage, cast: Cast) -> list[dict[str, Any]]:
     """Per vault and asset: the ledger's balance and the chain's, in base units."""
@@ -603,10 +638,13 @@ def tell(stage: Stage) -> dict[str, Any]:
     access = chapter_access(stage)
     heading("checkpoint, anchor, verify")
     anchor = chapter_anchor(stage, cast)
+    heading("a log anyone can mirror: tiles and a witness")
+    public_log = chapter_public_log(stage)
     rows = holdings(stage, cast)
     require_agreement(rows, reconciliation)
     return {"holdings": rows, "transfers": [_transfer_json(f) for f in transfers],
             "reconciliation": reconciliation, "access": access, "anchor": anchor,
+            "public_log": public_log,
             "ledger_size": stage.ledger.size(), "story_time_offset_seconds":
             int(stage.clock.offset / timedelta(seconds=1)),
             "duration_seconds": round(time.monotonic() - started, 1)}

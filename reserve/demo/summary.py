@@ -68,6 +68,12 @@ def evidence_table(facts: dict[str, Any]) -> Table:
                                    f"#{reconciliation['anchor_seq']})")
     table.add_row("ledger verifier key", anchor["verifier_key"])
     table.add_row("auditor key", reconciliation["auditor_key"])
+    public_log = facts.get("public_log")
+    if public_log:
+        table.add_row("public tile log", f"{public_log['size']} entries in "
+                                         f"{public_log['folder']} (served at /public/log/), "
+                                         f"cosigned at size {public_log['cosigned_size']}")
+        table.add_row("witness key", public_log["witness_key"])
     return table
 
 

@@ -13,12 +13,13 @@ from reserve.events import (
     records,
     supervision,
     transparency,
+    witness,
     workflow,
 )
 from reserve.events.base import Event
 
 _MODULES = (records, custody, workflow, chain_btc, chain_evm, access, supervision,
-            transparency)
+            transparency, witness)
 
 
 def _collect() -> dict[str, type[Event]]:

@@ -70,6 +70,7 @@ def test_demo_story(tmp_path: Path) -> None:
     # 1. The story is told, chapter by chapter, and it is fast.
     for words in ("Chapter 1: custody", "Chapter 2: inflows", "Chapter 3: transfers",
                   "Chapter 4: reconciliation", "Chapter 5: access", "Chapter 6: checkpoint",
+                  "Chapter 7: a log anyone can mirror", "cosigned size",
                   "coinbase reward", "seized-assets transfer", "24 h of time delay left",
                   "24 h 1 min later", "Holdings: ledger vs chain", "Transfers", "Evidence",
                   "The story took", "Admin token", "srl_"):
@@ -188,3 +189,13 @@ def test_demo_story(tmp_path: Path) -> None:
     verified = run_reserve("ledger", "verify", "--config", str(config), timeout=120)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert f"{len(entries) + 1} entries" in verified.stdout
+
+    # 9. The public tile log: its checkpoint carries the witness's cosignature, and
+    # publishing again through the demo's config writes only what grew since.
+    checkpoint = (workdir / "public-log" / "checkpoint").read_text()
+    witness_name = facts["public_log"]["witness_key"].split("+")[0]
+    assert f"\u2014 {witness_name} " in checkpoint
+    assert facts["public_log"]["cosigned_size"] == facts["public_log"]["size"]
+    again = run_reserve("publish", "--json", "--config", str(config), timeout=60)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert json.loads(again.stdout)["previous_size"] == facts["public_log"]["size"]

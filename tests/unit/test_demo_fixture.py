@@ -114,7 +114,8 @@ NEWER_THAN_THE_FIXTURES = frozenset({"auth.token_requested", "auth.token_request
                                      "licence.changed", "alert.acknowledged",
                                      "reconcile.attestation", "wallet.registered",
                                      "flow.attribution_proposed",
-                                     "flow.attribution_confirmed", "statement.published"})
+                                     "flow.attribution_confirmed", "statement.published",
+                                     "witness.cosigned"})
 
 
 def test_the_fixtures_together_hold_every_kind() -> None:
