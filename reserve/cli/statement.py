@@ -209,10 +209,14 @@ def statement_build(
         signer = load_auditor_key(
             _configured(settings, "auditor_key_file", key_path, DEFAULT_KEY),
             _auditor_passphrase())
+        from reserve.statement.commitments import parse
+
+        table: dict[str, Any] = settings.raw.get("statement", {})
+        commitments = parse(table.get("commitments"))
         with open_ledger(settings) as ledger, working("walking the period's blocks"):
             document, entry = publish(ledger, node, signer, start_height=first,
-                                      end_height=last, period=moments)
-        table: dict[str, Any] = settings.raw.get("statement", {})
+                                      end_height=last, period=moments,
+                                      commitments=commitments)
         folder = Path(settings.resolve(output if output is not None
                                        else table.get("output_dir", DEFAULT_OUTPUT)))
         return document, entry.seq, write_exports(document, folder)
@@ -222,7 +226,8 @@ def statement_build(
           "statement_sha256": document["signature"]["report_sha256"],
           "blocks": body["blocks"], "consolidated": body["consolidated"],
           "wallets": [{k: w[k] for k in ("wallet", "opening_sats", "closing_sats", "flows")}
-                      for w in body["wallets"]]}, as_json, _human(body, seq, stem))
+                      for w in body["wallets"]],
+          "commitments": body.get("commitments", [])}, as_json, _human(body, seq, stem))
 
 
 def _human(body: dict[str, Any], seq: int | None, stem: Path) -> str:
@@ -237,6 +242,9 @@ def _human(body: dict[str, Any], seq: int | None, stem: Path) -> str:
         lines.append(f"{wallet['wallet']}: opening {wallet['opening_sats']} sat, closing "
                      f"{wallet['closing_sats']} sat")
         lines += [f"  {f['class']:<18} {f['sats']:>16} sat" for f in wallet["flows"]]
+    for kept in body.get("commitments", []):
+        state = "kept" if kept["kept"] else "BROKEN: " + "; ".join(kept["findings"])
+        lines.append(f"commitment {kept['id']} ({kept['text']}): {state}")
     return "\n".join(lines)
 
 

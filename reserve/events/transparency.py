@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reserve.events.base import Event, Hex, Json
+from reserve.events.base import ABSENT, Event, Hex, Json
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,7 @@ class StatementPublished(Event):
     blocks: Json  # {"network", "start_height", "start_hash", "end_height", "end_hash"}
     consolidated: Json  # {"opening_sats", "closing_sats", "flows": [{"class", "sats"}]}
     wallets: Json  # [{"wallet", "opening_sats", "closing_sats", "flows"}]
+    commitments: Json = ABSENT  # [{"id", "text", "kept", "findings"}] (docs/transparency.md)
 
 
 EVENTS: tuple[type[Event], ...] = (WalletRegistered, FlowAttributionProposed,

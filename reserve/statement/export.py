@@ -74,6 +74,12 @@ def to_html(document: dict[str, Any]) -> str:
         f"{escape(registry[w['wallet']]['role'])} "
         f"({escape(registry[w['wallet']]['custody'])})</p>{_table(w)}</section>"
         for w in body["wallets"])
+    promised = "".join(
+        f"<li><strong>{'kept' if c['kept'] else 'BROKEN'}</strong>: {escape(c['text'])}"
+        + ("" if c["kept"] else " (" + escape("; ".join(c["findings"])) + ")") + "</li>"
+        for c in body.get("commitments", []))
+    commitments = (f"<section class='card'><h2>Commitments</h2><ul>{promised}</ul></section>"
+                   if promised else "")
     period = body["period"]
     when = (f"{escape(period['start'])} to {escape(period['end'])}"
             if period.get("start") else "by block height")
@@ -90,6 +96,7 @@ def to_html(document: dict[str, Any]) -> str:
 <code class="hash">{escape(signature['report_sha256'])}</code></p>
 <section class="card"><h2>Consolidated (internal transfers eliminated)</h2>
 {_table(body['consolidated'])}</section>
+{commitments}
 {wallets}
 <section class="card"><h2>Computed against</h2><dl class="facts">
 <dt>First block</dt><dd>{blocks['start_height']} <code class="hash">{escape(blocks['start_hash'])}</code></dd>

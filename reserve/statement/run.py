@@ -19,6 +19,7 @@ from reserve.ledger.entry import Entry, format_time
 from reserve.ledger.store import Ledger
 from reserve.reconcile.report import AuditorSigner, check_signature
 from reserve.statement import chain, records
+from reserve.statement.commitments import Commitment, parse
 from reserve.statement.statement import (
     FORMAT,
     build_body,
@@ -50,7 +51,8 @@ def register_wallet(ledger: Ledger, node: BitcoinRPC, wallet: PublicWallet, *,
 
 def build(ledger: Ledger, node: BitcoinRPC, *, start_height: int, end_height: int,
           period: tuple[datetime | None, datetime | None] = (None, None),
-          now: datetime | None = None) -> dict[str, Any]:
+          now: datetime | None = None,
+          commitments: Sequence[Commitment] = ()) -> dict[str, Any]:
     """The unsigned statement body over blocks start_height..end_height."""
     note = ledger.checkpoint(now=now)
     checkpoint, _signatures = parse_note(note)
@@ -72,15 +74,17 @@ def build(ledger: Ledger, node: BitcoinRPC, *, start_height: int, end_height: in
         pin=pin, ledger={"tree_size": checkpoint.tree_size,
                          "root_hash": checkpoint.root_hash.hex(), "note": note},
         wallets=wallets, walk=walk, declared=records.declared_classes(entries),
-        attributed=records.attributions(entries))
+        attributed=records.attributions(entries), commitments=commitments)
 
 
 def publish(ledger: Ledger, node: BitcoinRPC, signer: AuditorSigner, *, start_height: int,
             end_height: int, period: tuple[datetime | None, datetime | None] = (None, None),
-            now: datetime | None = None) -> tuple[dict[str, Any], Entry]:
+            now: datetime | None = None,
+            commitments: Sequence[Commitment] = ()) -> tuple[dict[str, Any], Entry]:
     """Build, sign and check in a statement; the signed document and its entry."""
     document = signer.sign(build(ledger, node, start_height=start_height,
-                                 end_height=end_height, period=period, now=now))
+                                 end_height=end_height, period=period, now=now,
+                                 commitments=commitments))
     return document, check_in(ledger, document, f"auditor:{signer.verifier.name}")
 
 
@@ -96,11 +100,12 @@ def verify(document: Any, auditors: Iterable[VerifierKey], node: BitcoinRPC,
         wallets = [PublicWallet(**w) for w in body["registry"]]
         pin = chain.Pin.from_json(body["blocks"])
         declared, attributed = decisions_of(body)
+        commitments = parse(body.get("commitments"))
     except (KeyError, TypeError, ValueError, StatementError) as error:
         raise StatementRejected("malformed", f"the statement is malformed: {error}") from None
     chain.check_pin(node, pin)
     walk = chain.walk(node, pin, chain.owners(node, wallets), [w.name for w in wallets])
-    compare(body, figures(wallets, walk, declared, attributed))
+    compare(body, figures(wallets, walk, declared, attributed, commitments))
     if ledger_entries is not None:
         _check_ledger(body, document["signature"]["report_sha256"], ledger_entries, walk)
     return body

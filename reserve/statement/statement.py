@@ -23,13 +23,14 @@ from reserve.ledger.entry import Entry
 from reserve.ledger.store import Ledger
 from reserve.reconcile.report import check_signature
 from reserve.statement.chain import Pin, Walk
+from reserve.statement.commitments import Commitment, evaluate
 from reserve.statement.flows import Decided, Movement, check_account, classify, consolidate
 from reserve.statement.records import Attributions
 from reserve.statement.wallets import PublicWallet
 
 FORMAT = "reserve-public-statement/1"
 ENTRY_KIND = StatementPublished.KIND
-FIGURES = ("wallets", "consolidated", "movements")
+FIGURES = ("wallets", "consolidated", "movements", "commitments")
 
 
 def _coins(rows: Sequence[tuple[str, int, int]]) -> list[list[Any]]:
@@ -37,9 +38,11 @@ def _coins(rows: Sequence[tuple[str, int, int]]) -> list[list[Any]]:
 
 
 def figures(wallets: Sequence[PublicWallet], walk: Walk, declared: Mapping[str, Decided],
-            attributed: Attributions) -> dict[str, Any]:
-    """Per wallet and consolidated accounts and the classified movements (pure). Raises
-    StatementError when the flows do not explain a closing stock (a bug, never data)."""
+            attributed: Attributions,
+            commitments: Sequence[Commitment] = ()) -> dict[str, Any]:
+    """Per wallet and consolidated accounts, the classified movements and whether they keep
+    `commitments` (pure). Raises StatementError when the flows do not explain a closing
+    stock (a bug, never data)."""
     movements: list[Movement] = []
     for tx in walk.transactions:
         movements.extend(classify(tx, declared.get(tx.txid), attributed.get(tx.txid)))
@@ -52,11 +55,13 @@ def figures(wallets: Sequence[PublicWallet], walk: Walk, declared: Mapping[str, 
         check_account(public, sum(closings.values()), "the public sector")
     except ValueError as error:
         raise StatementError(f"the statement does not add up: {error}") from None
+    consolidated = public.to_json()
+    moved = [m.to_json() for m in movements]
     return {"wallets": [{"wallet": w.name, **accounts[w.name].to_json(),
                          "opening_coins": _coins(walk.opening.get(w.name, [])),
                          "closing_coins": _coins(walk.closing[w.name])} for w in wallets],
-            "consolidated": public.to_json(),
-            "movements": [m.to_json() for m in movements]}
+            "consolidated": consolidated, "movements": moved,
+            "commitments": evaluate(commitments, consolidated, moved)}
 
 
 def decisions_used(walk: Walk, declared: Mapping[str, Decided],
@@ -84,12 +89,13 @@ def decisions_of(body: Mapping[str, Any]) -> tuple[dict[str, Decided], Attributi
 
 def build_body(*, created: str, period: Mapping[str, str | None], pin: Pin,
                ledger: Mapping[str, Any], wallets: Sequence[PublicWallet], walk: Walk,
-               declared: Mapping[str, Decided], attributed: Attributions) -> dict[str, Any]:
+               declared: Mapping[str, Decided], attributed: Attributions,
+               commitments: Sequence[Commitment] = ()) -> dict[str, Any]:
     body = {"format": FORMAT, "created": created, "period": dict(period),
             "blocks": pin.to_json(), "ledger": dict(ledger),
             "registry": [w.to_json() for w in wallets],
             "decisions": decisions_used(walk, declared, attributed),
-            **figures(wallets, walk, declared, attributed)}
+            **figures(wallets, walk, declared, attributed, commitments)}
     canonical_bytes(body)  # refuse now anything that is not canonical JSON
     return body
 
@@ -106,7 +112,9 @@ def entry_event(document: Mapping[str, Any]) -> StatementPublished:
         signature=signature["value"], period_start=body["period"].get("start") or "",
         period_end=body["period"].get("end") or "", blocks=body["blocks"],
         consolidated=_summary(body["consolidated"]),
-        wallets=[{"wallet": w["wallet"], **_summary(w)} for w in body["wallets"]])
+        wallets=[{"wallet": w["wallet"], **_summary(w)} for w in body["wallets"]],
+        commitments=[{k: c[k] for k in ("id", "text", "kept", "findings")}
+                     for c in body.get("commitments", [])])
 
 
 def check_in(ledger: Ledger, document: dict[str, Any], actor: str) -> Entry:
@@ -123,11 +131,13 @@ def published(entries: Iterable[Entry]) -> list[tuple[Entry, StatementPublished]
 
 def latest(ledger: Ledger) -> dict[str, Any] | None:
     """The latest published statement's entry: hash, signature, pins and figures (the
-    hook a public page reads), or None before the first."""
-    rows = published(ledger.entries())
-    if not rows:
+    hook a public page reads), or None before the first. One indexed lookup (the kind
+    index), whatever the ledger's size."""
+    found = ledger.query("SELECT MAX(seq) FROM ledger_kinds WHERE kind = ?", (ENTRY_KIND,))
+    if not found or found[0][0] is None:
         return None
-    entry, event = rows[-1]
+    entry = ledger.entry(int(found[0][0]))
+    event = StatementPublished.of(entry)
     return {"seq": entry.seq, "time": entry.time, **event.to_payload()}
 
 
@@ -145,6 +155,8 @@ def holdings(ledger: Ledger) -> list[dict[str, Any]]:
 def compare(body: Mapping[str, Any], again: Mapping[str, Any]) -> None:
     """StatementRejected naming the first figure where `body` and `again` differ."""
     for key in FIGURES:
+        if key == "commitments" and key not in body and not again[key]:
+            continue  # a statement from before commitments, with none declared
         if body.get(key) != again[key]:
             stated, derived = body.get(key), again[key]
             if isinstance(stated, list) and isinstance(derived, list):

@@ -24,7 +24,7 @@ import pytest
 from reserve.errors import ReportRejected, StatementError, StatementRejected
 from reserve.ledger import Ledger
 from reserve.reconcile.bitcoin import vault_descriptors
-from reserve.statement import chain, records, statement
+from reserve.statement import chain, commitments, records, statement
 from reserve.statement.export import to_csv, to_html
 from reserve.statement.flows import Decided
 from reserve.statement.run import publish, register_wallet, verify
@@ -118,8 +118,21 @@ def test_statement_story(bitcoind: RegtestNode, miner: BitcoinRPC, make_vault: M
     end = int(node.getblockcount())
 
     signer = auditor(tmp_path)
-    document, entry = publish(ledger, node, signer, start_height=start, end_height=end)
+    promised = commitments.parse([
+        {"id": "no-purchases", "text": "No purchases", "rule": "no_flow",
+         "classes": ["purchase"]},
+        {"id": "stock", "text": "The stock grows only through mining and seizures",
+         "rule": "stock_grows_only_through", "classes": ["mining", "seizure"]},
+        {"id": "outflows", "text": "No single outflow above 0.01 BTC",
+         "rule": "outflow_max", "sats_max": 1_000_000}])
+    document, entry = publish(ledger, node, signer, start_height=start, end_height=end,
+                              commitments=promised)
     body = document["report"]
+    kept = {c["id"]: c for c in body["commitments"]}
+    assert kept["no-purchases"]["findings"] == ["purchase flows of 60000000 sats"]
+    assert not kept["stock"]["kept"] and "outside mining, seizure" in kept["stock"]["findings"][0]
+    assert kept["outflows"]["kept"]  # the consolidation is internal, fees are not outflows
+    assert [c["kept"] for c in entry.payload["commitments"]] == [False, False, True]
     assert entry.kind == "statement.published"
     assert entry.payload["statement_sha256"] == document["signature"]["report_sha256"]
     assert (body["blocks"]["start_height"], body["blocks"]["end_height"]) == (start, end)
@@ -182,6 +195,12 @@ def test_statement_story(bitcoind: RegtestNode, miner: BitcoinRPC, make_vault: M
     lying = resign(document, signer, as_purchase)
     with pytest.raises(StatementRejected):
         verify(lying, [signer.verifier], node)
+
+    def all_kept(edit: dict[str, Any]) -> None:  # the breaches hidden, re-signed
+        for item in edit["commitments"]:
+            item["kept"], item["findings"] = True, []
+    with pytest.raises(StatementRejected, match="commitments"):
+        verify(resign(document, signer, all_kept), [signer.verifier], node)
 
     def hidden_wallet(edit: dict[str, Any]) -> None:  # a wallet left out
         edit["registry"] = edit["registry"][:3]
