@@ -11,14 +11,21 @@ One function per chapter, in the order a stakeholder would ask about it:
 3. transfers -- a small and a large Bitcoin transfer and an ETH transfer go through
                 proposal, approvals (signed with approval keys), time delay (the clock is
                 moved, never slept), signing from keystores, broadcast and confirmation.
-4. reconcile -- an auditor reconciles the ledger with both chains (the Bitcoin vault at a
+4. statement -- the public-sector wallets are registered (the national vault held in
+                custody, the state miner's payout wallet and the seized-assets wallet only
+                watched); the state miner earns a block reward and consolidates half of
+                it into the national vault; the auditor's signed statement classifies the
+                reward as mining and the consolidation as an internal transfer, and checks
+                the state's commitments (no purchases, the stock grows only through mining
+                and seizures).
+5. reconcile -- an auditor reconciles the ledger with both chains (the Bitcoin vault at a
                 pinned block, the Safe's ETH and token at a pinned EVM block) in one
                 report, signs it, checks it into the ledger and anchors its hash in
                 ReserveRegistry.
-5. access    -- a stakeholder's admin token for the dashboard (recorded in the ledger).
-6. anchor    -- the ledger is checkpointed, the checkpoint anchored on the EVM chain, and
+6. access    -- a stakeholder's admin token for the dashboard (recorded in the ledger).
+7. anchor    -- the ledger is checkpointed, the checkpoint anchored on the EVM chain, and
                 the ledger verified end to end.
-7. public log -- the ledger is published as a C2SP tile log (static files `reserve serve`
+8. public log -- the ledger is published as a C2SP tile log (static files `reserve serve`
                 serves at /public/log/); an outside witness checks it extends nothing
                 it saw inconsistently, cosigns it, and the cosignature is recorded and
                 published with the checkpoint.
@@ -66,7 +73,7 @@ from reserve.present import format_duration
 from reserve.reconcile.bitcoin import wallet_range_end
 from reserve.reconcile.evm import EVMTarget, anchor_report, token_units, verify_report_anchor
 from reserve.reconcile.export import overall_status, write_exports
-from reserve.reconcile.report import create_auditor_key
+from reserve.reconcile.report import AuditorSigner, create_auditor_key, load_auditor_key
 from reserve.reconcile.run import run_report
 from reserve.supervision.attest import attest
 from reserve.supervision.keys import create_key
@@ -76,7 +83,7 @@ from reserve.transfers.service import WorkflowService
 from reserve.transparency import witness
 from reserve.transparency.publish import publish, record_cosignature
 from wallets.bitcoin.adapter import BitcoinAdapter, approved_transfer
-from wallets.bitcoin.rpc import sats_to_btc
+from wallets.bitcoin.rpc import btc_to_sats, sats_to_btc
 from wallets.bitcoin.vault import Vault, load_vault
 from wallets.evm import contracts, deposits
 from wallets.evm import testkeys as evm_testkeys
@@ -446,11 +453,18 @@ def _say_supervision(stage: Stage, policy: Policy) -> None:
         stage.say(line)
 
 
-# --------------------------------------------------------------------------- chapter 4-6
+# --------------------------------------------------------------------------- chapter 5-7
+def _auditor(stage: Stage) -> AuditorSigner:
+    """The auditor-general's key (made on first use; the statement and the report share it)."""
+    path = stage.path("keys", f"{AUDITOR}-auditor.json")
+    if path.exists():
+        return load_auditor_key(path, PASSPHRASE)
+    return create_auditor_key(path, AUDITOR, PASSPHRASE, scrypt_n=SCRYPT_N_DEMO)
+
+
 def chapter_reconcile(stage: Stage, cast: Cast) -> dict[str, Any]:
     """One signed report over the Bitcoin vault and the Safe; its hash anchored on chain."""
-    signer = create_auditor_key(stage.path("keys", f"{AUDITOR}-auditor.json"), AUDITOR,
-                                PASSPHRASE, scrypt_n=SCRYPT_N_DEMO)
+    signer = _auditor(stage)
     scopes = [(cast.vault, wallet_range_end(cast.btc.service.wallet))]
     deployment = cast.deployment
     target = EVMTarget(cast.evm_config.id, deployment.safe, (deployment.token,),
@@ -565,7 +579,7 @@ def chapter_anchor(stage: Stage, cast: Cast) -> dict[str, Any]:
             signer.verifier.encode() if signer else ""}
 
 
-# --------------------------------------------------------------------------- chapter 7
+# --------------------------------------------------------------------------- chapter 8
 def chapter_public_log(stage: Stage) -> dict[str, Any]:
     """The ledger as a tile log anyone can mirror, and one witness's cosignature of it."""
     ledger = stage.ledger
@@ -590,6 +604,90 @@ def chapter_public_log(stage: Stage) -> dict[str, Any]:
               "published with the checkpoint")
     return {"folder": str(folder), "size": published.size, "witness_key": witness_key.encode(),
             "cosigned_size": entry.tree_size, "verifier_key": key.encode()}
+
+
+# --------------------------------------------------------------------------- chapter 4
+# What the state promised its lenders, checked by every statement (docs/transparency.md).
+COMMITMENTS = (
+    {"id": "no-purchases", "text": "The public sector makes no purchases of bitcoin",
+     "rule": "no_flow", "classes": ["purchase"]},
+    {"id": "stock", "text": "The public sector's stock grows only through mining and seizures",
+     "rule": "stock_grows_only_through", "classes": ["mining", "seizure"]},
+)
+STATE_MINER_WALLET = "state-miner"
+
+
+def _public_descriptors(wallet: Any) -> tuple[str, ...]:
+    """A node wallet's active receive and change descriptors, public keys only."""
+    listed = wallet.listdescriptors(False)["descriptors"]
+    return tuple(d["desc"] for d in sorted(listed, key=lambda d: (d["internal"], d["desc"]))
+                 if d.get("active"))
+
+
+def chapter_statement(stage: Stage, cast: Cast) -> dict[str, Any]:
+    """The consolidated public-sector statement: the state miner's payout wallet and the
+    seized-assets wallet (watched), the national vault (custody), a consolidation of the
+    miner's rewards into the vault that the statement does not read as a purchase."""
+    from reserve.reconcile.bitcoin import vault_descriptors
+    from reserve.statement import commitments, run
+    from reserve.statement.export import write_exports as write_statement
+    from reserve.statement.wallets import PublicWallet
+
+    node, rpc = stage.bitcoind, stage.bitcoind.rpc()
+    rpc.createwallet(STATE_MINER_WALLET)
+    state_miner = node.rpc(STATE_MINER_WALLET)
+    network = cast.vault.network
+    registry = [
+        PublicWallet("national", "Ministry of Finance", "national reserve", "custody",
+                     "bitcoin", network, tuple(vault_descriptors(cast.vault))),
+        PublicWallet(STATE_MINER_WALLET, "State Power Company", "mining payout", "watched",
+                     "bitcoin", network, _public_descriptors(state_miner), range_end=100),
+        PublicWallet(SEIZED_WALLET, "Office of Seized Assets", "seized assets", "watched",
+                     "bitcoin", network, _public_descriptors(node.rpc(SEIZED_WALLET)),
+                     range_end=100)]
+    for wallet in registry:
+        run.register_wallet(stage.ledger, rpc, wallet, actor="treasury-ops")
+    stage.say(f"{len(registry)} public-sector wallets registered: the national vault (held "
+              "in custody) and the state miner's and seized-assets wallets (watched only)")
+    start = int(rpc.getblockcount()) + 1
+    node.mine(1, address=state_miner.getnewaddress("", "bech32"))
+    node.mine(100)  # the reward matures (mined to the outside miner)
+    address, _index = cast.btc.service.receive_address()
+    reward = btc_to_sats(state_miner.getbalances()["mine"]["trusted"])
+    consolidated = reward // 2  # half the reward into the national vault
+    txid = state_miner.sendtoaddress(address, sats_to_btc(consolidated))
+    node.mine(1)
+    cast.btc.watcher.sync()  # the vault's ledger records the consolidation as a deposit
+    stage.say(f"the state miner earns one block reward, then consolidates "
+              f"{present.amount_words(consolidated, present.BTC)} into the national "
+              f"vault (tx {txid}): an explorer would call it a purchase")
+    signer = _auditor(stage)
+    document, entry = run.publish(stage.ledger, rpc, signer, start_height=start,
+                                  end_height=int(rpc.getblockcount()),
+                                  commitments=commitments.parse(list(COMMITMENTS)))
+    stem = write_statement(document, stage.path("statements"))
+    body = document["report"]
+    public = body["consolidated"]
+    flows = {f["class"]: f["sats"] for f in public["flows"]}
+    stage.say(f"statement of blocks {body['blocks']['start_height']}..."
+              f"{body['blocks']['end_height']}: public-sector stock "
+              f"{present.amount_words(public['opening_sats'], present.BTC)} -> "
+              f"{present.amount_words(public['closing_sats'], present.BTC)}; "
+              + ", ".join(f"{c} {present.amount_words(v, present.BTC)}" for c, v in flows.items())
+              + "; the consolidation is an internal transfer, eliminated")
+    for kept in body["commitments"]:
+        stage.say(f"commitment '{kept['text']}': "
+                  f"{'kept' if kept['kept'] else 'BROKEN: ' + '; '.join(kept['findings'])}")
+    stage.say(f"signed by {AUDITOR}, checked in as ledger entry #{entry.seq}; exports "
+              f"{stem}.json/.csv/.html")
+    if "purchase" in flows or not all(c["kept"] for c in body["commitments"]):
+        raise VerificationError("the demo's statement reads a consolidation as a purchase "
+                                "or breaks a commitment")
+    return {"entry_seq": entry.seq, "files": str(stem), "consolidation_txid": txid,
+            "statement_sha256": document["signature"]["report_sha256"],
+            "opening_sats": public["opening_sats"], "closing_sats": public["closing_sats"],
+            "flows": [{"class": c, "sats": v} for c, v in flows.items()],
+            "commitments": [{"id": c["id"], "kept": c["kept"]} for c in body["commitments"]]}
 
 
 # --------------------------------------------------------------------------- the story
@@ -632,6 +730,8 @@ def tell(stage: Stage) -> dict[str, Any]:
     chapter_inflows(stage, cast)
     heading("transfers through approvals, delay, signing, broadcast, confirmation")
     transfers = chapter_transfers(stage, cast)
+    heading("the public-sector statement: flows classified, consolidations eliminated")
+    public_statement = chapter_statement(stage, cast)
     heading("reconciliation by the auditor-general")
     reconciliation = chapter_reconcile(stage, cast)
     heading("access for stakeholders")
@@ -644,7 +744,7 @@ def tell(stage: Stage) -> dict[str, Any]:
     require_agreement(rows, reconciliation)
     return {"holdings": rows, "transfers": [_transfer_json(f) for f in transfers],
             "reconciliation": reconciliation, "access": access, "anchor": anchor,
-            "public_log": public_log,
+            "public_log": public_log, "statement": public_statement,
             "ledger_size": stage.ledger.size(), "story_time_offset_seconds":
             int(stage.clock.offset / timedelta(seconds=1)),
             "duration_seconds": round(time.monotonic() - started, 1)}

@@ -74,6 +74,16 @@ def evidence_table(facts: dict[str, Any]) -> Table:
                                          f"{public_log['folder']} (served at /public/log/), "
                                          f"cosigned at size {public_log['cosigned_size']}")
         table.add_row("witness key", public_log["witness_key"])
+    public_statement = facts.get("statement")
+    if public_statement:
+        flows = ", ".join(f"{f['class']} {f['sats']}" for f in public_statement["flows"])
+        kept = sum(1 for c in public_statement["commitments"] if c["kept"])
+        table.add_row("public-sector statement",
+                      f"{public_statement['opening_sats']} -> "
+                      f"{public_statement['closing_sats']} sat ({flows}); "
+                      f"{kept} of {len(public_statement['commitments'])} commitments kept; "
+                      f"{public_statement['files']}.html (ledger entry "
+                      f"#{public_statement['entry_seq']})")
     return table
 
 

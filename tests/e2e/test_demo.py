@@ -69,8 +69,9 @@ def test_demo_story(tmp_path: Path) -> None:
 
     # 1. The story is told, chapter by chapter, and it is fast.
     for words in ("Chapter 1: custody", "Chapter 2: inflows", "Chapter 3: transfers",
-                  "Chapter 4: reconciliation", "Chapter 5: access", "Chapter 6: checkpoint",
-                  "Chapter 7: a log anyone can mirror", "cosigned size",
+                  "Chapter 4: the public-sector statement", "an internal transfer, eliminated",
+                  "Chapter 5: reconciliation", "Chapter 6: access", "Chapter 7: checkpoint",
+                  "Chapter 8: a log anyone can mirror", "cosigned size",
                   "coinbase reward", "seized-assets transfer", "24 h of time delay left",
                   "24 h 1 min later", "Holdings: ledger vs chain", "Transfers", "Evidence",
                   "The story took", "Admin token", "srl_"):
@@ -199,3 +200,17 @@ def test_demo_story(tmp_path: Path) -> None:
     again = run_reserve("publish", "--json", "--config", str(config), timeout=60)
     assert again.returncode == 0, again.stdout + again.stderr
     assert json.loads(again.stdout)["previous_size"] == facts["public_log"]["size"]
+
+    # 10. The public-sector statement: the consolidation of the state miner's reward into
+    # the national vault is internal (no purchase), the promises hold, the stock adds up.
+    public = facts["statement"]
+    flows = {f["class"]: f["sats"] for f in public["flows"]}
+    assert "purchase" not in flows and flows["mining"] > 0 and flows["fee"] < 0
+    assert sum(flows.values()) == public["closing_sats"] - public["opening_sats"]
+    assert all(c["kept"] for c in public["commitments"]) and len(public["commitments"]) == 2
+    document = json.loads(Path(public["files"] + ".json").read_text())
+    moved = {m["class"] for m in document["report"]["movements"]
+             if m["txid"] == public["consolidation_txid"]}
+    assert moved == {"internal_transfer", "fee"}
+    published = next(e.payload for e in entries if e.kind == "statement.published")
+    assert published["statement_sha256"] == public["statement_sha256"]
