@@ -261,10 +261,12 @@ def supervise_ack(seq: Annotated[int, typer.Argument(help="The alert's ledger se
 
 @supervise_app.command("attest")
 def supervise_attest(report: Annotated[int, typer.Argument(
-        help="The seq of the report's reconcile.report entry.")], key: KeyPath, by: By,
+        help="The seq of the report's reconcile.report entry, or of a published "
+             "statement's statement.published entry.")], key: KeyPath, by: By,
         statement: Annotated[str, typer.Option("--statement", help="What was checked.")],
         config: Config = None, database_url: Database = None, as_json: Json = False) -> None:
-    """Countersign a reconciliation report with the supervisor's own key (recorded)."""
+    """Countersign a reconciliation report or a published statement with the supervisor's
+    own key (recorded)."""
     from reserve.errors import ReconcileError
     from reserve.supervision.attest import attest, verify
     from reserve.supervision.keys import load_key
@@ -276,10 +278,7 @@ def supervise_attest(report: Annotated[int, typer.Argument(
             if not 0 <= report < service.ledger.size():
                 raise ReconcileError(f"no ledger entry {report}")
             entry = service.ledger.entry(report)
-            if entry.kind != "reconcile.report":
-                raise ReconcileError(f"entry {report} is a {entry.kind}, not a "
-                                     "reconciliation report")
-            event = attest(signing, entry, statement)
+            event = attest(signing, entry, statement)  # refuses any other kind of entry
             verify(event, entry)
             return service.record_event(event, by), signing
     recorded, signing = _guarded(run)

@@ -40,7 +40,8 @@ class AlertAcknowledged(Event):
 
 @dataclass(frozen=True)
 class ReportAttested(Event):
-    """A supervisor countersigned the reconciliation report checked in at `report_seq`."""
+    """A supervisor countersigned the reconciliation report or the published statement
+    checked in at `report_seq` (`report_sha256`: that document's SHA-256)."""
 
     KIND = "reconcile.attestation"
     report_seq: int

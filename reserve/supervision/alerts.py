@@ -29,6 +29,7 @@ from reserve.events.custody import (
 )
 from reserve.events.records import ReconcileReport
 from reserve.events.supervision import AlertAcknowledged, LicenceChanged
+from reserve.events.transparency import StatementPublished
 from reserve.events.workflow import DestinationProposed, PolicyChangeProposed, ProposalCreated
 from reserve.policy import loader
 from reserve.policy.model import Policy
@@ -149,8 +150,31 @@ def _licence(entry: Any, event: LicenceChanged, context: Context) -> Alert | Non
                   f"{present.format_time(event.effective_at)}; pending transfers: {digests}")
 
 
-# Ledger kind -> the mapper of its alerts. One line per kind; issue 16's unattributed
-# inflows and commitment breaches join here when their entries exist.
+def _statement(entry: Any, event: StatementPublished, context: Context) -> Alert | None:
+    """A published statement that breaks a commitment (critical) or leaves inflows
+    unattributed (notice: nobody has said where those coins came from)."""
+    broken = [c for c in (event.commitments if isinstance(event.commitments, list) else [])
+              if isinstance(c, dict) and not c.get("kept", True)]
+    flows = event.consolidated.get("flows", []) if isinstance(event.consolidated, dict) else []
+    unattributed = sum(int(f.get("sats", 0)) for f in flows
+                       if isinstance(f, dict) and f.get("class") == "unattributed")
+    what = f"statement {event.statement_sha256[:16]}"
+    if broken:
+        return _alert(entry, "statement.commitment_breach", "critical", "",
+                      f"{what} breaks {len(broken)} commitment"
+                      f"{'s' if len(broken) != 1 else ''}: "
+                      + "; ".join(f"{c.get('text', c.get('id'))} "
+                                  f"({'; '.join(map(str, c.get('findings', [])))})"
+                                  for c in broken))
+    if unattributed:
+        return _alert(entry, "statement.unattributed_inflows", "notice", "",
+                      f"{what}: {present.amount_words(unattributed, present.BTC)} of "
+                      "inflows unattributed (an operator proposes a class, an auditor "
+                      "confirms it)")
+    return None
+
+
+# Ledger kind -> the mapper of its alerts. One line per kind.
 MAPPERS: Mapping[str, Mapper] = {
     ProposalCreated.KIND: _very_large,
     PolicyChangeProposed.KIND: _policy_proposed,
@@ -161,6 +185,7 @@ MAPPERS: Mapping[str, Mapper] = {
     DestinationAdded.KIND: _destination_added,
     ReconcileReport.KIND: _report,
     LicenceChanged.KIND: _licence,
+    StatementPublished.KIND: _statement,
 }
 ALERT_KINDS = frozenset(MAPPERS)
 

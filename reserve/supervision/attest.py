@@ -1,10 +1,11 @@
-"""A supervisor's countersignature of a reconciliation report, checkable offline.
+"""A supervisor's countersignature of a reconciliation report or a published statement,
+checkable offline.
 
-The supervisor signs, with its own Ed25519 key, a statement naming the report by the seq
-of its `reconcile.report` entry and its SHA-256, and what it checked; the service records
-it as a `reconcile.attestation` entry, and the report is then shown with who has checked
-it. Anyone with the ledger re-checks the signature against the key the entry names.
-(Issue 16's published statements do not exist yet; an attestation names a report.)
+The supervisor signs, with its own Ed25519 key, a statement naming the document by the
+seq of its ledger entry (`reconcile.report` or `statement.published`) and its SHA-256,
+and what it checked; the service records it as a `reconcile.attestation` entry, and the
+document is then shown with who has checked it. Anyone with the ledger re-checks the
+signature against the key the entry names.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from reserve.errors import CheckpointError, ReconcileError
 from reserve.events.records import ReconcileReport
 from reserve.events.supervision import ReportAttested
+from reserve.events.transparency import StatementPublished
 from reserve.ledger.checkpoint import VerifierKey
 from reserve.supervision.alerts import alert_entries
 from reserve.supervision.keys import SigningKey
@@ -38,15 +40,27 @@ def _signed_bytes(report_seq: int, report_sha256: str, key: str, statement: str)
         "supervisor_key": key, "statement": statement}))
 
 
+def subject_sha256(entry: Any) -> str:
+    """The SHA-256 of the document an attestable entry checked in; ReconcileError for an
+    entry of another kind."""
+    if entry.kind == ReconcileReport.KIND:
+        return str(ReconcileReport.of(entry).report_sha256)
+    if entry.kind == StatementPublished.KIND:
+        return str(StatementPublished.of(entry).statement_sha256)
+    raise ReconcileError(f"entry {entry.seq} is a {entry.kind}: only reconciliation reports "
+                         "and published statements are attested")
+
+
 def attest(key: SigningKey, report_entry: Any, statement: str) -> ReportAttested:
-    """The attestation event of `report_entry` (a `reconcile.report` entry)."""
-    report = ReconcileReport.of(report_entry)
+    """The attestation event of `report_entry` (a `reconcile.report` or
+    `statement.published` entry)."""
+    sha256 = subject_sha256(report_entry)
     if not statement.strip() or len(statement) > STATEMENT_MAX:
         raise ReconcileError(f"an attestation says what was checked in 1-{STATEMENT_MAX} "
                              "characters")
     verifier = key.verifier.encode()
-    data = _signed_bytes(report_entry.seq, report.report_sha256, verifier, statement)
-    return ReportAttested(report_seq=report_entry.seq, report_sha256=report.report_sha256,
+    data = _signed_bytes(report_entry.seq, sha256, verifier, statement)
+    return ReportAttested(report_seq=report_entry.seq, report_sha256=sha256,
                           supervisor_key=verifier,
                           signature=base64.b64encode(key.private_key.sign(data)).decode(),
                           statement=statement)
@@ -55,12 +69,11 @@ def attest(key: SigningKey, report_entry: Any, statement: str) -> ReportAttested
 def verify(attestation: ReportAttested, report_entry: Any) -> VerifierKey:
     """The supervisor key that signed; ReconcileError when it names another report or the
     signature does not verify."""
-    report = ReconcileReport.of(report_entry)
-    if attestation.report_seq != report_entry.seq or \
-            attestation.report_sha256 != report.report_sha256:
+    sha256 = subject_sha256(report_entry)
+    if attestation.report_seq != report_entry.seq or attestation.report_sha256 != sha256:
         raise ReconcileError(f"attestation names report {attestation.report_seq} "
                              f"({attestation.report_sha256[:16]}), not entry "
-                             f"{report_entry.seq} ({report.report_sha256[:16]})")
+                             f"{report_entry.seq} ({sha256[:16]})")
     try:
         key = VerifierKey.parse(attestation.supervisor_key)
         raw = base64.b64decode(attestation.signature, validate=True)

@@ -29,6 +29,8 @@ from reserve.statement.export import to_csv, to_html
 from reserve.statement.flows import Decided
 from reserve.statement.run import publish, register_wallet, verify
 from reserve.statement.wallets import PublicWallet
+from reserve.supervision.attest import attest, attestations_of
+from reserve.supervision.keys import create_key
 from tests.support.bitcoin_fixtures import VaultKit
 from tests.support.reconcile_fixtures import auditor, resign, signed_ledger
 from tests.support.statement_fixtures import (
@@ -133,6 +135,13 @@ def test_statement_story(bitcoind: RegtestNode, miner: BitcoinRPC, make_vault: M
     assert not kept["stock"]["kept"] and "outside mining, seizure" in kept["stock"]["findings"][0]
     assert kept["outflows"]["kept"]  # the consolidation is internal, fees are not outflows
     assert [c["kept"] for c in entry.payload["commitments"]] == [False, False, True]
+    # The regulator's supervisor countersigns the published statement with its own key.
+    supervisor = create_key(tmp_path / "supervisor.json", "sara", "test-passphrase", role="supervisor",
+                            scrypt_n=4096)
+    attestation = attest(supervisor, entry, "re-derived from our own node")
+    ledger.append(attestation.KIND, "sara-supervisor", attestation.to_payload())
+    [seen] = attestations_of(ledger, entry)
+    assert seen.verified and seen.by == "sara-supervisor"
     assert entry.kind == "statement.published"
     assert entry.payload["statement_sha256"] == document["signature"]["report_sha256"]
     assert (body["blocks"]["start_height"], body["blocks"]["end_height"]) == (start, end)

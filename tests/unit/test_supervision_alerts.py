@@ -11,6 +11,7 @@ import pytest
 
 from reserve.errors import WorkflowError
 from reserve.events.records import ReconcileReport
+from reserve.events.transparency import StatementPublished
 from reserve.ledger import Ledger
 from reserve.supervision import alerts as feed
 from tests.support.supervision import change, licensed_policy
@@ -65,10 +66,21 @@ def story() -> tuple[Any, list[str]]:
     propose(service, 5_000_000, SETTLEMENT, at=at + timedelta(days=6))
     service.record_licence_change(change("suspended", 2, at + timedelta(days=6)), "regulator",
                                   now=at + timedelta(days=6))
+    for flows, kept in (([{"class": "mining", "sats": 5}], True),  # a clean one: no alert
+                        ([{"class": "purchase", "sats": 7}], False),
+                        ([{"class": "unattributed", "sats": 50_000_000}], True)):
+        ledger.append(StatementPublished.KIND, "auditor:auditor-general", StatementPublished(
+            statement_sha256="ab" * 32, auditor_key="auditor.test+00000000+AAAA",
+            signature="AAAA", period_start="", period_end="", blocks={"end_height": 9},
+            consolidated={"opening_sats": 0, "closing_sats": 7, "flows": flows}, wallets=[],
+            commitments=[{"id": "no-purchases", "text": "No purchases", "kept": kept,
+                          "findings": [] if kept else ["purchase flows of 7 sats"]}],
+        ).to_payload(), now=at + timedelta(days=6))
     return service, ["transfer.very_large", "destination.proposed", "destination.added",
                      "policy.change_proposed", "policy.changed", "vault.frozen",
                      "vault.unfrozen", "reconcile.unauthorised_spend",
-                     "licence.affects_pending"]
+                     "licence.affects_pending", "statement.commitment_breach",
+                     "statement.unattributed_inflows"]
 
 
 def test_each_kind_raises_its_alert_in_ledger_order(story: tuple[Any, list[str]]) -> None:
@@ -83,6 +95,9 @@ def test_each_kind_raises_its_alert_in_ledger_order(story: tuple[Any, list[str]]
     assert "found 2 unauthorised spends (national-btc)" in \
         texts["reconcile.unauthorised_spend"]
     assert "licence L-042 suspended from" in texts["licence.affects_pending"]
+    assert "breaks 1 commitment: No purchases (purchase flows of 7 sats)" in \
+        texts["statement.commitment_breach"]
+    assert "0.50000000 BTC" in texts["statement.unattributed_inflows"]
     for alert in page.alerts:
         assert service.ledger.entry(alert.seq).kind == alert.entry_kind
 

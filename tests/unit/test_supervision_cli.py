@@ -118,7 +118,8 @@ def test_the_supervisor_reads_acknowledges_and_attests(env: Path) -> None:
 
     key = env / "supervisor.json"
     run("supervise", "keygen", "--out", str(key), "--name", "sara")
-    assert "is a policy.version, not a reconciliation report" in run(
+    assert "entry 0 is a policy.version: only reconciliation reports and published " \
+        "statements are attested" in run(
         "supervise", "attest", "0", "--key", str(key), "--by", "sara-supervisor",
         "--statement", "x", code=2)
     assert f"report {report.seq} attested by sara-supervisor" in run(
