@@ -19,6 +19,7 @@ from reserve.api.routes import (
     me,
     proposal_pages,
     proposals,
+    public,
     reconcile,
     reserve_pages,
     supervision,
@@ -44,6 +45,7 @@ ROUTERS: tuple[tuple[str, APIRouter], ...] = (
     ("proposal_pages", proposal_pages.router),
     ("reserve_pages", reserve_pages.router),
     ("supervision_pages", supervision_pages.router),
+    ("public", public.router),  # anonymous: no route of it depends on a principal
 )
 
 
