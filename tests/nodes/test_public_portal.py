@@ -23,7 +23,9 @@ BAD = ("/public/statements/zz", f"/public/statements/{'ab' * 32}",
        f"/public/statements/{FIRST.upper()}", "/public/statements/%00",
        "/public/statements/" + "a" * 5000, f"/public/api/statements/{'ab' * 32}",
        f"/public/api/statements/{FIRST}/document", "/public/api/statements/..%2f..%2fetc",
-       "/public/api/nothing", "/public/nothing", "/public/api/holdings/extra")
+       "/public/api/nothing", "/public/nothing", "/public/api/holdings/extra",
+       "/public/statements/%ff", "/public/statements/%c0%ae",
+       "/public/api/statements/%ff/document", "/public/api/")
 
 
 def _settings(tmp_path: Path, **chosen: object) -> PublicSettings:
