@@ -49,6 +49,66 @@ class LedgerSettings:
 
 
 @dataclass(frozen=True)
+class PublicSettings:
+    """The `[public]` table: what the anonymous portal at /public shows (off by default).
+
+    Amounts and flow classes are public when `show_amounts`; the names of custodians (the
+    people holding a vault's keys) only when `show_custodians`. Each client address may
+    make `rate_per_minute` requests a minute on average, `burst` at once; answers may be
+    cached for `max_age_seconds`. `statements_dir` is where `reserve statement build`
+    exported the signed documents (None: only the ledger's figures are shown).
+    """
+
+    enabled: bool = False
+    show_amounts: bool = True
+    show_custodians: bool = False
+    rate_per_minute: int = 120
+    burst: int = 60
+    max_age_seconds: int = 60
+    clients_max: int = 10_000
+    statements_dir: Path | None = None
+
+
+PUBLIC_LIMITS = {"rate_per_minute": (1, 60_000), "burst": (1, 10_000),
+                 "max_age_seconds": (0, 86_400), "clients_max": (1, 1_000_000)}
+
+
+def public_settings(raw: dict[str, Any], root: Path) -> PublicSettings:
+    """The `[public]` table checked: known keys, booleans, integers within bounds.
+
+    Without `statements_dir` the documents are looked for where `reserve statement build`
+    writes them: `[statement] output_dir`, else `var/statements`.
+    """
+    table = raw.get("public", {})
+    if not isinstance(table, dict):
+        raise ConfigError("config.public must be a table")
+    defaults = PublicSettings()
+    known = {"enabled", "show_amounts", "show_custodians", "statements_dir", *PUBLIC_LIMITS}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ConfigError(f"config.public: unknown keys {unknown}")
+    chosen: dict[str, Any] = {}
+    for key in ("enabled", "show_amounts", "show_custodians"):
+        if key in table:
+            chosen[key] = _require(table, key, bool, "public")
+    for key, (low, high) in PUBLIC_LIMITS.items():
+        if key in table:
+            value = _require(table, key, int, "public")
+            if not low <= value <= high:
+                raise ConfigError(f"public.{key}: expected {low}..{high}, got {value}")
+            chosen[key] = value
+    statement = raw.get("statement", {})
+    folder = table.get("statements_dir") or (
+        statement.get("output_dir") if isinstance(statement, dict) else None) \
+        or "var/statements"
+    if not isinstance(folder, str):
+        raise ConfigError(f"public.statements_dir: expected a folder path, got {folder!r}")
+    candidate = Path(folder)
+    chosen["statements_dir"] = candidate if candidate.is_absolute() else root / candidate
+    return PublicSettings(**{**defaults.__dict__, **chosen})
+
+
+@dataclass(frozen=True)
 class Settings:
     path: Path
     root: Path
@@ -58,6 +118,8 @@ class Settings:
     raw: dict[str, Any] = field(repr=False)
     # [clock] offset_seconds: how far ahead of the wall clock (regtest only; else 0)
     clock_offset_seconds: int = 0
+    # [public]: what the anonymous portal at /public shows (docs/public-portal.md)
+    public: PublicSettings = field(default_factory=lambda: PublicSettings())
 
     def resolve(self, value: str | Path) -> Path:
         candidate = Path(value)
@@ -131,7 +193,8 @@ def load(path: str | Path | None = None, *, root: Path | None = None) -> Setting
         migration_database_url=_absolute(migration_url, base) if migration_url else None,
     )
     return Settings(path=chosen, root=base, network=network, mainnet_enabled=mainnet_enabled,
-                    ledger=ledger, raw=raw, clock_offset_seconds=offset)
+                    ledger=ledger, raw=raw, clock_offset_seconds=offset,
+                    public=public_settings(raw, base))
 
 
 def _root(raw: dict[str, Any], chosen: Path) -> Path:

@@ -121,13 +121,19 @@ def create_app(source: Any, *, accounts: AccountStore | None = None,
                options: ApiOptions | None = None, panels: tuple[Panel, ...] = (),
                clock: Callable[[], datetime] | None = None,
                monotonic: Callable[[], float] = time.monotonic,
-               chains: Any = None, public_log_dir: Path | None = None) -> FastAPI:
+               chains: Any = None, public_log_dir: Path | None = None,
+               public: Any = None) -> FastAPI:
     """The service on `source` (Settings, database URL or Ledger); see the module doc.
 
     `chains` (wallets.chains.ConfiguredChains) connects transfers to their nodes; started
     from Settings, the service builds it from the configuration. `clock` defaults to the
     configuration's (`Settings.clock`, which a regtest config may set ahead) or UTC time.
+    `public` (reserve.config.PublicSettings) says what the anonymous portal at /public
+    shows; default: the configuration's `[public]` table, else the portal is off.
     """
+    from reserve.api.public_cache import RequestLimiter
+    from reserve.config import PublicSettings
+
     chosen = options or ApiOptions()
     if clock is None:
         clock = source.clock() if _is_settings(source) else utc_now
@@ -145,6 +151,11 @@ def create_app(source: Any, *, accounts: AccountStore | None = None,
                                              chosen.auth_failure_window_seconds,
                                              chosen.auth_clients_max),
                       clock=clock, monotonic=monotonic, chains=chains)
+    if public is None:
+        public = source.public if _is_settings(source) else PublicSettings()
+    service.public = public
+    service.public_limiter = RequestLimiter(public.rate_per_minute, public.burst,
+                                            public.clients_max)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

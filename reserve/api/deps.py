@@ -70,6 +70,10 @@ class Service:
     # `share(vault, chain, custodian, data)`); None when the service was started without
     # them (transfer steps then answer 503).
     chains: Any = None
+    # The public portal's settings (reserve.config.PublicSettings) and its per-address
+    # request limiter (reserve.api.public_cache.RequestLimiter); set by create_app.
+    public: Any = None
+    public_limiter: Any = None
 
 
 def get_service(request: Request) -> Service:

@@ -111,10 +111,11 @@ def seed_people(server: RunningServer | ServedProcess) -> None:
 @contextmanager
 def running_server(url: str, *, options: ApiOptions | None = None, checkpoint_every: int = 8,
                    signer: CheckpointSigner | None = None,
-                   chains: Any = None) -> Iterator[RunningServer]:
+                   chains: Any = None, public: Any = None) -> Iterator[RunningServer]:
     """Open a ledger at `url`, seed one user per role, serve it; stop everything after.
 
-    `chains(ledger)`, if given, makes the service's chain connections (for transfer steps).
+    `chains(ledger)`, if given, makes the service's chain connections (for transfer steps);
+    `public` (reserve.config.PublicSettings) turns the public portal on.
     """
     signer = signer or CheckpointSigner(ORIGIN, Ed25519PrivateKey.generate())
     ledger = Ledger.open(url, signer=signer, checkpoint_every=checkpoint_every)
@@ -122,7 +123,7 @@ def running_server(url: str, *, options: ApiOptions | None = None, checkpoint_ev
     clock = FakeClock()
     app = create_app(ledger, accounts=store, clock=clock.wall, monotonic=clock.monotonic,
                      options=options or ApiOptions(auth_failures_max=10_000),
-                     chains=chains(ledger) if chains is not None else None)
+                     chains=chains(ledger) if chains is not None else None, public=public)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="on"))

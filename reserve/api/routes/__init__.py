@@ -19,6 +19,7 @@ from reserve.api.routes import (
     me,
     proposal_pages,
     proposals,
+    public,
     public_log,
     reconcile,
     reserve_pages,
@@ -46,6 +47,7 @@ ROUTERS: tuple[tuple[str, APIRouter], ...] = (
     ("reserve_pages", reserve_pages.router),
     ("supervision_pages", supervision_pages.router),
     ("public_log", public_log.router),
+    ("public", public.router),  # anonymous: no route of it depends on a principal
 )
 
 
