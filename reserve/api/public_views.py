@@ -98,7 +98,15 @@ def _statement(seq: int, time: str, event: StatementPublished, shown: bool) -> d
             "wallets": [{"wallet": w["wallet"],
                          "opening": _amount(int(w["opening_sats"]), "BTC", None, shown),
                          "closing": _amount(int(w["closing_sats"]), "BTC", None, shown),
-                         "flows": _flows(w["flows"], shown)} for w in event.wallets]}
+                         "flows": _flows(w["flows"], shown)} for w in event.wallets],
+            # The state's commitments and whether this statement keeps them; findings name
+            # amounts, so they follow show_amounts.
+            "commitments": [{"id": str(c.get("id", "")), "text": str(c.get("text", "")),
+                             "kept": bool(c.get("kept")),
+                             "findings": [str(f) for f in c.get("findings", [])] if shown
+                             else []}
+                            for c in (event.commitments if isinstance(event.commitments, list)
+                                      else []) if isinstance(c, dict)]}
 
 
 def statements(ledger: Any, settings: PublicSettings) -> list[dict[str, Any]]:

@@ -95,6 +95,8 @@ def _tell_and_serve(workdir: Path, serve: bool, host: str, port: int, console: C
         if not serve:
             console.print(f"Admin token for `reserve serve --config {stage.config_path}`: "
                           f"{token}")
+            console.print(f"Public portal (no login) once served: http://{host}:{port}/public "
+                          "(the config's [public] table turns it on)")
             return
         _serve(stage, host, port, token, console)
     console.print("Dashboard stopped; nodes stopped.")
@@ -118,17 +120,20 @@ def _serve(stage: Stage, host: str, port: int, token: str, console: Console) -> 
 
     from reserve.api.app import create_app
     from reserve.api.deps import ApiOptions
+    from reserve.config import PublicSettings
 
     # The demo serves plain http on this machine only: the one place a session cookie
     # without the Secure flag is acceptable (some browsers drop a Secure one on http).
     local = host in ("127.0.0.1", "localhost", "::1")
     app = create_app(stage.ledger, clock=stage.clock,
                      options=ApiOptions(cookie_secure=not local),
-                     public_log_dir=stage.path("public-log"))
+                     public_log_dir=stage.path("public-log"),
+                     public=PublicSettings(enabled=True, statements_dir=stage.path("statements")))
     console.rule("[bold]Dashboard", align="left")
     console.print(f"Dashboard: [bold]http://{host}:{port}/dashboard[/]  (API schema at "
                   f"http://{host}:{port}/openapi.json)")
-    console.print(f"Public tile log (no login): http://{host}:{port}/public/log/checkpoint")
+    console.print(f"Public portal (no login): [bold]http://{host}:{port}/public[/]  (tile log "
+                  f"at http://{host}:{port}/public/log/checkpoint)")
     console.print(f"Log in with this admin token (shown once): [bold]{token}[/]")
     console.print("The nodes keep running while the dashboard is served; Ctrl-C stops all.")
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -152,6 +152,18 @@ output_dir = "reports"
 directory = "public-log"
 publish_entries = true
 
+[statement]
+# The public-sector statements (`reserve statement build`) and their exports.
+output_dir = "statements"
+
+[public]
+# The anonymous public portal at /public (docs/public-portal.md): amounts and classes are
+# public, the names of the custodians are not.
+enabled = true
+show_amounts = true
+show_custodians = false
+statements_dir = "statements"
+
 [clock]
 # The story moved its clock this far ahead instead of waiting out time delays; commands
 # and `reserve serve` on this folder keep the same time, so its ledger stays in order.

@@ -74,7 +74,7 @@ def test_demo_story(tmp_path: Path) -> None:
                   "Chapter 8: a log anyone can mirror", "cosigned size",
                   "coinbase reward", "seized-assets transfer", "24 h of time delay left",
                   "24 h 1 min later", "Holdings: ledger vs chain", "Transfers", "Evidence",
-                  "The story took", "Admin token", "srl_"):
+                  "The story took", "Admin token", "srl_", "Public portal (no login)"):
         assert words in output, f"{words!r} missing from the demo's output"
     assert "NO" not in output.split("Holdings: ledger vs chain")[1].split("Transfers")[0]
     facts = json.loads((workdir / "summary.json").read_text())
@@ -214,3 +214,18 @@ def test_demo_story(tmp_path: Path) -> None:
     assert moved == {"internal_transfer", "fee"}
     published = next(e.payload for e in entries if e.kind == "statement.published")
     assert published["statement_sha256"] == public["statement_sha256"]
+
+    # 11. The demo's config serves the public portal, with the statement and its document.
+    from fastapi.testclient import TestClient
+
+    from reserve.api.app import create_app
+    from reserve.config import load as load_settings
+
+    with TestClient(create_app(load_settings(str(config)))) as client:
+        page = client.get(f"/public/statements/{public['statement_sha256']}")
+        assert page.status_code == 200, page.text
+        assert "<strong>kept</strong>: The public sector makes no purchases" in page.text
+        signed_file = client.get(f"/public/api/statements/{public['statement_sha256']}"
+                                 "/document")
+        assert signed_file.status_code == 200
+        assert signed_file.json()["signature"]["report_sha256"] == public["statement_sha256"]

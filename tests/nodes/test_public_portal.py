@@ -83,6 +83,8 @@ def test_pages_show_what_the_statement_and_registry_say(portal: RunningServer) -
     assert "seizure: 0.40000000 BTC" in flows
     assert AUDITOR_KEY in one and "c2lnbmF0dXJl" in one
     assert f"statement-{SECOND[:16]}.json" in one
+    assert "<strong>kept</strong>: No purchases" in one
+    assert "<strong>BROKEN</strong>: No outflow above 0.1 BTC (" in one and "over 10000000" in one
     assert [w["wallet"] for w in wallets["wallets"]] == ["national", "state-miner", "seized"]
     assert wallets["wallets"][2]["addresses"] == ["bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"]
     assert "vault_custodians" not in wallets
@@ -141,12 +143,16 @@ def test_custodians_appear_only_when_configured(tmp_path: Path) -> None:
             wallets = client.get("/public/api/wallets").json()
             holdings = client.get("/public/api/holdings").json()
             flows = client.get("/public/flows").text
+            listed = client.get("/public/api/statements").json()
     names = [c["name"] for v in wallets["vault_custodians"] for c in v["custodians"]]
     assert names == list(CUSTODIAN_NAMES)
     assert holdings["show_amounts"] is False
     assert {v["base_units"] for v in holdings["vaults"]} == {None}
     assert holdings["statement"]["consolidated"][0]["base_units"] is None
     assert "<svg" not in flows and "19.77" not in flows
+    promised = [c for item in listed["statements"] for c in item["commitments"]]
+    assert promised and all(c["findings"] == [] for c in promised)  # findings name amounts
+    assert {c["kept"] for c in promised} == {True, False}
 
 
 def test_rate_limit_answers_429_with_retry_after(tmp_path: Path) -> None:

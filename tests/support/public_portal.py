@@ -42,7 +42,11 @@ def _statement(sha: str, start: str, end: str, heights: tuple[int, int], opening
                   "flows": [{"class": "mining", "sats": mining},
                             {"class": "internal_transfer", "sats": -mining}]},
                  {"wallet": "seized", "opening_sats": 0, "closing_sats": seizure,
-                  "flows": [{"class": "seizure", "sats": seizure}]}])
+                  "flows": [{"class": "seizure", "sats": seizure}]}],
+        commitments=[{"id": "no-purchases", "text": "No purchases", "kept": True,
+                      "findings": []},
+                     {"id": "outflows", "text": "No outflow above 0.1 BTC", "kept": False,
+                      "findings": ["ab" * 32 + ": 20000000 sats left national, over 10000000"]}])
 
 
 def seed(server: RunningServer, statements_dir: Path) -> dict[str, str]:
