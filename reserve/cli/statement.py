@@ -248,6 +248,53 @@ def _human(body: dict[str, Any], seq: int | None, stem: Path) -> str:
     return "\n".join(lines)
 
 
+@statement_app.command("check")
+def statement_check(
+        start_height: Annotated[int | None, typer.Option(
+            "--start-height", help="First block (default: the block after the latest "
+                                   "published statement's last, else the wallets' "
+                                   "earliest birth height).")] = None,
+        config: Config = None, rpc_url: RpcUrl = None, rpc_user: RpcUser = None,
+        rpc_password: RpcPassword = None, as_json: AsJson = False) -> None:
+    """The commitments between statements: the figures from the last statement to the
+    chain's tip, computed as a statement would, neither signed nor published. Exit 1 when
+    a commitment is broken (run it on a timer to watch them continuously)."""
+    def action() -> dict[str, Any]:
+        from reserve.statement.commitments import parse
+        from reserve.statement.run import build
+        from reserve.statement.statement import latest
+
+        settings = load_settings(str(config) if config else None)
+        table: dict[str, Any] = settings.raw.get("statement", {})
+        commitments = parse(table.get("commitments"))
+        if not commitments:
+            fail("no commitment is declared: add [[statement.commitments]] to the config")
+        node = _rpc(settings, rpc_url, rpc_user, rpc_password)
+        with open_ledger(settings) as ledger:
+            first = start_height
+            if first is None:
+                last = latest(ledger)
+                first = int(last["blocks"]["end_height"]) + 1 if last is not None else 0
+            tip = int(node.getblockcount())
+            if first > tip:
+                fail(f"no block after {first - 1} yet (the tip is {tip})")
+            with working("walking the blocks since the last statement"):
+                return build(ledger, node, start_height=first, end_height=tip,
+                             commitments=commitments)
+    body = _guard(action)
+    results = body["commitments"]
+    broken = [c for c in results if not c["kept"]]
+    emit({"blocks": body["blocks"], "consolidated": body["consolidated"],
+          "commitments": results, "kept": not broken}, as_json,
+         "\n".join([f"blocks {body['blocks']['start_height']}..{body['blocks']['end_height']}"
+                    " (not signed, not published)"]
+                   + [f"commitment {c['id']} ({c['text']}): "
+                      + ("kept" if c["kept"] else "BROKEN: " + "; ".join(c["findings"]))
+                      for c in results]))
+    if broken:
+        raise typer.Exit(1)
+
+
 @statement_app.command("show")
 def statement_show(
         statement: Annotated[Path, typer.Argument(help="The statement's JSON export.")],

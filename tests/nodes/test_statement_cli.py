@@ -12,6 +12,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from reserve.cli.main import app
+from reserve.ledger import Ledger
 from tests.support.bitcoin_fixtures import VaultKit
 from tests.support.reconcile_fixtures import PASSPHRASE
 from tests.support.statement_fixtures import keyed_wallet, public_descriptors
@@ -130,3 +131,24 @@ def test_statement_from_the_command_line(bitcoind: RegtestNode, miner: BitcoinRP
     assert "no block has its median time" in run(
         "statement", "build", "--period-start", later, "--period-end",
         (datetime.now(UTC) + timedelta(hours=4)).isoformat(), code=2)
+
+    # Commitments between statements: `statement check` walks to the tip, signs nothing.
+    assert "no commitment is declared" in run("statement", "check", code=2)
+    base = config.read_text()
+    config.write_text(base + '[[statement.commitments]]\nid = "gifts"\ntext = "No donations"\n'
+                      'rule = "no_flow"\nclasses = ["gift"]\n')
+    assert "gift is not a flow class" in run("statement", "check", code=2)
+    config.write_text(base + '[[statement.commitments]]\nid = "gifts"\ntext = "No donations"\n'
+                      'rule = "no_flow"\nclasses = ["donation"]\n')
+    assert "no block after" in run("statement", "check", code=2)  # the last one reached the tip
+    def statements_published() -> int:
+        with Ledger.open(f"sqlite:///{tmp_path}/cli.sqlite") as ledger:
+            return len(list(ledger.entries(kinds=("statement.published",))))
+    before = statements_published()
+    checked = runner.invoke(app, ["statement", "check", "--start-height", str(start),
+                                  "--json", "--config", str(config)])
+    assert statements_published() == before == 2  # neither signed nor published
+    assert checked.exit_code == 1, checked.output
+    result = json.loads(checked.output)
+    assert result["kept"] is False
+    assert result["commitments"][0]["findings"] == ["donation flows of 7000000 sats"]
