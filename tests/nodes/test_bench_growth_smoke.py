@@ -30,11 +30,12 @@ def test_the_bulk_build_is_a_ledger_whose_read_models_equal_a_replay(tmp_path: P
     _, url, tokens, digest = growth.build(tmp_path, 120)
     assert set(tokens) == {"operator", "custodian"} and len(digest) == 64
     with Ledger.open(url) as ledger:
-        assert 120 <= ledger.size() < 120 + 4
+        assert 120 <= ledger.size() < 120 + 8  # whole cycles, up to 8 entries each
         assert verify_ledger(ledger).ok
         assert readmodel.check(ledger) == []
         kinds = {entry.kind for entry in ledger.entries()}
-    assert {"api.request", "proposal.created", "proposal.approved"} <= kinds
+    assert {"api.request", "proposal.created", "proposal.approved", "proposal.state",
+            "proposal.cancelled"} <= kinds
 
 
 def test_bench_growth_refuses_bad_arguments() -> None:
