@@ -133,7 +133,8 @@ def serving(command: list[str], port: int, log: Path) -> Iterator[str]:
     """Run a uvicorn-serving subprocess; yield its base URL once /openapi.json answers."""
     with open(log, "w") as handle:
         process = subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=handle,
-                                   stderr=subprocess.STDOUT, text=True)
+                                   stderr=subprocess.STDOUT, text=True,
+                                   start_new_session=True)  # its own group: see below
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -156,6 +157,12 @@ def serving(command: list[str], port: int, log: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        # A worker still busy with a request the client gave up on outlives a killed
+        # supervisor: end the server's whole process group (only its own processes).
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def write_config(folder: Path, url: str) -> Path:
