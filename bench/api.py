@@ -1,39 +1,42 @@
-"""Benchmark: the HTTP service under concurrent state-changing load, then a ledger audit.
+"""Benchmark: the HTTP service under a native load generator (wrk), then a ledger audit.
 
-Starts `reserve serve` as a real uvicorn subprocess on a free port, on a fresh SQLite
-database (WAL + synchronous=FULL) and/or a throwaway PostgreSQL database, bootstraps an
-admin token with `reserve token issue` (the operator's path), and runs `--clients`
-concurrent httpx.AsyncClient loops for `--seconds`. Each loop iteration is one
-"propose" request followed by one "approve" request on what it created:
+Starts `reserve serve --workers N` (httptools, uvloop) on a free port, on a fresh SQLite
+database (WAL + synchronous=FULL) and on a throwaway PostgreSQL database
+(synchronous_commit=on), with 1 worker on SQLite and 1 and 4 workers on PostgreSQL. Users,
+tokens and the vault's policy are made the operator's way first (`reserve token issue`,
+`WorkflowService.register_policy`). Then `wrk` (Debian's package; scripts/setup.sh installs
+it) runs each case for `--seconds` with `--connections` connections, driven by
+bench/wrk/bench.lua:
 
-- proposals (default when `reserve/api/routes/proposals.py` exists): an operator's
-  `POST /api/proposals` (a 1,000-sat transfer to an allowlisted destination of a vault
-  whose policy is registered first), then the vault custodian's signed vote
-  `POST /api/proposals/{digest}/approvals` (Ed25519, made client-side as
-  `reserve-sign approval sign` does);
-- tokens (`--workload tokens`, and the fallback): `POST /api/tokens` (issue a viewer
-  token) then `POST /api/tokens/{id}/revoke`.
+- bare GET and bare POST: a trivial FastAPI app (`bare_app` below, sync routes like the
+  service's) served by uvicorn with the same workers, HTTP parser and loop: the floor;
+- writes: `POST /api/proposals` (an operator's 1,000-sat transfer, each with its own
+  reference, built in Lua from a template), then `POST /api/proposals/{digest}/approvals`,
+  each a real Ed25519 vote of the vault's custodian on one proposal the first phase
+  created, signed here beforehand and loaded by wrk from a Lua table (each sent once);
+- reads, on the ledger the writes left: `GET /api/vaults`, a ledger entries page
+  (`GET /api/ledger/entries?start=0&limit=50`) and a proposal's detail
+  (`GET /api/proposals/{digest}`).
 
-Every one of these requests is a state change recorded in the ledger with its
-`api.request` entry and its domain entries, in one batch.
+Reads are reported as a ratio to the bare GET, writes to the bare POST. wrk's Lua keeps
+the `X-Request-Id` of every 2xx answer. Afterwards the server is stopped and the audit
+checks: zero errors (sockets, timeouts, any non-2xx), every case answered, the ledger verifies
+(`verify_ledger`), every acknowledged write is in exactly one `api.request` entry with its
+domain entry (`proposal.created` / `proposal.approved` naming its digest), and writes
+recorded without an acknowledgement are only those in flight when wrk stopped (at most
+one per connection). Exit code 0 only when every check passes.
 
-The same client loop is run, in the same run, against a bare FastAPI app (one trivial
-POST route, `bare_app` below) served the same way, and throughput is reported as a ratio
-to it. Afterwards the server is stopped, the ledger is verified with
-`reserve.ledger.verify.verify_ledger`, and every accepted response's `X-Request-Id` must
-appear in exactly one `api.request` entry, with one domain entry per accepted request.
-Exit code 0 only when there were no errors and every check passed.
-
-    .venv/bin/python -m bench.api                               # 50 clients, 60 s, both
-    .venv/bin/python -m bench.api --backend sqlite --clients 3 --seconds 2
+    .venv/bin/python -m bench.api                         # 10 s a case, 50 connections, all
+    .venv/bin/python -m bench.api --smoke                 # SQLite, 1 s a case, 4 connections
+    .venv/bin/python -m bench.api --backend postgresql --pg-workers 4 --seconds 30
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import importlib.util
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -42,7 +45,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import AsyncExitStack, ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,43 +54,59 @@ import httpx
 from fastapi import FastAPI
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCH_PERSON = "bench-viewer"
-ADMIN_PERSON = "bench-admin"
+LUA_SCRIPT = ROOT / "bench" / "wrk" / "bench.lua"
 BENCH_VAULT = "bench-vault"
-KEEPALIVE_SECONDS = 2.0  # under uvicorn's default timeout_keep_alive of 5 s
 CUSTODIAN = "cora-custodian"  # the test policy's custodian with a TEST approval key
+WRK_THREADS_MAX = 2  # the machine's cores; the server needs them too
+WARM_UP_SECONDS = 2.0
+WRK_TIMEOUT = "30s"  # a queued write is slow, not lost: only a hung one counts as an error
 
 bare_app = FastAPI(title="bare")
 
 
+@bare_app.get("/api/bare")
+def bare_get() -> dict[str, Any]:
+    """The read floor: a sync route (run in the thread pool like the service's)."""
+    return {"ok": True}
+
+
 @bare_app.post("/api/bare")
-def bare(body: dict[str, Any]) -> dict[str, Any]:
-    """The floor: a sync route (run in the thread pool like the service's) echoing its input."""
+def bare_post(body: dict[str, Any]) -> dict[str, Any]:
+    """The write floor: a sync route validating and echoing its JSON body."""
     return {"ok": True, "echo": body}
 
 
+@dataclass(frozen=True)
+class Case:
+    name: str
+    kind: str  # "read" or "write": compared with the bare GET or the bare POST
+    mode: str  # bench.lua's BENCH_MODE
+    path: str = "/"
+    role: str = ""  # whose token
+    body: str = ""
+    marker: str = ""
+
+
 @dataclass
-class Tally:
-    """What one load phase saw, across all clients."""
+class Outcome:
+    """What wrk saw in one case (from bench.lua's done())."""
 
-    latencies: list[float] = field(default_factory=list)
-    errors: Counter[str] = field(default_factory=Counter)
-    accepted: dict[str, list[str]] = field(default_factory=dict)  # op -> request ids
-    elapsed: float = 0.0
-
-    def ok(self, op: str, response: httpx.Response, seconds: float) -> None:
-        self.latencies.append(seconds)
-        self.accepted.setdefault(op, []).append(response.headers.get("x-request-id", ""))
+    case: Case
+    counted: int = 0  # 2xx answers of the case
+    duration_s: float = 0.0
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    socket_errors: int = 0
+    failures: Counter[str] = field(default_factory=Counter)
+    acked: list[tuple[str, str]] = field(default_factory=list)  # (request id, digest)
 
     @property
-    def requests(self) -> int:
-        return sum(len(ids) for ids in self.accepted.values())
+    def rate(self) -> float:
+        return self.counted / self.duration_s if self.duration_s else 0.0
 
-    def percentile(self, fraction: float) -> float:
-        ordered = sorted(self.latencies)
-        if not ordered:
-            return float("nan")
-        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+    @property
+    def errors(self) -> int:
+        return self.socket_errors + sum(self.failures.values())
 
 
 def free_port() -> int:
@@ -102,17 +121,26 @@ def _env() -> dict[str, str]:
             if k not in ("RESERVE_DATABASE_URL", "RESERVE_CONFIG")}
 
 
+def wrk_binary() -> str:
+    found = shutil.which("wrk")
+    if found is None:
+        raise RuntimeError("wrk is not on PATH: run scripts/setup.sh (apt-get install wrk)")
+    return found
+
+
 @contextmanager
-def serving(command: list[str], port: int) -> Iterator[str]:
+def serving(command: list[str], port: int, log: Path) -> Iterator[str]:
     """Run a uvicorn-serving subprocess; yield its base URL once /openapi.json answers."""
-    process = subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
+    with open(log, "w") as handle:
+        process = subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=handle,
+                                   stderr=subprocess.STDOUT, text=True,
+                                   start_new_session=True)  # its own group: see below
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
         while True:  # bounded wait for the socket to listen
             if process.poll() is not None:
-                raise RuntimeError(f"server exited: {process.stderr.read() if process.stderr else ''}")
+                raise RuntimeError(f"server exited: {log.read_text()[-2000:]}")
             try:
                 if httpx.get(f"{base}/openapi.json", timeout=2).status_code == 200:
                     break
@@ -129,6 +157,12 @@ def serving(command: list[str], port: int) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        # A worker still busy with a request the client gave up on outlives a killed
+        # supervisor: end the server's whole process group (only its own processes).
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def write_config(folder: Path, url: str) -> Path:
@@ -142,8 +176,6 @@ def write_config(folder: Path, url: str) -> Path:
 
 def issue_cli_token(config: Path, url: str, person: str, role: str, vault: str = "") -> str:
     """`reserve token issue` as the operator bootstraps it (creates the user too)."""
-    import json
-
     done = subprocess.run([sys.executable, "-m", "reserve.cli.main", "token", "issue",
                            "--person", person, "--role", role, "--expires-in", "1d",
                            # Issued as the person's own (no second admin to approve it here).
@@ -156,113 +188,13 @@ def issue_cli_token(config: Path, url: str, person: str, role: str, vault: str =
     return str(json.loads(done.stdout)["token"])
 
 
-async def _timed(client: httpx.AsyncClient, tally: Tally, op: str, path: str,
-                 body: dict[str, Any] | None) -> httpx.Response | None:
-    started = time.perf_counter()
-    try:
-        response = await client.post(path, json=body)
-    except httpx.HTTPError as error:
-        tally.errors[f"{op}: {type(error).__name__}"] += 1
-        return None
-    if response.status_code >= 400:
-        tally.errors[f"{op}: HTTP {response.status_code} {response.text[:120]}"] += 1
-        return None
-    tally.ok(op, response, time.perf_counter() - started)
-    return response
-
-
-Clients = dict[str, httpx.AsyncClient]  # role -> a client sending that role's token
-
-
-async def tokens_iteration(clients: Clients, tally: Tally, tag: str) -> None:
-    """Propose-like (issue a token) then approve-like (revoke it): two recorded changes."""
-    client = clients["admin"]
-    issued = await _timed(client, tally, "first", "/api/tokens",
-                          {"person": BENCH_PERSON, "role": "viewer",
-                           "expires_in_seconds": 3600, "label": tag})
-    if issued is not None:
-        await _timed(client, tally, "second", f"/api/tokens/{issued.json()['token_id']}/revoke",
-                     None)
-
-
-async def proposals_iteration(clients: Clients, tally: Tally, tag: str) -> None:
-    """The operator proposes; the custodian uploads a signed approval of that proposal."""
-    from reserve.policy.testkeys import private_key_of
-    from reserve.proposals.approval import sign
-    from tests.support.workflow import COLD
-
-    created = await _timed(clients["operator"], tally, "first", "/api/proposals", {
-        "vault": BENCH_VAULT, "asset": "BTC", "fee_max": "20000", "purpose": "bench",
-        "reference": tag, "outputs": [{"destination": COLD, "amount": "1000"}]})
-    if created is None:
-        return
-    digest = created.json()["digest"]
-    vote = sign(private_key_of(CUSTODIAN), bytes.fromhex(digest), "approve", CUSTODIAN)
-    await _timed(clients["custodian"], tally, "second", f"/api/proposals/{digest}/approvals",
-                 vote.document())
-
-
-async def bare_iteration(clients: Clients, tally: Tally, tag: str) -> None:
-    """The same two-POST shape against the trivial route."""
-    for op in ("first", "second"):
-        await _timed(clients["anonymous"], tally, op, "/api/bare", {"label": tag})
-
-
-# name -> (endpoints, iteration, domain entry kinds of the first and second request)
-WORKLOADS: dict[str, tuple[str, Any, tuple[str, str]]] = {
-    "proposals": ("POST /api/proposals, POST /api/proposals/{digest}/approvals",
-                  proposals_iteration, ("proposal.created", "proposal.approved")),
-    "tokens": ("POST /api/tokens, POST /api/tokens/{id}/revoke", tokens_iteration,
-               ("auth.token_issued", "auth.token_revoked")),
-    "bare": ("POST /api/bare (x2)", bare_iteration, ("", "")),
-}
-
-
-async def load(base: str, tokens: dict[str, str], workload: str, clients: int,
-               seconds: float) -> Tally:
-    """`clients` concurrent loops of `workload` for `seconds` against `base`."""
-    tally = Tally()
-    iteration = WORKLOADS[workload][1]
-    # Idle connections are dropped by the client before uvicorn's 5 s keep-alive timeout
-    # does it: otherwise a request sent on a connection the server is closing at that
-    # moment fails with ReadError (a race of the test client, not a service error).
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients,
-                          keepalive_expiry=KEEPALIVE_SECONDS)
-    async with AsyncExitStack() as stack:
-        by_role = {role: await stack.enter_async_context(httpx.AsyncClient(
-            base_url=base, headers={"Authorization": f"Bearer {token}"} if token else {},
-            timeout=60, limits=limits)) for role, token in tokens.items()}
-        started = time.perf_counter()
-        deadline = started + seconds
-
-        async def one(number: int) -> None:
-            count = 0
-            while time.perf_counter() < deadline:
-                await iteration(by_role, tally, f"bench-c{number}-n{count}")
-                count += 1
-
-        await asyncio.gather(*(one(n) for n in range(clients)))
-        tally.elapsed = time.perf_counter() - started
-    return tally
-
-
-def pick_workload(chosen: str) -> str:
-    """`auto`: proposals when their routes exist in this tree, else tokens."""
-    if chosen != "auto":
-        return chosen
-    return "proposals" if importlib.util.find_spec("reserve.api.routes.proposals") else "tokens"
-
-
-def prepare(workload: str, config: Path, url: str) -> dict[str, str]:
-    """Users, tokens (`reserve token issue`) and, for proposals, the vault's policy."""
-    if workload == "tokens":
-        issue_cli_token(config, url, BENCH_PERSON, "viewer")  # the user the load issues for
-        return {"admin": issue_cli_token(config, url, ADMIN_PERSON, "admin")}
+def prepare(config: Path, url: str) -> dict[str, str]:
+    """The vault's policy (before the server opens the ledger) and the two tokens."""
     from reserve.ledger import Ledger
     from reserve.transfers.service import WorkflowService
     from tests.support.api_workflow import OPERATOR, api_policy
 
-    ledger = Ledger.open(url)  # before the server opens it: one writer at a time
+    ledger = Ledger.open(url)
     try:
         WorkflowService(ledger).register_policy(api_policy(BENCH_VAULT, CUSTODIAN), "bench")
     finally:
@@ -272,36 +204,70 @@ def prepare(workload: str, config: Path, url: str) -> dict[str, str]:
                                          vault=BENCH_VAULT)}
 
 
-def audit(url: str, tally: Tally, workload: str) -> list[tuple[str, bool]]:
-    """Ledger verifies; each accepted request id in exactly one api.request; domain counts."""
-    from reserve.ledger import Ledger
-    from reserve.ledger.verify import verify_ledger
+def proposal_template() -> str:
+    """A proposal body for bench.lua's string.format(template, thread, n)."""
+    from tests.support.workflow import COLD
 
-    ledger = Ledger.open(url)
-    try:
-        report = verify_ledger(ledger)
-        seen: Counter[str] = Counter()
-        domain: Counter[str] = Counter()
-        for entry in ledger.entries():
-            if entry.kind == "api.request":
-                seen[str(entry.payload.get("request_id"))] += 1
-            else:
-                domain[entry.kind] += 1
-    finally:
-        ledger.close()
-    accepted = [rid for ids in tally.accepted.values() for rid in ids]
-    first, second = WORKLOADS[workload][2]
-    bootstrap = 2 if workload == "tokens" else 0  # the CLI's own issuances
-    return [
-        ("ledger verifies (verify_ledger)", report.ok),
-        ("every accepted request in the ledger exactly once",
-         all(seen[rid] == 1 for rid in accepted) and len(set(accepted)) == len(accepted)),
-        ("no api.request entry without an accepted response", sum(seen.values()) == len(accepted)),
-        (f"{first} entries = accepted first requests",
-         domain[first] == len(tally.accepted.get("first", [])) + bootstrap),
-        (f"{second} entries = accepted second requests",
-         domain[second] == len(tally.accepted.get("second", []))),
-    ]
+    body = json.dumps({"vault": BENCH_VAULT, "asset": "BTC", "fee_max": "20000",
+                       "purpose": "bench", "reference": "REFERENCE",
+                       "outputs": [{"destination": COLD, "amount": "1000"}]},
+                      separators=(",", ":"))
+    return body.replace("REFERENCE", "bench-t%d-n%d")
+
+
+def write_votes(digests: list[str], path: Path) -> int:
+    """The custodian's signed approval of each proposal, as bench.lua's request table."""
+    from reserve.policy.testkeys import private_key_of
+    from reserve.proposals.approval import sign
+
+    key = private_key_of(CUSTODIAN)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("requests = {\n")
+        for digest in digests:
+            vote = sign(key, bytes.fromhex(digest), "approve", CUSTODIAN).document()
+            body = json.dumps(vote, separators=(",", ":"))
+            handle.write(f'{{"/api/proposals/{digest}/approvals", [==[{body}]==]}},\n')
+        handle.write("}\n")
+    return len(digests)
+
+
+def parse_output(case: Case, text: str) -> Outcome:
+    outcome = Outcome(case)
+    for line in text.splitlines():
+        word, _, rest = line.partition(" ")
+        if word == "duration_us":
+            outcome.duration_s = int(rest) / 1e6
+        elif word == "socket_errors":
+            outcome.socket_errors = sum(int(n) for n in rest.split())
+        elif word == "latency_us":
+            p50, p99, _ = (float(n) for n in rest.split())
+            outcome.p50_ms, outcome.p99_ms = p50 / 1000, p99 / 1000
+        elif word == "counted":
+            outcome.counted += int(rest)
+        elif word == "ack":
+            request_id, _, digest = rest.partition(" ")
+            outcome.acked.append((request_id, digest))
+        elif word == "failure":
+            count, _, what = rest.partition(" ")
+            outcome.failures[what] += int(count)
+    return outcome
+
+
+def run_wrk(base: str, case: Case, token: str, seconds: float, connections: int,
+            folder: Path, bodies: Path | None = None) -> Outcome:
+    threads = min(WRK_THREADS_MAX, connections)
+    out = folder / f"wrk-{case.name.replace(' ', '-').replace('/', '_')}.txt"
+    env = {**os.environ, "BENCH_MODE": case.mode, "BENCH_PATH": case.path,
+           "BENCH_BODY": case.body, "BENCH_MARKER": case.marker, "BENCH_TOKEN": token,
+           "BENCH_THREADS": str(threads), "BENCH_OUT": str(out),
+           "BENCH_BODIES": str(bodies or "")}
+    done = subprocess.run([wrk_binary(), "-t", str(threads), "-c", str(connections),
+                           "-d", f"{max(1, round(seconds))}s", "--timeout", WRK_TIMEOUT,
+                           "-s", str(LUA_SCRIPT), base + case.path],
+                          env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0 or not out.exists():
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr[-2000:]}")
+    return parse_output(case, out.read_text())
 
 
 @contextmanager
@@ -315,77 +281,167 @@ def database(backend: str, folder: Path) -> Iterator[str]:
         yield url
 
 
-@dataclass(frozen=True)
+BARE_GET = Case("bare FastAPI GET", "read", "get", "/api/bare")
+BARE_POST = Case("bare FastAPI POST", "write", "post", "/api/bare", body='{"label":"bench"}')
+
+
+@dataclass
 class Result:
     backend: str
-    workload: str
-    service: Tally
-    bare: Tally
+    workers: int
+    outcomes: list[Outcome]
     checks: list[tuple[str, bool]]
+    ledger_size: int = 0
 
 
-def run_backend(backend: str, clients: int, seconds: float, workload: str) -> Result:
+def run_bare(workers: int, seconds: float, connections: int, folder: Path) -> list[Outcome]:
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "bench.api:bare_app", "--host", "127.0.0.1",
+               "--port", str(port), "--workers", str(workers), "--http", "httptools",
+               "--loop", "uvloop", "--log-level", "warning", "--no-access-log"]
+    with serving(command, port, folder / "bare.log") as base:
+        return [run_wrk(base, case, "", seconds, connections, folder)
+                for case in (BARE_GET, BARE_POST)]
+
+
+def run_service(base: str, tokens: dict[str, str], seconds: float, connections: int,
+                folder: Path) -> list[Outcome]:
+    # Warm-up, not reported: each worker's first workflow request loads the proposal state
+    # (bench/growth.py measures that start-up on its own).
+    run_wrk(base, Case("warm-up", "read", "get", "/api/vaults", "operator"),
+            tokens["operator"], WARM_UP_SECONDS, connections, folder)
+    propose = Case("POST /api/proposals", "write", "propose", "/api/proposals", "operator",
+                   body=proposal_template(), marker='"digest"')
+    proposed = run_wrk(base, propose, tokens["operator"], seconds, connections, folder)
+    digests = [digest for _, digest in proposed.acked if digest != "-"]
+    votes = folder / "votes.lua"
+    write_votes(digests, votes)
+    approve = Case("POST /api/proposals/{d}/approvals", "write", "bodies", "/api/proposals",
+                   "custodian", marker='"digest"')
+    approved = run_wrk(base, approve, tokens["custodian"], seconds, connections, folder,
+                       bodies=votes)
+    detail = digests[0] if digests else "0" * 64
+    reads = [Case("GET /api/vaults", "read", "get", "/api/vaults", "operator"),
+             Case("GET /api/ledger/entries (page)", "read", "get",
+                  "/api/ledger/entries?start=0&limit=50", "operator"),
+             Case("GET /api/proposals/{digest}", "read", "get", f"/api/proposals/{detail}",
+                  "operator")]
+    return [proposed, approved, *(run_wrk(base, case, tokens[case.role], seconds,
+                                          connections, folder) for case in reads)]
+
+
+def audit(url: str, outcomes: list[Outcome], connections: int) -> tuple[list[tuple[str, bool]], int]:
+    """Ledger verifies; each acknowledged write is recorded exactly once with its effect."""
+    from reserve.ledger import Ledger
+    from reserve.ledger.verify import verify_ledger
+
+    ledger = Ledger.open(url)
+    try:
+        report = verify_ledger(ledger)
+        requests: Counter[str] = Counter()
+        effects: dict[str, Counter[str]] = {"proposal.created": Counter(),
+                                            "proposal.approved": Counter()}
+        for entry in ledger.entries():
+            if entry.kind == "api.request":
+                requests[str(entry.payload.get("request_id"))] += 1
+            elif entry.kind in effects:
+                effects[entry.kind][str(entry.payload.get("digest"))] += 1
+        size = ledger.size()
+    finally:
+        ledger.close()
+    writes = [outcome for outcome in outcomes if outcome.case.kind == "write"]
+    acked = [rid for outcome in writes for rid, _ in outcome.acked]
+    proposed = [digest for rid, digest in writes[0].acked]
+    approved = [digest for rid, digest in writes[1].acked]
+    unacknowledged = sum(requests.values()) - len(acked)
+    return [
+        ("zero errors (socket, timeout, non-2xx) in every case",
+         all(outcome.errors == 0 for outcome in outcomes)),
+        ("every case answered", all(outcome.counted > 0 for outcome in outcomes)),
+        ("ledger verifies (verify_ledger)", report.ok),
+        ("every acknowledged write in exactly one api.request entry",
+         len(set(acked)) == len(acked) and all(requests[rid] == 1 for rid in acked)),
+        ("every acknowledged proposal in exactly one proposal.created entry",
+         all(effects["proposal.created"][digest] == 1 for digest in proposed)),
+        ("every acknowledged approval in exactly one proposal.approved entry",
+         all(effects["proposal.approved"][digest] == 1 for digest in approved)),
+        (f"writes recorded but not acknowledged (in flight when wrk stopped): "
+         f"{unacknowledged} <= {2 * connections}", 0 <= unacknowledged <= 2 * connections),
+    ], size
+
+
+def run_backend(backend: str, workers: int, seconds: float, connections: int) -> Result:
     with ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-api-")))
+        bare = run_bare(workers, seconds, connections, folder)
         url = stack.enter_context(database(backend, folder))
         config = write_config(folder, url)
-        tokens = prepare(workload, config, url)
+        tokens = prepare(config, url)
         port = free_port()
         with serving([sys.executable, "-m", "reserve.cli.main", "serve", "--port", str(port),
-                      "--config", str(config), "--database-url", url,
-                      "--log-level", "warning"], port) as base:
-            service = asyncio.run(load(base, tokens, workload, clients, seconds))
-        bare_port = free_port()
-        with serving([sys.executable, "-m", "uvicorn", "bench.api:bare_app", "--host",
-                      "127.0.0.1", "--port", str(bare_port), "--log-level", "warning",
-                      "--no-access-log"], bare_port) as base:
-            bare_tally = asyncio.run(load(base, {"anonymous": ""}, "bare", clients, seconds))
-        checks = [("zero errors", not service.errors and not bare_tally.errors),
-                  *audit(url, service, workload)]
-        return Result(backend, workload, service, bare_tally, checks)
+                      "--workers", str(workers), "--config", str(config),
+                      "--database-url", url, "--log-level", "warning"], port,
+                     folder / "serve.log") as base:
+            service = run_service(base, tokens, seconds, connections, folder)
+        checks, size = audit(url, service, connections)
+        return Result(backend, workers, [*bare, *service], checks, size)
 
 
-def _row(label: str, tally: Tally) -> str:
-    rate = tally.requests / tally.elapsed if tally.elapsed else 0.0
-    return (f"{label:<34}{rate:>10,.0f}{tally.percentile(0.5) * 1000:>11.1f}"
-            f"{tally.percentile(0.99) * 1000:>11.1f}{tally.requests:>10,}"
-            f"{sum(tally.errors.values()):>8}")
-
-
-def report(result: Result, clients: int, seconds: float) -> bool:
+def report(result: Result, connections: int, seconds: float) -> bool:
     durability = ("WAL + synchronous=FULL" if result.backend == "sqlite"
                   else "synchronous_commit=on")
-    print(f"\nAPI benchmark: {result.backend} ({durability}), {clients} clients, {seconds:g} s, "
-          f"one uvicorn worker each")
-    print(f"endpoints exercised: {WORKLOADS[result.workload][0]}")
-    print(f"{'':<34}{'req/s':>10}{'p50 ms':>11}{'p99 ms':>11}{'requests':>10}{'errors':>8}")
-    print(_row(f"reserve serve ({result.workload})", result.service))
-    print(_row("bare FastAPI route", result.bare))
-    service_rate = result.service.requests / max(result.service.elapsed, 1e-9)
-    bare_rate = result.bare.requests / max(result.bare.elapsed, 1e-9)
-    print(f"ratio to bare FastAPI: {service_rate / bare_rate if bare_rate else 0:.2f}x")
-    for name, count in sorted(result.service.errors.items()) + sorted(result.bare.errors.items()):
-        print(f"  error x{count}: {name}")
+    print(f"\nAPI benchmark (wrk): {result.backend} ({durability}), {result.workers} "
+          f"worker{'s' if result.workers > 1 else ''}, {connections} connections, "
+          f"{seconds:g} s a case; ledger after the run: {result.ledger_size:,} entries")
+    print(f"{'':<36}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'requests':>10}{'errors':>8}"
+          f"{'vs bare':>9}")
+    floors = {outcome.case.kind: outcome.rate for outcome in result.outcomes
+              if outcome.case in (BARE_GET, BARE_POST)}
+    for outcome in result.outcomes:
+        floor = floors.get(outcome.case.kind, 0.0)
+        ratio = f"{outcome.rate / floor:.2f}x" if floor else "-"
+        print(f"{outcome.case.name:<36}{outcome.rate:>10,.0f}{outcome.p50_ms:>10.1f}"
+              f"{outcome.p99_ms:>10.1f}{outcome.counted:>10,}{outcome.errors:>8}{ratio:>9}")
+    for outcome in result.outcomes:
+        for what, count in sorted(outcome.failures.items()):
+            print(f"  error x{count} in {outcome.case.name}: {what}")
+        if outcome.socket_errors:
+            print(f"  {outcome.socket_errors} socket errors in {outcome.case.name}")
     for name, passed in result.checks:
         print(f"check: {name}: {'ok' if passed else 'FAILED'}")
     return all(passed for _, passed in result.checks)
 
 
+def configurations(backend: str, pg_workers: list[int]) -> list[tuple[str, int]]:
+    chosen = [("sqlite", 1)] if backend in ("sqlite", "both") else []
+    if backend in ("postgresql", "both"):
+        chosen += [("postgresql", workers) for workers in pg_workers]
+    return chosen
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=10.0, help="per case")
+    parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
-    parser.add_argument("--workload", choices=("auto", "proposals", "tokens"), default="auto",
-                        help="auto: proposals when their routes exist, else tokens")
+    parser.add_argument("--pg-workers", default="1,4",
+                        help="comma-separated worker counts on PostgreSQL")
+    parser.add_argument("--smoke", action="store_true",
+                        help="quick: SQLite only, 1 s a case, 4 connections")
     args = parser.parse_args(argv)
-    if args.clients < 1 or args.seconds <= 0:
-        parser.error("--clients must be >= 1 and --seconds > 0")
-    backends = ("sqlite", "postgresql") if args.backend == "both" else (args.backend,)
+    if args.smoke:
+        args.backend, args.seconds, args.connections = "sqlite", 1.0, 4
+    try:
+        pg_workers = [int(part) for part in args.pg_workers.split(",")]
+    except ValueError:
+        parser.error("--pg-workers is a comma-separated list of worker counts")
+    if args.connections < 1 or args.seconds < 1 or not all(1 <= n <= 64 for n in pg_workers):
+        parser.error("--connections must be >= 1, --seconds >= 1, workers 1..64")
+    wrk_binary()
     passed = True
-    for backend in backends:
-        result = run_backend(backend, args.clients, args.seconds, pick_workload(args.workload))
-        passed = report(result, args.clients, args.seconds) and passed
+    for backend, workers in configurations(args.backend, pg_workers):
+        result = run_backend(backend, workers, args.seconds, args.connections)
+        passed = report(result, args.connections, args.seconds) and passed
     return 0 if passed else 1
 
 

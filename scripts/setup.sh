@@ -73,6 +73,12 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; 
   apt-get -qq update && DEBIAN_FRONTEND=noninteractive apt-get -qq install -y postgresql >/dev/null
 fi
 
+# --- wrk, the native HTTP load generator of the API benchmark (bench/api.py) ----
+if ! command -v wrk >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  log "installing wrk from Debian (the API benchmark's load generator)"
+  apt-get -qq update && DEBIAN_FRONTEND=noninteractive apt-get -qq install -y wrk >/dev/null
+fi
+
 # --- Chromium for the dashboard's browser tests --------------------------------
 if [ -f scripts/install-chromium.sh ]; then
   bash scripts/install-chromium.sh

@@ -90,7 +90,6 @@ def serve(host: str = typer.Option(None, "--host", help="Default 127.0.0.1 (conf
     a worker that dies (even by SIGKILL or a crash) is replaced and the others keep
     answering meanwhile.
     """
-    import uvicorn
     from uvicorn.supervisors import Multiprocess
 
     settings = load_settings(config)
@@ -113,10 +112,18 @@ def serve(host: str = typer.Option(None, "--host", help="Default 127.0.0.1 (conf
     os.environ["RESERVE_DATABASE_URL"] = url
     typer.echo(f"serving {shown} on http://{chosen_host}:{chosen_port} with {chosen_workers} "
                f"workers (dashboard at /dashboard, API schema at /openapi.json)", err=True)
-    server_config = uvicorn.Config("reserve.cli.serve:worker_app", factory=True,
-                                   host=chosen_host, port=chosen_port, log_level=log_level,
-                                   workers=chosen_workers)
+    server_config = uvicorn_config(chosen_host, chosen_port, chosen_workers, log_level)
     Multiprocess(server_config, sockets=[server_config.bind_socket()]).run()
+
+
+def uvicorn_config(host: str, port: int, workers: int, log_level: str) -> Any:
+    """The workers' uvicorn configuration: HTTP parsed by httptools (C, llhttp) and the
+    event loop of uvloop (libuv), not uvicorn's pure-Python h11 and asyncio's loop."""
+    import uvicorn
+
+    return uvicorn.Config("reserve.cli.serve:worker_app", factory=True, host=host, port=port,
+                          log_level=log_level, workers=workers, http="httptools",
+                          loop="uvloop")
 
 
 def worker_app() -> Any:

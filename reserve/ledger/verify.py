@@ -602,20 +602,59 @@ def export_lines(ledger: Any) -> Iterator[str]:
 
 def read_export(path: Path) -> tuple[dict[str, Any], list[tuple[int, bytes, bytes]], list[str],
                                      list[ConsistencyClaim]]:
+    """The whole export in memory: header, entry rows, checkpoint notes, consistency claims.
+
+    For small exports (fixtures, reconciliation); `verify_export` streams instead."""
+    scan = scan_export(path)
+    return scan.header, list(export_rows(path, scan)), scan.notes, scan.claims
+
+
+# How `export_lines` writes an entry line (json.dumps' default separators): the first pass
+# skips such lines without parsing them; the second parses them one at a time.
+_ENTRY_PREFIX = '{"type": "entry"'
+
+
+@dataclass
+class ExportScan:
+    """An export's first pass: everything but the entries, and where the entries are."""
+
+    header: dict[str, Any]
+    notes: list[str]
+    claims: list[ConsistencyClaim]
+    entries: int  # entry lines
+    odd_entry_lines: set[int]  # entry lines not written as `export_lines` writes them
+
+
+def _export_record(line: str, number: int) -> dict[str, Any]:
+    try:
+        record = json.loads(line)
+        if not isinstance(record, dict) or not isinstance(record["type"], str):
+            raise TypeError("not a typed record")
+        return record
+    except (ValueError, KeyError, TypeError) as error:
+        raise VerificationError(f"export line {number} is malformed: {error}") from None
+
+
+def scan_export(path: Path) -> ExportScan:
+    """Read the header, checkpoint notes and consistency proofs; count the entry lines
+    (not decoded: `export_rows` reads them). Memory grows with checkpoints, not entries."""
     header: dict[str, Any] | None = None
-    rows: list[tuple[int, bytes, bytes]] = []
     notes: list[str] = []
     claims: list[ConsistencyClaim] = []
+    entries, odd = 0, set[int]()
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
+            if line.startswith(_ENTRY_PREFIX):
+                entries += 1
+                continue
+            record = _export_record(line, number)
             try:
-                record = json.loads(line)
                 kind = record["type"]
                 if kind == "header":
                     header = record
                 elif kind == "entry":
-                    rows.append((int(record["seq"]), record["body"].encode("utf-8"),
-                                 bytes.fromhex(record["entry_hash"])))
+                    entries += 1
+                    odd.add(number)
                 elif kind == "checkpoint":
                     notes.append(record["note"])
                 elif kind == "consistency":
@@ -626,22 +665,46 @@ def read_export(path: Path) -> tuple[dict[str, Any], list[tuple[int, bytes, byte
                 raise VerificationError(f"export line {number} is malformed: {error}") from None
     if header is None or header.get("format") != EXPORT_FORMAT:
         raise VerificationError(f"not a ledger export of format {EXPORT_FORMAT}")
-    return header, rows, notes, claims
+    return ExportScan(header, notes, claims, entries, odd)
+
+
+def export_rows(path: Path, scan: ExportScan) -> Iterator[tuple[int, bytes, bytes]]:
+    """The export's entries (seq, body, entry hash) in file order, one line at a time."""
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.startswith(_ENTRY_PREFIX) and number not in scan.odd_entry_lines:
+                continue
+            record = _export_record(line, number)
+            try:
+                if record["type"] != "entry":  # a prefix-shaped line with a second "type"
+                    raise TypeError(f"an entry line of type {record['type']!r}")
+                yield (int(record["seq"]), record["body"].encode("utf-8"),
+                       bytes.fromhex(record["entry_hash"]))
+            except (ValueError, KeyError, TypeError, AttributeError) as error:
+                raise VerificationError(f"export line {number} is malformed: {error}") from None
 
 
 def verify_export(path: Path, key: VerifierKey | None = None, *,
                   trusted: Iterable[str] = (), progress: RowWrapper = _unwrapped) -> Report:
-    """Verify an export file offline, with only the file and the ledger's public key."""
-    header, rows, notes, claims = read_export(path)
+    """Verify an export file offline, with only the file and the ledger's public key.
+
+    Two passes over the file, memory bounded independently of the number of entries: the
+    first reads the checkpoints and proofs (after the entries in the file, but the walk
+    needs their sizes beforehand), the second streams the entries through the walk, whose
+    Merkle state is a frontier of at most 64 subtree hashes.
+    """
+    scan = scan_export(path)
+    header = scan.header
     chosen = key
     self_attested = False
     if chosen is None and header.get("verifier_key"):
         chosen = VerifierKey.parse(header["verifier_key"])
         self_attested = True
-    report = verify_stream(progress(rows, len(rows)), notes, chosen, claims=claims, trusted=trusted)
-    if report.entries == len(rows) and header.get("size") != len(rows):
-        report.findings.append(Finding(len(rows), f"export header says {header.get('size')} "
-                                                  f"entries but holds {len(rows)}"))
+    report = verify_stream(progress(export_rows(path, scan), scan.entries), scan.notes, chosen,
+                           claims=scan.claims, trusted=trusted)
+    if report.entries == scan.entries and header.get("size") != scan.entries:
+        report.findings.append(Finding(scan.entries, f"export header says {header.get('size')} "
+                                                     f"entries but holds {scan.entries}"))
     if self_attested:
         report.notes.append("public key taken from the export itself; pass --key to check "
                             "against a key you hold")

@@ -16,6 +16,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -55,6 +56,15 @@ def _declared_gigabyte(base_url: str, token: str) -> bytes:
                            "Content-Type: application/json\r\n"
                            f"Content-Length: {10**9}\r\n\r\n{{}}".encode())
         return connection.recv(4096)
+
+
+def test_every_worker_parses_http_with_httptools_on_uvloop(served: ServedProcess) -> None:
+    # The compiled modules are mapped into each worker process (uvicorn falls back to h11
+    # and asyncio only when told "auto" and they are missing; serve names them).
+    for pid in served.worker_pids():
+        maps = Path(f"/proc/{pid}/maps").read_text()
+        assert "httptools/parser" in maps, pid
+        assert "uvloop/loop" in maps, pid
 
 
 def test_hostile_bodies_are_refused_and_every_worker_survives(served: ServedProcess) -> None:
