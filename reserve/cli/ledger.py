@@ -197,13 +197,21 @@ def verify(export_file: Path = typer.Option(None, "--export", help="Verify an ex
            config: str = ConfigOption, database_url: str = DatabaseOption,
            as_json: bool = JsonOption) -> None:
     """Recompute every hash, root, signature and proof; exit 1 on the first bad entry."""
+    from reserve.errors import CheckpointError
     from reserve.ledger.checkpoint import VerifierKey
     from reserve.ledger.verify import verify_export, verify_ledger
 
     verifier = None
     if key:
-        text = Path(key).read_text() if Path(key).exists() else key
-        verifier = VerifierKey.parse(text.strip().splitlines()[0])
+        try:
+            text = Path(key).read_text() if Path(key).is_file() else key
+            lines = text.strip().splitlines()
+            if not lines:
+                raise CheckpointError(f"{key} holds no verifier key")
+            verifier = VerifierKey.parse(lines[0])
+        except (OSError, UnicodeDecodeError, CheckpointError) as error:
+            typer.echo(f"error: --key: {error}", err=True)
+            raise typer.Exit(2) from None
     trusted_notes = [path.read_text() for path in trusted]
     if export_file is not None:
         report = verify_export(export_file, verifier, trusted=trusted_notes,

@@ -269,3 +269,24 @@ def test_a_forged_or_missing_digest_index_row_is_reported_and_rebuilt() -> None:
         readmodel.rebuild(ledger)
         assert readmodel.check(ledger) == []
         assert readmodel.entries_naming(ledger, [status.digest], ledger.size()) == [status.seq]
+
+
+def test_a_bad_verifier_key_is_a_clear_error(tmp_path: Any) -> None:
+    from typer.testing import CliRunner
+
+    from reserve.cli import main
+
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    with fresh_workflow(url):
+        pass
+    empty = tmp_path / "empty.key"
+    empty.write_text("\n")
+    binary = tmp_path / "binary.key"
+    binary.write_bytes(b"\xff\xfe\x00")
+    runner = CliRunner()
+    for key, words in ((str(empty), "holds no verifier key"), (str(binary), "--key:"),
+                       ("not-a-key", "verifier key must be")):
+        result = runner.invoke(main.app, ["ledger", "verify", "--key", key,
+                                          "--database-url", url])
+        assert result.exit_code == 2, result.output
+        assert result.output.startswith("error: --key: ") and words in result.output
