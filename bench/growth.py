@@ -41,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -64,6 +65,13 @@ from bench.api import (
 SIZES_DEFAULT = (1_000, 10_000, 100_000)
 SIZE_FULL = 1_000_000
 BATCH_ENTRIES = 4_000
+# A reserve's history is spread over time: one cycle every CYCLE_STEP, so a velocity window
+# holds a day's approvals, not the history's; a releasable transfer nobody released expires
+# after LIFETIME (recorded as the service's refresh would), so the open proposals are the
+# live week's. Entries are appended an hour of cycles at a time (BATCH_SPAN).
+CYCLE_STEP = timedelta(minutes=10)
+LIFETIME = timedelta(days=7)
+BATCH_SPAN = timedelta(hours=1)
 CANCEL_EVERY = 4  # one proposal in four is cancelled
 VOTERS = (CUSTODIAN, "central-bank")  # two institutions: the small tier's quorum
 KIB = 1024
@@ -144,13 +152,21 @@ class Cycles:
                                                 "reason": reason, "to": target,
                                                 "vault": BENCH_VAULT})
 
-    def items(self, number: int) -> tuple[list[tuple[str, str, dict[str, Any]]], str]:
-        """The entries of cycle `number` and its proposal's digest: proposed, then approved
-        by two custodians of two institutions (quorum met, no delay: releasable), or, one
-        cycle in four, cancelled by its proposer."""
-        from reserve.proposals.proposal import from_document
+    def expired(self, digest: str) -> tuple[str, str, dict[str, Any]]:
+        return self._moved(digest, "releasable", "expired", "expired unreleased")
+
+    def items(self, number: int, at: datetime | None = None
+              ) -> tuple[list[tuple[str, str, dict[str, Any]]], str]:
+        """The entries of cycle `number` (created at `at`, default the base time) and its
+        proposal's digest: proposed, then approved by two custodians of two institutions
+        (quorum met, no delay: releasable), or, one cycle in four, cancelled by its
+        proposer."""
+        from reserve.proposals.proposal import format_time, from_document
 
         document = {**self.base, "reference": f"GROWTH-{number:08d}"}
+        if at is not None:
+            document.update(created_at=format_time(at),
+                            expires_at=format_time(at + timedelta(days=7)))
         digest = from_document(document).digest_hex
         items: list[tuple[str, str, dict[str, Any]]] = [
             ("api.request", self.operator, self._request(
@@ -182,30 +198,39 @@ def build(folder: Path, size: int) -> tuple[Path, str, dict[str, str], str]:
     url = f"sqlite:///{folder}/ledger.sqlite"
     config = write_config(folder, url)
     settings = load_settings(str(config))
+    now = datetime.now(UTC).replace(microsecond=0)
+    cycles = Cycles(now)
+    open_digest = ""
+    # About 8 entries a cycle: the history starts that many steps before now.
+    at = now - CYCLE_STEP * (size // 6 + 10)
     with open_ledger(settings, url) as ledger:  # read models attached, as in the service
-        WorkflowService(ledger).register_policy(api_policy(BENCH_VAULT, CUSTODIAN), "bench")
+        WorkflowService(ledger).register_policy(api_policy(BENCH_VAULT, CUSTODIAN), "bench",
+                                                now=at - CYCLE_STEP)
+    pending: deque[tuple[datetime, str]] = deque()  # (expiry, digest) of releasable ones
+    with open_ledger(settings, url) as ledger:
+        number = 0
+        batch: list[tuple[str, str, dict[str, Any]]] = []
+        batch_start = at
+        while ledger.size() + len(batch) < size and at < now:
+            while pending and pending[0][0] <= at:
+                batch.append(cycles.expired(pending.popleft()[1]))
+            items, digest = cycles.items(number, at)
+            if number % CANCEL_EVERY != CANCEL_EVERY - 1:
+                open_digest = digest  # the latest releasable proposal, for its detail
+                pending.append((at + LIFETIME, digest))
+            batch += items
+            number += 1
+            if len(batch) >= BATCH_ENTRIES or at - batch_start >= BATCH_SPAN:
+                ledger.append_many(batch, now=at)
+                batch, batch_start = [], at + CYCLE_STEP
+            at += CYCLE_STEP
+        if batch:
+            ledger.append_many(batch, now=at - CYCLE_STEP)
     from tests.support.api_workflow import OPERATOR
 
     tokens = {"operator": issue_cli_token(config, url, OPERATOR, "operator"),
               "custodian": issue_cli_token(config, url, CUSTODIAN, "custodian",
                                            vault=BENCH_VAULT)}
-    now = datetime.now(UTC).replace(microsecond=0)
-    cycles = Cycles(now)
-    open_digest = ""
-    with open_ledger(settings, url) as ledger:
-        number = 0
-        batch: list[tuple[str, str, dict[str, Any]]] = []
-        while ledger.size() + len(batch) < size:
-            items, digest = cycles.items(number)
-            if number % CANCEL_EVERY != CANCEL_EVERY - 1:
-                open_digest = digest  # the latest releasable proposal, for its detail
-            batch += items
-            number += 1
-            if len(batch) >= BATCH_ENTRIES:
-                ledger.append_many(batch, now=now)
-                batch = []
-        if batch:
-            ledger.append_many(batch, now=now)
     return config, url, tokens, open_digest
 
 
