@@ -137,7 +137,7 @@ def test_tariffs_and_capacities_are_integers() -> None:
                    meter_key=verifier(METER_KEY), tariff_minor_per_kwh=7.5,  # type: ignore
                    currency="USD")
     with pytest.raises(MiningError, match="ceiling"):
-        sites.Allocation("phase-one", True)  # type: ignore[arg-type]
+        sites.Allocation("phase-one", True)
 
 
 # -- signed readings ----------------------------------------------------------------------
