@@ -1,25 +1,40 @@
 """Recording the allocation, its sites and readings in the ledger: each check runs on the
-ledger's entries as they are, and nothing is written when one refuses."""
+ledger's mining and wallet entries (read through the kind index) as of its size, the
+append expects that size (a concurrent append makes it a LedgerConflict), and nothing is
+written when a check refuses."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from reserve.events.mining import AllocationSet, EnergyReading, SiteRegistered
+from reserve.events.transparency import WalletRegistered
 from reserve.mining import readings, sites
 from reserve.statement.wallets import registered
 
+KINDS = (AllocationSet.KIND, SiteRegistered.KIND, EnergyReading.KIND, WalletRegistered.KIND)
+
+
+def relevant(ledger: Any, stop: int | None = None) -> list[Any]:
+    """The entries the checks read, in ledger order."""
+    return list(ledger.entries(0, stop, kinds=KINDS))
+
+
+def _append(ledger: Any, event: Any, actor: str, size: int) -> Any:
+    return ledger.append(event.KIND, actor, event.to_payload(), expected_size=size)
+
 
 def set_allocation(ledger: Any, allocation: sites.Allocation, *, actor: str) -> Any:
-    sites.check_allocation(sites.registry(ledger.entries()), allocation)
-    event = allocation.event()
-    return ledger.append(event.KIND, actor, event.to_payload())
+    size = ledger.size()
+    sites.check_allocation(sites.registry(relevant(ledger, size)), allocation)
+    return _append(ledger, allocation.event(), actor, size)
 
 
 def register_site(ledger: Any, site: sites.Site, *, actor: str) -> Any:
-    entries = list(ledger.entries())
+    size = ledger.size()
+    entries = relevant(ledger, size)
     sites.check_site(sites.registry(entries), site, [w.name for w in registered(entries)])
-    event = site.event()
-    return ledger.append(event.KIND, actor, event.to_payload())
+    return _append(ledger, site.event(), actor, size)
 
 
 def check_reading(entries: list[Any], reading: readings.Reading) -> sites.Site:
@@ -28,6 +43,6 @@ def check_reading(entries: list[Any], reading: readings.Reading) -> sites.Site:
 
 
 def submit_reading(ledger: Any, reading: readings.Reading, *, actor: str) -> Any:
-    check_reading(list(ledger.entries()), reading)
-    event = reading.event()
-    return ledger.append(event.KIND, actor, event.to_payload())
+    size = ledger.size()
+    check_reading(relevant(ledger, size), reading)
+    return _append(ledger, reading.event(), actor, size)

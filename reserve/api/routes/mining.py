@@ -46,13 +46,13 @@ def submit_reading(body: ReadingDocument, principal: Principal = Depends(submitt
                    record: Recorder = Depends(get_recorder),
                    service: Service = Depends(get_service)) -> dict[str, Any]:
     from reserve.mining.readings import reading_from_document
-    from reserve.mining.record import check_reading
+    from reserve.mining.record import check_reading, relevant
 
     reading = reading_from_document(body.model_dump())
     ledger = service.ledger
 
     def check(_size: int) -> None:
-        check_reading(list(ledger.entries()), reading)
+        check_reading(relevant(ledger), reading)
     event = reading.event()
     entry = views.workflow_access(service).act(
         record, lambda w, prelude: w.record_event(event, principal.person, prelude=prelude,
