@@ -216,3 +216,48 @@ def reading_submit(path: Annotated[Path, typer.Argument(help="A signed reading f
          f"reading of {payload['site']}: {payload['energy_kwh']:,} kWh over "
          f"{payload['period_start']} .. {payload['period_end']} recorded "
          f"(ledger entry {entry.seq})")
+
+
+@mining_app.command("report")
+def report(period_start: Annotated[str, typer.Option(
+               "--period-start", help="UTC, e.g. 2026-01-05T00:00:00Z.")],
+           period_end: Annotated[str, typer.Option("--period-end", help="UTC.")],
+           statement: Annotated[Path, typer.Option(
+               "--statement", help="The exported public-sector statement (JSON) of the "
+                                   "same period: mined satoshis are its mining movements "
+                                   "into the sites' payout wallets.")],
+           config: Config = None, database_url: Database = None,
+           as_json: AsJson = False) -> None:
+    """The energy report: per site energy, allocated energy, utilisation, mined satoshis
+    and satoshis per MWh (integers; see docs/mining.md#the-energy-report)."""
+    try:
+        if statement.stat().st_size > 64 * FILE_BYTES_MAX:
+            fail(f"{statement} is larger than {64 * FILE_BYTES_MAX} bytes")
+        document = json.loads(statement.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
+        fail(f"cannot read {statement}: {error}")
+
+    def action() -> Any:
+        from reserve.mining.readings import parse_time, recorded
+        from reserve.mining.record import relevant
+        from reserve.mining.report import build_report
+        from reserve.mining.sites import registry
+
+        start = parse_time(period_start, "--period-start")
+        end = parse_time(period_end, "--period-end")
+        if not isinstance(document, dict):
+            fail(f"{statement} is not a statement")
+        with _ledger(config, database_url, write=False) as ledger:
+            entries = relevant(ledger)
+        return build_report(registry(entries), recorded(entries), document, start, end)
+    built = guarded(action)
+    lines = [f"energy report {built['period']['start']} .. {built['period']['end']}"]
+    for row in built["sites"]:
+        mined = "" if row["mined_sats"] is None else \
+            f", mined {row['mined_sats']:,} sats ({row['sats_per_mwh'] or 0:,} sats/MWh)"
+        lines.append(f"  {row['site']:<20} {row['kind']:<7} {row['energy_mwh']:>16} of "
+                     f"{row['allocated_kwh']:,} kWh allocated, {row['utilisation_bp'] // 100}."
+                     f"{row['utilisation_bp'] % 100:02d}% used{mined}")
+    total = built["total"]
+    lines.append(f"  total {total['energy_mwh']}, mined {total['mined_sats']:,} sats")
+    emit(built, as_json, "\n".join(lines))

@@ -185,6 +185,10 @@ def check_site(current: Registry, site: Site, wallets: Sequence[str]) -> None:
         if other.meter == site.meter:
             raise MiningError(f"site {site.site!r}: meter {site.meter} is registered already "
                               f"for site {other.site!r}")
+        shared = set(other.payout_wallets) & set(site.payout_wallets)
+        if shared:
+            raise MiningError(f"site {site.site!r}: wallet {sorted(shared)[0]!r} is already "
+                              f"the payout wallet of site {other.site!r}")
     unknown = [w for w in site.payout_wallets if w not in set(wallets)]
     if unknown:
         raise MiningError(f"site {site.site!r}: payout wallet {unknown[0]!r} is not a "

@@ -148,6 +148,25 @@ def test_the_allocation_sites_and_readings_from_the_command_line(env: dict[str, 
         "--meter", "MTR-001", "--start", "2026-01-05T02:00:00Z", "--end",
         "2026-01-05T03:00:00Z", "--kwh", "1", "--out", str(first), code=2)
 
+    # The energy report, mined satoshis from an exported statement of the same period.
+    exported = folder / "statement.json"
+    exported.write_text(json.dumps({
+        "period": {"start": "2026-01-05T00:00:00+00:00", "end": "2026-01-06T00:00:00+00:00"},
+        "movements": [{"txid": "ab" * 32, "height": 101, "wallet": "north-payout",
+                       "class": "mining", "sats": 5_000_000_000, "evidence": "coinbase"}]}))
+    period = ("--period-start", "2026-01-05T00:00:00Z", "--period-end", "2026-01-06T00:00:00Z")
+    built = json.loads(reserve(env, "mining", "report", *period, "--statement",
+                               str(exported), "--json"))
+    north = next(row for row in built["sites"] if row["site"] == "north-mine")
+    assert (north["energy_kwh"], north["energy_mwh"]) == (1_100_000, "1,100.000 MWh")
+    assert north["allocated_kwh"] == 28_800_000 and north["utilisation_bp"] == 381
+    assert north["mined_sats"] == 5_000_000_000 and north["sats_per_mwh"] == 4_545_454
+    assert "3.81% used" in reserve(env, "mining", "report", *period, "--statement",
+                                   str(exported))
+    assert "the statement covers" in reserve(
+        env, "mining", "report", "--period-start", "2026-01-05T00:00:00Z", "--period-end",
+        "2026-01-07T00:00:00Z", "--statement", str(exported), code=2)
+
 
 # -- over HTTP ---------------------------------------------------------------------------
 METER = Ed25519PrivateKey.generate()

@@ -16,7 +16,7 @@ from reserve.events.registry import decode
 from reserve.events.transparency import WalletRegistered
 from reserve.ledger import Ledger
 from reserve.ledger.checkpoint import VerifierKey
-from reserve.mining import readings, record, sites
+from reserve.mining import readings, record, report, sites
 
 METER_KEY = Ed25519PrivateKey.generate()
 OTHER_KEY = Ed25519PrivateKey.generate()
@@ -248,3 +248,102 @@ def test_full_capacity_fits_and_one_more_kwh_does_not(capacity_kw: int, hours: i
 def test_seconds_between_counts_whole_seconds(start: datetime, seconds: int) -> None:
     start = start.replace(microsecond=0, tzinfo=UTC)
     assert readings.seconds_between(start, start + timedelta(seconds=seconds)) == seconds
+
+
+# -- the energy report ---------------------------------------------------------------------
+def test_a_payout_wallet_belongs_to_one_site(allocated: Ledger) -> None:
+    refused(allocated, lambda: record.register_site(
+        allocated, site("south-mine", 1, meter="MTR-009"), actor="operator"),
+        "'north-payout' is already the payout wallet of site 'north-mine'")
+
+
+@given(kwh=st.integers(0, 10**15))
+def test_mwh_is_shown_from_kwh_without_floats(kwh: int) -> None:
+    text = report.mwh_text(kwh)
+    assert text.endswith(" MWh")
+    whole, part = text[:-4].replace(",", "").split(".")
+    assert int(whole) * 1000 + int(part) == kwh and len(part) == 3
+
+
+def test_mwh_examples() -> None:
+    assert report.mwh_text(12_345) == "12.345 MWh"
+    assert report.mwh_text(7) == "0.007 MWh"
+    assert report.mwh_text(2_000_000_000) == "2,000,000.000 MWh"
+
+
+@given(capacity_kw=st.integers(1, 10**8), seconds=st.integers(1, 10**8),
+       share=st.integers(0, 10_000))
+def test_utilisation_is_floor_basis_points(capacity_kw: int, seconds: int,
+                                           share: int) -> None:
+    from fractions import Fraction
+
+    energy = capacity_kw * seconds * share // (3600 * 10_000)
+    one = site(capacity_kw=capacity_kw)
+    start = T0
+    end = T0 + timedelta(seconds=seconds)
+    reads = [readings.Reading("north-mine", "MTR-001", start, end, energy, "", "")]
+    figures = report.site_figures(one, reads, 0, start, end)
+    exact = Fraction(energy * 10_000 * 3600, capacity_kw * seconds)
+    assert figures["utilisation_bp"] == exact.numerator // exact.denominator
+    assert figures["utilisation_bp"] <= share
+    assert figures["allocated_kwh"] == capacity_kw * seconds // 3600
+
+
+@given(mined=st.integers(0, 21 * 10**14), kwh=st.integers(1, 10**12))
+def test_sats_per_mwh_is_floor_division(mined: int, kwh: int) -> None:
+    start, end = T0, T0 + timedelta(days=365 * 100)
+    reads = [readings.Reading("north-mine", "MTR-001", start, end, kwh, "", "")]
+    figures = report.site_figures(site(), reads, mined, start, end)
+    assert figures["sats_per_mwh"] == (mined * 1000) // kwh
+    assert figures["sats_per_mwh"] * kwh <= mined * 1000 < (figures["sats_per_mwh"] + 1) * kwh
+
+
+def statement(movements: list[dict[str, object]], start: str = "2026-01-05T00:00:00+00:00",
+              end: str = "2026-01-06T00:00:00+00:00") -> dict[str, object]:
+    return {"period": {"start": start, "end": end}, "blocks": {"start_height": 1},
+            "movements": movements}
+
+
+def test_the_report_attributes_coinbase_movements_to_sites(allocated: Ledger) -> None:
+    register_wallet(allocated, "south-payout")
+    record.register_site(allocated, site("south-mine", 300_000, meter="MTR-003",
+                                         wallets=("south-payout",)), actor="operator")
+    record.register_site(allocated, site("gpu-park", 500_000, kind="ai", meter="MTR-002"),
+                         actor="operator")
+    for hour in range(24):
+        record.submit_reading(allocated, reading(T0 + timedelta(hours=hour), kwh=600_000),
+                              actor="operator")
+    record.submit_reading(allocated, reading(T0 + timedelta(hours=24), kwh=1),  # next day
+                          actor="operator")
+    movements = [
+        {"txid": "a", "wallet": "north-payout", "class": "mining", "sats": 5_000_000_000},
+        {"txid": "b", "wallet": "north-payout", "class": "mining", "sats": 2_500_000_000},
+        {"txid": "c", "wallet": "north-payout", "class": "purchase", "sats": 99},
+        {"txid": "d", "wallet": "south-payout", "class": "mining", "sats": 1_000},
+        {"txid": "e", "wallet": "treasury", "class": "mining", "sats": 7}]
+    entries = record.relevant(allocated)
+    built = report.build_report(sites.registry(entries), readings.recorded(entries),
+                                statement(movements), T0, T0 + timedelta(days=1))
+    by_site = {row["site"]: row for row in built["sites"]}
+    north = by_site["north-mine"]
+    assert north["energy_kwh"] == 14_400_000 and north["energy_mwh"] == "14,400.000 MWh"
+    assert north["allocated_kwh"] == 28_800_000 and north["utilisation_bp"] == 5_000
+    assert north["mined_sats"] == 7_500_000_000
+    assert north["sats_per_mwh"] == 7_500_000_000 * 1000 // 14_400_000
+    assert north["readings"] == 24 and north["tariff_paid_minor"] == 14_400_000 * 7
+    assert by_site["south-mine"]["mined_sats"] == 1_000
+    assert by_site["south-mine"]["sats_per_mwh"] is None  # no reading: no energy
+    assert by_site["gpu-park"]["mined_sats"] is None
+    assert built["total"]["mined_sats"] == 7_500_001_000  # the mining flow into the sites
+    wrong = statement(movements, end="2026-01-07T00:00:00+00:00")
+    with pytest.raises(MiningError, match="the statement covers"):
+        report.build_report(sites.registry(entries), [], wrong, T0, T0 + timedelta(days=1))
+
+
+def test_a_straddling_reading_is_counted_apart(allocated: Ledger) -> None:
+    record.submit_reading(allocated, reading(T0 - timedelta(hours=1), hours=2, kwh=10),
+                          actor="operator")
+    entries = record.relevant(allocated)
+    row = report.site_figures(sites.registry(entries).sites[0], readings.recorded(entries),
+                              0, T0, T0 + timedelta(days=1))
+    assert row["energy_kwh"] == 0 and row["straddling_readings"] == 1
