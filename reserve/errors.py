@@ -170,6 +170,14 @@ class StatementRejected(StatementError):
         self.reason = reason
 
 
+class MiningError(ReserveError):
+    """An allocation, site or energy reading is refused (docs/mining.md)."""
+
+
+class MiningNotFound(MiningError):
+    """The site a reading or request names is not registered."""
+
+
 class AuthError(ReserveError):
     """Authentication or authorisation failed."""
 

@@ -46,6 +46,8 @@ from reserve.errors import (
     FreezeMirrorFailed,
     LedgerConflict,
     LedgerError,
+    MiningError,
+    MiningNotFound,
     NodeUnavailable,
     PolicyError,
     ProofError,
@@ -62,6 +64,8 @@ HERE = Path(__file__).resolve().parent
 # input that is well-formed but refused by the domain is a 400 with a sentence.
 ERROR_STATUS: tuple[tuple[type[ReserveError], int], ...] = (
     (AuthError, 401),
+    (MiningNotFound, 404),
+    (MiningError, 400),
     (AccountNotFound, 404),
     (AccountConflict, 409),
     (AccountError, 400),

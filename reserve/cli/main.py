@@ -15,6 +15,7 @@ from reserve.cli.db import db_app
 from reserve.cli.demo import demo
 from reserve.cli.evm import evm_app
 from reserve.cli.ledger import ledger_app
+from reserve.cli.mining import mining_app
 from reserve.cli.projections import projections_app
 from reserve.cli.reconcile import reconcile_app
 from reserve.cli.serve import serve, token_app
@@ -43,6 +44,7 @@ app.add_typer(supervise_app, name="supervise")
 app.add_typer(wallet_app, name="wallet")
 app.add_typer(flow_app, name="flow")
 app.add_typer(statement_app, name="statement")
+app.add_typer(mining_app, name="mining")
 register_workflow(app)  # propose, approve, freeze, unfreeze, proposal, policy, destination
 app.command("publish")(publish)
 app.add_typer(witness_app, name="witness")

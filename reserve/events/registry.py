@@ -10,6 +10,7 @@ from reserve.events import (
     chain_btc,
     chain_evm,
     custody,
+    mining,
     records,
     supervision,
     transparency,
@@ -19,7 +20,7 @@ from reserve.events import (
 from reserve.events.base import Event
 
 _MODULES = (records, custody, workflow, chain_btc, chain_evm, access, supervision,
-            transparency, witness)
+            transparency, witness, mining)
 
 
 def _collect() -> dict[str, type[Event]]:

@@ -214,7 +214,38 @@ SUPERVISION = (  # reserve/api/routes/supervision.py; its SSE stream is outside 
                              {"note": "matrix"})),
     Endpoint("GET", "/api/supervision/licences", ALL, 200, fixed("/api/supervision/licences")),
 )
-MATRIX = MATRIX + WORKFLOW + SUPERVISION
+
+
+def _fresh_reading(server: RunningServer) -> tuple[str, Any]:
+    """A signed reading of a fresh AI data centre (registered here, 1 kW of a large
+    allocation), so every request of the matrix records a new one."""
+    from datetime import timedelta
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from reserve.mining.readings import sign_reading
+    from reserve.mining.sites import Allocation, Site, registry
+    from tests.unit.test_mining import verifier
+
+    key = Ed25519PrivateKey.generate()
+    site = Site(site=f"dc-{secrets.token_hex(4)}", operator="Matrix", kind="ai",
+                capacity_kw=1, meter=f"M-{secrets.token_hex(4)}",
+                meter_key=verifier(key, "meters"), tariff_minor_per_kwh=1, currency="USD")
+    events = [site.event()]
+    if registry(server.ledger.entries()).allocation is None:
+        events.insert(0, Allocation("matrix", 100_000_000).event())
+    server.ledger.append_many([(e.KIND, "operator", e.to_payload()) for e in events],
+                              now=server.clock.wall())
+    start = server.clock.wall().replace(microsecond=0)
+    return "/api/mining/readings", sign_reading(
+        key, "meters", site=site.site, meter=site.meter, period_start=start,
+        period_end=start + timedelta(hours=1), energy_kwh=1).document()
+
+
+MINING = (  # reserve/api/routes/mining.py
+    Endpoint("POST", "/api/mining/readings", frozenset({"operator"}), 201, _fresh_reading),
+)
+MATRIX = MATRIX + WORKFLOW + SUPERVISION + MINING
 
 
 def _fresh_alert(server: RunningServer) -> int:

@@ -115,7 +115,8 @@ NEWER_THAN_THE_FIXTURES = frozenset({"auth.token_requested", "auth.token_request
                                      "reconcile.attestation", "wallet.registered",
                                      "flow.attribution_proposed",
                                      "flow.attribution_confirmed", "statement.published",
-                                     "witness.cosigned"})
+                                     "witness.cosigned", "mining.allocation_set",
+                                     "mining.site_registered", "energy.reading"})
 
 
 def test_the_fixtures_together_hold_every_kind() -> None:

@@ -1,0 +1,57 @@
+"""Events of the electricity allocation (docs/mining.md): the allocation's ceiling, the
+sites that share it, and the meter operators' signed energy readings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reserve.events.base import Event, Json
+
+
+@dataclass(frozen=True)
+class AllocationSet(Event):
+    """The allocation's ceiling in kW (2,000,000 kW in phase one); a later entry replaces
+    an earlier one, and may not fall below what the registered sites already hold."""
+
+    KIND = "mining.allocation_set"
+    name: str
+    ceiling_kw: int
+    note: str
+
+
+@dataclass(frozen=True)
+class SiteRegistered(Event):
+    """A site sharing the allocation: a mining site or an AI data centre, its allocated
+    capacity (kW), its grid meter and the meter operator's Ed25519 key (a note verifier
+    key, name+hash+base64), its tariff (minor currency units per kWh) and, for a mining
+    site, the registered public-sector wallets its payouts go to."""
+
+    KIND = "mining.site_registered"
+    site: str
+    operator: str
+    site_kind: str  # mining | ai
+    capacity_kw: int
+    meter: str
+    meter_key: str
+    tariff_minor_per_kwh: int
+    currency: str
+    payout_wallets: Json  # [registered wallet name]
+
+
+@dataclass(frozen=True)
+class EnergyReading(Event):
+    """A meter operator's signed reading: `energy_kwh` consumed by `site` over
+    [period_start, period_end), with the signature over the reading document
+    (format reserve-energy-reading/1) as the operator signed it."""
+
+    KIND = "energy.reading"
+    site: str
+    meter: str
+    period_start: str
+    period_end: str
+    energy_kwh: int
+    meter_key: str
+    signature: str
+
+
+EVENTS: tuple[type[Event], ...] = (AllocationSet, SiteRegistered, EnergyReading)

@@ -1,0 +1,201 @@
+"""The allocation and the sites that share it: what `mining.allocation_set` and
+`mining.site_registered` entries say, and the checks a new one must pass.
+
+Units: capacity and ceiling in integer kW, tariffs in integer minor currency units per
+kWh. A site's meter key is the meter operator's Ed25519 public key as a note verifier key
+(`name+hash+base64`, the form the ledger's other keys use). Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from reserve.errors import CheckpointError, MiningError
+from reserve.events.mining import AllocationSet, SiteRegistered
+from reserve.ledger.checkpoint import VerifierKey
+
+KINDS = ("mining", "ai")
+NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+METER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+CURRENCY = re.compile(r"^[A-Z]{3}$")
+PHASE_ONE_KW = 2_000_000
+CEILING_KW_MAX = 100_000_000  # 100 GW: far above any national grid's surplus
+TARIFF_MAX = 10_000_000
+PAYOUT_WALLETS_MAX = 20
+TEXT_MAX = 200
+
+
+def _text(value: Any, what: str, *, empty: bool = False) -> None:
+    if not isinstance(value, str) or len(value) > TEXT_MAX or (not value and not empty) \
+            or any(ord(c) < 32 for c in value):
+        raise MiningError(f"{what} must be 1..{TEXT_MAX} printable characters")
+
+
+def _count(value: Any, what: str, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise MiningError(f"{what} must be an integer in {low:,}..{high:,}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Allocation:
+    name: str
+    ceiling_kw: int
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if not NAME.match(self.name):
+            raise MiningError(f"allocation name {self.name!r}: 1..64 of a-z 0-9 . _ -")
+        _count(self.ceiling_kw, "the allocation's ceiling (kW)", 1, CEILING_KW_MAX)
+        _text(self.note, "the allocation's note", empty=True)
+
+    def event(self) -> AllocationSet:
+        return AllocationSet(name=self.name, ceiling_kw=self.ceiling_kw, note=self.note)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "ceiling_kw": self.ceiling_kw, "note": self.note}
+
+
+@dataclass(frozen=True)
+class Site:
+    site: str
+    operator: str
+    kind: str
+    capacity_kw: int
+    meter: str
+    meter_key: str
+    tariff_minor_per_kwh: int
+    currency: str
+    payout_wallets: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not NAME.match(self.site):
+            raise MiningError(f"site name {self.site!r}: 1..64 of a-z 0-9 . _ -, starting "
+                              "with a letter or digit")
+        _text(self.operator, f"site {self.site}: the operator")
+        if self.kind not in KINDS:
+            raise MiningError(f"site {self.site}: kind must be one of {', '.join(KINDS)}, "
+                              f"got {self.kind!r}")
+        _count(self.capacity_kw, f"site {self.site}: capacity (kW)", 1, CEILING_KW_MAX)
+        if not isinstance(self.meter, str) or not METER.match(self.meter):
+            raise MiningError(f"site {self.site}: meter id {self.meter!r} must be 1..64 "
+                              "letters, digits, '.', '_', ':' or '-'")
+        if not self.meter_key:
+            raise MiningError(f"site {self.site}: no meter key; give the meter operator's "
+                              "Ed25519 public key (reserve mining meter keygen prints it)")
+        self.verifier()
+        _count(self.tariff_minor_per_kwh, f"site {self.site}: tariff (minor units per kWh)",
+               0, TARIFF_MAX)
+        if not CURRENCY.match(self.currency):
+            raise MiningError(f"site {self.site}: currency must be a 3-letter ISO 4217 code, "
+                              f"got {self.currency!r}")
+        if self.kind == "mining" and not 1 <= len(self.payout_wallets) <= PAYOUT_WALLETS_MAX:
+            raise MiningError(f"site {self.site}: a mining site names 1..{PAYOUT_WALLETS_MAX} "
+                              "payout wallets (registered public-sector wallets)")
+        if self.kind == "ai" and self.payout_wallets:
+            raise MiningError(f"site {self.site}: an AI data centre has no payout wallets")
+        if len(set(self.payout_wallets)) != len(self.payout_wallets):
+            raise MiningError(f"site {self.site}: a payout wallet is named twice")
+
+    def verifier(self) -> VerifierKey:
+        try:
+            return VerifierKey.parse(self.meter_key)
+        except (CheckpointError, ValueError):
+            raise MiningError(f"site {self.site}: the meter key is not an Ed25519 verifier "
+                              "key (name+hash+base64)") from None
+
+    def event(self) -> SiteRegistered:
+        return SiteRegistered(site=self.site, operator=self.operator, site_kind=self.kind,
+                              capacity_kw=self.capacity_kw, meter=self.meter,
+                              meter_key=self.meter_key,
+                              tariff_minor_per_kwh=self.tariff_minor_per_kwh,
+                              currency=self.currency, payout_wallets=list(self.payout_wallets))
+
+    @classmethod
+    def of(cls, event: SiteRegistered) -> Site:
+        return cls(site=event.site, operator=event.operator, kind=event.site_kind,
+                   capacity_kw=event.capacity_kw, meter=event.meter, meter_key=event.meter_key,
+                   tariff_minor_per_kwh=event.tariff_minor_per_kwh, currency=event.currency,
+                   payout_wallets=tuple(event.payout_wallets))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"site": self.site, "operator": self.operator, "kind": self.kind,
+                "capacity_kw": self.capacity_kw, "meter": self.meter,
+                "meter_key": self.meter_key, "tariff_minor_per_kwh": self.tariff_minor_per_kwh,
+                "currency": self.currency, "payout_wallets": list(self.payout_wallets)}
+
+
+@dataclass(frozen=True)
+class Registry:
+    """The allocation in force (the latest `mining.allocation_set`) and the sites."""
+
+    allocation: Allocation | None
+    sites: tuple[Site, ...]
+
+    @property
+    def allocated_kw(self) -> int:
+        return sum(s.capacity_kw for s in self.sites)
+
+    def site(self, name: str) -> Site | None:
+        return next((s for s in self.sites if s.site == name), None)
+
+    def to_json(self) -> dict[str, Any]:
+        allocation = self.allocation
+        return {"allocation": allocation.to_json() if allocation else None,
+                "allocated_kw": self.allocated_kw,
+                "free_kw": allocation.ceiling_kw - self.allocated_kw if allocation else 0,
+                "by_kind": {k: sum(s.capacity_kw for s in self.sites if s.kind == k)
+                            for k in KINDS},
+                "sites": len(self.sites)}
+
+
+def registry(entries: Iterable[Any]) -> Registry:
+    """The registry the entries make, in ledger order."""
+    allocation: Allocation | None = None
+    sites: list[Site] = []
+    for entry in entries:
+        if entry.kind == AllocationSet.KIND:
+            event = AllocationSet.of(entry)
+            allocation = Allocation(event.name, event.ceiling_kw, event.note)
+        elif entry.kind == SiteRegistered.KIND:
+            sites.append(Site.of(SiteRegistered.of(entry)))
+    return Registry(allocation, tuple(sites))
+
+
+def check_allocation(current: Registry, allocation: Allocation) -> None:
+    """Refuse a ceiling below what the registered sites already hold."""
+    if allocation.ceiling_kw < current.allocated_kw:
+        raise MiningError(f"a ceiling of {allocation.ceiling_kw:,} kW is below the "
+                          f"{current.allocated_kw:,} kW already allocated to "
+                          f"{len(current.sites)} site(s)")
+
+
+def check_site(current: Registry, site: Site, wallets: Sequence[str]) -> None:
+    """Refuse a site when no allocation is set, its name or meter is taken, a payout
+    wallet is not registered (`wallet.registered`), or it would allocate more than the
+    ceiling."""
+    allocation = current.allocation
+    if allocation is None:
+        raise MiningError("no allocation is set: `reserve mining allocation set` first")
+    for other in current.sites:
+        if other.site == site.site:
+            raise MiningError(f"site {site.site!r} is registered already")
+        if other.meter == site.meter:
+            raise MiningError(f"site {site.site!r}: meter {site.meter} is registered already "
+                              f"for site {other.site!r}")
+        shared = set(other.payout_wallets) & set(site.payout_wallets)
+        if shared:
+            raise MiningError(f"site {site.site!r}: wallet {sorted(shared)[0]!r} is already "
+                              f"the payout wallet of site {other.site!r}")
+    unknown = [w for w in site.payout_wallets if w not in set(wallets)]
+    if unknown:
+        raise MiningError(f"site {site.site!r}: payout wallet {unknown[0]!r} is not a "
+                          "registered public-sector wallet (`reserve wallet register` first)")
+    total = current.allocated_kw + site.capacity_kw
+    if total > allocation.ceiling_kw:
+        raise MiningError(f"site {site.site!r}: {site.capacity_kw:,} kW more would allocate "
+                          f"{total:,} kW, above the allocation's ceiling of "
+                          f"{allocation.ceiling_kw:,} kW ({allocation.ceiling_kw - current.allocated_kw:,} "
+                          "kW free)")
