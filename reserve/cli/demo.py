@@ -96,7 +96,7 @@ def _tell_and_serve(workdir: Path, serve: bool, host: str, port: int, console: C
             console.print(f"Admin token for `reserve serve --config {stage.config_path}`: "
                           f"{token}")
             console.print(f"Public portal (no login) once served: http://{host}:{port}/public "
-                          "(the config's [public] table turns it on)")
+                          "(the config's \\[public] table turns it on)")
             return
         _serve(stage, host, port, token, console)
     console.print("Dashboard stopped; nodes stopped.")

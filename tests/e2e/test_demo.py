@@ -74,7 +74,8 @@ def test_demo_story(tmp_path: Path) -> None:
                   "Chapter 8: a log anyone can mirror", "cosigned size",
                   "coinbase reward", "seized-assets transfer", "24 h of time delay left",
                   "24 h 1 min later", "Holdings: ledger vs chain", "Transfers", "Evidence",
-                  "The story took", "Admin token", "srl_", "Public portal (no login)"):
+                  "The story took", "Admin token", "srl_", "Public portal (no login)",
+                  "[public] table turns it on"):
         assert words in output, f"{words!r} missing from the demo's output"
     assert "NO" not in output.split("Holdings: ledger vs chain")[1].split("Transfers")[0]
     facts = json.loads((workdir / "summary.json").read_text())
