@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
@@ -56,25 +57,39 @@ class VerifierKey:
 
     @staticmethod
     def parse(text: str) -> VerifierKey:
-        parts = text.strip().split("+", 2)
-        if len(parts) != 3:
-            raise CheckpointError("verifier key must be <name>+<hex hash>+<base64 key>")
-        name, hash_hex, encoded = parts
-        try:
-            raw = base64.b64decode(encoded, validate=True)
-            claimed = bytes.fromhex(hash_hex)
-        except (binascii.Error, ValueError):
-            raise CheckpointError("verifier key is not valid hex/base64") from None
-        if len(raw) != 33 or raw[0] != ALGORITHM_ED25519:
-            raise CheckpointError("verifier key is not an Ed25519 signed-note key")
-        key = VerifierKey(name=name, public_key=raw[1:])
-        if claimed != key.key_hash:
-            raise CheckpointError("verifier key hash does not match its name and key")
-        return key
+        name, public_key = split_vkey(text, ALGORITHM_ED25519, CheckpointError, "verifier key",
+                                      "an Ed25519 signed-note key")
+        return VerifierKey(name=name, public_key=public_key)
 
 
-def key_hash(name: str, public_key: bytes) -> bytes:
-    return hashlib.sha256(name.encode() + b"\n" + bytes([ALGORITHM_ED25519]) + public_key).digest()[:4]
+def key_hash(name: str, public_key: bytes, algorithm: int = ALGORITHM_ED25519) -> bytes:
+    """The 4-byte key id of a signed-note key: SHA-256(name || "\\n" || algorithm || key)."""
+    return hashlib.sha256(name.encode() + b"\n" + bytes([algorithm]) + public_key).digest()[:4]
+
+
+def split_vkey(text: str, algorithm: int, error: type[Exception], what: str, kind: str,
+               id_word: str = "hash", check_name: Callable[[str], None] | None = None
+               ) -> tuple[str, bytes]:
+    """(name, 32-byte Ed25519 key) of a signed-note vkey `<name>+<hex id>+<base64(alg||key)>`
+    whose algorithm byte is `algorithm` (0x01 note keys, 0x04 cosignature/v1 witnesses):
+    `error` naming `what` when it is malformed, its name fails `check_name`, or its id is
+    not the name's and key's."""
+    parts = text.strip().split("+", 2)
+    if len(parts) != 3:
+        raise error(f"{what} must be <name>+<hex {id_word}>+<base64 key>")
+    name, id_hex, encoded = parts
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+        claimed = bytes.fromhex(id_hex)
+    except (binascii.Error, ValueError):
+        raise error(f"{what} is not valid hex/base64") from None
+    if len(raw) != 33 or raw[0] != algorithm:
+        raise error(f"{what} is not {kind}")
+    if check_name is not None:
+        check_name(name)
+    if claimed != key_hash(name, raw[1:], algorithm):
+        raise error(f"{what} {id_word.removeprefix('key ')} does not match its name and key")
+    return name, raw[1:]
 
 
 def _check_origin(origin: str) -> None:

@@ -14,8 +14,6 @@ time. Pure: no I/O.
 from __future__ import annotations
 
 import base64
-import binascii
-import hashlib
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
@@ -23,7 +21,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from reserve.errors import CheckpointError, TransparencyError
-from reserve.ledger.checkpoint import SIGNATURE_PREFIX, Checkpoint, parse_note
+from reserve.ledger.checkpoint import (
+    SIGNATURE_PREFIX,
+    Checkpoint,
+    key_hash,
+    parse_note,
+    split_vkey,
+)
 
 ALGORITHM_COSIGNATURE_V1 = 0x04
 TIMESTAMP_MAX = 2**63 - 1
@@ -39,8 +43,7 @@ class WitnessKey:
 
     @property
     def key_id(self) -> bytes:
-        return hashlib.sha256(self.name.encode() + b"\n" + bytes([ALGORITHM_COSIGNATURE_V1])
-                              + self.public_key).digest()[:4]
+        return key_hash(self.name, self.public_key, ALGORITHM_COSIGNATURE_V1)
 
     def encode(self) -> str:
         encoded = base64.b64encode(bytes([ALGORITHM_COSIGNATURE_V1]) + self.public_key).decode()
@@ -48,22 +51,10 @@ class WitnessKey:
 
     @staticmethod
     def parse(text: str) -> WitnessKey:
-        parts = text.strip().split("+", 2)
-        if len(parts) != 3:
-            raise TransparencyError("witness key must be <name>+<hex key id>+<base64 key>")
-        name, id_hex, encoded = parts
-        try:
-            raw = base64.b64decode(encoded, validate=True)
-            claimed = bytes.fromhex(id_hex)
-        except (binascii.Error, ValueError):
-            raise TransparencyError("witness key is not valid hex/base64") from None
-        if len(raw) != 33 or raw[0] != ALGORITHM_COSIGNATURE_V1:
-            raise TransparencyError("witness key is not a cosignature/v1 (0x04) Ed25519 key")
-        check_name(name)
-        key = WitnessKey(name=name, public_key=raw[1:])
-        if claimed != key.key_id:
-            raise TransparencyError("witness key id does not match its name and key")
-        return key
+        name, public_key = split_vkey(text, ALGORITHM_COSIGNATURE_V1, TransparencyError,
+                                      "witness key", "a cosignature/v1 (0x04) Ed25519 key",
+                                      id_word="key id", check_name=check_name)
+        return WitnessKey(name=name, public_key=public_key)
 
 
 def check_name(name: str) -> None:
