@@ -16,7 +16,11 @@ from typing import Any
 from reserve.errors import PolicyError, StatementError
 from reserve.events.chain_btc import BtcBroadcast, BtcPsbtCreated
 from reserve.events.custody import PolicyVersion
-from reserve.events.transparency import FlowAttributionConfirmed, FlowAttributionProposed
+from reserve.events.transparency import (
+    FlowAttributionConfirmed,
+    FlowAttributionProposed,
+    WalletRegistered,
+)
 from reserve.events.workflow import ProposalCreated
 from reserve.flow_classes import ATTRIBUTABLE
 from reserve.ledger.entry import Entry
@@ -92,6 +96,12 @@ def _wallet(wallets: Sequence[PublicWallet], name: str) -> PublicWallet:
     raise StatementError(f"no registered wallet {name!r}")
 
 
+# What an attribution's checks read: the registry, the custody policies (their roles) and
+# the attributions so far, through the kind index (not the whole ledger).
+ATTRIBUTION_READS = (WalletRegistered.KIND, PolicyVersion.KIND, FlowAttributionProposed.KIND,
+                     FlowAttributionConfirmed.KIND)
+
+
 def propose_attribution(ledger: Ledger, *, txid: str, wallet: str, flow_class: str,
                         note: str, by: str) -> Entry:
     """Append `flow.attribution_proposed` after every check (nothing written on refusal)."""
@@ -103,7 +113,7 @@ def propose_attribution(ledger: Ledger, *, txid: str, wallet: str, flow_class: s
                              "internal transfers and fees from the chain)")
     if not 1 <= len(note) <= NOTE_MAX:
         raise StatementError(f"the note (why this class) must be 1..{NOTE_MAX} characters")
-    entries = list(ledger.entries())
+    entries = list(ledger.entries(kinds=ATTRIBUTION_READS))
     _wallet(registered(entries), wallet)
     if not _is_operator(policies(entries), by):
         raise StatementError(f"{by!r} is not an operator of any custody policy: only an "
@@ -126,7 +136,7 @@ def confirm_attribution(ledger: Ledger, *, proposed_seq: int, by: str) -> Entry:
         raise StatementError(f"entry {proposed_seq} is a {proposed_entry.kind}, not an "
                              "attribution proposal")
     proposed = FlowAttributionProposed.of(proposed_entry)
-    entries = list(ledger.entries())
+    entries = list(ledger.entries(kinds=ATTRIBUTION_READS))
     if not _is_auditor(policies(entries), by):
         raise StatementError(f"{by!r} is not an auditor of any custody policy: only an "
                              "auditor confirms an attribution")

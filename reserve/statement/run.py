@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from reserve.errors import StatementError, StatementRejected
+from reserve.events.transparency import WalletRegistered
 from reserve.ledger.checkpoint import VerifierKey, parse_note
 from reserve.ledger.entry import Entry, format_time
 from reserve.ledger.store import Ledger
@@ -40,7 +41,7 @@ def register_wallet(ledger: Ledger, node: BitcoinRPC, wallet: PublicWallet, *,
     chain.check_network(node, wallet.network)
     normalized = tuple(chain.normalize_descriptor(node, d) for d in wallet.descriptors)
     wallet = replace(wallet, descriptors=normalized)
-    existing = registered(ledger.entries())
+    existing = registered(ledger.entries(kinds=(WalletRegistered.KIND,)))
     check_new(wallet, existing)
     chain.owners(node, [*existing, wallet])  # no address may belong to two wallets
     if wallet.custody == "watched":

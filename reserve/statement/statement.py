@@ -133,10 +133,10 @@ def latest(ledger: Ledger) -> dict[str, Any] | None:
     """The latest published statement's entry: hash, signature, pins and figures (the
     hook a public page reads), or None before the first. One indexed lookup (the kind
     index), whatever the ledger's size."""
-    found = ledger.query("SELECT MAX(seq) FROM ledger_kinds WHERE kind = ?", (ENTRY_KIND,))
-    if not found or found[0][0] is None:
+    found = ledger.kind_sequences((ENTRY_KIND,), newest_first=True, limit=1)
+    if not found:
         return None
-    entry = ledger.entry(int(found[0][0]))
+    entry = ledger.entry(found[0])
     event = StatementPublished.of(entry)
     return {"seq": entry.seq, "time": entry.time, **event.to_payload()}
 
