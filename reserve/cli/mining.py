@@ -17,6 +17,14 @@ from typing import Annotated, Any
 import typer
 
 from reserve.cli.common import emit, fail, guarded, load_settings, open_ledger
+from reserve.cli.reconcile import (
+    DEFAULT_KEY,
+    AuditorKeys,
+    KeyFile,
+    _auditor_passphrase,
+    _configured,
+    _keys,
+)
 
 mining_app = typer.Typer(no_args_is_help=True, add_completion=False,
                          help="The electricity allocation: sites and signed energy readings.")
@@ -81,10 +89,11 @@ def allocation_show(config: Config = None, database_url: Database = None,
                     as_json: AsJson = False) -> None:
     """The allocation in force, what is allocated and what is free."""
     def action() -> Any:
+        from reserve.mining.record import relevant
         from reserve.mining.sites import registry
 
         with _ledger(config, database_url, write=False) as ledger:
-            return registry(ledger.entries()).to_json()
+            return registry(relevant(ledger)).to_json()
     shown = guarded(action)
     allocation = shown["allocation"]
     emit(shown, as_json,
@@ -112,16 +121,24 @@ def site_register(
         payout_wallet: Annotated[list[str], typer.Option(
             "--payout-wallet", help="A registered public-sector wallet the site's payouts "
                                     "go to (mining sites); repeatable.")] = [],  # noqa: B006
+        pool_payer: Annotated[list[str], typer.Option(
+            "--pool-payer", help="An address the site's mining pool pays from: payouts "
+                                 "from it count as mined coins; repeatable.")] = [],  # noqa: B006
+        efficiency: Annotated[str | None, typer.Option(
+            "--efficiency", help="The fleet's declared efficiency in J/TH (e.g. 17.5), for "
+                                 "the yield check.")] = None,
         by: By = "operator", config: Config = None, database_url: Database = None,
         as_json: AsJson = False) -> None:
     """Register a site (recorded as `mining.site_registered`)."""
     def action() -> Any:
         from reserve.mining.record import register_site
-        from reserve.mining.sites import Site
+        from reserve.mining.sites import Site, parse_efficiency
 
         registered = Site(site=site, operator=operator, kind=kind, capacity_kw=capacity_kw,
                           meter=meter, meter_key=meter_key, tariff_minor_per_kwh=tariff,
-                          currency=currency, payout_wallets=tuple(payout_wallet))
+                          currency=currency, payout_wallets=tuple(payout_wallet),
+                          pool_payers=tuple(pool_payer),
+                          efficiency_mj_per_th=parse_efficiency(efficiency))
         with _ledger(config, database_url) as ledger:
             return register_site(ledger, registered, actor=by)
     entry = guarded(action)
@@ -136,10 +153,11 @@ def site_list(config: Config = None, database_url: Database = None,
               as_json: AsJson = False) -> None:
     """The registered sites, in registration order."""
     def action() -> Any:
+        from reserve.mining.record import relevant
         from reserve.mining.sites import registry
 
         with _ledger(config, database_url, write=False) as ledger:
-            return [s.to_json() for s in registry(ledger.entries()).sites]
+            return [s.to_json() for s in registry(relevant(ledger)).sites]
     shown = guarded(action)
     emit(shown, as_json, "\n".join(
         f"{s['site']:<20} {s['kind']:<7} {s['capacity_kw']:>12,} kW  meter {s['meter']}  "
@@ -218,46 +236,194 @@ def reading_submit(path: Annotated[Path, typer.Argument(help="A signed reading f
          f"(ledger entry {entry.seq})")
 
 
+def _read_document(path: Path, what: str) -> Any:
+    try:
+        if path.stat().st_size > 64 * FILE_BYTES_MAX:
+            fail(f"{path} is larger than {64 * FILE_BYTES_MAX} bytes")
+        document = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
+        fail(f"cannot read {path}: {error}")
+    if not isinstance(document, dict) or not isinstance(document.get("report"), dict):
+        fail(f"{path} is not a signed {what}")
+    return document
+
+
+def _stated(btc_price: str | None, price_currency: str | None, price_source: str | None,
+            difficulty: str | None, block_reward_sats: int | None,
+            difficulty_source: str | None) -> tuple[Any, Any]:
+    from reserve.mining.basis import Difficulty, Price
+
+    price = None
+    if btc_price is not None or price_currency is not None or price_source is not None:
+        if btc_price is None or price_currency is None or price_source is None:
+            fail("a BTC price needs --btc-price, --price-currency and --price-source")
+        price = Price.parse(btc_price, price_currency, price_source)
+    basis = None
+    if difficulty is not None or block_reward_sats is not None \
+            or difficulty_source is not None:
+        if difficulty is None or block_reward_sats is None or difficulty_source is None:
+            fail("the yield check needs --difficulty, --block-reward-sats and "
+                 "--difficulty-source")
+        basis = Difficulty.parse(difficulty, block_reward_sats, difficulty_source)
+    return price, basis
+
+
+DEFAULT_OUTPUT = "var/mining"
+Statement = Annotated[Path, typer.Option(
+    "--statement", help="The signed public-sector statement (its JSON export) of the same "
+                        "period, published in the ledger: mined satoshis are its mining "
+                        "movements into the sites' payout wallets.")]
+
+
 @mining_app.command("report")
 def report(period_start: Annotated[str, typer.Option(
                "--period-start", help="UTC, e.g. 2026-01-05T00:00:00Z.")],
            period_end: Annotated[str, typer.Option("--period-end", help="UTC.")],
-           statement: Annotated[Path, typer.Option(
-               "--statement", help="The exported public-sector statement (JSON) of the "
-                                   "same period: mined satoshis are its mining movements "
-                                   "into the sites' payout wallets.")],
-           config: Config = None, database_url: Database = None,
+           statement: Statement,
+           btc_price: Annotated[str | None, typer.Option(
+               "--btc-price", help="The BTC price for revenue figures, in currency units "
+                                   "(e.g. 97250.00).")] = None,
+           price_currency: Annotated[str | None, typer.Option(
+               "--price-currency", help="The price's ISO 4217 currency.")] = None,
+           price_source: Annotated[str | None, typer.Option(
+               "--price-source", help="Where the price comes from (recorded).")] = None,
+           difficulty: Annotated[str | None, typer.Option(
+               "--difficulty", help="The network difficulty for the yield check (a "
+                                    "decimal number).")] = None,
+           block_reward_sats: Annotated[int | None, typer.Option(
+               "--block-reward-sats", help="Subsidy plus typical fees of a block.")] = None,
+           difficulty_source: Annotated[str | None, typer.Option(
+               "--difficulty-source", help="Where the difficulty comes from (recorded).")
+           ] = None,
+           unsigned: Annotated[bool, typer.Option(
+               "--unsigned", help="Compute and show only: neither sign nor check in.")
+           ] = False,
+           output: Annotated[Path | None, typer.Option("--output-dir", help=(
+               f"Where the exports go (default: [mining] output_dir, else "
+               f"{DEFAULT_OUTPUT}).")) ] = None,
+           key_path: KeyFile = None, config: Config = None, database_url: Database = None,
            as_json: AsJson = False) -> None:
-    """The energy report: per site energy, allocated energy, utilisation, mined satoshis
-    and satoshis per MWh (integers; see docs/mining.md#the-energy-report)."""
-    try:
-        if statement.stat().st_size > 64 * FILE_BYTES_MAX:
-            fail(f"{statement} is larger than {64 * FILE_BYTES_MAX} bytes")
-        document = json.loads(statement.read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
-        fail(f"cannot read {statement}: {error}")
+    """The energy report of a period: per site energy, allocated energy, utilisation,
+    mined satoshis, satoshis and revenue per MWh, expected yield, and the anomalies
+    (integers; docs/mining.md#the-energy-report). Signed by the auditor (key passphrase
+    from RESERVE_AUDITOR_PASSPHRASE or a prompt), checked into the ledger and exported as
+    JSON, CSV and HTML, unless --unsigned."""
+    document = _read_document(statement, "public-sector statement")
 
     def action() -> Any:
-        from reserve.mining.readings import parse_time, recorded
-        from reserve.mining.record import relevant
-        from reserve.mining.report import build_report
-        from reserve.mining.sites import registry
+        from reserve.mining import publish
+        from reserve.mining.export import write_exports
+        from reserve.mining.readings import parse_time
 
         start = parse_time(period_start, "--period-start")
         end = parse_time(period_end, "--period-end")
-        if not isinstance(document, dict):
-            fail(f"{statement} is not a statement")
-        with _ledger(config, database_url, write=False) as ledger:
-            entries = relevant(ledger)
-        return build_report(registry(entries), recorded(entries), document, start, end)
-    built = guarded(action)
-    lines = [f"energy report {built['period']['start']} .. {built['period']['end']}"]
-    for row in built["sites"]:
+        price, basis = _stated(btc_price, price_currency, price_source, difficulty,
+                               block_reward_sats, difficulty_source)
+        settings = load_settings(str(config) if config else None)
+        if unsigned:
+            with open_ledger(settings, database_url) as ledger:
+                return publish.build(ledger, document, start, end, price=price,
+                                     difficulty=basis), None, None
+        from reserve.reconcile.report import load_auditor_key
+
+        signer = load_auditor_key(
+            _configured(settings, "auditor_key_file", key_path, DEFAULT_KEY),
+            _auditor_passphrase())
+        with open_ledger(settings, database_url) as ledger:
+            signed, entry = publish.publish(ledger, signer, document, start, end,
+                                            price=price, difficulty=basis)
+        table: dict[str, Any] = settings.raw.get("mining", {})
+        folder = Path(settings.resolve(output if output is not None
+                                       else table.get("output_dir", DEFAULT_OUTPUT)))
+        return signed["report"], (signed, entry.seq), write_exports(signed, folder)
+    body, signed, stem = guarded(action)
+    shown = {**body, "entry_seq": signed[1] if signed else None,
+             "report_sha256": signed[0]["signature"]["report_sha256"] if signed else None,
+             "files": str(stem) if stem else None}
+    emit(shown, as_json, _human(body) + (
+        f"\nsigned, ledger entry {signed[1]}; {stem}.json/.csv/.html" if signed
+        else "\n(unsigned: not checked in)"))
+
+
+def _human(body: dict[str, Any]) -> str:
+    from reserve.mining.export import money, percent
+
+    lines = [f"energy report {body['period']['start']} .. {body['period']['end']}"]
+    price = body.get("price")
+    for row in body["sites"]:
         mined = "" if row["mined_sats"] is None else \
             f", mined {row['mined_sats']:,} sats ({row['sats_per_mwh'] or 0:,} sats/MWh)"
         lines.append(f"  {row['site']:<20} {row['kind']:<7} {row['energy_mwh']:>16} of "
-                     f"{row['allocated_kwh']:,} kWh allocated, {row['utilisation_bp'] // 100}."
-                     f"{row['utilisation_bp'] % 100:02d}% used{mined}")
-    total = built["total"]
-    lines.append(f"  total {total['energy_mwh']}, mined {total['mined_sats']:,} sats")
-    emit(built, as_json, "\n".join(lines))
+                     f"{row['allocated_kwh']:,} kWh allocated, "
+                     f"{percent(row['utilisation_bp'])} used{mined}")
+        if price and row["revenue_per_mwh_minor"] is not None:
+            lines.append(f"    revenue {money(row['revenue_per_mwh_minor'], price['currency'])}"
+                         f"/MWh against a tariff of "
+                         f"{money(row['tariff_per_mwh_minor'], row['currency'])}/MWh")
+        if row.get("expected_sats") is not None:
+            lines.append(f"    expected {row['expected_sats']:,} sats from the fleet and the "
+                         f"stated difficulty: yield {percent(row['yield_bp'])}")
+    total = body["total"]
+    lines.append(f"  total {total['energy_mwh']}, mined {total['mined_sats']:,} sats "
+                 f"({'equal to' if total['matches_statement'] else 'NOT equal to'} the "
+                 f"statement's mining flow of {total['statement_mining_sats']:,})")
+    lines += [f"  anomaly {a['kind']}: {a['detail']}" for a in body["anomalies"]] \
+        or ["  no anomalies"]
+    return "\n".join(lines)
+
+
+@mining_app.command("show")
+def show(report_file: Annotated[Path, typer.Argument(help="An energy report's JSON export.")],
+         csv: Annotated[bool, typer.Option("--csv", help="Its CSV export.")] = False,
+         html: Annotated[bool, typer.Option("--html", help="Its HTML page.")] = False,
+         as_json: AsJson = False) -> None:
+    """Show a signed energy report (or its CSV / HTML export)."""
+    from reserve.mining import export
+
+    document = _read_document(report_file, "energy report")
+    if document["report"].get("format") != "reserve-energy-report/1":
+        fail(f"{report_file} is not a signed energy report")
+    try:
+        if csv or html:
+            typer.echo(export.to_csv(document) if csv else export.to_html(document), nl=False)
+            return
+        emit(document, as_json, _human(document["report"]))
+    except (KeyError, TypeError, AttributeError, ValueError):
+        fail(f"{report_file} is not a well-formed energy report")
+
+
+@mining_app.command("verify")
+def verify(report_file: Annotated[Path, typer.Argument(help="An energy report's JSON export.")],
+           statement: Statement,
+           ledger_export: Annotated[Path, typer.Option(
+               "--export", help="A ledger export (`reserve ledger export`) holding the "
+                                "report's checkpoint.")],
+           auditor_keys: AuditorKeys = [],  # noqa: B006 (typer reads the default)
+           ledger_key: Annotated[str | None, typer.Option("--ledger-key")] = None,
+           as_json: AsJson = False) -> None:
+    """Re-derive REPORT from a ledger export and the statement it names: exit 1 if it does
+    not hold, 2 if it cannot be checked here."""
+    from reserve.cli.statement import _export_entries
+    from reserve.errors import ReportRejected, ReserveError
+
+    if not auditor_keys:
+        fail("give the auditor's public key with --auditor-key")
+    document = _read_document(report_file, "energy report")
+    statement_document = _read_document(statement, "public-sector statement")
+    try:
+        from reserve.mining.publish import verify as verify_report
+
+        entries = _export_entries(ledger_export, ledger_key, document)
+        body = verify_report(document, _keys(auditor_keys), statement_document, entries)
+    except ReportRejected as error:
+        emit({"holds": False, "reason": error.reason, "message": str(error)}, as_json,
+             f"DOES NOT HOLD ({error.reason}): {error}")
+        raise typer.Exit(1) from None
+    except ReserveError as error:
+        emit({"holds": None, "reason": "cannot_verify", "message": str(error)}, as_json,
+             f"CANNOT VERIFY: {error}")
+        raise typer.Exit(2) from None
+    sha = document["signature"]["report_sha256"]
+    emit({"holds": True, "report_sha256": sha, "statement_sha256": body["statement_sha256"]},
+         as_json, f"HOLDS: energy report {sha} re-derived from the ledger at entry "
+                  f"{body['ledger']['tree_size']} and statement {body['statement_sha256']}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reserve.events.base import Event, Json
+from reserve.events.base import Event, Hex, Json
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,9 @@ class SiteRegistered(Event):
     """A site sharing the allocation: a mining site or an AI data centre, its allocated
     capacity (kW), its grid meter and the meter operator's Ed25519 key (a note verifier
     key, name+hash+base64), its tariff (minor currency units per kWh) and, for a mining
-    site, the registered public-sector wallets its payouts go to."""
+    site, the registered public-sector wallets its payouts go to, the addresses a mining
+    pool pays it from (its payouts count as mined coins, like coinbase outputs) and the
+    fleet's declared efficiency in millijoules per terahash (0: not declared)."""
 
     KIND = "mining.site_registered"
     site: str
@@ -36,6 +38,8 @@ class SiteRegistered(Event):
     tariff_minor_per_kwh: int
     currency: str
     payout_wallets: Json  # [registered wallet name]
+    pool_payers: Json  # [address a pool pays the site's payouts from]
+    efficiency_mj_per_th: int
 
 
 @dataclass(frozen=True)
@@ -54,4 +58,25 @@ class EnergyReading(Event):
     signature: str
 
 
-EVENTS: tuple[type[Event], ...] = (AllocationSet, SiteRegistered, EnergyReading)
+@dataclass(frozen=True)
+class EnergyReportPublished(Event):
+    """An energy report signed by an auditor (docs/mining.md#the-energy-report): its hash
+    and signature, its period, the statement it took mined coins from, and its figures
+    (per site and in total, and its anomalies), so a public page needs only this entry."""
+
+    KIND = "mining.report_published"
+    report_sha256: Hex
+    signature: str  # base64 Ed25519
+    auditor_key: str
+    period: Json  # {start, end}
+    statement_sha256: Hex
+    ledger: Json  # {tree_size, root_hash}: the checkpoint the report read
+    price: Json | None  # the stated BTC price and its source, or null
+    difficulty: Json | None  # the stated network difficulty and its source, or null
+    sites: Json  # [{site, kind, energy_kwh, mined_sats, sats_per_mwh, ...}]
+    total: Json
+    anomalies: Json  # [{kind, site, detail}]
+
+
+EVENTS: tuple[type[Event], ...] = (AllocationSet, SiteRegistered, EnergyReading,
+                                   EnergyReportPublished)

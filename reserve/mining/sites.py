@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reserve.errors import CheckpointError, MiningError
+from reserve.errors import CheckpointError, MiningError, NetworkSafetyError
 from reserve.events.mining import AllocationSet, SiteRegistered
 from reserve.ledger.checkpoint import VerifierKey
 
@@ -25,7 +25,23 @@ PHASE_ONE_KW = 2_000_000
 CEILING_KW_MAX = 100_000_000  # 100 GW: far above any national grid's surplus
 TARIFF_MAX = 10_000_000
 PAYOUT_WALLETS_MAX = 20
+POOL_PAYERS_MAX = 20
+# A fleet's efficiency in millijoules per terahash: 1 J/TH (far beyond any machine today)
+# to 10,000 J/TH (an early-2010s GPU); 0 means not declared (no yield check).
+EFFICIENCY_MJ_MIN, EFFICIENCY_MJ_MAX = 1_000, 10_000_000
 TEXT_MAX = 200
+
+
+def parse_efficiency(text: str | None) -> int:
+    """A fleet efficiency given in J/TH (decimal text, at most three decimals) as integer
+    millijoules per terahash; None is 0 (not declared)."""
+    if text is None:
+        return 0
+    if not re.match(r"^\d{1,5}(\.\d{1,3})?$", text.strip()):
+        raise MiningError(f"fleet efficiency must be J/TH as a decimal with at most three "
+                          f"decimals (e.g. 17.5), got {text!r}")
+    whole, _, part = text.strip().partition(".")
+    return int(whole) * 1000 + int((part + "000")[:3])
 
 
 def _text(value: Any, what: str, *, empty: bool = False) -> None:
@@ -69,6 +85,8 @@ class Site:
     tariff_minor_per_kwh: int
     currency: str
     payout_wallets: tuple[str, ...] = ()
+    pool_payers: tuple[str, ...] = ()
+    efficiency_mj_per_th: int = 0
 
     def __post_init__(self) -> None:
         if not NAME.match(self.site):
@@ -98,6 +116,29 @@ class Site:
             raise MiningError(f"site {self.site}: an AI data centre has no payout wallets")
         if len(set(self.payout_wallets)) != len(self.payout_wallets):
             raise MiningError(f"site {self.site}: a payout wallet is named twice")
+        self._check_mining_fields()
+
+    def _check_mining_fields(self) -> None:
+        if self.kind == "ai" and (self.pool_payers or self.efficiency_mj_per_th):
+            raise MiningError(f"site {self.site}: an AI data centre has no pool and no "
+                              "mining fleet")
+        if len(self.pool_payers) > POOL_PAYERS_MAX:
+            raise MiningError(f"site {self.site}: at most {POOL_PAYERS_MAX} pool payer "
+                              "addresses")
+        for address in self.pool_payers:
+            from wallets.bitcoin.networks import address_networks  # bitcoinlib, when used
+
+            try:
+                address_networks(address)
+            except NetworkSafetyError:
+                raise MiningError(f"site {self.site}: pool payer {str(address)[:90]!r} is "
+                                  "not a Bitcoin address") from None
+        if len(set(self.pool_payers)) != len(self.pool_payers):
+            raise MiningError(f"site {self.site}: a pool payer address is named twice")
+        efficiency = self.efficiency_mj_per_th
+        if efficiency != 0:
+            _count(efficiency, f"site {self.site}: fleet efficiency (mJ/TH)",
+                   EFFICIENCY_MJ_MIN, EFFICIENCY_MJ_MAX)
 
     def verifier(self) -> VerifierKey:
         try:
@@ -111,20 +152,26 @@ class Site:
                               capacity_kw=self.capacity_kw, meter=self.meter,
                               meter_key=self.meter_key,
                               tariff_minor_per_kwh=self.tariff_minor_per_kwh,
-                              currency=self.currency, payout_wallets=list(self.payout_wallets))
+                              currency=self.currency, payout_wallets=list(self.payout_wallets),
+                              pool_payers=list(self.pool_payers),
+                              efficiency_mj_per_th=self.efficiency_mj_per_th)
 
     @classmethod
     def of(cls, event: SiteRegistered) -> Site:
         return cls(site=event.site, operator=event.operator, kind=event.site_kind,
                    capacity_kw=event.capacity_kw, meter=event.meter, meter_key=event.meter_key,
                    tariff_minor_per_kwh=event.tariff_minor_per_kwh, currency=event.currency,
-                   payout_wallets=tuple(event.payout_wallets))
+                   payout_wallets=tuple(event.payout_wallets),
+                   pool_payers=tuple(event.pool_payers),
+                   efficiency_mj_per_th=event.efficiency_mj_per_th)
 
     def to_json(self) -> dict[str, Any]:
         return {"site": self.site, "operator": self.operator, "kind": self.kind,
                 "capacity_kw": self.capacity_kw, "meter": self.meter,
                 "meter_key": self.meter_key, "tariff_minor_per_kwh": self.tariff_minor_per_kwh,
-                "currency": self.currency, "payout_wallets": list(self.payout_wallets)}
+                "currency": self.currency, "payout_wallets": list(self.payout_wallets),
+                "pool_payers": list(self.pool_payers),
+                "efficiency_mj_per_th": self.efficiency_mj_per_th}
 
 
 @dataclass(frozen=True)
@@ -189,6 +236,11 @@ def check_site(current: Registry, site: Site, wallets: Sequence[str]) -> None:
         if shared:
             raise MiningError(f"site {site.site!r}: wallet {sorted(shared)[0]!r} is already "
                               f"the payout wallet of site {other.site!r}")
+        payers = set(other.pool_payers) & set(site.pool_payers)
+        if payers:
+            raise MiningError(f"site {site.site!r}: pool payer {sorted(payers)[0]} is already "
+                              f"named by site {other.site!r} (a payout must belong to one "
+                              "site)")
     unknown = [w for w in site.payout_wallets if w not in set(wallets)]
     if unknown:
         raise MiningError(f"site {site.site!r}: payout wallet {unknown[0]!r} is not a "

@@ -214,14 +214,16 @@ def _coins_by_wallet(coins: Mapping[Outpoint, tuple[str, int]], names: Sequence[
     return found
 
 
-def _read_tx(tx: Mapping[str, Any], height: int, owner: Mapping[str, str],
+def _read_tx(tx: Mapping[str, Any], height: int, time: int, owner: Mapping[str, str],
              coins: dict[Outpoint, tuple[str, int]]) -> ChainTx:
     """One transaction: spends and adds registered coins in `coins` (in place)."""
     coinbase = bool(tx["vin"]) and "coinbase" in tx["vin"][0]
     inputs: list[tuple[str | None, int]] = []
+    sources: list[str] = []
     for vin in [] if coinbase else tx["vin"]:
         prevout = vin["prevout"]
-        who = owner.get(_address(prevout["scriptPubKey"]) or "")
+        sources.append(_address(prevout["scriptPubKey"]) or "")
+        who = owner.get(sources[-1])
         if who is not None and coins.pop((vin["txid"], int(vin["vout"])), None) is None:
             raise StatementError(f"transaction {tx['txid']} spends {vin['txid']}:{vin['vout']}"
                                  f" of wallet {who!r}, created before the walk began: lower "
@@ -236,7 +238,8 @@ def _read_tx(tx: Mapping[str, Any], height: int, owner: Mapping[str, str],
         outputs.append((who, sats))
     if len(coins) > COINS_MAX:
         raise StatementError(f"more than {COINS_MAX} coins to track")
-    return ChainTx(str(tx["txid"]), height, coinbase, tuple(inputs), tuple(outputs))
+    return ChainTx(str(tx["txid"]), height, coinbase, tuple(inputs), tuple(outputs), time,
+                   tuple(sources))
 
 
 def walk(node: BitcoinRPC, found: Pin, owner: Mapping[str, str],
@@ -252,7 +255,7 @@ def walk(node: BitcoinRPC, found: Pin, owner: Mapping[str, str],
         blockhash = found.end_hash if height == found.end_height else node.getblockhash(height)
         block = node.getblock(blockhash, 3)
         for tx in block["tx"]:
-            chain_tx = _read_tx(tx, height, owner, coins)
+            chain_tx = _read_tx(tx, height, int(block["time"]), owner, coins)
             if height >= found.start_height and chain_tx.touches():
                 transactions.append(chain_tx)
     check_pin(node, found)

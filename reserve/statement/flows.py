@@ -6,7 +6,10 @@ owner is a registered wallet's name or None for anyone else, plus what the ledge
 (docs/transparency.md#classes):
 
 - no registered input: every output to a registered wallet is an inflow, `mining` in a
-  coinbase, else the confirmed attribution's class, else `unattributed`;
+  coinbase; `mining` too when the wallet is a mining site's payout wallet and every input
+  comes from an address that site named as its pool's payer (a pool payout); else the
+  confirmed attribution's class, else `unattributed`. A `mining` movement into a site's
+  payout wallet names the site;
 - some registered input: the wallet of the first registered input leads. The net change
   of all registered wallets together is what left (or came into) the public sector. When
   every input is registered the network fee is the public sector's and the lead wallet
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from reserve.flow_classes import ATTRIBUTABLE, FLOW_CLASSES
 
@@ -34,13 +38,17 @@ INTERNAL = "internal_transfer"
 class ChainTx:
     """A confirmed transaction as far as the registered wallets go. `inputs` are the
     spent coins' (owner, sats), `outputs` the new coins' (owner, sats), in order; owner
-    None is anyone outside the registry. A coinbase has no inputs."""
+    None is anyone outside the registry. A coinbase has no inputs. `time` is its block's
+    timestamp (Unix seconds), `sources` the address each input spent ("" for a script
+    without one), in input order."""
 
     txid: str
     height: int
     coinbase: bool
     inputs: tuple[tuple[str | None, int], ...]
     outputs: tuple[tuple[str | None, int], ...]
+    time: int = 0
+    sources: tuple[str, ...] = ()
 
     @property
     def fee_sats(self) -> int:
@@ -55,7 +63,8 @@ class ChainTx:
 @dataclass(frozen=True)
 class Movement:
     """One classified figure: `sats` (signed) of `flow_class` for `wallet` in `txid`;
-    `evidence` names what decided the class (a proposal digest, an attribution's seq)."""
+    `evidence` names what decided the class (a proposal digest, an attribution's seq);
+    `site` the mining site a `mining` movement into its payout wallet belongs to."""
 
     txid: str
     height: int
@@ -63,10 +72,26 @@ class Movement:
     flow_class: str
     sats: int
     evidence: str = ""
+    time: int = 0
+    site: str | None = None
 
     def to_json(self) -> dict[str, object]:
-        return {"txid": self.txid, "height": self.height, "wallet": self.wallet,
-                "class": self.flow_class, "sats": self.sats, "evidence": self.evidence}
+        return {"txid": self.txid, "height": self.height, "time": format_unix(self.time),
+                "wallet": self.wallet, "class": self.flow_class, "sats": self.sats,
+                "evidence": self.evidence, "site": self.site}
+
+
+def format_unix(seconds: int) -> str:
+    """A block timestamp as the ledger writes times: YYYY-MM-DDTHH:MM:SSZ (UTC)."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class MiningWallet:
+    """A mining site's payout wallet: the site, and the addresses its pool pays from."""
+
+    site: str
+    pool_payers: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -89,19 +114,35 @@ def _net(tx: ChainTx) -> dict[str, int]:
     return net
 
 
+def _inflow_class(tx: ChainTx, wallet: str, attributed: Mapping[str, Decided],
+                  site: MiningWallet | None) -> Decided:
+    """The class of an inflow from outside: coinbase, pool payout, attribution, or none."""
+    if tx.coinbase:
+        return Decided("mining", "coinbase")
+    if site is not None and site.pool_payers and tx.sources \
+            and all(a in site.pool_payers for a in tx.sources):
+        return Decided("mining", "pool payout from " + " ".join(sorted(set(tx.sources))))
+    return attributed.get(wallet, Decided("unattributed", ""))
+
+
 def classify(tx: ChainTx, declared: Decided | None = None,
-             attributed: Mapping[str, Decided] | None = None) -> list[Movement]:
+             attributed: Mapping[str, Decided] | None = None,
+             mining: Mapping[str, MiningWallet] | None = None) -> list[Movement]:
     """The movements of `tx`. `declared`: the class its proposal declared (outflows);
-    `attributed`: confirmed attributions of this txid by wallet."""
+    `attributed`: confirmed attributions of this txid by wallet; `mining`: the mining
+    sites' payout wallets by wallet name."""
     attributed = attributed or {}
+    mining = mining or {}
     movements: list[Movement] = []
     lead = next((owner for owner, _ in tx.inputs if owner is not None), None)
     if lead is None:
         for wallet, sats in _net(tx).items():
-            decided = Decided("mining", "coinbase") if tx.coinbase else \
-                attributed.get(wallet, Decided("unattributed", ""))
-            movements.append(Movement(tx.txid, tx.height, wallet, decided.flow_class, sats,
-                                      decided.evidence))
+            site = mining.get(wallet)
+            decided = _inflow_class(tx, wallet, attributed, site)
+            movements.append(Movement(
+                tx.txid, tx.height, wallet, decided.flow_class, sats, decided.evidence,
+                tx.time, site.site if site is not None and decided.flow_class == "mining"
+                else None))
         return [m for m in movements if m.sats]
     net = _net(tx)
     outside = all(owner is not None for owner, _ in tx.inputs)
@@ -111,14 +152,16 @@ def classify(tx: ChainTx, declared: Decided | None = None,
         internal = change
         if wallet == lead:
             if fee:
-                movements.append(Movement(tx.txid, tx.height, wallet, "fee", -fee, "network fee"))
+                movements.append(Movement(tx.txid, tx.height, wallet, "fee", -fee,
+                                          "network fee", tx.time))
             if external:
                 decided = _external_class(wallet, declared, attributed)
                 movements.append(Movement(tx.txid, tx.height, wallet, decided.flow_class,
-                                          external, decided.evidence))
+                                          external, decided.evidence, tx.time))
             internal = change + fee - external
         if internal:
-            movements.append(Movement(tx.txid, tx.height, wallet, INTERNAL, internal))
+            movements.append(Movement(tx.txid, tx.height, wallet, INTERNAL, internal,
+                                      time=tx.time))
     return movements
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from reserve.errors import PolicyError, StatementError
 from reserve.events.chain_btc import BtcBroadcast, BtcPsbtCreated
 from reserve.events.custody import PolicyVersion
+from reserve.events.mining import SiteRegistered
 from reserve.events.transparency import (
     FlowAttributionConfirmed,
     FlowAttributionProposed,
@@ -64,6 +65,19 @@ def attributions(entries: Iterable[Entry]) -> Attributions:
             found.setdefault(confirmed.txid, {})[confirmed.wallet] = Decided(
                 confirmed.flow_class,
                 f"attribution {confirmed.proposed_seq} confirmed {entry.seq}")
+    return found
+
+
+def mining_sites(entries: Iterable[Entry]) -> list[dict[str, Any]]:
+    """The mining sites' payout wallets and pool payer addresses (`mining.site_registered`),
+    in registration order: a coinbase output or a pool payout into one is that site's."""
+    found = []
+    for entry in entries:
+        if entry.kind == SiteRegistered.KIND:
+            site = SiteRegistered.of(entry)
+            if site.site_kind == "mining":
+                found.append({"site": site.site, "payout_wallets": list(site.payout_wallets),
+                              "pool_payers": list(site.pool_payers)})
     return found
 
 

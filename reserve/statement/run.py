@@ -28,6 +28,7 @@ from reserve.statement.statement import (
     compare,
     decisions_of,
     figures,
+    mining_wallets,
     published,
 )
 from reserve.statement.wallets import PublicWallet, check_new, registered
@@ -75,7 +76,8 @@ def build(ledger: Ledger, node: BitcoinRPC, *, start_height: int, end_height: in
         pin=pin, ledger={"tree_size": checkpoint.tree_size,
                          "root_hash": checkpoint.root_hash.hex(), "note": note},
         wallets=wallets, walk=walk, declared=records.declared_classes(entries),
-        attributed=records.attributions(entries), commitments=commitments)
+        attributed=records.attributions(entries), commitments=commitments,
+        mining_sites=records.mining_sites(entries))
 
 
 def publish(ledger: Ledger, node: BitcoinRPC, signer: AuditorSigner, *, start_height: int,
@@ -102,11 +104,13 @@ def verify(document: Any, auditors: Iterable[VerifierKey], node: BitcoinRPC,
         pin = chain.Pin.from_json(body["blocks"])
         declared, attributed = decisions_of(body)
         commitments = parse(body.get("commitments"))
+        sites = body.get("mining_sites", [])
+        mining_wallets(sites)  # the shape is checked before the node is asked
     except (KeyError, TypeError, ValueError, StatementError) as error:
         raise StatementRejected("malformed", f"the statement is malformed: {error}") from None
     chain.check_pin(node, pin)
     walk = chain.walk(node, pin, chain.owners(node, wallets), [w.name for w in wallets])
-    compare(body, figures(wallets, walk, declared, attributed, commitments))
+    compare(body, figures(wallets, walk, declared, attributed, commitments, sites))
     if ledger_entries is not None:
         _check_ledger(body, document["signature"]["report_sha256"], ledger_entries, walk)
     return body
@@ -125,6 +129,9 @@ def _check_ledger(body: dict[str, Any], sha256: str, entries: Sequence[Entry],
     if registry != body["registry"]:
         raise StatementRejected("registry", "the statement's wallets are not the ledger's "
                                             f"registry at entry {size}")
+    if records.mining_sites(read) != body.get("mining_sites", []):
+        raise StatementRejected("mining_sites", "the statement's mining sites are not the "
+                                                f"ledger's at entry {size}")
     again = decisions_used(walk, records.declared_classes(read), records.attributions(read))
     if again != body["decisions"]:
         raise StatementRejected("decisions", f"the statement's decisions {body['decisions']} "

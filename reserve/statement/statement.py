@@ -24,7 +24,14 @@ from reserve.ledger.store import Ledger
 from reserve.reconcile.report import check_signature
 from reserve.statement.chain import Pin, Walk
 from reserve.statement.commitments import Commitment, evaluate
-from reserve.statement.flows import Decided, Movement, check_account, classify, consolidate
+from reserve.statement.flows import (
+    Decided,
+    MiningWallet,
+    Movement,
+    check_account,
+    classify,
+    consolidate,
+)
 from reserve.statement.records import Attributions
 from reserve.statement.wallets import PublicWallet
 
@@ -37,15 +44,22 @@ def _coins(rows: Sequence[tuple[str, int, int]]) -> list[list[Any]]:
     return [[txid, vout, sats] for txid, vout, sats in rows]
 
 
+def mining_wallets(sites: Sequence[Mapping[str, Any]]) -> dict[str, MiningWallet]:
+    """wallet -> its mining site, from the body's `mining_sites`."""
+    return {wallet: MiningWallet(str(site["site"]), frozenset(site["pool_payers"]))
+            for site in sites for wallet in site["payout_wallets"]}
+
+
 def figures(wallets: Sequence[PublicWallet], walk: Walk, declared: Mapping[str, Decided],
-            attributed: Attributions,
-            commitments: Sequence[Commitment] = ()) -> dict[str, Any]:
+            attributed: Attributions, commitments: Sequence[Commitment] = (),
+            mining_sites: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     """Per wallet and consolidated accounts, the classified movements and whether they keep
     `commitments` (pure). Raises StatementError when the flows do not explain a closing
     stock (a bug, never data)."""
     movements: list[Movement] = []
+    mining = mining_wallets(mining_sites)
     for tx in walk.transactions:
-        movements.extend(classify(tx, declared.get(tx.txid), attributed.get(tx.txid)))
+        movements.extend(classify(tx, declared.get(tx.txid), attributed.get(tx.txid), mining))
     openings = {w.name: sum(s for _t, _v, s in walk.opening.get(w.name, [])) for w in wallets}
     closings = {w.name: sum(s for _t, _v, s in walk.closing[w.name]) for w in wallets}
     try:
@@ -90,12 +104,14 @@ def decisions_of(body: Mapping[str, Any]) -> tuple[dict[str, Decided], Attributi
 def build_body(*, created: str, period: Mapping[str, str | None], pin: Pin,
                ledger: Mapping[str, Any], wallets: Sequence[PublicWallet], walk: Walk,
                declared: Mapping[str, Decided], attributed: Attributions,
-               commitments: Sequence[Commitment] = ()) -> dict[str, Any]:
+               commitments: Sequence[Commitment] = (),
+               mining_sites: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     body = {"format": FORMAT, "created": created, "period": dict(period),
             "blocks": pin.to_json(), "ledger": dict(ledger),
             "registry": [w.to_json() for w in wallets],
+            "mining_sites": [dict(s) for s in mining_sites],
             "decisions": decisions_used(walk, declared, attributed),
-            **figures(wallets, walk, declared, attributed, commitments)}
+            **figures(wallets, walk, declared, attributed, commitments, mining_sites)}
     canonical_bytes(body)  # refuse now anything that is not canonical JSON
     return body
 

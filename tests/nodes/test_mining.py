@@ -25,7 +25,10 @@ from reserve.ledger import Ledger
 from reserve.ledger.keys import create_signer_file
 from reserve.mining import readings
 from reserve.mining.sites import Allocation, Site
+from reserve.statement.statement import check_in as check_in_statement
 from tests.support.api_server import RunningServer, reserve_command, running_server
+from tests.support.reconcile_fixtures import PASSPHRASE as AUDITOR_PASSPHRASE
+from tests.support.reconcile_fixtures import auditor
 from tests.unit.test_mining import verifier
 
 PASS = "meter-operator-pass"
@@ -42,7 +45,8 @@ def env(tmp_path: Path) -> dict[str, Any]:
     environment = {k: v for k, v in os.environ.items()
                    if k not in ("RESERVE_LEDGER_PASSPHRASE", "RESERVE_DATABASE_URL")}
     environment.update(RESERVE_CONFIG=str(config), RESERVE_NOW="2026-01-05T09:00:00Z",
-                       RESERVE_METER_PASSPHRASE=PASS)
+                       RESERVE_METER_PASSPHRASE=PASS,
+                       RESERVE_AUDITOR_PASSPHRASE=AUDITOR_PASSPHRASE)
     return {"folder": tmp_path, "env": environment}
 
 
@@ -148,24 +152,91 @@ def test_the_allocation_sites_and_readings_from_the_command_line(env: dict[str, 
         "--meter", "MTR-001", "--start", "2026-01-05T02:00:00Z", "--end",
         "2026-01-05T03:00:00Z", "--kwh", "1", "--out", str(first), code=2)
 
-    # The energy report, mined satoshis from an exported statement of the same period.
+    # The energy report: mined satoshis from a signed statement the ledger published.
+    auditor_key = auditor(folder)
     exported = folder / "statement.json"
-    exported.write_text(json.dumps({
+    unpublished = folder / "unpublished.json"
+    statement_body = {
+        "format": "reserve-public-statement/1",
         "period": {"start": "2026-01-05T00:00:00+00:00", "end": "2026-01-06T00:00:00+00:00"},
-        "movements": [{"txid": "ab" * 32, "height": 101, "wallet": "north-payout",
-                       "class": "mining", "sats": 5_000_000_000, "evidence": "coinbase"}]}))
+        "blocks": {"start_height": 101, "end_height": 200},
+        "consolidated": {"opening_sats": 0, "closing_sats": 5_000_000_000, "flows": [
+            {"class": "mining", "sats": 5_000_000_000, "txids": ["ab" * 32]}]},
+        "wallets": [], "commitments": [],
+        "movements": [{"txid": "ab" * 32, "height": 101, "time": "2026-01-05T00:30:00Z",
+                       "wallet": "north-payout", "class": "mining", "sats": 5_000_000_000,
+                       "evidence": "coinbase", "site": "north-mine"}]}
+    signed = auditor_key.sign(statement_body)
+    exported.write_text(json.dumps(signed))
+    unpublished.write_text(json.dumps(auditor_key.sign({**statement_body, "wallets": [1]})))
     period = ("--period-start", "2026-01-05T00:00:00Z", "--period-end", "2026-01-06T00:00:00Z")
+    key = ("--key-file", str(folder / "auditor-general.key.json"))
+    stated = ("--btc-price", "97250.00", "--price-currency", "USD", "--price-source",
+              "a stated test price")
+    before = size(env)
+    assert "is not published in the ledger" in reserve(
+        env, "mining", "report", *period, "--statement", str(exported), *key, code=2)
+    with Ledger.open(f"sqlite:///{folder}/var/l.sqlite") as ledger:
+        check_in_statement(ledger, signed, "auditor:auditor-general")
+    before = size(env)
+    for args, message in (
+            (("--statement", str(unpublished)), "is not published in the ledger"),
+            (("--statement", str(first)), "is not a signed public-sector statement"),
+            (("--statement", str(folder / "missing.json")), "cannot read"),
+            (("--statement", str(exported), "--btc-price", "97250.00"),
+             "needs --btc-price, --price-currency and --price-source"),
+            (("--statement", str(exported), *stated[:4], "--price-source", ""),
+             "name its source"),
+            (("--statement", str(exported), "--btc-price", "1.001", *stated[2:]),
+             "more decimals than USD's 2"),
+            (("--statement", str(exported), "--difficulty", "1e14"),
+             "needs --difficulty, --block-reward-sats and --difficulty-source")):
+        assert message in reserve(env, "mining", "report", *period, *args, *key, code=2)
+    assert "the statement covers" in reserve(
+        env, "mining", "report", "--period-start", "2026-01-05T00:00:00Z", "--period-end",
+        "2026-01-07T00:00:00Z", "--statement", str(exported), *key, code=2)
+    assert size(env) == before  # nothing written by any refusal
+
+    preview = json.loads(reserve(env, "mining", "report", *period, "--statement",
+                                 str(exported), "--unsigned", "--json"))
+    assert preview["entry_seq"] is None and size(env) == before
     built = json.loads(reserve(env, "mining", "report", *period, "--statement",
-                               str(exported), "--json"))
+                               str(exported), *stated, *key, "--json"))
+    assert size(env) == before + 1 and built["entry_seq"] == before
     north = next(row for row in built["sites"] if row["site"] == "north-mine")
     assert (north["energy_kwh"], north["energy_mwh"]) == (1_100_000, "1,100.000 MWh")
     assert north["allocated_kwh"] == 28_800_000 and north["utilisation_bp"] == 381
     assert north["mined_sats"] == 5_000_000_000 and north["sats_per_mwh"] == 4_545_454
-    assert "3.81% used" in reserve(env, "mining", "report", *period, "--statement",
-                                   str(exported))
-    assert "the statement covers" in reserve(
-        env, "mining", "report", "--period-start", "2026-01-05T00:00:00Z", "--period-end",
-        "2026-01-07T00:00:00Z", "--statement", str(exported), code=2)
+    # 50 BTC at 97,250.00 USD over 1,100 MWh: 4,420.45 USD per MWh, against 7 cents/kWh.
+    assert north["revenue_per_mwh_minor"] == 442_045 and north["tariff_per_mwh_minor"] == 7_000
+    assert built["total"]["matches_statement"] is True and built["anomalies"] == []
+    files = Path(built["files"])
+    assert files.parent == folder / "var" / "mining"
+    document = files.with_suffix(".json")
+    shown = reserve(env, "mining", "show", str(document))
+    assert "3.81% used" in shown and "4,420.45 USD/MWh" in shown and "no anomalies" in shown
+    assert reserve(env, "mining", "show", str(document), "--csv").splitlines()[0].startswith(
+        "site,kind,operator,capacity_kw,energy_kwh")
+    assert "Energy report" in reserve(env, "mining", "show", str(document), "--html")
+    assert "not a signed energy report" in reserve(env, "mining", "show", str(exported), code=2)
+
+    ledger_export = folder / "ledger.jsonl"
+    reserve(env, "ledger", "export", "-o", str(ledger_export))
+    auditor_public = auditor_key.verifier.encode()
+    holds = json.loads(reserve(env, "mining", "verify", str(document), "--statement",
+                               str(exported), "--export", str(ledger_export),
+                               "--auditor-key", auditor_public, "--json"))
+    assert holds["holds"] is True
+    tampered = json.loads(document.read_text())
+    tampered["report"]["total"]["mined_sats"] += 1
+    (folder / "tampered.json").write_text(json.dumps(tampered))
+    refused_verify = subprocess.run(
+        [*reserve_command(), "mining", "verify", str(folder / "tampered.json"),
+         "--statement", str(exported), "--export", str(ledger_export), "--auditor-key",
+         auditor_public], cwd=folder, env=env["env"], capture_output=True, text=True,
+        timeout=120, check=False)
+    assert refused_verify.returncode == 1 and "DOES NOT HOLD (tampered)" in \
+        refused_verify.stdout
 
 
 # -- over HTTP ---------------------------------------------------------------------------

@@ -48,6 +48,11 @@ def register_wallet(ledger: Ledger, name: str) -> None:
 
 @pytest.fixture()
 def allocated(ledger: Ledger) -> Ledger:
+    return allocate(ledger)
+
+
+def allocate(ledger: Ledger) -> Ledger:
+    """The phase-one allocation with the north site (payout wallet north-payout)."""
     register_wallet(ledger, "north-payout")
     record.set_allocation(ledger, sites.Allocation("phase-one", sites.PHASE_ONE_KW),
                           actor="operator")
