@@ -56,7 +56,8 @@ class PublicSettings:
     people holding a vault's keys) only when `show_custodians`. Each client address may
     make `rate_per_minute` requests a minute on average, `burst` at once; answers may be
     cached for `max_age_seconds`. `statements_dir` is where `reserve statement build`
-    exported the signed documents (None: only the ledger's figures are shown).
+    exported the signed documents, `energy_reports_dir` where `reserve mining report` did
+    (None: only the ledger's figures are shown).
     """
 
     enabled: bool = False
@@ -67,6 +68,7 @@ class PublicSettings:
     max_age_seconds: int = 60
     clients_max: int = 10_000
     statements_dir: Path | None = None
+    energy_reports_dir: Path | None = None
 
 
 PUBLIC_LIMITS = {"rate_per_minute": (1, 60_000), "burst": (1, 10_000),
@@ -77,13 +79,16 @@ def public_settings(raw: dict[str, Any], root: Path) -> PublicSettings:
     """The `[public]` table checked: known keys, booleans, integers within bounds.
 
     Without `statements_dir` the documents are looked for where `reserve statement build`
-    writes them: `[statement] output_dir`, else `var/statements`.
+    writes them: `[statement] output_dir`, else `var/statements`; without
+    `energy_reports_dir`, where `reserve mining report` does: `[mining] output_dir`, else
+    `var/mining`.
     """
     table = raw.get("public", {})
     if not isinstance(table, dict):
         raise ConfigError("config.public must be a table")
     defaults = PublicSettings()
-    known = {"enabled", "show_amounts", "show_custodians", "statements_dir", *PUBLIC_LIMITS}
+    known = {"enabled", "show_amounts", "show_custodians", "statements_dir",
+             "energy_reports_dir", *PUBLIC_LIMITS}
     unknown = sorted(set(table) - known)
     if unknown:
         raise ConfigError(f"config.public: unknown keys {unknown}")
@@ -97,14 +102,15 @@ def public_settings(raw: dict[str, Any], root: Path) -> PublicSettings:
             if not low <= value <= high:
                 raise ConfigError(f"public.{key}: expected {low}..{high}, got {value}")
             chosen[key] = value
-    statement = raw.get("statement", {})
-    folder = table.get("statements_dir") or (
-        statement.get("output_dir") if isinstance(statement, dict) else None) \
-        or "var/statements"
-    if not isinstance(folder, str):
-        raise ConfigError(f"public.statements_dir: expected a folder path, got {folder!r}")
-    candidate = Path(folder)
-    chosen["statements_dir"] = candidate if candidate.is_absolute() else root / candidate
+    for key, writer, default in (("statements_dir", "statement", "var/statements"),
+                                 ("energy_reports_dir", "mining", "var/mining")):
+        written = raw.get(writer, {})
+        folder = table.get(key) or (
+            written.get("output_dir") if isinstance(written, dict) else None) or default
+        if not isinstance(folder, str):
+            raise ConfigError(f"public.{key}: expected a folder path, got {folder!r}")
+        candidate = Path(folder)
+        chosen[key] = candidate if candidate.is_absolute() else root / candidate
     return PublicSettings(**{**defaults.__dict__, **chosen})
 
 

@@ -20,12 +20,14 @@ from reserve.api import reserve_views as views
 from reserve.config import PublicSettings
 from reserve.errors import EventError
 from reserve.events.custody import BitcoinVaultRegistered, VaultRegistered
+from reserve.events.mining import EnergyReportPublished
 from reserve.events.records import CheckpointAnchored, LedgerAnchor
 from reserve.events.transparency import StatementPublished, WalletRegistered
 from reserve.transfers import readmodel
 
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 STATEMENTS_MAX = 500
+ENERGY_REPORTS_MAX = 100
 
 
 def _amount(value: int, asset: str, tokens: Any, shown: bool) -> dict[str, Any]:
@@ -124,9 +126,13 @@ def statements(ledger: Any, settings: PublicSettings) -> list[dict[str, Any]]:
 def statement_document(settings: PublicSettings, sha256: str) -> bytes | None:
     """The signed document `reserve statement build` exported for `sha256`, if it is in
     the statements folder and really is that statement; else None."""
-    if settings.statements_dir is None or not SHA256_HEX.match(sha256):
+    return _document(settings.statements_dir, f"statement-{sha256[:16]}.json", sha256)
+
+
+def _document(folder: Path | None, name: str, sha256: str) -> bytes | None:
+    if folder is None or not SHA256_HEX.match(sha256):
         return None
-    path = Path(settings.statements_dir) / f"statement-{sha256[:16]}.json"
+    path = Path(folder) / name
     try:
         data = path.read_bytes()
         document = json.loads(data)
@@ -134,6 +140,64 @@ def statement_document(settings: PublicSettings, sha256: str) -> bytes | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return data if named == sha256 else None
+
+
+def _energy_report(seq: int, time: str, event: EnergyReportPublished,
+                   shown: bool) -> dict[str, Any]:
+    """One published energy report: energy is always public; mined coins, revenue and the
+    anomalies' details (they name amounts) follow show_amounts."""
+    def mined(value: Any) -> dict[str, Any] | None:
+        return None if value is None else _amount(int(value), "BTC", None, shown)
+    total = event.total
+    return {"report_sha256": event.report_sha256, "seq": seq, "published": time,
+            "period": dict(event.period), "statement_sha256": event.statement_sha256,
+            "signature": {"algorithm": "ed25519", "key": event.auditor_key,
+                          "value": event.signature},
+            "price": event.price if shown else None,
+            "sites": [{"site": r["site"], "kind": r["kind"], "operator": r["operator"],
+                       "capacity_kw": r["capacity_kw"], "energy_kwh": r["energy_kwh"],
+                       "energy_mwh": r["energy_mwh"], "allocated_kwh": r["allocated_kwh"],
+                       "utilisation_bp": r["utilisation_bp"],
+                       "utilisation": _percent(r["utilisation_bp"]),
+                       "mined": mined(r["mined_sats"]),
+                       "sats_per_mwh": r["sats_per_mwh"] if shown else None,
+                       "tariff_per_mwh_minor": r["tariff_per_mwh_minor"],
+                       "currency": r["currency"],
+                       "revenue_per_mwh_minor": r["revenue_per_mwh_minor"] if shown else None,
+                       "yield": _percent(r["yield_bp"])}
+                      for r in event.sites],
+            "total": {"energy_kwh": total["energy_kwh"], "energy_mwh": total["energy_mwh"],
+                      "allocated_kwh": total["allocated_kwh"],
+                      "mined": mined(total["mined_sats"]),
+                      "matches_statement": bool(total["matches_statement"])},
+            "anomalies": [{"kind": a["kind"], "site": a["site"],
+                           "detail": a["detail"] if shown else None}
+                          for a in event.anomalies]}
+
+
+def _percent(bp: Any) -> str | None:
+    return None if bp is None else f"{int(bp) // 100}.{int(bp) % 100:02d}%"
+
+
+def energy_reports(ledger: Any, settings: PublicSettings) -> list[dict[str, Any]]:
+    """The latest ENERGY_REPORTS_MAX published energy reports, newest first: one lookup
+    in the kind index and one read per report, whatever the ledger's size."""
+    found = []
+    for seq in ledger.kind_sequences((EnergyReportPublished.KIND,), newest_first=True,
+                                     limit=ENERGY_REPORTS_MAX):
+        entry = ledger.entry(seq)
+        try:
+            event = EnergyReportPublished.of(entry)
+        except EventError:
+            continue
+        found.append(_energy_report(entry.seq, entry.time, event, settings.show_amounts))
+    return found
+
+
+def energy_report_document(settings: PublicSettings, sha256: str) -> bytes | None:
+    """The signed document `reserve mining report` exported for `sha256`, if it is in the
+    energy reports folder and really is that report; else None."""
+    return _document(settings.energy_reports_dir, f"energy-report-{sha256[:16]}.json", sha256)
 
 
 def holdings(ledger: Any, settings: PublicSettings) -> dict[str, Any]:

@@ -73,7 +73,7 @@ def _site_rows(body: dict[str, Any]) -> str:
     for row in body["sites"]:
         currency = price["currency"] if price else row["currency"]
         rows.append(
-            f"<tr><td>{escape(row['site'])}<small>{escape(row['operator'])}</small></td>"
+            f"<tr><td>{escape(row['site'])}<br><small>{escape(row['operator'])}</small></td>"
             f"<td>{escape(row['kind'])}</td>"
             f"<td class='num'>{row['capacity_kw']:,} kW</td>"
             f"<td class='num'>{escape(row['energy_mwh'])}</td>"

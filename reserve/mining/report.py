@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from reserve import present
 from reserve.errors import MiningError
 from reserve.mining.basis import SATS_PER_BTC, Difficulty, Price
 from reserve.mining.readings import Reading, format_time, seconds_between
@@ -147,7 +148,7 @@ def anomalies(registry: Registry, readings: Sequence[Reading],
                         "kind": "payout_without_reading", "site": site.site,
                         "txid": payout.get("txid"), "time": payout.get("time"),
                         "sats": payout.get("sats"),
-                        "detail": f"{payout.get('sats')} sats paid to {site.site} at "
+                        "detail": f"{_btc(payout.get('sats'))} paid to {site.site} at "
                                   f"{payout.get('time')} (tx {payout.get('txid')}), when no "
                                   "reading of the site covers that time"})
             for reading in mine:
@@ -176,9 +177,9 @@ def anomalies(registry: Registry, readings: Sequence[Reading],
             found.append({"kind": "yield_off_expected", "site": site.site,
                           "mined_sats": row["mined_sats"],
                           "expected_sats": row["expected_sats"], "yield_bp": ratio,
-                          "detail": f"{site.site} mined {row['mined_sats']:,} sats where its "
+                          "detail": f"{site.site} mined {_btc(row['mined_sats'])} where its "
                                     f"fleet and the stated difficulty predict "
-                                    f"{row['expected_sats']:,} ({_percent(ratio)}; outside "
+                                    f"{_btc(row['expected_sats'])} ({_percent(ratio)}; outside "
                                     f"{_percent(YIELD_LOW_BP)} .. {_percent(YIELD_HIGH_BP)})"})
     owned = {w for s in registry.sites for w in s.payout_wallets}
     for movement in movements:
@@ -186,10 +187,16 @@ def anomalies(registry: Registry, readings: Sequence[Reading],
             found.append({"kind": "mining_outside_sites", "site": None,
                           "wallet": movement.get("wallet"), "txid": movement.get("txid"),
                           "sats": movement.get("sats"),
-                          "detail": f"{movement.get('sats')} sats mined into wallet "
+                          "detail": f"{_btc(movement.get('sats'))} mined into wallet "
                                     f"{movement.get('wallet')} (tx {movement.get('txid')}), "
                                     "which is no site's payout wallet"})
     return found
+
+
+def _btc(sats: Any) -> str:
+    if isinstance(sats, bool) or not isinstance(sats, int):
+        return f"{sats!r} sats"
+    return f"{present.format_amount(sats, 'BTC')} ({sats:,} sats)"
 
 
 def _percent(bp: int | None) -> str:

@@ -12,7 +12,7 @@ const statement = argument("statement");
 mkdirSync(out, { recursive: true });
 const seen = { console_errors: [], pages: {}, layout: {} };
 const pages = ["/public", "/public/flows", "/public/statements", `/public/statements/${statement}`,
-               "/public/checkpoint", "/public/wallets", "/public/verify"];
+               "/public/energy", "/public/checkpoint", "/public/wallets", "/public/verify"];
 
 function measure() {
   const viewport = document.documentElement.clientWidth;
@@ -46,6 +46,9 @@ try {
       }
       if (path === "/public/flows" && width === 1400) {
         seen.charts = await page.$$eval("[data-testid=flow-charts] svg", (svgs) => svgs.length);
+      }
+      if (path === "/public/energy" && width === 1400) {
+        seen.energy_sites = await page.$$eval("[data-testid=energy-sites] tbody tr", (rows) => rows.length);
       }
       if (path === "/public" && width === 1400) {
         seen.consolidated = (await page.textContent("[data-testid=consolidated]")).replace(/\s+/g, " ").trim();

@@ -10,14 +10,22 @@ import pytest
 
 from reserve.config import PublicSettings
 from tests.support.api_server import PEOPLE, RunningServer, running_server
-from tests.support.public_portal import AUDITOR_KEY, CUSTODIAN_NAMES, FIRST, SECOND, seed
+from tests.support.public_portal import (
+    AUDITOR_KEY,
+    CUSTODIAN_NAMES,
+    ENERGY,
+    FIRST,
+    SECOND,
+    seed,
+)
 
 PAGES = ("/public", "/public/flows", "/public/statements", f"/public/statements/{FIRST}",
          f"/public/statements/{SECOND}", "/public/checkpoint", "/public/wallets",
-         "/public/verify")
+         "/public/verify", "/public/energy")
 API = ("/public/api/holdings", "/public/api/statements", f"/public/api/statements/{FIRST}",
        f"/public/api/statements/{SECOND}", f"/public/api/statements/{SECOND}/document",
-       "/public/api/wallets", "/public/api/checkpoint", "/public/api/checkpoint/note")
+       "/public/api/wallets", "/public/api/checkpoint", "/public/api/checkpoint/note",
+       "/public/api/energy", f"/public/api/energy/{ENERGY}/document")
 ROUTES = PAGES + API
 BAD = ("/public/statements/zz", f"/public/statements/{'ab' * 32}",
        f"/public/statements/{FIRST.upper()}", "/public/statements/%00",
@@ -25,11 +33,14 @@ BAD = ("/public/statements/zz", f"/public/statements/{'ab' * 32}",
        f"/public/api/statements/{FIRST}/document", "/public/api/statements/..%2f..%2fetc",
        "/public/api/nothing", "/public/nothing", "/public/api/holdings/extra",
        "/public/statements/%ff", "/public/statements/%c0%ae",
-       "/public/api/statements/%ff/document", "/public/api/")
+       "/public/api/statements/%ff/document", "/public/api/",
+       f"/public/api/energy/{'ab' * 32}/document", "/public/api/energy/zz/document",
+       f"/public/api/energy/{SECOND}/document", "/public/energy/extra")
 
 
 def _settings(tmp_path: Path, **chosen: object) -> PublicSettings:
     values: dict[str, object] = {"enabled": True, "statements_dir": tmp_path / "statements",
+                                 "energy_reports_dir": tmp_path / "mining",
                                  "burst": 10_000, "rate_per_minute": 60_000, **chosen}
     return PublicSettings(**values)  # type: ignore[arg-type]
 
@@ -94,6 +105,24 @@ def test_pages_show_what_the_statement_and_registry_say(portal: RunningServer) -
     assert checkpoint["checkpoint"]["note"].startswith("test.reserve.example/api-ledger\n")
 
 
+def test_the_energy_page_shows_the_published_report(portal: RunningServer) -> None:
+    with portal.client() as client:
+        page = client.get("/public/energy").text
+        listed = client.get("/public/api/energy").json()
+        document = client.get(f"/public/api/energy/{ENERGY}/document").json()
+    assert "1,100.000 MWh" in page and "6.25000000 BTC" in page
+    # 6.25 BTC at 97,250.00 USD over 1,100 MWh: 552.55 USD per MWh, against 60.00 (6 cents/kWh).
+    assert "552.55 USD" in page and "60.00 USD" in page
+    assert "payout without reading</strong> at north-mine" in page
+    assert f"/public/api/energy/{ENERGY}/document" in page
+    assert f"/public/statements/{SECOND}" in page
+    [report] = listed["reports"]
+    assert report["report_sha256"] == ENERGY and report["total"]["matches_statement"] is True
+    gpu = report["sites"][1]
+    assert gpu["kind"] == "ai" and gpu["mined"] is None and gpu["energy_kwh"] == 500_000
+    assert document["signature"]["report_sha256"] == ENERGY
+
+
 def test_etag_and_not_modified(portal: RunningServer) -> None:
     with portal.client() as client:
         for path in ROUTES:
@@ -144,6 +173,10 @@ def test_custodians_appear_only_when_configured(tmp_path: Path) -> None:
             holdings = client.get("/public/api/holdings").json()
             flows = client.get("/public/flows").text
             listed = client.get("/public/api/statements").json()
+            energy = client.get("/public/api/energy").json()["reports"][0]
+    assert energy["total"]["mined"]["base_units"] is None and energy["price"] is None
+    assert [a["detail"] for a in energy["anomalies"]] == [None]  # details name amounts
+    assert energy["sites"][0]["energy_kwh"] == 1_100_000  # energy is always public
     names = [c["name"] for v in wallets["vault_custodians"] for c in v["custodians"]]
     assert names == list(CUSTODIAN_NAMES)
     assert holdings["show_amounts"] is False

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from reserve.events.chain_evm import EvmDeposit
 from reserve.events.custody import BitcoinVaultRegistered, EvmVaultRegistered
+from reserve.events.mining import EnergyReportPublished
 from reserve.events.records import CheckpointAnchored
 from reserve.events.transparency import StatementPublished, WalletRegistered
 from reserve.ledger.checkpoint import parse_note
@@ -18,6 +19,7 @@ from tests.support.api_server import RunningServer
 CUSTODIAN_NAMES = ("Alice Treasurer", "Bruno Keyholder", "Chiara Signatory")
 AUDITOR_KEY = "auditor-general+0a1b2c3d+" + "A" * 43 + "="
 FIRST, SECOND = "a1" * 32, "b2" * 32
+ENERGY = "e3" * 32
 DESCRIPTOR = "wpkh([d34db33f/84h/1h/0h]tpubD6NzVbkrYhZ4XgiXtGrdW5XDAPFCL9h7we1vwNCpn8tGbBcgfVYjXyhWo4E1xkh56hjod1RhGjxbaTLV3X4FyWuejifB9jusQ46QzG87VKp/0/*)#abcdefgh"
 ADDRESS = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"
 
@@ -47,6 +49,34 @@ def _statement(sha: str, start: str, end: str, heights: tuple[int, int], opening
                       "findings": []},
                      {"id": "outflows", "text": "No outflow above 0.1 BTC", "kept": False,
                       "findings": ["ab" * 32 + ": 20000000 sats left national, over 10000000"]}])
+
+
+def _energy_report() -> EnergyReportPublished:
+    """July's energy report: a mining site paid 6.25 BTC for 1,100 MWh and an AI data
+    centre, with one anomaly (a payout no reading covers)."""
+    def row(site: str, kind: str, kwh: int, mined: int | None) -> dict[str, object]:
+        return {"site": site, "kind": kind, "operator": f"{site} operator",
+                "capacity_kw": 1_000_000, "energy_kwh": kwh,
+                "energy_mwh": f"{kwh // 1000:,}.{kwh % 1000:03d} MWh",
+                "allocated_kwh": 744_000_000, "utilisation_bp": kwh * 10_000 // 744_000_000,
+                "mined_sats": mined, "sats_per_mwh": None if mined is None else
+                mined * 1000 // kwh, "tariff_per_mwh_minor": 6_000, "currency": "USD",
+                "revenue_per_mwh_minor": None if mined is None else
+                mined * 9_725_000 * 1000 // (10**8 * kwh), "yield_bp": None}
+    return EnergyReportPublished(
+        report_sha256=ENERGY, signature="c2lnbmF0dXJl" * 7, auditor_key=AUDITOR_KEY,
+        period={"start": "2026-07-01T00:00:00Z", "end": "2026-08-01T00:00:00Z"},
+        statement_sha256=SECOND, ledger={"tree_size": 9, "root_hash": "ab" * 32},
+        price={"minor_per_btc": 9_725_000, "currency": "USD", "minor_digits": 2,
+               "source": "a stated price", "text": "97,250.00 USD"}, difficulty=None,
+        sites=[row("north-mine", "mining", 1_100_000, 625_000_000),
+               row("gpu-park", "ai", 500_000, None)],
+        total={"energy_kwh": 1_600_000, "energy_mwh": "1,600.000 MWh",
+               "allocated_kwh": 1_488_000_000, "mining_energy_kwh": 1_100_000,
+               "mined_sats": 625_000_000, "sats_per_mwh": 568_181,
+               "statement_mining_sats": 625_000_000, "matches_statement": True},
+        anomalies=[{"kind": "payout_without_reading", "site": "north-mine",
+                    "detail": "625000000 sats paid to north-mine at 2026-07-09T10:00:00Z"}])
 
 
 def seed(server: RunningServer, statements_dir: Path) -> dict[str, str]:
@@ -95,6 +125,14 @@ def seed(server: RunningServer, statements_dir: Path) -> dict[str, str]:
     (statements_dir / f"statement-{SECOND[:16]}.json").write_text(json.dumps(
         {"report": {"format": "reserve-public-statement/1"},
          "signature": {"algorithm": "ed25519", "key": AUDITOR_KEY, "report_sha256": SECOND,
+                       "value": "c2lnbmF0dXJl"}}))
+    ledger.append(EnergyReportPublished.KIND, "aldo-auditor", _energy_report().to_payload(),
+                  now=now)
+    energy_dir = statements_dir.parent / "mining"
+    energy_dir.mkdir(parents=True, exist_ok=True)
+    (energy_dir / f"energy-report-{ENERGY[:16]}.json").write_text(json.dumps(
+        {"report": {"format": "reserve-energy-report/1"},
+         "signature": {"algorithm": "ed25519", "key": AUDITOR_KEY, "report_sha256": ENERGY,
                        "value": "c2lnbmF0dXJl"}}))
     note = ledger.checkpoint(now=now)
     ledger.append("ledger.anchor", "aldo-auditor", CheckpointAnchored(

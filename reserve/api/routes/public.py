@@ -47,7 +47,8 @@ def public_gate(request: Request, service: Service = Depends(get_service)) -> Se
 router = APIRouter(include_in_schema=False)
 Gate = Depends(public_gate)
 PAGES = (("/public", "Holdings"), ("/public/flows", "Flows"),
-         ("/public/statements", "Statements"), ("/public/checkpoint", "Checkpoint"),
+         ("/public/statements", "Statements"), ("/public/energy", "Energy"),
+         ("/public/checkpoint", "Checkpoint"),
          ("/public/wallets", "Wallets"), ("/public/verify", "Verify it yourself"))
 
 
@@ -124,6 +125,21 @@ def statement_page(request: Request, sha256: str, service: Service = Gate) -> Re
     return _page(request, service, "public/statement.html", s=found, document=document)
 
 
+@router.get("/public/energy", response_class=HTMLResponse)
+def energy_page(request: Request, service: Service = Gate) -> Response:
+    listed = views.energy_reports(service.ledger, service.public)
+    documents = {r["report_sha256"]: views.energy_report_document(
+        service.public, r["report_sha256"]) is not None for r in listed}
+    return _page(request, service, "public/energy.html", reports=listed,
+                 documents=documents, money=money)
+
+
+def money(minor: Any, currency: str) -> str:
+    from reserve.mining.export import money as text  # the report's own formatting
+
+    return "-" if minor is None else text(int(minor), currency)
+
+
 @router.get("/public/checkpoint", response_class=HTMLResponse)
 def checkpoint_page(request: Request, service: Service = Gate) -> Response:
     found = views.checkpoint(service.ledger, service.options.anchor_scan_entries)
@@ -174,6 +190,25 @@ def statement_document(request: Request, sha256: str, service: Service = Gate) -
     if data is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND,
                             detail="the signed document of that statement is not published here")
+    return _cached(request, service, data, "application/json")
+
+
+@router.get("/public/api/energy")
+def energy_json(request: Request, service: Service = Gate) -> Response:
+    listed = views.energy_reports(service.ledger, service.public)
+    return _json(request, service, {"count": len(listed), "reports": listed})
+
+
+@router.get("/public/api/energy/{sha256}/document")
+def energy_document(request: Request, sha256: str, service: Service = Gate) -> Response:
+    """The signed energy report itself, byte for byte, for `reserve mining verify`."""
+    published = any(r["report_sha256"] == sha256
+                    for r in views.energy_reports(service.ledger, service.public))
+    data = views.energy_report_document(service.public, sha256) if published else None
+    if data is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND,
+                            detail="the signed document of that energy report is not "
+                                   "published here")
     return _cached(request, service, data, "application/json")
 
 
