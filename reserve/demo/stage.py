@@ -156,6 +156,10 @@ publish_entries = true
 # The public-sector statements (`reserve statement build`) and their exports.
 output_dir = "statements"
 
+[mining]
+# The energy reports (`reserve mining report`) and their exports.
+output_dir = "mining"
+
 [public]
 # The anonymous public portal at /public (docs/public-portal.md): amounts and classes are
 # public, the names of the custodians are not.
@@ -163,6 +167,7 @@ enabled = true
 show_amounts = true
 show_custodians = false
 statements_dir = "statements"
+energy_reports_dir = "mining"
 
 [clock]
 # The story moved its clock this far ahead instead of waiting out time delays; commands

@@ -57,6 +57,7 @@ from reserve.demo.custody import (
     evm_account,
     require_consistent,
 )
+from reserve.demo.mining import chapter_mining, public_descriptors
 from reserve.demo.stage import Stage
 from reserve.demo.summary import amount_words
 from reserve.errors import MismatchError, ReconcileError, VerificationError, WorkflowError
@@ -617,13 +618,6 @@ COMMITMENTS = (
 STATE_MINER_WALLET = "state-miner"
 
 
-def _public_descriptors(wallet: Any) -> tuple[str, ...]:
-    """A node wallet's active receive and change descriptors, public keys only."""
-    listed = wallet.listdescriptors(False)["descriptors"]
-    return tuple(d["desc"] for d in sorted(listed, key=lambda d: (d["internal"], d["desc"]))
-                 if d.get("active"))
-
-
 def chapter_statement(stage: Stage, cast: Cast) -> dict[str, Any]:
     """The consolidated public-sector statement: the state miner's payout wallet and the
     seized-assets wallet (watched), the national vault (custody), a consolidation of the
@@ -641,9 +635,9 @@ def chapter_statement(stage: Stage, cast: Cast) -> dict[str, Any]:
         PublicWallet("national", "Ministry of Finance", "national reserve", "custody",
                      "bitcoin", network, tuple(vault_descriptors(cast.vault))),
         PublicWallet(STATE_MINER_WALLET, "State Power Company", "mining payout", "watched",
-                     "bitcoin", network, _public_descriptors(state_miner), range_end=100),
+                     "bitcoin", network, public_descriptors(state_miner), range_end=100),
         PublicWallet(SEIZED_WALLET, "Office of Seized Assets", "seized assets", "watched",
-                     "bitcoin", network, _public_descriptors(node.rpc(SEIZED_WALLET)),
+                     "bitcoin", network, public_descriptors(node.rpc(SEIZED_WALLET)),
                      range_end=100)]
     for wallet in registry:
         run.register_wallet(stage.ledger, rpc, wallet, actor="treasury-ops")
@@ -732,6 +726,9 @@ def tell(stage: Stage) -> dict[str, Any]:
     transfers = chapter_transfers(stage, cast)
     heading("the public-sector statement: flows classified, consolidations eliminated")
     public_statement = chapter_statement(stage, cast)
+    heading("the 2,000 MW allocation: sites, signed meter readings, mined coins")
+    energy = chapter_mining(stage, _auditor(stage), COMMITMENTS, STATE_MINER_WALLET,
+                            cast.vault.network)
     heading("reconciliation by the auditor-general")
     reconciliation = chapter_reconcile(stage, cast)
     heading("access for stakeholders")
@@ -744,7 +741,7 @@ def tell(stage: Stage) -> dict[str, Any]:
     require_agreement(rows, reconciliation)
     return {"holdings": rows, "transfers": [_transfer_json(f) for f in transfers],
             "reconciliation": reconciliation, "access": access, "anchor": anchor,
-            "public_log": public_log, "statement": public_statement,
+            "public_log": public_log, "statement": public_statement, "energy": energy,
             "ledger_size": stage.ledger.size(), "story_time_offset_seconds":
             int(stage.clock.offset / timedelta(seconds=1)),
             "duration_seconds": round(time.monotonic() - started, 1)}

@@ -84,7 +84,21 @@ def evidence_table(facts: dict[str, Any]) -> Table:
                       f"{kept} of {len(public_statement['commitments'])} commitments kept; "
                       f"{public_statement['files']}.html (ledger entry "
                       f"#{public_statement['entry_seq']})")
+    if facts.get("energy"):
+        _energy_row(table, facts["energy"])
     return table
+
+
+def _energy_row(table: Table, energy: dict[str, Any]) -> None:
+    sites = ", ".join(f"{s['site']} {s['energy_kwh']:,} kWh"
+                      + ("" if s["mined_sats"] is None else f" / {s['mined_sats']} sat")
+                      for s in energy["sites"])
+    anomalies = ", ".join(f"{a['kind']} ({a['site']})" for a in energy["anomalies"]) or "none"
+    table.add_row("energy report", f"{energy['period']['start']} .. {energy['period']['end']}:"
+                                   f" {sites}; mined {energy['mined_sats']} sat = the "
+                                   f"statement's mining flow; anomalies: {anomalies}; "
+                                   f"{energy['files']}.html (ledger entry "
+                                   f"#{energy['entry_seq']}), /public/energy")
 
 
 def test_access_table(access: dict[str, str]) -> Table:

@@ -70,8 +70,9 @@ def test_demo_story(tmp_path: Path) -> None:
     # 1. The story is told, chapter by chapter, and it is fast.
     for words in ("Chapter 1: custody", "Chapter 2: inflows", "Chapter 3: transfers",
                   "Chapter 4: the public-sector statement", "an internal transfer, eliminated",
-                  "Chapter 5: reconciliation", "Chapter 6: access", "Chapter 7: checkpoint",
-                  "Chapter 8: a log anyone can mirror", "cosigned size",
+                  "Chapter 5: the 2,000 MW allocation", "anomaly payout_without_reading",
+                  "Chapter 6: reconciliation", "Chapter 7: access", "Chapter 8: checkpoint",
+                  "Chapter 9: a log anyone can mirror", "cosigned size",
                   "coinbase reward", "seized-assets transfer", "24 h of time delay left",
                   "24 h 1 min later", "Holdings: ledger vs chain", "Transfers", "Evidence",
                   "The story took", "Admin token", "srl_", "Public portal (no login)",
@@ -230,3 +231,27 @@ def test_demo_story(tmp_path: Path) -> None:
                                  "/document")
         assert signed_file.status_code == 200
         assert signed_file.json()["signature"]["report_sha256"] == public["statement_sha256"]
+        energy_page = client.get("/public/energy")
+        assert energy_page.status_code == 200, energy_page.text
+        assert "payout without reading</strong> at south-mine" in energy_page.text
+        assert facts["energy"]["report_sha256"] in energy_page.text
+
+    # 12. The energy report: two mining sites and an AI data centre share the allocation;
+    # its mined coins are the statement's mining flow, the unmetered payout is flagged,
+    # and `reserve mining verify` re-derives it from a ledger export.
+    energy = facts["energy"]
+    assert energy["mined_sats"] == energy["statement_mining_sats"] > 0
+    assert {s["site"]: s["kind"] for s in energy["sites"]} == {
+        "north-mine": "mining", "south-mine": "mining", "coastal-ai": "ai"}
+    assert ("payout_without_reading", "south-mine") in {
+        (a["kind"], a["site"]) for a in energy["anomalies"]}
+    exported = tmp_path / "ledger.jsonl"
+    dumped = run_reserve("ledger", "export", "-o", str(exported), "--config", str(config),
+                         timeout=60)
+    assert dumped.returncode == 0, dumped.stdout + dumped.stderr
+    statement_file = workdir / "statements" / f"statement-{energy['statement_sha256'][:16]}.json"
+    holds = run_reserve("mining", "verify", energy["files"] + ".json", "--statement",
+                        str(statement_file), "--export", str(exported), "--auditor-key",
+                        facts["reconciliation"]["auditor_key"], "--json", timeout=60)
+    assert holds.returncode == 0, holds.stdout + holds.stderr
+    assert json.loads(holds.stdout)["holds"] is True
