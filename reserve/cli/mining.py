@@ -148,6 +148,74 @@ def site_register(
          f"{payload['capacity_kw']:,} kW, meter {payload['meter']}, ledger entry {entry.seq}")
 
 
+Note = Annotated[str, typer.Option("--note", help="Why (recorded).")]
+
+
+@site_app.command("change")
+def site_change(
+        site: Annotated[str, typer.Argument(help="The registered site.")], note: Note,
+        operator: Annotated[str | None, typer.Option(help="Who runs it now.")] = None,
+        capacity_kw: Annotated[int | None, typer.Option(
+            "--capacity-kw", help="Its new capacity in kW.")] = None,
+        meter_key: Annotated[str | None, typer.Option(
+            "--meter-key", help="The meter operator's new public key (a key rotation): "
+                                "readings from then on must verify with it.")] = None,
+        tariff: Annotated[int | None, typer.Option(
+            "--tariff", help="New tariff in minor currency units per kWh.")] = None,
+        efficiency: Annotated[str | None, typer.Option(
+            "--efficiency", help="The fleet's new declared efficiency, J/TH.")] = None,
+        payout_wallet: Annotated[list[str], typer.Option(
+            "--payout-wallet", help="Replace the payout wallets (repeatable).")
+        ] = [],  # noqa: B006
+        pool_payer: Annotated[list[str], typer.Option(
+            "--pool-payer", help="Replace the pool payer addresses (repeatable).")
+        ] = [],  # noqa: B006
+        no_pool: Annotated[bool, typer.Option(
+            "--no-pool", help="Remove every pool payer address.")] = False,
+        by: By = "operator", config: Config = None, database_url: Database = None,
+        as_json: AsJson = False) -> None:
+    """Change a site (recorded as `mining.site_changed`): capacity, meter key, tariff,
+    operator, fleet efficiency, payout wallets or pool payers; every check a new site
+    passes must still hold."""
+    def action() -> Any:
+        from reserve.mining.record import change_site
+        from reserve.mining.sites import parse_efficiency
+
+        if no_pool and pool_payer:
+            fail("give --pool-payer or --no-pool, not both")
+        changes: dict[str, Any] = {k: v for k, v in (
+            ("operator", operator), ("capacity_kw", capacity_kw), ("meter_key", meter_key),
+            ("tariff_minor_per_kwh", tariff)) if v is not None}
+        if efficiency is not None:
+            changes["efficiency_mj_per_th"] = parse_efficiency(efficiency)
+        if payout_wallet:
+            changes["payout_wallets"] = list(payout_wallet)
+        if pool_payer or no_pool:
+            changes["pool_payers"] = list(pool_payer)
+        with _ledger(config, database_url) as ledger:
+            return change_site(ledger, site, changes, note=note, actor=by)
+    entry = guarded(action)
+    emit({"seq": entry.seq, **entry.payload}, as_json,
+         f"site {site} changed ({', '.join(entry.payload['changes'])}), ledger entry "
+         f"{entry.seq}")
+
+
+@site_app.command("retire")
+def site_retire(site: Annotated[str, typer.Argument(help="The registered site.")],
+                note: Note, by: By = "operator", config: Config = None,
+                database_url: Database = None, as_json: AsJson = False) -> None:
+    """Retire a site: it takes no more readings and its capacity is free again (its
+    readings and payouts stay in the ledger and in reports of past periods)."""
+    def action() -> Any:
+        from reserve.mining.record import change_site
+
+        with _ledger(config, database_url) as ledger:
+            return change_site(ledger, site, {}, retire=True, note=note, actor=by)
+    entry = guarded(action)
+    emit({"seq": entry.seq, **entry.payload}, as_json,
+         f"site {site} retired, ledger entry {entry.seq}")
+
+
 @site_app.command("list")
 def site_list(config: Config = None, database_url: Database = None,
               as_json: AsJson = False) -> None:
@@ -159,11 +227,24 @@ def site_list(config: Config = None, database_url: Database = None,
         with _ledger(config, database_url, write=False) as ledger:
             return [s.to_json() for s in registry(relevant(ledger)).sites]
     shown = guarded(action)
-    emit(shown, as_json, "\n".join(
-        f"{s['site']:<20} {s['kind']:<7} {s['capacity_kw']:>12,} kW  meter {s['meter']}  "
-        f"{s['tariff_minor_per_kwh']} {s['currency']}/100 per kWh  {s['operator']}"
-        + (f"\n    payout: {', '.join(s['payout_wallets'])}" if s["payout_wallets"] else "")
-        for s in shown) or "no sites registered")
+    emit(shown, as_json, "\n".join(_site_lines(s) for s in shown) or "no sites registered")
+
+
+def _site_lines(site: dict[str, Any]) -> str:
+    from reserve.mining.export import money
+
+    lines = [f"{site['site']:<20} {site['kind']:<7} {site['capacity_kw']:>12,} kW  meter "
+             f"{site['meter']}  tariff {money(site['tariff_minor_per_kwh'], site['currency'])}"
+             f"/kWh  {site['operator']}" + ("  RETIRED" if site["retired"] else "")]
+    if site["payout_wallets"]:
+        lines.append(f"    payout wallets: {', '.join(site['payout_wallets'])}")
+    if site["pool_payers"]:
+        lines.append(f"    pool pays from: {', '.join(site['pool_payers'])}")
+    if site["efficiency_mj_per_th"]:
+        whole, part = divmod(site["efficiency_mj_per_th"], 1000)
+        lines.append(f"    fleet efficiency: {whole}.{part:03d} J/TH")
+    lines.append(f"    meter key: {site['meter_key']}")
+    return "\n".join(lines)
 
 
 @meter_app.command("keygen")
@@ -347,12 +428,14 @@ def report(period_start: Annotated[str, typer.Option(
 
 def _human(body: dict[str, Any]) -> str:
     from reserve.mining.export import money, percent
+    from reserve.present import BTC, amount_words
 
     lines = [f"energy report {body['period']['start']} .. {body['period']['end']}"]
     price = body.get("price")
     for row in body["sites"]:
         mined = "" if row["mined_sats"] is None else \
-            f", mined {row['mined_sats']:,} sats ({row['sats_per_mwh'] or 0:,} sats/MWh)"
+            f", mined {amount_words(row['mined_sats'], BTC)}, " \
+            f"{row['sats_per_mwh'] or 0:,} sats/MWh"
         lines.append(f"  {row['site']:<20} {row['kind']:<7} {row['energy_mwh']:>16} of "
                      f"{row['allocated_kwh']:,} kWh allocated, "
                      f"{percent(row['utilisation_bp'])} used{mined}")
@@ -361,12 +444,14 @@ def _human(body: dict[str, Any]) -> str:
                          f"/MWh against a tariff of "
                          f"{money(row['tariff_per_mwh_minor'], row['currency'])}/MWh")
         if row.get("expected_sats") is not None:
-            lines.append(f"    expected {row['expected_sats']:,} sats from the fleet and the "
+            lines.append(f"    expected {amount_words(row['expected_sats'], BTC)} from the "
+                         f"fleet and the "
                          f"stated difficulty: yield {percent(row['yield_bp'])}")
     total = body["total"]
-    lines.append(f"  total {total['energy_mwh']}, mined {total['mined_sats']:,} sats "
-                 f"({'equal to' if total['matches_statement'] else 'NOT equal to'} the "
-                 f"statement's mining flow of {total['statement_mining_sats']:,})")
+    lines.append(f"  total {total['energy_mwh']}, mined {amount_words(total['mined_sats'], BTC)}"
+                 f" ({'equal to' if total['matches_statement'] else 'NOT equal to'} the "
+                 f"statement's mining flow of "
+                 f"{amount_words(total['statement_mining_sats'], BTC)})")
     lines += [f"  anomaly {a['kind']}: {a['detail']}" for a in body["anomalies"]] \
         or ["  no anomalies"]
     return "\n".join(lines)

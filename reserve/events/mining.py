@@ -43,6 +43,20 @@ class SiteRegistered(Event):
 
 
 @dataclass(frozen=True)
+class SiteChanged(Event):
+    """A registered site changed or retired: `changes` maps each changed field (operator,
+    capacity_kw, meter_key, tariff_minor_per_kwh, payout_wallets, pool_payers,
+    efficiency_mj_per_th) to its new value; a retired site takes no more readings and
+    frees its capacity. The meter key's rotation is one such change."""
+
+    KIND = "mining.site_changed"
+    site: str
+    changes: Json
+    retired: bool
+    note: str
+
+
+@dataclass(frozen=True)
 class EnergyReading(Event):
     """A meter operator's signed reading: `energy_kwh` consumed by `site` over
     [period_start, period_end), with the signature over the reading document
@@ -78,5 +92,5 @@ class EnergyReportPublished(Event):
     anomalies: Json  # [{kind, site, detail}]
 
 
-EVENTS: tuple[type[Event], ...] = (AllocationSet, SiteRegistered, EnergyReading,
-                                   EnergyReportPublished)
+EVENTS: tuple[type[Event], ...] = (AllocationSet, SiteRegistered, SiteChanged,
+                                   EnergyReading, EnergyReportPublished)

@@ -184,6 +184,8 @@ def admit(registry: Registry, existing: Iterable[Reading], reading: Reading) -> 
     site = registry.site(reading.site)
     if site is None:
         raise MiningNotFound(f"no site {reading.site!r} is registered")
+    if site.retired:
+        raise MiningError(f"site {site.site} is retired: it takes no more readings")
     if reading.meter != site.meter:
         raise MiningError(f"reading of {site.site} names meter {reading.meter}, the site's "
                           f"is {site.meter}")

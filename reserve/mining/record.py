@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from reserve.events.mining import AllocationSet, EnergyReading, SiteRegistered
+from reserve.errors import MiningError
+from reserve.events.mining import AllocationSet, EnergyReading, SiteChanged, SiteRegistered
 from reserve.events.transparency import WalletRegistered
 from reserve.mining import readings, sites
 from reserve.statement.wallets import registered
 
-KINDS = (AllocationSet.KIND, SiteRegistered.KIND, EnergyReading.KIND, WalletRegistered.KIND)
+KINDS = (AllocationSet.KIND, SiteRegistered.KIND, SiteChanged.KIND, EnergyReading.KIND,
+         WalletRegistered.KIND)
 
 
 def relevant(ledger: Any, stop: int | None = None) -> list[Any]:
@@ -35,6 +37,20 @@ def register_site(ledger: Any, site: sites.Site, *, actor: str) -> Any:
     entries = relevant(ledger, size)
     sites.check_site(sites.registry(entries), site, [w.name for w in registered(entries)])
     return _append(ledger, site.event(), actor, size)
+
+
+def change_site(ledger: Any, name: str, changes: dict[str, Any], *, retire: bool = False,
+                note: str, actor: str) -> Any:
+    """Append `mining.site_changed` once the changed site passes every check."""
+    if not isinstance(note, str) or not 1 <= len(note) <= sites.TEXT_MAX:
+        raise MiningError(f"give a note (why), 1..{sites.TEXT_MAX} characters")
+    size = ledger.size()
+    entries = relevant(ledger, size)
+    after = sites.check_change(sites.registry(entries), name, changes, retire=retire,
+                               wallets=[w.name for w in registered(entries)])
+    wire = {k: list(v) if isinstance(v, tuple) else v for k, v in changes.items()}
+    event = SiteChanged(site=after.site, changes=wire, retired=retire, note=note)
+    return _append(ledger, event, actor, size)
 
 
 def check_reading(entries: list[Any], reading: readings.Reading) -> sites.Site:

@@ -8,13 +8,14 @@ kWh. A site's meter key is the meter operator's Ed25519 public key as a note ver
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from reserve.errors import CheckpointError, MiningError, NetworkSafetyError
-from reserve.events.mining import AllocationSet, SiteRegistered
+from reserve.events.mining import AllocationSet, SiteChanged, SiteRegistered
 from reserve.ledger.checkpoint import VerifierKey
 
 KINDS = ("mining", "ai")
@@ -30,6 +31,11 @@ POOL_PAYERS_MAX = 20
 # to 10,000 J/TH (an early-2010s GPU); 0 means not declared (no yield check).
 EFFICIENCY_MJ_MIN, EFFICIENCY_MJ_MAX = 1_000, 10_000_000
 TEXT_MAX = 200
+# What `mining.site_changed` may change; a site's name, kind and meter stay (a new meter
+# is a new site). Lists travel as JSON lists.
+CHANGEABLE = ("operator", "capacity_kw", "meter_key", "tariff_minor_per_kwh",
+              "payout_wallets", "pool_payers", "efficiency_mj_per_th")
+LISTS = ("payout_wallets", "pool_payers")
 
 
 def parse_efficiency(text: str | None) -> int:
@@ -87,6 +93,7 @@ class Site:
     payout_wallets: tuple[str, ...] = ()
     pool_payers: tuple[str, ...] = ()
     efficiency_mj_per_th: int = 0
+    retired: bool = False
 
     def __post_init__(self) -> None:
         if not NAME.match(self.site):
@@ -140,6 +147,19 @@ class Site:
             _count(efficiency, f"site {self.site}: fleet efficiency (mJ/TH)",
                    EFFICIENCY_MJ_MIN, EFFICIENCY_MJ_MAX)
 
+    def changed(self, changes: Mapping[str, Any]) -> Site:
+        """This site with `changes` applied, checked as a new site would be."""
+        unknown = sorted(set(changes) - set(CHANGEABLE))
+        if unknown:
+            raise MiningError(f"site {self.site}: {', '.join(unknown)} cannot be changed "
+                              f"(only {', '.join(CHANGEABLE)}; a new meter is a new site)")
+        for key in LISTS:
+            if key in changes and not isinstance(changes[key], list | tuple):
+                raise MiningError(f"site {self.site}: {key} must be a list")
+        values: dict[str, Any] = {k: tuple(v) if k in LISTS else v
+                                  for k, v in changes.items()}
+        return dataclasses.replace(self, **values)
+
     def verifier(self) -> VerifierKey:
         try:
             return VerifierKey.parse(self.meter_key)
@@ -171,7 +191,7 @@ class Site:
                 "meter_key": self.meter_key, "tariff_minor_per_kwh": self.tariff_minor_per_kwh,
                 "currency": self.currency, "payout_wallets": list(self.payout_wallets),
                 "pool_payers": list(self.pool_payers),
-                "efficiency_mj_per_th": self.efficiency_mj_per_th}
+                "efficiency_mj_per_th": self.efficiency_mj_per_th, "retired": self.retired}
 
 
 @dataclass(frozen=True)
@@ -183,7 +203,8 @@ class Registry:
 
     @property
     def allocated_kw(self) -> int:
-        return sum(s.capacity_kw for s in self.sites)
+        """What the sites in service hold (a retired site's capacity is free again)."""
+        return sum(s.capacity_kw for s in self.sites if not s.retired)
 
     def site(self, name: str) -> Site | None:
         return next((s for s in self.sites if s.site == name), None)
@@ -193,8 +214,8 @@ class Registry:
         return {"allocation": allocation.to_json() if allocation else None,
                 "allocated_kw": self.allocated_kw,
                 "free_kw": allocation.ceiling_kw - self.allocated_kw if allocation else 0,
-                "by_kind": {k: sum(s.capacity_kw for s in self.sites if s.kind == k)
-                            for k in KINDS},
+                "by_kind": {k: sum(s.capacity_kw for s in self.sites
+                                   if s.kind == k and not s.retired) for k in KINDS},
                 "sites": len(self.sites)}
 
 
@@ -208,6 +229,12 @@ def registry(entries: Iterable[Any]) -> Registry:
             allocation = Allocation(event.name, event.ceiling_kw, event.note)
         elif entry.kind == SiteRegistered.KIND:
             sites.append(Site.of(SiteRegistered.of(entry)))
+        elif entry.kind == SiteChanged.KIND:
+            change = SiteChanged.of(entry)
+            for index, site in enumerate(sites):
+                if site.site == change.site:
+                    sites[index] = dataclasses.replace(site.changed(change.changes),
+                                                       retired=change.retired)
     return Registry(allocation, tuple(sites))
 
 
@@ -219,16 +246,43 @@ def check_allocation(current: Registry, allocation: Allocation) -> None:
                           f"{len(current.sites)} site(s)")
 
 
+def check_change(current: Registry, name: str, changes: Mapping[str, Any], *,
+                 retire: bool, wallets: Sequence[str]) -> Site:
+    """The site `name` after `changes` (and retired with `retire`), if every check a new
+    site passes still holds; MiningError otherwise."""
+    site = current.site(name)
+    if site is None:
+        raise MiningError(f"no site {name!r} is registered")
+    if site.retired:
+        raise MiningError(f"site {name!r} is retired: it cannot change any more")
+    if not changes and not retire:
+        raise MiningError(f"site {name!r}: nothing to change (give a new value, or retire "
+                          "it)")
+    after = dataclasses.replace(site.changed(changes), retired=retire)
+    others = Registry(current.allocation, tuple(s for s in current.sites if s.site != name))
+    _check_against(others, after, wallets)
+    return after
+
+
 def check_site(current: Registry, site: Site, wallets: Sequence[str]) -> None:
     """Refuse a site when no allocation is set, its name or meter is taken, a payout
     wallet is not registered (`wallet.registered`), or it would allocate more than the
     ceiling."""
-    allocation = current.allocation
-    if allocation is None:
+    if current.allocation is None:
         raise MiningError("no allocation is set: `reserve mining allocation set` first")
     for other in current.sites:
         if other.site == site.site:
             raise MiningError(f"site {site.site!r} is registered already")
+    _check_against(current, site, wallets)
+
+
+def _check_against(current: Registry, site: Site, wallets: Sequence[str]) -> None:
+    """What a site must keep against every other site: its meter, payout wallets and pool
+    payers its own, its payout wallets registered, the ceiling kept."""
+    allocation = current.allocation
+    if allocation is None:
+        raise MiningError("no allocation is set: `reserve mining allocation set` first")
+    for other in current.sites:
         if other.meter == site.meter:
             raise MiningError(f"site {site.site!r}: meter {site.meter} is registered already "
                               f"for site {other.site!r}")
@@ -245,7 +299,7 @@ def check_site(current: Registry, site: Site, wallets: Sequence[str]) -> None:
     if unknown:
         raise MiningError(f"site {site.site!r}: payout wallet {unknown[0]!r} is not a "
                           "registered public-sector wallet (`reserve wallet register` first)")
-    total = current.allocated_kw + site.capacity_kw
+    total = current.allocated_kw + (0 if site.retired else site.capacity_kw)
     if total > allocation.ceiling_kw:
         raise MiningError(f"site {site.site!r}: {site.capacity_kw:,} kW more would allocate "
                           f"{total:,} kW, above the allocation's ceiling of "

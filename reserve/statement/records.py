@@ -16,7 +16,7 @@ from typing import Any
 from reserve.errors import PolicyError, StatementError
 from reserve.events.chain_btc import BtcBroadcast, BtcPsbtCreated
 from reserve.events.custody import PolicyVersion
-from reserve.events.mining import SiteRegistered
+from reserve.events.mining import SiteChanged, SiteRegistered
 from reserve.events.transparency import (
     FlowAttributionConfirmed,
     FlowAttributionProposed,
@@ -71,13 +71,19 @@ def attributions(entries: Iterable[Entry]) -> Attributions:
 def mining_sites(entries: Iterable[Entry]) -> list[dict[str, Any]]:
     """The mining sites' payout wallets and pool payer addresses (`mining.site_registered`),
     in registration order: a coinbase output or a pool payout into one is that site's."""
-    found = []
+    found: list[dict[str, Any]] = []
     for entry in entries:
         if entry.kind == SiteRegistered.KIND:
             site = SiteRegistered.of(entry)
             if site.site_kind == "mining":
                 found.append({"site": site.site, "payout_wallets": list(site.payout_wallets),
                               "pool_payers": list(site.pool_payers)})
+        elif entry.kind == SiteChanged.KIND:  # a retired site keeps its wallets
+            change = SiteChanged.of(entry)
+            for item in found:
+                if item["site"] == change.site:
+                    item.update({k: list(change.changes[k]) for k in
+                                 ("payout_wallets", "pool_payers") if k in change.changes})
     return found
 
 

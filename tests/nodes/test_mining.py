@@ -170,12 +170,12 @@ def test_the_allocation_sites_and_readings_from_the_command_line(env: dict[str, 
     exported.write_text(json.dumps(signed))
     unpublished.write_text(json.dumps(auditor_key.sign({**statement_body, "wallets": [1]})))
     period = ("--period-start", "2026-01-05T00:00:00Z", "--period-end", "2026-01-06T00:00:00Z")
-    key = ("--key-file", str(folder / "auditor-general.key.json"))
+    signing = ("--key-file", str(folder / "auditor-general.key.json"))
     stated = ("--btc-price", "97250.00", "--price-currency", "USD", "--price-source",
               "a stated test price")
     before = size(env)
     assert "is not published in the ledger" in reserve(
-        env, "mining", "report", *period, "--statement", str(exported), *key, code=2)
+        env, "mining", "report", *period, "--statement", str(exported), *signing, code=2)
     with Ledger.open(f"sqlite:///{folder}/var/l.sqlite") as ledger:
         check_in_statement(ledger, signed, "auditor:auditor-general")
     before = size(env)
@@ -191,17 +191,17 @@ def test_the_allocation_sites_and_readings_from_the_command_line(env: dict[str, 
              "more decimals than USD's 2"),
             (("--statement", str(exported), "--difficulty", "1e14"),
              "needs --difficulty, --block-reward-sats and --difficulty-source")):
-        assert message in reserve(env, "mining", "report", *period, *args, *key, code=2)
+        assert message in reserve(env, "mining", "report", *period, *args, *signing, code=2)
     assert "the statement covers" in reserve(
         env, "mining", "report", "--period-start", "2026-01-05T00:00:00Z", "--period-end",
-        "2026-01-07T00:00:00Z", "--statement", str(exported), *key, code=2)
+        "2026-01-07T00:00:00Z", "--statement", str(exported), *signing, code=2)
     assert size(env) == before  # nothing written by any refusal
 
     preview = json.loads(reserve(env, "mining", "report", *period, "--statement",
                                  str(exported), "--unsigned", "--json"))
     assert preview["entry_seq"] is None and size(env) == before
     built = json.loads(reserve(env, "mining", "report", *period, "--statement",
-                               str(exported), *stated, *key, "--json"))
+                               str(exported), *stated, *signing, "--json"))
     assert size(env) == before + 1 and built["entry_seq"] == before
     north = next(row for row in built["sites"] if row["site"] == "north-mine")
     assert (north["energy_kwh"], north["energy_mwh"]) == (1_100_000, "1,100.000 MWh")
@@ -237,6 +237,34 @@ def test_the_allocation_sites_and_readings_from_the_command_line(env: dict[str, 
         timeout=120, check=False)
     assert refused_verify.returncode == 1 and "DOES NOT HOLD (tampered)" in \
         refused_verify.stdout
+
+    # Changing and retiring a site; every refusal writes nothing.
+    for args, message in (
+            (("north-mine", "--capacity-kw", "1200001", "--note", "upgrade"),
+             "above the allocation's ceiling"),
+            (("north-mine", "--meter-key", "nonsense", "--note", "rotate"),
+             "not an Ed25519 verifier key"),
+            (("north-mine", "--efficiency", "fast", "--note", "x"), "J/TH"),
+            (("north-mine", "--note", "nothing"), "nothing to change"),
+            (("atlantis", "--tariff", "1", "--note", "x"), "no site 'atlantis'"),
+            (("gpu-park", "--pool-payer", "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080",
+              "--note", "x"), "no pool and no mining fleet"),
+            (("north-mine", "--pool-payer", "x", "--no-pool", "--note", "x"), "not both")):
+        assert message in refused(env, "mining", "site", "change", *args)
+    rotated = verifier(Ed25519PrivateKey.generate(), "grid-meters")
+    changed = json.loads(reserve(env, "mining", "site", "change", "north-mine", "--meter-key",
+                                 rotated, "--efficiency", "17.5", "--note",
+                                 "meter operator rotated its key", "--json"))
+    assert changed["changes"] == {"meter_key": rotated, "efficiency_mj_per_th": 17_500}
+    assert "not the site's registered meter key" in refused(
+        env, "mining", "reading", "submit",
+        str(sign("r9.json", "2026-01-05T05:00:00Z", "2026-01-05T06:00:00Z", 1)))
+    reserve(env, "mining", "site", "retire", "gpu-park", "--note", "decommissioned")
+    assert "RETIRED" in reserve(env, "mining", "site", "list")
+    assert "fleet efficiency: 17.500 J/TH" in reserve(env, "mining", "site", "list")
+    assert json.loads(reserve(env, "mining", "allocation", "show", "--json"))[
+        "free_kw"] == 800_000
+    assert "is retired" in refused(env, "mining", "site", "retire", "gpu-park", "--note", "x")
 
 
 # -- over HTTP ---------------------------------------------------------------------------

@@ -352,3 +352,74 @@ def test_a_straddling_reading_is_counted_apart(allocated: Ledger) -> None:
     row = report.site_figures(sites.registry(entries).sites[0], readings.recorded(entries),
                               0, T0, T0 + timedelta(days=1))
     assert row["energy_kwh"] == 0 and row["straddling_readings"] == 1
+
+
+# -- changing and retiring a site ----------------------------------------------------------
+def test_a_meter_key_rotation_binds_the_readings_after_it(allocated: Ledger) -> None:
+    record.submit_reading(allocated, reading(T0), actor="operator")
+    record.change_site(allocated, "north-mine", {"meter_key": verifier(OTHER_KEY)},
+                       note="meter operator rotated its key", actor="operator")
+    assert sites.registry(record.relevant(allocated)).site("north-mine").meter_key == \
+        verifier(OTHER_KEY)
+    refused(allocated, lambda: record.submit_reading(
+        allocated, reading(T0 + timedelta(hours=1)), actor="operator"),
+        "not the site's registered meter key")
+    record.submit_reading(allocated, reading(T0 + timedelta(hours=1), key=OTHER_KEY),
+                          actor="operator")
+    assert len(readings.recorded(record.relevant(allocated))) == 2  # the first one stays
+
+
+def test_a_change_keeps_every_check_of_a_new_site(allocated: Ledger) -> None:
+    register_wallet(allocated, "south-payout")
+    record.register_site(allocated, site("south-mine", 500_000, meter="MTR-003",
+                                         wallets=("south-payout",)), actor="operator")
+    for changes, match in (
+            ({"capacity_kw": 1_500_001}, "above the allocation's ceiling"),
+            ({"payout_wallets": ["south-payout"]}, "already the payout wallet of site"),
+            ({"payout_wallets": ["nowhere"]}, "not a registered public-sector wallet"),
+            ({"payout_wallets": "north-payout"}, "must be a list"),
+            ({"meter": "MTR-9"}, "meter cannot be changed"),
+            ({"kind": "ai"}, "kind cannot be changed"),
+            ({"meter_key": "nonsense"}, "not an Ed25519 verifier key"),
+            ({"tariff_minor_per_kwh": -1}, "tariff"),
+            ({}, "nothing to change")):
+        refused(allocated, lambda changes=changes: record.change_site(
+            allocated, "north-mine", changes, note="test", actor="operator"), match)
+    refused(allocated, lambda: record.change_site(
+        allocated, "atlantis", {"capacity_kw": 1}, note="test", actor="operator"),
+        "no site 'atlantis'")
+    refused(allocated, lambda: record.change_site(
+        allocated, "north-mine", {"capacity_kw": 1}, note="", actor="operator"),
+        "give a note")
+    record.change_site(allocated, "north-mine", {"capacity_kw": 1_500_000, "tariff_minor_per_kwh": 8},
+                       note="grid upgrade", actor="operator")
+    changed = sites.registry(record.relevant(allocated)).site("north-mine")
+    assert (changed.capacity_kw, changed.tariff_minor_per_kwh) == (1_500_000, 8)
+
+
+def test_a_retired_site_frees_its_capacity_and_takes_no_readings(allocated: Ledger) -> None:
+    record.change_site(allocated, "north-mine", {}, retire=True, note="decommissioned",
+                       actor="operator")
+    current = sites.registry(record.relevant(allocated))
+    assert current.allocated_kw == 0 and current.site("north-mine").retired
+    refused(allocated, lambda: record.submit_reading(allocated, reading(T0),
+                                                     actor="operator"),
+            "site north-mine is retired")
+    refused(allocated, lambda: record.change_site(
+        allocated, "north-mine", {"capacity_kw": 1}, note="again", actor="operator"),
+        "is retired")
+    register_wallet(allocated, "new-payout")
+    record.register_site(allocated, site("new-mine", 2_000_000, meter="MTR-010",
+                                         wallets=("new-payout",)), actor="operator")
+    for entry in allocated.entries():
+        decode(entry.kind, entry.payload)
+
+
+def test_the_statement_follows_a_sites_new_payout_wallets(allocated: Ledger) -> None:
+    from reserve.statement.records import mining_sites
+
+    register_wallet(allocated, "pool-payout")
+    record.change_site(allocated, "north-mine", {"payout_wallets": ["pool-payout"]},
+                       note="paid by a pool now", actor="operator")
+    assert mining_sites(allocated.entries()) == [
+        {"site": "north-mine", "payout_wallets": ["pool-payout"], "pool_payers": []}]
