@@ -138,8 +138,9 @@ def chapter_mining(stage: Stage, signer: AuditorSigner, promised: Sequence[dict[
     write_statement(statement, stage.path("statements"))
     price = Price.parse(BTC_PRICE, "USD", "stated for the demo (regtest has no market)")
     basis = Difficulty.parse(DIFFICULTY, reward, "mainnet's order of magnitude, stated for "
-                             "the demo (regtest's own is trivial); reward: the regtest "
-                             f"subsidy at height {rpc.getblock(blocks[0])['height']}")
+                             "the demo (regtest's own is trivial); reward: the coinbase "
+                             "value (subsidy and fees) of regtest block "
+                             f"{rpc.getblock(blocks[0])['height']}")
     document, entry = publish.publish(ledger, signer, statement, start, end, price=price,
                                       difficulty=basis)
     stem = write_exports(document, stage.path("mining"))

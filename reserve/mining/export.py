@@ -117,8 +117,9 @@ def to_html(document: dict[str, Any]) -> str:
 <th>Utilisation</th><th>Mined</th><th>sat/MWh</th><th>Revenue/MWh</th><th>Tariff/MWh</th>
 <th>Yield vs expected</th></tr></thead><tbody>{_site_rows(body)}</tbody></table>
 <p>Total {escape(total['energy_mwh'])} of {total['allocated_kwh']:,} kWh allocated; mined
-{_btc(total['mined_sats'])}, {matches} the statement's mining flow of
-{_btc(total['statement_mining_sats'])}.</p></section>
+{escape(present.amount_words(total['mined_sats'], present.BTC))}, {matches} the statement's
+mining flow of {escape(present.amount_words(total['statement_mining_sats'], present.BTC))}.
+</p></section>
 <section class="card"><h2>Anomalies ({len(body['anomalies'])})</h2>
 {f'<ul>{anomalies}</ul>' if anomalies else '<p>None.</p>'}</section>
 <section class="card"><h2>Computed against</h2><dl class="facts">
