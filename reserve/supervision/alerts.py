@@ -27,6 +27,7 @@ from reserve.events.custody import (
     VaultFrozen,
     VaultUnfrozen,
 )
+from reserve.events.mining import EnergyReportPublished
 from reserve.events.records import ReconcileReport
 from reserve.events.supervision import AlertAcknowledged, LicenceChanged
 from reserve.events.transparency import StatementPublished
@@ -174,6 +175,25 @@ def _statement(entry: Any, event: StatementPublished, context: Context) -> Alert
     return None
 
 
+def _energy_report(entry: Any, event: EnergyReportPublished, context: Context
+                   ) -> Alert | None:
+    """A published energy report with anomalies (high when mined coins do not match the
+    statement or a payout has no reading, notice otherwise)."""
+    found = [a for a in (event.anomalies if isinstance(event.anomalies, list) else [])
+             if isinstance(a, dict)]
+    if not found:
+        return None
+    serious = {"payout_without_reading", "mining_outside_sites", "over_allocation"}
+    severity = "high" if any(a.get("kind") in serious for a in found) else "notice"
+    period = event.period if isinstance(event.period, dict) else {}
+    return _alert(entry, "energy.anomalies", severity, "",
+                  f"energy report {event.report_sha256[:16]} ({period.get('start')} .. "
+                  f"{period.get('end')}) has {len(found)} anomal"
+                  f"{'ies' if len(found) != 1 else 'y'}: "
+                  + "; ".join(f"{a.get('kind')} at {a.get('site') or 'no site'}"
+                              for a in found))
+
+
 # Ledger kind -> the mapper of its alerts. One line per kind.
 MAPPERS: Mapping[str, Mapper] = {
     ProposalCreated.KIND: _very_large,
@@ -186,6 +206,7 @@ MAPPERS: Mapping[str, Mapper] = {
     ReconcileReport.KIND: _report,
     LicenceChanged.KIND: _licence,
     StatementPublished.KIND: _statement,
+    EnergyReportPublished.KIND: _energy_report,
 }
 ALERT_KINDS = frozenset(MAPPERS)
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from reserve.errors import WorkflowError
+from reserve.events.mining import EnergyReportPublished
 from reserve.events.records import ReconcileReport
 from reserve.events.transparency import StatementPublished
 from reserve.ledger import Ledger
@@ -76,11 +77,22 @@ def story() -> tuple[Any, list[str]]:
             commitments=[{"id": "no-purchases", "text": "No purchases", "kept": kept,
                           "findings": [] if kept else ["purchase flows of 7 sats"]}],
         ).to_payload(), now=at + timedelta(days=6))
+    for anomalies in ([], [{"kind": "payout_without_reading", "site": "south-mine",
+                            "detail": "paid at 06:10 with no reading"}]):
+        ledger.append(EnergyReportPublished.KIND, "auditor:auditor-general",
+                      EnergyReportPublished(
+                          report_sha256="ee" * 32, signature="AAAA",
+                          auditor_key="auditor.test+00000000+AAAA",
+                          period={"start": "2026-01-05T00:00:00Z",
+                                  "end": "2026-01-06T00:00:00Z"},
+                          statement_sha256="ab" * 32, ledger={"tree_size": 1},
+                          price=None, difficulty=None, sites=[], total={},
+                          anomalies=anomalies).to_payload(), now=at + timedelta(days=6))
     return service, ["transfer.very_large", "destination.proposed", "destination.added",
                      "policy.change_proposed", "policy.changed", "vault.frozen",
                      "vault.unfrozen", "reconcile.unauthorised_spend",
                      "licence.affects_pending", "statement.commitment_breach",
-                     "statement.unattributed_inflows"]
+                     "statement.unattributed_inflows", "energy.anomalies"]
 
 
 def test_each_kind_raises_its_alert_in_ledger_order(story: tuple[Any, list[str]]) -> None:
@@ -98,6 +110,8 @@ def test_each_kind_raises_its_alert_in_ledger_order(story: tuple[Any, list[str]]
     assert "breaks 1 commitment: No purchases (purchase flows of 7 sats)" in \
         texts["statement.commitment_breach"]
     assert "0.50000000 BTC" in texts["statement.unattributed_inflows"]
+    assert "has 1 anomaly: payout_without_reading at south-mine" in texts["energy.anomalies"]
+    assert {a.kind: a.severity for a in page.alerts}["energy.anomalies"] == "high"
     for alert in page.alerts:
         assert service.ledger.entry(alert.seq).kind == alert.entry_kind
 
