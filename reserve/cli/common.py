@@ -85,3 +85,20 @@ def guarded(function: Any) -> Any:
         return function()
     except ReserveError as error:
         fail(str(error))
+
+
+def verdict(check: Any, as_json: bool, rejected: tuple[type[ReserveError], ...]) -> Any:
+    """Run a verification (`reserve ... verify`): a rejection (an error with a `reason`)
+    prints DOES NOT HOLD and exits 1; any other domain error means it could not be checked
+    here: CANNOT VERIFY, exit 2."""
+    try:
+        return check()
+    except rejected as error:
+        reason = getattr(error, "reason", "rejected")
+        emit({"holds": False, "reason": reason, "message": str(error)}, as_json,
+             f"DOES NOT HOLD ({reason}): {error}")
+        raise typer.Exit(1) from None
+    except ReserveError as error:  # no verdict: wrong node, node unreachable, no history
+        emit({"holds": None, "reason": "cannot_verify", "message": str(error)}, as_json,
+             f"CANNOT VERIFY: {error}")
+        raise typer.Exit(2) from None

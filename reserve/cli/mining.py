@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from reserve.cli.common import emit, fail, guarded, load_settings, open_ledger
+from reserve.cli.common import emit, fail, guarded, load_settings, open_ledger, verdict
 from reserve.cli.reconcile import (
     DEFAULT_KEY,
     AuditorKeys,
@@ -489,25 +489,18 @@ def verify(report_file: Annotated[Path, typer.Argument(help="An energy report's 
     """Re-derive REPORT from a ledger export and the statement it names: exit 1 if it does
     not hold, 2 if it cannot be checked here."""
     from reserve.cli.statement import _export_entries
-    from reserve.errors import ReportRejected, ReserveError
+    from reserve.errors import ReportRejected
 
     if not auditor_keys:
         fail("give the auditor's public key with --auditor-key")
     document = _read_document(report_file, "energy report")
     statement_document = _read_document(statement, "public-sector statement")
-    try:
+    def check() -> Any:
         from reserve.mining.publish import verify as verify_report
 
         entries = _export_entries(ledger_export, ledger_key, document)
-        body = verify_report(document, _keys(auditor_keys), statement_document, entries)
-    except ReportRejected as error:
-        emit({"holds": False, "reason": error.reason, "message": str(error)}, as_json,
-             f"DOES NOT HOLD ({error.reason}): {error}")
-        raise typer.Exit(1) from None
-    except ReserveError as error:
-        emit({"holds": None, "reason": "cannot_verify", "message": str(error)}, as_json,
-             f"CANNOT VERIFY: {error}")
-        raise typer.Exit(2) from None
+        return verify_report(document, _keys(auditor_keys), statement_document, entries)
+    body = verdict(check, as_json, (ReportRejected,))
     sha = document["signature"]["report_sha256"]
     emit({"holds": True, "report_sha256": sha, "statement_sha256": body["statement_sha256"]},
          as_json, f"HOLDS: energy report {sha} re-derived from the ledger at entry "

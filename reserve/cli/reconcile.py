@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from reserve import present
-from reserve.cli.common import emit, fail, load_settings, open_ledger, working
+from reserve.cli.common import emit, fail, load_settings, open_ledger, verdict, working
 from reserve.errors import ReportRejected, ReserveError
 
 # The reconciliation itself and the chain stacks (bitcoinlib, web3) load in the commands
@@ -316,23 +316,16 @@ def verify(report: Path, ledger_export: Path = typer.Option(..., "--export"),
 
     key = VerifierKey.parse(ledger_key) if ledger_key else None
 
-    try:
+    def check() -> Any:
         w3 = _evm_connect(settings, evm_rpc_url, mainnet) if evm_rpc_url else None
-        verdict = verify_report(document, ledger_export, node, _keys(auditor_keys),
-                                ledger_key=key, evm=w3)
-    except ReportRejected as error:
-        emit({"holds": False, "reason": error.reason, "message": str(error)}, as_json,
-             f"DOES NOT HOLD ({error.reason}): {error}")
-        raise typer.Exit(1) from None
-    except ReserveError as error:  # no verdict: wrong node, node unreachable, no history
-        emit({"holds": None, "reason": "cannot_verify", "message": str(error)}, as_json,
-             f"CANNOT VERIFY: {error}")
-        raise typer.Exit(2) from None
-    emit({"holds": True, "report_sha256": verdict.report_sha256, "entry_seq": verdict.entry_seq,
-          "vaults": list(verdict.vaults), "notes": list(verdict.notes)}, as_json,
-         "\n".join([f"HOLDS: report {verdict.report_sha256} (ledger entry "
-                    f"{verdict.entry_seq}) re-derived for {', '.join(verdict.vaults)}",
-                    *(f"  note: {n}" for n in verdict.notes)]))
+        return verify_report(document, ledger_export, node, _keys(auditor_keys),
+                             ledger_key=key, evm=w3)
+    found = verdict(check, as_json, (ReportRejected,))
+    emit({"holds": True, "report_sha256": found.report_sha256, "entry_seq": found.entry_seq,
+          "vaults": list(found.vaults), "notes": list(found.notes)}, as_json,
+         "\n".join([f"HOLDS: report {found.report_sha256} (ledger entry "
+                    f"{found.entry_seq}) re-derived for {', '.join(found.vaults)}",
+                    *(f"  note: {n}" for n in found.notes)]))
 
 
 @reconcile_app.command("proof-of-reserves")

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from reserve.cli.common import emit, fail, load_settings, open_ledger, working
+from reserve.cli.common import emit, fail, load_settings, open_ledger, verdict, working
 from reserve.cli.reconcile import (
     DEFAULT_KEY,
     AuditorKeys,
@@ -33,7 +33,7 @@ from reserve.cli.reconcile import (
     _read_json,
     _rpc,
 )
-from reserve.errors import ReportRejected, ReserveError, StatementRejected
+from reserve.errors import ReportRejected, StatementRejected
 
 wallet_app = typer.Typer(no_args_is_help=True, add_completion=False,
                          help="The registry of public-sector wallets the statement covers.")
@@ -331,21 +331,15 @@ def statement_verify(
         fail("give the auditor's public key with --auditor-key")
     document = _read_json(statement)
     settings = load_settings(str(config) if config else None)
-    try:
+
+    def check() -> Any:
         from reserve.statement.run import verify
 
         entries = _export_entries(ledger_export, ledger_key, document) \
             if ledger_export else None
-        body = verify(document, _keys(auditor_keys),
+        return verify(document, _keys(auditor_keys),
                       _rpc(settings, rpc_url, rpc_user, rpc_password), entries)
-    except (StatementRejected, ReportRejected) as error:
-        emit({"holds": False, "reason": error.reason, "message": str(error)}, as_json,
-             f"DOES NOT HOLD ({error.reason}): {error}")
-        raise typer.Exit(1) from None
-    except ReserveError as error:
-        emit({"holds": None, "reason": "cannot_verify", "message": str(error)}, as_json,
-             f"CANNOT VERIFY: {error}")
-        raise typer.Exit(2) from None
+    body = verdict(check, as_json, (StatementRejected, ReportRejected))
     sha = document["signature"]["report_sha256"]
     emit({"holds": True, "statement_sha256": sha, "blocks": body["blocks"],
           "ledger_checked": ledger_export is not None}, as_json,

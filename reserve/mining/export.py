@@ -16,7 +16,7 @@ from typing import Any
 
 from reserve import present
 from reserve.mining.basis import minor_digits
-from reserve.reconcile.export import _stylesheet
+from reserve.reconcile.export import _stylesheet, write_files
 from reserve.statement.export import to_json
 
 CSV_FIELDS = ("site", "kind", "operator", "capacity_kw", "energy_kwh", "allocated_kwh",
@@ -137,9 +137,5 @@ mining flow of {escape(present.amount_words(total['statement_mining_sats'], pres
 
 def write_exports(document: dict[str, Any], folder: Path) -> Path:
     """JSON, CSV and HTML into `folder`; returns their stem `energy-report-<16 hex>`."""
-    folder.mkdir(parents=True, exist_ok=True)
-    stem = folder / f"energy-report-{document['signature']['report_sha256'][:16]}"
-    stem.with_suffix(".json").write_text(to_json(document))
-    stem.with_suffix(".csv").write_text(to_csv(document))
-    stem.with_suffix(".html").write_text(to_html(document))
-    return stem
+    return write_files(folder, f"energy-report-{document['signature']['report_sha256'][:16]}",
+                       to_json(document), to_csv(document), to_html(document))

@@ -187,9 +187,16 @@ def write_exports(document: dict[str, Any], folder: Path,
                   tokens: Mapping[str, present.Unit] | None = None) -> Path:
     """Write the report's JSON, CSV and HTML exports into `folder`; returns their common
     stem (`report-<first 16 hex of the report hash>`). `tokens`: as for `to_html`."""
+    return write_files(folder, f"report-{document['signature']['report_sha256'][:16]}",
+                       to_json(document), findings_csv(document), to_html(document, tokens))
+
+
+def write_files(folder: Path, name: str, json_text: str, csv_text: str, html_text: str
+                ) -> Path:
+    """`folder/name.json`, `.csv` and `.html` (the folder made if need be); their stem."""
     folder.mkdir(parents=True, exist_ok=True)
-    stem = folder / f"report-{document['signature']['report_sha256'][:16]}"
-    stem.with_suffix(".json").write_text(to_json(document))
-    stem.with_suffix(".csv").write_text(findings_csv(document))
-    stem.with_suffix(".html").write_text(to_html(document, tokens))
+    stem = folder / name
+    stem.with_suffix(".json").write_text(json_text)
+    stem.with_suffix(".csv").write_text(csv_text)
+    stem.with_suffix(".html").write_text(html_text)
     return stem

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from reserve import present
-from reserve.reconcile.export import _stylesheet
+from reserve.reconcile.export import _stylesheet, write_files
 
 CSV_FIELDS = ("scope", "wallet", "row", "class", "sats", "txids")
 
@@ -113,9 +113,5 @@ def to_html(document: dict[str, Any]) -> str:
 
 def write_exports(document: dict[str, Any], folder: Path) -> Path:
     """JSON, CSV and HTML into `folder`; returns their stem `statement-<16 hex>`."""
-    folder.mkdir(parents=True, exist_ok=True)
-    stem = folder / f"statement-{document['signature']['report_sha256'][:16]}"
-    stem.with_suffix(".json").write_text(to_json(document))
-    stem.with_suffix(".csv").write_text(to_csv(document))
-    stem.with_suffix(".html").write_text(to_html(document))
-    return stem
+    return write_files(folder, f"statement-{document['signature']['report_sha256'][:16]}",
+                       to_json(document), to_csv(document), to_html(document))

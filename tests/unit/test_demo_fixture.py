@@ -116,7 +116,8 @@ NEWER_THAN_THE_FIXTURES = frozenset({"auth.token_requested", "auth.token_request
                                      "flow.attribution_proposed",
                                      "flow.attribution_confirmed", "statement.published",
                                      "witness.cosigned", "mining.allocation_set",
-                                     "mining.site_registered", "energy.reading"})
+                                     "mining.site_registered", "energy.reading",
+                                     "mining.site_changed", "mining.report_published"})
 
 
 def test_the_fixtures_together_hold_every_kind() -> None:

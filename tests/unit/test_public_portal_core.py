@@ -16,14 +16,16 @@ ROOT = Path("/srv/reserve")
 
 def test_the_table_is_off_by_default_and_read_with_its_keys() -> None:
     assert public_settings({}, ROOT) == PublicSettings(
-        statements_dir=ROOT / "var/statements")
+        statements_dir=ROOT / "var/statements", energy_reports_dir=ROOT / "var/mining")
     chosen = public_settings({"public": {"enabled": True, "show_amounts": False,
                                          "show_custodians": True, "rate_per_minute": 30,
                                          "burst": 5, "max_age_seconds": 0},
-                              "statement": {"output_dir": "out/st"}}, ROOT)
+                              "statement": {"output_dir": "out/st"},
+                              "mining": {"output_dir": "out/mining"}}, ROOT)
     assert (chosen.enabled, chosen.show_amounts, chosen.show_custodians) == (True, False, True)
     assert (chosen.rate_per_minute, chosen.burst, chosen.max_age_seconds) == (30, 5, 0)
     assert chosen.statements_dir == ROOT / "out/st"
+    assert chosen.energy_reports_dir == ROOT / "out/mining"
     assert public_settings({"public": {"statements_dir": "/abs"}}, ROOT).statements_dir == \
         Path("/abs")
 
@@ -35,6 +37,7 @@ def test_the_table_is_off_by_default_and_read_with_its_keys() -> None:
     ({"burst": True}, "public.burst: expected int"),
     ({"max_age_seconds": 86_401}, "expected 0..86400"),
     ({"statements_dir": 3}, "public.statements_dir: expected a folder path"),
+    ({"energy_reports_dir": 3}, "public.energy_reports_dir: expected a folder path"),
 ])
 def test_a_bad_table_is_refused(table: dict[str, object], words: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(words)):
