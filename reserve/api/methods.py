@@ -5,7 +5,8 @@ route that matched the path, so a path served by two routes (GET and POST
 `/api/proposals`) advertised only one of them, and OPTIONS got 405. Here the methods of
 every route matching the path are collected: OPTIONS gets 204 with `Allow`, and an
 unsupported method gets 405 with the same `Allow` (RFC 9110 section 15.5.6), before any
-authentication or body parsing. Unknown paths and mounted apps are left to the router.
+authentication or body parsing (a GET or HEAD, which nothing checks before the router,
+is routed first and its 405 rewritten, so it pays for one match, not two). Unknown paths and mounted apps are left to the router.
 """
 
 from __future__ import annotations
@@ -14,9 +15,14 @@ import json
 from collections.abc import Sequence
 
 from starlette.routing import BaseRoute, Match
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PROBED = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+# Methods nothing checks before the router (the request guard looks at requests with a
+# body only): they go straight to the router, whose 405 is then answered here, so the
+# common case matches the routes once, not twice. A body method is probed first, as its
+# 405 must come before the guard authenticates or reads anything.
+ANSWERED_AFTER = frozenset({"GET", "HEAD"})
 
 
 def _routed(routes: Sequence[BaseRoute], scope: Scope, method: str) -> bool:
@@ -48,6 +54,9 @@ class MethodAnswers:
             return
         method = scope["method"]
         routes = scope["app"].router.routes
+        if method in ANSWERED_AFTER:
+            await self.app(scope, receive, _on_refusal(scope, routes, send))
+            return
         if method != "OPTIONS" and _routed(routes, scope, method):
             await self.app(scope, receive, send)  # the common case: one pass, like the router
             return
@@ -59,9 +68,32 @@ class MethodAnswers:
         if method == "OPTIONS":
             await _answer(send, 204, allow, b"")
             return
-        body = json.dumps({"detail": f"method {method[:16]!r} is not allowed here; "
-                                     f"allowed: {allow}"}).encode("ascii")
-        await _answer(send, 405, allow, body)
+        await _answer(send, 405, allow, _refusal_body(method, allow))
+
+
+def _refusal_body(method: str, allow: str) -> bytes:
+    return json.dumps({"detail": f"method {method[:16]!r} is not allowed here; "
+                                 f"allowed: {allow}"}).encode("ascii")
+
+
+def _on_refusal(scope: Scope, routes: Sequence[BaseRoute], send: Send) -> Send:
+    """`send`, except that the router's own 405 becomes this module's answer (every
+    method of the path in `Allow`); any other answer passes through untouched."""
+    replaced: bool | None = None  # undecided until the answer starts
+
+    async def sending(message: Message) -> None:
+        nonlocal replaced
+        if replaced is None and message["type"] == "http.response.start":
+            methods = allowed_methods(routes, scope) if message["status"] == 405 else None
+            replaced = methods is not None
+            if methods is not None:
+                allow = ", ".join([*methods, "OPTIONS"])
+                await _answer(send, 405, allow, _refusal_body(scope["method"], allow))
+                return
+        if not replaced:
+            await send(message)
+
+    return sending
 
 
 async def _answer(send: Send, status: int, allow: str, body: bytes) -> None:

@@ -75,8 +75,8 @@ def _vault_json(service: Service, workflow: WorkflowService, vault: str,
     if state is not None:
         policy = state.policy
         data["policy"] = {"version": policy.version, "network": policy.network,
-                          "chain": policy.chain, "policy_sha256": loader.policy_sha256(policy),
-                          "in_plain_words": present.policy_words(policy)}
+                          "chain": policy.chain, "policy_sha256": views.policy_sha256(policy),
+                          "in_plain_words": list(views.policy_words(policy))}
         if state.freeze is not None:
             data["frozen"] = {"since": format_time(state.freeze.since), "by": state.freeze.by,
                               "reason": state.freeze.reason}
@@ -84,7 +84,7 @@ def _vault_json(service: Service, workflow: WorkflowService, vault: str,
         chain_vault = bitcoin[vault]
         data["bitcoin"] = {"network": chain_vault.network, "threshold": chain_vault.threshold,
                            "custodians": [c.name for c in chain_vault.custodians],
-                           "descriptor": chain_vault.descriptor()}
+                           "descriptor": views.vault_descriptor(chain_vault)}
         if detail:
             address, index = views.next_receive_address(chain_vault, service.ledger)
             data["bitcoin"]["next_receive_address"] = {"address": address, "index": index}
