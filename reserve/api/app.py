@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -165,6 +166,8 @@ def create_app(source: Any, *, accounts: AccountStore | None = None,
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # The sync routes' thread pool (see ApiOptions.threads), set in the worker's loop.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = chosen.threads
         yield
         if owns_accounts:
             store.close()

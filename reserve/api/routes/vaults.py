@@ -22,6 +22,7 @@ from reserve.api.auth import ALL_ROLES, VAULT_PATTERN, Principal, Role
 from reserve.api.deps import (
     Recorder,
     Service,
+    answer,
     get_recorder,
     get_service,
     require,
@@ -126,7 +127,7 @@ def _require_policy(service: Service, vault: str) -> tuple[tuple[int, str, int],
                        **errors()})
 def list_vaults(principal: Principal = Depends(readers),
                 service: Service = Depends(get_service)) -> dict[str, Any]:
-    return {"vaults": _catalogue(service, principal)}
+    return answer({"vaults": _catalogue(service, principal)})  # type: ignore[no-any-return]
 
 
 @router.get("/{vault}", summary="One vault, with balance history and next receive address",
