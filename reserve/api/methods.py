@@ -12,6 +12,9 @@ is routed first and its 405 rewritten, so it pays for one match, not two). Unkno
 from __future__ import annotations
 
 import json
+import re
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 
 from starlette.routing import BaseRoute, Match
@@ -28,6 +31,37 @@ ANSWERED_AFTER = frozenset({"GET", "HEAD"})
 def _routed(routes: Sequence[BaseRoute], scope: Scope, method: str) -> bool:
     probe = {**scope, "method": method}
     return any(route.matches(probe)[0] is Match.FULL for route in routes)
+
+
+# A path segment that is a 64-hex-digit digest with at least one letter: such a segment
+# matches exactly the route templates any other one does (a `{param}`, never a literal
+# segment or an `:int`/`:float` convertor), so its paths share one remembered answer.
+_DIGEST_SEGMENT = re.compile(r"(?<=/)(?=[0-9]{0,63}[a-f])[0-9a-f]{64}(?=/|$)")
+ROUTED_MAX = 1024  # remembered (routes, method, path shape) answers
+
+
+class _RoutedMemo:
+    """`_routed` remembered per (routes, method, path shape), for the body methods that
+    must be probed before the guard: matching every route costs a few tenths of a ms."""
+
+    def __init__(self) -> None:
+        self._answers: OrderedDict[tuple[int, str, str], bool] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, routes: Sequence[BaseRoute], scope: Scope, method: str) -> bool:
+        shape = _DIGEST_SEGMENT.sub("a" * 64, scope["path"])
+        key = (len(routes), method, shape)  # routes only grow (include_router)
+        with self._lock:
+            known = self._answers.get(key)
+            if known is not None:
+                self._answers.move_to_end(key)
+                return known
+        answer = _routed(routes, {**scope, "path": shape}, method)
+        with self._lock:
+            self._answers[key] = answer
+            if len(self._answers) > ROUTED_MAX:
+                self._answers.popitem(last=False)
+        return answer
 
 
 def allowed_methods(routes: Sequence[BaseRoute], scope: Scope) -> list[str] | None:
@@ -47,6 +81,7 @@ class MethodAnswers:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._routed = _RoutedMemo()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or "app" not in scope:
@@ -57,7 +92,7 @@ class MethodAnswers:
         if method in ANSWERED_AFTER:
             await self.app(scope, receive, _on_refusal(scope, routes, send))
             return
-        if method != "OPTIONS" and _routed(routes, scope, method):
+        if method != "OPTIONS" and self._routed(routes, scope, method):
             await self.app(scope, receive, send)  # the common case: one pass, like the router
             return
         methods = allowed_methods(routes, scope)

@@ -191,12 +191,16 @@ def create(body: NewProposal, principal: Principal = Depends(proposers),
            record: Recorder = Depends(get_recorder),
            service: Service = Depends(get_service)) -> dict[str, Any]:
     access = views.workflow_access(service)
-    with access.reading() as workflow:
-        if body.vault not in workflow.projection.vaults:
+
+    def action(workflow: WorkflowService, prelude: Sequence[Item]) -> ProposalStatus:
+        # Checked in the action (in the group's transaction, under the workflow lock it
+        # holds anyway), not in a read of its own before: an unknown vault appends nothing.
+        if body.vault not in workflow.sync().vaults:
             raise HTTPException(status.HTTP_404_NOT_FOUND,
                                 detail=f"no policy is registered for vault {body.vault!r}")
-    created = access.act(record, lambda w, prelude: _create(w, body, principal.person, prelude),
-                         summary={"action": body.action, "vault": body.vault})
+        return _create(workflow, body, principal.person, prelude)
+
+    created = access.act(record, action, summary={"action": body.action, "vault": body.vault})
     with access.reading() as workflow:
         return answer(detail(service, workflow, find(workflow, created.digest)),  # type: ignore[no-any-return]
                       status.HTTP_201_CREATED)
