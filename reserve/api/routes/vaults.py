@@ -111,6 +111,11 @@ def _catalogue(service: Service, principal: Principal, only: str | None = None
                 for name in chosen]
 
 
+def catalogue(service: Service, principal: Principal) -> list[dict[str, Any]]:
+    """The vaults `principal` may see, as `GET /api/vaults` lists them (for the pages)."""
+    return _catalogue(service, principal)
+
+
 def _require_policy(service: Service, vault: str) -> tuple[tuple[int, str, int], ...]:
     """The vault's policy versions; 404 when no policy was ever registered for it."""
     with views.workflow_access(service).reading() as workflow:
