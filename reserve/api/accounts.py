@@ -219,14 +219,14 @@ def revoke_token(store: AccountStore, record: Record, *, token_id: str, by: str,
 def authenticate(store: AccountStore, token: str, now: datetime) -> Principal:
     """The principal behind `token`, or AuthError saying why it is refused."""
     token_id = parse_token(token)
-    found = store.token(token_id)
-    if found is None or not token_matches(token, found.token_hash):
+    credentials = store.credentials(token_id)  # the token and its user, one query
+    if credentials is None or not token_matches(token, credentials[0].token_hash):
         raise AuthError("unknown token")
+    found, user = credentials
     if found.revoked_at is not None:
         raise AuthError("token revoked")
     if parse_instant(found.expires_at) <= now:
         raise AuthError("token expired")
-    user = store.user(found.person)
     if user is None or user.disabled_at is not None:
         raise AuthError("user disabled")
     if found.role not in user.roles:

@@ -14,17 +14,20 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from reserve.api import docs_pages, openapi
@@ -163,6 +166,8 @@ def create_app(source: Any, *, accounts: AccountStore | None = None,
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # The sync routes' thread pool (see ApiOptions.threads), set in the worker's loop.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = chosen.threads
         yield
         if owns_accounts:
             store.close()
@@ -231,27 +236,52 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 def _install_recording_net(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def record_state_changes(request: Request,
-                                   call_next: Callable[[Request], Awaitable[Response]]
-                                   ) -> Response:
-        request.state.request_id = new_request_id()
-        request.state.recorded = False
-        response = await call_next(request)
-        if (request.method not in SAFE_METHODS and request.url.path.startswith("/api/")
-                and response.status_code < 400 and not request.state.recorded):
-            principal: Principal | None = getattr(request.state, "principal", None)
-            service: Service = request.app.state.service
-            actor = principal.person if principal else "anonymous"
-            log.error("state-changing request %s %s was not recorded by its route",
-                      request.method, request.url.path)
-            event = ApiRequest(method=request.method, path=request.url.path,
-                               status=response.status_code,
-                               request_id=request.state.request_id, recorded_by="middleware")
-            service.ledger.append(event.KIND, actor, event.to_payload(), now=service.clock())
-        response.headers["X-Request-Id"] = request.state.request_id
-        _security_headers(response)
-        return response
+    app.add_middleware(RecordingNet)
+
+
+class RecordingNet:
+    """Pure ASGI middleware: each request's id, the security headers, and the recording
+    net of the module doc (an unrecorded successful state-changing `/api/` request is
+    appended before its answer starts, so nothing is acknowledged unrecorded).
+
+    Not `@app.middleware("http")` (Starlette's BaseHTTPMiddleware): that one runs every
+    request through a task group and memory streams, which cost more than a small read.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        request_id = state["request_id"] = new_request_id()
+        state["recorded"] = False
+        checked = scope["method"] not in SAFE_METHODS and scope["path"].startswith("/api/")
+
+        async def sending(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                if checked and message["status"] < 400 and not state.get("recorded"):
+                    await run_in_threadpool(_record_unrecorded, scope, message["status"])
+                headers = MutableHeaders(scope=message)
+                headers["X-Request-Id"] = request_id
+                _security_headers(headers)
+            await send(message)
+
+        await self.app(scope, receive, sending)
+
+
+def _record_unrecorded(scope: Any, status_code: int) -> None:
+    request = Request(scope)
+    principal: Principal | None = scope["state"].get("principal")
+    service: Service = request.app.state.service
+    actor = principal.person if principal else "anonymous"
+    log.error("state-changing request %s %s was not recorded by its route",
+              request.method, request.url.path)
+    event = ApiRequest(method=request.method, path=request.url.path, status=status_code,
+                       request_id=scope["state"]["request_id"], recorded_by="middleware")
+    service.ledger.append(event.KIND, actor, event.to_payload(), now=service.clock())
 
 
 CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; "
@@ -259,11 +289,11 @@ CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'se
                            "form-action 'self'; base-uri 'none'")
 
 
-def _security_headers(response: Response) -> None:
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+def _security_headers(headers: MutableHeaders) -> None:
+    headers.setdefault("X-Content-Type-Options", "nosniff")
     # same-origin, not no-referrer: under no-referrer a browser sends `Origin: null` with
     # a form post, and the guard could not tell the login form from a cross-site one.
-    response.headers.setdefault("Referrer-Policy", "same-origin")
-    response.headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault("X-Frame-Options", "DENY")
     # The /docs and /redoc pages set their own, a little wider one (see docs_pages).
-    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)

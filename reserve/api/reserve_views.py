@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -240,18 +241,91 @@ def holdings(ledger: Any, principal: Principal | None = None, *,
 
 
 # -- Bitcoin vault configurations ------------------------------------------------------------
-def bitcoin_vaults(directory: Path = BITCOIN_VAULTS_DIR) -> dict[str, Any]:
-    """vault id -> Vault for each `*.toml` in `directory` (unreadable files are skipped)."""
-    from wallets.bitcoin.vault import load_vault
+# directory -> (what its files were when read: names, mtimes, sizes; the vaults read then)
+_VAULT_FILES: dict[Path, tuple[tuple[tuple[str, int, int], ...], dict[str, Any]]] = {}
+_VAULT_FILES_LOCK = threading.Lock()
 
-    found: dict[str, Any] = {}
+
+def _files_signature(directory: Path) -> tuple[tuple[str, int, int], ...]:
+    found = []
     for path in sorted(directory.glob("*.toml")) if directory.is_dir() else []:
         try:
-            vault = load_vault(path)
+            stat = path.stat()
+        except OSError:
+            continue
+        found.append((path.name, stat.st_mtime_ns, stat.st_size))
+    return tuple(found)
+
+
+def bitcoin_vaults(directory: Path = BITCOIN_VAULTS_DIR) -> dict[str, Any]:
+    """vault id -> Vault for each `*.toml` in `directory` (unreadable files are skipped).
+
+    Parsed once and kept while the folder's files keep their names, sizes and modification
+    times (checked on every call: a changed, added or removed file is read again); parsing
+    and checking the keys of every vault cost more than the rest of `GET /api/vaults`.
+    """
+    from wallets.bitcoin.vault import load_vault
+
+    signature = _files_signature(directory)
+    with _VAULT_FILES_LOCK:
+        cached = _VAULT_FILES.get(directory)
+    if cached is not None and cached[0] == signature:
+        return dict(cached[1])
+    found: dict[str, Any] = {}
+    for name, _, _ in signature:
+        try:
+            vault = load_vault(directory / name)
         except ConfigError:
             continue
         found[vault.vault_id] = vault
-    return found
+    with _VAULT_FILES_LOCK:
+        if len(_VAULT_FILES) >= 16:  # a service reads one folder; tests use a few
+            _VAULT_FILES.clear()
+        _VAULT_FILES[directory] = (signature, found)
+    return dict(found)
+
+
+def vault_descriptor(vault: Any) -> str:
+    """`vault.descriptor()` (its checksum costs a millisecond), memoised per Vault value."""
+    return _descriptor(vault)
+
+
+@lru_cache(maxsize=256)
+def _descriptor(vault: Any) -> str:
+    return str(vault.descriptor())
+
+
+def _by_identity(compute: Callable[[Any], T]) -> Callable[[Any], T]:
+    """`compute` memoised on its argument's identity, for immutable values (frozen
+    policies) that are costly to hash; the value is held, so its id is not reused."""
+    memo: dict[int, tuple[Any, T]] = {}
+    lock = threading.Lock()
+
+    def memoised(value: Any) -> T:
+        with lock:
+            hit = memo.get(id(value))
+        if hit is not None and hit[0] is value:
+            return hit[1]
+        result = compute(value)
+        with lock:
+            if len(memo) >= 256:
+                memo.clear()
+            memo[id(value)] = (value, result)
+        return result
+
+    return memoised
+
+
+def _policy_sha256(policy: Policy) -> str:
+    from reserve.policy import loader
+
+    return loader.policy_sha256(policy)
+
+
+# A vault's policy in force: its content hash and its sentences, the same for every
+# request until a new version replaces the (frozen) Policy object.
+policy_sha256 = _by_identity(_policy_sha256)
+policy_words = _by_identity(lambda policy: tuple(present.policy_words(policy)))
 
 
 def next_receive_address(vault: Any, ledger: Any) -> tuple[str, int]:

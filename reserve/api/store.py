@@ -15,9 +15,10 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,10 @@ def format_instant(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@lru_cache(maxsize=4096)
 def parse_instant(text: str) -> datetime:
+    """The instant `text` (`format_instant`'s form) names; memoised (pure, and read on
+    every authenticated request)."""
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
@@ -189,6 +193,20 @@ def _migrate(url: str, engine: Engine, dialect: str) -> None:
         connection.close()
 
 
+_CREDENTIALS_SQL = (
+    "SELECT t.token_hash, t.person, t.role, t.label, t.issued_by, t.created_at, "
+    "t.expires_at, t.revoked_at, t.revoked_by, u.person, u.name, u.institution, u.roles, "
+    "u.vaults, u.created_at, u.disabled_at FROM api_tokens t "
+    "LEFT JOIN api_users u ON u.person = t.person WHERE t.token_id = ?")
+_NO_LOCK = nullcontext()
+
+
+@lru_cache(maxsize=1024)
+def _json_list(text: str) -> tuple[str, ...]:
+    """A stored JSON array of names (roles, vaults) as a tuple; memoised (pure)."""
+    return tuple(json.loads(text))
+
+
 class AccountStore:
     """Users and tokens in `api_users` / `api_tokens`, migrated on first open."""
 
@@ -196,6 +214,7 @@ class AccountStore:
         self.dialect = dialect
         self._engine = engine
         self._lock = threading.RLock()
+        self._shared = isinstance(engine.pool, StaticPool)  # one connection for all
 
     @classmethod
     def open(cls, url: str) -> AccountStore:
@@ -295,6 +314,45 @@ class AccountStore:
         with self._session() as session:
             row = session.get(ApiToken, token_id)
             return _token(row) if row is not None else None
+
+    def credentials(self, token_id: str) -> tuple[TokenRecord, User | None] | None:
+        """The token `token_id` and its user (None if the user row is gone), or None: what
+        authenticating a request needs, read fresh from the tables on every call (a revoked
+        token or a disabled user is refused from the next request on, in every process).
+
+        One indexed query on a pooled DB-API connection, not two ORM sessions: this runs
+        on every authenticated request, where the ORM's per-session work cost more than
+        the rest of a small read.
+        """
+        statement = _CREDENTIALS_SQL if self.dialect == "sqlite" else \
+            _CREDENTIALS_SQL.replace("?", "%s")
+        # The lock only where connections are shared (an in-memory database's one
+        # connection); a file or a server database has a connection per thread in the pool.
+        with self._lock if self._shared else _NO_LOCK:
+            connection = self._engine.raw_connection()
+            try:
+                cursor = connection.cursor()
+                try:
+                    cursor.execute(statement, (token_id,))
+                    row = cursor.fetchone()
+                finally:
+                    cursor.close()
+            finally:
+                connection.close()  # back to the pool, which ends the read transaction
+        if row is None:
+            return None
+        (token_hash, person, role, label, issued_by, created_at, expires_at, revoked_at,
+         revoked_by, user_person, name, institution, roles, vaults, user_created,
+         disabled_at) = row
+        record = TokenRecord(token_id=token_id, token_hash=token_hash, person=person,
+                             role=role, label=label, issued_by=issued_by,
+                             created_at=created_at, expires_at=expires_at,
+                             revoked_at=revoked_at, revoked_by=revoked_by)
+        if user_person is None:
+            return record, None
+        return record, User(person=user_person, name=name, institution=institution,
+                            roles=_json_list(roles), vaults=_json_list(vaults),
+                            created_at=user_created, disabled_at=disabled_at)
 
     def tokens(self, person: str | None = None) -> list[TokenRecord]:
         query = select(ApiToken)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -54,17 +55,27 @@ class Approval:
 
     def verifies(self, public_key: bytes) -> bool:
         """True when the signature is by `public_key` over this digest and decision."""
-        try:
-            Ed25519PublicKey.from_public_bytes(public_key).verify(
-                self.signature, signing_message(self.proposal_digest, self.decision))
-        except (InvalidSignature, ValueError):
-            return False
-        return True
+        return _verifies(bytes(public_key), bytes(self.signature),
+                         signing_message(self.proposal_digest, self.decision))
 
     def document(self) -> dict[str, Any]:
         return {"format": FORMAT, "proposal_digest": self.proposal_digest.hex(),
                 "custodian": self.custodian, "decision": self.decision,
                 "signature": self.signature.hex()}
+
+
+VERIFIED_MAX = 4096  # signature checks remembered (every read of a proposal re-checks its votes)
+
+
+@lru_cache(maxsize=VERIFIED_MAX)
+def _verifies(public_key: bytes, signature: bytes, message: bytes) -> bool:
+    """Ed25519 verification, memoised on the exact bytes of key, signature and message (a
+    pure function: the same three always give the same answer)."""
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
 
 
 def sign(private_key: Ed25519PrivateKey, digest: bytes, decision: str,

@@ -28,6 +28,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from reserve.errors import EventError, WorkflowError
@@ -129,6 +130,9 @@ def status_from_json(text: str) -> ProposalStatus:
         txid=data["txid"])
 
 
+VAULT_TEXTS_MAX = 256  # vault states kept decoded (a reserve has a few vaults)
+
+
 def vault_json(state: VaultState) -> str:
     freeze = state.freeze
     return json.dumps({
@@ -141,7 +145,11 @@ def vault_json(state: VaultState) -> str:
         sort_keys=True, separators=(",", ":"))
 
 
+@lru_cache(maxsize=VAULT_TEXTS_MAX)
 def vault_from_json(text: str) -> VaultState:
+    """The vault state a `vault_json` text holds. Memoised on the text (a pure function
+    with a frozen result): every write batch reads its vault's row afresh, and parsing
+    and checking the policy in it cost more than the rest of a proposal's append."""
     data = json.loads(text)
     freeze = data["freeze"]
     return VaultState(
@@ -356,12 +364,25 @@ def _sizes(ledger: Any) -> dict[str, int]:
             ledger.query("SELECT name, size FROM read_model_state")}
 
 
-def current(ledger: Any) -> None:
-    """Attach the models and apply what was appended without them, if anything was."""
+# The models' sizes and the ledger's, in one statement (asked before most reads).
+_SIZES_AND_SIZE = ("SELECT name, size, (SELECT seq + 1 FROM ledger_entries ORDER BY seq DESC "
+                   "LIMIT 1) FROM read_model_state")
+
+
+def current(ledger: Any) -> int | None:
+    """Attach the models and apply what was appended without them, if anything was.
+
+    Returns the workflow model's size when it was already current (read in the same
+    statement as the ledger's size), None when the models had to catch up.
+    """
     attach(ledger)
-    sizes, size = _sizes(ledger), ledger.size()
+    rows = ledger.query(_SIZES_AND_SIZE)
+    sizes = {str(name): int(size) for name, size, _ in rows}
+    size = int(rows[0][2] or 0) if rows else ledger.size()
     if any(sizes.get(name, 0) != size for name in (WORKFLOW, HOLDINGS)):
         ledger.update_models()
+        return None
+    return sizes.get(WORKFLOW, 0)
 
 
 # -- reading -------------------------------------------------------------------------------
@@ -499,8 +520,8 @@ class StoredProjection(Projection):
 
     def catch_up(self, ledger: Any) -> int:
         before = self.size
-        current(ledger)
-        self.size = self._stored_size()
+        stored = current(ledger)
+        self.size = self._stored_size() if stored is None else stored
         return self.size - before
 
     def apply(self, entry: Any) -> None:

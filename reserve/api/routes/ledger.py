@@ -17,7 +17,7 @@ from pydantic import Field
 
 from reserve.api import ledger_views
 from reserve.api.auth import ALL_ROLES, Principal, Role
-from reserve.api.deps import Recorder, Service, get_recorder, get_service, require
+from reserve.api.deps import Recorder, Service, answer, get_recorder, get_service, require
 from reserve.api.openapi import created, errors, link
 from reserve.errors import LedgerError, ProofError
 from reserve.ledger import merkle
@@ -45,7 +45,8 @@ def list_entries(start: SeqQuery = 0,
                  service: Service = Depends(get_service)) -> dict[str, Any]:
     kinds = frozenset(kind) if kind else None  # each one a known kind: the schema says so
     limit = min(limit, service.options.page_entries_max)
-    return ledger_views.page(service.ledger, principal, start, limit, kinds).to_json()
+    return answer(  # type: ignore[no-any-return]
+        ledger_views.page(service.ledger, principal, start, limit, kinds).to_json())
 
 
 @router.get("/entries/{seq}", summary="One entry with its inclusion proof",

@@ -20,7 +20,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from reserve import present
 from reserve.api import reserve_views as views
 from reserve.api.auth import ALL_ROLES, VAULT_PATTERN, Principal, Role
-from reserve.api.deps import Recorder, Service, get_recorder, get_service, require, require_vault
+from reserve.api.deps import (
+    Recorder,
+    Service,
+    answer,
+    get_recorder,
+    get_service,
+    require,
+    require_vault,
+)
 from reserve.api.openapi import created, errors, link, ok
 from reserve.errors import ApprovalError, WorkflowError
 from reserve.present import format_time
@@ -183,14 +191,19 @@ def create(body: NewProposal, principal: Principal = Depends(proposers),
            record: Recorder = Depends(get_recorder),
            service: Service = Depends(get_service)) -> dict[str, Any]:
     access = views.workflow_access(service)
-    with access.reading() as workflow:
-        if body.vault not in workflow.projection.vaults:
+
+    def action(workflow: WorkflowService, prelude: Sequence[Item]) -> ProposalStatus:
+        # Checked in the action (in the group's transaction, under the workflow lock it
+        # holds anyway), not in a read of its own before: an unknown vault appends nothing.
+        if body.vault not in workflow.sync().vaults:
             raise HTTPException(status.HTTP_404_NOT_FOUND,
                                 detail=f"no policy is registered for vault {body.vault!r}")
-    created = access.act(record, lambda w, prelude: _create(w, body, principal.person, prelude),
-                         summary={"action": body.action, "vault": body.vault})
+        return _create(workflow, body, principal.person, prelude)
+
+    created = access.act(record, action, summary={"action": body.action, "vault": body.vault})
     with access.reading() as workflow:
-        return detail(service, workflow, find(workflow, created.digest))
+        return answer(detail(service, workflow, find(workflow, created.digest)),  # type: ignore[no-any-return]
+                      status.HTTP_201_CREATED)
 
 
 @router.get("/{digest}", summary="One proposal with the policy's decision explained",
@@ -200,7 +213,7 @@ def show(digest: Digest, principal: Principal = Depends(readers),
     with views.workflow_access(service).reading() as workflow:
         found = find(workflow, digest)
         require_vault(principal, found.proposal.vault, unknown_proposal(digest))
-        return detail(service, workflow, found)
+        return answer(detail(service, workflow, found))  # type: ignore[no-any-return]
 
 
 @router.post("/{digest}/approvals", status_code=status.HTTP_201_CREATED,
@@ -224,7 +237,8 @@ def vote(digest: Digest, body: ApprovalDocument, principal: Principal = Depends(
                summary={"digest": found.digest, "vault": found.proposal.vault,
                         "decision": parsed.decision})
     with access.reading() as workflow:
-        return detail(service, workflow, find(workflow, found.digest))
+        return answer(detail(service, workflow, find(workflow, found.digest)),  # type: ignore[no-any-return]
+                      status.HTTP_201_CREATED)
 
 
 @router.post("/{digest}/cancel", summary="Cancel before signing (proposer, custodian, auditor)",

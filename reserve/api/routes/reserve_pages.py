@@ -73,7 +73,7 @@ def _not_found(request: Request, principal: Principal, service: Service,
 @router.get("/dashboard/vaults", response_class=HTMLResponse)
 def vaults_page(request: Request, principal: Principal = Depends(page_principal),
                 service: Service = Depends(get_service)) -> HTMLResponse:
-    found = vault_routes.list_vaults(principal=principal, service=service)["vaults"]
+    found = vault_routes.catalogue(service, principal)
     return _page(request, principal, service, "vaults.html", vaults=found)
 
 

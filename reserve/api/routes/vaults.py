@@ -22,6 +22,7 @@ from reserve.api.auth import ALL_ROLES, VAULT_PATTERN, Principal, Role
 from reserve.api.deps import (
     Recorder,
     Service,
+    answer,
     get_recorder,
     get_service,
     require,
@@ -75,8 +76,8 @@ def _vault_json(service: Service, workflow: WorkflowService, vault: str,
     if state is not None:
         policy = state.policy
         data["policy"] = {"version": policy.version, "network": policy.network,
-                          "chain": policy.chain, "policy_sha256": loader.policy_sha256(policy),
-                          "in_plain_words": present.policy_words(policy)}
+                          "chain": policy.chain, "policy_sha256": views.policy_sha256(policy),
+                          "in_plain_words": list(views.policy_words(policy))}
         if state.freeze is not None:
             data["frozen"] = {"since": format_time(state.freeze.since), "by": state.freeze.by,
                               "reason": state.freeze.reason}
@@ -84,7 +85,7 @@ def _vault_json(service: Service, workflow: WorkflowService, vault: str,
         chain_vault = bitcoin[vault]
         data["bitcoin"] = {"network": chain_vault.network, "threshold": chain_vault.threshold,
                            "custodians": [c.name for c in chain_vault.custodians],
-                           "descriptor": chain_vault.descriptor()}
+                           "descriptor": views.vault_descriptor(chain_vault)}
         if detail:
             address, index = views.next_receive_address(chain_vault, service.ledger)
             data["bitcoin"]["next_receive_address"] = {"address": address, "index": index}
@@ -110,6 +111,11 @@ def _catalogue(service: Service, principal: Principal, only: str | None = None
                 for name in chosen]
 
 
+def catalogue(service: Service, principal: Principal) -> list[dict[str, Any]]:
+    """The vaults `principal` may see, as `GET /api/vaults` lists them (for the pages)."""
+    return _catalogue(service, principal)
+
+
 def _require_policy(service: Service, vault: str) -> tuple[tuple[int, str, int], ...]:
     """The vault's policy versions; 404 when no policy was ever registered for it."""
     with views.workflow_access(service).reading() as workflow:
@@ -126,7 +132,7 @@ def _require_policy(service: Service, vault: str) -> tuple[tuple[int, str, int],
                        **errors()})
 def list_vaults(principal: Principal = Depends(readers),
                 service: Service = Depends(get_service)) -> dict[str, Any]:
-    return {"vaults": _catalogue(service, principal)}
+    return answer({"vaults": _catalogue(service, principal)})  # type: ignore[no-any-return]
 
 
 @router.get("/{vault}", summary="One vault, with balance history and next receive address",
