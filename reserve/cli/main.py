@@ -2,9 +2,8 @@
 
 Errors from the domain become one clear line on stderr and a non-zero exit code.
 
-The command groups and the commands of other modules are named here with their one-line
-help (`LAZY`) and imported, and turned into click commands, only when one of them runs or
-shows its own help: `reserve --help` lists them without loading any, and `reserve ledger
+Every command and command group is named here with its one-line help (`LAZY`), and
+imported, and turned into a click command, only when it runs or shows its own help: `reserve --help` lists them without loading any, and `reserve ledger
 show` loads the ledger commands alone (issue 14: a CLI that starts at once).
 """
 
@@ -17,7 +16,6 @@ from typing import Any
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from reserve.cli.workflow import register as register_workflow
 from reserve.errors import ReserveError
 
 
@@ -38,11 +36,18 @@ class Lazy:
         return typer.main.get_command(single)
 
 
-# In the order `reserve --help` lists them; the workflow's commands and groups (propose,
-# approve, freeze, unfreeze, proposal, policy, destination) are registered directly.
+WORKFLOW = "reserve.cli.workflow"
+# Every sub-command of `reserve`, in the order `reserve --help` lists them.
 LAZY: dict[str, Lazy] = {
     "serve": Lazy("reserve.cli.serve", "serve", "Run the API and dashboard on the configured "
                   "database (SQLite or PostgreSQL)."),
+    "propose": Lazy(WORKFLOW, "propose", "Propose a transfer to allowlisted destinations."),
+    "approve": Lazy(WORKFLOW, "approve", "Upload a custodian's signed approval (or "
+                    "rejection); it counts once verified."),
+    "freeze": Lazy(WORKFLOW, "freeze", "Freeze a vault at once (any custodian or auditor): "
+                   "nothing is released."),
+    "unfreeze": Lazy(WORKFLOW, "unfreeze", "Propose to unfreeze a vault; it takes effect "
+                     "after a quorum and a delay."),
     "publish": Lazy("reserve.cli.transparency", "publish", "Write the ledger as a C2SP "
                     "tlog-tiles tree: checkpoint, hash tiles, entry bundles."),
     "demo": Lazy("reserve.cli.demo", "demo", "Run the whole story on a local regtest "
@@ -72,29 +77,22 @@ LAZY: dict[str, Lazy] = {
                       "public-sector statement: build, verify."),
     "mining": Lazy("reserve.cli.mining", "mining_app", "The electricity allocation: sites "
                    "and signed energy readings."),
+    "proposal": Lazy(WORKFLOW, "proposal_app", "Show, list, cancel and advance proposals."),
+    "policy": Lazy(WORKFLOW, "policy_app", "Custody policies: load, show, change."),
+    "destination": Lazy(WORKFLOW, "destination_app", "The destination allowlist."),
     "witness": Lazy("reserve.cli.transparency", "witness_app", "An outside witness: cosign "
                     "consistent checkpoints."),
 }
 
 
-# The order of `reserve --help`, the lazy and the directly registered ones together.
-ORDER = ("serve", "propose", "approve", "freeze", "unfreeze", "publish", "demo", "ledger", "db",
-         "projections", "token", "btc", "reconcile", "evm", "transfer", "licence", "supervise",
-         "wallet", "flow", "statement", "mining", "proposal", "policy", "destination",
-         "witness")
-
-
 class ReserveGroup(TyperGroup):
-    """`reserve` itself: the LAZY sub-commands are listed by name and help line, and
-    loaded only when looked up to run (or to show their own help)."""
+    """`reserve` itself: the LAZY sub-commands are listed by name and help line, in the
+    table's order, and loaded only when looked up to run (or to show their own help)."""
 
     listing = False  # True while `reserve --help` lists the sub-commands
 
     def list_commands(self, ctx: Any) -> list[str]:
-        names = [*super().list_commands(ctx), *(name for name in LAZY
-                                                if name not in self.commands)]
-        return sorted(names, key=lambda name: (ORDER.index(name) if name in ORDER
-                                               else len(ORDER)))
+        return [*LAZY, *(name for name in super().list_commands(ctx) if name not in LAZY)]
 
     def get_command(self, ctx: Any, name: str) -> Any:
         lazy = LAZY.get(name)
@@ -117,7 +115,12 @@ class ReserveGroup(TyperGroup):
 app = typer.Typer(cls=ReserveGroup, no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False,
                   help="Sovereign Reserve Ledger: custody, ledger, reconciliation.")
-register_workflow(app)  # propose, approve, freeze, unfreeze, proposal, policy, destination
+
+
+@app.callback()
+def reserve() -> None:
+    """Sovereign Reserve Ledger: custody, ledger, reconciliation."""
+    # A group needs a callback when all its commands are lazy; the command does the work.
 
 
 def run() -> None:
