@@ -329,3 +329,38 @@ def test_decisions_for_a_page_equal_each_proposal_decided_alone() -> None:
         assert service.decisions(statuses, now) == \
             [service.decision(s.digest, now) for s in made]
         assert service.decisions([], now) == []
+
+
+def test_a_decision_reads_the_window_documents_once_per_row_version() -> None:
+    """The velocity evidence of each approved transfer is kept per (digest, updated_seq):
+    a second decision reads only the window's keys, and a row that changed is read anew."""
+    with fresh_workflow() as (ledger, service):
+        stored = service.projection
+        assert isinstance(stored, StoredProjection)
+        status = propose(service, 5_000_000)
+        approve(service, status, "central-bank", "vasp-regulator")
+        inside = T0 + timedelta(hours=1)
+        first = stored.history("national-btc", inside)
+        assert [t.digest for t in first.transfers] == [status.digest]
+        assert first.transfers[0].state in OPEN
+        statements: list[str] = []
+        query = ledger.query
+
+        def spy(statement: str, params: Any = ()) -> Any:
+            statements.append(statement)
+            return query(statement, params)
+
+        ledger.query = spy  # type: ignore[method-assign]
+        try:
+            assert stored.history("national-btc", inside) == first
+        finally:
+            ledger.query = query  # type: ignore[method-assign]
+        assert statements and not any("status" in s for s in statements), statements
+        service.cancel(status.digest, "treasury-ops", "no longer needed", now=inside)
+        changed = stored.history("national-btc", inside)
+        assert [(t.digest, t.state) for t in changed.transfers] == \
+            [(status.digest, "cancelled")]
+        later = propose(service, 6_000_000, at=inside, reference="later")
+        replay = Projection()
+        replay.catch_up(ledger)
+        assert service.decision(later.digest, inside) == _decide(replay, later.digest, inside)
