@@ -486,15 +486,23 @@ class _StoredRows(Mapping[str, Any]):
                 for k, u, text in rows]
 
 
-def _evidence_of_text(text: str) -> TransferRecord | bool:
+def _evidence_of_row(digest: str, text: str) -> TransferRecord | bool:
     """A stored proposal row as velocity evidence: its approved transfer, or False for a
-    row that is none (kept so the cache remembers it: `_Decoded` does not keep None)."""
-    status = status_from_json(text)
-    body = status.proposal.body
-    if not isinstance(body, TransferBody) or status.approved_at is None:
+    row that is none (kept so the cache remembers it: `_Decoded` does not keep None).
+
+    Reads only what the evidence needs (the transfer's body, its approval time and state)
+    and takes the digest from the row's key, checked when the row was written: no
+    canonical re-hash of the document, which a cold window would pay for every approval."""
+    data = json.loads(text)
+    document = data["proposal"]
+    approved_at = _parse(data["approved_at"])
+    if document.get("action") != "transfer" or approved_at is None:
         return False
-    return TransferRecord(digest=status.digest, asset=body.asset, amount=body.amount,
-                          approved_at=status.approved_at, state=status.state)
+    body = proposal_module.body_from_document("transfer", document)
+    if not isinstance(body, TransferBody):
+        return False
+    return TransferRecord(digest=digest, asset=body.asset, amount=body.amount,
+                          approved_at=approved_at, state=data["state"])
 
 
 class StoredProjection(Projection):
@@ -661,8 +669,9 @@ class StoredProjection(Projection):
                     "SELECT digest, updated_seq, status FROM rm_proposals WHERE digest IN "
                     f"({', '.join('?' * len(chunk))})", chunk):
                 # A row rewritten since the keys were read is taken as it is now.
-                fetched[str(digest)] = self.evidence.get(str(digest), int(updated), text,
-                                                         _evidence_of_text)
+                key = str(digest)
+                fetched[key] = self.evidence.get(
+                    key, int(updated), text, lambda row, key=key: _evidence_of_row(key, row))
         found = [fetched.get(digest) or self.evidence.peek(digest, updated)
                  for digest, updated in keys]
         return tuple(record for record in found if isinstance(record, TransferRecord))
