@@ -189,6 +189,17 @@ class Cycles:
         return items, digest
 
 
+def history_steps(size: int) -> int:
+    """How many CYCLE_STEPs before now the history of `size` entries starts, so that it
+    ends about now (the velocity window and the open proposals are the live week's at every
+    size): 7 entries a cycle in the first week, 7.75 after it (a week on, each releasable
+    transfer's expiry is recorded too)."""
+    week = LIFETIME // CYCLE_STEP
+    if size <= 7 * week:
+        return size // 7 + 2
+    return week + (size - 7 * week) * 4 // 31 + 2
+
+
 def build(folder: Path, size: int) -> tuple[Path, str, dict[str, str], str]:
     """A ledger of about `size` entries: (config, url, tokens, an open proposal's digest)."""
     from reserve.cli.common import load_settings, open_ledger
@@ -201,8 +212,7 @@ def build(folder: Path, size: int) -> tuple[Path, str, dict[str, str], str]:
     now = datetime.now(UTC).replace(microsecond=0)
     cycles = Cycles(now)
     open_digest = ""
-    # About 8 entries a cycle: the history starts that many steps before now.
-    at = now - CYCLE_STEP * (size // 6 + 10)
+    at = now - CYCLE_STEP * history_steps(size)
     with open_ledger(settings, url) as ledger:  # read models attached, as in the service
         WorkflowService(ledger).register_policy(api_policy(BENCH_VAULT, CUSTODIAN), "bench",
                                                 now=at - CYCLE_STEP)

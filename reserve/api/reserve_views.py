@@ -52,6 +52,10 @@ _CREATE = threading.Lock()
 # A listing of proposals or transfers is paged: its cost is its page, not the history.
 PAGE_DEFAULT = 100
 PAGE_MAX = 500
+# The overview's pending panel: the newest open proposals with their decisions; the others
+# are a page at a time on /dashboard/proposals (a page costs its rows, not the history).
+PENDING_SHOWN = 20
+PENDING_PAGE = 50
 
 
 # -- the workflow, shared by the requests of one service ---------------------------------
@@ -444,15 +448,41 @@ def approval_progress(policy: Policy, status: ProposalStatus, decision: Decision
             f"{rejections}")
 
 
-def pending_rows(workflow: WorkflowService, principal: Principal,
+def open_counts(workflow: WorkflowService, principal: Principal) -> dict[str, int]:
+    """How many open proposals the principal may see, per open state: exact, counted by
+    the read model's state index (the cost of the open proposals, not of the history)."""
+    return {state: workflow.count(proposal_query(principal, states=frozenset({state})))
+            for state in sorted(OPEN)}
+
+
+def open_page(workflow: WorkflowService, principal: Principal, *,
+              before_seq: int | None = None, limit: int | None = None
+              ) -> tuple[list[ProposalStatus], int | None]:
+    """The newest `limit` (default PENDING_SHOWN) open proposals the principal may see
+    (before `before_seq`, when given) and the cursor of the next older page (None on the
+    last page).
+
+    Requires 1 <= limit <= PAGE_MAX."""
+    limit = PENDING_SHOWN if limit is None else limit
+    if not 1 <= limit <= PAGE_MAX:
+        raise AssertionError(f"page limit {limit} outside 1..{PAGE_MAX}")
+    found = workflow.page(proposal_query(principal, states=OPEN, before_seq=before_seq,
+                                         newest_first=True, limit=limit + 1))
+    shown = found[:limit]
+    return shown, (shown[-1].seq if len(found) > limit else None)
+
+
+def pending_rows(workflow: WorkflowService, statuses: Sequence[ProposalStatus],
                  now: datetime) -> list[dict[str, Any]]:
-    """Open proposals the principal may see, with progress, delay and who must act."""
+    """Open proposals (one page of them) with progress, delay and who must act: each
+    policy decision at `now`, each vault's velocity window read once for the page."""
+    policies: dict[str, Policy] = {}
     rows = []
-    for status in workflow.proposals(states=OPEN):
-        if not principal.may_see_vault(status.proposal.vault):
-            continue
-        policy = workflow.projection.vault(status.proposal.vault).policy
-        decision = workflow.decision(status.digest, now)
+    for status, decision in zip(statuses, workflow.decisions(statuses, now), strict=True):
+        vault = status.proposal.vault
+        if vault not in policies:
+            policies[vault] = workflow.projection.vault(vault).policy
+        policy = policies[vault]
         rows.append({**proposal_summary(status),
                      "progress": approval_progress(policy, status, decision),
                      "remaining_delay": present.remaining_delay(decision, now),

@@ -30,14 +30,20 @@ def load_settings(config_path: str | None) -> config.Settings:
 
 
 def open_ledger(settings: config.Settings, database_url: str | None = None, *,
-                with_signer: bool = True) -> Ledger:
+                with_signer: bool = True, read_models: bool = True) -> Ledger:
     """reserve.ledger.configured.open_ledger, loaded when a command first opens the ledger
-    (the ledger store and its key handling are not needed for `reserve --help`)."""
+    (the ledger store and its key handling are not needed for `reserve --help`).
+
+    With `read_models` (the default) the read models are attached, so whatever the command
+    appends keeps them in step; a command that only reads entries (`reserve ledger show`)
+    opens without them and does not load the workflow to start."""
     from reserve.ledger.configured import open_ledger as configured
-    from reserve.transfers import readmodel
 
     ledger = configured(settings, database_url, with_signer=with_signer)
-    readmodel.attach(ledger)  # whatever the command appends keeps the read models in step
+    if read_models:
+        from reserve.transfers import readmodel
+
+        readmodel.attach(ledger)
     return ledger
 
 

@@ -76,7 +76,8 @@ def show(seq: int = typer.Argument(None), start: int = typer.Option(0, "--start"
          database_url: str = DatabaseOption, as_json: bool = JsonOption) -> None:
     """Show one entry, or a page of entries."""
     settings = load_settings(config)
-    with open_ledger(settings, database_url, with_signer=False) as ledger:
+    # Only reads entries: no read models (they are neither read nor written here).
+    with open_ledger(settings, database_url, with_signer=False, read_models=False) as ledger:
         if seq is not None:
             entry = ledger.entry(seq)
             emit(entry.to_json(), as_json, json.dumps(entry.to_json(), indent=2))

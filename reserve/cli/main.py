@@ -1,54 +1,126 @@
 """Entry point of the `reserve` command: registers each flow's sub-commands.
 
 Errors from the domain become one clear line on stderr and a non-zero exit code.
+
+Every command and command group is named here with its one-line help (`LAZY`), and
+imported, and turned into a click command, only when it runs or shows its own help: `reserve --help` lists them without loading any, and `reserve ledger
+show` loads the ledger commands alone (issue 14: a CLI that starts at once).
 """
 
 from __future__ import annotations
 
+import importlib
 import os
+from typing import Any
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
-from reserve.cli.bitcoin import bitcoin_app
-from reserve.cli.common import error_console
-from reserve.cli.db import db_app
-from reserve.cli.demo import demo
-from reserve.cli.evm import evm_app
-from reserve.cli.ledger import ledger_app
-from reserve.cli.mining import mining_app
-from reserve.cli.projections import projections_app
-from reserve.cli.reconcile import reconcile_app
-from reserve.cli.serve import serve, token_app
-from reserve.cli.statement import flow_app, statement_app, wallet_app
-from reserve.cli.supervise import licence_app, supervise_app
-from reserve.cli.transfer import transfer_app
-from reserve.cli.transparency import publish, witness_app
-from reserve.cli.workflow import register as register_workflow
 from reserve.errors import ReserveError
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+
+class Lazy:
+    """A sub-command that `reserve` imports when it is used: `module.attribute`, a Typer
+    (a group) or a command function, with the line `reserve --help` shows for it."""
+
+    def __init__(self, module: str, attribute: str, help_line: str) -> None:
+        self.module, self.attribute, self.help_line = module, attribute, help_line
+
+    def load(self, name: str) -> Any:
+        """The click command of `name` (its module imported now)."""
+        found = getattr(importlib.import_module(self.module), self.attribute)
+        if isinstance(found, typer.Typer):
+            return typer.main.get_group(found)
+        single = typer.Typer()
+        single.command(name)(found)
+        return typer.main.get_command(single)
+
+
+WORKFLOW = "reserve.cli.workflow"
+# Every sub-command of `reserve`, in the order `reserve --help` lists them.
+LAZY: dict[str, Lazy] = {
+    "serve": Lazy("reserve.cli.serve", "serve", "Run the API and dashboard on the configured "
+                  "database (SQLite or PostgreSQL)."),
+    "propose": Lazy(WORKFLOW, "propose", "Propose a transfer to allowlisted destinations."),
+    "approve": Lazy(WORKFLOW, "approve", "Upload a custodian's signed approval (or "
+                    "rejection); it counts once verified."),
+    "freeze": Lazy(WORKFLOW, "freeze", "Freeze a vault at once (any custodian or auditor): "
+                   "nothing is released."),
+    "unfreeze": Lazy(WORKFLOW, "unfreeze", "Propose to unfreeze a vault; it takes effect "
+                     "after a quorum and a delay."),
+    "publish": Lazy("reserve.cli.transparency", "publish", "Write the ledger as a C2SP "
+                    "tlog-tiles tree: checkpoint, hash tiles, entry bundles."),
+    "demo": Lazy("reserve.cli.demo", "demo", "Run the whole story on a local regtest "
+                 "bitcoind and anvil (TEST keys only)."),
+    "ledger": Lazy("reserve.cli.ledger", "ledger_app", "The append-only ledger."),
+    "db": Lazy("reserve.cli.db", "db_app", "The database: schema and roles."),
+    "projections": Lazy("reserve.cli.projections", "projections_app", "Read models (vaults, "
+                        "proposals, holdings): a cache of the ledger kept in step with every "
+                        "append."),
+    "token": Lazy("reserve.cli.serve", "token_app", "API tokens: issue, revoke, list."),
+    "btc": Lazy("reserve.cli.bitcoin", "bitcoin_app", "National Bitcoin wallet: vaults, "
+                "PSBTs, shares, chain sync."),
+    "reconcile": Lazy("reserve.cli.reconcile", "reconcile_app", "Reconciliation reports: "
+                      "ledger against chain, signed."),
+    "evm": Lazy("reserve.cli.evm", "evm_app", "EVM vaults: Safe multisig, guard, deposits."),
+    "transfer": Lazy("reserve.cli.transfer", "transfer_app", "Move an approved transfer to "
+                     "the chain: release, sign, broadcast, confirm."),
+    "licence": Lazy("reserve.cli.supervise", "licence_app", "Licensed counterparties: signed "
+                    "licence changes."),
+    "supervise": Lazy("reserve.cli.supervise", "supervise_app", "The supervisor's seat: "
+                      "alerts, acknowledgements, attestations."),
+    "wallet": Lazy("reserve.cli.statement", "wallet_app", "The registry of public-sector "
+                   "wallets the statement covers."),
+    "flow": Lazy("reserve.cli.statement", "flow_app", "Attribute a flow to a class: an "
+                 "operator proposes, an auditor confirms."),
+    "statement": Lazy("reserve.cli.statement", "statement_app", "The consolidated "
+                      "public-sector statement: build, verify."),
+    "mining": Lazy("reserve.cli.mining", "mining_app", "The electricity allocation: sites, "
+                   "signed energy readings, the energy report."),
+    "proposal": Lazy(WORKFLOW, "proposal_app", "Show, list, cancel and advance proposals."),
+    "policy": Lazy(WORKFLOW, "policy_app", "Custody policies: load, show, change."),
+    "destination": Lazy(WORKFLOW, "destination_app", "The destination allowlist."),
+    "witness": Lazy("reserve.cli.transparency", "witness_app", "An outside witness: cosign "
+                    "consistent checkpoints."),
+}
+
+
+class ReserveGroup(TyperGroup):
+    """`reserve` itself: the LAZY sub-commands are listed by name and help line, in the
+    table's order, and loaded only when looked up to run (or to show their own help)."""
+
+    listing = False  # True while `reserve --help` lists the sub-commands
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*LAZY, *(name for name in super().list_commands(ctx) if name not in LAZY)]
+
+    def get_command(self, ctx: Any, name: str) -> Any:
+        lazy = LAZY.get(name)
+        if lazy is None or name in self.commands:
+            return super().get_command(ctx, name)
+        if self.listing:
+            return TyperCommand(name, help=lazy.help_line)
+        command = lazy.load(name)
+        self.add_command(command, name)
+        return command
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self.listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self.listing = False
+
+
+app = typer.Typer(cls=ReserveGroup, no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False,
                   help="Sovereign Reserve Ledger: custody, ledger, reconciliation.")
 
-# Sub-command groups register below, one line each.
-app.add_typer(ledger_app, name="ledger")
-app.add_typer(db_app, name="db")
-app.add_typer(projections_app, name="projections")
-app.command("serve")(serve)
-app.add_typer(token_app, name="token")
-app.add_typer(bitcoin_app, name="btc")
-app.add_typer(reconcile_app, name="reconcile")
-app.add_typer(evm_app, name="evm")
-app.add_typer(transfer_app, name="transfer")
-app.add_typer(licence_app, name="licence")
-app.add_typer(supervise_app, name="supervise")
-app.add_typer(wallet_app, name="wallet")
-app.add_typer(flow_app, name="flow")
-app.add_typer(statement_app, name="statement")
-app.add_typer(mining_app, name="mining")
-register_workflow(app)  # propose, approve, freeze, unfreeze, proposal, policy, destination
-app.command("publish")(publish)
-app.add_typer(witness_app, name="witness")
-app.command("demo")(demo)
+
+@app.callback()
+def reserve() -> None:
+    """Sovereign Reserve Ledger: custody, ledger, reconciliation."""
+    # A group needs a callback when all its commands are lazy; the command does the work.
 
 
 def run() -> None:
@@ -59,6 +131,8 @@ def run() -> None:
     try:
         app()
     except ReserveError as error:
+        from reserve.cli.common import error_console
+
         error_console.print(f"error: {error}", highlight=False, markup=False)
         raise SystemExit(2) from None
 

@@ -27,7 +27,8 @@ from reserve.cli.reconcile import (
 )
 
 mining_app = typer.Typer(no_args_is_help=True, add_completion=False,
-                         help="The electricity allocation: sites and signed energy readings.")
+                         help="The electricity allocation: sites, signed energy readings, "
+                              "the energy report.")
 allocation_app = typer.Typer(no_args_is_help=True, add_completion=False,
                              help="The allocation's ceiling (kW).")
 site_app = typer.Typer(no_args_is_help=True, add_completion=False,

@@ -235,7 +235,9 @@ def canonical_document(document: dict[str, Any]) -> bytes:
     return fast if fast is not None else bytes(rfc8785.dumps(document))
 
 
-def _body_from_document(action: str, document: dict[str, Any]) -> Body:
+def body_from_document(action: str, document: dict[str, Any]) -> Body:
+    """The body of a proposal document of `action` (its common fields are not checked:
+    `from_document` checks the whole document)."""
     if action == "transfer":
         outputs = document["outputs"]
         if not isinstance(outputs, list):
@@ -291,6 +293,6 @@ def from_document(document: Any) -> Proposal:
             purpose=document["purpose"], reference=document["reference"],
             created_at=parse_time(document["created_at"]),
             expires_at=parse_time(document["expires_at"]),
-            body=_body_from_document(action, document))
+            body=body_from_document(action, document))
     except (KeyError, TypeError, AttributeError) as error:
         raise WorkflowError(f"malformed proposal document: {error!r}") from None

@@ -40,6 +40,7 @@ from reserve.policy.evaluate import DestinationRecord, Freeze, History, Transfer
 from reserve.proposals import proposal as proposal_module
 from reserve.proposals.approval import Approval
 from reserve.proposals.proposal import TransferBody
+from reserve.proposals.state import TERMINAL
 from reserve.transfers.chain import ChainStep
 from reserve.transfers.projection import (
     RELEVANT_KINDS,
@@ -58,6 +59,9 @@ HOLDING_KINDS = ("btc.deposit", "btc.confirmed", "btc.reorg", "evm.deposit", "ev
 TABLES = ("read_model_state", "rm_vaults", "rm_proposals", "rm_digest_entries", "rm_holdings",
           "rm_holding_points")
 DECODED_CACHE_MAX = 4096
+# Velocity evidence kept: more than the approvals of a busy reserve's widest window.
+EVIDENCE_CACHE_MAX = 65_536
+EVIDENCE_CHUNK = 500  # digests per query (SQLite's parameter limit is 999 and up)
 KIND_CHUNK = 10_000
 FINDINGS_MAX = 20
 HISTORY_CHECK_MAX = 10**9  # every point, when checking
@@ -437,7 +441,14 @@ class _Decoded:
     def clear(self) -> None:
         self._items.clear()
 
-    def get(self, key: str, updated: int, text: str, decode: Any) -> Any:
+    def peek(self, key: str, updated: int) -> Any:
+        """The kept value of (key, updated_seq), or None; as fresh as `get` makes it."""
+        cached = self._items.get((key, updated))
+        if cached is not None:
+            self._items.move_to_end((key, updated))
+        return cached
+
+    def get(self, key: str, updated: int, text: Any, decode: Any) -> Any:
         cached = self._items.get((key, updated))
         if cached is not None:
             self._items.move_to_end((key, updated))
@@ -483,12 +494,36 @@ class _StoredRows(Mapping[str, Any]):
         return int(self._owner.ledger.query(f"SELECT COUNT(*) FROM {self._table}")[0][0])
 
     def rows(self, where: str = "", params: Sequence[Any] = (), order: str = "") -> list[Any]:
+        return [value for _, _, value in self.keyed_rows(where, params, order)]
+
+    def keyed_rows(self, where: str = "", params: Sequence[Any] = (), order: str = ""
+                   ) -> list[tuple[str, int, Any]]:
+        """(key, updated_seq, decoded value) of the rows `where` selects, in `order`."""
         rows = self._owner.ledger.query(
             f"SELECT {self._key}, updated_seq, {self._column} FROM {self._table}"
             f"{' WHERE ' + where if where else ''}{' ORDER BY ' + order if order else ''}",
             params)
-        return [self._owner.decoded.get(str(k), int(u), text, self._decode)
+        return [(str(k), int(u), self._owner.decoded.get(str(k), int(u), text, self._decode))
                 for k, u, text in rows]
+
+
+def _evidence_of_row(digest: str, text: str) -> TransferRecord | bool:
+    """A stored proposal row as velocity evidence: its approved transfer, or False for a
+    row that is none (kept so the cache remembers it: `_Decoded` does not keep None).
+
+    Reads only what the evidence needs (the transfer's body, its approval time and state)
+    and takes the digest from the row's key, checked when the row was written: no
+    canonical re-hash of the document, which a cold window would pay for every approval."""
+    data = json.loads(text)
+    document = data["proposal"]
+    approved_at = _parse(data["approved_at"])
+    if document.get("action") != "transfer" or approved_at is None:
+        return False
+    body = proposal_module.body_from_document("transfer", document)
+    if not isinstance(body, TransferBody):
+        return False
+    return TransferRecord(digest=digest, asset=body.asset, amount=body.amount,
+                          approved_at=approved_at, state=data["state"])
 
 
 class StoredProjection(Projection):
@@ -498,6 +533,9 @@ class StoredProjection(Projection):
     def __init__(self, ledger: Any) -> None:
         self.ledger = ledger
         self.decoded = _Decoded()
+        # Each approved transfer's velocity evidence, built once per row version: a decision
+        # reads the whole window's approvals, on every request.
+        self.evidence = _Decoded(EVIDENCE_CACHE_MAX)
         attach(ledger)
         stored_vaults = _StoredRows(self, "rm_vaults", "vault", "state", vault_from_json)
         stored_proposals = _StoredRows(self, "rm_proposals", "digest", "status",
@@ -516,6 +554,7 @@ class StoredProjection(Projection):
         """After a commit that failed: rows read inside it may never have been written
         (and their (key, updated_seq) may come back with other contents)."""
         self.decoded.clear()
+        self.evidence.clear()
         self.size = self._stored_size()
 
     def catch_up(self, ledger: Any) -> int:
@@ -565,19 +604,28 @@ class StoredProjection(Projection):
             params += wanted
         return self._proposal_rows.rows(" AND ".join(clauses), params, "seq")
 
-    @staticmethod
-    def _where(query: ProposalQuery) -> tuple[str, list[Any]] | None:
-        """The SQL condition of `query` and its parameters; None when it admits nothing."""
+    def _where(self, query: ProposalQuery) -> tuple[str, list[Any]] | None:
+        """The SQL condition of `query` and its parameters; None when it admits nothing.
+
+        A question about live proposals only (states none of which is final: the open
+        ones, those being signed or broadcast) is answered through the state index, so
+        it costs the live proposals, however long the history. SQLite's planner, without
+        statistics, would rather take the vault or action index (every proposal of a
+        vault); a unary `+` keeps those columns out of index choice there.
+        """
         clauses: list[str] = []
         params: list[Any] = []
-        for column, values in (("vault", query.vaults), ("state", query.states)):
+        live = query.states is not None and bool(query.states) \
+            and not query.states & TERMINAL
+        other = "+" if live and getattr(self.ledger, "dialect", "") == "sqlite" else ""
+        for column, values in ((f"{other}vault", query.vaults), ("state", query.states)):
             if values is not None:
                 if not values:
                     return None
                 clauses.append(f"{column} IN ({', '.join('?' * len(values))})")
                 params += sorted(values)
-        for clause, value in (("action = ?", query.action), ("seq > ?", query.after_seq),
-                              ("seq < ?", query.before_seq)):
+        for clause, value in ((f"{other}action = ?", query.action),
+                              ("seq > ?", query.after_seq), ("seq < ?", query.before_seq)):
             if value is not None:
                 clauses.append(clause)
                 params.append(value)
@@ -609,25 +657,45 @@ class StoredProjection(Projection):
     def history(self, vault: str, now: datetime | None = None) -> History:
         state = self.vault(vault)
         window = velocity_window_seconds(state.policy)
-        recent: list[ProposalStatus] = []
+        transfers: tuple[TransferRecord, ...] = ()
         if window and now is not None:
-            recent = self._proposal_rows.rows(
+            transfers = self._evidence(
                 "vault = ? AND action = 'transfer' AND approved_at_us > ?",
-                (vault, _micros(now - timedelta(seconds=window))), "seq")
+                (vault, _micros(now - timedelta(seconds=window))))
         elif now is None:
-            recent = self._proposal_rows.rows(
-                "vault = ? AND action = 'transfer' AND approved_at_us IS NOT NULL", (vault,),
-                "seq")
-        transfers = tuple(
-            TransferRecord(digest=s.digest, asset=s.proposal.body.asset,
-                           amount=s.proposal.body.amount, approved_at=s.approved_at,
-                           state=s.state)
-            for s in recent if isinstance(s.proposal.body, TransferBody) and s.approved_at)
+            transfers = self._evidence(
+                "vault = ? AND action = 'transfer' AND approved_at_us IS NOT NULL", (vault,))
         # Only the window's approvals: a decision adds its own proposal's (WorkflowService
         # ._decide), so the open proposals of the whole history are not read for it.
-        approved_at = {s.digest: s.approved_at for s in recent if s.approved_at}
+        approved_at = {record.digest: record.approved_at for record in transfers}
         return History(transfers=transfers, destinations=state.destinations,
                        freeze=state.freeze, approved_at=approved_at)
+
+    def _evidence(self, where: str, params: Sequence[Any]) -> tuple[TransferRecord, ...]:
+        """The approved transfers `where` selects, by seq, as velocity evidence.
+
+        A decision reads its whole window on every request, so each row's record is built
+        once per row version (digest, updated_seq) and kept (bounded), and the status text
+        is read only for the rows whose record is not kept yet: a request costs the
+        window's keys, not its documents."""
+        keys = [(str(digest), int(updated)) for digest, updated in self.ledger.query(
+            f"SELECT digest, updated_seq FROM rm_proposals WHERE {where} ORDER BY seq",
+            params)]
+        missing = [digest for digest, updated in keys
+                   if self.evidence.peek(digest, updated) is None]
+        fetched: dict[str, Any] = {}
+        for start in range(0, len(missing), EVIDENCE_CHUNK):
+            chunk = missing[start:start + EVIDENCE_CHUNK]
+            for digest, updated, text in self.ledger.query(
+                    "SELECT digest, updated_seq, status FROM rm_proposals WHERE digest IN "
+                    f"({', '.join('?' * len(chunk))})", chunk):
+                # A row rewritten since the keys were read is taken as it is now.
+                key = str(digest)
+                fetched[key] = self.evidence.get(
+                    key, int(updated), text, lambda row, key=key: _evidence_of_row(key, row))
+        found = [fetched.get(digest) or self.evidence.peek(digest, updated)
+                 for digest, updated in keys]
+        return tuple(record for record in found if isinstance(record, TransferRecord))
 
     def snapshot(self) -> dict[str, Any]:
         replay = Projection()

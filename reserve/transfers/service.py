@@ -263,6 +263,21 @@ class WorkflowService:
         """What the policy says about a proposal now, with its explanation."""
         return self._decide(self.status(digest), self._now(now))
 
+    def decisions(self, statuses: Sequence[ProposalStatus], now: datetime | None = None
+                  ) -> list[Decision]:
+        """`decision` for each of `statuses` (as read), in order: each vault's history
+        (its velocity window) is read once for all of them, not once per proposal."""
+        moment = self._now(now)
+        projection = self.sync()
+        histories: dict[str, History] = {}
+        found = []
+        for status in statuses:
+            vault = status.proposal.vault
+            if vault not in histories:
+                histories[vault] = projection.history(vault, moment)
+            found.append(self._decide(status, moment, history=histories[vault]))
+        return found
+
     # -- automatic transitions -----------------------------------------------------------
     def _plan_advance(self, status: ProposalStatus, votes: Sequence[Approval],
                       history: History, now: datetime) -> tuple[list[Item], History]:

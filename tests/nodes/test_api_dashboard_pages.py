@@ -214,3 +214,37 @@ def test_reserve_pages_answer_bad_input_without_a_server_error(reserve: RunningS
         for path in ("/dashboard/vaults", "/dashboard/vaults/vault-a", "/dashboard/transfers",
                      "/dashboard/checkpoints", "/dashboard/reconciliation"):
             assert client.get(path).status_code == 303
+
+
+def test_the_overview_shows_a_page_of_open_proposals_and_counts_them_all(
+        reserve: RunningServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pending panel evaluates only its page of open proposals (the newest), counts
+    every open one from the read model, and links to the paged list of all of them."""
+    from reserve.api import reserve_views
+
+    digest_a = reserve.digests["vault-a"]  # type: ignore[attr-defined]
+    digest_b = reserve.digests["vault-b"]  # type: ignore[attr-defined]
+    monkeypatch.setattr(reserve_views, "PENDING_SHOWN", 1)
+    monkeypatch.setattr(reserve_views, "PENDING_PAGE", 1)
+    with reserve.client(cookies={"srl_token": reserve.tokens["viewer"]}) as client:
+        overview = client.get("/dashboard").text
+        panel = overview.split('data-panel="proposals"')[1].split("</section>")[0]
+        assert "2 open proposals (2 proposed); the newest 1 below" in panel
+        assert panel.count("<tr data-digest=") == 1 and digest_b in panel  # the newest
+        assert 'href="/dashboard/proposals"' in panel
+        transfers = overview.split('data-panel="transfers"')[1].split("</section>")[0]
+        assert "2 transfers in flight: 2 proposed" in transfers
+        first = client.get("/dashboard/proposals")
+        assert first.status_code == 200
+        assert "2 open proposals (2 proposed)" in first.text
+        assert first.text.count("<tr data-digest=") == 1 and digest_b in first.text
+        older = first.text.split('data-testid="older" href="')[1].split('"')[0]
+        second = client.get(older).text
+        assert second.count("<tr data-digest=") == 1 and digest_a in second
+        assert 'data-testid="older"' not in second
+        assert "approvals from" in second  # each row with its policy decision
+        assert client.get("/dashboard/proposals", params={"before": -1}).status_code == 422
+    with reserve.client(cookies={"srl_token": reserve.tokens["custodian"]}) as client:
+        mine = client.get("/dashboard/proposals").text
+        assert "1 open proposal (1 proposed)" in mine
+        assert digest_a in mine and digest_b not in mine

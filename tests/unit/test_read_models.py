@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from reserve.errors import WorkflowError
 from reserve.events.chain_btc import BtcDeposit
 from reserve.ledger import Ledger
+from reserve.proposals.state import OPEN
 from reserve.transfers import readmodel
 from reserve.transfers.projection import Projection, ProposalQuery
 from reserve.transfers.readmodel import StoredProjection
@@ -244,7 +245,11 @@ def test_a_page_of_proposals_reads_as_the_replay_pages_it() -> None:
                    ProposalQuery(states=frozenset({"proposed"}), action="transfer"),
                    ProposalQuery(vaults=frozenset({"national-btc"}), limit=1),
                    ProposalQuery(vaults=frozenset()), ProposalQuery(vaults=frozenset({"nope"})),
-                   ProposalQuery(action="policy_change")]
+                   ProposalQuery(action="policy_change"),
+                   ProposalQuery(vaults=frozenset({"national-btc"}), states=OPEN,
+                                 action="transfer", newest_first=True, limit=2),
+                   ProposalQuery(vaults=frozenset({"national-btc"}),
+                                 states=frozenset({"approved"}), before_seq=middle)]
         for query in queries:
             assert [s.digest for s in stored.page(query)] == \
                 [s.digest for s in replay.page(query)], query
@@ -290,3 +295,72 @@ def test_a_bad_verifier_key_is_a_clear_error(tmp_path: Any) -> None:
                                           "--database-url", url])
         assert result.exit_code == 2, result.output
         assert result.output.startswith("error: --key: ") and words in result.output
+
+
+def test_questions_about_live_proposals_are_answered_through_the_state_index() -> None:
+    """Open (or signing, broadcast) proposals of a vault cost the live ones, not the vault's
+    history: on SQLite the vault and action columns stay out of the planner's index choice."""
+    with fresh_workflow() as (ledger, service):
+        propose(service, 1_000_000)
+        stored = StoredProjection(ledger)
+        for query in (ProposalQuery(vaults=frozenset({"national-btc"}), states=OPEN,
+                                    newest_first=True, limit=21),
+                      ProposalQuery(vaults=frozenset({"national-btc"}), action="transfer",
+                                    states=frozenset({"signing"}))):
+            where = stored._where(query)
+            assert where is not None
+            plan = " ".join(str(row[-1]) for row in ledger.query(
+                f"EXPLAIN QUERY PLAN SELECT digest FROM rm_proposals WHERE {where[0]}",
+                where[1]))
+            assert "rm_proposals_by_state" in plan, plan
+        # A question that includes final states may still take another index.
+        where = stored._where(ProposalQuery(vaults=frozenset({"x"}),
+                                            states=frozenset({"expired"})))
+        assert where is not None and "+vault" not in where[0]
+
+
+def test_decisions_for_a_page_equal_each_proposal_decided_alone() -> None:
+    with fresh_workflow() as (_, service):
+        made = [propose(service, 1_000_000 + n, at=T0 + timedelta(minutes=n),
+                        reference=f"D{n}") for n in range(3)]
+        approve(service, made[1], "central-bank", "vasp-regulator")
+        now = T0 + timedelta(hours=1)
+        statuses = [service.status(s.digest) for s in made]
+        assert service.decisions(statuses, now) == \
+            [service.decision(s.digest, now) for s in made]
+        assert service.decisions([], now) == []
+
+
+def test_a_decision_reads_the_window_documents_once_per_row_version() -> None:
+    """The velocity evidence of each approved transfer is kept per (digest, updated_seq):
+    a second decision reads only the window's keys, and a row that changed is read anew."""
+    with fresh_workflow() as (ledger, service):
+        stored = service.projection
+        assert isinstance(stored, StoredProjection)
+        status = propose(service, 5_000_000)
+        approve(service, status, "central-bank", "vasp-regulator")
+        inside = T0 + timedelta(hours=1)
+        first = stored.history("national-btc", inside)
+        assert [t.digest for t in first.transfers] == [status.digest]
+        assert first.transfers[0].state in OPEN
+        statements: list[str] = []
+        query = ledger.query
+
+        def spy(statement: str, params: Any = ()) -> Any:
+            statements.append(statement)
+            return query(statement, params)
+
+        ledger.query = spy  # type: ignore[method-assign]
+        try:
+            assert stored.history("national-btc", inside) == first
+        finally:
+            ledger.query = query  # type: ignore[method-assign]
+        assert statements and not any("status" in s for s in statements), statements
+        service.cancel(status.digest, "treasury-ops", "no longer needed", now=inside)
+        changed = stored.history("national-btc", inside)
+        assert [(t.digest, t.state) for t in changed.transfers] == \
+            [(status.digest, "cancelled")]
+        later = propose(service, 6_000_000, at=inside, reference="later")
+        replay = Projection()
+        replay.catch_up(ledger)
+        assert service.decision(later.digest, inside) == _decide(replay, later.digest, inside)

@@ -1,7 +1,10 @@
 """Pending proposals panel: approval progress, remaining delay and who still needs to act.
 
-The decision is the policy engine's own (WorkflowService.decision), evaluated at the
-service clock's `now`; each proposal links to its page with the full explanation.
+The newest open proposals (`reserve_views.PENDING_SHOWN`) with the policy engine's own
+decisions (WorkflowService.decisions), evaluated at the service clock's `now`, and the
+exact count of every open proposal per state from the read model; each proposal links to
+its page with the full explanation, and the panel to /dashboard/proposals, which pages
+through all the open ones. Its cost is that page, not the number of open proposals.
 """
 
 from __future__ import annotations
@@ -14,6 +17,17 @@ def provide(context: PanelContext) -> PanelView | None:
     with views.workflow_access(context.service).reading() as workflow:
         if not workflow.projection.vaults:
             return None
-        rows = views.pending_rows(workflow, context.principal, context.now)
-    return PanelView(summary=f"{len(rows)} open proposal{'s' if len(rows) != 1 else ''}",
-                     template="proposals.html", data={"proposals": rows})
+        counts = views.open_counts(workflow, context.principal)
+        shown, older = views.open_page(workflow, context.principal)
+        rows = views.pending_rows(workflow, shown, context.now)
+    total = sum(counts.values())
+    summary = f"{total} open proposal{'s' if total != 1 else ''}"
+    if total:
+        summary += " (" + ", ".join(f"{count} {state}" for state, count in counts.items()
+                                    if count) + ")"
+    if older is not None:
+        summary += f"; the newest {len(rows)} below"
+    return PanelView(summary=summary, template="proposals.html",
+                     data={"proposals": rows, "total": total, "more": older is not None},
+                     links=(("All open proposals", "/dashboard/proposals"),
+                            ("All proposals (JSON)", "/api/proposals")))
