@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import struct
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -237,6 +238,22 @@ class Ledger:
             with self._db.cursor() as cursor:
                 cursor.executemany(self._sql(statement), rows)
 
+    def _insert_rows(self, table: str, columns: tuple[str, ...],
+                     rows: Sequence[tuple[int, bytes | str]] | Sequence[tuple[int, bytes, bytes]]
+                     ) -> None:
+        """Insert `rows` (a bigint, then bytea or text columns) into one of the ledger's
+        own tables, inside the open transaction: `executemany` on SQLite, one binary COPY
+        on PostgreSQL (one statement, several times cheaper there than executemany; a
+        duplicate key or a failed CHECK still fails it whole, and the transaction with it)."""
+        if self.dialect == "sqlite":
+            marks = ", ".join("?" * len(columns))
+            self._db.executemany(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+            return
+        with self._db.cursor() as cursor, cursor.copy(
+                f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.write(_copy_binary(len(columns), rows))
+
     @contextmanager
     def group(self) -> Iterator[None]:
         """One write transaction around several appends: each is a savepoint (a failed one
@@ -432,16 +449,14 @@ class Ledger:
                                              ("subtree_level_min",)):
                 self._db.execute(self._sql("INSERT INTO ledger_meta (key, value) VALUES (?, ?)"),
                                  ("subtree_level_min", str(level_min)))
-            self._executemany(
-                "INSERT INTO ledger_entries (seq, body, entry_hash) VALUES (?, ?, ?)", entry_rows)
-            self._executemany("INSERT INTO ledger_kinds (seq, kind) VALUES (?, ?)",
+            self._insert_rows("ledger_entries", ("seq", "body", "entry_hash"), entry_rows)
+            self._insert_rows("ledger_kinds", ("seq", "kind"),
                               [(size + i, item[0]) for i, item in enumerate(items)])
             if node_rows:
                 # In key order: the B-tree then appends at the right edge of each level's
                 # key range instead of seeking between levels (a fifth faster here).
                 node_rows.sort()
-                self._executemany("INSERT INTO ledger_nodes (node_id, hash) VALUES (?, ?)",
-                                  node_rows)
+                self._insert_rows("ledger_nodes", ("node_id", "hash"), node_rows)
             new_size = size + len(items)
             if self.signer and self.checkpoint_every > 0 and (
                     new_size // self.checkpoint_every > size // self.checkpoint_every):
@@ -748,6 +763,32 @@ def _hash_batch(prev: bytes, size: int, bodies: Sequence[bytes], frontier: list[
                 node_rows.append(((level << LEVEL_SHIFT) | (seq >> level), carry))
         push(carry)
     return entry_rows, node_rows, prev
+
+
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, extension length
+_COPY_TRAILER = b"\xff\xff"
+_COPY_LENGTH = struct.Struct("!i").pack
+
+
+def _copy_binary(width: int, rows: Iterable[Sequence[Any]]) -> bytes:
+    """PostgreSQL's binary COPY stream of `rows`: each a bigint then `width - 1` bytea or
+    text values (text as UTF-8, which is its binary form), none NULL."""
+    head, length = struct.Struct("!hiqi").pack, _COPY_LENGTH
+    parts = [_COPY_SIGNATURE]
+    append = parts.append
+    if width == 2:
+        for key, value in rows:
+            data = value.encode() if type(value) is str else value
+            append(head(2, 8, key, len(data)))
+            append(data)
+    else:
+        for key, value, extra in rows:
+            append(head(width, 8, key, len(value)))
+            append(value)
+            append(length(len(extra)))
+            append(extra)
+    append(_COPY_TRAILER)
+    return b"".join(parts)
 
 
 def _is_append_only_refusal(error: BaseException) -> bool:
