@@ -281,6 +281,9 @@ static int text_add(text_buffer *buffer, const char *bytes, Py_ssize_t length) {
     return 0;
 }
 
+/* 1 for the bytes a JSON string must escape: `"`, `\` and the controls below 0x20 */
+static unsigned char escaped_byte[256];
+
 static int encode_string(text_buffer *buffer, PyObject *text) {
     Py_ssize_t length;
     const char *bytes = PyUnicode_AsUTF8AndSize(text, &length);
@@ -296,12 +299,17 @@ static int encode_string(text_buffer *buffer, PyObject *text) {
     char *out = buffer->data + buffer->length;
     *out++ = '"';
     static const char hex[] = "0123456789abcdef";
-    for (Py_ssize_t i = 0; i < length; i++) {
-        unsigned char byte = (unsigned char)bytes[i];
-        if (byte >= 0x20 && byte != '"' && byte != '\\') {
-            *out++ = (char)byte;
-            continue;
-        }
+    Py_ssize_t i = 0;
+    while (i < length) {
+        Py_ssize_t run = i;
+        while (run < length && !escaped_byte[(unsigned char)bytes[run]])
+            run++;
+        memcpy(out, bytes + i, (size_t)(run - i));
+        out += run - i;
+        if (run == length)
+            break;
+        unsigned char byte = (unsigned char)bytes[run];
+        i = run + 1;
         *out++ = '\\';
         switch (byte) {
         case '"': *out++ = '"'; break;
@@ -321,34 +329,88 @@ static int encode_string(text_buffer *buffer, PyObject *text) {
     return 0;
 }
 
+/* The decimal digits of `number` (|number| < 2^63) at the buffer's end. */
+static int encode_integer(text_buffer *buffer, long long number) {
+    char digits[24];
+    int at = sizeof digits;
+    unsigned long long magnitude = number < 0 ? 0ULL - (unsigned long long)number
+                                              : (unsigned long long)number;
+    do {
+        digits[--at] = (char)('0' + magnitude % 10);
+        magnitude /= 10;
+    } while (magnitude);
+    if (number < 0)
+        digits[--at] = '-';
+    return text_add(buffer, digits + at, (Py_ssize_t)sizeof digits - at);
+}
+
 static int encode_value(text_buffer *buffer, PyObject *value);
 
+#define MEMBERS_ON_STACK 16
+
 static int encode_members(text_buffer *buffer, PyObject *object) {
-    if (PyDict_GET_SIZE(object) == 0)
+    Py_ssize_t count = PyDict_GET_SIZE(object);
+    if (count == 0)
         return text_add(buffer, "{}", 2);
-    PyObject *keys = PyDict_Keys(object);
-    if (keys == NULL)
-        return -1;
-    int status = PyList_GET_SIZE(keys) > 1 ? PyList_Sort(keys) : 0;
-    if (status == 0)
-        status = text_add(buffer, "{", 1);
-    for (Py_ssize_t i = 0; status == 0 && i < PyList_GET_SIZE(keys); i++) {
-        PyObject *key = PyList_GET_ITEM(keys, i);
+    if (count > MEMBERS_ON_STACK) {
+        /* a large object: sort a list of its keys */
+        PyObject *keys = PyDict_Keys(object);
+        if (keys == NULL)
+            return -1;
+        int status = PyList_Sort(keys);
+        if (status == 0)
+            status = text_add(buffer, "{", 1);
+        for (Py_ssize_t i = 0; status == 0 && i < PyList_GET_SIZE(keys); i++) {
+            PyObject *key = PyList_GET_ITEM(keys, i);
+            if (i > 0)
+                status = text_add(buffer, ",", 1);
+            if (status == 0)
+                status = encode_string(buffer, key);
+            if (status == 0)
+                status = text_add(buffer, ":", 1);
+            if (status == 0) {
+                PyObject *item = PyDict_GetItemWithError(object, key);  /* borrowed */
+                status = item != NULL ? encode_value(buffer, item) : -1;
+            }
+        }
+        if (status == 0)
+            status = text_add(buffer, "}", 1);
+        Py_DECREF(keys);
+        return status;
+    }
+    /* Borrowed keys and values, insertion-sorted by key (code point order, as str's <).
+       They stay alive: nothing below runs Python code that could change `object` (its
+       keys and values are exact str, int, bool, None, list, tuple and dict: plain). */
+    PyObject *keys[MEMBERS_ON_STACK], *values[MEMBERS_ON_STACK];
+    Py_ssize_t position = 0, n = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(object, &position, &key, &value)) {
+        Py_ssize_t at = n++;
+        while (at > 0) {
+            int before = PyUnicode_Compare(key, keys[at - 1]);
+            if (before == -1 && PyErr_Occurred())
+                return -1;
+            if (before >= 0)
+                break;
+            keys[at] = keys[at - 1];
+            values[at] = values[at - 1];
+            at--;
+        }
+        keys[at] = key;
+        values[at] = value;
+    }
+    int status = text_add(buffer, "{", 1);
+    for (Py_ssize_t i = 0; status == 0 && i < n; i++) {
         if (i > 0)
             status = text_add(buffer, ",", 1);
         if (status == 0)
-            status = encode_string(buffer, key);
+            status = encode_string(buffer, keys[i]);
         if (status == 0)
             status = text_add(buffer, ":", 1);
-        if (status == 0) {
-            PyObject *item = PyDict_GetItemWithError(object, key);  /* borrowed */
-            status = item != NULL ? encode_value(buffer, item) : -1;
-        }
+        if (status == 0)
+            status = encode_value(buffer, values[i]);
     }
-    if (status == 0)
-        status = text_add(buffer, "}", 1);
-    Py_DECREF(keys);
-    return status;
+    return status == 0 ? text_add(buffer, "}", 1) : status;
 }
 
 static int encode_value(text_buffer *buffer, PyObject *value) {
@@ -364,9 +426,7 @@ static int encode_value(text_buffer *buffer, PyObject *value) {
         long long number = PyLong_AsLongLong(value);
         if (number == -1 && PyErr_Occurred())
             return -1;
-        char digits[32];
-        int length = snprintf(digits, sizeof digits, "%lld", number);
-        return text_add(buffer, digits, length);
+        return encode_integer(buffer, number);
     }
     if (PyDict_CheckExact(value))
         return encode_members(buffer, value);
@@ -416,11 +476,12 @@ static PyObject *native_envelope(PyObject *self, PyObject *args) {
         status = text_add(&buffer, ",\"payload\":", 11);
     if (status == 0)
         status = encode_members(&buffer, payload);
-    if (status == 0) {
-        char digits[48];
-        int length = snprintf(digits, sizeof digits, ",\"seq\":%lld,\"time\":", seq);
-        status = text_add(&buffer, digits, length);
-    }
+    if (status == 0)
+        status = text_add(&buffer, ",\"seq\":", 7);
+    if (status == 0)
+        status = encode_integer(&buffer, seq);
+    if (status == 0)
+        status = text_add(&buffer, ",\"time\":", 8);
     if (status == 0)
         status = encode_string(&buffer, time);
     if (status == 0)
@@ -848,10 +909,35 @@ static int scan_envelope(const unsigned char *data, Py_ssize_t length, long long
 
 /* ------------------------------------------------------------- verify_rows */
 
+#define KIND_CACHE 16
+#define KIND_CACHE_LENGTH 64
+
 typedef struct {
     PyObject *levels;
     int level_min;
+    /* kinds already found in `kinds` during this call, as their UTF-8 bytes: a ledger has
+       a few dozen kinds, and looking each row's up in the set cost a str per row */
+    int known_count;
+    Py_ssize_t known_length[KIND_CACHE];
+    unsigned char known[KIND_CACHE][KIND_CACHE_LENGTH];
 } verify_state;
+
+static int kind_known(verify_state *state, PyObject *kinds, const unsigned char *kind,
+                      Py_ssize_t length) {
+    for (int i = 0; i < state->known_count; i++)
+        if (state->known_length[i] == length && memcmp(state->known[i], kind, length) == 0)
+            return 1;
+    PyObject *text = PyUnicode_DecodeUTF8((const char *)kind, length, "strict");
+    if (text == NULL)
+        return -1;
+    int known = PySet_Contains(kinds, text);
+    Py_DECREF(text);
+    if (known == 1 && state->known_count < KIND_CACHE && length <= KIND_CACHE_LENGTH) {
+        memcpy(state->known[state->known_count], kind, length);
+        state->known_length[state->known_count++] = length;
+    }
+    return known;
+}
 
 static int verify_node(void *state, int level, long long seq, const unsigned char *hash) {
     PyObject *levels = ((verify_state *)state)->levels;
@@ -885,11 +971,7 @@ static int verify_one(PyObject *row, long long expected, unsigned char *chain,
     Py_ssize_t kind_length;
     if (!scan_envelope(data, length, expected, &kind, &kind_length))
         return 0;
-    PyObject *kind_text = PyUnicode_DecodeUTF8((const char *)kind, kind_length, "strict");
-    if (kind_text == NULL)
-        return -1;
-    int known = PySet_Contains(kinds, kind_text);
-    Py_DECREF(kind_text);
+    int known = kind_known(state, kinds, kind, kind_length);
     if (known <= 0)
         return known;
     unsigned char next[HASH_SIZE], carry[HASH_SIZE];
@@ -944,7 +1026,7 @@ static PyObject *native_verify_rows(PyObject *self, PyObject *args) {
     if (frontier_load(frontier_list, &frontier) < 0)
         goto done;
     memcpy(chain, prev.buf, HASH_SIZE);
-    verify_state state = {levels, level_min};
+    verify_state state = {levels, level_min, 0, {0}, {{0}}};
     /* The size is read again on every step and each row is held while it is judged: an
        allocation may run a finalizer, and Python code there could change `rows`. */
     for (; index < PyList_GET_SIZE(rows) && expected != stop; index++) {
@@ -1024,5 +1106,7 @@ static struct PyModuleDef native_module = {
 PyMODINIT_FUNC PyInit__native(void) {
     for (int byte = 0x20; byte < 0x80; byte++)
         literal_ascii[byte] = byte != '"' && byte != '\\';
+    for (int byte = 0; byte < 256; byte++)
+        escaped_byte[byte] = byte < 0x20 || byte == '"' || byte == '\\';
     return PyModule_Create(&native_module);
 }
