@@ -8,6 +8,7 @@ at the ledger's production durability: WAL journal with `synchronous=FULL` (the 
 the peer are set the same way, so every commit is an fsync for all three).
 
     .venv/bin/python -m bench.ledger [--entries N] [--big N] [--rounds N] [--quick]
+    .venv/bin/python -m bench.ledger --backend postgresql [--entries N] [--rounds N] [--quick]
 
 Figures (see docs/benchmarks.md, "Ledger benchmark"):
 - append: entries/s over N entries in batches (one transaction each), with a signed
@@ -17,6 +18,11 @@ Figures (see docs/benchmarks.md, "Ledger benchmark"):
 - verify: entries/s of `verify_ledger`; floor: read the rows and SHA-256 each, nothing else.
 - proofs: median and p99 latency of random inclusion and consistency proofs at two sizes.
 - time to integrate: from an accepted entry to a signed checkpoint covering it.
+
+With `--backend postgresql` it measures append only, on a throwaway database (the
+machine's server or a temporary cluster, tests/support/postgres.py) at
+`synchronous_commit=on`, against two floors: `executemany` of the same (seq, body) rows,
+and a binary `COPY` of them, each batch one transaction, the three taking turns.
 """
 
 from __future__ import annotations
@@ -342,6 +348,86 @@ def run(entries: int, big: int, *, small: int = 1000, batch: int = 1000,
     return results
 
 
+# ----------------------------------------------------------------- PostgreSQL
+def _pg_floor(url: str, table: str) -> Any:
+    import psycopg
+
+    connection = psycopg.connect(url, autocommit=True)
+    connection.execute("SET synchronous_commit = on")
+    connection.execute(f"CREATE TABLE {table} (seq BIGINT PRIMARY KEY, body BYTEA NOT NULL)")
+    return connection
+
+
+def bench_pg_round(url: str, items: Sequence[Item], batch: int, checkpoint_every: int,
+                   signer: CheckpointSigner) -> tuple[dict[str, float], bool]:
+    """Ours, the executemany floor and the COPY floor, batch by batch, on a fresh database.
+
+    Returns the seconds each spent and whether the ledger verifies afterwards."""
+    seconds = {"append": 0.0, "append floor": 0.0, "append copy floor": 0.0}
+    clock = time.perf_counter
+    many, copying = _pg_floor(url, "floor_many"), _pg_floor(url, "floor_copy")
+    with Ledger.open(url, signer=signer, checkpoint_every=checkpoint_every) as ledger:
+        for offset in range(0, len(items), batch):
+            started = clock()
+            entries = ledger.append_many(items[offset:offset + batch])
+            seconds["append"] += clock() - started
+            rows = [(entry.seq, entry.body) for entry in entries]
+            started = clock()
+            with many.transaction(), many.cursor() as cursor:
+                cursor.executemany("INSERT INTO floor_many (seq, body) VALUES (%s, %s)", rows)
+            seconds["append floor"] += clock() - started
+            started = clock()
+            with copying.transaction(), copying.cursor() as cursor, cursor.copy(
+                    "COPY floor_copy (seq, body) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(["int8", "bytea"])
+                for row in rows:
+                    copy.write_row(row)
+            seconds["append copy floor"] += clock() - started
+        ok = verify_ledger(ledger).ok
+    many.close()
+    copying.close()
+    return seconds, ok
+
+
+def run_postgresql(entries: int, *, batch: int = 1000, checkpoint_every: int = 10_000,
+                   rounds: int = 3) -> Results:
+    """Append figures on PostgreSQL, each round on a fresh throwaway database."""
+    from tests.support import postgres
+
+    results = Results(entries, 0, 0, batch, checkpoint_every, rounds)
+    signer, items = make_signer(), make_items(entries)
+    timings: dict[str, list[float]] = {}
+    with postgres.server() as server:
+        for round_ in range(rounds):
+            with postgres.database(server, prefix="reserve_bench") as url:
+                seconds, ok = bench_pg_round(url, items, batch, checkpoint_every, signer)
+            results.checks[f"ledger verifies (round {round_ + 1})"] = ok
+            for name, value in seconds.items():
+                timings.setdefault(name, []).append(value)
+    for name, seconds_each in timings.items():
+        results.figures[name] = entries / statistics.median(seconds_each)
+    return results
+
+
+def format_postgresql(results: Results) -> str:
+    f = results.figures
+    lines = [
+        f"Ledger benchmark: PostgreSQL, synchronous_commit=on, {results.entries} entries in "
+        f"batches of {results.batch}, signed checkpoint every {results.checkpoint_every}; "
+        f"median of {results.rounds} interleaved rounds, each on a fresh database",
+        "",
+        f"{'throughput':<44}{'entries/s':>12}{'ratio':>10}",
+        f"{'append (ledger.append_many)':<44}{f['append']:>12,.0f}",
+        f"{'  floor: executemany of same bytes':<44}{f['append floor']:>12,.0f}"
+        f"{f['append'] / f['append floor']:>9.2f}x",
+        f"{'  floor: binary COPY of same bytes':<44}{f['append copy floor']:>12,.0f}"
+        f"{f['append'] / f['append copy floor']:>9.2f}x",
+        "",
+    ]
+    lines += [f"check: {name}: {'ok' if ok else 'FAILED'}" for name, ok in results.checks.items()]
+    return "\n".join(lines)
+
+
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:9.3f} ms"
 
@@ -386,7 +472,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3,
                         help="interleaved rounds of append and verify (median reported)")
     parser.add_argument("--quick", action="store_true", help="small run (about 10 s)")
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="postgresql: append only, against executemany and COPY floors")
     args = parser.parse_args(argv)
+    if args.backend == "postgresql":
+        entries, rounds = args.entries, max(1, args.rounds)
+        if args.quick:
+            entries, rounds = min(entries, 10_000), 1
+        pg = run_postgresql(entries, rounds=rounds)
+        print(format_postgresql(pg))
+        return 0 if all(pg.checks.values()) else 1
     entries, big, samples, rounds = args.entries, args.big, 200, max(1, args.rounds)
     if args.quick:
         entries, big, samples, rounds = min(entries, 10_000), min(big, 50_000), 100, 1

@@ -16,14 +16,11 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
 from reserve.errors import EntryRejected, EventError
 from reserve.events.base import Event
 from reserve.events.registry import EVENT_TYPES, decode
 from reserve.ledger.canonical import (
     INTEGER_ABS_MAX,
-    ORJSON_OPTIONS,
     canonical_bytes,
     encode_string,
     plain_text,
@@ -138,22 +135,21 @@ def encode_bodies(items: Sequence[tuple[str, str, Any]], start: int, time: str,
     inlined for the append loop. Anything the inline path does not vouch for, and every
     refusal, goes through `encode_body` itself.
     """
-    plain = _native.plain if _native is not None else None
-    if plain is None or type(time) is not str \
+    # getattr: a core built from an older _native.c has no envelope (tests/unit/test_native.py
+    # fails then); the exact path gives the same bytes.
+    envelope = getattr(_native, "envelope", None)
+    if envelope is None or type(time) is not str \
             or not 0 <= start <= INTEGER_ABS_MAX - len(items):
         return [encode_body(seq, time, kind, actor, payload, payload_bytes_max)
                 for seq, (kind, actor, payload) in enumerate(items, start)]
-    dumps, options, kinds, bodies = orjson.dumps, ORJSON_OPTIONS, KINDS, []
+    kinds, bodies = KINDS, []
     for seq, (kind, actor, payload) in enumerate(items, start):
         body = None
         if type(kind) is str and kind in kinds and type(actor) is str \
-                and 0 < len(actor) <= ACTOR_LENGTH_MAX and type(payload) is dict \
-                and plain(payload, 1):
-            try:
-                body = dumps({"actor": actor, "kind": kind, "payload": payload, "seq": seq,
-                              "time": time}, option=options)
-            except orjson.JSONEncodeError:  # a lone surrogate: encode_body words it
-                body = None
+                and 0 < len(actor) <= ACTOR_LENGTH_MAX and type(payload) is dict:
+            # The native core writes the envelope when `plain` vouches for the payload
+            # (None otherwise, or for a lone surrogate, which encode_body words).
+            body = envelope(seq, time, kind, actor, payload)
         if body is None or len(body) > payload_bytes_max:
             body = encode_body(seq, time, kind, actor, payload, payload_bytes_max)
         else:
@@ -169,8 +165,8 @@ def _fast_body(seq: int, time: str, kind: str, actor: str, payload: Any) -> byte
     Byte-identical to RFC 8785 of the whole entry object: its keys are ASCII, so their
     order is fixed (actor, kind, payload, seq, time), and every member is written by the
     same encoder calls `canonical_bytes` makes. Tests check it against `rfc8785`.
-    (The append loop's `encode_bodies` tries orjson first and only calls encode_body for
-    what orjson could not vouch for, so this path does not try it again.)
+    (The append loop's `encode_bodies` tries the native core's encoder first and only calls
+    encode_body for what it could not vouch for, so this path does not try it again.)
     """
     if type(seq) is not int or not 0 <= seq <= INTEGER_ABS_MAX or type(time) is not str \
             or type(actor) is not str or type(kind) is not str:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import struct
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -68,6 +69,7 @@ READ_CHUNK = 2000
 SUBTREE_LEVEL_MIN = 4
 SUBTREE_LEVEL_MAX = 8
 ADVISORY_LOCK_ID = 0x5245534552  # "RESER"
+COPY_CHUNK = 200  # entries encoded and hashed per piece of a PostgreSQL append's COPY
 _ZERO = bytes(32)
 
 
@@ -236,6 +238,46 @@ class Ledger:
         else:
             with self._db.cursor() as cursor:
                 cursor.executemany(self._sql(statement), rows)
+
+    def _insert_rows(self, table: str, columns: tuple[str, ...],
+                     rows: Sequence[tuple[int, bytes | str]] | Sequence[tuple[int, bytes, bytes]]
+                     ) -> None:
+        """Insert `rows` (a bigint, then bytea or text columns) into one of the ledger's
+        own tables, inside the open transaction: `executemany` on SQLite, one binary COPY
+        on PostgreSQL (one statement, several times cheaper there than executemany; a
+        duplicate key or a failed CHECK still fails it whole, and the transaction with it)."""
+        if self.dialect == "sqlite":
+            marks = ", ".join("?" * len(columns))
+            self._db.executemany(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+            return
+        with self._db.cursor() as cursor, cursor.copy(
+                f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.write(_COPY_SIGNATURE + _copy_rows(len(columns), rows) + _COPY_TRAILER)
+
+    def _copy_entries(self, items: Sequence[tuple[str, str, Any]], size: int, time: str,
+                      prev: bytes, frontier: list[bytes], level_min: int
+                      ) -> tuple[list[tuple[int, bytes, bytes]], list[tuple[int, bytes]], bytes]:
+        """Encode, hash and COPY the entry rows of a batch (PostgreSQL), COPY_CHUNK at a
+        time into one COPY statement, so that the server stores a chunk while the next is
+        encoded. Returns what `_hash_rows` returns for the whole batch. A refused item
+        raises EntryRejected out of the COPY, which aborts it (and the transaction rolls
+        back, as before: nothing of the batch is written)."""
+        entry_rows: list[tuple[int, bytes, bytes]] = []
+        node_rows: list[tuple[int, bytes]] = []
+        limit = self.payload_bytes_max
+        with self._db.cursor() as cursor, cursor.copy(
+                "COPY ledger_entries (seq, body, entry_hash) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.write(_COPY_SIGNATURE)
+            for offset in range(0, len(items), COPY_CHUNK):
+                start = size + offset
+                bodies = encode_bodies(items[offset:offset + COPY_CHUNK], start, time, limit)
+                rows, nodes, prev = _hash_rows(prev, start, bodies, frontier, level_min)
+                copy.write(_copy_rows(3, rows))
+                entry_rows += rows
+                node_rows += nodes
+            copy.write(_COPY_TRAILER)
+        return entry_rows, node_rows, prev
 
     @contextmanager
     def group(self) -> Iterator[None]:
@@ -414,16 +456,18 @@ class Ledger:
                 raise LedgerConflict(expected_size, size)
             frontier = self._frontier(size, prev)
             limit, level_min = self.payload_bytes_max, self.subtree_level_min()
-            bodies = encode_bodies(items, size, time, limit)
             entries: list[Entry]
-            if _native is not None:  # the loops below, in C (reserve/ledger/_native.c)
-                entry_rows, node_rows, prev = _native.hash_batch(prev, size, bodies, frontier,
-                                                                 level_min)
+            if self.dialect == "postgresql":  # encoded, hashed and copied chunk by chunk
+                entry_rows, node_rows, prev = self._copy_entries(items, size, time, prev,
+                                                                 frontier, level_min)
+            else:
+                bodies = encode_bodies(items, size, time, limit)
+                entry_rows, node_rows, prev = _hash_rows(prev, size, bodies, frontier,
+                                                         level_min)
+            if _native is not None:  # in C (reserve/ledger/_native.c)
                 entries = _native.entries(Entry, ENTRY_FIELDS, entry_rows,
                                           items if type(items) is list else list(items), time)
             else:
-                entry_rows, node_rows, prev = _hash_batch(prev, size, bodies, frontier,
-                                                          level_min)
                 make = Entry.of_fields
                 entries = [make(seq, time, kind, actor, payload, body, entry_hash)
                            for (seq, body, entry_hash), (kind, actor, payload)
@@ -432,16 +476,15 @@ class Ledger:
                                              ("subtree_level_min",)):
                 self._db.execute(self._sql("INSERT INTO ledger_meta (key, value) VALUES (?, ?)"),
                                  ("subtree_level_min", str(level_min)))
-            self._executemany(
-                "INSERT INTO ledger_entries (seq, body, entry_hash) VALUES (?, ?, ?)", entry_rows)
-            self._executemany("INSERT INTO ledger_kinds (seq, kind) VALUES (?, ?)",
+            if self.dialect == "sqlite":
+                self._insert_rows("ledger_entries", ("seq", "body", "entry_hash"), entry_rows)
+            self._insert_rows("ledger_kinds", ("seq", "kind"),
                               [(size + i, item[0]) for i, item in enumerate(items)])
             if node_rows:
                 # In key order: the B-tree then appends at the right edge of each level's
                 # key range instead of seeking between levels (a fifth faster here).
                 node_rows.sort()
-                self._executemany("INSERT INTO ledger_nodes (node_id, hash) VALUES (?, ?)",
-                                  node_rows)
+                self._insert_rows("ledger_nodes", ("node_id", "hash"), node_rows)
             new_size = size + len(items)
             if self.signer and self.checkpoint_every > 0 and (
                     new_size // self.checkpoint_every > size // self.checkpoint_every):
@@ -748,6 +791,36 @@ def _hash_batch(prev: bytes, size: int, bodies: Sequence[bytes], frontier: list[
                 node_rows.append(((level << LEVEL_SHIFT) | (seq >> level), carry))
         push(carry)
     return entry_rows, node_rows, prev
+
+
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, extension length
+_COPY_TRAILER = b"\xff\xff"
+_COPY_HEAD = struct.Struct("!hiqi").pack  # field count, then the bigint's length and value,
+_COPY_LENGTH = struct.Struct("!i").pack    # then each further field's length and bytes
+
+
+def _copy_rows(width: int, rows: Iterable[Sequence[Any]]) -> bytes:
+    """The tuples of PostgreSQL's binary COPY stream for `rows` (between _COPY_SIGNATURE and
+    _COPY_TRAILER): each a bigint then `width - 1` bytea or text values (text as UTF-8,
+    its binary form), none NULL."""
+    head, length = _COPY_HEAD, _COPY_LENGTH
+    parts: list[bytes] = []
+    append = parts.append
+    if width == 2:
+        for key, value in rows:
+            data = value.encode() if type(value) is str else value
+            append(head(2, 8, key, len(data)))
+            append(data)
+    else:
+        for key, value, extra in rows:
+            append(head(width, 8, key, len(value)))
+            append(value)
+            append(length(len(extra)))
+            append(extra)
+    return b"".join(parts)
+
+
+_hash_rows = _native.hash_batch if _native is not None else _hash_batch
 
 
 def _is_append_only_refusal(error: BaseException) -> bool:

@@ -195,3 +195,25 @@ def test_separate_connections_in_threads_leave_no_gaps(ledger_url: str, signer) 
     with Ledger.open(ledger_url) as ledger:
         assert [e.seq for e in ledger.entries()] == list(range(400))
         assert verify_ledger(ledger, signer.verifier).ok
+
+
+def test_entry_refused_deep_in_a_batch_writes_nothing(ledger_url: str) -> None:
+    # On PostgreSQL the entry rows are streamed into one COPY in chunks: an entry refused
+    # after several chunks were sent aborts the COPY, and the batch (alone, in a group)
+    # rolls back; the appends around it are unaffected.
+    good = [("ledger.note", "tester", {"i": i}) for i in range(700)]
+    bad = good[:650] + [("ledger.note", "tester", {"float": 1.5})] + good[651:]
+    with Ledger.open(ledger_url) as ledger:
+        ledger.append_many(good[:3], now=NOW)
+        with pytest.raises(EntryRejected):
+            ledger.append_many(bad, now=NOW)
+        assert ledger.size() == 3
+        with ledger.group():
+            ledger.append_many(good[:5], now=NOW)
+            with pytest.raises(EntryRejected):
+                ledger.append_many(bad, now=NOW)
+            ledger.append_many(good, now=NOW)
+        assert ledger.size() == 3 + 5 + 700
+        assert [entry.payload["i"] for entry in ledger.entries(8)] == list(range(700))
+        assert len(ledger.kind_sequences(["ledger.note"])) == 708
+        assert verify_ledger(ledger).ok

@@ -44,3 +44,16 @@ def test_main_parses_options(results: Results, capsys: pytest.CaptureFixture[str
     assert main(["--quick"]) == 0
     assert seen == {"entries": 10_000, "big": 50_000, "samples": 100}
     assert "append (ledger.append_many)" in capsys.readouterr().out
+
+
+@pytest.mark.postgres
+def test_postgresql_round_runs_and_reports_both_floors(postgres_url: str) -> None:
+    seconds, ok = module.bench_pg_round(postgres_url, make_items(120), 50, 100,
+                                        module.make_signer())
+    assert ok and set(seconds) == {"append", "append floor", "append copy floor"}
+    assert all(value > 0 for value in seconds.values())
+    results = Results(120, 0, 0, 50, 100, 1, figures={name: 120 / value for name, value
+                                                      in seconds.items()},
+                      checks={"ledger verifies (round 1)": ok})
+    text = module.format_postgresql(results)
+    assert "COPY" in text and "executemany" in text and "FAILED" not in text

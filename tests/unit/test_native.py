@@ -14,13 +14,19 @@ import hashlib
 import json
 from typing import Any
 
+import orjson
 import pytest
 import rfc8785
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reserve.ledger import Ledger, merkle, native, verify
-from reserve.ledger.canonical import INTEGER_ABS_MAX, _is_canonical_exact, _plain
+from reserve.ledger.canonical import (
+    INTEGER_ABS_MAX,
+    ORJSON_OPTIONS,
+    _is_canonical_exact,
+    _plain,
+)
 from reserve.ledger.store import _hash_batch
 
 core: Any = native.core
@@ -53,6 +59,39 @@ anything = st.recursive(scalars | odd, lambda inner: st.lists(inner, max_size=3)
 @settings(max_examples=500, deadline=None)
 def test_plain_equals_the_python_walk(value: Any, depth: int) -> None:
     assert core.plain(value, depth) == _plain(value, depth)
+
+
+@given(anything, st.integers(0, 2**53 - 1), texts, texts, texts)
+@settings(max_examples=500, deadline=None)
+def test_envelope_is_rfc8785_of_the_entry_when_plain(payload: Any, seq: int, time: str,
+                                                      kind: str, actor: str) -> None:
+    # The append loop's encoder: the entry's RFC 8785 bytes (and orjson's with sorted
+    # keys, which it replaced) whenever the payload is plain, else None.
+    payload = {"value": payload}
+    body = core.envelope(seq, time, kind, actor, payload)
+    assert (body is not None) == core.plain(payload, 1)
+    if body is not None:
+        entry = {"seq": seq, "time": time, "kind": kind, "actor": actor, "payload": payload}
+        assert body == bytes(rfc8785.dumps(entry))
+        assert body == orjson.dumps(entry, option=ORJSON_OPTIONS)
+
+
+def test_envelope_edge_cases() -> None:
+    controls = "".join(map(chr, range(0x20))) + '"\\\x7f\u2028\xe9\uffff'
+    payload = {controls: [controls, -(2**53 - 1), 2**53 - 1, True, False, None, {}, [], ()],
+               "": {"b": 1, "a": {"\uffff": 0, "\xe9": 1, "z": 2}}}
+    entry = {"seq": 0, "time": controls, "kind": "k", "actor": "a", "payload": payload}
+    assert core.envelope(0, controls, "k", "a", payload) == bytes(rfc8785.dumps(entry))
+    assert core.envelope(0, "t", "k", "a", {"x": "\ud800"}) is None  # lone surrogate
+    assert core.envelope(0, "\udfff", "k", "a", {}) is None
+    assert core.envelope(0, "t", "k", "a", {"x": 2**53}) is None  # outside the subset
+    assert core.envelope(0, "t", "k", "a", {"x": 1.5}) is None
+    assert core.envelope(0, "t", "k", "a", {"\U0001f600": 1}) is None  # astral key
+    assert core.envelope(2**53, "t", "k", "a", {}) is None
+    assert core.envelope(-1, "t", "k", "a", {}) is None
+    assert core.envelope(0, "t", "k", "a", []) is None
+    with pytest.raises(TypeError):
+        core.envelope(0, b"t", "k", "a", {})
 
 
 def test_plain_depth_bound_and_subclasses() -> None:
