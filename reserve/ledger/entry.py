@@ -16,6 +16,8 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from reserve.errors import EntryRejected, EventError
 from reserve.events.base import Event
 from reserve.events.registry import EVENT_TYPES, decode
