@@ -200,6 +200,14 @@ def energy_report_document(settings: PublicSettings, sha256: str) -> bytes | Non
     return _document(settings.energy_reports_dir, f"energy-report-{sha256[:16]}.json", sha256)
 
 
+def energy_report_exported(settings: PublicSettings, sha256: str) -> bool:
+    """Whether the folder holds a file named for `sha256` (a cheap test for a page's link;
+    the document route itself checks the file is that report)."""
+    folder = settings.energy_reports_dir
+    return folder is not None and SHA256_HEX.match(sha256) is not None and \
+        (Path(folder) / f"energy-report-{sha256[:16]}.json").is_file()
+
+
 def holdings(ledger: Any, settings: PublicSettings) -> dict[str, Any]:
     """Per wallet and asset, and consolidated: the latest statement's closing stock of each
     registered wallet (Bitcoin, at its pinned block), and each vault's balance as the

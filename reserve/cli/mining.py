@@ -196,9 +196,11 @@ def site_change(
         with _ledger(config, database_url) as ledger:
             return change_site(ledger, site, changes, note=note, actor=by)
     entry = guarded(action)
-    emit({"seq": entry.seq, **entry.payload}, as_json,
-         f"site {site} changed ({', '.join(entry.payload['changes'])}), ledger entry "
-         f"{entry.seq}")
+    from reserve.events.mining import SiteChanged
+
+    change = SiteChanged.of(entry)
+    emit({"seq": entry.seq, **change.to_payload()}, as_json,
+         f"site {site} changed ({', '.join(change.changes)}), ledger entry {entry.seq}")
 
 
 @site_app.command("retire")

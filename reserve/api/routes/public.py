@@ -128,8 +128,8 @@ def statement_page(request: Request, sha256: str, service: Service = Gate) -> Re
 @router.get("/public/energy", response_class=HTMLResponse)
 def energy_page(request: Request, service: Service = Gate) -> Response:
     listed = views.energy_reports(service.ledger, service.public)
-    documents = {r["report_sha256"]: views.energy_report_document(
-        service.public, r["report_sha256"]) is not None for r in listed}
+    documents = {r["report_sha256"]: views.energy_report_exported(
+        service.public, r["report_sha256"]) for r in listed}
     return _page(request, service, "public/energy.html", reports=listed,
                  documents=documents, money=money)
 
