@@ -2,7 +2,7 @@
 
 One Alembic chain covers the whole database: the append-only ledger tables (0001, and the
 kind index 0004), the mutable account tables beside them (0002 and 0003, modelled in
-reserve/api/models.py) and the read models (0005, reserve/transfers/readmodel.py). Whichever
+reserve/api/models.py) and the read models (0005 and 0006, reserve/transfers/readmodel.py). Whichever
 store opens first, the ledger or the account store, migrates the database to the head.
 
 Opening a ledger checks the recorded revision with one query and runs Alembic only when
@@ -28,7 +28,7 @@ from typing import Any
 from reserve.errors import LedgerError
 from reserve.ledger import schema
 
-HEAD_REVISION = "0005_read_models"
+HEAD_REVISION = "0006_document_index"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 MIGRATION_LOCK_ID = 0x5245534551
 

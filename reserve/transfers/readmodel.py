@@ -228,15 +228,25 @@ def _pending(tx: Any, name: str, entries: Sequence[Any]) -> Iterator[Any]:
     yield from entries
 
 
+# Entries that name a checked-in document by its SHA-256, in `report_sha256`: a
+# reconciliation report and the supervisors' attestations of it (or of a statement).
+DOCUMENT_KINDS = frozenset({"reconcile.report", "reconcile.attestation"})
+
+
 def digest_named(entry: Any) -> str:
-    """The proposal an entry is about, for `rm_digest_entries` ("" if none): a workflow
-    entry's `digest`, or a chain layer's `proposal_digest` on its btc.* / evm.* entries.
-    The signing package selects by it (reserve/transfers/package.py)."""
+    """The proposal or document an entry is about, for `rm_digest_entries` ("" if none): a
+    workflow entry's `digest`, a chain layer's `proposal_digest` on its btc.* / evm.*
+    entries, or the `report_sha256` of a reconciliation report and of an attestation.
+    The signing package selects by it (reserve/transfers/package.py); a report and its
+    attestations are found by it (reserve/supervision/attest.py)."""
     kind = entry.kind
-    if kind not in RELEVANT_KINDS and not kind.startswith(("btc.", "evm.")):
-        return ""
     payload = entry.payload
-    value = payload.get("digest") or payload.get("proposal_digest")
+    if kind in DOCUMENT_KINDS:
+        value = payload.get("report_sha256")
+    elif kind in RELEVANT_KINDS or kind.startswith(("btc.", "evm.")):
+        value = payload.get("digest") or payload.get("proposal_digest")
+    else:
+        return ""
     return value if isinstance(value, str) else ""
 
 
