@@ -153,7 +153,7 @@ def checkpoints_page(request: Request,
                      start: Annotated[int | None, Query(ge=0, le=SEQ_MAX)] = None,
                      principal: Principal = Depends(page_principal),
                      service: Service = Depends(get_service)) -> HTMLResponse:
-    count = len(service.ledger.checkpoints())
+    count = service.ledger.checkpoint_count()
     begin = max(0, count - CHECKPOINTS_PAGE) if start is None else min(start, count)
     # One more before the page, so its first checkpoint is checked against its predecessor.
     before = max(0, begin - 1)
