@@ -517,6 +517,20 @@ class _StoredRows(Mapping[str, Any]):
                 for k, u, text in rows]
 
 
+def _live(query: ProposalQuery) -> bool:
+    """True when `query` asks only about live proposals (no final state among its states)."""
+    return query.states is not None and bool(query.states) and not query.states & TERMINAL
+
+
+def _order(query: ProposalQuery) -> str:
+    """The ORDER BY (and LIMIT) of a page. A page of live proposals sorts the live rows the
+    state index found: walking the seq index instead (PostgreSQL's choice, its statistics
+    expecting live rows spread evenly) would read the history back to the oldest live one."""
+    key = "seq + 0" if _live(query) else "seq"
+    order = f"{key} DESC" if query.newest_first else key
+    return order if query.limit is None else f"{order} LIMIT {int(query.limit)}"
+
+
 def _evidence_of_row(digest: str, text: str) -> TransferRecord | bool:
     """A stored proposal row as velocity evidence: its approved transfer, or False for a
     row that is none (kept so the cache remembers it: `_Decoded` does not keep None).
@@ -621,12 +635,12 @@ class StoredProjection(Projection):
         ones, those being signed or broadcast) is answered through the state index, so
         it costs the live proposals, however long the history. SQLite's planner, without
         statistics, would rather take the vault or action index (every proposal of a
-        vault); a unary `+` keeps those columns out of index choice there.
+        vault); a unary `+` keeps those columns out of index choice there (`page` keeps
+        the seq index out of its ordering, for PostgreSQL's planner).
         """
         clauses: list[str] = []
         params: list[Any] = []
-        live = query.states is not None and bool(query.states) \
-            and not query.states & TERMINAL
+        live = _live(query)
         other = "+" if live and getattr(self.ledger, "dialect", "") == "sqlite" else ""
         for column, values in ((f"{other}vault", query.vaults), ("state", query.states)):
             if values is not None:
@@ -645,10 +659,7 @@ class StoredProjection(Projection):
         where = self._where(query)
         if where is None:
             return []
-        order = "seq DESC" if query.newest_first else "seq"
-        if query.limit is not None:
-            order += f" LIMIT {int(query.limit)}"
-        return self._proposal_rows.rows(where[0], where[1], order)
+        return self._proposal_rows.rows(where[0], where[1], _order(query))
 
     def approved_transfers(self, vault: str, since: datetime, until: datetime
                            ) -> list[ProposalStatus]:
