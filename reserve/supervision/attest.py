@@ -100,8 +100,12 @@ class Attestation:
 
 
 def _document_sha256(entry: Any) -> str | None:
-    sha256 = entry.payload.get("report_sha256", entry.payload.get("statement_sha256"))
-    return sha256 if isinstance(sha256, str) else None
+    """The SHA-256 of the document a report or statement entry checked in (else None)."""
+    if entry.kind == ReconcileReport.KIND:
+        return str(ReconcileReport.of(entry).report_sha256)
+    if entry.kind == StatementPublished.KIND:
+        return str(StatementPublished.of(entry).statement_sha256)
+    return None
 
 
 def attestations_by_report(ledger: Any, report_entries: list[Any]

@@ -35,6 +35,8 @@ from reserve.errors import EventError, WorkflowError
 from reserve.events import Event, decode
 from reserve.events.chain_btc import BtcConfirmed, BtcDeposit, BtcReorg
 from reserve.events.chain_evm import EvmDeposit, EvmExecuted, EvmReorg
+from reserve.events.records import ReconcileReport
+from reserve.events.supervision import ReportAttested
 from reserve.policy import loader
 from reserve.policy.evaluate import DestinationRecord, Freeze, History, TransferRecord
 from reserve.proposals import proposal as proposal_module
@@ -230,7 +232,8 @@ def _pending(tx: Any, name: str, entries: Sequence[Any]) -> Iterator[Any]:
 
 # Entries that name a checked-in document by its SHA-256, in `report_sha256`: a
 # reconciliation report and the supervisors' attestations of it (or of a statement).
-DOCUMENT_KINDS = frozenset({"reconcile.report", "reconcile.attestation"})
+DOCUMENT_EVENTS: dict[str, type[ReconcileReport] | type[ReportAttested]] = {
+    ReconcileReport.KIND: ReconcileReport, ReportAttested.KIND: ReportAttested}
 
 
 def digest_named(entry: Any) -> str:
@@ -240,13 +243,16 @@ def digest_named(entry: Any) -> str:
     The signing package selects by it (reserve/transfers/package.py); a report and its
     attestations are found by it (reserve/supervision/attest.py)."""
     kind = entry.kind
-    payload = entry.payload
-    if kind in DOCUMENT_KINDS:
-        value = payload.get("report_sha256")
-    elif kind in RELEVANT_KINDS or kind.startswith(("btc.", "evm.")):
-        value = payload.get("digest") or payload.get("proposal_digest")
-    else:
+    document = DOCUMENT_EVENTS.get(kind)
+    if document is not None:
+        try:
+            return str(document.of(entry).report_sha256)
+        except EventError:  # refused at append; only an altered database holds one
+            return ""
+    if kind not in RELEVANT_KINDS and not kind.startswith(("btc.", "evm.")):
         return ""
+    payload = entry.payload
+    value = payload.get("digest") or payload.get("proposal_digest")
     return value if isinstance(value, str) else ""
 
 
