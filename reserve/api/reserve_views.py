@@ -261,6 +261,13 @@ def _files_signature(directory: Path) -> tuple[tuple[str, int, int], ...]:
     return tuple(found)
 
 
+def vault_files_signature(directory: Path = BITCOIN_VAULTS_DIR
+                          ) -> tuple[tuple[str, int, int], ...]:
+    """The Bitcoin vault files of `directory` as they are now: (name, mtime, size) each,
+    what `bitcoin_vaults` reads them again on (and what an answer built on them is kept by)."""
+    return _files_signature(directory)
+
+
 def bitcoin_vaults(directory: Path = BITCOIN_VAULTS_DIR) -> dict[str, Any]:
     """vault id -> Vault for each `*.toml` in `directory` (unreadable files are skipped).
 
