@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -32,6 +32,7 @@ from reserve.errors import AccountConflict, AccountNotFound, ConfigError
 from reserve.ledger.migrate import upgrade, upgrade_connection
 
 LIST_MAX = 10_000
+READERS_IDLE_MAX = 16  # authentication's idle connections kept (a worker runs 8 threads)
 
 
 def format_instant(moment: datetime) -> str:
@@ -210,11 +211,16 @@ def _json_list(text: str) -> tuple[str, ...]:
 class AccountStore:
     """Users and tokens in `api_users` / `api_tokens`, migrated on first open."""
 
-    def __init__(self, engine: Engine, dialect: str) -> None:
+    def __init__(self, engine: Engine, dialect: str, url: str | None = None) -> None:
         self.dialect = dialect
         self._engine = engine
         self._lock = threading.RLock()
         self._shared = isinstance(engine.pool, StaticPool)  # one connection for all
+        # Authentication's own autocommit connections (see credentials), idle ones kept for
+        # the next request: a file or server database only.
+        self._url = None if self._shared else url
+        self._readers: list[Any] = []
+        self._closed = False
 
     @classmethod
     def open(cls, url: str) -> AccountStore:
@@ -224,10 +230,15 @@ class AccountStore:
         except BaseException:
             engine.dispose()
             raise
-        return cls(engine, dialect)
+        return cls(engine, dialect, url)
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
+            for connection in self._readers:
+                with suppress(Exception):
+                    connection.close()
+            self._readers.clear()
             self._engine.dispose()
 
     @contextmanager
@@ -324,21 +335,8 @@ class AccountStore:
         on every authenticated request, where the ORM's per-session work cost more than
         the rest of a small read.
         """
-        statement = _CREDENTIALS_SQL if self.dialect == "sqlite" else \
-            _CREDENTIALS_SQL.replace("?", "%s")
-        # The lock only where connections are shared (an in-memory database's one
-        # connection); a file or a server database has a connection per thread in the pool.
-        with self._lock if self._shared else _NO_LOCK:
-            connection = self._engine.raw_connection()
-            try:
-                cursor = connection.cursor()
-                try:
-                    cursor.execute(statement, (token_id,))
-                    row = cursor.fetchone()
-                finally:
-                    cursor.close()
-            finally:
-                connection.close()  # back to the pool, which ends the read transaction
+        row = self._credentials_row(token_id) if self._url is not None else \
+            self._pooled_credentials_row(token_id)
         if row is None:
             return None
         (token_hash, person, role, label, issued_by, created_at, expires_at, revoked_at,
@@ -353,6 +351,62 @@ class AccountStore:
         return record, User(person=user_person, name=name, institution=institution,
                             roles=_json_list(roles), vaults=_json_list(vaults),
                             created_at=user_created, disabled_at=disabled_at)
+
+    def _pooled_credentials_row(self, token_id: str) -> Any:
+        """The credentials row through the engine's pool (an in-memory database's one
+        shared connection, under the lock)."""
+        statement = _CREDENTIALS_SQL if self.dialect == "sqlite" else \
+            _CREDENTIALS_SQL.replace("?", "%s")
+        with self._lock if self._shared else _NO_LOCK:
+            connection = self._engine.raw_connection()
+            try:
+                cursor = connection.cursor()
+                try:
+                    cursor.execute(statement, (token_id,))
+                    return cursor.fetchone()
+                finally:
+                    cursor.close()
+            finally:
+                connection.close()  # back to the pool, which ends the read transaction
+
+    def _take_reader(self) -> Any:
+        """An idle autocommit connection for authentication, or a new one."""
+        with self._lock:
+            if self._closed:
+                raise ConfigError("the account store is closed")
+            if self._readers:
+                return self._readers.pop()
+        connection, _ = connect(str(self._url), ConfigError)
+        return connection
+
+    def _give_back(self, connection: Any) -> None:
+        with self._lock:
+            if not self._closed and len(self._readers) < READERS_IDLE_MAX:
+                self._readers.append(connection)
+                return
+        with suppress(Exception):
+            connection.close()
+
+    def _credentials_row(self, token_id: str) -> Any:
+        """The credentials row in one statement on an autocommit connection kept for it:
+        no pool checkout, ping or rollback around it (on PostgreSQL each of those was a
+        round trip of its own). A connection that fails is closed and the query tried
+        once more on a new one (a server restarted meanwhile)."""
+        statement = _CREDENTIALS_SQL if self.dialect == "sqlite" else \
+            _CREDENTIALS_SQL.replace("?", "%s")
+        for attempt in (1, 2):
+            connection = self._take_reader()
+            try:
+                row = connection.execute(statement, (token_id,)).fetchone()
+            except Exception:
+                with suppress(Exception):
+                    connection.close()
+                if attempt == 2:
+                    raise
+                continue
+            self._give_back(connection)
+            return row
+        raise AssertionError("unreachable")
 
     def tokens(self, person: str | None = None) -> list[TokenRecord]:
         query = select(ApiToken)

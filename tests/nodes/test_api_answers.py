@@ -121,3 +121,20 @@ def test_bad_input_and_bad_tokens_are_still_refused(server: RunningServer) -> No
             assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
             wrong = client.get(path, headers={"Authorization": "Bearer srl_nope"})
             assert wrong.status_code == 401
+
+
+def test_authentication_survives_a_dropped_connection(server: RunningServer) -> None:
+    _get(server, "viewer", "/api/me")
+    store = server.store
+    assert store._readers  # the connection authentication used is kept for the next
+    for connection in store._readers:
+        connection.close()  # as a restarted server would drop them
+    assert _get(server, "viewer", "/api/me")["person"] == "vic-viewer"
+    # and a revoked token is refused from the next request on, kept connections or not
+    from reserve.api import accounts
+
+    token_id = server.tokens["viewer"].split("_")[1]
+    accounts.revoke_token(store, server.record, token_id=token_id, by="root-admin",
+                          now=server.clock.wall())
+    with server.client("viewer") as client:
+        assert client.get("/api/vaults").status_code == 401
