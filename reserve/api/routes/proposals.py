@@ -271,6 +271,8 @@ async def show(request: Request, digest: Digest) -> dict[str, Any]:
                                           lambda: (read_parts(now), DETAIL_BYTES))
         require_vault(reading.principal, parts.vault, unknown_proposal(digest))
         if now < parts.inputs.read_at:  # the clock went back: read the window again
+            if reading.on_loop:
+                raise answers.NotKept
             parts = read_parts(now)
         return Response(answers.encode_json(parts.answer(now)), media_type=answers.JSON)
 
