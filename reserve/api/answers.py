@@ -47,6 +47,7 @@ from reserve.api.deps import (
     Service,
     _credentials,
     check_token,
+    check_token_at_head,
     client_address,
     unauthorized,
 )
@@ -188,12 +189,16 @@ class NotKept(Exception):
 def _principal(service: Service, address: str, token: str,
                allowed: frozenset[Role]) -> Principal:
     principal = check_token(service, address, token)
+    _allowed(principal, allowed)
+    return principal
+
+
+def _allowed(principal: Principal, allowed: frozenset[Role]) -> None:
     if principal.role not in allowed:
         names = ", ".join(sorted(role.value for role in allowed))
         raise HTTPException(status.HTTP_403_FORBIDDEN,
                             detail=f"role {principal.role.value} may not do this "
                                    f"(allowed: {names})")
-    return principal
 
 
 def _on_loop(service: Service) -> bool:
@@ -235,11 +240,24 @@ async def read(request: Request, allowed: frozenset[Role],
         return await run_in_threadpool(later)
 
     def run() -> Response:
-        principal = _principal(service, address, token, allowed)
+        principal, head = _principal_at_head(service, address, token, allowed)
         request.state.principal = principal
-        return build(Reading(service, principal, service.ledger.head()))
+        return build(Reading(service, principal, head))
 
     return await run_in_threadpool(run)
+
+
+def _principal_at_head(service: Service, address: str, token: str,
+                       allowed: frozenset[Role]) -> tuple[Principal, tuple[int, bytes]]:
+    """The principal and the ledger head: in one statement (one round trip, on one of
+    the account store's own connections rather than the ledger's single one) when the
+    store is on the ledger's database, else one statement each."""
+    shares = getattr(service.accounts, "shares_database", None)
+    if shares is None or not shares(str(getattr(service.ledger, "url", ""))):
+        return _principal(service, address, token, allowed), service.ledger.head()
+    principal, head = check_token_at_head(service, address, token)
+    _allowed(principal, allowed)
+    return principal, head
 
 
 # -- a proposal's decision from kept inputs ---------------------------------------------------
