@@ -219,7 +219,23 @@ def revoke_token(store: AccountStore, record: Record, *, token_id: str, by: str,
 def authenticate(store: AccountStore, token: str, now: datetime) -> Principal:
     """The principal behind `token`, or AuthError saying why it is refused."""
     token_id = parse_token(token)
-    credentials = store.credentials(token_id)  # the token and its user, one query
+    return _principal(token, store.credentials(token_id), now)  # one query
+
+
+def authenticate_at_head(store: AccountStore, token: str, now: datetime
+                         ) -> tuple[Principal, tuple[int, bytes]]:
+    """`authenticate`, and the ledger's head read in the same statement (a store on the
+    ledger's database: `AccountStore.shares_database`)."""
+    token_id = parse_token(token)
+    credentials, head = store.credentials_and_head(token_id)
+    principal = _principal(token, credentials, now)
+    if head is None:
+        raise AuthError("unknown token")
+    return principal, head
+
+
+def _principal(token: str, credentials: tuple[TokenRecord, User | None] | None,
+               now: datetime) -> Principal:
     if credentials is None or not token_matches(token, credentials[0].token_hash):
         raise AuthError("unknown token")
     found, user = credentials

@@ -17,7 +17,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from fastapi import HTTPException, Request, Response, status
@@ -30,6 +30,7 @@ from reserve.errors import AuthError, ConfigError
 from reserve.events import ABSENT
 from reserve.events.access import ApiRequest
 
+T = TypeVar("T")
 COOKIE_NAME = "srl_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -118,13 +119,28 @@ def check_token(service: Service, address: str, token: str) -> Principal:
     """Authenticate `token` for a client at `address`, counting failures; raises HTTP errors."""
     from reserve.api.accounts import authenticate
 
+    return _checked(service, address, lambda: authenticate(service.accounts, token,
+                                                            service.clock()))
+
+
+def check_token_at_head(service: Service, address: str, token: str
+                        ) -> tuple[Principal, tuple[int, bytes]]:
+    """`check_token`, and the ledger's head read in the same statement (an account store
+    on the ledger's own database)."""
+    from reserve.api.accounts import authenticate_at_head
+
+    return _checked(service, address, lambda: authenticate_at_head(service.accounts, token,
+                                                                    service.clock()))
+
+
+def _checked(service: Service, address: str, authenticate: Callable[[], T]) -> T:
     verdict = service.limiter.check(address, service.monotonic())
     if not verdict.allowed:
         raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS,
                             detail="too many failed authentications from this address",
                             headers={"Retry-After": str(verdict.retry_after_seconds)})
     try:
-        return authenticate(service.accounts, token, service.clock())
+        return authenticate()
     except AuthError as error:
         service.limiter.fail(address, service.monotonic())
         raise unauthorized(str(error)) from None

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -28,10 +28,11 @@ from sqlmodel import Session, col, select
 
 from reserve.api.models import ApiToken, ApiTokenGrant, ApiUser
 from reserve.db import POSTGRES_PREFIXES, connect, create_private
-from reserve.errors import AccountConflict, AccountNotFound, ConfigError
+from reserve.errors import AccountConflict, AccountError, AccountNotFound, ConfigError
 from reserve.ledger.migrate import upgrade, upgrade_connection
 
 LIST_MAX = 10_000
+READERS_IDLE_MAX = 16  # authentication's idle connections kept (a worker runs 8 threads)
 
 
 def format_instant(moment: datetime) -> str:
@@ -198,6 +199,10 @@ _CREDENTIALS_SQL = (
     "t.expires_at, t.revoked_at, t.revoked_by, u.person, u.name, u.institution, u.roles, "
     "u.vaults, u.created_at, u.disabled_at FROM api_tokens t "
     "LEFT JOIN api_users u ON u.person = t.person WHERE t.token_id = ?")
+# The same row and the ledger's head: its last entry's seq and hash (primary key index).
+_CREDENTIALS_HEAD_SQL = _CREDENTIALS_SQL.replace(
+    " FROM api_tokens t", ", (SELECT seq FROM ledger_entries ORDER BY seq DESC LIMIT 1), "
+    "(SELECT entry_hash FROM ledger_entries ORDER BY seq DESC LIMIT 1) FROM api_tokens t", 1)
 _NO_LOCK = nullcontext()
 
 
@@ -207,14 +212,37 @@ def _json_list(text: str) -> tuple[str, ...]:
     return tuple(json.loads(text))
 
 
+def _credentials_of(token_id: str, row: Any) -> tuple[TokenRecord, User | None] | None:
+    """The token and its user from a credentials row (None: no such token)."""
+    if row is None:
+        return None
+    (token_hash, person, role, label, issued_by, created_at, expires_at, revoked_at,
+     revoked_by, user_person, name, institution, roles, vaults, user_created,
+     disabled_at) = row
+    record = TokenRecord(token_id=token_id, token_hash=token_hash, person=person,
+                         role=role, label=label, issued_by=issued_by,
+                         created_at=created_at, expires_at=expires_at,
+                         revoked_at=revoked_at, revoked_by=revoked_by)
+    if user_person is None:
+        return record, None
+    return record, User(person=user_person, name=name, institution=institution,
+                        roles=_json_list(roles), vaults=_json_list(vaults),
+                        created_at=user_created, disabled_at=disabled_at)
+
+
 class AccountStore:
     """Users and tokens in `api_users` / `api_tokens`, migrated on first open."""
 
-    def __init__(self, engine: Engine, dialect: str) -> None:
+    def __init__(self, engine: Engine, dialect: str, url: str | None = None) -> None:
         self.dialect = dialect
         self._engine = engine
         self._lock = threading.RLock()
         self._shared = isinstance(engine.pool, StaticPool)  # one connection for all
+        # Authentication's own autocommit connections (see credentials), idle ones kept for
+        # the next request: a file or server database only.
+        self._url = None if self._shared else url
+        self._readers: list[Any] = []
+        self._closed = False
 
     @classmethod
     def open(cls, url: str) -> AccountStore:
@@ -224,10 +252,15 @@ class AccountStore:
         except BaseException:
             engine.dispose()
             raise
-        return cls(engine, dialect)
+        return cls(engine, dialect, url)
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
+            for connection in self._readers:
+                with suppress(Exception):
+                    connection.close()
+            self._readers.clear()
             self._engine.dispose()
 
     @contextmanager
@@ -324,35 +357,85 @@ class AccountStore:
         on every authenticated request, where the ORM's per-session work cost more than
         the rest of a small read.
         """
+        row = self._credentials_row(token_id) if self._url is not None else \
+            self._pooled_credentials_row(token_id)
+        return _credentials_of(token_id, row)
+
+    def shares_database(self, url: str) -> bool:
+        """Whether this store reads the database at `url` on its own connections."""
+        return self._url is not None and self._url == url
+
+    def credentials_and_head(self, token_id: str
+                             ) -> tuple[tuple[TokenRecord, User | None] | None,
+                                        tuple[int, bytes] | None]:
+        """`credentials` and the ledger's head (size, hash of its last entry) in the same
+        statement, so in one snapshot and one round trip (the read routes' answer cache
+        keys on the head). Only for a store on the ledger's own database
+        (`shares_database`); the head is None when the token is unknown."""
+        if self._url is None:
+            raise AccountError("this store has no connection of its own for the ledger head")
+        row = self._credentials_row(token_id, _CREDENTIALS_HEAD_SQL)
+        if row is None:
+            return None, None
+        last, last_hash = row[-2], row[-1]
+        head = (0, bytes(32)) if last is None else (int(last) + 1, bytes(last_hash))
+        return _credentials_of(token_id, row[:-2]), head
+
+    def _pooled_credentials_row(self, token_id: str) -> Any:
+        """The credentials row through the engine's pool (an in-memory database's one
+        shared connection, under the lock)."""
         statement = _CREDENTIALS_SQL if self.dialect == "sqlite" else \
             _CREDENTIALS_SQL.replace("?", "%s")
-        # The lock only where connections are shared (an in-memory database's one
-        # connection); a file or a server database has a connection per thread in the pool.
         with self._lock if self._shared else _NO_LOCK:
             connection = self._engine.raw_connection()
             try:
                 cursor = connection.cursor()
                 try:
                     cursor.execute(statement, (token_id,))
-                    row = cursor.fetchone()
+                    return cursor.fetchone()
                 finally:
                     cursor.close()
             finally:
                 connection.close()  # back to the pool, which ends the read transaction
-        if row is None:
-            return None
-        (token_hash, person, role, label, issued_by, created_at, expires_at, revoked_at,
-         revoked_by, user_person, name, institution, roles, vaults, user_created,
-         disabled_at) = row
-        record = TokenRecord(token_id=token_id, token_hash=token_hash, person=person,
-                             role=role, label=label, issued_by=issued_by,
-                             created_at=created_at, expires_at=expires_at,
-                             revoked_at=revoked_at, revoked_by=revoked_by)
-        if user_person is None:
-            return record, None
-        return record, User(person=user_person, name=name, institution=institution,
-                            roles=_json_list(roles), vaults=_json_list(vaults),
-                            created_at=user_created, disabled_at=disabled_at)
+
+    def _take_reader(self) -> Any:
+        """An idle autocommit connection for authentication, or a new one."""
+        with self._lock:
+            if self._closed:
+                raise ConfigError("the account store is closed")
+            if self._readers:
+                return self._readers.pop()
+        connection, _ = connect(str(self._url), ConfigError)
+        return connection
+
+    def _give_back(self, connection: Any) -> None:
+        with self._lock:
+            if not self._closed and len(self._readers) < READERS_IDLE_MAX:
+                self._readers.append(connection)
+                return
+        with suppress(Exception):
+            connection.close()
+
+    def _credentials_row(self, token_id: str, statement: str = _CREDENTIALS_SQL) -> Any:
+        """The credentials row in one statement on an autocommit connection kept for it:
+        no pool checkout, ping or rollback around it (on PostgreSQL each of those was a
+        round trip of its own). A connection that fails is closed and the query tried
+        once more on a new one (a server restarted meanwhile)."""
+        if self.dialect != "sqlite":
+            statement = statement.replace("?", "%s")
+        for attempt in (1, 2):
+            connection = self._take_reader()
+            try:
+                row = connection.execute(statement, (token_id,)).fetchone()
+            except Exception:
+                with suppress(Exception):
+                    connection.close()
+                if attempt == 2:
+                    raise
+                continue
+            self._give_back(connection)
+            return row
+        raise AssertionError("unreachable")
 
     def tokens(self, person: str | None = None) -> list[TokenRecord]:
         query = select(ApiToken)

@@ -592,6 +592,16 @@ class Ledger:
         with self._lock:
             return self._head()
 
+    def head_now(self) -> tuple[int, bytes] | None:
+        """`head()`, or None at once when another thread holds the ledger (a write or a
+        group commit in progress): for a caller that must not wait (an event loop)."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            return self._head()
+        finally:
+            self._lock.release()
+
     def entry(self, seq: int) -> Entry:
         with self._lock:
             rows = self._query(

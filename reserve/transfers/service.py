@@ -126,6 +126,21 @@ def _policy_version_item(policy: Policy, actor: str, reason: str, digest: str = 
                                digest=digest or ABSENT), actor)
 
 
+def decide(policy: Policy, status: ProposalStatus, history: History,
+           licences: Any, now: datetime, votes: Sequence[Approval] | None = None
+           ) -> Decision:
+    """What `policy` says about `status` at `now`, given the vault's `history` (its
+    velocity window at `now`) and the licence register: the one rule every decision of
+    the service takes (the API's answer cache decides from kept inputs through it too)."""
+    if status.approved_at and status.digest not in history.approved_at:
+        # Approved before the velocity window the history covers: its delay still runs
+        # from its own approval.
+        history = replace(history, approved_at={**history.approved_at,
+                                                status.digest: status.approved_at})
+    return evaluate(policy, status.proposal, status.votes if votes is None else votes,
+                    replace(history, licences=licences), now)
+
+
 class WorkflowService:
     """Drives proposals through the state machine, recording every step in `ledger`.
 
@@ -250,14 +265,8 @@ class WorkflowService:
         projection = self.projection
         if history is None:
             history = projection.history(status.proposal.vault, now)
-        if status.approved_at and status.digest not in history.approved_at:
-            # Approved before the velocity window the history covers: its delay still runs
-            # from its own approval.
-            history = replace(history, approved_at={**history.approved_at,
-                                                    status.digest: status.approved_at})
-        return evaluate(projection.vault(status.proposal.vault).policy, status.proposal,
-                        status.votes if votes is None else votes,
-                        replace(history, licences=self.licences.licences), now)
+        return decide(projection.vault(status.proposal.vault).policy, status, history,
+                      self.licences.licences, now, votes)
 
     def decision(self, digest: str, now: datetime | None = None) -> Decision:
         """What the policy says about a proposal now, with its explanation."""

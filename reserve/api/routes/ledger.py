@@ -11,13 +11,13 @@ import re
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import Field
 
-from reserve.api import ledger_views
+from reserve.api import answers, ledger_views
 from reserve.api.auth import ALL_ROLES, Principal, Role
-from reserve.api.deps import Recorder, Service, answer, get_recorder, get_service, require
+from reserve.api.deps import Recorder, Service, get_recorder, get_service, require
 from reserve.api.openapi import created, errors, link
 from reserve.errors import LedgerError, ProofError
 from reserve.ledger import merkle
@@ -26,7 +26,8 @@ from reserve.ledger.verify import export_lines
 
 router = APIRouter(prefix="/api/ledger", tags=["ledger"])
 SEQ_MAX = 2**40  # the store's node key space; larger numbers can never name an entry
-readers = require(*ALL_ROLES)
+READERS = frozenset(ALL_ROLES)
+readers = require(*READERS)
 exporters = require(Role.VIEWER, Role.OPERATOR, Role.AUDITOR, Role.ADMIN, Role.SUPERVISOR)
 checkpoint_signers = require(Role.AUDITOR, Role.ADMIN)
 
@@ -38,15 +39,21 @@ KindName = Annotated[str, Field(pattern="^(" + "|".join(re.escape(k) for k in so
 
 @router.get("/entries", summary="A page of entries (a range of sequence numbers)",
             responses=errors())
-def list_entries(start: SeqQuery = 0,
-                 limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                 kind: Annotated[list[KindName] | None, Query(max_length=64)] = None,
-                 principal: Principal = Depends(readers),
-                 service: Service = Depends(get_service)) -> dict[str, Any]:
+async def list_entries(request: Request, start: SeqQuery = 0,
+                       limit: Annotated[int, Query(ge=1, le=500)] = 50,
+                       kind: Annotated[list[KindName] | None, Query(max_length=64)] = None
+                       ) -> dict[str, Any]:
     kinds = frozenset(kind) if kind else None  # each one a known kind: the schema says so
-    limit = min(limit, service.options.page_entries_max)
-    return answer(  # type: ignore[no-any-return]
-        ledger_views.page(service.ledger, principal, start, limit, kinds).to_json())
+
+    # Authenticated with the ledger's head in one hop; the page is kept by that head (the
+    # hash chain names every entry before it) and what the caller may see.
+    def build(reading: answers.Reading) -> Response:
+        chosen = min(limit, reading.service.options.page_entries_max)
+        key = ("entries", start, chosen, kinds, answers.visibility(reading.principal))
+        return reading.encoded(key, lambda: ledger_views.page(
+            reading.service.ledger, reading.principal, start, chosen, kinds).to_json())
+
+    return await answers.read(request, READERS, build)  # type: ignore[no-any-return]
 
 
 @router.get("/entries/{seq}", summary="One entry with its inclusion proof",

@@ -12,12 +12,15 @@ vault's policy names (proposer, custodian, auditor).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from reserve import present
+from reserve.api import answers
 from reserve.api import reserve_views as views
 from reserve.api.auth import ALL_ROLES, VAULT_PATTERN, Principal, Role
 from reserve.api.deps import (
@@ -36,11 +39,14 @@ from reserve.proposals import approval as approval_module
 from reserve.proposals.state import OPEN, STATES
 from reserve.transfers.next_step import next_step
 from reserve.transfers.projection import ProposalStatus
-from reserve.transfers.service import Item, WorkflowService
+from reserve.transfers.service import Item, WorkflowService, decide
 from wallets import addresses
 
 router = APIRouter(prefix="/api/proposals", tags=["proposals"])
-readers = require(*ALL_ROLES)
+READERS = frozenset(ALL_ROLES)
+readers = require(*READERS)
+# What a kept proposal detail is counted as in the answer cache's byte budget.
+DETAIL_BYTES = 8192
 proposers = require(Role.OPERATOR)
 cancellers = require(Role.OPERATOR, Role.CUSTODIAN, Role.AUDITOR)
 voters = require(Role.CUSTODIAN)
@@ -123,19 +129,61 @@ def find(workflow: WorkflowService, digest: str) -> ProposalStatus:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(error)) from None
 
 
+@dataclass(frozen=True)
+class DetailParts:
+    """A proposal's detail but for what depends on the time: what it shows whenever it is
+    asked on the same ledger, and the inputs of its decision (answers.DecisionInputs)."""
+
+    inputs: answers.DecisionInputs
+    summary: dict[str, Any]
+    document: dict[str, Any]
+    still_to_act: list[str]
+    history: list[dict[str, Any]]
+
+    @property
+    def vault(self) -> str:
+        return str(self.inputs.status.proposal.vault)
+
+    def answer(self, now: datetime) -> dict[str, Any]:
+        """The detail at `now` (not before the inputs were read): the decision taken then."""
+        found, policy = self.inputs.status, self.inputs.policy
+        decision = decide(policy, found, self.inputs.history_at(now), self.inputs.licences,
+                          now)
+        return {**self.summary, "document": self.document,
+                "decision": views.decision_json(decision),
+                "remaining_delay": present.remaining_delay(decision, now),
+                "still_to_act": self.still_to_act,
+                "next": next_step(found, policy, decision if found.state in OPEN else None,
+                                  now).to_json(),
+                "history": self.history}
+
+
+def detail_parts(workflow: WorkflowService, found: ProposalStatus, now: datetime
+                 ) -> DetailParts:
+    """`found`'s detail parts, its vault's velocity window read at `now` (UTC)."""
+    vault = found.proposal.vault
+    policy = workflow.projection.vault(vault).policy
+    inputs = answers.DecisionInputs(status=found, policy=policy,
+                                    history=workflow.projection.history(vault, now),
+                                    licences=workflow.licences.licences, read_at=now)
+    return DetailParts(inputs=inputs, summary=views.proposal_summary(found),
+                       document=found.proposal.document(),
+                       still_to_act=views.still_to_act(policy, found),
+                       history=[{"state": c.state, "at": format_time(c.at), "seq": c.seq,
+                                 "reason": c.reason} for c in found.changes])
+
+
+def _utc_now(service: Service) -> datetime:
+    moment = service.clock()
+    if moment.tzinfo is None:
+        raise WorkflowError("the workflow clock must give timezone-aware times")
+    return moment.astimezone(UTC)
+
+
 def detail(service: Service, workflow: WorkflowService, found: ProposalStatus) -> dict[str, Any]:
     """A proposal with its decision explained, remaining delay and who still needs to act."""
-    now = service.clock()
-    decision = workflow.decision(found.digest, now)
-    policy = workflow.projection.vault(found.proposal.vault).policy
-    return {**views.proposal_summary(found), "document": found.proposal.document(),
-            "decision": views.decision_json(decision),
-            "remaining_delay": present.remaining_delay(decision, now),
-            "still_to_act": views.still_to_act(policy, found),
-            "next": next_step(found, policy, decision if found.state in OPEN else None,
-                              now).to_json(),
-            "history": [{"state": c.state, "at": format_time(c.at), "seq": c.seq,
-                         "reason": c.reason} for c in found.changes]}
+    now = _utc_now(service)
+    return detail_parts(workflow, found, now).answer(now)
 
 
 @router.get("", summary="Proposals, oldest first, a page at a time (custodians: their vaults)",
@@ -208,12 +256,27 @@ def create(body: NewProposal, principal: Principal = Depends(proposers),
 
 @router.get("/{digest}", summary="One proposal with the policy's decision explained",
             operation_id="show_proposal", responses=errors(403, 404))
-def show(digest: Digest, principal: Principal = Depends(readers),
-         service: Service = Depends(get_service)) -> dict[str, Any]:
-    with views.workflow_access(service).reading() as workflow:
-        found = find(workflow, digest)
-        require_vault(principal, found.proposal.vault, unknown_proposal(digest))
-        return answer(detail(service, workflow, found))  # type: ignore[no-any-return]
+async def show(request: Request, digest: Digest) -> dict[str, Any]:
+    # Authenticated with the ledger's head in one hop; what the detail shows on that ledger
+    # is kept by the head, and its decision taken afresh at each request's time.
+    def build(reading: answers.Reading) -> Response:
+        service = reading.service
+
+        def read_parts(now: datetime) -> DetailParts:
+            with views.workflow_access(service).reading() as workflow:
+                return detail_parts(workflow, find(workflow, digest), now)
+
+        now = _utc_now(service)
+        parts: DetailParts = reading.kept(("proposal", digest),
+                                          lambda: (read_parts(now), DETAIL_BYTES))
+        require_vault(reading.principal, parts.vault, unknown_proposal(digest))
+        if now < parts.inputs.read_at:  # the clock went back: read the window again
+            if reading.on_loop:
+                raise answers.NotKept
+            parts = read_parts(now)
+        return Response(answers.encode_json(parts.answer(now)), media_type=answers.JSON)
+
+    return await answers.read(request, READERS, build)  # type: ignore[no-any-return]
 
 
 @router.post("/{digest}/approvals", status_code=status.HTTP_201_CREATED,

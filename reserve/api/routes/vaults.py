@@ -13,16 +13,16 @@ from __future__ import annotations
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from reserve import present
+from reserve.api import answers
 from reserve.api import reserve_views as views
 from reserve.api.auth import ALL_ROLES, VAULT_PATTERN, Principal, Role
 from reserve.api.deps import (
     Recorder,
     Service,
-    answer,
     get_recorder,
     get_service,
     require,
@@ -37,7 +37,8 @@ from reserve.present import format_time
 from reserve.transfers.service import WorkflowService
 
 router = APIRouter(prefix="/api/vaults", tags=["vaults"])
-readers = require(*ALL_ROLES)
+READERS = frozenset(ALL_ROLES)
+readers = require(*READERS)
 # A supervisor passes this gate; the vault's policy then decides (supervision.may_freeze).
 freezers = require(Role.CUSTODIAN, Role.AUDITOR, Role.SUPERVISOR)
 unfreeze_proposers = require(Role.OPERATOR, Role.CUSTODIAN, Role.AUDITOR)
@@ -130,9 +131,18 @@ def _require_policy(service: Service, vault: str) -> tuple[tuple[int, str, int],
                             first=link("show_vault", "The first vault in detail.", **FIRST),
                             policies=link("vault_policies", "Its policy versions.", **FIRST)),
                        **errors()})
-def list_vaults(principal: Principal = Depends(readers),
-                service: Service = Depends(get_service)) -> dict[str, Any]:
-    return answer({"vaults": _catalogue(service, principal)})  # type: ignore[no-any-return]
+async def list_vaults(request: Request) -> dict[str, Any]:
+    # Authenticated with the ledger's head in one hop; the list is kept by that head, what
+    # the caller may see and the Bitcoin vault files as they are now.
+    def build(reading: answers.Reading) -> Response:
+        service, principal = reading.service, reading.principal
+        folder = _bitcoin_dir(service)
+        files = views.vault_files_signature(folder)
+        key = ("vaults", answers.visibility(principal), files)
+        return reading.encoded(key, lambda: {"vaults": _catalogue(service, principal)},
+                               lambda: views.vault_files_signature(folder) == files)
+
+    return await answers.read(request, READERS, build)  # type: ignore[no-any-return]
 
 
 @router.get("/{vault}", summary="One vault, with balance history and next receive address",
