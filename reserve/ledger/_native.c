@@ -11,6 +11,9 @@ cannot prove with a fallback behind it:
 - `envelope(seq, time, kind, actor, payload)`: the entry's canonical bytes when `plain`
   vouches for the payload (what orjson with sorted keys wrote before, byte for byte, a
   quarter of its cost), else None for the exact path.
+- `event_fits(plan, payload)`: the quick check of a payload against its kind's typed event
+  (reserve.events.base._Plan.fits, which stays the reference): True only when it certainly
+  fits; False sends it to the Python check, which decides and words any refusal.
 - `hash_batch(prev, size, bodies, frontier, level_min)`: the hash chain, the RFC 9162 leaf
   hashes and every perfect-subtree hash (from `level_min` up) a batch of bodies completes.
 - `verify_rows(...)`: the verifier's loop over stored rows: the sequence numbers, that each
@@ -493,6 +496,106 @@ static PyObject *native_envelope(PyObject *self, PyObject *args) {
         result = Py_NewRef(Py_None);
     PyMem_Free(buffer.data);
     return result;
+}
+
+/* ------------------------------------------------------------ event_fits */
+
+/* The codes of a field in an event plan (reserve.ledger.entry.native_plan builds them from
+   reserve.events.base's quick plan): the codec in the low bits, then two flags. */
+#define FIELD_JSON 0
+#define FIELD_STR 1
+#define FIELD_INT 2
+#define FIELD_HEX 3
+#define FIELD_BOOL 4
+#define FIELD_WEI 5
+#define FIELD_CODEC 7
+#define FIELD_NULLABLE 8
+#define FIELD_REQUIRED 16
+
+static unsigned char hex_digit[256];
+
+/* `(0x)?[0-9a-fA-F]*` (hex) or `-?[0-9]+` (decimal), matched whole, as re.fullmatch on an
+   exact str: both patterns are ASCII, so any other character fails them. */
+static int text_matches(PyObject *value, int hex) {
+    if (!PyUnicode_CheckExact(value))
+        return 0;
+    if (PyUnicode_READY(value) < 0)
+        return -1;
+    if (!PyUnicode_IS_ASCII(value))
+        return 0;
+    const unsigned char *text = PyUnicode_1BYTE_DATA(value);
+    Py_ssize_t length = PyUnicode_GET_LENGTH(value), at = 0;
+    if (hex) {
+        if (length >= 2 && text[0] == '0' && text[1] == 'x')
+            at = 2;
+        for (; at < length; at++)
+            if (!hex_digit[text[at]])
+                return 0;
+        return 1;
+    }
+    if (length > 0 && text[0] == '-')
+        at = 1;
+    if (at == length)
+        return 0;
+    for (; at < length; at++)
+        if (text[at] < '0' || text[at] > '9')
+            return 0;
+    return 1;
+}
+
+/* event_fits(plan, payload) -> bool: reserve.events.base._Plan.fits in C. `plan` is a
+   tuple of (wire key, code) pairs, the keys distinct. True only when every key of the
+   payload is a field of the plan, every required field is present, and each present value
+   has its field's exact type (None where nullable); False otherwise, and then the Python
+   check decides and words any refusal. */
+static PyObject *native_event_fits(PyObject *self, PyObject *args) {
+    PyObject *plan, *payload;
+    if (!PyArg_ParseTuple(args, "O!O:event_fits", &PyTuple_Type, &plan, &payload))
+        return NULL;
+    if (!PyDict_CheckExact(payload))
+        Py_RETURN_FALSE;
+    Py_ssize_t fields = PyTuple_GET_SIZE(plan), found = 0;
+    for (Py_ssize_t i = 0; i < fields; i++) {
+        PyObject *field = PyTuple_GET_ITEM(plan, i);
+        if (!PyTuple_CheckExact(field) || PyTuple_GET_SIZE(field) != 2
+                || !PyLong_CheckExact(PyTuple_GET_ITEM(field, 1))) {
+            PyErr_SetString(PyExc_TypeError, "event_fits: a plan is (key, code) pairs");
+            return NULL;
+        }
+        long code = PyLong_AsLong(PyTuple_GET_ITEM(field, 1));
+        if (code == -1 && PyErr_Occurred())
+            return NULL;
+        PyObject *value = PyDict_GetItemWithError(payload, PyTuple_GET_ITEM(field, 0));
+        if (value == NULL) {
+            if (PyErr_Occurred())
+                return NULL;
+            if (code & FIELD_REQUIRED)
+                Py_RETURN_FALSE;
+            continue;
+        }
+        found++;
+        int ok;
+        if (value == Py_None) {
+            ok = (code & FIELD_NULLABLE) != 0;
+        } else {
+            switch (code & FIELD_CODEC) {
+            case FIELD_JSON: ok = 1; break;
+            case FIELD_STR: ok = PyUnicode_CheckExact(value); break;
+            case FIELD_INT: ok = PyLong_CheckExact(value); break;
+            case FIELD_BOOL: ok = PyBool_Check(value); break;
+            case FIELD_HEX: ok = text_matches(value, 1); break;
+            case FIELD_WEI: ok = text_matches(value, 0); break;
+            default: ok = 0;
+            }
+        }
+        if (ok < 0)
+            return NULL;
+        if (!ok)
+            Py_RETURN_FALSE;
+    }
+    /* Each of the `found` plan keys is a distinct key of the payload: every payload key is
+       known exactly when they are all of them (frozenset.issuperset in Python). */
+    return PyBool_FromLong(found == PyDict_GET_SIZE(payload));
 }
 
 /* ------------------------------------------------------------- hash_batch */
@@ -1083,6 +1186,8 @@ static PyMethodDef native_methods[] = {
     {"envelope", native_envelope, METH_VARARGS,
      "envelope(seq, time, kind, actor, payload) -> bytes or None: the entry's RFC 8785 "
      "bytes when the payload is plain, else None (ask the exact path)."},
+    {"event_fits", native_event_fits, METH_VARARGS,
+     "event_fits(plan, payload) -> bool: the typed event's quick check (events.base._Plan.fits)."},
     {"hash_batch", native_hash_batch, METH_VARARGS,
      "hash_batch(prev, size, bodies, frontier, level_min) -> (entry_rows, node_rows, prev)."},
     {"entries", native_entries, METH_VARARGS,
@@ -1106,6 +1211,9 @@ static struct PyModuleDef native_module = {
 PyMODINIT_FUNC PyInit__native(void) {
     for (int byte = 0x20; byte < 0x80; byte++)
         literal_ascii[byte] = byte != '"' && byte != '\\';
+    for (int byte = 0; byte < 256; byte++)
+        hex_digit[byte] = (byte >= '0' && byte <= '9') || (byte >= 'a' && byte <= 'f')
+                          || (byte >= 'A' && byte <= 'F');
     for (int byte = 0; byte < 256; byte++)
         escaped_byte[byte] = byte < 0x20 || byte == '"' || byte == '\\';
     return PyModule_Create(&native_module);
