@@ -14,6 +14,9 @@ cannot prove with a fallback behind it:
 - `event_fits(plan, payload)`: the quick check of a payload against its kind's typed event
   (reserve.events.base._Plan.fits, which stays the reference): True only when it certainly
   fits; False sends it to the Python check, which decides and words any refusal.
+- `encode_batch(...)`: the append's per-item loop (entry.encode_bodies) over the items that
+  `envelope` and `event_fits` vouch for; it stops at the first other one, which Python
+  judges exactly as before.
 - `hash_batch(prev, size, bodies, frontier, level_min)`: the hash chain, the RFC 9162 leaf
   hashes and every perfect-subtree hash (from `level_min` up) a batch of bodies completes.
 - `verify_rows(...)`: the verifier's loop over stored rows: the sequence numbers, that each
@@ -450,11 +453,8 @@ static int encode_value(text_buffer *buffer, PyObject *value) {
 
 /* envelope(seq, time, kind, actor, payload): the canonical bytes of the entry, or None
    for "ask the exact path" (a payload outside the plain subset, a lone surrogate). */
-static PyObject *native_envelope(PyObject *self, PyObject *args) {
-    long long seq;
-    PyObject *time, *kind, *actor, *payload;
-    if (!PyArg_ParseTuple(args, "LUUUO:envelope", &seq, &time, &kind, &actor, &payload))
-        return NULL;
+static PyObject *envelope_of(long long seq, PyObject *time, PyObject *kind, PyObject *actor,
+                             PyObject *payload) {
     if (seq < 0 || seq > (1LL << 53) - 1 || !PyDict_CheckExact(payload)
             || !PyUnicode_CheckExact(time) || !PyUnicode_CheckExact(kind)
             || !PyUnicode_CheckExact(actor))
@@ -496,6 +496,14 @@ static PyObject *native_envelope(PyObject *self, PyObject *args) {
         result = Py_NewRef(Py_None);
     PyMem_Free(buffer.data);
     return result;
+}
+
+static PyObject *native_envelope(PyObject *self, PyObject *args) {
+    long long seq;
+    PyObject *time, *kind, *actor, *payload;
+    if (!PyArg_ParseTuple(args, "LUUUO:envelope", &seq, &time, &kind, &actor, &payload))
+        return NULL;
+    return envelope_of(seq, time, kind, actor, payload);
 }
 
 /* ------------------------------------------------------------ event_fits */
@@ -548,29 +556,26 @@ static int text_matches(PyObject *value, int hex) {
    payload is a field of the plan, every required field is present, and each present value
    has its field's exact type (None where nullable); False otherwise, and then the Python
    check decides and words any refusal. */
-static PyObject *native_event_fits(PyObject *self, PyObject *args) {
-    PyObject *plan, *payload;
-    if (!PyArg_ParseTuple(args, "O!O:event_fits", &PyTuple_Type, &plan, &payload))
-        return NULL;
+static int fits_plan(PyObject *plan, PyObject *payload) {
     if (!PyDict_CheckExact(payload))
-        Py_RETURN_FALSE;
+        return 0;
     Py_ssize_t fields = PyTuple_GET_SIZE(plan), found = 0;
     for (Py_ssize_t i = 0; i < fields; i++) {
         PyObject *field = PyTuple_GET_ITEM(plan, i);
         if (!PyTuple_CheckExact(field) || PyTuple_GET_SIZE(field) != 2
                 || !PyLong_CheckExact(PyTuple_GET_ITEM(field, 1))) {
             PyErr_SetString(PyExc_TypeError, "event_fits: a plan is (key, code) pairs");
-            return NULL;
+            return -1;
         }
         long code = PyLong_AsLong(PyTuple_GET_ITEM(field, 1));
         if (code == -1 && PyErr_Occurred())
-            return NULL;
+            return -1;
         PyObject *value = PyDict_GetItemWithError(payload, PyTuple_GET_ITEM(field, 0));
         if (value == NULL) {
             if (PyErr_Occurred())
-                return NULL;
+                return -1;
             if (code & FIELD_REQUIRED)
-                Py_RETURN_FALSE;
+                return 0;
             continue;
         }
         found++;
@@ -589,13 +594,87 @@ static PyObject *native_event_fits(PyObject *self, PyObject *args) {
             }
         }
         if (ok < 0)
-            return NULL;
+            return -1;
         if (!ok)
-            Py_RETURN_FALSE;
+            return 0;
     }
     /* Each of the `found` plan keys is a distinct key of the payload: every payload key is
        known exactly when they are all of them (frozenset.issuperset in Python). */
-    return PyBool_FromLong(found == PyDict_GET_SIZE(payload));
+    return found == PyDict_GET_SIZE(payload);
+}
+
+static PyObject *native_event_fits(PyObject *self, PyObject *args) {
+    PyObject *plan, *payload;
+    if (!PyArg_ParseTuple(args, "O!O:event_fits", &PyTuple_Type, &plan, &payload))
+        return NULL;
+    int ok = fits_plan(plan, payload);
+    if (ok < 0)
+        return NULL;
+    return PyBool_FromLong(ok);
+}
+
+/* encode_batch(items, index, start, time, limit, actor_max, kinds, plans, bodies) -> int
+
+   The append loop of entry.encode_bodies for the items it can vouch for: from items[index]
+   on, while an item is a (kind, actor, payload) tuple with a kind in `kinds`, an actor of 1
+   to `actor_max` characters, a payload `envelope` encodes within `limit` bytes and that
+   `event_fits` its kind's plan in `plans` (kind -> plan), its body (at sequence number
+   start + its index) is appended to `bodies`. Returns the index of the first item it did
+   not vouch for (len(items) when none): the caller judges that one exactly as before. */
+static PyObject *native_encode_batch(PyObject *self, PyObject *args) {
+    PyObject *items, *time, *kinds, *plans, *bodies;
+    Py_ssize_t index, limit, actor_max;
+    long long start;
+    if (!PyArg_ParseTuple(args, "O!nLUnnOO!O!:encode_batch", &PyList_Type, &items, &index,
+                          &start, &time, &limit, &actor_max, &kinds, &PyDict_Type, &plans,
+                          &PyList_Type, &bodies))
+        return NULL;
+    if (!PyAnySet_Check(kinds) || index < 0 || start < 0) {
+        PyErr_SetString(PyExc_ValueError, "encode_batch: bad arguments");
+        return NULL;
+    }
+    for (; index < PyList_GET_SIZE(items); index++) {
+        PyObject *item = PyList_GET_ITEM(items, index);
+        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 3)
+            break;
+        PyObject *kind = PyTuple_GET_ITEM(item, 0), *actor = PyTuple_GET_ITEM(item, 1);
+        PyObject *payload = PyTuple_GET_ITEM(item, 2);
+        if (!PyUnicode_CheckExact(kind) || !PyUnicode_CheckExact(actor)
+            || !PyDict_CheckExact(payload) || PyUnicode_READY(actor) < 0
+            || PyUnicode_GET_LENGTH(actor) < 1 || PyUnicode_GET_LENGTH(actor) > actor_max) {
+            if (PyErr_Occurred())
+                return NULL;
+            break;
+        }
+        int known = PySet_Contains(kinds, kind);
+        if (known < 0)
+            return NULL;
+        PyObject *plan = known ? PyDict_GetItemWithError(plans, kind) : NULL;
+        if (plan == NULL) {
+            if (PyErr_Occurred())
+                return NULL;
+            break;
+        }
+        if (!PyTuple_CheckExact(plan)) {
+            PyErr_SetString(PyExc_TypeError, "encode_batch: plans hold tuples");
+            return NULL;
+        }
+        Py_INCREF(item);                       /* held while judged (see verify_rows) */
+        int fits = fits_plan(plan, payload);
+        PyObject *body = fits == 1 ? envelope_of(start + index, time, kind, actor, payload) : NULL;
+        Py_DECREF(item);
+        if (fits < 0 || (fits == 1 && body == NULL))
+            return NULL;
+        if (fits == 0 || body == Py_None || PyBytes_GET_SIZE(body) > limit) {
+            Py_XDECREF(body);
+            break;
+        }
+        int failed = PyList_Append(bodies, body);
+        Py_DECREF(body);
+        if (failed < 0)
+            return NULL;
+    }
+    return PyLong_FromSsize_t(index);
 }
 
 /* ------------------------------------------------------------- hash_batch */
@@ -1188,6 +1267,9 @@ static PyMethodDef native_methods[] = {
      "bytes when the payload is plain, else None (ask the exact path)."},
     {"event_fits", native_event_fits, METH_VARARGS,
      "event_fits(plan, payload) -> bool: the typed event's quick check (events.base._Plan.fits)."},
+    {"encode_batch", native_encode_batch, METH_VARARGS,
+     "encode_batch(items, index, start, time, limit, actor_max, kinds, plans, bodies) -> int:"
+     " encode_bodies' loop over the items it vouches for."},
     {"hash_batch", native_hash_batch, METH_VARARGS,
      "hash_batch(prev, size, bodies, frontier, level_min) -> (entry_rows, node_rows, prev)."},
     {"entries", native_entries, METH_VARARGS,

@@ -186,8 +186,30 @@ def encode_bodies(items: Sequence[tuple[str, str, Any]], start: int, time: str,
             or not 0 <= start <= INTEGER_ABS_MAX - len(items):
         return [encode_body(seq, time, kind, actor, payload, payload_bytes_max)
                 for seq, (kind, actor, payload) in enumerate(items, start)]
-    kinds, bodies = KINDS, []
+    kinds: frozenset[str] = KINDS
+    bodies: list[bytes] = []
     plans, fits = _native_plans(), getattr(_native, "event_fits", None)
+    batch = getattr(_native, "encode_batch", None)
+    if batch is not None and type(items) is list and type(kinds) is frozenset:
+        # The core runs the loop below over every item it vouches for and stops at the
+        # first other one, which this loop then judges, before the core resumes.
+        index = 0
+        while True:
+            index = batch(items, index, start, time, payload_bytes_max, ACTOR_LENGTH_MAX,
+                          kinds, plans, bodies)
+            if index >= len(items):
+                return bodies
+            bodies += _encode_each(items[index:index + 1], start + index, time,
+                                   payload_bytes_max, plans, fits)
+            index += 1
+    return _encode_each(items, start, time, payload_bytes_max, plans, fits)
+
+
+def _encode_each(items: Sequence[tuple[str, str, Any]], start: int, time: str,
+                 payload_bytes_max: int, plans: dict[str, tuple[tuple[str, int], ...]],
+                 fits: Any) -> list[bytes]:
+    """encode_bodies' loop in Python (requires the core's envelope)."""
+    kinds, bodies, envelope = KINDS, [], _native.envelope  # type: ignore[union-attr]
     for seq, (kind, actor, payload) in enumerate(items, start):
         body = None
         if type(kind) is str and kind in kinds and type(actor) is str \

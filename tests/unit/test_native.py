@@ -246,6 +246,57 @@ def test_append_checks_the_same_without_the_core(monkeypatch: pytest.MonkeyPatch
     assert entry._NATIVE_PLANS == {}
 
 
+def _corrupt(item: tuple[str, str, Any], how: int) -> Any:
+    kind, actor, payload = item
+    key = sorted(payload)[0]
+    return [item, (kind, actor, {**payload, "extra": 1}), (kind, actor, {**payload, key: 1.5}),
+            (kind, actor, {**payload, key: None}), (kind, "", payload), (kind, "a" * 201, payload),
+            ("no.such.kind", actor, payload), [kind, actor, payload], ("ledger.note", actor, payload),
+            (kind, actor, {**payload, key: "\U0001f600"}), (kind, actor, {**payload, "\U0001f600": 1}),
+            (kind, actor, {k: v for k, v in payload.items() if k != key}),
+            (kind, actor, {**payload, key: "x" * 400})][how]
+
+
+@given(st.lists(st.tuples(st.integers(0, 39), st.integers(0, 12)), min_size=1, max_size=12),
+       st.integers(0, 2**40), st.sampled_from([600, 65536]))
+@settings(max_examples=300, deadline=None)
+def test_encode_batch_equals_encode_body_item_by_item(picks: list[tuple[int, int]], start: int,
+                                                      limit: int) -> None:
+    # The core's append loop (encode_batch, then Python for what it does not vouch for)
+    # gives exactly encode_body's bytes, or its first refusal, worded the same.
+    from bench.ledger import make_items
+    from reserve.errors import EntryRejected
+    from reserve.ledger.entry import encode_bodies, encode_body
+
+    pool = make_items(40)
+    items = [_corrupt(pool[at], how) for at, how in picks]
+    time = "2026-01-01T00:00:00.000000Z"
+    expected: list[bytes] = []
+    try:
+        for seq, (kind, actor, payload) in enumerate(items, start):
+            expected.append(encode_body(seq, time, kind, actor, payload, limit))
+    except EntryRejected as error:
+        with pytest.raises(EntryRejected) as refused:
+            encode_bodies(items, start, time, limit)
+        assert str(refused.value) == str(error)
+        return
+    assert encode_bodies(items, start, time, limit) == expected
+
+
+def test_encode_batch_arguments() -> None:
+    from reserve.ledger.kinds import KINDS
+
+    bodies: list[bytes] = []
+    assert core.encode_batch([], 0, 0, "t", 100, 200, KINDS, {}, bodies) == 0
+    assert core.encode_batch([("ledger.note", "a", {})], 0, 0, "t", 100, 200, KINDS, {},
+                             bodies) == 0 and bodies == []  # no plan: Python decides
+    with pytest.raises(ValueError):
+        core.encode_batch([], 0, 0, "t", 100, 200, list(KINDS), {}, bodies)
+    with pytest.raises(TypeError):
+        core.encode_batch([("ledger.note", "a", {})], 0, 0, "t", 100, 200, KINDS,
+                          {"ledger.note": ["x"]}, bodies)
+
+
 bodies_lists = st.lists(st.binary(max_size=80), min_size=1, max_size=70)
 
 
