@@ -759,6 +759,89 @@ done:
     return result;
 }
 
+/* ------------------------------------------------------- copy_entry_rows */
+
+static unsigned char *put_be32(unsigned char *at, uint32_t value) {
+    at[0] = value >> 24; at[1] = value >> 16; at[2] = value >> 8; at[3] = value;
+    return at + 4;
+}
+
+/* copy_entry_rows(rows, items) -> bytes: store._copy_entry_rows in C, the tuples of
+   PostgreSQL's binary COPY for entry rows (seq, body, entry_hash) with each item's kind
+   (UTF-8) as a fourth column: per row the field count 4, then each field's length (int32)
+   and bytes, the seq as an int8, all big-endian. */
+static PyObject *native_copy_entry_rows(PyObject *self, PyObject *args) {
+    PyObject *rows, *items_arg;
+    if (!PyArg_ParseTuple(args, "O!O:copy_entry_rows", &PyList_Type, &rows, &items_arg))
+        return NULL;
+    PyObject *items = PySequence_Fast(items_arg, "copy_entry_rows: items must be a sequence");
+    if (items == NULL)
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t count = PyList_GET_SIZE(rows), total = 0;
+    if (PySequence_Fast_GET_SIZE(items) != count) {
+        PyErr_SetString(PyExc_ValueError, "copy_entry_rows: one item per row");
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *row = PyList_GET_ITEM(rows, i), *item = PySequence_Fast_GET_ITEM(items, i);
+        if (!PyTuple_CheckExact(row) || PyTuple_GET_SIZE(row) != 3
+            || !PyLong_CheckExact(PyTuple_GET_ITEM(row, 0))
+            || !PyBytes_CheckExact(PyTuple_GET_ITEM(row, 1))
+            || !PyBytes_CheckExact(PyTuple_GET_ITEM(row, 2))
+            || !PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) < 1
+            || !PyUnicode_CheckExact(PyTuple_GET_ITEM(item, 0))) {
+            PyErr_SetString(PyExc_TypeError,
+                            "copy_entry_rows: rows are (int, bytes, bytes), items (str, ...)");
+            goto done;
+        }
+        Py_ssize_t kind_length;
+        if (PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(item, 0), &kind_length) == NULL)
+            goto done;
+        Py_ssize_t body_length = PyBytes_GET_SIZE(PyTuple_GET_ITEM(row, 1));
+        Py_ssize_t hash_length = PyBytes_GET_SIZE(PyTuple_GET_ITEM(row, 2));
+        if (body_length > INT32_MAX || hash_length > INT32_MAX || kind_length > INT32_MAX) {
+            PyErr_SetString(PyExc_ValueError, "copy_entry_rows: a field over 2 GiB");
+            goto done;
+        }
+        total += 2 + 4 + 8 + 4 + body_length + 4 + hash_length + 4 + kind_length;
+    }
+    result = PyBytes_FromStringAndSize(NULL, total);
+    if (result == NULL)
+        goto done;
+    unsigned char *at = (unsigned char *)PyBytes_AS_STRING(result);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *row = PyList_GET_ITEM(rows, i), *item = PySequence_Fast_GET_ITEM(items, i);
+        int overflow = 0;
+        long long seq = PyLong_AsLongLongAndOverflow(PyTuple_GET_ITEM(row, 0), &overflow);
+        if (overflow || (seq == -1 && PyErr_Occurred())) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_OverflowError, "copy_entry_rows: seq out of range");
+            Py_CLEAR(result);
+            goto done;
+        }
+        Py_ssize_t kind_length;
+        const char *kind = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(item, 0), &kind_length);
+        PyObject *body = PyTuple_GET_ITEM(row, 1), *hash = PyTuple_GET_ITEM(row, 2);
+        at[0] = 0; at[1] = 4; at += 2;
+        at = put_be32(at, 8);
+        at = put_be32(at, (uint32_t)((unsigned long long)seq >> 32));
+        at = put_be32(at, (uint32_t)((unsigned long long)seq & 0xFFFFFFFFu));
+        at = put_be32(at, (uint32_t)PyBytes_GET_SIZE(body));
+        memcpy(at, PyBytes_AS_STRING(body), PyBytes_GET_SIZE(body));
+        at += PyBytes_GET_SIZE(body);
+        at = put_be32(at, (uint32_t)PyBytes_GET_SIZE(hash));
+        memcpy(at, PyBytes_AS_STRING(hash), PyBytes_GET_SIZE(hash));
+        at += PyBytes_GET_SIZE(hash);
+        at = put_be32(at, (uint32_t)kind_length);
+        memcpy(at, kind, kind_length);
+        at += kind_length;
+    }
+done:
+    Py_DECREF(items);
+    return result;
+}
+
 /* ---------------------------------------------------------------- entries */
 
 /* entries(entry_type, names, rows, items, time) -> list
@@ -1270,6 +1353,8 @@ static PyMethodDef native_methods[] = {
     {"encode_batch", native_encode_batch, METH_VARARGS,
      "encode_batch(items, index, start, time, limit, actor_max, kinds, plans, bodies) -> int:"
      " encode_bodies' loop over the items it vouches for."},
+    {"copy_entry_rows", native_copy_entry_rows, METH_VARARGS,
+     "copy_entry_rows(rows, items) -> bytes: binary COPY tuples of entry rows and kinds."},
     {"hash_batch", native_hash_batch, METH_VARARGS,
      "hash_batch(prev, size, bodies, frontier, level_min) -> (entry_rows, node_rows, prev)."},
     {"entries", native_entries, METH_VARARGS,

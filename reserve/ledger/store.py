@@ -274,7 +274,7 @@ class Ledger:
                 start = size + offset
                 bodies = encode_bodies(items[offset:offset + COPY_CHUNK], start, time, limit)
                 rows, nodes, prev = _hash_rows(prev, start, bodies, frontier, level_min)
-                copy.write(_copy_entry_rows(rows, items[offset:offset + COPY_CHUNK]))
+                copy.write(_copy_entries_of(rows, items[offset:offset + COPY_CHUNK]))
                 entry_rows += rows
                 node_rows += nodes
             copy.write(_COPY_TRAILER)
@@ -840,6 +840,8 @@ def _copy_entry_rows(rows: Sequence[tuple[int, bytes, bytes]],
 
 
 _hash_rows = _native.hash_batch if _native is not None else _hash_batch
+# getattr: a core built from an older _native.c has no copy_entry_rows (test_native fails).
+_copy_entries_of = getattr(_native, "copy_entry_rows", None) or _copy_entry_rows
 
 
 def _is_append_only_refusal(error: BaseException) -> bool:

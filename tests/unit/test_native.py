@@ -297,6 +297,31 @@ def test_encode_batch_arguments() -> None:
                           {"ledger.note": ["x"]}, bodies)
 
 
+@given(st.lists(st.tuples(st.integers(0, 2**62), st.binary(max_size=300), st.binary(max_size=40),
+                          st.sampled_from(["btc.deposit", "ledger.note", "k\u00e9", ""])),
+                max_size=30))
+@settings(max_examples=200, deadline=None)
+def test_copy_entry_rows_equals_the_python_stream(rows: list[tuple[int, bytes, bytes, str]]) -> None:
+    # PostgreSQL's binary COPY tuples of entry rows with their kinds, byte for byte.
+    from reserve.ledger.store import _copy_entry_rows
+
+    entry_rows = [(seq, body, entry_hash) for seq, body, entry_hash, _ in rows]
+    items = [(kind, "actor", {}) for *_, kind in rows]
+    assert core.copy_entry_rows(entry_rows, items) == _copy_entry_rows(entry_rows, items)
+    assert core.copy_entry_rows(entry_rows, tuple(items)) == _copy_entry_rows(entry_rows, items)
+
+
+def test_copy_entry_rows_refuses_bad_arguments() -> None:
+    with pytest.raises(ValueError):
+        core.copy_entry_rows([(0, b"", b"")], [])
+    with pytest.raises(TypeError):
+        core.copy_entry_rows([(0, "body", b"")], [("k", "a", {})])
+    with pytest.raises(TypeError):
+        core.copy_entry_rows([(0, b"", b"")], [(1, "a", {})])
+    with pytest.raises(OverflowError):
+        core.copy_entry_rows([(2**63, b"", b"")], [("k", "a", {})])
+
+
 bodies_lists = st.lists(st.binary(max_size=80), min_size=1, max_size=70)
 
 
