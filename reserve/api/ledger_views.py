@@ -76,13 +76,9 @@ def latest_checkpoint(ledger: Any) -> dict[str, Any] | None:
 
 
 def checkpoint_at(ledger: Any, tree_size: int) -> str | None:
-    latest = ledger.latest_checkpoint()
-    if latest is not None and _note_size(latest) == tree_size:
-        return str(latest)
-    for note in ledger.checkpoints():
-        if _note_size(note) == tree_size:
-            return str(note)
-    return None
+    """The note signed at `tree_size`, if its own text says that size (one indexed read)."""
+    note = ledger.checkpoint_note(tree_size)
+    return note if note is not None and _note_size(note) == tree_size else None
 
 
 def _note_size(note: str) -> int | None:

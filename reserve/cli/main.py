@@ -99,7 +99,8 @@ class ReserveGroup(TyperGroup):
         if lazy is None or name in self.commands:
             return super().get_command(ctx, name)
         if self.listing:
-            return TyperCommand(name, help=lazy.help_line)
+            # short_help given: click wraps it in full instead of cutting it at "...".
+            return TyperCommand(name, help=lazy.help_line, short_help=lazy.help_line)
         command = lazy.load(name)
         self.add_command(command, name)
         return command
@@ -112,8 +113,10 @@ class ReserveGroup(TyperGroup):
             self.listing = False
 
 
+# The top-level listing is plain click help (rich_markup_mode=None): rendering it with
+# rich cost more than everything else `reserve --help` does; each group keeps its own.
 app = typer.Typer(cls=ReserveGroup, no_args_is_help=True, add_completion=False,
-                  pretty_exceptions_enable=False,
+                  rich_markup_mode=None, pretty_exceptions_enable=False,
                   help="Sovereign Reserve Ledger: custody, ledger, reconciliation.")
 
 

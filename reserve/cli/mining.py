@@ -80,8 +80,11 @@ def allocation_set(ceiling_kw: Annotated[int, typer.Option(
         with _ledger(config, database_url) as ledger:
             return set_allocation(ledger, allocation, actor=by)
     entry = guarded(action)
-    emit({"seq": entry.seq, **entry.payload}, as_json,
-         f"allocation {entry.payload['name']}: ceiling {entry.payload['ceiling_kw']:,} kW "
+    from reserve.events.mining import AllocationSet
+
+    allocation_set = AllocationSet.of(entry)
+    emit({"seq": entry.seq, **allocation_set.to_payload()}, as_json,
+         f"allocation {allocation_set.name}: ceiling {allocation_set.ceiling_kw:,} kW "
          f"(ledger entry {entry.seq})")
 
 

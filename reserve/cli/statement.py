@@ -150,9 +150,12 @@ def flow_confirm(proposed_seq: Annotated[int, typer.Argument(
         with open_ledger(settings) as ledger:
             return confirm_attribution(ledger, proposed_seq=proposed_seq, by=by)
     entry = _guard(action)
-    emit({"seq": entry.seq, **entry.payload}, as_json,
-         f"attribution confirmed (entry {entry.seq}): {entry.payload['txid']} is "
-         f"{entry.payload['flow_class']} for {entry.payload['wallet']}")
+    from reserve.events.transparency import FlowAttributionConfirmed
+
+    confirmed = FlowAttributionConfirmed.of(entry)
+    emit({"seq": entry.seq, **confirmed.to_payload()}, as_json,
+         f"attribution confirmed (entry {entry.seq}): {confirmed.txid} is "
+         f"{confirmed.flow_class} for {confirmed.wallet}")
 
 
 def _time(text: str) -> datetime:

@@ -111,11 +111,14 @@ def licence_submit(path: Annotated[Path, typer.Argument(help="A signed change fi
         with _service(config, database_url) as service:
             return service.record_licence_change(change, by)
     entry = _guarded(run)
-    affects = entry.payload.get("affects", [])
-    emit({"seq": entry.seq, "licence_id": entry.payload["licence_id"],
-          "status": entry.payload["status"], "affects": affects}, as_json,
-         f"licence {entry.payload['licence_id']} {entry.payload['status']} from "
-         f"{entry.payload['effective_at']} recorded (ledger entry {entry.seq}); "
+    from reserve.events.supervision import LicenceChanged
+
+    changed = LicenceChanged.of(entry)
+    affects = changed.affects if isinstance(changed.affects, list) else []
+    emit({"seq": entry.seq, "licence_id": changed.licence_id, "status": changed.status,
+          "affects": affects}, as_json,
+         f"licence {changed.licence_id} {changed.status} from "
+         f"{changed.to_payload()['effective_at']} recorded (ledger entry {entry.seq}); "
          f"{len(affects)} pending transfer(s) to this counterparty")
 
 

@@ -75,7 +75,7 @@ POSTGRES = [
 # by (kind, seq) so a reader that wants a few kinds reads only their entries instead of
 # decoding the whole ledger. It is derived (the body is the evidence), append-only like
 # the entries, and `reserve ledger verify --projections` checks it against the bodies.
-# Since revision 0006 the kind is a column of `ledger_entries` (below) and this table is
+# Since revision 0007 the kind is a column of `ledger_entries` (below) and this table is
 # gone; its DDL stays for the migrations that made it.
 
 KINDS_SQLITE = [
@@ -102,7 +102,7 @@ KINDS_POSTGRES = [
     "GRANT SELECT, INSERT ON ledger_kinds TO reserve_app",
 ]
 
-# -- the kind in the entry row (revision 0006) --------------------------------------------------
+# -- the kind in the entry row (revision 0007) --------------------------------------------------
 # `ledger_kinds` cost every append a second row (and on PostgreSQL two more B-tree entries);
 # the kind is now a column of `ledger_entries`, indexed by (kind, seq), written with the
 # entry in the same row. It is still derived (the body is the evidence) and checked by

@@ -533,10 +533,29 @@ class Ledger:
             root = merkle.fold_frontier(self._frontier(size, head))
             return self._insert_checkpoint(chosen, size, root, time)
 
-    def checkpoints(self) -> list[str]:
+    def checkpoints(self, start: int = 0, limit: int | None = None) -> list[str]:
+        """The signed notes in tree-size order; with `limit`, at most that many from the
+        `start`-th (a page: one indexed read, not every checkpoint of the history)."""
+        if start < 0 or (limit is not None and limit < 0):
+            raise LedgerError(f"bad checkpoint page: start {start}, limit {limit}")
+        page = "" if limit is None else " LIMIT ? OFFSET ?"
+        params: tuple[int, ...] = () if limit is None else (limit, start)
         with self._lock:
-            return [str(row[0]) for row in self._query(
-                "SELECT note FROM ledger_checkpoints ORDER BY tree_size")]
+            notes = [str(row[0]) for row in self._query(
+                f"SELECT note FROM ledger_checkpoints ORDER BY tree_size{page}", params)]
+        return notes if limit is not None else notes[start:]
+
+    def checkpoint_count(self) -> int:
+        with self._lock:
+            return int(self._query("SELECT COUNT(*) FROM ledger_checkpoints")[0][0])
+
+    def checkpoint_note(self, tree_size: int) -> str | None:
+        """The stored note at `tree_size`, if one was signed there (unverified: the
+        verifier checks the column against the note)."""
+        with self._lock:
+            rows = self._query(
+                "SELECT note FROM ledger_checkpoints WHERE tree_size = ?", (tree_size,))
+        return str(rows[0][0]) if rows else None
 
     def checkpoint_rows(self) -> list[tuple[int, bytes, str, str]]:
         """Every stored checkpoint row (tree_size, root_hash, note, time), for the verifier:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,8 +24,8 @@ from reserve.events.records import ReconcileReport
 from reserve.events.supervision import ReportAttested
 from reserve.events.transparency import StatementPublished
 from reserve.ledger.checkpoint import VerifierKey
-from reserve.supervision.alerts import alert_entries
 from reserve.supervision.keys import SigningKey
+from reserve.transfers import readmodel
 
 FORMAT = "reserve-attestation/1"
 DOMAIN = b"reserve/attestation/v1\x00"
@@ -100,33 +99,35 @@ class Attestation:
                 "statement": self.statement, "verified": self.verified}
 
 
-def attestations_of(ledger: Any, report_entry: Any) -> Iterator[Attestation]:
-    """Every attestation of the report, each re-verified; read after the report only."""
-    for entry in alert_entries(ledger, report_entry.seq + 1, ledger.size(),
-                               ATTESTATION_KINDS):
-        event = ReportAttested.of(entry)
-        if event.report_seq != report_entry.seq:
-            continue
-        try:
-            verify(event, report_entry)
-            ok = True
-        except ReconcileError:
-            ok = False
-        yield Attestation(entry.seq, entry.time, entry.actor, event.supervisor_key,
-                          event.statement, ok)
+def _document_sha256(entry: Any) -> str | None:
+    """The SHA-256 of the document a report or statement entry checked in (else None)."""
+    if entry.kind == ReconcileReport.KIND:
+        return str(ReconcileReport.of(entry).report_sha256)
+    if entry.kind == StatementPublished.KIND:
+        return str(StatementPublished.of(entry).statement_sha256)
+    return None
 
 
 def attestations_by_report(ledger: Any, report_entries: list[Any]
                            ) -> dict[int, list[Attestation]]:
-    """report seq -> its attestations, for several reports in one read (from the oldest)."""
-    if not report_entries:
-        return {}
+    """report seq -> its attestations, each re-verified, oldest first.
+
+    The attestations are found through the document index (`rm_digest_entries`, by the
+    document's SHA-256), so the cost is theirs, not the history's since the report."""
     reports = {entry.seq: entry for entry in report_entries}
     found: dict[int, list[Attestation]] = {seq: [] for seq in reports}
-    for entry in alert_entries(ledger, min(reports) + 1, ledger.size(), ATTESTATION_KINDS):
+    by_sha = {sha: seq for seq, entry in reports.items()
+              if (sha := _document_sha256(entry)) is not None}
+    if not by_sha:
+        return found
+    readmodel.current(ledger)
+    for seq in readmodel.entries_naming(ledger, by_sha, ledger.size()):
+        entry = ledger.entry(seq)
+        if entry.kind not in ATTESTATION_KINDS:
+            continue
         event = ReportAttested.of(entry)
         report = reports.get(event.report_seq)
-        if report is None:
+        if report is None or by_sha.get(event.report_sha256) != report.seq:
             continue
         try:
             verify(event, report)
@@ -136,3 +137,8 @@ def attestations_by_report(ledger: Any, report_entries: list[Any]
         found[report.seq].append(Attestation(entry.seq, entry.time, entry.actor,
                                              event.supervisor_key, event.statement, ok))
     return found
+
+
+def attestations_of(ledger: Any, report_entry: Any) -> list[Attestation]:
+    """Every attestation of the report (or statement), each re-verified, oldest first."""
+    return attestations_by_report(ledger, [report_entry])[report_entry.seq]

@@ -35,6 +35,8 @@ from reserve.errors import EventError, WorkflowError
 from reserve.events import Event, decode
 from reserve.events.chain_btc import BtcConfirmed, BtcDeposit, BtcReorg
 from reserve.events.chain_evm import EvmDeposit, EvmExecuted, EvmReorg
+from reserve.events.records import ReconcileReport
+from reserve.events.supervision import ReportAttested
 from reserve.policy import loader
 from reserve.policy.evaluate import DestinationRecord, Freeze, History, TransferRecord
 from reserve.proposals import proposal as proposal_module
@@ -228,11 +230,25 @@ def _pending(tx: Any, name: str, entries: Sequence[Any]) -> Iterator[Any]:
     yield from entries
 
 
+# Entries that name a checked-in document by its SHA-256, in `report_sha256`: a
+# reconciliation report and the supervisors' attestations of it (or of a statement).
+DOCUMENT_EVENTS: dict[str, type[ReconcileReport] | type[ReportAttested]] = {
+    ReconcileReport.KIND: ReconcileReport, ReportAttested.KIND: ReportAttested}
+
+
 def digest_named(entry: Any) -> str:
-    """The proposal an entry is about, for `rm_digest_entries` ("" if none): a workflow
-    entry's `digest`, or a chain layer's `proposal_digest` on its btc.* / evm.* entries.
-    The signing package selects by it (reserve/transfers/package.py)."""
+    """The proposal or document an entry is about, for `rm_digest_entries` ("" if none): a
+    workflow entry's `digest`, a chain layer's `proposal_digest` on its btc.* / evm.*
+    entries, or the `report_sha256` of a reconciliation report and of an attestation.
+    The signing package selects by it (reserve/transfers/package.py); a report and its
+    attestations are found by it (reserve/supervision/attest.py)."""
     kind = entry.kind
+    document = DOCUMENT_EVENTS.get(kind)
+    if document is not None:
+        try:
+            return str(document.of(entry).report_sha256)
+        except EventError:  # refused at append; only an altered database holds one
+            return ""
     if kind not in RELEVANT_KINDS and not kind.startswith(("btc.", "evm.")):
         return ""
     payload = entry.payload
@@ -507,6 +523,20 @@ class _StoredRows(Mapping[str, Any]):
                 for k, u, text in rows]
 
 
+def _live(query: ProposalQuery) -> bool:
+    """True when `query` asks only about live proposals (no final state among its states)."""
+    return query.states is not None and bool(query.states) and not query.states & TERMINAL
+
+
+def _order(query: ProposalQuery) -> str:
+    """The ORDER BY (and LIMIT) of a page. A page of live proposals sorts the live rows the
+    state index found: walking the seq index instead (PostgreSQL's choice, its statistics
+    expecting live rows spread evenly) would read the history back to the oldest live one."""
+    key = "seq + 0" if _live(query) else "seq"
+    order = f"{key} DESC" if query.newest_first else key
+    return order if query.limit is None else f"{order} LIMIT {int(query.limit)}"
+
+
 def _evidence_of_row(digest: str, text: str) -> TransferRecord | bool:
     """A stored proposal row as velocity evidence: its approved transfer, or False for a
     row that is none (kept so the cache remembers it: `_Decoded` does not keep None).
@@ -611,12 +641,12 @@ class StoredProjection(Projection):
         ones, those being signed or broadcast) is answered through the state index, so
         it costs the live proposals, however long the history. SQLite's planner, without
         statistics, would rather take the vault or action index (every proposal of a
-        vault); a unary `+` keeps those columns out of index choice there.
+        vault); a unary `+` keeps those columns out of index choice there (`page` keeps
+        the seq index out of its ordering, for PostgreSQL's planner).
         """
         clauses: list[str] = []
         params: list[Any] = []
-        live = query.states is not None and bool(query.states) \
-            and not query.states & TERMINAL
+        live = _live(query)
         other = "+" if live and getattr(self.ledger, "dialect", "") == "sqlite" else ""
         for column, values in ((f"{other}vault", query.vaults), ("state", query.states)):
             if values is not None:
@@ -635,10 +665,7 @@ class StoredProjection(Projection):
         where = self._where(query)
         if where is None:
             return []
-        order = "seq DESC" if query.newest_first else "seq"
-        if query.limit is not None:
-            order += f" LIMIT {int(query.limit)}"
-        return self._proposal_rows.rows(where[0], where[1], order)
+        return self._proposal_rows.rows(where[0], where[1], _order(query))
 
     def approved_transfers(self, vault: str, since: datetime, until: datetime
                            ) -> list[ProposalStatus]:

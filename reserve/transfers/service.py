@@ -184,8 +184,8 @@ class WorkflowService:
         if self.freeze_mirror is None:
             return
         vaults = list(dict.fromkeys(
-            entry.payload["vault"] for entry in entries
-            if entry.kind in (VaultFrozen.KIND, VaultUnfrozen.KIND)))
+            (VaultFrozen if entry.kind == VaultFrozen.KIND else VaultUnfrozen).of(entry).vault
+            for entry in entries if entry.kind in (VaultFrozen.KIND, VaultUnfrozen.KIND)))
         failures = []
         for vault in vaults:
             try:

@@ -45,9 +45,13 @@ class Published:
 
 
 def recorded_cosignatures(ledger: Any, checkpoint: Checkpoint) -> list[str]:
-    """Signature lines of the witnesses' cosignatures recorded for this checkpoint."""
+    """Signature lines of the witnesses' cosignatures recorded for this checkpoint.
+
+    A cosignature is recorded after the checkpoint it signs, so only the entries from its
+    tree size on are read (through the kind index): for the latest checkpoint, the few
+    recorded since, not every cosignature of the history."""
     lines = []
-    for entry in ledger.entries(kinds=[WitnessCosigned.KIND]):
+    for entry in ledger.entries(checkpoint.tree_size, kinds=[WitnessCosigned.KIND]):
         event = WitnessCosigned.from_payload(entry.payload)
         if event.tree_size == checkpoint.tree_size and \
                 event.root_hash == checkpoint.root_hash.hex():
@@ -192,12 +196,12 @@ def record_cosignature(ledger: Any, note: str, witness: cosignature.WitnessKey, 
         checkpoint = verify_note(note, key)
     except CheckpointError as error:
         raise TransparencyError(f"refused: {error}") from None
-    stored = {size: root for size, root, _, _ in ledger.checkpoint_rows()}
-    if stored.get(checkpoint.tree_size) != checkpoint.root_hash:
+    stored = ledger.checkpoint_note(checkpoint.tree_size)
+    if stored is None or cosignature.checkpoint_of(stored).root_hash != checkpoint.root_hash:
         raise TransparencyError(f"refused: the ledger stored no checkpoint at size "
                                 f"{checkpoint.tree_size} with that root")
     line, timestamp = cosignature.find_cosignature(note, witness)
-    for entry in ledger.entries(kinds=[WitnessCosigned.KIND]):
+    for entry in ledger.entries(checkpoint.tree_size, kinds=[WitnessCosigned.KIND]):
         seen = WitnessCosigned.from_payload(entry.payload)
         if seen.witness_key == witness.encode() and seen.tree_size == checkpoint.tree_size:
             raise TransparencyError(f"refused: {witness.name} already cosigned size "

@@ -125,6 +125,15 @@ try {
   seen.holdings = await holdings.locator("tbody tr").evaluateAll((rows) =>
     rows.map((row) => Array.from(row.cells, (cell) => cell.textContent.trim())));
   seen.holdings_charts = await holdings.locator("figure.chart svg polyline").count();
+  // How far the holdings table is cut off by the box that scrolls it (0: it fits).
+  seen.holdings_clipped = await holdings.locator("table").evaluate((table) => {
+    for (let node = table.parentElement; node; node = node.parentElement) {
+      if (["auto", "scroll", "hidden"].includes(getComputedStyle(node).overflowX)) {
+        return node.scrollWidth - node.clientWidth;
+      }
+    }
+    return 0;
+  });
   await holdings.screenshot({ path: join(out, "06-holdings.png") });
 
   // 7. Open the pending proposal from its panel and read the policy's decision.

@@ -180,13 +180,14 @@ def test_a_viewer_verifies_ledger_entries_in_the_browser(tmp_path: Path) -> None
     assert dict(seen["panels"]) == {"holdings": "ok", "policies": "ok", "proposals": "ok",
                                     "transfers": "ok", "reconciliation": "ok"}
     # Sees holdings: the deposit as an exact decimal, with its history chart.
-    assert ["national-btc-2of3", "BTC", "2.50000000 BTC"] in \
-        [row[:3] for row in seen["holdings"]]
-    assert ["national-btc", "BTC", "9.95000000 BTC"] in [row[:3] for row in seen["holdings"]]
+    assert ["national-btc-2of3", "2.50000000 BTC"] in [row[:2] for row in seen["holdings"]]
+    assert ["national-btc", "9.95000000 BTC"] in [row[:2] for row in seen["holdings"]]
     # The test token reads in its own symbol and decimals, never as raw base units.
-    assert ["reserve-evm", "tRGT", "1500.000000000000000000 tRGT"] in \
-        [row[:3] for row in seen["holdings"]]
+    assert ["reserve-evm", "1500.000000000000000000 tRGT"] in \
+        [row[:2] for row in seen["holdings"]]
     assert seen["holdings_charts"] == 4
+    # ... and the table fits its third of the page, no column cut off.
+    assert seen["holdings_clipped"] <= 0, seen["holdings_clipped"]
     # Opens a proposal from the pending list and reads the policy's decision.
     assert seen["proposal_url"].endswith(f"/dashboard/proposals/{proposal.digest}")
     assert seen["proposal_state"] == "proposed"

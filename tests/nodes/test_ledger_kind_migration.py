@@ -1,6 +1,6 @@
-"""Revision 0006 folds the kind index into the entry rows, on SQLite and PostgreSQL.
+"""Revision 0007 folds the kind index into the entry rows, on SQLite and PostgreSQL.
 
-A ledger written before it (revision 0005: the kind in `ledger_kinds`, a row per entry)
+A ledger written before it (revision 0006: the kind in `ledger_kinds`, a row per entry)
 opens, migrates, verifies with its checkpoints, reads by kind as before and keeps
 appending; its entries stay append-only, and the kinds it had indexed are the ones the new
 column holds (copied, not re-derived: a wrong index row stays a finding).
@@ -22,12 +22,12 @@ from reserve.ledger.migrate import HEAD_REVISION, alembic_config, current_revisi
 from reserve.ledger.verify import verify_ledger
 from tests.nodes.test_ledger_store import NOW
 
-OLD_REVISION = "0005_read_models"
+OLD_REVISION = "0006_document_index"
 
 
 def _old_ledger(url: str, tmp_path: Any, signer: CheckpointSigner, count: int,
                 forged: dict[int, str]) -> list[Any]:
-    """A database at revision 0005 holding what the code of that revision wrote for
+    """A database at revision 0006 holding what the code of that revision wrote for
     `count` entries: the same entry, node, checkpoint and meta rows (made here by today's
     code in a scratch ledger and copied), and one `ledger_kinds` row per entry."""
     items = make_items(count)
@@ -100,3 +100,21 @@ def test_an_old_ledger_migrates_verifies_and_reads_by_kind(ledger_url: str, tmp_
         assert verify_ledger(ledger, signer.verifier).ok
         assert [e.seq for e in ledger.entries(450, kinds=["evm.confirmed"])] == [
             450 + i for i, item in enumerate(more) if item[0] == "evm.confirmed"]
+
+
+def test_the_fold_downgrades_and_upgrades_without_loss(ledger_url: str, tmp_path: Any,
+                                                        signer: CheckpointSigner) -> None:
+    _old_ledger(ledger_url, tmp_path, signer, 130, forged={})
+    with Ledger.open(ledger_url, signer=signer) as ledger:
+        kinds = ledger.query("SELECT seq, kind FROM ledger_entries ORDER BY seq")
+    command.downgrade(alembic_config(ledger_url), OLD_REVISION)
+    connection, _ = connect(ledger_url, ConfigError)
+    try:
+        assert [tuple(row) for row in connection.execute(
+            "SELECT seq, kind FROM ledger_kinds ORDER BY seq").fetchall()] == \
+            [tuple(row) for row in kinds]
+    finally:
+        connection.close()
+    with Ledger.open(ledger_url, signer=signer) as ledger:
+        assert ledger.query("SELECT seq, kind FROM ledger_entries ORDER BY seq") == kinds
+        assert verify_ledger(ledger, signer.verifier).ok

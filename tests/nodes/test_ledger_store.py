@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
-from reserve.errors import AppendOnlyViolation, EntryRejected, LedgerConflict
+from reserve.errors import AppendOnlyViolation, EntryRejected, LedgerConflict, LedgerError
 from reserve.ledger import CheckpointSigner, Ledger, merkle
 from reserve.ledger.entry import format_time
 from reserve.ledger.store import SUBTREE_LEVEL_MIN
@@ -118,6 +118,22 @@ def test_checkpoint_time_is_never_before_the_entries_it_covers(ledger_url: str,
         assert ledger.meta_rows() == [("subtree_level_min", str(SUBTREE_LEVEL_MIN)),
                                       ("verifier_key", signer.verifier.encode())]
         assert verify_ledger(ledger, signer.verifier).ok
+
+
+def test_checkpoints_are_read_a_page_at_a_time(ledger_url: str,
+                                               signer: CheckpointSigner) -> None:
+    with Ledger.open(ledger_url, signer=signer) as ledger:
+        notes = []
+        for i in range(5):
+            ledger.append("ledger.note", "tester", {"i": i}, now=NOW)
+            notes.append(ledger.checkpoint(now=NOW))
+        assert ledger.checkpoints() == notes and ledger.checkpoint_count() == 5
+        assert ledger.checkpoints(1, 2) == notes[1:3]
+        assert ledger.checkpoints(4, 10) == notes[4:] and ledger.checkpoints(5, 1) == []
+        assert ledger.checkpoints(2) == notes[2:]
+        assert ledger.checkpoint_note(3) == notes[2] and ledger.checkpoint_note(6) is None
+        with pytest.raises(LedgerError):
+            ledger.checkpoints(-1, 2)
 
 
 def test_expected_size_guards_against_lost_updates(ledger_url: str) -> None:

@@ -40,6 +40,26 @@ def test_help_still_lists_every_command_group() -> None:
     for group in ("ledger", "db", "serve", "token", "btc", "reconcile", "evm", "demo",
                   "proposal"):
         assert group in done.stdout, group
+    # Each line in full (click would cut a long one short with "..."), wrapped.
+    assert "Run the API and dashboard on the configured database (SQLite or" in done.stdout
+    commands = done.stdout.split("Commands:")[1]
+    assert "..." not in commands
+
+
+def test_help_renders_without_rich() -> None:
+    """The top-level listing is plain click help: rendering it with rich (typer.rich_utils,
+    rich.markdown) cost more than everything else `reserve --help` does."""
+    probe = ("import contextlib, io, json, sys\n"
+             "sys.argv = ['reserve', '--help']\n"
+             "from reserve.cli.main import run\n"
+             "with contextlib.redirect_stdout(io.StringIO()):\n"
+             "    try:\n        run()\n    except SystemExit as done:\n"
+             "        assert done.code in (0, None), done.code\n"
+             "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'rich' "
+             "or m == 'typer.rich_utils')))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert json.loads(done.stdout) == []
 
 
 def test_the_lazy_commands_are_listed_with_their_own_help_line() -> None:

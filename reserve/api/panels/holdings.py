@@ -15,8 +15,9 @@ def provide(context: PanelContext) -> PanelView | None:
     found = views.holdings(context.ledger, context.principal)
     if not found:
         return None
-    rows = tuple((h.vault, h.unit.symbol,
-                  present.format_amount(h.balance, h.asset, h.tokens),
+    # The balance carries its symbol: no asset column, so the table fits a third of the
+    # page beside the charts even with an 18-decimal token's balance.
+    rows = tuple((h.vault, present.format_amount(h.balance, h.asset, h.tokens),
                   str(h.entries)) for h in found)
     # Each line starts from zero at the vault's first recorded entry, so a single deposit
     # still draws a rise rather than a lone point.
@@ -31,5 +32,5 @@ def provide(context: PanelContext) -> PanelView | None:
     summary = "Total: " + ", ".join(present.format_amount(amount, asset, tokens)
                                     for asset, amount in sorted(totals.items()))
     return PanelView(summary=summary,
-                     columns=("vault", "asset", "balance", "ledger entries"),
+                     columns=("vault", "balance", "entries"),
                      rows=rows, charts=charts, links=(("All vaults (JSON)", "/api/vaults"),))

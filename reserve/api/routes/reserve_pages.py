@@ -153,7 +153,7 @@ def checkpoints_page(request: Request,
                      start: Annotated[int | None, Query(ge=0, le=SEQ_MAX)] = None,
                      principal: Principal = Depends(page_principal),
                      service: Service = Depends(get_service)) -> HTMLResponse:
-    count = len(service.ledger.checkpoints())
+    count = service.ledger.checkpoint_count()
     begin = max(0, count - CHECKPOINTS_PAGE) if start is None else min(start, count)
     # One more before the page, so its first checkpoint is checked against its predecessor.
     before = max(0, begin - 1)
@@ -183,9 +183,12 @@ def checkpoints_page(request: Request,
 
 # -- reconciliation ----------------------------------------------------------------------
 @router.get("/dashboard/reconciliation", response_class=HTMLResponse)
-def reconciliation_page(request: Request, principal: Principal = Depends(page_principal),
+def reconciliation_page(request: Request,
+                        before: Annotated[int | None, Query(ge=0, le=SEQ_MAX)] = None,
+                        principal: Principal = Depends(page_principal),
                         service: Service = Depends(get_service)) -> HTMLResponse:
-    listed = reconcile_routes.list_reports(REPORTS_SHOWN, principal=principal,
+    listed = reconcile_routes.list_reports(REPORTS_SHOWN, before, principal=principal,
                                            service=service)
+    older = listed["next"]["before"] if listed["next"] else None
     return _page(request, principal, service, "reconciliation.html",
-                 reports=listed["reports"], count=listed["count"])
+                 reports=listed["reports"], older=older, paged=before is not None)

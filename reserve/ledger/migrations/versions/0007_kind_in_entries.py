@@ -13,8 +13,8 @@ from alembic import op
 
 from reserve.ledger import schema
 
-revision = "0006_kind_in_entries"
-down_revision = "0005_read_models"
+revision = "0007_kind_in_entries"
+down_revision = "0006_document_index"
 branch_labels = None
 depends_on = None
 
@@ -26,4 +26,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    raise RuntimeError("the ledger is append-only: its tables are never dropped by a migration")
+    """Back to revision 0006's shape, nothing lost: `ledger_kinds` made again (its DDL,
+    triggers and grants of 0004) and filled from the column, then the column dropped."""
+    postgres = op.get_bind().dialect.name == "postgresql"
+    for statement in schema.KINDS_POSTGRES if postgres else schema.KINDS_SQLITE:
+        op.execute(statement)
+    op.execute("INSERT INTO ledger_kinds (seq, kind) SELECT seq, kind FROM ledger_entries")
+    op.execute("DROP INDEX ledger_entries_by_kind")
+    op.execute("ALTER TABLE ledger_entries DROP COLUMN kind")
