@@ -341,6 +341,15 @@ class _Plan:
 _PLANS: dict[type[Event], _Plan | None] = {}
 
 
+def quick_plan(cls: type[Event]) -> tuple[tuple[str, str, bool, bool], ...] | None:
+    """The fields (wire key, codec kind, nullable, required) of the class's quick plan, or
+    None where only `from_payload` can decide: what the ledger's native core checks in C
+    (reserve.ledger.entry) with exactly `_Plan.fits`'s acceptance, which stays the
+    reference (tests/unit/test_native.py compares the two)."""
+    plan = _plan(cls)
+    return None if plan is None else plan.fields
+
+
 def _plan(cls: type[Event]) -> _Plan | None:
     """The class's quick plan, or None where only `from_payload` can decide."""
     if cls in _PLANS:

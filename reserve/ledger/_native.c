@@ -11,6 +11,12 @@ cannot prove with a fallback behind it:
 - `envelope(seq, time, kind, actor, payload)`: the entry's canonical bytes when `plain`
   vouches for the payload (what orjson with sorted keys wrote before, byte for byte, a
   quarter of its cost), else None for the exact path.
+- `event_fits(plan, payload)`: the quick check of a payload against its kind's typed event
+  (reserve.events.base._Plan.fits, which stays the reference): True only when it certainly
+  fits; False sends it to the Python check, which decides and words any refusal.
+- `encode_batch(...)`: the append's per-item loop (entry.encode_bodies) over the items that
+  `envelope` and `event_fits` vouch for; it stops at the first other one, which Python
+  judges exactly as before.
 - `hash_batch(prev, size, bodies, frontier, level_min)`: the hash chain, the RFC 9162 leaf
   hashes and every perfect-subtree hash (from `level_min` up) a batch of bodies completes.
 - `verify_rows(...)`: the verifier's loop over stored rows: the sequence numbers, that each
@@ -447,11 +453,8 @@ static int encode_value(text_buffer *buffer, PyObject *value) {
 
 /* envelope(seq, time, kind, actor, payload): the canonical bytes of the entry, or None
    for "ask the exact path" (a payload outside the plain subset, a lone surrogate). */
-static PyObject *native_envelope(PyObject *self, PyObject *args) {
-    long long seq;
-    PyObject *time, *kind, *actor, *payload;
-    if (!PyArg_ParseTuple(args, "LUUUO:envelope", &seq, &time, &kind, &actor, &payload))
-        return NULL;
+static PyObject *envelope_of(long long seq, PyObject *time, PyObject *kind, PyObject *actor,
+                             PyObject *payload) {
     if (seq < 0 || seq > (1LL << 53) - 1 || !PyDict_CheckExact(payload)
             || !PyUnicode_CheckExact(time) || !PyUnicode_CheckExact(kind)
             || !PyUnicode_CheckExact(actor))
@@ -493,6 +496,185 @@ static PyObject *native_envelope(PyObject *self, PyObject *args) {
         result = Py_NewRef(Py_None);
     PyMem_Free(buffer.data);
     return result;
+}
+
+static PyObject *native_envelope(PyObject *self, PyObject *args) {
+    long long seq;
+    PyObject *time, *kind, *actor, *payload;
+    if (!PyArg_ParseTuple(args, "LUUUO:envelope", &seq, &time, &kind, &actor, &payload))
+        return NULL;
+    return envelope_of(seq, time, kind, actor, payload);
+}
+
+/* ------------------------------------------------------------ event_fits */
+
+/* The codes of a field in an event plan (reserve.ledger.entry.native_plan builds them from
+   reserve.events.base's quick plan): the codec in the low bits, then two flags. */
+#define FIELD_JSON 0
+#define FIELD_STR 1
+#define FIELD_INT 2
+#define FIELD_HEX 3
+#define FIELD_BOOL 4
+#define FIELD_WEI 5
+#define FIELD_CODEC 7
+#define FIELD_NULLABLE 8
+#define FIELD_REQUIRED 16
+
+static unsigned char hex_digit[256];
+
+/* `(0x)?[0-9a-fA-F]*` (hex) or `-?[0-9]+` (decimal), matched whole, as re.fullmatch on an
+   exact str: both patterns are ASCII, so any other character fails them. */
+static int text_matches(PyObject *value, int hex) {
+    if (!PyUnicode_CheckExact(value))
+        return 0;
+    if (PyUnicode_READY(value) < 0)
+        return -1;
+    if (!PyUnicode_IS_ASCII(value))
+        return 0;
+    const unsigned char *text = PyUnicode_1BYTE_DATA(value);
+    Py_ssize_t length = PyUnicode_GET_LENGTH(value), at = 0;
+    if (hex) {
+        if (length >= 2 && text[0] == '0' && text[1] == 'x')
+            at = 2;
+        for (; at < length; at++)
+            if (!hex_digit[text[at]])
+                return 0;
+        return 1;
+    }
+    if (length > 0 && text[0] == '-')
+        at = 1;
+    if (at == length)
+        return 0;
+    for (; at < length; at++)
+        if (text[at] < '0' || text[at] > '9')
+            return 0;
+    return 1;
+}
+
+/* event_fits(plan, payload) -> bool: reserve.events.base._Plan.fits in C. `plan` is a
+   tuple of (wire key, code) pairs, the keys distinct. True only when every key of the
+   payload is a field of the plan, every required field is present, and each present value
+   has its field's exact type (None where nullable); False otherwise, and then the Python
+   check decides and words any refusal. */
+static int fits_plan(PyObject *plan, PyObject *payload) {
+    if (!PyDict_CheckExact(payload))
+        return 0;
+    Py_ssize_t fields = PyTuple_GET_SIZE(plan), found = 0;
+    for (Py_ssize_t i = 0; i < fields; i++) {
+        PyObject *field = PyTuple_GET_ITEM(plan, i);
+        if (!PyTuple_CheckExact(field) || PyTuple_GET_SIZE(field) != 2
+                || !PyLong_CheckExact(PyTuple_GET_ITEM(field, 1))) {
+            PyErr_SetString(PyExc_TypeError, "event_fits: a plan is (key, code) pairs");
+            return -1;
+        }
+        long code = PyLong_AsLong(PyTuple_GET_ITEM(field, 1));
+        if (code == -1 && PyErr_Occurred())
+            return -1;
+        PyObject *value = PyDict_GetItemWithError(payload, PyTuple_GET_ITEM(field, 0));
+        if (value == NULL) {
+            if (PyErr_Occurred())
+                return -1;
+            if (code & FIELD_REQUIRED)
+                return 0;
+            continue;
+        }
+        found++;
+        int ok;
+        if (value == Py_None) {
+            ok = (code & FIELD_NULLABLE) != 0;
+        } else {
+            switch (code & FIELD_CODEC) {
+            case FIELD_JSON: ok = 1; break;
+            case FIELD_STR: ok = PyUnicode_CheckExact(value); break;
+            case FIELD_INT: ok = PyLong_CheckExact(value); break;
+            case FIELD_BOOL: ok = PyBool_Check(value); break;
+            case FIELD_HEX: ok = text_matches(value, 1); break;
+            case FIELD_WEI: ok = text_matches(value, 0); break;
+            default: ok = 0;
+            }
+        }
+        if (ok < 0)
+            return -1;
+        if (!ok)
+            return 0;
+    }
+    /* Each of the `found` plan keys is a distinct key of the payload: every payload key is
+       known exactly when they are all of them (frozenset.issuperset in Python). */
+    return found == PyDict_GET_SIZE(payload);
+}
+
+static PyObject *native_event_fits(PyObject *self, PyObject *args) {
+    PyObject *plan, *payload;
+    if (!PyArg_ParseTuple(args, "O!O:event_fits", &PyTuple_Type, &plan, &payload))
+        return NULL;
+    int ok = fits_plan(plan, payload);
+    if (ok < 0)
+        return NULL;
+    return PyBool_FromLong(ok);
+}
+
+/* encode_batch(items, index, start, time, limit, actor_max, kinds, plans, bodies) -> int
+
+   The append loop of entry.encode_bodies for the items it can vouch for: from items[index]
+   on, while an item is a (kind, actor, payload) tuple with a kind in `kinds`, an actor of 1
+   to `actor_max` characters, a payload `envelope` encodes within `limit` bytes and that
+   `event_fits` its kind's plan in `plans` (kind -> plan), its body (at sequence number
+   start + its index) is appended to `bodies`. Returns the index of the first item it did
+   not vouch for (len(items) when none): the caller judges that one exactly as before. */
+static PyObject *native_encode_batch(PyObject *self, PyObject *args) {
+    PyObject *items, *time, *kinds, *plans, *bodies;
+    Py_ssize_t index, limit, actor_max;
+    long long start;
+    if (!PyArg_ParseTuple(args, "O!nLUnnOO!O!:encode_batch", &PyList_Type, &items, &index,
+                          &start, &time, &limit, &actor_max, &kinds, &PyDict_Type, &plans,
+                          &PyList_Type, &bodies))
+        return NULL;
+    if (!PyAnySet_Check(kinds) || index < 0 || start < 0) {
+        PyErr_SetString(PyExc_ValueError, "encode_batch: bad arguments");
+        return NULL;
+    }
+    for (; index < PyList_GET_SIZE(items); index++) {
+        PyObject *item = PyList_GET_ITEM(items, index);
+        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 3)
+            break;
+        PyObject *kind = PyTuple_GET_ITEM(item, 0), *actor = PyTuple_GET_ITEM(item, 1);
+        PyObject *payload = PyTuple_GET_ITEM(item, 2);
+        if (!PyUnicode_CheckExact(kind) || !PyUnicode_CheckExact(actor)
+            || !PyDict_CheckExact(payload) || PyUnicode_READY(actor) < 0
+            || PyUnicode_GET_LENGTH(actor) < 1 || PyUnicode_GET_LENGTH(actor) > actor_max) {
+            if (PyErr_Occurred())
+                return NULL;
+            break;
+        }
+        int known = PySet_Contains(kinds, kind);
+        if (known < 0)
+            return NULL;
+        PyObject *plan = known ? PyDict_GetItemWithError(plans, kind) : NULL;
+        if (plan == NULL) {
+            if (PyErr_Occurred())
+                return NULL;
+            break;
+        }
+        if (!PyTuple_CheckExact(plan)) {
+            PyErr_SetString(PyExc_TypeError, "encode_batch: plans hold tuples");
+            return NULL;
+        }
+        Py_INCREF(item);                       /* held while judged (see verify_rows) */
+        int fits = fits_plan(plan, payload);
+        PyObject *body = fits == 1 ? envelope_of(start + index, time, kind, actor, payload) : NULL;
+        Py_DECREF(item);
+        if (fits < 0 || (fits == 1 && body == NULL))
+            return NULL;
+        if (fits == 0 || body == Py_None || PyBytes_GET_SIZE(body) > limit) {
+            Py_XDECREF(body);
+            break;
+        }
+        int failed = PyList_Append(bodies, body);
+        Py_DECREF(body);
+        if (failed < 0)
+            return NULL;
+    }
+    return PyLong_FromSsize_t(index);
 }
 
 /* ------------------------------------------------------------- hash_batch */
@@ -574,6 +756,89 @@ done:
     Py_XDECREF(entry_rows);
     Py_XDECREF(node_rows);
     PyBuffer_Release(&prev);
+    return result;
+}
+
+/* ------------------------------------------------------- copy_entry_rows */
+
+static unsigned char *put_be32(unsigned char *at, uint32_t value) {
+    at[0] = value >> 24; at[1] = value >> 16; at[2] = value >> 8; at[3] = value;
+    return at + 4;
+}
+
+/* copy_entry_rows(rows, items) -> bytes: store._copy_entry_rows in C, the tuples of
+   PostgreSQL's binary COPY for entry rows (seq, body, entry_hash) with each item's kind
+   (UTF-8) as a fourth column: per row the field count 4, then each field's length (int32)
+   and bytes, the seq as an int8, all big-endian. */
+static PyObject *native_copy_entry_rows(PyObject *self, PyObject *args) {
+    PyObject *rows, *items_arg;
+    if (!PyArg_ParseTuple(args, "O!O:copy_entry_rows", &PyList_Type, &rows, &items_arg))
+        return NULL;
+    PyObject *items = PySequence_Fast(items_arg, "copy_entry_rows: items must be a sequence");
+    if (items == NULL)
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t count = PyList_GET_SIZE(rows), total = 0;
+    if (PySequence_Fast_GET_SIZE(items) != count) {
+        PyErr_SetString(PyExc_ValueError, "copy_entry_rows: one item per row");
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *row = PyList_GET_ITEM(rows, i), *item = PySequence_Fast_GET_ITEM(items, i);
+        if (!PyTuple_CheckExact(row) || PyTuple_GET_SIZE(row) != 3
+            || !PyLong_CheckExact(PyTuple_GET_ITEM(row, 0))
+            || !PyBytes_CheckExact(PyTuple_GET_ITEM(row, 1))
+            || !PyBytes_CheckExact(PyTuple_GET_ITEM(row, 2))
+            || !PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) < 1
+            || !PyUnicode_CheckExact(PyTuple_GET_ITEM(item, 0))) {
+            PyErr_SetString(PyExc_TypeError,
+                            "copy_entry_rows: rows are (int, bytes, bytes), items (str, ...)");
+            goto done;
+        }
+        Py_ssize_t kind_length;
+        if (PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(item, 0), &kind_length) == NULL)
+            goto done;
+        Py_ssize_t body_length = PyBytes_GET_SIZE(PyTuple_GET_ITEM(row, 1));
+        Py_ssize_t hash_length = PyBytes_GET_SIZE(PyTuple_GET_ITEM(row, 2));
+        if (body_length > INT32_MAX || hash_length > INT32_MAX || kind_length > INT32_MAX) {
+            PyErr_SetString(PyExc_ValueError, "copy_entry_rows: a field over 2 GiB");
+            goto done;
+        }
+        total += 2 + 4 + 8 + 4 + body_length + 4 + hash_length + 4 + kind_length;
+    }
+    result = PyBytes_FromStringAndSize(NULL, total);
+    if (result == NULL)
+        goto done;
+    unsigned char *at = (unsigned char *)PyBytes_AS_STRING(result);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *row = PyList_GET_ITEM(rows, i), *item = PySequence_Fast_GET_ITEM(items, i);
+        int overflow = 0;
+        long long seq = PyLong_AsLongLongAndOverflow(PyTuple_GET_ITEM(row, 0), &overflow);
+        if (overflow || (seq == -1 && PyErr_Occurred())) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_OverflowError, "copy_entry_rows: seq out of range");
+            Py_CLEAR(result);
+            goto done;
+        }
+        Py_ssize_t kind_length;
+        const char *kind = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(item, 0), &kind_length);
+        PyObject *body = PyTuple_GET_ITEM(row, 1), *hash = PyTuple_GET_ITEM(row, 2);
+        at[0] = 0; at[1] = 4; at += 2;
+        at = put_be32(at, 8);
+        at = put_be32(at, (uint32_t)((unsigned long long)seq >> 32));
+        at = put_be32(at, (uint32_t)((unsigned long long)seq & 0xFFFFFFFFu));
+        at = put_be32(at, (uint32_t)PyBytes_GET_SIZE(body));
+        memcpy(at, PyBytes_AS_STRING(body), PyBytes_GET_SIZE(body));
+        at += PyBytes_GET_SIZE(body);
+        at = put_be32(at, (uint32_t)PyBytes_GET_SIZE(hash));
+        memcpy(at, PyBytes_AS_STRING(hash), PyBytes_GET_SIZE(hash));
+        at += PyBytes_GET_SIZE(hash);
+        at = put_be32(at, (uint32_t)kind_length);
+        memcpy(at, kind, kind_length);
+        at += kind_length;
+    }
+done:
+    Py_DECREF(items);
     return result;
 }
 
@@ -1083,6 +1348,13 @@ static PyMethodDef native_methods[] = {
     {"envelope", native_envelope, METH_VARARGS,
      "envelope(seq, time, kind, actor, payload) -> bytes or None: the entry's RFC 8785 "
      "bytes when the payload is plain, else None (ask the exact path)."},
+    {"event_fits", native_event_fits, METH_VARARGS,
+     "event_fits(plan, payload) -> bool: the typed event's quick check (events.base._Plan.fits)."},
+    {"encode_batch", native_encode_batch, METH_VARARGS,
+     "encode_batch(items, index, start, time, limit, actor_max, kinds, plans, bodies) -> int:"
+     " encode_bodies' loop over the items it vouches for."},
+    {"copy_entry_rows", native_copy_entry_rows, METH_VARARGS,
+     "copy_entry_rows(rows, items) -> bytes: binary COPY tuples of entry rows and kinds."},
     {"hash_batch", native_hash_batch, METH_VARARGS,
      "hash_batch(prev, size, bodies, frontier, level_min) -> (entry_rows, node_rows, prev)."},
     {"entries", native_entries, METH_VARARGS,
@@ -1106,6 +1378,9 @@ static struct PyModuleDef native_module = {
 PyMODINIT_FUNC PyInit__native(void) {
     for (int byte = 0x20; byte < 0x80; byte++)
         literal_ascii[byte] = byte != '"' && byte != '\\';
+    for (int byte = 0; byte < 256; byte++)
+        hex_digit[byte] = (byte >= '0' && byte <= '9') || (byte >= 'a' && byte <= 'f')
+                          || (byte >= 'A' && byte <= 'F');
     for (int byte = 0; byte < 256; byte++)
         escaped_byte[byte] = byte < 0x20 || byte == '"' || byte == '\\';
     return PyModule_Create(&native_module);

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from reserve.errors import EntryRejected, EventError
-from reserve.events.base import Event
+from reserve.events.base import Event, quick_plan
 from reserve.events.registry import EVENT_TYPES, decode
 from reserve.ledger.canonical import (
     INTEGER_ABS_MAX,
@@ -94,8 +94,50 @@ def format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+# Codes of a field in a native event plan (_native.c, event_fits): codec, then two flags.
+_FIELD_CODES = {"json": 0, "str": 1, "int": 2, "hex": 3, "bool": 4, "wei": 5}
+_FIELD_NULLABLE, _FIELD_REQUIRED = 8, 16
+
+
+def native_plan(event_class: type[Event]) -> tuple[tuple[str, int], ...] | None:
+    """The class's quick plan (reserve.events.base.quick_plan) as `_native.event_fits`
+    reads it, or None where the core cannot check it (no plan, or two fields on one wire
+    key, which its count of found keys assumes never happens)."""
+    fields = quick_plan(event_class)
+    if fields is None or len({key for key, _, _, _ in fields}) != len(fields) \
+            or any(kind not in _FIELD_CODES for _, kind, _, _ in fields):
+        return None
+    return tuple((key, _FIELD_CODES[kind] | (_FIELD_NULLABLE if nullable else 0)
+                  | (_FIELD_REQUIRED if required else 0))
+                 for key, kind, nullable, required in fields)
+
+
+# kind -> its native plan, for the kinds whose class has one (built on first use).
+_NATIVE_PLANS: dict[str, tuple[tuple[str, int], ...]] | None = None
+
+
+def _native_plans() -> dict[str, tuple[tuple[str, int], ...]]:
+    global _NATIVE_PLANS
+    if _NATIVE_PLANS is None:
+        plans = {}
+        if getattr(_native, "event_fits", None) is not None:
+            for kind, event_class in EVENT_TYPES.items():
+                plan = native_plan(event_class)
+                if plan is not None:
+                    plans[kind] = plan
+        _NATIVE_PLANS = plans
+    return _NATIVE_PLANS
+
+
 def check_event(kind: str, payload: dict[str, Any]) -> None:
-    """Refuse a payload that does not fit its kind's typed event (reserve.events)."""
+    """Refuse a payload that does not fit its kind's typed event (reserve.events).
+
+    The native core's `event_fits` vouches for most payloads with the same acceptance as
+    the class's quick plan; whatever it does not vouch for goes through
+    `Event.check_payload`, which decides and words the refusal."""
+    plan = _native_plans().get(kind)
+    if plan is not None and _native.event_fits(plan, payload):  # type: ignore[union-attr]
+        return
     event_class = EVENT_TYPES.get(kind)
     if event_class is None:
         return  # not a kind at all: encode_body refuses it before asking
@@ -144,7 +186,30 @@ def encode_bodies(items: Sequence[tuple[str, str, Any]], start: int, time: str,
             or not 0 <= start <= INTEGER_ABS_MAX - len(items):
         return [encode_body(seq, time, kind, actor, payload, payload_bytes_max)
                 for seq, (kind, actor, payload) in enumerate(items, start)]
-    kinds, bodies = KINDS, []
+    kinds: frozenset[str] = KINDS
+    bodies: list[bytes] = []
+    plans, fits = _native_plans(), getattr(_native, "event_fits", None)
+    batch = getattr(_native, "encode_batch", None)
+    if batch is not None and type(items) is list and type(kinds) is frozenset:
+        # The core runs the loop below over every item it vouches for and stops at the
+        # first other one, which this loop then judges, before the core resumes.
+        index = 0
+        while True:
+            index = batch(items, index, start, time, payload_bytes_max, ACTOR_LENGTH_MAX,
+                          kinds, plans, bodies)
+            if index >= len(items):
+                return bodies
+            bodies += _encode_each(items[index:index + 1], start + index, time,
+                                   payload_bytes_max, plans, fits)
+            index += 1
+    return _encode_each(items, start, time, payload_bytes_max, plans, fits)
+
+
+def _encode_each(items: Sequence[tuple[str, str, Any]], start: int, time: str,
+                 payload_bytes_max: int, plans: dict[str, tuple[tuple[str, int], ...]],
+                 fits: Any) -> list[bytes]:
+    """encode_bodies' loop in Python (requires the core's envelope)."""
+    kinds, bodies, envelope = KINDS, [], _native.envelope  # type: ignore[union-attr]
     for seq, (kind, actor, payload) in enumerate(items, start):
         body = None
         if type(kind) is str and kind in kinds and type(actor) is str \
@@ -154,8 +219,10 @@ def encode_bodies(items: Sequence[tuple[str, str, Any]], start: int, time: str,
             body = envelope(seq, time, kind, actor, payload)
         if body is None or len(body) > payload_bytes_max:
             body = encode_body(seq, time, kind, actor, payload, payload_bytes_max)
-        else:
-            check_event(kind, payload)
+        else:  # the typed check: in C when the core vouches, else check_event decides
+            plan = plans.get(kind)
+            if plan is None or fits is None or not fits(plan, payload):
+                check_event(kind, payload)
         bodies.append(body)
     return bodies
 

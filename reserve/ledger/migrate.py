@@ -1,8 +1,9 @@
 """Bring a ledger database's schema to the current Alembic revision.
 
 One Alembic chain covers the whole database: the append-only ledger tables (0001, and the
-kind index 0004), the mutable account tables beside them (0002 and 0003, modelled in
-reserve/api/models.py) and the read models (0005 and 0006, reserve/transfers/readmodel.py). Whichever
+kind index 0004, folded into the entry rows by 0007), the mutable account tables beside
+them (0002 and 0003, modelled in reserve/api/models.py) and the read models (0005 and 0006,
+reserve/transfers/readmodel.py). Whichever
 store opens first, the ledger or the account store, migrates the database to the head.
 
 Opening a ledger checks the recorded revision with one query and runs Alembic only when
@@ -28,7 +29,7 @@ from typing import Any
 from reserve.errors import LedgerError
 from reserve.ledger import schema
 
-HEAD_REVISION = "0006_document_index"
+HEAD_REVISION = "0007_kind_in_entries"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 MIGRATION_LOCK_ID = 0x5245534551
 
@@ -100,7 +101,7 @@ def upgrade(url: str, connection: Any, dialect: str) -> None:
     if current_revision(connection, dialect) == HEAD_REVISION:
         return
     if dialect == "sqlite" and url.endswith(":memory:"):
-        for statement in (*schema.SQLITE, *schema.KINDS_SQLITE):
+        for statement in (*schema.SQLITE, *schema.KINDS_SQLITE, *schema.KIND_COLUMN_SQLITE):
             connection.execute(statement)
         return
     with _serialised(url, connection, dialect):

@@ -75,8 +75,8 @@ POSTGRES = [
 # by (kind, seq) so a reader that wants a few kinds reads only their entries instead of
 # decoding the whole ledger. It is derived (the body is the evidence), append-only like
 # the entries, and `reserve ledger verify --projections` checks it against the bodies.
-INDEX_TABLES = ("ledger_kinds",)
-APPEND_ONLY_TABLES = TABLES + INDEX_TABLES
+# Since revision 0007 the kind is a column of `ledger_entries` (below) and this table is
+# gone; its DDL stays for the migrations that made it.
 
 KINDS_SQLITE = [
     """CREATE TABLE ledger_kinds (
@@ -100,4 +100,36 @@ KINDS_POSTGRES = [
         FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change()""",
     "REVOKE UPDATE, DELETE, TRUNCATE ON ledger_kinds FROM PUBLIC",
     "GRANT SELECT, INSERT ON ledger_kinds TO reserve_app",
+]
+
+# -- the kind in the entry row (revision 0007) --------------------------------------------------
+# `ledger_kinds` cost every append a second row (and on PostgreSQL two more B-tree entries);
+# the kind is now a column of `ledger_entries`, indexed by (kind, seq), written with the
+# entry in the same row. It is still derived (the body is the evidence) and checked by
+# `reserve ledger verify --projections`. Filling it for the entries already written is the
+# one UPDATE the ledger ever runs: the migration lifts the table's UPDATE refusal for that
+# statement alone, as the tables' owner, and puts it back in the same transaction. The
+# kinds are copied from `ledger_kinds` (what the index said, so a wrong row stays a finding),
+# '' where it had none.
+APPEND_ONLY_TABLES = TABLES
+
+KIND_COLUMN_SQLITE = [
+    "ALTER TABLE ledger_entries ADD COLUMN kind TEXT NOT NULL DEFAULT ''",
+    "DROP TRIGGER ledger_entries_no_update",
+    """UPDATE ledger_entries SET kind = coalesce(
+        (SELECT k.kind FROM ledger_kinds k WHERE k.seq = ledger_entries.seq), '')""",
+    """CREATE TRIGGER ledger_entries_no_update BEFORE UPDATE ON ledger_entries
+        BEGIN SELECT RAISE(ABORT, 'ledger is append-only: UPDATE on ledger_entries refused'); END""",
+    "CREATE INDEX ledger_entries_by_kind ON ledger_entries (kind, seq)",
+    "DROP TABLE ledger_kinds",
+]
+
+KIND_COLUMN_POSTGRES = [
+    "ALTER TABLE ledger_entries ADD COLUMN kind TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE ledger_entries DISABLE TRIGGER ledger_entries_no_change",
+    "UPDATE ledger_entries e SET kind = k.kind FROM ledger_kinds k WHERE k.seq = e.seq",
+    "ALTER TABLE ledger_entries ENABLE TRIGGER ledger_entries_no_change",
+    "ALTER TABLE ledger_entries ALTER COLUMN kind DROP DEFAULT",
+    "CREATE INDEX ledger_entries_by_kind ON ledger_entries (kind, seq)",
+    "DROP TABLE ledger_kinds",
 ]

@@ -13,7 +13,7 @@ survives power loss; NORMAL could lose the last commits); PostgreSQL with
 Read models ride on the same transaction: a model `attach`ed to the ledger is handed every
 batch inside the append's transaction (after the entries, before the commit), so its rows
 and the entries commit together or not at all; a model that refuses a batch rolls the
-append back. Each append also writes the batch's rows of `ledger_kinds` (seq, kind), which
+append back. Each entry row also holds the entry's kind, indexed by (kind, seq), which
 `entries(kinds=...)` reads so that a few kinds cost their own entries, not the ledger's.
 
 Group commit: inside `with ledger.group():` (one thread, holding the ledger) every append
@@ -258,7 +258,7 @@ class Ledger:
     def _copy_entries(self, items: Sequence[tuple[str, str, Any]], size: int, time: str,
                       prev: bytes, frontier: list[bytes], level_min: int
                       ) -> tuple[list[tuple[int, bytes, bytes]], list[tuple[int, bytes]], bytes]:
-        """Encode, hash and COPY the entry rows of a batch (PostgreSQL), COPY_CHUNK at a
+        """Encode, hash and COPY the entry rows (with their kinds) of a batch (PostgreSQL), COPY_CHUNK at a
         time into one COPY statement, so that the server stores a chunk while the next is
         encoded. Returns what `_hash_rows` returns for the whole batch. A refused item
         raises EntryRejected out of the COPY, which aborts it (and the transaction rolls
@@ -267,13 +267,14 @@ class Ledger:
         node_rows: list[tuple[int, bytes]] = []
         limit = self.payload_bytes_max
         with self._db.cursor() as cursor, cursor.copy(
-                "COPY ledger_entries (seq, body, entry_hash) FROM STDIN (FORMAT BINARY)") as copy:
+                "COPY ledger_entries (seq, body, entry_hash, kind) FROM STDIN (FORMAT BINARY)"
+        ) as copy:
             copy.write(_COPY_SIGNATURE)
             for offset in range(0, len(items), COPY_CHUNK):
                 start = size + offset
                 bodies = encode_bodies(items[offset:offset + COPY_CHUNK], start, time, limit)
                 rows, nodes, prev = _hash_rows(prev, start, bodies, frontier, level_min)
-                copy.write(_copy_rows(3, rows))
+                copy.write(_copy_entries_of(rows, items[offset:offset + COPY_CHUNK]))
                 entry_rows += rows
                 node_rows += nodes
             copy.write(_COPY_TRAILER)
@@ -476,10 +477,11 @@ class Ledger:
                                              ("subtree_level_min",)):
                 self._db.execute(self._sql("INSERT INTO ledger_meta (key, value) VALUES (?, ?)"),
                                  ("subtree_level_min", str(level_min)))
-            if self.dialect == "sqlite":
-                self._insert_rows("ledger_entries", ("seq", "body", "entry_hash"), entry_rows)
-            self._insert_rows("ledger_kinds", ("seq", "kind"),
-                              [(size + i, item[0]) for i, item in enumerate(items)])
+            if self.dialect == "sqlite":  # the kind beside the entry: its index's column
+                self._db.executemany(
+                    "INSERT INTO ledger_entries (seq, body, entry_hash, kind) VALUES (?, ?, ?, ?)",
+                    [(seq, body, entry_hash, item[0]) for (seq, body, entry_hash), item
+                     in zip(entry_rows, items)])
             if node_rows:
                 # In key order: the B-tree then appends at the right edge of each level's
                 # key range instead of seeking between levels (a fifth faster here).
@@ -667,19 +669,18 @@ class Ledger:
             tail = "" if limit is None else " LIMIT ?"
             params += [] if limit is None else [limit]
             found += [int(row[0]) for row in self.query(
-                f"SELECT seq FROM ledger_kinds WHERE kind = ? AND seq >= ?{bound} "
+                f"SELECT seq FROM ledger_entries WHERE kind = ? AND seq >= ?{bound} "
                 f"ORDER BY seq {order}{tail}", params)]
         found.sort(reverse=newest_first)
         return found if limit is None else found[:limit]
 
     def _kind_rows(self, kind: str, start: int, stop: int | None
                    ) -> Iterator[tuple[int, bytes, bytes]]:
-        columns = ("e.seq, CAST(e.body AS BLOB), CAST(e.entry_hash AS BLOB)"
-                   if self.dialect == "sqlite" else "e.seq, e.body, e.entry_hash")
-        bound = "" if stop is None else " AND k.seq < ?"
-        statement = (f"SELECT {columns} FROM ledger_kinds k JOIN ledger_entries e "
-                     f"ON e.seq = k.seq WHERE k.kind = ? AND k.seq >= ?{bound} "
-                     "ORDER BY k.seq LIMIT ?")
+        columns = ("seq, CAST(body AS BLOB), CAST(entry_hash AS BLOB)"
+                   if self.dialect == "sqlite" else "seq, body, entry_hash")
+        bound = "" if stop is None else " AND seq < ?"
+        statement = (f"SELECT {columns} FROM ledger_entries WHERE kind = ? AND seq >= ?{bound} "
+                     "ORDER BY seq LIMIT ?")
         position = start
         while True:
             params = (kind, position, *(() if stop is None else (stop,)), READ_CHUNK)
@@ -849,7 +850,27 @@ def _copy_rows(width: int, rows: Iterable[Sequence[Any]]) -> bytes:
     return b"".join(parts)
 
 
+def _copy_entry_rows(rows: Sequence[tuple[int, bytes, bytes]],
+                     items: Sequence[tuple[str, str, Any]]) -> bytes:
+    """The binary COPY tuples of entry rows (seq, body, entry_hash) with each item's kind
+    (text, as UTF-8) as the fourth column."""
+    head, length = _COPY_HEAD, _COPY_LENGTH
+    parts: list[bytes] = []
+    append = parts.append
+    for (seq, body, entry_hash), item in zip(rows, items):
+        kind = item[0].encode()
+        append(head(4, 8, seq, len(body)))
+        append(body)
+        append(length(len(entry_hash)))
+        append(entry_hash)
+        append(length(len(kind)))
+        append(kind)
+    return b"".join(parts)
+
+
 _hash_rows = _native.hash_batch if _native is not None else _hash_batch
+# getattr: a core built from an older _native.c has no copy_entry_rows (test_native fails).
+_copy_entries_of = getattr(_native, "copy_entry_rows", None) or _copy_entry_rows
 
 
 def _is_append_only_refusal(error: BaseException) -> bool:

@@ -748,7 +748,7 @@ def _kind_index_findings(ledger: Any) -> list[str]:
     for entry in ledger.entries():
         if position % KIND_CHUNK == 0:
             rows = {int(seq): str(kind) for seq, kind in ledger.query(
-                "SELECT seq, kind FROM ledger_kinds WHERE seq >= ? AND seq < ?",
+                "SELECT seq, kind FROM ledger_entries WHERE seq >= ? AND seq < ?",
                 (position, position + KIND_CHUNK))}
         indexed = rows.get(entry.seq)
         if indexed != entry.kind:
@@ -757,7 +757,7 @@ def _kind_index_findings(ledger: Any) -> list[str]:
         position += 1
         if len(findings) >= FINDINGS_MAX:
             return findings
-    extra = ledger.query("SELECT COUNT(*) FROM ledger_kinds WHERE seq >= ?", (size,))
+    extra = ledger.query("SELECT COUNT(*) FROM ledger_entries WHERE seq >= ?", (size,))
     if int(extra[0][0]):
         findings.append(f"kind index: {extra[0][0]} rows name entries past the ledger's "
                         f"size {size}")

@@ -1,7 +1,8 @@
 """The native core (reserve/ledger/_native.c) agrees with the Python paths it stands in for.
 
 Each C function is checked against the Python code or the reference it replaces: `plain`
-against `canonical._plain`, `hash_batch` against the store's Python loop and RFC 9162
+against `canonical._plain`, `event_fits` against the typed events' quick plan
+(reserve.events.base._Plan.fits), `hash_batch` against the store's Python loop and RFC 9162
 `root_hash`, `is_canonical` against the exact path (json.loads, then the RFC 8785 encoder)
 on generated and mutated bytes, `verify_rows` through whole verifier
 runs with and without the core. The canonicality scanner may say "undecided" (False) too
@@ -110,6 +111,215 @@ def test_plain_depth_bound_and_subclasses() -> None:
     for value in ({"a": Text("x")}, {Text("k"): 1}, {"a": Number(1)}, {"\U0001f600": 1},
                   {"a": 2**53 - 1}, {"a": 2**53}, {"a": -(2**53 - 1)}, {"a": 10**30}):
         assert core.plain(value, 0) == _plain(value, 0), value
+
+
+class _Text(str):
+    pass
+
+
+class _Number(int):
+    pass
+
+
+# Values for a typed-event field: every codec's good values and its near misses.
+field_values = (st.none() | st.booleans() | st.integers(-(2**70), 2**70) | texts
+                | st.from_regex(r"(0x)?[0-9a-fA-F]*", fullmatch=True)
+                | st.from_regex(r"-?[0-9]+", fullmatch=True)
+                | st.sampled_from(["", "0x", "0X1f", "-", "--1", "1-", "+1", "0x-1", "\uff11",
+                                   "12\n", "ab\n", " 1", "0xg", "\u0660", "x0"])
+                | st.builds(_Text, st.sampled_from(["1", "ab", "x"])) | st.builds(_Number, st.integers(0, 9))
+                | st.floats(allow_nan=False) | st.lists(scalars, max_size=2)
+                | st.dictionaries(texts, scalars, max_size=2))
+
+
+def _event_plans() -> list[tuple[type, Any, Any]]:
+    from reserve.events import base
+    from reserve.events.registry import EVENT_TYPES
+    from reserve.ledger.entry import native_plan
+
+    found = []
+    for kind in sorted(EVENT_TYPES):
+        cls = EVENT_TYPES[kind]
+        plan = base._plan(cls)
+        if plan is not None:
+            found.append((cls, plan, native_plan(cls)))
+    return found
+
+
+EVENT_PLANS = _event_plans()
+
+
+def test_every_quick_plan_has_a_native_plan() -> None:
+    # The kinds whose class has a quick plan (most of them) are checked in C on append.
+    assert len(EVENT_PLANS) >= 30
+    assert all(native is not None for _, _, native in EVENT_PLANS)
+
+
+@given(st.sampled_from(EVENT_PLANS), st.data())
+@settings(max_examples=1500, deadline=None)
+def test_event_fits_equals_the_python_plan(chosen: Any, data: st.DataObject) -> None:
+    """`_native.event_fits` accepts exactly what `_Plan.fits` (the reference) accepts, and
+    the append path's check (reserve.ledger.entry.check_event) refuses exactly what
+    `Event.check_payload` refuses, on payloads near each class's fields: present, absent,
+    null, of the right or another type, and with unknown keys."""
+    from reserve.errors import EntryRejected, EventError
+    from reserve.ledger.entry import check_event
+
+    cls, plan, native = chosen
+    payload: dict[Any, Any] = {}
+    for key, _, _, _ in plan.fields:
+        if data.draw(st.integers(0, 5)) > 0:  # mostly present
+            payload[key] = data.draw(field_values)
+    if data.draw(st.integers(0, 5)) == 0:
+        payload[data.draw(texts | st.integers(0, 3) | st.builds(_Text, st.sampled_from(
+            [key for key, _, _, _ in plan.fields] or ["k"])))] = data.draw(scalars)
+    assert core.event_fits(native, payload) == plan.fits(payload), (cls.KIND, payload)
+
+    def refused(check: Any, *args: Any) -> bool:
+        try:
+            check(*args)
+        except (EventError, EntryRejected):
+            return True
+        return False
+
+    assert refused(check_event, cls.KIND, payload) == refused(cls.check_payload, payload)
+
+
+def test_event_fits_edge_cases() -> None:
+    from reserve.events.chain_btc import BtcDeposit
+    from reserve.ledger.entry import native_plan
+
+    plan = native_plan(BtcDeposit)
+    good = BtcDeposit(vault="v", txid="ab" * 32, blockhash="0xCD", height=1, confirmations=1,
+                      delta_sats=5, outputs=[], amount_sats=5).to_payload()
+    assert core.event_fits(plan, good)
+    assert not core.event_fits(plan, dict(good, extra=1))
+    assert not core.event_fits(plan, {k: v for k, v in good.items() if k != "txid"})
+    assert not core.event_fits(plan, dict(good, txid="0x\uff11"))
+    assert not core.event_fits(plan, dict(good, height=True))
+    assert not core.event_fits(plan, dict(good, height=_Number(1)))
+    assert not core.event_fits(plan, dict(good, vault_id=_Text("v")))
+    assert not core.event_fits(plan, list(good.items()))
+    assert core.event_fits((), {})
+    assert not core.event_fits((), {"a": 1})
+    assert core.event_fits((("a", 0),), {})  # optional, absent
+    assert not core.event_fits((("a", 16),), {})  # required, absent
+    assert core.event_fits((("a", 8 | 2),), {"a": None})  # nullable int
+    assert not core.event_fits((("a", 2),), {"a": None})
+    assert core.event_fits((("a", 5),), {"a": "-12"})
+    assert not core.event_fits((("a", 5),), {"a": "-"})
+    assert not core.event_fits((("a", 5),), {"a": ""})
+    assert core.event_fits((("a", 3),), {"a": ""})
+    assert core.event_fits((("a", 3),), {"a": "0x"})
+    assert not core.event_fits((("a", 3),), {"a": "0X"})
+    with pytest.raises(TypeError):
+        core.event_fits((("a",),), {"a": 1})
+    with pytest.raises(TypeError):
+        core.event_fits([], {})
+
+
+def test_append_checks_the_same_without_the_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A machine without a compiler runs encode_bodies and check_event with no core at all:
+    # the same bytes, and the same refusal worded the same way.
+    from bench.ledger import make_items
+    from reserve.errors import EntryRejected
+    from reserve.ledger import entry
+
+    items = make_items(40)
+    bad = [items[0][:2] + ({**items[0][2], "extra": 1},),
+           items[2][:2] + ({**items[2][2], "height": "1"},),
+           items[3][:2] + ({**items[3][2], "tx_hash": "0xzz"},),
+           items[1][:2] + ({k: v for k, v in items[1][2].items() if k != "to"},)]
+
+    def outcome() -> list[Any]:
+        found: list[Any] = [entry.encode_bodies(items, 7, "2026-01-01T00:00:00.000000Z")]
+        for item in bad:
+            with pytest.raises(EntryRejected) as refused:
+                entry.encode_bodies([items[0], item], 7, "2026-01-01T00:00:00.000000Z")
+            found.append(str(refused.value))
+        return found
+
+    with_core = outcome()
+    monkeypatch.setattr(entry, "_native", None)
+    monkeypatch.setattr(entry, "_NATIVE_PLANS", None)
+    assert outcome() == with_core
+    assert entry._NATIVE_PLANS == {}
+
+
+def _corrupt(item: tuple[str, str, Any], how: int) -> Any:
+    kind, actor, payload = item
+    key = sorted(payload)[0]
+    return [item, (kind, actor, {**payload, "extra": 1}), (kind, actor, {**payload, key: 1.5}),
+            (kind, actor, {**payload, key: None}), (kind, "", payload), (kind, "a" * 201, payload),
+            ("no.such.kind", actor, payload), [kind, actor, payload], ("ledger.note", actor, payload),
+            (kind, actor, {**payload, key: "\U0001f600"}), (kind, actor, {**payload, "\U0001f600": 1}),
+            (kind, actor, {k: v for k, v in payload.items() if k != key}),
+            (kind, actor, {**payload, key: "x" * 400})][how]
+
+
+@given(st.lists(st.tuples(st.integers(0, 39), st.integers(0, 12)), min_size=1, max_size=12),
+       st.integers(0, 2**40), st.sampled_from([600, 65536]))
+@settings(max_examples=300, deadline=None)
+def test_encode_batch_equals_encode_body_item_by_item(picks: list[tuple[int, int]], start: int,
+                                                      limit: int) -> None:
+    # The core's append loop (encode_batch, then Python for what it does not vouch for)
+    # gives exactly encode_body's bytes, or its first refusal, worded the same.
+    from bench.ledger import make_items
+    from reserve.errors import EntryRejected
+    from reserve.ledger.entry import encode_bodies, encode_body
+
+    pool = make_items(40)
+    items = [_corrupt(pool[at], how) for at, how in picks]
+    time = "2026-01-01T00:00:00.000000Z"
+    expected: list[bytes] = []
+    try:
+        for seq, (kind, actor, payload) in enumerate(items, start):
+            expected.append(encode_body(seq, time, kind, actor, payload, limit))
+    except EntryRejected as error:
+        with pytest.raises(EntryRejected) as refused:
+            encode_bodies(items, start, time, limit)
+        assert str(refused.value) == str(error)
+        return
+    assert encode_bodies(items, start, time, limit) == expected
+
+
+def test_encode_batch_arguments() -> None:
+    from reserve.ledger.kinds import KINDS
+
+    bodies: list[bytes] = []
+    assert core.encode_batch([], 0, 0, "t", 100, 200, KINDS, {}, bodies) == 0
+    assert core.encode_batch([("ledger.note", "a", {})], 0, 0, "t", 100, 200, KINDS, {},
+                             bodies) == 0 and bodies == []  # no plan: Python decides
+    with pytest.raises(ValueError):
+        core.encode_batch([], 0, 0, "t", 100, 200, list(KINDS), {}, bodies)
+    with pytest.raises(TypeError):
+        core.encode_batch([("ledger.note", "a", {})], 0, 0, "t", 100, 200, KINDS,
+                          {"ledger.note": ["x"]}, bodies)
+
+
+@given(st.lists(st.tuples(st.integers(0, 2**62), st.binary(max_size=300), st.binary(max_size=40),
+                          st.sampled_from(["btc.deposit", "ledger.note", "k\u00e9", ""])),
+                max_size=30))
+@settings(max_examples=200, deadline=None)
+def test_copy_entry_rows_equals_the_python_stream(rows: list[tuple[int, bytes, bytes, str]]) -> None:
+    # PostgreSQL's binary COPY tuples of entry rows with their kinds, byte for byte.
+    from reserve.ledger.store import _copy_entry_rows
+
+    entry_rows = [(seq, body, entry_hash) for seq, body, entry_hash, _ in rows]
+    items = [(kind, "actor", {}) for *_, kind in rows]
+    assert core.copy_entry_rows(entry_rows, items) == _copy_entry_rows(entry_rows, items)
+    assert core.copy_entry_rows(entry_rows, tuple(items)) == _copy_entry_rows(entry_rows, items)
+
+
+def test_copy_entry_rows_refuses_bad_arguments() -> None:
+    with pytest.raises(ValueError):
+        core.copy_entry_rows([(0, b"", b"")], [])
+    with pytest.raises(TypeError):
+        core.copy_entry_rows([(0, "body", b"")], [("k", "a", {})])
+    with pytest.raises(TypeError):
+        core.copy_entry_rows([(0, b"", b"")], [(1, "a", {})])
+    with pytest.raises(OverflowError):
+        core.copy_entry_rows([(2**63, b"", b"")], [("k", "a", {})])
 
 
 bodies_lists = st.lists(st.binary(max_size=80), min_size=1, max_size=70)
