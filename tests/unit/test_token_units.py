@@ -48,7 +48,7 @@ def test_a_registered_token_reads_in_its_own_units() -> None:
                                     service=None))
         assert view is not None
         assert view.summary == "Total: 1.500000 tRGT, 2.000000000000000000 ETH"
-        assert ("reserve-evm", "tRGT", "1.500000 tRGT", "1") in view.rows
+        assert ("reserve-evm", "1.500000 tRGT", "1") in view.rows
 
 
 def test_an_older_registration_without_token_units_shows_base_units() -> None:
