@@ -146,6 +146,10 @@ class WorkflowService:
         self.projection: Projection = StoredProjection(ledger) \
             if hasattr(ledger, "attach") else Projection()
         self.licences = LicenceBook()
+        # When a list, every entry `_commit` appends (its prelude's too) is added to it: the
+        # API's WorkflowAccess checks from it that the request's entry was written, without
+        # reading it back from the ledger.
+        self.appended: list[Any] | None = None
 
     # -- plumbing ------------------------------------------------------------------------
     def _now(self, now: datetime | None) -> datetime:
@@ -168,10 +172,14 @@ class WorkflowService:
                 entries = list(self.ledger.append_many([*prelude, *items], now=now,
                                                        expected_size=self.projection.size))
             except LedgerConflict:
+                if isinstance(self.projection, StoredProjection):
+                    self.projection.stale()
                 continue
             if len(entries) != len(prelude) + len(items):
                 raise WorkflowError(f"the ledger appended {len(entries)} entries, not "
                                     f"{len(prelude) + len(items)}")
+            if self.appended is not None:
+                self.appended += entries
             self.projection.apply_all(entries)
             self.licences.apply_all(entries)
             self._mirror_entries(entries[len(prelude):])

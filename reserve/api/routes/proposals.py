@@ -12,6 +12,7 @@ vault's policy names (proposer, custodian, auditor).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
@@ -31,6 +32,8 @@ from reserve.api.deps import (
 )
 from reserve.api.openapi import created, errors, link, ok
 from reserve.errors import ApprovalError, WorkflowError
+from reserve.policy.evaluate import Decision
+from reserve.policy.model import Policy
 from reserve.present import format_time
 from reserve.proposals import approval as approval_module
 from reserve.proposals.state import OPEN, STATES
@@ -126,8 +129,13 @@ def find(workflow: WorkflowService, digest: str) -> ProposalStatus:
 def detail(service: Service, workflow: WorkflowService, found: ProposalStatus) -> dict[str, Any]:
     """A proposal with its decision explained, remaining delay and who still needs to act."""
     now = service.clock()
-    decision = workflow.decision(found.digest, now)
-    policy = workflow.projection.vault(found.proposal.vault).policy
+    return detail_json(found, workflow.decision(found.digest, now),
+                       workflow.projection.vault(found.proposal.vault).policy, now)
+
+
+def detail_json(found: ProposalStatus, decision: Decision, policy: Policy,
+                now: datetime) -> dict[str, Any]:
+    """`detail` of a proposal whose decision at `now` under `policy` (in force) is known."""
     return {**views.proposal_summary(found), "document": found.proposal.document(),
             "decision": views.decision_json(decision),
             "remaining_delay": present.remaining_delay(decision, now),
@@ -136,6 +144,17 @@ def detail(service: Service, workflow: WorkflowService, found: ProposalStatus) -
                               now).to_json(),
             "history": [{"state": c.state, "at": format_time(c.at), "seq": c.seq,
                          "reason": c.reason} for c in found.changes]}
+
+
+# A proposal as its write left it, its decision at `now` and the policy in force: taken in
+# the write's own group (from the rows it wrote), answered once that group has committed.
+Decided = tuple[ProposalStatus, Decision, Policy, datetime]
+
+
+def decided(service: Service, workflow: WorkflowService, found: ProposalStatus) -> Decided:
+    now = service.clock()
+    return (found, workflow.decision(found.digest, now),
+            workflow.projection.vault(found.proposal.vault).policy, now)
 
 
 @router.get("", summary="Proposals, oldest first, a page at a time (custodians: their vaults)",
@@ -192,18 +211,16 @@ def create(body: NewProposal, principal: Principal = Depends(proposers),
            service: Service = Depends(get_service)) -> dict[str, Any]:
     access = views.workflow_access(service)
 
-    def action(workflow: WorkflowService, prelude: Sequence[Item]) -> ProposalStatus:
+    def action(workflow: WorkflowService, prelude: Sequence[Item]) -> Decided:
         # Checked in the action (in the group's transaction, under the workflow lock it
         # holds anyway), not in a read of its own before: an unknown vault appends nothing.
         if body.vault not in workflow.sync().vaults:
             raise HTTPException(status.HTTP_404_NOT_FOUND,
                                 detail=f"no policy is registered for vault {body.vault!r}")
-        return _create(workflow, body, principal.person, prelude)
+        return decided(service, workflow, _create(workflow, body, principal.person, prelude))
 
-    created = access.act(record, action, summary={"action": body.action, "vault": body.vault})
-    with access.reading() as workflow:
-        return answer(detail(service, workflow, find(workflow, created.digest)),  # type: ignore[no-any-return]
-                      status.HTTP_201_CREATED)
+    answered = access.act(record, action, summary={"action": body.action, "vault": body.vault})
+    return answer(detail_json(*answered), status.HTTP_201_CREATED)  # type: ignore[no-any-return]
 
 
 @router.get("/{digest}", summary="One proposal with the policy's decision explained",
@@ -223,22 +240,32 @@ def vote(digest: Digest, body: ApprovalDocument, principal: Principal = Depends(
          record: Recorder = Depends(get_recorder),
          service: Service = Depends(get_service)) -> dict[str, Any]:
     access = views.workflow_access(service)
-    with access.reading() as workflow:
+    checked: list[ProposalStatus] = []
+
+    def summary(workflow: WorkflowService) -> dict[str, Any]:
+        # In the group, before the action: each refusal here writes nothing.
         found = find(workflow, digest)
-    require_vault(principal, found.proposal.vault, unknown_proposal(digest))
-    if body.custodian != principal.person:
-        raise HTTPException(status.HTTP_403_FORBIDDEN,
-                            detail=f"you may upload only your own vote, not {body.custodian}'s")
-    if body.proposal_digest != found.digest:
-        raise ApprovalError(f"this vote is for proposal {body.proposal_digest[:16]}, not "
-                            f"{found.digest[:16]}")
-    parsed = approval_module.from_document(body.model_dump())
-    access.act(record, lambda w, prelude: w.vote(parsed, prelude=prelude),
-               summary={"digest": found.digest, "vault": found.proposal.vault,
-                        "decision": parsed.decision})
-    with access.reading() as workflow:
-        return answer(detail(service, workflow, find(workflow, found.digest)),  # type: ignore[no-any-return]
-                      status.HTTP_201_CREATED)
+        require_vault(principal, found.proposal.vault, unknown_proposal(digest))
+        if body.custodian != principal.person:
+            raise HTTPException(status.HTTP_403_FORBIDDEN,
+                                detail=f"you may upload only your own vote, not "
+                                       f"{body.custodian}'s")
+        if body.proposal_digest != found.digest:
+            raise ApprovalError(f"this vote is for proposal {body.proposal_digest[:16]}, "
+                                f"not {found.digest[:16]}")
+        checked.append(found)
+        return {"digest": found.digest, "vault": found.proposal.vault,
+                "decision": body.decision}
+
+    def action(workflow: WorkflowService, prelude: Sequence[Item]) -> Decided:
+        parsed = approval_module.from_document(body.model_dump())
+        now = service.clock()
+        decision = workflow.vote(parsed, now=now, prelude=prelude)
+        found = workflow.projection.status(checked[-1].digest)
+        return found, decision, workflow.projection.vault(found.proposal.vault).policy, now
+
+    answered = access.act(record, action, summary=summary)
+    return answer(detail_json(*answered), status.HTTP_201_CREATED)  # type: ignore[no-any-return]
 
 
 @router.post("/{digest}/cancel", summary="Cancel before signing (proposer, custodian, auditor)",
