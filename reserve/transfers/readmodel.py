@@ -173,14 +173,18 @@ class _BatchRows(MutableMapping[str, Any]):
     """Rows of one table as a mapping, inside one write transaction: read on demand,
     written back by `flush` (the rows the batch changed, once each)."""
 
-    def __init__(self, tx: Any, select: str, decode: Any) -> None:
+    def __init__(self, tx: Any, select: str, decode: Any,
+                 known: Mapping[str, Any] | None = None) -> None:
         self._tx, self._select, self._decode = tx, select, decode
         self._loaded: dict[str, Any] = {}
+        self._known = known or {}
         self.dirty: dict[str, Any] = {}
 
     def __getitem__(self, key: str) -> Any:
         if key in self.dirty:
             return self.dirty[key]
+        if key not in self._loaded and key in self._known:
+            self._loaded[key] = self._known[key]  # this transaction's row, read before
         if key not in self._loaded:
             rows = self._tx.query(self._select, (key,))
             self._loaded[key] = self._decode(rows[0][0]) if rows else None
@@ -282,11 +286,25 @@ class WorkflowModel:
 
     def __init__(self) -> None:
         self.written: tuple[int, dict[str, VaultState], dict[str, ProposalStatus]] | None = None
+        # Set by a StoredProjection holding the group for its very next append (`arm`):
+        # (the models' size, the rows it read in this transaction, by (table, key); None
+        # for an absent row). Used only by a batch starting at that size.
+        self.known: tuple[int, Mapping[tuple[str, str], Any]] | None = None
 
     def apply(self, tx: Any, entries: Sequence[Any]) -> None:
-        vaults = _BatchRows(tx, "SELECT state FROM rm_vaults WHERE vault = ?", vault_from_json)
+        known, self.known = self.known, None
+        rows: Mapping[tuple[str, str], Any] = {}
+        if known is not None and entries and entries[0].seq == known[0] and \
+                getattr(tx, "model_sizes", None) is None:
+            # Both models stood at this size when the group caught up, and every append
+            # since moved both (a failed one rolled back both).
+            rows = known[1]
+            tx.model_sizes = {WORKFLOW: known[0], HOLDINGS: known[0]}
+        vaults = _BatchRows(tx, "SELECT state FROM rm_vaults WHERE vault = ?", vault_from_json,
+                            {k: v for (t, k), v in rows.items() if t == "rm_vaults"})
         proposals = _BatchRows(tx, "SELECT status FROM rm_proposals WHERE digest = ?",
-                               status_from_json)
+                               status_from_json,
+                               {k: v for (t, k), v in rows.items() if t == "rm_proposals"})
         projection = Projection(vaults=vaults, proposals=proposals)
         projection.size = _stored_size(tx, WORKFLOW)
         named: list[tuple[str, int]] = []
@@ -476,6 +494,13 @@ class _Decoded:
             self._items.move_to_end((key, updated))
         return cached
 
+    def put(self, key: str, updated: int, value: Any) -> None:
+        """Keep `value` as the row (key, updated_seq), decoded (what was just written)."""
+        self._items[(key, updated)] = value
+        self._items.move_to_end((key, updated))
+        if len(self._items) > self._limit:
+            self._items.popitem(last=False)
+
     def get(self, key: str, updated: int, text: Any, decode: Any) -> Any:
         cached = self._items.get((key, updated))
         if cached is not None:
@@ -608,6 +633,13 @@ class StoredProjection(Projection):
         self.fresh = False
         self.rows_held.clear()
 
+    def arm(self, armed: bool) -> None:
+        """Around an append of this process while held and fresh: the workflow model may
+        take the rows and sizes read in this transaction instead of reading them again."""
+        if self._model is not None:
+            self._model.known = (self.size, self.rows_held) \
+                if armed and self.held and self.fresh else None
+
     def stale(self) -> None:
         """Someone appended past what this projection knows (a conflict): the next
         `catch_up` reads the sizes again, and the rows kept while held are dropped."""
@@ -643,8 +675,14 @@ class StoredProjection(Projection):
         for entry in entries:
             last = entry
         written = None if self._model is None else self._model.written
-        if self.held and self.fresh and last is not None and written is not None \
-                and written[0] == last.seq + 1:
+        if last is not None and written is not None and written[0] == last.seq + 1:
+            # The rows this very append wrote, as stored (their updated_seq is its last
+            # entry's): a later read of them needs no decoding.
+            for key, value in (*written[1].items(), *written[2].items()):
+                self.decoded.put(key, last.seq, value)
+        else:
+            written = None
+        if self.held and self.fresh and written is not None:
             # Nobody else appends while the group is held: the model now ends where this
             # append ended, and its rows are the ones it just wrote (the others unchanged).
             self.size = written[0]
@@ -676,6 +714,8 @@ class StoredProjection(Projection):
         if len(matches) != 1:
             what = "ambiguous" if matches else "unknown"
             raise WorkflowError(f"{what} proposal {digest_hex!r}")
+        if self.held and self.fresh:
+            self.rows_held[("rm_proposals", matches[0].digest)] = matches[0]
         return matches[0]
 
     def select(self, vault: str | None = None, states: Iterable[str] | None = None

@@ -168,13 +168,20 @@ class WorkflowService:
             items = build()
             if not items and not prelude:
                 return []
+            stored = self.projection if isinstance(self.projection, StoredProjection) \
+                else None
             try:
+                if stored is not None:
+                    stored.arm(True)
                 entries = list(self.ledger.append_many([*prelude, *items], now=now,
                                                        expected_size=self.projection.size))
             except LedgerConflict:
-                if isinstance(self.projection, StoredProjection):
-                    self.projection.stale()
+                if stored is not None:
+                    stored.stale()
                 continue
+            finally:
+                if stored is not None:
+                    stored.arm(False)
             if len(entries) != len(prelude) + len(items):
                 raise WorkflowError(f"the ledger appended {len(entries)} entries, not "
                                     f"{len(prelude) + len(items)}")

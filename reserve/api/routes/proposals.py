@@ -244,6 +244,7 @@ def vote(digest: Digest, body: ApprovalDocument, principal: Principal = Depends(
 
     def summary(workflow: WorkflowService) -> dict[str, Any]:
         # In the group, before the action: each refusal here writes nothing.
+        workflow.sync()
         found = find(workflow, digest)
         require_vault(principal, found.proposal.vault, unknown_proposal(digest))
         if body.custodian != principal.person:
