@@ -31,6 +31,8 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
 from reserve.errors import EventError, WorkflowError
 from reserve.events import Event, decode
 from reserve.events.chain_btc import BtcConfirmed, BtcDeposit, BtcReorg
@@ -105,8 +107,18 @@ def _micros(moment: datetime | None) -> int | None:
     return None if moment is None else (moment - _EPOCH) // timedelta(microseconds=1)
 
 
+def _dumps(value: Any) -> str:
+    """Compact JSON with sorted keys: orjson (several times faster, UTF-8 as is), or
+    `json` for what orjson refuses (an integer past 64 bits, a lone surrogate). Either
+    text reads back (with `json`) as the same value; nothing compares the texts."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
 def status_json(status: ProposalStatus) -> str:
-    return json.dumps({
+    return _dumps({
         "proposal": status.proposal.document(), "state": status.state, "seq": status.seq,
         "votes": [{"custodian": v.custodian, "decision": v.decision,
                    "signature": v.signature.hex(), "recorded_at": _time(v.recorded_at)}
@@ -115,7 +127,7 @@ def status_json(status: ProposalStatus) -> str:
                     for c in status.changes],
         "approved_at": _time(status.approved_at),
         "chain_steps": [{"kind": c.kind, "payload": c.payload} for c in status.chain_steps],
-        "txid": status.txid}, sort_keys=True, separators=(",", ":"))
+        "txid": status.txid})
 
 
 def status_from_json(text: str) -> ProposalStatus:

@@ -127,6 +127,8 @@ def test_a_write_answers_what_a_read_of_the_committed_ledger_says(server: Runnin
     assert created.status_code == 201, created.text
     digest = created.json()["digest"]
     answers = [created.json()]
+    with server.client("viewer") as client:  # the decision the proposal took, reused
+        assert client.get(f"/api/proposals/{digest}").json() == created.json()
     for who, person in (("custodian", CUSTODIAN), ("second", SECOND)):
         with server.client(who) as client:
             voted = client.post(f"/api/proposals/{digest}/approvals",

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -269,3 +270,17 @@ def test_inside_a_group_only_the_first_append_reads_the_head(tmp_path: Path) -> 
         assert sum("FROM ledger_entries ORDER BY seq DESC" in s for s in seen) == 1
         assert [e.payload["text"] for e in ledger.entries()] == ["0", "1", "2", "4"]
         assert verify_ledger(ledger).ok
+
+
+def test_the_decision_a_proposal_took_is_reused_only_while_nothing_else_was_appended(
+        tmp_path: Path) -> None:
+    with _access(tmp_path) as (ledger, access):
+        workflow = access.workflow
+        created = propose(workflow, 1_000_000, reference="reuse")
+        reused = workflow.decision(created.digest, T0)
+        assert workflow._proposed is not None and reused is workflow._proposed[3]
+        assert reused == workflow._decide(workflow.status(created.digest), T0)
+        ledger.append("ledger.note", "ops", {"text": "after"}, now=T0)
+        again = workflow.decision(created.digest, T0)
+        assert again is not reused and again == reused
+        assert workflow.decision(created.digest, T0 + timedelta(days=8)).refused  # expired

@@ -151,8 +151,9 @@ def detail_json(found: ProposalStatus, decision: Decision, policy: Policy,
 Decided = tuple[ProposalStatus, Decision, Policy, datetime]
 
 
-def decided(service: Service, workflow: WorkflowService, found: ProposalStatus) -> Decided:
-    now = service.clock()
+def decided(service: Service, workflow: WorkflowService, found: ProposalStatus,
+            now: datetime | None = None) -> Decided:
+    now = service.clock() if now is None else now
     return (found, workflow.decision(found.digest, now),
             workflow.projection.vault(found.proposal.vault).policy, now)
 
@@ -178,10 +179,10 @@ def list_proposals(vault: Annotated[str | None, Query(pattern=VAULT_PATTERN)] = 
 
 
 def _create(workflow: WorkflowService, body: NewProposal, proposer: str,
-            prelude: Sequence[Item]) -> ProposalStatus:
+            prelude: Sequence[Item], now: datetime | None = None) -> ProposalStatus:
     common = dict(vault=body.vault, proposer=proposer, asset=body.asset, purpose=body.purpose,
                   reference=body.reference, expires_in_seconds=body.expires_in_seconds,
-                  prelude=prelude)
+                  prelude=prelude, now=now)
     policy = workflow.projection.vault(body.vault).policy
     if body.action == "transfer":
         if not body.outputs:
@@ -217,7 +218,9 @@ def create(body: NewProposal, principal: Principal = Depends(proposers),
         if body.vault not in workflow.sync().vaults:
             raise HTTPException(status.HTTP_404_NOT_FOUND,
                                 detail=f"no policy is registered for vault {body.vault!r}")
-        return decided(service, workflow, _create(workflow, body, principal.person, prelude))
+        now = service.clock()  # the proposal's time and its answer's: one decision
+        return decided(service, workflow,
+                       _create(workflow, body, principal.person, prelude, now), now)
 
     answered = access.act(record, action, summary={"action": body.action, "vault": body.vault})
     return answer(detail_json(*answered), status.HTTP_201_CREATED)  # type: ignore[no-any-return]
