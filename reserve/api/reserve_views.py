@@ -112,10 +112,13 @@ class WorkflowAccess:
         failing that, read back): an action that dropped it leaves the request
         unrecorded, so the app's recording net logs that and records it after all.
         """
+        ready: Item | None = None if callable(summary) else recorder.entry(summary)
+
         def run() -> tuple[T, bool]:
             workflow = self.workflow
             start = workflow.projection.size  # at most the ledger's size: no statement
-            request = recorder.entry(summary(workflow) if callable(summary) else summary)
+            request: Item = ready if ready is not None else recorder.entry(
+                summary(workflow) if callable(summary) else summary)
             request_id = request[2]["request_id"]
             workflow.appended = []
             try:
