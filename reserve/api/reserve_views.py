@@ -42,6 +42,7 @@ from reserve.proposals.state import OPEN, PROPOSED
 from reserve.transfers import readmodel
 from reserve.transfers.next_step import next_step, voters_left
 from reserve.transfers.projection import ProposalQuery, ProposalStatus
+from reserve.transfers.readmodel import StoredProjection
 from reserve.transfers.service import Item, WorkflowService
 
 T = TypeVar("T")
@@ -101,22 +102,36 @@ class WorkflowAccess:
             yield self.workflow
 
     def act(self, recorder: Any, action: Callable[[WorkflowService, Sequence[Item]], T],
-            summary: dict[str, Any] | None = None) -> T:
+            summary: dict[str, Any] | Callable[[WorkflowService], dict[str, Any]] | None
+            = None) -> T:
         """Run `action(workflow, prelude)`, where the prelude is the request's api.request
         entry: the action must pass it on as its `prelude=` (one batch with its own).
 
-        The entry is read back: an action that dropped it leaves the request unrecorded,
-        so the app's recording net logs that and records it after all.
+        `summary` (the entry's) may be a function of the workflow, called in the group
+        just before the action (it may raise to refuse the request: nothing is written).
+        Whether the entry was written is seen from the entries the workflow appended (or,
+        failing that, read back): an action that dropped it leaves the request
+        unrecorded, so the app's recording net logs that and records it after all.
         """
-        request = recorder.entry(summary)
-        request_id = request[2]["request_id"]
+        ready: Item | None = None if callable(summary) else recorder.entry(summary)
 
         def run() -> tuple[T, bool]:
-            size = self.ledger.size()
-            result = action(self.workflow, (request,))
+            workflow = self.workflow
+            start = workflow.projection.size  # at most the ledger's size: no statement
+            request: Item = ready if ready is not None else recorder.entry(
+                summary(workflow) if callable(summary) else summary)
+            request_id = request[2]["request_id"]
+            workflow.appended = []
+            try:
+                result = action(workflow, (request,))
+                appended = workflow.appended
+            finally:
+                workflow.appended = None
             return result, any(
+                entry.kind == request[0] and entry.payload.get("request_id") == request_id
+                for entry in appended) or any(
                 ApiRequest.of(entry).request_id == request_id
-                for entry in self.ledger.entries(size, kinds=(request[0],)))
+                for entry in self.ledger.entries(start, kinds=(request[0],)))
 
         queued = _Queued(run)
         with self._queue_lock:
@@ -134,8 +149,13 @@ class WorkflowAccess:
         with self._queue_lock:
             group = self._queue[:GROUP_REQUESTS_MAX]
             del self._queue[:GROUP_REQUESTS_MAX]
+        projection = self.workflow.projection
+        stored = projection if isinstance(projection, StoredProjection) else None
+        held = stored is not None and hasattr(self.ledger, "group")
         try:
             with group_commit(self.ledger):
+                if held and stored is not None:  # no one else appends until it ends
+                    stored.hold(True)
                 for queued in group:
                     try:
                         queued.result = queued.run()
@@ -149,6 +169,8 @@ class WorkflowAccess:
                     queued.error = error
                     queued.result = None
         finally:
+            if held and stored is not None:
+                stored.hold(False)
             for queued in group:
                 if queued.error is None and queued.result is None:
                     queued.error = LedgerError("the request was not run")  # BaseException

@@ -143,6 +143,9 @@ class Ledger:
         self._models: list[ReadModel] = []
         self._grouped = False  # inside group(): appends are savepoints of its transaction
         self._savepoints = 0
+        # Inside a group, the head its last append left: no one else appends meanwhile
+        # (the group holds the write lock), so the next append need not read it again.
+        self._group_head: tuple[int, bytes] | None = None
 
     # ----------------------------------------------------------------- opening
     @classmethod
@@ -292,6 +295,7 @@ class Ledger:
             try:
                 with self._write():
                     self._grouped = True
+                    self._group_head = None
                     yield
             except BaseException:
                 # The cached head may describe appends the rollback undid.
@@ -299,6 +303,7 @@ class Ledger:
                 raise
             finally:
                 self._grouped = False
+                self._group_head = None
 
     @contextmanager
     def _write(self) -> Iterator[None]:
@@ -452,7 +457,7 @@ class Ledger:
             raise EntryRejected(f"a batch holds 1 to {BATCH_ENTRIES_MAX} entries, got {len(items)}")
         time = format_time(now or self.now())
         with self._write():
-            size, prev = self._head()
+            size, prev = self._group_head or self._head()
             if expected_size is not None and expected_size != size:
                 raise LedgerConflict(expected_size, size)
             frontier = self._frontier(size, prev)
@@ -497,6 +502,8 @@ class Ledger:
                 for model in self._models:
                     model.apply(tx, entries)
         self._frontier_cache = (new_size, prev, frontier)
+        if self._grouped:  # a failed later append rolls back to exactly this head
+            self._group_head = (new_size, prev)
         return entries
 
     # ------------------------------------------------------------ checkpoints

@@ -31,6 +31,8 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
 from reserve.errors import EventError, WorkflowError
 from reserve.events import Event, decode
 from reserve.events.chain_btc import BtcConfirmed, BtcDeposit, BtcReorg
@@ -107,8 +109,18 @@ def _micros(moment: datetime | None) -> int | None:
     return None if moment is None else (moment - _EPOCH) // timedelta(microseconds=1)
 
 
+def _dumps(value: Any) -> str:
+    """Compact JSON with sorted keys: orjson (several times faster, UTF-8 as is), or
+    `json` for what orjson refuses (an integer past 64 bits, a lone surrogate). Either
+    text reads back (with `json`) as the same value; nothing compares the texts."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
 def status_json(status: ProposalStatus) -> str:
-    return json.dumps({
+    return _dumps({
         "proposal": status.proposal.document(), "state": status.state, "seq": status.seq,
         "votes": [{"custodian": v.custodian, "decision": v.decision,
                    "signature": v.signature.hex(), "recorded_at": _time(v.recorded_at)}
@@ -117,7 +129,7 @@ def status_json(status: ProposalStatus) -> str:
                     for c in status.changes],
         "approved_at": _time(status.approved_at),
         "chain_steps": [{"kind": c.kind, "payload": c.payload} for c in status.chain_steps],
-        "txid": status.txid}, sort_keys=True, separators=(",", ":"))
+        "txid": status.txid})
 
 
 def status_from_json(text: str) -> ProposalStatus:
@@ -175,14 +187,18 @@ class _BatchRows(MutableMapping[str, Any]):
     """Rows of one table as a mapping, inside one write transaction: read on demand,
     written back by `flush` (the rows the batch changed, once each)."""
 
-    def __init__(self, tx: Any, select: str, decode: Any) -> None:
+    def __init__(self, tx: Any, select: str, decode: Any,
+                 known: Mapping[str, Any] | None = None) -> None:
         self._tx, self._select, self._decode = tx, select, decode
         self._loaded: dict[str, Any] = {}
+        self._known = known or {}
         self.dirty: dict[str, Any] = {}
 
     def __getitem__(self, key: str) -> Any:
         if key in self.dirty:
             return self.dirty[key]
+        if key not in self._loaded and key in self._known:
+            self._loaded[key] = self._known[key]  # this transaction's row, read before
         if key not in self._loaded:
             rows = self._tx.query(self._select, (key,))
             self._loaded[key] = self._decode(rows[0][0]) if rows else None
@@ -207,14 +223,31 @@ class _BatchRows(MutableMapping[str, Any]):
         raise WorkflowError("a replay batch does not count every row")
 
 
+def _sizes_in(tx: Any) -> dict[str, int]:
+    """Every model's stored size, read once per transaction object (an append's `tx` is
+    its own: both models of one batch share one statement) and kept up to date by
+    `_set_size` and `_forget_size`."""
+    sizes: dict[str, int] | None = getattr(tx, "model_sizes", None)
+    if sizes is None:
+        sizes = {str(name): int(size) for name, size in
+                 tx.query("SELECT name, size FROM read_model_state")}
+        tx.model_sizes = sizes
+    return sizes
+
+
 def _stored_size(tx: Any, name: str) -> int:
-    rows = tx.query("SELECT size FROM read_model_state WHERE name = ?", (name,))
-    return int(rows[0][0]) if rows else 0
+    return _sizes_in(tx).get(name, 0)
 
 
 def _set_size(tx: Any, name: str, size: int) -> None:
     tx.execute("INSERT INTO read_model_state (name, size) VALUES (?, ?) ON CONFLICT (name) "
                "DO UPDATE SET size = excluded.size", (name, size))
+    _sizes_in(tx)[name] = size
+
+
+def _forget_size(tx: Any, name: str) -> None:
+    tx.execute("DELETE FROM read_model_state WHERE name = ?", (name,))
+    _sizes_in(tx).pop(name, None)
 
 
 def _pending(tx: Any, name: str, entries: Sequence[Any]) -> Iterator[Any]:
@@ -268,15 +301,38 @@ def entries_naming(ledger: Any, digests: Iterable[str], stop: int) -> list[int]:
 
 
 class WorkflowModel:
-    """The workflow projection as rows: `rm_vaults` and `rm_proposals`."""
+    """The workflow projection as rows: `rm_vaults` and `rm_proposals`.
+
+    `written` is what the last batch it applied wrote: (the model's size after it, vault
+    -> state, digest -> status), the rows exactly as stored. A writer holding the ledger
+    (StoredProjection, inside a group) takes them from here after its append returned,
+    instead of reading them back.
+    """
 
     name = WORKFLOW
     memory_ddl = MEMORY_DDL
 
+    def __init__(self) -> None:
+        self.written: tuple[int, dict[str, VaultState], dict[str, ProposalStatus]] | None = None
+        # Set by a StoredProjection holding the group for its very next append (`arm`):
+        # (the models' size, the rows it read in this transaction, by (table, key); None
+        # for an absent row). Used only by a batch starting at that size.
+        self.known: tuple[int, Mapping[tuple[str, str], Any]] | None = None
+
     def apply(self, tx: Any, entries: Sequence[Any]) -> None:
-        vaults = _BatchRows(tx, "SELECT state FROM rm_vaults WHERE vault = ?", vault_from_json)
+        known, self.known = self.known, None
+        rows: Mapping[tuple[str, str], Any] = {}
+        if known is not None and entries and entries[0].seq == known[0] and \
+                getattr(tx, "model_sizes", None) is None:
+            # Both models stood at this size when the group caught up, and every append
+            # since moved both (a failed one rolled back both).
+            rows = known[1]
+            tx.model_sizes = {WORKFLOW: known[0], HOLDINGS: known[0]}
+        vaults = _BatchRows(tx, "SELECT state FROM rm_vaults WHERE vault = ?", vault_from_json,
+                            {k: v for (t, k), v in rows.items() if t == "rm_vaults"})
         proposals = _BatchRows(tx, "SELECT status FROM rm_proposals WHERE digest = ?",
-                               status_from_json)
+                               status_from_json,
+                               {k: v for (t, k), v in rows.items() if t == "rm_proposals"})
         projection = Projection(vaults=vaults, proposals=proposals)
         projection.size = _stored_size(tx, WORKFLOW)
         named: list[tuple[str, int]] = []
@@ -300,11 +356,13 @@ class WorkflowModel:
               _micros(s.approved_at), last, status_json(s))
              for digest, s in proposals.dirty.items()])
         _set_size(tx, WORKFLOW, projection.size)
+        self.written = (projection.size, dict(vaults.dirty), dict(proposals.dirty))
 
     def reset(self, tx: Any) -> None:
+        self.written = None
         for table in ("rm_vaults", "rm_proposals", "rm_digest_entries"):
             tx.execute(f"DELETE FROM {table}")
-        tx.execute("DELETE FROM read_model_state WHERE name = ?", (WORKFLOW,))
+        _forget_size(tx, WORKFLOW)
 
 
 # -- holdings --------------------------------------------------------------------------------
@@ -370,7 +428,7 @@ class HoldingsModel:
     def reset(self, tx: Any) -> None:
         for table in ("rm_holdings", "rm_holding_points"):
             tx.execute(f"DELETE FROM {table}")
-        tx.execute("DELETE FROM read_model_state WHERE name = ?", (HOLDINGS,))
+        _forget_size(tx, HOLDINGS)
 
 
 def attach(ledger: Any) -> None:
@@ -464,6 +522,13 @@ class _Decoded:
             self._items.move_to_end((key, updated))
         return cached
 
+    def put(self, key: str, updated: int, value: Any) -> None:
+        """Keep `value` as the row (key, updated_seq), decoded (what was just written)."""
+        self._items[(key, updated)] = value
+        self._items.move_to_end((key, updated))
+        if len(self._items) > self._limit:
+            self._items.popitem(last=False)
+
     def get(self, key: str, updated: int, text: Any, decode: Any) -> Any:
         cached = self._items.get((key, updated))
         if cached is not None:
@@ -485,12 +550,19 @@ class _StoredRows(Mapping[str, Any]):
         self._decode = decode
 
     def get(self, key: str, default: Any = None) -> Any:
-        rows = self._owner.ledger.query(
+        owner = self._owner
+        held = owner.held and owner.fresh
+        if held and (self._table, key) in owner.rows_held:
+            value = owner.rows_held[(self._table, key)]
+            return default if value is None else value
+        rows = owner.ledger.query(
             f"SELECT updated_seq, {self._column} FROM {self._table} WHERE {self._key} = ?",
             (key,))
-        if not rows:
-            return default
-        return self._owner.decoded.get(key, int(rows[0][0]), rows[0][1], self._decode)
+        value = owner.decoded.get(key, int(rows[0][0]), rows[0][1], self._decode) \
+            if rows else None
+        if held:
+            owner.rows_held[(self._table, key)] = value
+        return default if value is None else value
 
     def __getitem__(self, key: str) -> Any:
         value = self.get(key)
@@ -499,7 +571,11 @@ class _StoredRows(Mapping[str, Any]):
         return value
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and bool(self._owner.ledger.query(
+        if not isinstance(key, str):
+            return False
+        if self._owner.held and self._owner.fresh:
+            return self.get(key) is not None  # the row, kept for the rest of the group
+        return bool(self._owner.ledger.query(
             f"SELECT 1 FROM {self._table} WHERE {self._key} = ?", (key,)))
 
     def __iter__(self) -> Iterator[str]:
@@ -572,6 +648,15 @@ class StoredProjection(Projection):
                                        status_from_json)
         super().__init__(vaults=stored_vaults, proposals=stored_proposals)  # type: ignore[arg-type]
         self._vault_rows, self._proposal_rows = stored_vaults, stored_proposals
+        attached = ledger.attach(WorkflowModel())
+        self._model = attached if isinstance(attached, WorkflowModel) else None
+        # Held (`hold`): the caller holds the ledger's write transaction (a group commit),
+        # so no one else appends; once caught up (`fresh`), the rows change only by this
+        # process's own appends, and `rows_held` keeps each row read or written meanwhile
+        # ((table, key) -> value, None for a row that is not there).
+        self.held = False
+        self.fresh = False
+        self.rows_held: dict[tuple[str, str], Any] = {}
         self.size = self._stored_size()
 
     def _stored_size(self) -> int:
@@ -580,17 +665,45 @@ class StoredProjection(Projection):
         return int(rows[0][0]) if rows else 0
 
     # -- keeping up ----------------------------------------------------------------------
+    def hold(self, held: bool) -> None:
+        """Say that the caller holds (True) or no longer holds (False) the ledger's write
+        transaction: the serialised group of `Ledger.group()`, which no other writer, in
+        this process or another, can append during. While held, the first `catch_up`
+        reads the sizes; later ones (and the rows read or written since) need no
+        statement, as only this process's own appends change them (`apply_all`)."""
+        self.held = held
+        self.fresh = False
+        self.rows_held.clear()
+
+    def arm(self, armed: bool) -> None:
+        """Around an append of this process while held and fresh: the workflow model may
+        take the rows and sizes read in this transaction instead of reading them again."""
+        if self._model is not None:
+            self._model.known = (self.size, self.rows_held) \
+                if armed and self.held and self.fresh else None
+
+    def stale(self) -> None:
+        """Someone appended past what this projection knows (a conflict): the next
+        `catch_up` reads the sizes again, and the rows kept while held are dropped."""
+        self.fresh = False
+        self.rows_held.clear()
+
     def forget(self) -> None:
         """After a commit that failed: rows read inside it may never have been written
         (and their (key, updated_seq) may come back with other contents)."""
         self.decoded.clear()
         self.evidence.clear()
+        self.fresh = False
+        self.rows_held.clear()
         self.size = self._stored_size()
 
     def catch_up(self, ledger: Any) -> int:
+        if self.held and self.fresh:
+            return 0
         before = self.size
         stored = current(ledger)
         self.size = self._stored_size() if stored is None else stored
+        self.fresh = self.held
         return self.size - before
 
     def apply(self, entry: Any) -> None:
@@ -603,6 +716,25 @@ class StoredProjection(Projection):
         last = None
         for entry in entries:
             last = entry
+        written = None if self._model is None else self._model.written
+        if last is not None and written is not None and written[0] == last.seq + 1:
+            # The rows this very append wrote, as stored (their updated_seq is its last
+            # entry's): a later read of them needs no decoding.
+            for key, value in (*written[1].items(), *written[2].items()):
+                self.decoded.put(key, last.seq, value)
+        else:
+            written = None
+        if self.held and self.fresh and written is not None:
+            # Nobody else appends while the group is held: the model now ends where this
+            # append ended, and its rows are the ones it just wrote (the others unchanged).
+            self.size = written[0]
+            self.rows_held.update({("rm_vaults", key): value
+                                   for key, value in written[1].items()})
+            self.rows_held.update({("rm_proposals", key): value
+                                   for key, value in written[2].items()})
+            return
+        self.fresh = False
+        self.rows_held.clear()
         self.size = self._stored_size()
         if last is not None and self.size < last.seq + 1:
             raise WorkflowError(f"the workflow read model is at {self.size} after an append "
@@ -611,6 +743,12 @@ class StoredProjection(Projection):
     # -- questions -----------------------------------------------------------------------
     def status(self, digest_hex: str) -> ProposalStatus:
         prefix = digest_hex.lower()
+        if self.held and self.fresh and len(prefix) == 64 and \
+                ("rm_proposals", prefix) in self.rows_held:
+            held = self.rows_held[("rm_proposals", prefix)]
+            if held is None:
+                raise WorkflowError(f"unknown proposal {digest_hex!r}")
+            return held  # type: ignore[no-any-return]
         matches: list[ProposalStatus] = []
         if len(prefix) >= 8 and all(c in "0123456789abcdef" for c in prefix):
             matches = self._proposal_rows.rows(
@@ -618,6 +756,8 @@ class StoredProjection(Projection):
         if len(matches) != 1:
             what = "ambiguous" if matches else "unknown"
             raise WorkflowError(f"{what} proposal {digest_hex!r}")
+        if self.held and self.fresh:
+            self.rows_held[("rm_proposals", matches[0].digest)] = matches[0]
         return matches[0]
 
     def select(self, vault: str | None = None, states: Iterable[str] | None = None

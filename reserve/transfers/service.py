@@ -31,6 +31,7 @@ from reserve.errors import (
     WorkflowError,
 )
 from reserve.events import ABSENT, Event, event_type
+from reserve.events.access import ApiRequest
 from reserve.events.custody import (
     DestinationAdded,
     PolicyChangeApplied,
@@ -161,6 +162,14 @@ class WorkflowService:
         self.projection: Projection = StoredProjection(ledger) \
             if hasattr(ledger, "attach") else Projection()
         self.licences = LicenceBook()
+        # When a list, every entry `_commit` appends (its prelude's too) is added to it: the
+        # API's WorkflowAccess checks from it that the request's entry was written, without
+        # reading it back from the ledger.
+        self.appended: list[Any] | None = None
+        # (digest, time, ledger size after its append, decision) of the last proposal
+        # recorded: its decision at that time, as long as nothing else was appended (the
+        # append held nothing but the proposal and api.request entries).
+        self._proposed: tuple[str, datetime, int, Decision] | None = None
 
     # -- plumbing ------------------------------------------------------------------------
     def _now(self, now: datetime | None) -> datetime:
@@ -179,14 +188,25 @@ class WorkflowService:
             items = build()
             if not items and not prelude:
                 return []
+            stored = self.projection if isinstance(self.projection, StoredProjection) \
+                else None
             try:
+                if stored is not None:
+                    stored.arm(True)
                 entries = list(self.ledger.append_many([*prelude, *items], now=now,
                                                        expected_size=self.projection.size))
             except LedgerConflict:
+                if stored is not None:
+                    stored.stale()
                 continue
+            finally:
+                if stored is not None:
+                    stored.arm(False)
             if len(entries) != len(prelude) + len(items):
                 raise WorkflowError(f"the ledger appended {len(entries)} entries, not "
                                     f"{len(prelude) + len(items)}")
+            if self.appended is not None:
+                self.appended += entries
             self.projection.apply_all(entries)
             self.licences.apply_all(entries)
             self._mirror_entries(entries[len(prelude):])
@@ -270,7 +290,12 @@ class WorkflowService:
 
     def decision(self, digest: str, now: datetime | None = None) -> Decision:
         """What the policy says about a proposal now, with its explanation."""
-        return self._decide(self.status(digest), self._now(now))
+        moment = self._now(now)
+        status = self.status(digest)
+        proposed = self._proposed
+        if proposed is not None and proposed[:3] == (status.digest, moment, self.projection.size):
+            return proposed[3]  # the decision `propose` just took, on these very inputs
+        return self._decide(status, moment)
 
     def decisions(self, statuses: Sequence[ProposalStatus], now: datetime | None = None
                   ) -> list[Decision]:
@@ -386,8 +411,10 @@ class WorkflowService:
                 prelude: Sequence[Item] = ()) -> ProposalStatus:
         """Record a proposal after checking it against the policy in force."""
         moment = self._now(now)
+        decided: list[Decision] = []
 
         def build() -> list[Item]:
+            decided.clear()
             policy = self.projection.vault(proposal.vault).policy
             if proposal.digest_hex in self.projection.proposals:
                 raise WorkflowError(f"proposal {proposal.digest_hex[:16]} already exists")
@@ -403,10 +430,16 @@ class WorkflowService:
             if decision.refused:
                 raise PolicyError("proposal refused: " + "; ".join(decision.refused))
             self._check_delay_fits(policy, proposal, moment)
+            decided.append(decision)
             return [_item(CREATION_EVENTS[proposal.action](
                 vault=proposal.vault, digest=proposal.digest_hex, action=proposal.action,
                 proposal=proposal.document()), proposal.proposer)]
+        self._proposed = None
         self._commit(build, moment, prelude)
+        if decided and all(kind == ApiRequest.KIND for kind, _, _ in prelude):
+            # Nothing in the batch changes a decision's inputs (votes, approvals in the
+            # window, destinations, freeze, licences): `decision` at `moment` is this one.
+            self._proposed = (proposal.digest_hex, moment, self.projection.size, decided[-1])
         return self.projection.proposals[proposal.digest_hex]
 
     @staticmethod

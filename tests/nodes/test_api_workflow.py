@@ -116,6 +116,31 @@ def test_operator_proposes_custodians_approve_and_the_decision_explains(
     assert any(t["digest"] == digest and t["confirmations"] == 0 for t in transfers)
 
 
+def test_a_write_answers_what_a_read_of_the_committed_ledger_says(server: RunningServer) -> None:
+    """The answer of a proposal and of each vote is built in the write's own group, from
+    the rows it wrote; it is exactly what GET says of the committed ledger afterwards."""
+    with server.client("operator") as client:
+        created = client.post("/api/proposals", json={
+            "vault": "vault-a", "asset": "BTC", "fee_max": "20000", "purpose": "same answer",
+            "reference": secrets.token_hex(4),
+            "outputs": [{"destination": COLD, "amount": "6000000"}]})
+    assert created.status_code == 201, created.text
+    digest = created.json()["digest"]
+    answers = [created.json()]
+    with server.client("viewer") as client:  # the decision the proposal took, reused
+        assert client.get(f"/api/proposals/{digest}").json() == created.json()
+    for who, person in (("custodian", CUSTODIAN), ("second", SECOND)):
+        with server.client(who) as client:
+            voted = client.post(f"/api/proposals/{digest}/approvals",
+                                json=vote_document(digest, person))
+        assert voted.status_code == 201, voted.text
+        answers.append(voted.json())
+    with server.client("viewer") as client:
+        shown = client.get(f"/api/proposals/{digest}").json()
+    assert answers[-1] == shown
+    assert [a["state"] for a in answers] == ["proposed", "proposed", "releasable"]
+    assert answers[1]["decision"]["approvers"] == [CUSTODIAN]
+
 def test_wrong_roles_get_403_other_vaults_404_and_nothing_is_written(
         server: RunningServer) -> None:
     digest = _new_proposal(server)

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -174,3 +175,112 @@ def test_a_failed_group_commit_refuses_every_request_in_it(
         assert access.workflow.status(created.digest).state == "proposed"
         assert ledger.size() == size + 2
         assert readmodel.check(ledger) == []
+
+
+# -- what a write costs inside its group -------------------------------------------------------
+def _statements(ledger: Ledger) -> list[str]:
+    """Every SQL statement the ledger's SQLite connection runs from now on (executemany
+    rows each once)."""
+    seen: list[str] = []
+    ledger._db.set_trace_callback(seen.append)
+    return seen
+
+
+def test_statements_per_write_stay_bounded_as_history_grows(tmp_path: Path) -> None:
+    """A proposal and a vote read their vault, model sizes and rows once in the group (the
+    rows they wrote are not read back, nor the request's entry): the same count of
+    statements at 10 proposals as at 200, and a bounded one."""
+    from tests.support.workflow import vote
+
+    with _access(tmp_path) as (ledger, access):
+        counts = []
+        for total in (10, 200):
+            while ledger.size() < total * 2:
+                access.act(_Recorder(ledger.size()), _proposing(1_000_000 + ledger.size()))
+            seen = _statements(ledger)
+            created = access.act(_Recorder(-total), _proposing(5_000_000 + total))
+            proposing = len(seen)
+            seen.clear()
+            ballot = vote(created.proposal, "central-bank")
+            access.act(_Recorder(-total - 1), lambda workflow, prelude, ballot=ballot:
+                       workflow.vote(ballot, prelude=prelude))
+            counts.append((proposing, len(seen)))
+            ledger._db.set_trace_callback(None)
+        assert counts[0] == counts[1], counts
+        assert counts[0][0] <= 18 and counts[0][1] <= 18, counts  # 41 and 42 before
+        assert readmodel.check(ledger) == []
+        assert verify_ledger(ledger).ok
+
+
+def test_an_entry_appended_around_the_workflow_inside_a_group_is_caught_up_with(
+        tmp_path: Path) -> None:
+    """Rows kept while the group is held are only valid while only the workflow appends;
+    an append past it (another path, same transaction) is a conflict: the action reads
+    the ledger again and decides on it."""
+    with _access(tmp_path) as (ledger, access):
+        first = access.act(_Recorder(1), _proposing(1_000_000))
+
+        def around_then_propose(workflow: Any, prelude: Any) -> Any:
+            workflow.sync()  # caught up: the group's rows are kept from here
+            workflow.projection.vault("national-btc")
+            ledger.append("ledger.note", "ops", {"text": "around"}, now=T0)
+            return _proposing(2_000_000)(workflow, prelude)
+
+        second = access.act(_Recorder(2), around_then_propose)
+        recorder = _Recorder(3)
+        third = access.act(recorder, _proposing(3_000_000))
+        assert recorder.request.state.recorded
+        assert [access.workflow.status(s.digest).state for s in (first, second, third)] == \
+            ["proposed"] * 3
+        assert _kinds(ledger).count("ledger.note") == 1
+        assert readmodel.check(ledger) == []
+        assert verify_ledger(ledger).ok
+
+
+def test_a_request_entry_the_action_did_not_append_itself_is_still_found(
+        tmp_path: Path) -> None:
+    """The entries the workflow appended say whether the request was recorded; one the
+    action wrote some other way is found by reading back, not recorded twice."""
+    with _access(tmp_path) as (ledger, access):
+        recorder = _Recorder(7)
+
+        def by_hand(workflow: Any, prelude: Any) -> None:
+            ledger.append_many(list(prelude), now=T0)
+
+        access.act(recorder, by_hand)
+        assert recorder.request.state.recorded
+        dropped = _Recorder(8)
+        access.act(dropped, lambda workflow, prelude: _proposing(4_000_000)(workflow, ()))
+        assert not dropped.request.state.recorded  # the recording net's case
+
+
+def test_inside_a_group_only_the_first_append_reads_the_head(tmp_path: Path) -> None:
+    with Ledger.open(f"sqlite:///{tmp_path}/ledger.sqlite") as ledger:
+        ledger.append("ledger.note", "ops", {"text": "0"}, now=T0)
+        seen = _statements(ledger)
+        with ledger.group():
+            ledger.append("ledger.note", "ops", {"text": "1"}, now=T0)
+            with pytest.raises(EntryRejected):
+                ledger.append("note", "a", {"text": "x" * 70_000}, now=T0)
+            ledger.append("ledger.note", "ops", {"text": "2"}, now=T0)
+            with pytest.raises(LedgerConflict):
+                ledger.append("ledger.note", "ops", {"text": "3"}, now=T0, expected_size=2)
+            ledger.append("ledger.note", "ops", {"text": "4"}, now=T0, expected_size=3)
+        ledger._db.set_trace_callback(None)
+        assert sum("FROM ledger_entries ORDER BY seq DESC" in s for s in seen) == 1
+        assert [e.payload["text"] for e in ledger.entries()] == ["0", "1", "2", "4"]
+        assert verify_ledger(ledger).ok
+
+
+def test_the_decision_a_proposal_took_is_reused_only_while_nothing_else_was_appended(
+        tmp_path: Path) -> None:
+    with _access(tmp_path) as (ledger, access):
+        workflow = access.workflow
+        created = propose(workflow, 1_000_000, reference="reuse")
+        reused = workflow.decision(created.digest, T0)
+        assert workflow._proposed is not None and reused is workflow._proposed[3]
+        assert reused == workflow._decide(workflow.status(created.digest), T0)
+        ledger.append("ledger.note", "ops", {"text": "after"}, now=T0)
+        again = workflow.decision(created.digest, T0)
+        assert again is not reused and again == reused
+        assert workflow.decision(created.digest, T0 + timedelta(days=8)).refused  # expired

@@ -34,6 +34,8 @@ from reserve.api.deps import (
 )
 from reserve.api.openapi import created, errors, link, ok
 from reserve.errors import ApprovalError, WorkflowError
+from reserve.policy.evaluate import Decision
+from reserve.policy.model import Policy
 from reserve.present import format_time
 from reserve.proposals import approval as approval_module
 from reserve.proposals.state import OPEN, STATES
@@ -149,13 +151,8 @@ class DetailParts:
         found, policy = self.inputs.status, self.inputs.policy
         decision = decide(policy, found, self.inputs.history_at(now), self.inputs.licences,
                           now)
-        return {**self.summary, "document": self.document,
-                "decision": views.decision_json(decision),
-                "remaining_delay": present.remaining_delay(decision, now),
-                "still_to_act": self.still_to_act,
-                "next": next_step(found, policy, decision if found.state in OPEN else None,
-                                  now).to_json(),
-                "history": self.history}
+        return _answer(found, policy, decision, now, self.summary, self.document,
+                       self.still_to_act, self.history)
 
 
 def detail_parts(workflow: WorkflowService, found: ProposalStatus, now: datetime
@@ -169,8 +166,7 @@ def detail_parts(workflow: WorkflowService, found: ProposalStatus, now: datetime
     return DetailParts(inputs=inputs, summary=views.proposal_summary(found),
                        document=found.proposal.document(),
                        still_to_act=views.still_to_act(policy, found),
-                       history=[{"state": c.state, "at": format_time(c.at), "seq": c.seq,
-                                 "reason": c.reason} for c in found.changes])
+                       history=_history(found))
 
 
 def _utc_now(service: Service) -> datetime:
@@ -184,6 +180,43 @@ def detail(service: Service, workflow: WorkflowService, found: ProposalStatus) -
     """A proposal with its decision explained, remaining delay and who still needs to act."""
     now = _utc_now(service)
     return detail_parts(workflow, found, now).answer(now)
+
+
+def detail_json(found: ProposalStatus, decision: Decision, policy: Policy,
+                now: datetime) -> dict[str, Any]:
+    """`detail` of a proposal whose decision at `now` under `policy` (in force) is known."""
+    return _answer(found, policy, decision, now, views.proposal_summary(found),
+                   found.proposal.document(), views.still_to_act(policy, found),
+                   _history(found))
+
+
+def _history(found: ProposalStatus) -> list[dict[str, Any]]:
+    return [{"state": c.state, "at": format_time(c.at), "seq": c.seq, "reason": c.reason}
+            for c in found.changes]
+
+
+def _answer(found: ProposalStatus, policy: Policy, decision: Decision, now: datetime,
+            summary: dict[str, Any], document: dict[str, Any], still_to_act: list[str],
+            history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The detail's one shape, for the read (DetailParts) and for a write's answer."""
+    return {**summary, "document": document, "decision": views.decision_json(decision),
+            "remaining_delay": present.remaining_delay(decision, now),
+            "still_to_act": still_to_act,
+            "next": next_step(found, policy, decision if found.state in OPEN else None,
+                              now).to_json(),
+            "history": history}
+
+
+# A proposal as its write left it, its decision at `now` and the policy in force: taken in
+# the write's own group (from the rows it wrote), answered once that group has committed.
+Decided = tuple[ProposalStatus, Decision, Policy, datetime]
+
+
+def decided(service: Service, workflow: WorkflowService, found: ProposalStatus,
+            now: datetime | None = None) -> Decided:
+    now = _utc_now(service) if now is None else now
+    return (found, workflow.decision(found.digest, now),
+            workflow.projection.vault(found.proposal.vault).policy, now)
 
 
 @router.get("", summary="Proposals, oldest first, a page at a time (custodians: their vaults)",
@@ -207,10 +240,10 @@ def list_proposals(vault: Annotated[str | None, Query(pattern=VAULT_PATTERN)] = 
 
 
 def _create(workflow: WorkflowService, body: NewProposal, proposer: str,
-            prelude: Sequence[Item]) -> ProposalStatus:
+            prelude: Sequence[Item], now: datetime | None = None) -> ProposalStatus:
     common = dict(vault=body.vault, proposer=proposer, asset=body.asset, purpose=body.purpose,
                   reference=body.reference, expires_in_seconds=body.expires_in_seconds,
-                  prelude=prelude)
+                  prelude=prelude, now=now)
     policy = workflow.projection.vault(body.vault).policy
     if body.action == "transfer":
         if not body.outputs:
@@ -240,18 +273,18 @@ def create(body: NewProposal, principal: Principal = Depends(proposers),
            service: Service = Depends(get_service)) -> dict[str, Any]:
     access = views.workflow_access(service)
 
-    def action(workflow: WorkflowService, prelude: Sequence[Item]) -> ProposalStatus:
+    def action(workflow: WorkflowService, prelude: Sequence[Item]) -> Decided:
         # Checked in the action (in the group's transaction, under the workflow lock it
         # holds anyway), not in a read of its own before: an unknown vault appends nothing.
         if body.vault not in workflow.sync().vaults:
             raise HTTPException(status.HTTP_404_NOT_FOUND,
                                 detail=f"no policy is registered for vault {body.vault!r}")
-        return _create(workflow, body, principal.person, prelude)
+        now = service.clock()  # the proposal's time and its answer's: one decision
+        return decided(service, workflow,
+                       _create(workflow, body, principal.person, prelude, now), now)
 
-    created = access.act(record, action, summary={"action": body.action, "vault": body.vault})
-    with access.reading() as workflow:
-        return answer(detail(service, workflow, find(workflow, created.digest)),  # type: ignore[no-any-return]
-                      status.HTTP_201_CREATED)
+    answered = access.act(record, action, summary={"action": body.action, "vault": body.vault})
+    return answer(detail_json(*answered), status.HTTP_201_CREATED)  # type: ignore[no-any-return]
 
 
 @router.get("/{digest}", summary="One proposal with the policy's decision explained",
@@ -286,22 +319,33 @@ def vote(digest: Digest, body: ApprovalDocument, principal: Principal = Depends(
          record: Recorder = Depends(get_recorder),
          service: Service = Depends(get_service)) -> dict[str, Any]:
     access = views.workflow_access(service)
-    with access.reading() as workflow:
+    checked: list[ProposalStatus] = []
+
+    def summary(workflow: WorkflowService) -> dict[str, Any]:
+        # In the group, before the action: each refusal here writes nothing.
+        workflow.sync()
         found = find(workflow, digest)
-    require_vault(principal, found.proposal.vault, unknown_proposal(digest))
-    if body.custodian != principal.person:
-        raise HTTPException(status.HTTP_403_FORBIDDEN,
-                            detail=f"you may upload only your own vote, not {body.custodian}'s")
-    if body.proposal_digest != found.digest:
-        raise ApprovalError(f"this vote is for proposal {body.proposal_digest[:16]}, not "
-                            f"{found.digest[:16]}")
-    parsed = approval_module.from_document(body.model_dump())
-    access.act(record, lambda w, prelude: w.vote(parsed, prelude=prelude),
-               summary={"digest": found.digest, "vault": found.proposal.vault,
-                        "decision": parsed.decision})
-    with access.reading() as workflow:
-        return answer(detail(service, workflow, find(workflow, found.digest)),  # type: ignore[no-any-return]
-                      status.HTTP_201_CREATED)
+        require_vault(principal, found.proposal.vault, unknown_proposal(digest))
+        if body.custodian != principal.person:
+            raise HTTPException(status.HTTP_403_FORBIDDEN,
+                                detail=f"you may upload only your own vote, not "
+                                       f"{body.custodian}'s")
+        if body.proposal_digest != found.digest:
+            raise ApprovalError(f"this vote is for proposal {body.proposal_digest[:16]}, "
+                                f"not {found.digest[:16]}")
+        checked.append(found)
+        return {"digest": found.digest, "vault": found.proposal.vault,
+                "decision": body.decision}
+
+    def action(workflow: WorkflowService, prelude: Sequence[Item]) -> Decided:
+        parsed = approval_module.from_document(body.model_dump())
+        now = service.clock()
+        decision = workflow.vote(parsed, now=now, prelude=prelude)
+        found = workflow.projection.status(checked[-1].digest)
+        return found, decision, workflow.projection.vault(found.proposal.vault).policy, now
+
+    answered = access.act(record, action, summary=summary)
+    return answer(detail_json(*answered), status.HTTP_201_CREATED)  # type: ignore[no-any-return]
 
 
 @router.post("/{digest}/cancel", summary="Cancel before signing (proposer, custodian, auditor)",
