@@ -128,7 +128,7 @@ class WorkflowAccess:
             finally:
                 workflow.appended = None
             return result, any(
-                entry.kind == request[0] and entry.payload.get("request_id") == request_id
+                entry.kind == request[0] and ApiRequest.of(entry).request_id == request_id
                 for entry in appended) or any(
                 ApiRequest.of(entry).request_id == request_id
                 for entry in self.ledger.entries(start, kinds=(request[0],)))

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 HEAVY = ("web3", "eth_account", "bitcoinlib", "embit", "fastapi", "uvicorn", "sqlalchemy",
          "sqlmodel", "psycopg", "reserve.demo.story", "reserve.api.app",
@@ -23,14 +24,20 @@ HEAVY = ("web3", "eth_account", "bitcoinlib", "embit", "fastapi", "uvicorn", "sq
          "reserve.cli.mining", "reserve.cli.demo", "reserve.cli.transparency",
          "reserve.cli.workflow", "reserve.cli.common", "reserve.config",
          "typer.rich_utils", "pydantic")
+def _probe(code: str, **options: Any) -> Any:
+    """What a fresh interpreter running `code` prints, as JSON (its last line)."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, **options)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
 PROBE = ("import json, sys; import reserve.cli.main; "
          f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))")
 
 
 def test_the_command_line_loads_no_heavy_stack_until_a_command_runs() -> None:
-    done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
-                          timeout=60, check=True)
-    assert json.loads(done.stdout) == []
+    assert _probe(PROBE) == []
 
 
 def test_help_still_lists_every_command_group() -> None:
@@ -57,9 +64,7 @@ def test_help_renders_without_rich() -> None:
              "        assert done.code in (0, None), done.code\n"
              "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'rich' "
              "or m == 'typer.rich_utils')))")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          timeout=60, check=True)
-    assert json.loads(done.stdout) == []
+    assert _probe(probe) == []
 
 
 def test_the_lazy_commands_are_listed_with_their_own_help_line() -> None:
@@ -85,9 +90,7 @@ def test_a_group_loads_only_its_own_module() -> None:
              "assert result.exit_code == 0, result.output\n"
              "print(json.dumps(sorted(m for m in ('reserve.cli.ledger', 'reserve.cli.bitcoin',"
              " 'reserve.cli.evm', 'reserve.cli.serve') if m in sys.modules)))")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          timeout=60, check=True)
-    assert json.loads(done.stdout) == ["reserve.cli.ledger"]
+    assert _probe(probe) == ["reserve.cli.ledger"]
 
 
 def test_ledger_show_reads_entries_without_loading_the_workflow(tmp_path: Path) -> None:
@@ -106,7 +109,4 @@ def test_ledger_show_reads_entries_without_loading_the_workflow(tmp_path: Path) 
              "assert json.loads(result.stdout)['size'] == 0\n"
              "print(json.dumps(sorted(m for m in ('reserve.transfers.readmodel', "
              "'reserve.transfers.service', 'reserve.policy.evaluate') if m in sys.modules)))")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          timeout=60, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout.splitlines()[-1]) == []
+    assert _probe(probe, cwd=tmp_path) == []
