@@ -169,6 +169,9 @@ def create_app(source: Any, *, accounts: AccountStore | None = None,
         # The sync routes' thread pool (see ApiOptions.threads), set in the worker's loop.
         anyio.to_thread.current_default_thread_limiter().total_tokens = chosen.threads
         yield
+        access = getattr(service, "_workflow_access", None)  # reserve_views.workflow_access
+        if access is not None:
+            access.close()  # its group-commit thread ends once the queue is empty
         if owns_accounts:
             store.close()
         if owns_ledger:

@@ -27,7 +27,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import HTTPException
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
 from reserve.ledger.canonical import DEPTH_MAX, nesting_within_limit
@@ -137,7 +136,7 @@ class RequestGuard:
     async def _authenticate(self, scope: Scope, headers: dict[str, str]
                             ) -> JSONResponse | None:
         """State-changing API requests authenticate before their body is read."""
-        from reserve.api.deps import check_token, unauthorized
+        from reserve.api.deps import authenticated, unauthorized
 
         header = headers.get("authorization")
         scheme, _, value = (header or "").partition(" ")
@@ -147,7 +146,7 @@ class RequestGuard:
             service = scope["app"].state.service
             client = scope.get("client")
             address = client[0] if client else "unknown"
-            principal = await run_in_threadpool(check_token, service, address, value.strip())
+            principal = await authenticated(service, address, value.strip())
         except HTTPException as error:
             return _refusal(error.status_code, str(error.detail), dict(error.headers or {}))
         scope.setdefault("state", {})["principal"] = principal

@@ -14,9 +14,11 @@ request and its domain entries land in one commit.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -67,23 +69,40 @@ GROUP_REQUESTS_MAX = 64
 
 
 class _Queued:
-    """One request's action waiting for a group commit, and what became of it."""
+    """One request's action waiting for a group commit, and what became of it: a thread
+    waits on `done`; a coroutine awaits `future`, resolved on its own loop."""
 
-    def __init__(self, run: Callable[[], Any]) -> None:
+    def __init__(self, run: Callable[[], Any],
+                 future: asyncio.Future[None] | None = None) -> None:
         self.run = run
         self.done = threading.Event()
+        self.future = future
         self.result: Any = None
         self.error: BaseException | None = None
+
+    def finish(self) -> None:
+        """Wake whoever waits (called by the thread that ran the group, once)."""
+        self.done.set()
+        if self.future is not None:
+            future = self.future
+            future.get_loop().call_soon_threadsafe(_settle, future)
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():  # a request cancelled meanwhile has no one to tell
+        future.set_result(None)
 
 
 class WorkflowAccess:
     """One WorkflowService per API service; every use holds the lock (the projection
     is a mutable cache that one request must not read while another applies entries).
 
-    Writes are group-committed: a request queues its action; whichever request takes the
-    lock next runs every queued action, each append a savepoint of one transaction
-    (`Ledger.group`), and commits once (one fsync for all). Each request is answered only
-    after that commit; a refused action writes nothing and refuses only its own request.
+    Writes are group-committed: a request queues its action; whichever takes the lock
+    next (a route's thread in `act`, or the committer thread that `submit` wakes for the
+    routes on the event loop) runs every queued action, each append a savepoint of one
+    transaction (`Ledger.group`), and commits once (one fsync for all). Each request is
+    answered only after that commit; a refused action writes nothing and refuses only its
+    own request.
     """
 
     def __init__(self, ledger: Any, clock: Callable[[], datetime],
@@ -93,6 +112,8 @@ class WorkflowAccess:
         self.workflow = WorkflowService(ledger, clock=clock, freeze_mirror=freeze_mirror)
         self._queue: list[_Queued] = []
         self._queue_lock = threading.Lock()
+        self._draining = False  # whether the committer thread is taking groups
+        self._committer: ThreadPoolExecutor | None = None
         self.groups = 0  # commits made for queued actions (for tests and benchmarks)
 
     @contextmanager
@@ -112,7 +133,69 @@ class WorkflowAccess:
         Whether the entry was written is seen from the entries the workflow appended (or,
         failing that, read back): an action that dropped it leaves the request
         unrecorded, so the app's recording net logs that and records it after all.
+
+        For a route running in a thread; `submit` is the same for a coroutine.
         """
+        queued = _Queued(self._runner(recorder, action, summary))
+        with self._queue_lock:
+            self._queue.append(queued)
+        while not queued.done.is_set():
+            with self.lock:  # the previous group has answered everyone it took
+                if not queued.done.is_set():
+                    self._commit_group()
+        return self._outcome(queued, recorder)  # type: ignore[no-any-return]
+
+    async def submit(self, recorder: Any,
+                     action: Callable[[WorkflowService, Sequence[Item]], T],
+                     summary: dict[str, Any] | Callable[[WorkflowService], dict[str, Any]]
+                     | None = None) -> T:
+        """`act` for a route on the event loop: the request waits without a thread of its
+        own. The committer (one thread of this access) takes the queued actions group by
+        group while any are queued, and wakes each request after its group's commit; a
+        thread in `act` may take a group too, whichever holds the lock. So requests
+        arriving during a commit are parsed on the loop meanwhile and share the next one,
+        and the thread pool's size does not bound how many share it."""
+        queued = _Queued(self._runner(recorder, action, summary),
+                         asyncio.get_running_loop().create_future())
+        with self._queue_lock:
+            self._queue.append(queued)
+            start, self._draining = not self._draining, True
+            if start and self._committer is None:
+                self._committer = ThreadPoolExecutor(1, thread_name_prefix="group-commit")
+        if start:
+            assert self._committer is not None
+            self._committer.submit(self._drain)
+        assert queued.future is not None
+        await queued.future
+        return self._outcome(queued, recorder)  # type: ignore[no-any-return]
+
+    def _drain(self) -> None:
+        """Commit groups until the queue is empty (the committer thread)."""
+        while True:
+            with self._queue_lock:
+                if not self._queue:
+                    self._draining = False
+                    return
+            with self.lock:
+                self._commit_group()
+
+    def close(self) -> None:
+        """Let the committer thread end once the queue is empty (the app's shutdown)."""
+        if self._committer is not None:
+            self._committer.shutdown(wait=True)
+
+    @staticmethod
+    def _outcome(queued: _Queued, recorder: Any) -> Any:
+        """The action's result (or its error raised), the recorded flag on the request."""
+        if queued.error is not None:
+            raise queued.error
+        result, recorder.request.state.recorded = queued.result
+        return result
+
+    def _runner(self, recorder: Any, action: Callable[[WorkflowService, Sequence[Item]], T],
+                summary: dict[str, Any] | Callable[[WorkflowService], dict[str, Any]] | None
+                ) -> Callable[[], tuple[T, bool]]:
+        """The queued part of a request: its entry, its action and whether it recorded."""
         ready: Item | None = None if callable(summary) else recorder.entry(summary)
 
         def run() -> tuple[T, bool]:
@@ -133,22 +216,14 @@ class WorkflowAccess:
                 ApiRequest.of(entry).request_id == request_id
                 for entry in self.ledger.entries(start, kinds=(request[0],)))
 
-        queued = _Queued(run)
-        with self._queue_lock:
-            self._queue.append(queued)
-        while not queued.done.is_set():
-            with self.lock:  # the previous group has answered everyone it took
-                if not queued.done.is_set():
-                    self._commit_group()
-        if queued.error is not None:
-            raise queued.error
-        result, recorder.request.state.recorded = queued.result
-        return result  # type: ignore[no-any-return]
+        return run
 
     def _commit_group(self) -> None:
         with self._queue_lock:
             group = self._queue[:GROUP_REQUESTS_MAX]
             del self._queue[:GROUP_REQUESTS_MAX]
+        if not group:  # another thread took them
+            return
         projection = self.workflow.projection
         stored = projection if isinstance(projection, StoredProjection) else None
         held = stored is not None and hasattr(self.ledger, "group")
@@ -174,7 +249,7 @@ class WorkflowAccess:
             for queued in group:
                 if queued.error is None and queued.result is None:
                     queued.error = LedgerError("the request was not run")  # BaseException
-                queued.done.set()
+                queued.finish()
 
 
 @contextmanager

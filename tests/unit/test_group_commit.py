@@ -177,6 +177,102 @@ def test_a_failed_group_commit_refuses_every_request_in_it(
         assert readmodel.check(ledger) == []
 
 
+# -- requests on the event loop (`submit`) ------------------------------------------------------
+def test_coroutines_submitting_together_share_commits_and_a_refusal_stays_alone(
+        tmp_path: Path) -> None:
+    """Routes on the event loop await `submit`: no thread each, so every request queued
+    while a commit is in flight shares the next one (the committer thread takes them),
+    each is answered after its group's commit, and a refused one refuses only itself."""
+    import asyncio
+
+    with _access(tmp_path) as (ledger, access):
+        size = ledger.size()
+        count = 40
+
+        async def main() -> list[Any]:
+            recorders = [_Recorder(n) for n in range(count)]
+            calls = [access.submit(recorders[n], _proposing(
+                3_000_000 + n, STRANGER if n == 7 else COLD)) for n in range(count)]
+            outcomes = await asyncio.gather(*calls, return_exceptions=True)
+            return [(outcome, recorder.request.state.recorded)
+                    for outcome, recorder in zip(outcomes, recorders)]
+
+        outcomes = asyncio.run(main())
+        assert isinstance(outcomes[7][0], PolicyError)  # refused alone, nothing written
+        accepted = [n for n in range(count) if n != 7]
+        assert all(outcomes[n][1] and outcomes[n][0].state == "proposed" for n in accepted)
+        assert 1 <= access.groups < count  # shared: fewer commits than requests
+        kinds = _kinds(ledger)[size:]
+        assert kinds.count("api.request") == kinds.count("proposal.created") == len(accepted)
+        ids = [e.payload["request_id"] for e in ledger.entries(size, kinds=("api.request",))]
+        assert sorted(ids) == sorted(f"request-{n}" for n in accepted)
+        assert readmodel.check(ledger) == []
+        assert verify_ledger(ledger).ok
+        access.close()
+        assert access._committer is not None and access._committer._shutdown
+
+
+def test_threads_in_act_and_coroutines_in_submit_take_turns_on_one_queue(
+        tmp_path: Path) -> None:
+    """A sync route's thread may take a group the committer would have: every request is
+    run exactly once, whoever commits it, and each waiter is woken."""
+    import asyncio
+
+    with _access(tmp_path) as (ledger, access):
+        size = ledger.size()
+        threaded: dict[int, Any] = {}
+
+        def in_thread(n: int) -> None:
+            threaded[n] = access.act(_Recorder(n), _proposing(4_000_000 + n))
+
+        async def main() -> list[Any]:
+            threads = [threading.Thread(target=in_thread, args=(n,)) for n in range(100, 110)]
+            for thread in threads:
+                thread.start()
+            found = await asyncio.gather(*(access.submit(_Recorder(n), _proposing(
+                4_000_000 + n)) for n in range(20)))
+            for thread in threads:
+                await asyncio.to_thread(thread.join, 20)
+            return found
+
+        submitted = asyncio.run(main())
+        assert len(submitted) == 20 and len(threaded) == 10
+        digests = {status.digest for status in [*submitted, *threaded.values()]}
+        assert len(digests) == 30
+        assert _kinds(ledger)[size:].count("proposal.created") == 30
+        assert _kinds(ledger)[size:].count("api.request") == 30
+        assert readmodel.check(ledger) == []
+
+
+def test_a_failed_commit_refuses_every_submitted_request_and_the_next_ones_go_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    with _access(tmp_path) as (ledger, access):
+        size = ledger.size()
+        real_group = ledger.group
+
+        @contextmanager
+        def failing_group() -> Iterator[None]:
+            with real_group():
+                yield
+                raise LedgerError("the commit failed (disk I/O error); nothing is written")
+
+        async def submit_all(first: int) -> list[Any]:
+            return await asyncio.gather(*(access.submit(_Recorder(n), _proposing(
+                5_000_000 + n)) for n in range(first, first + 5)), return_exceptions=True)
+
+        monkeypatch.setattr(ledger, "group", failing_group)
+        failed = asyncio.run(submit_all(0))
+        assert all(isinstance(outcome, LedgerError) for outcome in failed), failed
+        assert ledger.size() == size
+        monkeypatch.setattr(ledger, "group", real_group)
+        passed = asyncio.run(submit_all(0))  # the same proposals again, now committed
+        assert all(outcome.state == "proposed" for outcome in passed), passed
+        assert ledger.size() == size + 10
+        assert readmodel.check(ledger) == []
+
+
 # -- what a write costs inside its group -------------------------------------------------------
 def _statements(ledger: Ledger) -> list[str]:
     """Every SQL statement the ledger's SQLite connection runs from now on (executemany

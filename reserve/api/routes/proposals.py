@@ -268,9 +268,9 @@ def _create(workflow: WorkflowService, body: NewProposal, proposer: str,
              summary="Propose a transfer or a new destination (operators)",
              responses={**created("The proposal with the policy's decision.", **PROPOSAL_LINKS),
                         **errors(400, 403, 404, 409)})
-def create(body: NewProposal, principal: Principal = Depends(proposers),
-           record: Recorder = Depends(get_recorder),
-           service: Service = Depends(get_service)) -> dict[str, Any]:
+async def create(body: NewProposal, principal: Principal = Depends(proposers),
+                 record: Recorder = Depends(get_recorder),
+                 service: Service = Depends(get_service)) -> dict[str, Any]:
     access = views.workflow_access(service)
 
     def action(workflow: WorkflowService, prelude: Sequence[Item]) -> Decided:
@@ -283,7 +283,8 @@ def create(body: NewProposal, principal: Principal = Depends(proposers),
         return decided(service, workflow,
                        _create(workflow, body, principal.person, prelude, now), now)
 
-    answered = access.act(record, action, summary={"action": body.action, "vault": body.vault})
+    answered = await access.submit(record, action,
+                                   summary={"action": body.action, "vault": body.vault})
     return answer(detail_json(*answered), status.HTTP_201_CREATED)  # type: ignore[no-any-return]
 
 
@@ -315,9 +316,9 @@ async def show(request: Request, digest: Digest) -> dict[str, Any]:
 @router.post("/{digest}/approvals", status_code=status.HTTP_201_CREATED,
              summary="Upload your signed approval or rejection (custodians of the vault)",
              operation_id="vote_on_proposal", responses=errors(400, 403, 404, 409))
-def vote(digest: Digest, body: ApprovalDocument, principal: Principal = Depends(voters),
-         record: Recorder = Depends(get_recorder),
-         service: Service = Depends(get_service)) -> dict[str, Any]:
+async def vote(digest: Digest, body: ApprovalDocument, principal: Principal = Depends(voters),
+               record: Recorder = Depends(get_recorder),
+               service: Service = Depends(get_service)) -> dict[str, Any]:
     access = views.workflow_access(service)
     checked: list[ProposalStatus] = []
 
@@ -344,7 +345,7 @@ def vote(digest: Digest, body: ApprovalDocument, principal: Principal = Depends(
         found = workflow.projection.status(checked[-1].digest)
         return found, decision, workflow.projection.vault(found.proposal.vault).policy, now
 
-    answered = access.act(record, action, summary=summary)
+    answered = await access.submit(record, action, summary=summary)
     return answer(detail_json(*answered), status.HTTP_201_CREATED)  # type: ignore[no-any-return]
 
 
