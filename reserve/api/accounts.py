@@ -234,14 +234,40 @@ def authenticate_at_head(store: AccountStore, token: str, now: datetime
     return principal, head
 
 
+# Tokens found valid, by (token, id of the credentials it was checked against): the store
+# hands out the same credentials objects for an unchanged row, so a hit means the same token
+# text against the same row values (held here, so their ids are not reused); only expiry,
+# a function of the time, is checked again.
+_VALID: dict[tuple[str, int], tuple[tuple[TokenRecord, User | None], Principal, datetime]] = {}
+VALID_MAX = 1024
+
+
 def _principal(token: str, credentials: tuple[TokenRecord, User | None] | None,
                now: datetime) -> Principal:
+    if credentials is not None:
+        kept = _VALID.get((token, id(credentials)))
+        if kept is not None and kept[0] is credentials:
+            if kept[2] <= now:
+                raise AuthError("token expired")
+            return kept[1]
+    principal, expires = _checked_principal(token, credentials, now)
+    if credentials is not None:
+        if len(_VALID) >= VALID_MAX:
+            _VALID.clear()
+        _VALID[(token, id(credentials))] = (credentials, principal, expires)
+    return principal
+
+
+def _checked_principal(token: str, credentials: tuple[TokenRecord, User | None] | None,
+                       now: datetime) -> tuple[Principal, datetime]:
+    """The principal and the token's expiry, or AuthError saying why it is refused."""
     if credentials is None or not token_matches(token, credentials[0].token_hash):
         raise AuthError("unknown token")
     found, user = credentials
     if found.revoked_at is not None:
         raise AuthError("token revoked")
-    if parse_instant(found.expires_at) <= now:
+    expires = parse_instant(found.expires_at)
+    if expires <= now:
         raise AuthError("token expired")
     if user is None or user.disabled_at is not None:
         raise AuthError("user disabled")
@@ -249,4 +275,4 @@ def _principal(token: str, credentials: tuple[TokenRecord, User | None] | None,
         raise AuthError("the token's role was withdrawn from its user")
     return Principal(person=user.person, role=Role(found.role), token_id=found.token_id,
                      vaults=frozenset(user.vaults), name=user.name,
-                     institution=user.institution)
+                     institution=user.institution), expires

@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
 from fastapi import HTTPException
 from starlette.responses import JSONResponse
 
@@ -64,6 +65,11 @@ def body_problem(body: bytes, content_type: str) -> str | None:
         return f"the body nests deeper than {DEPTH_MAX} levels"
     if "json" not in content_type:
         return None
+    try:
+        orjson.loads(body)  # strict: a string it parses is valid Unicode, so none is lone
+        return None
+    except orjson.JSONDecodeError:
+        pass  # not strict JSON (NaN, a lone surrogate, ...): parse it as FastAPI will
     try:
         parsed = json.loads(body)
     except (ValueError, RecursionError):

@@ -33,6 +33,9 @@ from reserve.ledger.migrate import upgrade, upgrade_connection
 
 LIST_MAX = 10_000
 READERS_IDLE_MAX = 16  # authentication's idle connections kept (a worker runs 8 threads)
+# Credentials rows decoded, kept by the row's exact values: a changed row (revoked, expired
+# by a new date, user disabled, roles or vaults changed) is another key, decoded afresh.
+DECODED_MAX = 1024
 
 
 def format_instant(moment: datetime) -> str:
@@ -243,6 +246,7 @@ class AccountStore:
         self._url = None if self._shared else url
         self._readers: list[Any] = []
         self._closed = False
+        self._decoded: dict[tuple[str, tuple[Any, ...]], tuple[TokenRecord, User | None]] = {}
 
     @classmethod
     def open(cls, url: str) -> AccountStore:
@@ -359,7 +363,24 @@ class AccountStore:
         """
         row = self._credentials_row(token_id) if self._url is not None else \
             self._pooled_credentials_row(token_id)
-        return _credentials_of(token_id, row)
+        return self._decode(token_id, row)
+
+    def _decode(self, token_id: str, row: Any) -> tuple[TokenRecord, User | None] | None:
+        """`_credentials_of`, the same objects for the same row values (authentication
+        reads the row on every request; decoding it each time cost as much as the read).
+        The objects are frozen, so sharing them changes nothing."""
+        if row is None:
+            return None
+        key = (token_id, tuple(row))
+        found = self._decoded.get(key)
+        if found is None:
+            found = _credentials_of(token_id, row)
+            if found is None:
+                return None
+            if len(self._decoded) >= DECODED_MAX:
+                self._decoded.clear()
+            self._decoded[key] = found
+        return found
 
     def shares_database(self, url: str) -> bool:
         """Whether this store reads the database at `url` on its own connections."""
@@ -379,7 +400,7 @@ class AccountStore:
             return None, None
         last, last_hash = row[-2], row[-1]
         head = (0, bytes(32)) if last is None else (int(last) + 1, bytes(last_hash))
-        return _credentials_of(token_id, row[:-2]), head
+        return self._decode(token_id, row[:-2]), head
 
     def _pooled_credentials_row(self, token_id: str) -> Any:
         """The credentials row through the engine's pool (an in-memory database's one

@@ -234,6 +234,38 @@ def test_issue_authenticate_expire_revoke(store: AccountStore) -> None:
     assert issued.token not in str(written) and issued.token_hash not in str(written)
 
 
+def test_a_token_found_valid_is_checked_afresh_when_its_row_changes(
+        store: AccountStore) -> None:
+    """Authentication keeps what it decoded and found valid for an unchanged row; any
+    change of the row (vaults narrowed, role withdrawn, user disabled) and any other token
+    text is decided from scratch, on the very next request."""
+    _, record = _recorder()
+    accounts.create_user(store, record, person="ana", name="Ana", institution="CB",
+                         roles=["custodian", "auditor"], vaults=["v1", "v2"], now=NOW)
+    issued, _ = accounts.issue_token(store, record, person="ana", role="custodian",
+                                     expires_in_seconds=3600, label="", issued_by="root",
+                                     now=NOW)
+    first = accounts.authenticate(store, issued.token, NOW)
+    assert accounts.authenticate(store, issued.token, NOW) is first  # kept: same row
+    forged = issued.token[:-4] + ("AAAA" if not issued.token.endswith("AAAA") else "BBBB")
+    with pytest.raises(AuthError, match="unknown token"):  # same id, other secret
+        accounts.authenticate(store, forged, NOW)
+    accounts.update_user(store, record, person="ana", name="Ana", institution="CB",
+                         roles=["custodian", "auditor"], vaults=["v1"])
+    narrowed = accounts.authenticate(store, issued.token, NOW)
+    assert narrowed is not first and narrowed.vaults == {"v1"}
+    accounts.update_user(store, record, person="ana", name="Ana", institution="CB",
+                         roles=["auditor"], vaults=[])
+    with pytest.raises(AuthError, match="withdrawn"):
+        accounts.authenticate(store, issued.token, NOW)
+    accounts.update_user(store, record, person="ana", name="Ana", institution="CB",
+                         roles=["custodian"], vaults=["v1"])
+    accounts.authenticate(store, issued.token, NOW)
+    accounts.disable_user(store, record, person="ana", by="root", now=NOW)
+    with pytest.raises(AuthError, match="token revoked"):
+        accounts.authenticate(store, issued.token, NOW)
+
+
 def test_refused_account_changes_write_nothing(store: AccountStore) -> None:
     written, record = _recorder()
     with pytest.raises(AccountError, match="non-empty subset"):
