@@ -8,8 +8,10 @@ tokens and the vault's policy are made the operator's way first (`reserve token 
 it) runs each case for `--seconds` with `--connections` connections, driven by
 bench/wrk/bench.lua:
 
-- bare GET and bare POST: a trivial FastAPI app (`bare_app` below, sync routes like the
-  service's) served by uvicorn with the same workers, HTTP parser and loop: the floor;
+- bare GET and bare POST: a trivial FastAPI app (`bare_app` below, sync routes like most
+  of the service's) served by uvicorn with the same workers, HTTP parser and loop: the
+  floor; and the bare POST as an async route (no hop to a thread, as the service's
+  proposal and vote routes are), printed beside it as a second reference;
 - writes: `POST /api/proposals` (an operator's 1,000-sat transfer, each with its own
   reference, built in Lua from a template), then `POST /api/proposals/{digest}/approvals`,
   each a real Ed25519 vote of the vault's custodian on one proposal the first phase
@@ -73,6 +75,13 @@ def bare_get() -> dict[str, Any]:
 @bare_app.post("/api/bare")
 def bare_post(body: dict[str, Any]) -> dict[str, Any]:
     """The write floor: a sync route validating and echoing its JSON body."""
+    return {"ok": True, "echo": body}
+
+
+@bare_app.post("/api/bare-async")
+async def bare_post_async(body: dict[str, Any]) -> dict[str, Any]:
+    """The same on the event loop (no hop to a thread), as the service's proposal and vote
+    routes are: shown beside the floor, so a ratio can be read against either."""
     return {"ok": True, "echo": body}
 
 
@@ -283,6 +292,8 @@ def database(backend: str, folder: Path) -> Iterator[str]:
 
 BARE_GET = Case("bare FastAPI GET", "read", "get", "/api/bare")
 BARE_POST = Case("bare FastAPI POST", "write", "post", "/api/bare", body='{"label":"bench"}')
+BARE_POST_ASYNC = Case("bare FastAPI POST (async route)", "write", "post", "/api/bare-async",
+                       body='{"label":"bench"}')
 
 
 @dataclass
@@ -301,7 +312,7 @@ def run_bare(workers: int, seconds: float, connections: int, folder: Path) -> li
                "--loop", "uvloop", "--log-level", "warning", "--no-access-log"]
     with serving(command, port, folder / "bare.log") as base:
         return [run_wrk(base, case, "", seconds, connections, folder)
-                for case in (BARE_GET, BARE_POST)]
+                for case in (BARE_GET, BARE_POST, BARE_POST_ASYNC)]
 
 
 def run_service(base: str, tokens: dict[str, str], seconds: float, connections: int,

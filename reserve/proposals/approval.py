@@ -72,10 +72,17 @@ def _verifies(public_key: bytes, signature: bytes, message: bytes) -> bool:
     """Ed25519 verification, memoised on the exact bytes of key, signature and message (a
     pure function: the same three always give the same answer)."""
     try:
-        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
+        _public_key(public_key).verify(signature, message)
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+@lru_cache(maxsize=256)
+def _public_key(raw: bytes) -> Ed25519PublicKey:
+    """The loaded key of a custodian (a policy names few): loading it cost as much as half
+    a verification. Raises ValueError for bytes that are not a key (not remembered)."""
+    return Ed25519PublicKey.from_public_bytes(raw)
 
 
 def sign(private_key: Ed25519PrivateKey, digest: bytes, decision: str,

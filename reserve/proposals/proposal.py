@@ -15,6 +15,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import rfc8785
@@ -33,8 +34,11 @@ _DECIMAL = re.compile(r"^(0|[1-9][0-9]{0,77})$")
 ACTIONS = ("transfer", "destination.add", "policy.change", "vault.unfreeze")
 
 
+@lru_cache(maxsize=4096)
 def format_time(moment: datetime) -> str:
-    """UTC, second precision, ending in Z: one spelling per instant, for canonical JSON."""
+    """UTC, second precision, ending in Z: one spelling per instant, for canonical JSON.
+    Memoised (a proposal's document spells its two times each time it is built; equal
+    instants hash alike whatever their zone, and spell alike)."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

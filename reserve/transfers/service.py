@@ -167,8 +167,9 @@ class WorkflowService:
         # reading it back from the ledger.
         self.appended: list[Any] | None = None
         # (digest, time, ledger size after its append, decision) of the last proposal
-        # recorded: its decision at that time, as long as nothing else was appended (the
-        # append held nothing but the proposal and api.request entries).
+        # recorded or voted on without a transition: its decision at that time, as long as
+        # nothing else was appended (the append held nothing but the proposal or the vote
+        # and api.request entries).
         self._proposed: tuple[str, datetime, int, Decision] | None = None
 
     # -- plumbing ------------------------------------------------------------------------
@@ -314,12 +315,16 @@ class WorkflowService:
 
     # -- automatic transitions -----------------------------------------------------------
     def _plan_advance(self, status: ProposalStatus, votes: Sequence[Approval],
-                      history: History, now: datetime) -> tuple[list[Item], History]:
-        """Entries that move an open proposal as far as the policy allows at `now`."""
+                      history: History, now: datetime,
+                      decided: list[Decision] | None = None) -> tuple[list[Item], History]:
+        """Entries that move an open proposal as far as the policy allows at `now`; the
+        first decision taken is appended to `decided` (if given)."""
         if status.state not in OPEN:
             return [], history
         proposal, state = status.proposal, status.state
         decision = self._decide(status, now, votes, history)
+        if decided is not None:
+            decided.append(decision)
         if decision.refused:
             target = EXPIRED if now >= proposal.expires_at else \
                 REJECTED if decision.rejected and state == PROPOSED else CANCELLED
@@ -545,8 +550,10 @@ class WorkflowService:
              prelude: Sequence[Item] = ()) -> Decision:
         """Verify and record an approval or rejection, then any transition it causes."""
         moment = self._now(now)
+        decided: list[Decision] = []
 
         def build() -> list[Item]:
+            decided.clear()
             status = self._check_vote(approval, moment)
             recorded = replace(approval, recorded_at=moment)
             vote = ProposalApproved if approval.decision == "approve" else ProposalRejected
@@ -555,10 +562,19 @@ class WorkflowService:
                               signature=approval.signature.hex()), approval.custodian)
             history = self.projection.history(status.proposal.vault, moment)
             planned, _ = self._plan_advance(status, (*status.votes, recorded), history,
-                                            moment)
+                                            moment, decided)
+            if planned:  # a transition: the answer is decided on the state it leads to
+                decided.clear()
             return [item, *planned]
+        self._proposed = None
         self._commit(build, moment, prelude)
-        return self.decision(approval.proposal_digest.hex(), moment)
+        digest = approval.proposal_digest.hex()
+        if decided and all(kind == ApiRequest.KIND for kind, _, _ in prelude):
+            # The vote moved nothing: the proposal's state, the vault's window and the
+            # licences are as the decision above read them, with this vote among the
+            # votes, so `decision` at `moment` is that one.
+            self._proposed = (digest, moment, self.projection.size, decided[-1])
+        return self.decision(digest, moment)
 
     def cancel(self, digest: str, actor: str, reason: str, now: datetime | None = None,
                prelude: Sequence[Item] = ()) -> ProposalStatus:

@@ -380,3 +380,28 @@ def test_the_decision_a_proposal_took_is_reused_only_while_nothing_else_was_appe
         again = workflow.decision(created.digest, T0)
         assert again is not reused and again == reused
         assert workflow.decision(created.digest, T0 + timedelta(days=8)).refused  # expired
+
+
+def test_a_vote_that_moves_nothing_answers_with_the_decision_it_took(tmp_path: Path) -> None:
+    """A vote short of the quorum (national-btc's small tier: 2 approvals from 2
+    institutions) answers with the decision its plan took, equal to one taken afresh; the
+    vote that meets the quorum moves the proposal, and its answer is decided afresh on the
+    state it leads to."""
+    from tests.support.workflow import vote
+
+    with _access(tmp_path) as (ledger, access):
+        workflow = access.workflow
+        created = propose(workflow, 1_000_000, reference="votes")
+        first = workflow.vote(vote(created.proposal, "finance-ministry"), now=T0)
+        assert workflow._proposed is not None and first is workflow._proposed[3]
+        assert first == workflow._decide(workflow.status(created.digest), T0)
+        assert first.approvers == ("finance-ministry",) and not first.may_approve
+        rejected = propose(workflow, 2_000_000, reference="votes-2")
+        against = workflow.vote(vote(rejected.proposal, "central-bank", "reject"), now=T0)
+        assert against is workflow._proposed[3]
+        assert against == workflow._decide(workflow.status(rejected.digest), T0)
+        second = workflow.vote(vote(created.proposal, "central-bank"), now=T0)
+        assert workflow._proposed is None  # the quorum moved it: decided on the new state
+        assert workflow.status(created.digest).state != "proposed"
+        assert second == workflow._decide(workflow.status(created.digest), T0)
+        assert readmodel.check(ledger) == []
