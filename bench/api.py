@@ -10,8 +10,8 @@ bench/wrk/bench.lua:
 
 - bare GET and bare POST: a trivial FastAPI app (`bare_app` below, sync routes like most
   of the service's) served by uvicorn with the same workers, HTTP parser and loop: the
-  floor; and the bare POST as an async route (no hop to a thread, as the service's
-  proposal and vote routes are), printed beside it as a second reference;
+  floor; and both as async routes (no hop to a thread, as the service's proposal and vote
+  routes and its kept answers on SQLite are), printed beside them as a second reference;
 - writes: `POST /api/proposals` (an operator's 1,000-sat transfer, each with its own
   reference, built in Lua from a template), then `POST /api/proposals/{digest}/approvals`,
   each a real Ed25519 vote of the vault's custodian on one proposal the first phase
@@ -69,6 +69,13 @@ bare_app = FastAPI(title="bare")
 @bare_app.get("/api/bare")
 def bare_get() -> dict[str, Any]:
     """The read floor: a sync route (run in the thread pool like the service's)."""
+    return {"ok": True}
+
+
+@bare_app.get("/api/bare-async")
+async def bare_get_async() -> dict[str, Any]:
+    """The read floor on the event loop (no hop to a thread), as the service's kept
+    answers on SQLite are served: a second reference beside the floor."""
     return {"ok": True}
 
 
@@ -292,6 +299,7 @@ def database(backend: str, folder: Path) -> Iterator[str]:
 
 BARE_GET = Case("bare FastAPI GET", "read", "get", "/api/bare")
 BARE_POST = Case("bare FastAPI POST", "write", "post", "/api/bare", body='{"label":"bench"}')
+BARE_GET_ASYNC = Case("bare FastAPI GET (async route)", "read", "get", "/api/bare-async")
 BARE_POST_ASYNC = Case("bare FastAPI POST (async route)", "write", "post", "/api/bare-async",
                        body='{"label":"bench"}')
 
@@ -312,7 +320,7 @@ def run_bare(workers: int, seconds: float, connections: int, folder: Path) -> li
                "--loop", "uvloop", "--log-level", "warning", "--no-access-log"]
     with serving(command, port, folder / "bare.log") as base:
         return [run_wrk(base, case, "", seconds, connections, folder)
-                for case in (BARE_GET, BARE_POST, BARE_POST_ASYNC)]
+                for case in (BARE_GET, BARE_GET_ASYNC, BARE_POST, BARE_POST_ASYNC)]
 
 
 def run_service(base: str, tokens: dict[str, str], seconds: float, connections: int,

@@ -20,7 +20,8 @@ def test_bench_api_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     assert api.main(["--smoke"]) == 0
     out = capsys.readouterr().out
     assert "API benchmark (wrk): sqlite" in out
-    for case in ("bare FastAPI GET", "bare FastAPI POST", "bare FastAPI POST (async route)",
+    for case in ("bare FastAPI GET", "bare FastAPI POST", "bare FastAPI GET (async route)",
+                 "bare FastAPI POST (async route)",
                  "POST /api/proposals ",
                  "POST /api/proposals/{d}/approvals", "GET /api/vaults",
                  "GET /api/ledger/entries (page)", "GET /api/proposals/{digest}"):
