@@ -23,6 +23,7 @@ import orjson
 from fastapi import HTTPException, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
+from reserve.api.accounts import authenticate, authenticate_at_head
 from reserve.api.auth import FailureLimiter, Principal, Role
 from reserve.api.panels import PanelRegistry
 from reserve.api.store import AccountStore
@@ -117,8 +118,6 @@ def unauthorized(detail: str) -> HTTPException:
 
 def check_token(service: Service, address: str, token: str) -> Principal:
     """Authenticate `token` for a client at `address`, counting failures; raises HTTP errors."""
-    from reserve.api.accounts import authenticate
-
     return _checked(service, address, lambda: authenticate(service.accounts, token,
                                                             service.clock()))
 
@@ -127,8 +126,6 @@ def check_token_at_head(service: Service, address: str, token: str
                         ) -> tuple[Principal, tuple[int, bytes]]:
     """`check_token`, and the ledger's head read in the same statement (an account store
     on the ledger's own database)."""
-    from reserve.api.accounts import authenticate_at_head
-
     return _checked(service, address, lambda: authenticate_at_head(service.accounts, token,
                                                                     service.clock()))
 

@@ -75,22 +75,32 @@ class _Queued:
     def __init__(self, run: Callable[[], Any],
                  future: asyncio.Future[None] | None = None) -> None:
         self.run = run
-        self.done = threading.Event()
         self.future = future
+        self.done: threading.Event | None = threading.Event() if future is None else None
         self.result: Any = None
         self.error: BaseException | None = None
 
-    def finish(self) -> None:
-        """Wake whoever waits (called by the thread that ran the group, once)."""
-        self.done.set()
-        if self.future is not None:
-            future = self.future
-            future.get_loop().call_soon_threadsafe(_settle, future)
+    def is_done(self) -> bool:
+        return self.done is not None and self.done.is_set()
 
 
-def _settle(future: asyncio.Future[None]) -> None:
-    if not future.done():  # a request cancelled meanwhile has no one to tell
-        future.set_result(None)
+def _finish(group: Sequence[_Queued]) -> None:
+    """Wake whoever waits on `group` (by the thread that ran it, once): each thread by its
+    event, the coroutines with one call into each of their loops."""
+    loops: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    for queued in group:
+        if queued.done is not None:
+            queued.done.set()
+        elif queued.future is not None:
+            loops.setdefault(queued.future.get_loop(), []).append(queued.future)
+    for loop, futures in loops.items():
+        loop.call_soon_threadsafe(_settle, futures)
+
+
+def _settle(futures: list[asyncio.Future[None]]) -> None:
+    for future in futures:
+        if not future.done():  # a request cancelled meanwhile has no one to tell
+            future.set_result(None)
 
 
 class WorkflowAccess:
@@ -139,9 +149,9 @@ class WorkflowAccess:
         queued = _Queued(self._runner(recorder, action, summary))
         with self._queue_lock:
             self._queue.append(queued)
-        while not queued.done.is_set():
+        while not queued.is_done():
             with self.lock:  # the previous group has answered everyone it took
-                if not queued.done.is_set():
+                if not queued.is_done():
                     self._commit_group()
         return self._outcome(queued, recorder)  # type: ignore[no-any-return]
 
@@ -249,7 +259,7 @@ class WorkflowAccess:
             for queued in group:
                 if queued.error is None and queued.result is None:
                     queued.error = LedgerError("the request was not run")  # BaseException
-                queued.finish()
+            _finish(group)
 
 
 @contextmanager
