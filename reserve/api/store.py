@@ -249,12 +249,47 @@ def _text(value: bytes | None) -> str | None:
 class _LoopReader:
     """One autocommit PostgreSQL connection driven from an event loop through libpq's
     non-blocking calls: the credentials-and-head statement is prepared once, then each
-    request sends it and waits for the socket on the loop (no thread, no cursor)."""
+    request sends it and waits for the socket on the loop (no thread, no cursor).
+
+    The socket stays registered with the loop for the connection's life (not added and
+    removed around each statement: two system calls a request): while a statement is out
+    its answer wakes the waiting request; while idle, whatever the server sends (a notice,
+    the end of the connection) is consumed, and a connection that ended is marked broken
+    and unregistered."""
 
     def __init__(self, connection: Any) -> None:
         self.connection = connection  # the psycopg Connection owning the libpq one
         self.pgconn = connection.pgconn
         self.pgconn.nonblocking = 1
+        self._fd: int = self.pgconn.socket
+        self._loop: Any = None  # the loop the socket is registered with
+        self._waiter: asyncio.Future[None] | None = None
+        self.broken = False
+
+    def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._loop is loop:
+            return
+        self._unwatch()
+        loop.add_reader(self._fd, self._readable)
+        self._loop = loop
+
+    def _unwatch(self) -> None:
+        loop, self._loop = self._loop, None
+        if loop is not None and not loop.is_closed():
+            with suppress(Exception):
+                loop.remove_reader(self._fd)
+
+    def _readable(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            if not waiter.done():
+                waiter.set_result(None)
+            return
+        try:  # idle: a notice, or the server ending the connection
+            self.pgconn.consume_input()
+        except Exception:
+            self.broken = True
+            self._unwatch()
 
     @classmethod
     def open(cls, url: str) -> _LoopReader:
@@ -274,13 +309,21 @@ class _LoopReader:
         from psycopg import OperationalError
         from psycopg.pq import ExecStatus
 
+        if self.broken:
+            raise OperationalError("the server ended the connection")
+        loop = asyncio.get_running_loop()
+        self._watch(loop)
         pgconn = self.pgconn
         pgconn.send_query_prepared(_LOOP_STATEMENT, [token_id.encode("utf-8")])
         while pgconn.flush():  # bounded: libpq returns 0 once the query has left
-            await _socket_ready(pgconn.socket, writable=True)
+            await _socket_writable(self._fd)
         pgconn.consume_input()
         while pgconn.is_busy():  # bounded by the server's answer
-            await _socket_ready(pgconn.socket, writable=False)
+            waiter = self._waiter = loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
             pgconn.consume_input()
         result = pgconn.get_result()
         while pgconn.get_result() is not None:  # drain: one statement, one result
@@ -298,11 +341,12 @@ class _LoopReader:
                 None if last_hash is None else bytes.fromhex(last_hash[2:].decode()))
 
     def close(self) -> None:
+        self._unwatch()
         with suppress(Exception):
             self.connection.close()
 
 
-async def _socket_ready(fd: int, writable: bool) -> None:
+async def _socket_writable(fd: int) -> None:
     loop = asyncio.get_running_loop()
     ready = loop.create_future()
 
@@ -310,17 +354,11 @@ async def _socket_ready(fd: int, writable: bool) -> None:
         if not ready.done():
             ready.set_result(None)
 
-    if writable:
-        loop.add_writer(fd, wake)
-    else:
-        loop.add_reader(fd, wake)
+    loop.add_writer(fd, wake)
     try:
         await ready
     finally:
-        if writable:
-            loop.remove_writer(fd)
-        else:
-            loop.remove_reader(fd)
+        loop.remove_writer(fd)
 
 
 class _LoopReaders:
