@@ -296,6 +296,10 @@ class _LoopReader:
         """Connect and prepare (blocking: run off the loop)."""
         connection, _ = connect(url, ConfigError)
         try:
+            # What `row` decodes: UTF-8 text, bytea as \x and hex digits (whatever the
+            # server's or the role's defaults).
+            connection.execute("SET client_encoding TO 'UTF8'")
+            connection.execute("SET bytea_output TO 'hex'")
             connection.execute("PREPARE " + _LOOP_STATEMENT.decode() + " (text) AS " +
                                _CREDENTIALS_HEAD_SQL_POSTGRES.replace("?", "$1"))
         except BaseException:

@@ -164,6 +164,8 @@ def test_postgresql_reads_authenticate_on_the_event_loop(server: RunningServer) 
     idle = [reader for readers in loops for reader in readers._idle]
     assert idle, "the read was authenticated on the event loop's connections"
     with psycopg.connect(server.ledger.url.replace("+psycopg", ""), autocommit=True) as admin:
+        # New connections default to another bytea format: the loop's set their own.
+        admin.execute(f'ALTER DATABASE "{admin.info.dbname}" SET bytea_output = \'escape\'')
         for reader in idle:  # as a restarted server or an administrator would
             admin.execute("SELECT pg_terminate_backend(%s)", (reader.pgconn.backend_pid,))
     assert _get(server, "viewer", PAGE) == first  # retried on a new connection
