@@ -234,6 +234,19 @@ def authenticate_at_head(store: AccountStore, token: str, now: datetime
     return principal, head
 
 
+async def authenticate_at_head_async(store: AccountStore, token: str,
+                                     now: Callable[[], datetime]
+                                     ) -> tuple[Principal, tuple[int, bytes]]:
+    """`authenticate_at_head` on the event loop (`AccountStore.reads_on_loop`); `now` is
+    read once the row has come back."""
+    token_id = parse_token(token)
+    credentials, head = await store.credentials_and_head_async(token_id)
+    principal = _principal(token, credentials, now())
+    if head is None:
+        raise AuthError("unknown token")
+    return principal, head
+
+
 # Tokens found valid, by (token, id of the credentials it was checked against): the store
 # hands out the same credentials objects for an unchanged row, so a hit means the same token
 # text against the same row values (held here, so their ids are not reused); only expiry,

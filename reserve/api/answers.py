@@ -1,12 +1,14 @@
-"""The busiest read routes, answered in one hop to the thread pool, from answers kept by
-exactly what determines them.
+"""The busiest read routes, answered on the event loop from answers kept by exactly what
+determines them.
 
 `GET /api/vaults`, a page of `GET /api/ledger/entries` and `GET /api/proposals/{digest}`
 each cost several statements and a few hundred microseconds of Python over the ledger and
 its read models, on every request, for the same answer until the ledger moves. Here a
 request is authenticated and reads the ledger's head (its size and the hash of its last
-entry: the hash chain commits to every entry before it) in the same hop to the thread
-pool, and looks its answer up by the head plus whatever else the answer depends on:
+entry: the hash chain commits to every entry before it) together, without a thread (on
+PostgreSQL in one statement, one non-blocking round trip awaited on the event loop; on
+SQLite two reads of local pages), and looks its answer up by the head plus
+whatever else the answer depends on:
 
 - what the caller may see (`visibility`: every vault, or a custodian's own);
 - the route's parameters;
@@ -48,6 +50,7 @@ from reserve.api.deps import (
     _credentials,
     check_token,
     check_token_at_head,
+    check_token_at_head_async,
     client_address,
     unauthorized,
 )
@@ -209,13 +212,26 @@ def _on_loop(service: Service) -> bool:
         hasattr(service.ledger, "head_now")
 
 
+def _head_on_loop(service: Service) -> bool:
+    """Whether the token and the ledger head are read from the event loop in one
+    non-blocking round trip (PostgreSQL, an account store on the ledger's database with
+    connections of its own), so a kept answer is served with no hop to the thread pool."""
+    accounts = service.accounts
+    reads_on_loop = getattr(accounts, "reads_on_loop", None)
+    return reads_on_loop is not None and reads_on_loop() and \
+        accounts.shares_database(str(getattr(service.ledger, "url", "")))
+
+
 async def read(request: Request, allowed: frozenset[Role],
                build: Callable[[Reading], Response]) -> Any:
     """Authenticate the request (401, 429, 403 as `deps.require`), read the ledger head and
-    run `build` on it. On PostgreSQL all of it runs in one hop to the thread pool; on
-    SQLite a kept answer is served on the event loop, and the thread pool computes the
-    others (or reads the head when the ledger is busy). (Typed Any: the routes keep their
-    declared `dict[str, Any]` answer in the schema; FastAPI sends a Response as is.)"""
+    run `build` on it. A kept answer is served on the event loop: on SQLite after two
+    indexed reads of local pages, on PostgreSQL after one non-blocking round trip on the
+    account store's own connections (the token row and the head in one statement, awaited
+    on the loop); the thread pool computes the others (on SQLite it also reads the head
+    when the ledger is busy). Without such a store, all of it runs in one hop to the
+    thread pool. (Typed Any: the routes keep their declared `dict[str, Any]` answer in the
+    schema; FastAPI sends a Response as is.)"""
     from starlette.concurrency import run_in_threadpool
 
     token = _credentials(request)
@@ -238,6 +254,16 @@ async def read(request: Request, allowed: frozenset[Role],
             return build(Reading(service, principal, service.ledger.head()))
 
         return await run_in_threadpool(later)
+
+    if _head_on_loop(service):
+        principal, head = await check_token_at_head_async(service, address, token)
+        _allowed(principal, allowed)
+        request.state.principal = principal
+        reading = Reading(service, principal, head, on_loop=True)
+        try:
+            return build(reading)
+        except NotKept:
+            return await run_in_threadpool(build, replace(reading, on_loop=False))
 
     def run() -> Response:
         principal, head = _principal_at_head(service, address, token, allowed)

@@ -130,12 +130,30 @@ def check_token_at_head(service: Service, address: str, token: str
                                                                     service.clock()))
 
 
-def _checked(service: Service, address: str, authenticate: Callable[[], T]) -> T:
+async def check_token_at_head_async(service: Service, address: str, token: str
+                                    ) -> tuple[Principal, tuple[int, bytes]]:
+    """`check_token_at_head` on the event loop, no thread (a PostgreSQL account store with
+    its own connections: `AccountStore.reads_on_loop`)."""
+    from reserve.api.accounts import authenticate_at_head_async
+
+    _admitted(service, address)
+    try:
+        return await authenticate_at_head_async(service.accounts, token, service.clock)
+    except AuthError as error:
+        service.limiter.fail(address, service.monotonic())
+        raise unauthorized(str(error)) from None
+
+
+def _admitted(service: Service, address: str) -> None:
     verdict = service.limiter.check(address, service.monotonic())
     if not verdict.allowed:
         raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS,
                             detail="too many failed authentications from this address",
                             headers={"Retry-After": str(verdict.retry_after_seconds)})
+
+
+def _checked(service: Service, address: str, authenticate: Callable[[], T]) -> T:
+    _admitted(service, address)
     try:
         return authenticate()
     except AuthError as error:

@@ -12,6 +12,8 @@ service's own PostgreSQL role needs no CREATE. Callers get frozen `User` and
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import json
 import threading
 from collections.abc import Iterator
@@ -36,6 +38,9 @@ READERS_IDLE_MAX = 16  # authentication's idle connections kept (a worker runs 8
 # Credentials rows decoded, kept by the row's exact values: a changed row (revoked, expired
 # by a new date, user disabled, roles or vaults changed) is another key, decoded afresh.
 DECODED_MAX = 1024
+# PostgreSQL connections an event loop reads credentials and the ledger head on, at most
+# (requests beyond them wait for one: each holds it for one round trip).
+LOOP_READERS_MAX = 8
 
 
 def format_instant(moment: datetime) -> str:
@@ -206,7 +211,14 @@ _CREDENTIALS_SQL = (
 _CREDENTIALS_HEAD_SQL = _CREDENTIALS_SQL.replace(
     " FROM api_tokens t", ", (SELECT seq FROM ledger_entries ORDER BY seq DESC LIMIT 1), "
     "(SELECT entry_hash FROM ledger_entries ORDER BY seq DESC LIMIT 1) FROM api_tokens t", 1)
+# On PostgreSQL the head as one lateral row: one probe of the primary key's index, where
+# the two scalar subqueries cost the server about half as much again per statement.
+_CREDENTIALS_HEAD_SQL_POSTGRES = _CREDENTIALS_SQL.replace(
+    " FROM api_tokens t", ", h.seq, h.entry_hash FROM api_tokens t", 1).replace(
+    " WHERE t.token_id", " LEFT JOIN LATERAL (SELECT seq, entry_hash FROM ledger_entries "
+    "ORDER BY seq DESC LIMIT 1) h ON true WHERE t.token_id", 1)
 _NO_LOCK = nullcontext()
+_LOOP_STATEMENT = b"srl_credentials_head"  # prepared on each of the event loop's connections
 
 
 @lru_cache(maxsize=1024)
@@ -233,6 +245,199 @@ def _credentials_of(token_id: str, row: Any) -> tuple[TokenRecord, User | None] 
                         created_at=user_created, disabled_at=disabled_at)
 
 
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("utf-8")
+
+
+class _LoopReader:
+    """One autocommit PostgreSQL connection driven from an event loop through libpq's
+    non-blocking calls: the credentials-and-head statement is prepared once, then each
+    request sends it and waits for the socket on the loop (no thread, no cursor).
+
+    The socket stays registered with the loop for the connection's life (not added and
+    removed around each statement: two system calls a request): while a statement is out
+    its answer wakes the waiting request; while idle, whatever the server sends (a notice,
+    the end of the connection) is consumed, and a connection that ended is marked broken
+    and unregistered."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection  # the psycopg Connection owning the libpq one
+        self.pgconn = connection.pgconn
+        self.pgconn.nonblocking = 1
+        self._fd: int = self.pgconn.socket
+        self._loop: Any = None  # the loop the socket is registered with
+        self._waiter: asyncio.Future[None] | None = None
+        self.broken = False
+
+    def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._loop is loop:
+            return
+        self._unwatch()
+        loop.add_reader(self._fd, self._readable)
+        self._loop = loop
+
+    def _unwatch(self) -> None:
+        loop, self._loop = self._loop, None
+        if loop is not None and not loop.is_closed():
+            with suppress(Exception):
+                loop.remove_reader(self._fd)
+
+    def _readable(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            if not waiter.done():
+                waiter.set_result(None)
+            return
+        try:  # idle: a notice, or the server ending the connection
+            self.pgconn.consume_input()
+        except Exception:
+            self.broken = True
+            self._unwatch()
+
+    @classmethod
+    def open(cls, url: str) -> _LoopReader:
+        """Connect and prepare (blocking: run off the loop)."""
+        connection, _ = connect(url, ConfigError)
+        try:
+            # What `row` decodes: UTF-8 text, bytea as \x and hex digits (whatever the
+            # server's or the role's defaults).
+            connection.execute("SET client_encoding TO 'UTF8'")
+            connection.execute("SET bytea_output TO 'hex'")
+            connection.execute("PREPARE " + _LOOP_STATEMENT.decode() + " (text) AS " +
+                               _CREDENTIALS_HEAD_SQL_POSTGRES.replace("?", "$1"))
+        except BaseException:
+            with suppress(Exception):
+                connection.close()
+            raise
+        return cls(connection)
+
+    async def row(self, token_id: str) -> tuple[Any, ...] | None:
+        """The credentials-and-head row of `token_id` (None: no such token)."""
+        from psycopg import OperationalError
+        from psycopg.pq import ExecStatus
+
+        if self.broken:
+            raise OperationalError("the server ended the connection")
+        loop = asyncio.get_running_loop()
+        self._watch(loop)
+        pgconn = self.pgconn
+        pgconn.send_query_prepared(_LOOP_STATEMENT, [token_id.encode("utf-8")])
+        while pgconn.flush():  # bounded: libpq returns 0 once the query has left
+            await _socket_writable(self._fd)
+        pgconn.consume_input()
+        while pgconn.is_busy():  # bounded by the server's answer
+            waiter = self._waiter = loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+            pgconn.consume_input()
+        result = pgconn.get_result()
+        while pgconn.get_result() is not None:  # drain: one statement, one result
+            pass
+        if result is None or result.status != ExecStatus.TUPLES_OK:
+            message = pgconn.get_error_message() if result is None else \
+                result.get_error_message()
+            raise OperationalError(f"credentials query failed: {message}")
+        if result.ntuples == 0:
+            return None
+        values = [result.get_value(0, column) for column in range(result.nfields)]
+        last, last_hash = values[-2], values[-1]
+        return (*(_text(value) for value in values[:-2]),
+                None if last is None else int(last),
+                None if last_hash is None else bytes.fromhex(last_hash[2:].decode()))
+
+    def close(self) -> None:
+        self._unwatch()
+        with suppress(Exception):
+            self.connection.close()
+
+
+async def _socket_writable(fd: int) -> None:
+    loop = asyncio.get_running_loop()
+    ready = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_writer(fd, wake)
+    try:
+        await ready
+    finally:
+        loop.remove_writer(fd)
+
+
+class _LoopReaders:
+    """An event loop's connections for `AccountStore.credentials_and_head_async`: at most
+    LOOP_READERS_MAX, made on demand; a request finding none idle waits for one."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._idle: list[_LoopReader] = []
+        self._count = 0
+        self._waiters: collections.deque[asyncio.Future[_LoopReader | None]] = \
+            collections.deque()
+        self.closed = False
+
+    async def take(self) -> _LoopReader:
+        while True:  # bounded: each turn either returns or waits for a release
+            if self.closed:
+                raise ConfigError("the account store is closed")
+            if self._idle:
+                return self._idle.pop()
+            if self._count < LOOP_READERS_MAX:
+                self._count += 1
+                try:
+                    return await asyncio.get_running_loop().run_in_executor(
+                        None, _LoopReader.open, self._url)
+                except BaseException:
+                    self._count -= 1
+                    self._wake(None)
+                    raise
+            waiter: asyncio.Future[_LoopReader | None] = \
+                asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                reader = await waiter
+            except BaseException:
+                handed = waiter.result() if waiter.done() and not waiter.cancelled() else None
+                if handed is not None:
+                    self.give_back(handed)  # handed over as we were cancelled
+                raise
+            if reader is not None:
+                return reader
+            # None: a connection was dropped, so one may be made: go round again
+
+    def _wake(self, reader: _LoopReader | None) -> bool:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(reader)
+                return True
+        return False
+
+    def give_back(self, reader: _LoopReader) -> None:
+        if self.closed:
+            self.drop(reader)
+        elif not self._wake(reader):
+            self._idle.append(reader)
+
+    def drop(self, reader: _LoopReader) -> None:
+        """A connection that failed, or was interrupted mid-query: closed, not reused."""
+        reader.close()
+        self._count -= 1
+        if not self.closed:
+            self._wake(None)
+
+    def close(self) -> None:
+        self.closed = True
+        for reader in self._idle:
+            reader.close()
+        self._idle.clear()
+        self._wake(None)
+
+
 class AccountStore:
     """Users and tokens in `api_users` / `api_tokens`, migrated on first open."""
 
@@ -245,6 +450,8 @@ class AccountStore:
         # the next request: a file or server database only.
         self._url = None if self._shared else url
         self._readers: list[Any] = []
+        self._loop_readers: dict[Any, _LoopReaders] = {}  # by event loop
+        self._last_loop_readers: tuple[Any, _LoopReaders] | None = None
         self._closed = False
         self._decoded: dict[tuple[str, tuple[Any, ...]], tuple[TokenRecord, User | None]] = {}
 
@@ -265,6 +472,10 @@ class AccountStore:
                 with suppress(Exception):
                     connection.close()
             self._readers.clear()
+            for readers in self._loop_readers.values():
+                readers.close()
+            self._loop_readers.clear()
+            self._last_loop_readers = None
             self._engine.dispose()
 
     @contextmanager
@@ -395,12 +606,62 @@ class AccountStore:
         (`shares_database`); the head is None when the token is unknown."""
         if self._url is None:
             raise AccountError("this store has no connection of its own for the ledger head")
-        row = self._credentials_row(token_id, _CREDENTIALS_HEAD_SQL)
+        row = self._credentials_row(token_id, _CREDENTIALS_HEAD_SQL if self.dialect == "sqlite"
+                                    else _CREDENTIALS_HEAD_SQL_POSTGRES)
         if row is None:
             return None, None
         last, last_hash = row[-2], row[-1]
         head = (0, bytes(32)) if last is None else (int(last) + 1, bytes(last_hash))
         return self._decode(token_id, row[:-2]), head
+
+    def reads_on_loop(self) -> bool:
+        """Whether `credentials_and_head_async` may be used: a PostgreSQL store with
+        connections of its own."""
+        return self._url is not None and self.dialect == "postgresql"
+
+    async def credentials_and_head_async(self, token_id: str
+                                         ) -> tuple[tuple[TokenRecord, User | None] | None,
+                                                    tuple[int, bytes] | None]:
+        """`credentials_and_head` from the event loop, without a thread: the same
+        statement, prepared on a connection this loop keeps (`_LoopReaders`), sent and
+        awaited through libpq's non-blocking calls. Read fresh on every call, like
+        `credentials`. A connection that fails is closed and the query tried once more
+        on a new one; one interrupted mid-query (a cancelled request) is closed too."""
+        if not self.reads_on_loop():
+            raise AccountError("this store has no PostgreSQL connection of its own")
+        readers = self._readers_of_loop()
+        for attempt in (1, 2):
+            reader = await readers.take()
+            try:
+                row = await reader.row(token_id)
+            except BaseException as error:
+                readers.drop(reader)
+                if attempt == 2 or not isinstance(error, Exception):
+                    raise
+                continue
+            readers.give_back(reader)
+            if row is None:
+                return None, None
+            last, last_hash = row[-2], row[-1]
+            head = (0, bytes(32)) if last is None else (last + 1, last_hash)
+            return self._decode(token_id, row[:-2]), head
+        raise AssertionError("unreachable")
+
+    def _readers_of_loop(self) -> _LoopReaders:
+        loop = asyncio.get_running_loop()
+        last = self._last_loop_readers  # a worker's one loop, nearly always
+        if last is not None and last[0] is loop:
+            return last[1]
+        readers = self._loop_readers.get(loop)
+        if readers is None:
+            with self._lock:
+                if self._closed:
+                    raise ConfigError("the account store is closed")
+                for other in [key for key in self._loop_readers if key.is_closed()]:
+                    self._loop_readers.pop(other).close()  # a finished test client's loop
+                readers = self._loop_readers.setdefault(loop, _LoopReaders(str(self._url)))
+        self._last_loop_readers = (loop, readers)
+        return readers
 
     def _pooled_credentials_row(self, token_id: str) -> Any:
         """The credentials row through the engine's pool (an in-memory database's one

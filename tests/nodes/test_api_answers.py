@@ -146,3 +146,42 @@ def test_authentication_survives_a_dropped_connection(server: RunningServer) -> 
                           now=server.clock.wall())
     with server.client("viewer") as client:
         assert client.get("/api/vaults").status_code == 401
+
+
+def test_postgresql_reads_authenticate_on_the_event_loop(server: RunningServer) -> None:
+    """On PostgreSQL a read route's token and head come from the event loop's own
+    connections (no thread); a connection the server dropped is replaced and the query
+    retried, and a revocation or a write by another connection is seen by the next read."""
+    if server.ledger.dialect == "sqlite":
+        pytest.skip("SQLite serves kept answers on the loop from local pages")
+    import psycopg
+
+    from reserve.api import accounts
+
+    store = server.store
+    first = _get(server, "viewer", PAGE)
+    loops = list(store._loop_readers.values())
+    idle = [reader for readers in loops for reader in readers._idle]
+    assert idle, "the read was authenticated on the event loop's connections"
+    with psycopg.connect(server.ledger.url.replace("+psycopg", ""), autocommit=True) as admin:
+        # New connections default to another bytea format: the loop's set their own.
+        admin.execute(f'ALTER DATABASE "{admin.info.dbname}" SET bytea_output = \'escape\'')
+        for reader in idle:  # as a restarted server or an administrator would
+            admin.execute("SELECT pg_terminate_backend(%s)", (reader.pgconn.backend_pid,))
+    assert _get(server, "viewer", PAGE) == first  # retried on a new connection
+    assert idle[-1] not in [reader for readers in loops for reader in readers._idle]
+    with Ledger.open(server.ledger.url) as other:  # a foreign writer, read models not attached
+        from reserve.transfers.service import WorkflowService
+        from tests.support.api_workflow import api_policy
+
+        WorkflowService(other, clock=server.clock.wall).register_policy(
+            api_policy("vault-d"), "another-process")
+        size = other.size()
+    assert size > first["size"]
+    assert _get(server, "viewer", PAGE)["size"] == size
+    token_id = server.tokens["viewer"].split("_")[1]
+    accounts.revoke_token(store, server.record, token_id=token_id, by="root-admin",
+                          now=server.clock.wall())
+    with server.client("viewer") as client:
+        for path in ("/api/vaults", PAGE):
+            assert client.get(path).status_code == 401
