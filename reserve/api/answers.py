@@ -52,6 +52,7 @@ from reserve.api.deps import (
     check_token_at_head,
     check_token_at_head_async,
     client_address,
+    head_on_loop,
     unauthorized,
 )
 from reserve.policy.evaluate import History
@@ -212,16 +213,6 @@ def _on_loop(service: Service) -> bool:
         hasattr(service.ledger, "head_now")
 
 
-def _head_on_loop(service: Service) -> bool:
-    """Whether the token and the ledger head are read from the event loop in one
-    non-blocking round trip (PostgreSQL, an account store on the ledger's database with
-    connections of its own), so a kept answer is served with no hop to the thread pool."""
-    accounts = service.accounts
-    reads_on_loop = getattr(accounts, "reads_on_loop", None)
-    return reads_on_loop is not None and reads_on_loop() and \
-        accounts.shares_database(str(getattr(service.ledger, "url", "")))
-
-
 async def read(request: Request, allowed: frozenset[Role],
                build: Callable[[Reading], Response]) -> Any:
     """Authenticate the request (401, 429, 403 as `deps.require`), read the ledger head and
@@ -255,7 +246,7 @@ async def read(request: Request, allowed: frozenset[Role],
 
         return await run_in_threadpool(later)
 
-    if _head_on_loop(service):
+    if head_on_loop(service):
         principal, head = await check_token_at_head_async(service, address, token)
         _allowed(principal, allowed)
         request.state.principal = principal

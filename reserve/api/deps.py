@@ -23,7 +23,7 @@ import orjson
 from fastapi import HTTPException, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from reserve.api.accounts import authenticate, authenticate_at_head
+from reserve.api.accounts import authenticate, authenticate_at_head, authenticate_at_head_async
 from reserve.api.auth import FailureLimiter, Principal, Role
 from reserve.api.panels import PanelRegistry
 from reserve.api.store import AccountStore
@@ -134,8 +134,6 @@ async def check_token_at_head_async(service: Service, address: str, token: str
                                     ) -> tuple[Principal, tuple[int, bytes]]:
     """`check_token_at_head` on the event loop, no thread (a PostgreSQL account store with
     its own connections: `AccountStore.reads_on_loop`)."""
-    from reserve.api.accounts import authenticate_at_head_async
-
     _admitted(service, address)
     try:
         return await authenticate_at_head_async(service.accounts, token, service.clock)
@@ -161,17 +159,25 @@ def _checked(service: Service, address: str, authenticate: Callable[[], T]) -> T
         raise unauthorized(str(error)) from None
 
 
-def _auth_on_loop(service: Service) -> bool:
-    """Whether a token is checked on the event loop: with accounts on SQLite, where it is
-    one indexed read of local pages (cheaper than the hop to a thread and back); on
-    PostgreSQL the round trip runs in the thread pool."""
-    return getattr(service.accounts, "dialect", "") == "sqlite"
+def head_on_loop(service: Service) -> bool:
+    """Whether the token and the ledger head are read from the event loop in one
+    non-blocking round trip (PostgreSQL, an account store on the ledger's database with
+    connections of its own), so a kept answer is served with no hop to the thread pool."""
+    accounts = service.accounts
+    reads_on_loop = getattr(accounts, "reads_on_loop", None)
+    return reads_on_loop is not None and reads_on_loop() and \
+        accounts.shares_database(str(getattr(service.ledger, "url", "")))
 
 
 async def authenticated(service: Service, address: str, token: str) -> Principal:
-    """`check_token`, on the event loop or in the thread pool (`_auth_on_loop`)."""
-    if _auth_on_loop(service):
+    """`check_token` without a hop to a thread where it can: with accounts on SQLite it is
+    one indexed read of local pages, run on the loop as is; on PostgreSQL the statement of
+    `head_on_loop` is awaited (its head unused); elsewhere it runs in the thread pool."""
+    if getattr(service.accounts, "dialect", "") == "sqlite":
         return check_token(service, address, token)
+    if head_on_loop(service):
+        principal, _ = await check_token_at_head_async(service, address, token)
+        return principal
     return await run_in_threadpool(check_token, service, address, token)
 
 

@@ -132,14 +132,20 @@ def test_bad_input_and_bad_tokens_are_still_refused(server: RunningServer) -> No
 
 
 def test_authentication_survives_a_dropped_connection(server: RunningServer) -> None:
-    _get(server, "viewer", "/api/me")
+    """The threads' path (`authenticate` on kept autocommit connections: every request on
+    SQLite, the sync routes' fallback on PostgreSQL) replaces a connection the server
+    dropped; the loop's own connections are tested below."""
+    from reserve.api import accounts
+
     store = server.store
+    token = server.tokens["viewer"]
+    accounts.authenticate(store, token, server.clock.wall())
     assert store._readers  # the connection authentication used is kept for the next
     for connection in store._readers:
         connection.close()  # as a restarted server would drop them
+    assert accounts.authenticate(store, token, server.clock.wall()).person == "vic-viewer"
     assert _get(server, "viewer", "/api/me")["person"] == "vic-viewer"
     # and a revoked token is refused from the next request on, kept connections or not
-    from reserve.api import accounts
 
     token_id = server.tokens["viewer"].split("_")[1]
     accounts.revoke_token(store, server.record, token_id=token_id, by="root-admin",
@@ -185,3 +191,34 @@ def test_postgresql_reads_authenticate_on_the_event_loop(server: RunningServer) 
     with server.client("viewer") as client:
         for path in ("/api/vaults", PAGE):
             assert client.get(path).status_code == 401
+
+
+def test_writes_authenticate_without_a_thread_and_a_revoked_token_writes_nothing(
+        server: RunningServer) -> None:
+    """A state-changing request's token is checked on the event loop (SQLite: the store's
+    kept connections, read in place; PostgreSQL: the loop's own connections, the threads'
+    ones left unused), read afresh each time: once the token is revoked, its next vote is
+    refused with 401 and nothing is appended."""
+    from reserve.api import accounts
+
+    store = server.store
+    status = propose(server)
+    if server.ledger.dialect != "sqlite":
+        store._readers.clear()
+    with server.client("custodian") as client:
+        voted = client.post(f"/api/proposals/{status.digest}/approvals",
+                            json=vote_document(status.digest, CUSTODIAN))
+    assert voted.status_code == 201, voted.text
+    if server.ledger.dialect != "sqlite":
+        assert store._readers == []  # not the threads' path
+        assert any(readers._idle for readers in store._loop_readers.values())
+    other = propose(server, purpose="second")
+    token_id = server.tokens["custodian"].split("_")[1]
+    accounts.revoke_token(store, server.record, token_id=token_id, by="root-admin",
+                          now=server.clock.wall())
+    size = server.ledger.size()
+    with server.client("custodian") as client:
+        refused = client.post(f"/api/proposals/{other.digest}/approvals",
+                              json=vote_document(other.digest, CUSTODIAN))
+    assert refused.status_code == 401, refused.text
+    assert server.ledger.size() == size
