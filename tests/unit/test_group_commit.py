@@ -154,17 +154,23 @@ def test_requests_queued_behind_a_commit_share_the_next_one(tmp_path: Path) -> N
         assert verify_ledger(ledger).ok
 
 
+def _failing(group: Any) -> Any:
+    """`group` whose commit fails after its body ran (a disk I/O error at COMMIT)."""
+    @contextmanager
+    def failing_group() -> Iterator[None]:
+        with group():
+            yield
+            raise LedgerError("the commit failed (disk I/O error); nothing is written")
+
+    return failing_group
+
+
 def test_a_failed_group_commit_refuses_every_request_in_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with _access(tmp_path) as (ledger, access):
         size = ledger.size()
         real_group = ledger.group
-
-        @contextmanager
-        def failing_group() -> Iterator[None]:
-            with real_group():
-                yield
-                raise LedgerError("the commit failed (disk I/O error); nothing is written")
+        failing_group = _failing(real_group)
 
         monkeypatch.setattr(ledger, "group", failing_group)
         with pytest.raises(LedgerError, match="disk I/O error"):
@@ -251,12 +257,7 @@ def test_a_failed_commit_refuses_every_submitted_request_and_the_next_ones_go_on
     with _access(tmp_path) as (ledger, access):
         size = ledger.size()
         real_group = ledger.group
-
-        @contextmanager
-        def failing_group() -> Iterator[None]:
-            with real_group():
-                yield
-                raise LedgerError("the commit failed (disk I/O error); nothing is written")
+        failing_group = _failing(real_group)
 
         async def submit_all(first: int) -> list[Any]:
             return await asyncio.gather(*(access.submit(_Recorder(n), _proposing(
