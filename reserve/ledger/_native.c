@@ -842,6 +842,51 @@ done:
     return result;
 }
 
+/* entry_params(rows, items) -> list
+
+   The parameters of a multi-row SQLite INSERT of entry rows (seq, body, entry_hash) with
+   each item's kind (item[0]) as the fourth column, flat: [seq0, body0, hash0, kind0, seq1,
+   ...]. One list instead of a tuple per row; SQLite then binds them in one statement per
+   chunk of rows instead of one executemany step per row. */
+static PyObject *native_entry_params(PyObject *self, PyObject *args) {
+    PyObject *rows, *items_arg;
+    if (!PyArg_ParseTuple(args, "O!O:entry_params", &PyList_Type, &rows, &items_arg))
+        return NULL;
+    PyObject *items = PySequence_Fast(items_arg, "entry_params: items must be a sequence");
+    if (items == NULL)
+        return NULL;
+    Py_ssize_t count = PyList_GET_SIZE(rows);
+    PyObject *result = NULL;
+    if (PySequence_Fast_GET_SIZE(items) != count) {
+        PyErr_SetString(PyExc_ValueError, "entry_params: one item per row");
+        goto done;
+    }
+    result = PyList_New(4 * count);
+    if (result == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        /* the kind first: item[0] may run Python code, which could change `rows` */
+        PyObject *kind = PySequence_GetItem(PySequence_Fast_GET_ITEM(items, i), 0);
+        if (kind == NULL) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        PyObject *row = i < PyList_GET_SIZE(rows) ? PyList_GET_ITEM(rows, i) : NULL;
+        if (row == NULL || !PyTuple_CheckExact(row) || PyTuple_GET_SIZE(row) != 3) {
+            PyErr_SetString(PyExc_TypeError, "entry_params: rows are (seq, body, entry_hash)");
+            Py_DECREF(kind);
+            Py_CLEAR(result);
+            goto done;
+        }
+        for (int column = 0; column < 3; column++)
+            PyList_SET_ITEM(result, 4 * i + column, Py_NewRef(PyTuple_GET_ITEM(row, column)));
+        PyList_SET_ITEM(result, 4 * i + 3, kind);
+    }
+done:
+    Py_DECREF(items);
+    return result;
+}
+
 /* ---------------------------------------------------------------- entries */
 
 /* entries(entry_type, names, rows, items, time) -> list
@@ -1355,6 +1400,8 @@ static PyMethodDef native_methods[] = {
      " encode_bodies' loop over the items it vouches for."},
     {"copy_entry_rows", native_copy_entry_rows, METH_VARARGS,
      "copy_entry_rows(rows, items) -> bytes: binary COPY tuples of entry rows and kinds."},
+    {"entry_params", native_entry_params, METH_VARARGS,
+     "entry_params(rows, items) -> list: [seq, body, entry_hash, kind, ...] of a multi-row INSERT."},
     {"hash_batch", native_hash_batch, METH_VARARGS,
      "hash_batch(prev, size, bodies, frontier, level_min) -> (entry_rows, node_rows, prev)."},
     {"entries", native_entries, METH_VARARGS,

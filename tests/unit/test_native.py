@@ -322,6 +322,31 @@ def test_copy_entry_rows_refuses_bad_arguments() -> None:
         core.copy_entry_rows([(2**63, b"", b"")], [("k", "a", {})])
 
 
+@given(st.lists(st.tuples(st.integers(0, 2**62), st.binary(max_size=50), st.binary(max_size=40),
+                          st.sampled_from(["btc.deposit", "ledger.note", "k\u00e9", ""])),
+                max_size=30))
+@settings(max_examples=200, deadline=None)
+def test_entry_params_equals_the_python_list(rows: list[tuple[int, bytes, bytes, str]]) -> None:
+    # The flat parameters of SQLite's multi-row entry INSERT: the same objects in order.
+    from reserve.ledger.store import _entry_params_py
+
+    entry_rows = [(seq, body, entry_hash) for seq, body, entry_hash, _ in rows]
+    items = [(kind, "actor", {}) for *_, kind in rows]
+    expected = [value for row in rows for value in row]
+    assert core.entry_params(entry_rows, items) == expected
+    assert core.entry_params(entry_rows, tuple(list(item) for item in items)) == expected
+    assert _entry_params_py(entry_rows, items) == expected
+
+
+def test_entry_params_refuses_bad_arguments() -> None:
+    with pytest.raises(ValueError):
+        core.entry_params([(0, b"", b"")], [])
+    with pytest.raises(TypeError):
+        core.entry_params([(0, b"")], [("k", "a", {})])
+    with pytest.raises(IndexError):
+        core.entry_params([(0, b"", b"")], [()])
+
+
 bodies_lists = st.lists(st.binary(max_size=80), min_size=1, max_size=70)
 
 
