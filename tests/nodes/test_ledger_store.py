@@ -274,3 +274,41 @@ def test_entry_refused_deep_in_a_batch_writes_nothing(ledger_url: str) -> None:
         assert [entry.payload["i"] for entry in ledger.entries(8)] == list(range(700))
         assert len(ledger.kind_sequences(["ledger.note"])) == 708
         assert verify_ledger(ledger).ok
+
+
+@pytest.mark.parametrize("statement, seq, what", [
+    (None, None, None),
+    ("DELETE FROM ledger_entries WHERE seq = 1999", 1999,
+     "entry 1999 is missing (next stored entry is 2000)"),
+    ("DELETE FROM ledger_entries WHERE seq = 2000", 2000,
+     "entry 2000 is missing (next stored entry is 2001)"),
+    ("UPDATE ledger_entries SET seq = 30000 WHERE seq = 3000", 3000,
+     "entry 3000 is missing (next stored entry is 3001)"),
+    ("UPDATE ledger_entries SET entry_hash = zeroblob(32) WHERE seq = 4001", 4001,
+     "stored entry hash differs from SHA-256(previous hash || body): entry altered"),
+    ("UPDATE ledger_entries SET body = CAST(replace(CAST(body AS TEXT), 'tester', 'Tester') "
+     "AS BLOB) WHERE seq = 2222", 2222,
+     "stored entry hash differs from SHA-256(previous hash || body): entry altered"),
+])
+def test_tampering_found_across_read_chunks(tmp_path, signer, statement: str | None,  # type: ignore[no-untyped-def]
+                                            seq: int | None, what: str | None) -> None:
+    # The verifier reads 2,000 rows at a time, the next on a second thread while the core
+    # walks the current one with the GIL released: a gap, a moved row or a wrong hash at or
+    # near a chunk's edge is still the first finding, worded as before.
+    url = f"sqlite:///{tmp_path}/chunks.sqlite"
+    with Ledger.open(url, signer=signer, checkpoint_every=1000) as ledger:
+        fill(ledger, 4500, batch=500)
+    if statement is not None:
+        connection = sqlite3.connect(tmp_path / "chunks.sqlite")
+        connection.execute("DROP TRIGGER ledger_entries_no_update")
+        connection.execute("DROP TRIGGER ledger_entries_no_delete")
+        connection.execute(statement)
+        connection.commit()
+        connection.close()
+    with Ledger.open(url) as ledger:
+        report = verify_ledger(ledger, signer.verifier)
+    if statement is None:
+        assert report.ok and report.entries == 4500, report.findings
+        return
+    assert report.first_bad_seq == seq and report.entries == seq
+    assert (seq, what) in [(f.seq, f.what) for f in report.findings]
