@@ -842,6 +842,51 @@ done:
     return result;
 }
 
+/* entry_params(rows, items) -> list
+
+   The parameters of a multi-row SQLite INSERT of entry rows (seq, body, entry_hash) with
+   each item's kind (item[0]) as the fourth column, flat: [seq0, body0, hash0, kind0, seq1,
+   ...]. One list instead of a tuple per row; SQLite then binds them in one statement per
+   chunk of rows instead of one executemany step per row. */
+static PyObject *native_entry_params(PyObject *self, PyObject *args) {
+    PyObject *rows, *items_arg;
+    if (!PyArg_ParseTuple(args, "O!O:entry_params", &PyList_Type, &rows, &items_arg))
+        return NULL;
+    PyObject *items = PySequence_Fast(items_arg, "entry_params: items must be a sequence");
+    if (items == NULL)
+        return NULL;
+    Py_ssize_t count = PyList_GET_SIZE(rows);
+    PyObject *result = NULL;
+    if (PySequence_Fast_GET_SIZE(items) != count) {
+        PyErr_SetString(PyExc_ValueError, "entry_params: one item per row");
+        goto done;
+    }
+    result = PyList_New(4 * count);
+    if (result == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        /* the kind first: item[0] may run Python code, which could change `rows` */
+        PyObject *kind = PySequence_GetItem(PySequence_Fast_GET_ITEM(items, i), 0);
+        if (kind == NULL) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        PyObject *row = i < PyList_GET_SIZE(rows) ? PyList_GET_ITEM(rows, i) : NULL;
+        if (row == NULL || !PyTuple_CheckExact(row) || PyTuple_GET_SIZE(row) != 3) {
+            PyErr_SetString(PyExc_TypeError, "entry_params: rows are (seq, body, entry_hash)");
+            Py_DECREF(kind);
+            Py_CLEAR(result);
+            goto done;
+        }
+        for (int column = 0; column < 3; column++)
+            PyList_SET_ITEM(result, 4 * i + column, Py_NewRef(PyTuple_GET_ITEM(row, column)));
+        PyList_SET_ITEM(result, 4 * i + 3, kind);
+    }
+done:
+    Py_DECREF(items);
+    return result;
+}
+
 /* ---------------------------------------------------------------- entries */
 
 /* entries(entry_type, names, rows, items, time) -> list
@@ -1174,7 +1219,7 @@ static int scan_envelope(const unsigned char *data, Py_ssize_t length, long long
 
 /* ------------------------------------------------------------- verify_rows */
 
-#define KIND_CACHE 16
+#define KIND_CACHE 64                /* more than the ledger's kinds */
 #define KIND_CACHE_LENGTH 64
 
 typedef struct {
@@ -1250,6 +1295,73 @@ static int verify_one(PyObject *row, long long expected, unsigned char *chain,
     return 1;
 }
 
+/* The GIL-free part of verify_rows: the rows' bodies and stored hashes as C pointers
+   (their tuples held by the caller), the nodes the walk completes kept in C until the GIL
+   is taken again to hand them to Python. */
+typedef struct {
+    const unsigned char *body;
+    Py_ssize_t length;
+    const unsigned char *stored;
+} row_view;
+
+typedef struct {
+    int level;
+    unsigned char hash[HASH_SIZE];
+} node_view;
+
+enum { WALK_DONE, WALK_UNDECIDED, WALK_KIND_MISS, WALK_BAD_FRONTIER };
+
+/* Walks views[0:count] from `expected` on, without the GIL: for each row the envelope
+   scan, the kind against the kinds found so far (`state`, read only), the chain and the
+   leaf, the frontier; completed nodes at level_min and above go to `nodes` (room for
+   count + LEVELS_MAX). Sets *walked to the rows it vouched for and returns why it
+   stopped: WALK_DONE (all of them), WALK_UNDECIDED (the next row is for Python to judge),
+   WALK_KIND_MISS (the next row's kind is not among those found yet: `kind`/`kind_length`
+   point at it) or WALK_BAD_FRONTIER (the frontier does not match the tree size). */
+static int walk_views(const row_view *views, Py_ssize_t count, long long expected,
+                      unsigned char *chain, frontier_t *frontier, const verify_state *state,
+                      node_view *nodes, Py_ssize_t *node_count, Py_ssize_t *walked,
+                      const unsigned char **kind, Py_ssize_t *kind_length) {
+    for (Py_ssize_t i = 0; i < count; i++, expected++) {
+        *walked = i;
+        const row_view *row = &views[i];
+        if (!scan_envelope(row->body, row->length, expected, kind, kind_length))
+            return WALK_UNDECIDED;
+        int known = 0;
+        for (int k = 0; k < state->known_count && !known; k++)
+            known = state->known_length[k] == *kind_length
+                    && memcmp(state->known[k], *kind, *kind_length) == 0;
+        if (!known)
+            return WALK_KIND_MISS;
+        unsigned char next[HASH_SIZE], carry[HASH_SIZE];
+        sha256_parts(chain, HASH_SIZE, row->body, row->length, NULL, 0, next);
+        if (memcmp(next, row->stored, HASH_SIZE) != 0)
+            return WALK_UNDECIDED;
+        sha256_parts(LEAF_PREFIX, 1, row->body, row->length, NULL, 0, carry);
+        /* frontier_push without Python: the same combining, nodes into `nodes` */
+        int level = 0;
+        while ((expected >> level) & 1) {
+            if (frontier->count == 0)
+                return WALK_BAD_FRONTIER;
+            frontier->count--;
+            sha256_parts(NODE_PREFIX, 1, frontier->hash[frontier->count], HASH_SIZE,
+                         carry, HASH_SIZE, carry);
+            level++;
+            if (level >= state->level_min) {
+                nodes[*node_count].level = level;
+                memcpy(nodes[*node_count].hash, carry, HASH_SIZE);
+                (*node_count)++;
+            }
+        }
+        if (frontier->count >= LEVELS_MAX)
+            return WALK_BAD_FRONTIER;
+        memcpy(frontier->hash[frontier->count++], carry, HASH_SIZE);
+        memcpy(chain, next, HASH_SIZE);
+    }
+    *walked = count;
+    return WALK_DONE;
+}
+
 /* verify_rows(rows, start, expected, prev, frontier, levels, kinds, stop, level_min)
      -> (next_index, next_expected, prev)
 
@@ -1262,7 +1374,11 @@ static int verify_one(PyObject *row, long long expected, unsigned char *chain,
    end of the rows, when `expected` reaches `stop` (a checkpoint size: the caller computes
    the root there), or before the first row it cannot vouch for: the caller judges that
    row with the exact path. Requires len(levels) == 64 lists and a frontier that matches
-   `expected`. */
+   `expected`.
+
+   The scanning and hashing run with the GIL released (on the rows' own bytes, each row's
+   tuple held meanwhile), so another thread, such as the verifier reading the next rows
+   from the database, runs alongside. */
 static PyObject *native_verify_rows(PyObject *self, PyObject *args) {
     PyObject *rows, *frontier_list, *levels, *kinds;
     Py_ssize_t start;
@@ -1276,7 +1392,10 @@ static PyObject *native_verify_rows(PyObject *self, PyObject *args) {
     PyObject *result = NULL;
     unsigned char chain[HASH_SIZE];
     frontier_t frontier;
-    Py_ssize_t index = start;
+    Py_ssize_t index = start, held = 0;
+    PyObject **holds = NULL;
+    row_view *views = NULL;
+    node_view *nodes = NULL;
     if (prev.len != HASH_SIZE || start < 0 || expected < 0 || PyList_GET_SIZE(levels) != LEVELS_MAX
         || !PyAnySet_Check(kinds)) {
         PyErr_SetString(PyExc_ValueError, "verify_rows: bad arguments");
@@ -1292,23 +1411,96 @@ static PyObject *native_verify_rows(PyObject *self, PyObject *args) {
         goto done;
     memcpy(chain, prev.buf, HASH_SIZE);
     verify_state state = {levels, level_min, 0, {0}, {{0}}};
-    /* The size is read again on every step and each row is held while it is judged: an
-       allocation may run a finalizer, and Python code there could change `rows`. */
-    for (; index < PyList_GET_SIZE(rows) && expected != stop; index++) {
-        PyObject *row = Py_NewRef(PyList_GET_ITEM(rows, index));
-        int advanced = verify_one(row, expected, chain, &frontier, kinds, &state);
-        Py_DECREF(row);
-        if (advanced < 0)
+    Py_ssize_t room = PyList_GET_SIZE(rows) - start;
+    if (room < 0)
+        room = 0;
+    holds = PyMem_Malloc(sizeof(PyObject *) * (size_t)(room + 1));
+    views = PyMem_Malloc(sizeof(row_view) * (size_t)(room + 1));
+    nodes = PyMem_Malloc(sizeof(node_view) * (size_t)(room + LEVELS_MAX));
+    if (holds == NULL || views == NULL || nodes == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (;;) {
+        /* With the GIL: the rows whose types and sequence numbers hold, up to `stop`,
+           each tuple held so that its bytes outlive any change to `rows`. */
+        for (; held > 0; held--)
+            Py_DECREF(holds[held - 1]);
+        Py_ssize_t count = 0;
+        long long seq_at = expected;
+        while (count < room && index + count < PyList_GET_SIZE(rows) && seq_at != stop) {
+            PyObject *row = PyList_GET_ITEM(rows, index + count);
+            if (!PyTuple_CheckExact(row) || PyTuple_GET_SIZE(row) != 3)
+                break;
+            PyObject *seq = PyTuple_GET_ITEM(row, 0), *body = PyTuple_GET_ITEM(row, 1);
+            PyObject *stored = PyTuple_GET_ITEM(row, 2);
+            if (!PyLong_CheckExact(seq) || !PyBytes_CheckExact(body)
+                || !PyBytes_CheckExact(stored) || PyBytes_GET_SIZE(stored) != HASH_SIZE)
+                break;
+            int overflow = 0;
+            if (PyLong_AsLongLongAndOverflow(seq, &overflow) != seq_at || overflow)
+                break;
+            holds[held++] = Py_NewRef(row);
+            views[count].body = (const unsigned char *)PyBytes_AS_STRING(body);
+            views[count].length = PyBytes_GET_SIZE(body);
+            views[count].stored = (const unsigned char *)PyBytes_AS_STRING(stored);
+            count++;
+            seq_at++;
+        }
+        Py_ssize_t walked = 0, node_count = 0, kind_length = 0;
+        const unsigned char *kind = NULL;
+        int why;
+        Py_BEGIN_ALLOW_THREADS
+        why = walk_views(views, count, expected, chain, &frontier, &state, nodes, &node_count,
+                         &walked, &kind, &kind_length);
+        Py_END_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < node_count; i++) {
+            if (verify_node(&state, nodes[i].level, 0, nodes[i].hash) < 0)
+                goto done;
+        }
+        index += walked;
+        expected += walked;
+        if (why == WALK_BAD_FRONTIER) {
+            PyErr_SetString(PyExc_ValueError, "frontier does not match the tree size");
             goto done;
-        if (advanced == 0)
+        }
+        if (why == WALK_KIND_MISS) {
+            /* Look the kind up in `kinds` (its bytes are in a row still held) and walk on
+               if it is known; an unknown one stops the walk for Python to judge. */
+            int known = kind_known(&state, kinds, kind, kind_length);
+            if (known < 0)
+                goto done;
+            if (known == 1 && state.known_count > 0
+                && state.known_length[state.known_count - 1] == kind_length
+                && memcmp(state.known[state.known_count - 1], kind, kind_length) == 0)
+                continue;  /* now among the kinds found: on from this row */
+            if (known == 1) {
+                /* known but not cacheable (the cache is full or the kind too long): this
+                   row alone the way the loop used to take it */
+                PyObject *row = holds[walked];
+                int advanced = verify_one(row, expected, chain, &frontier, kinds, &state);
+                if (advanced < 0)
+                    goto done;
+                if (advanced == 1) {
+                    index++;
+                    expected++;
+                    continue;
+                }
+            }
+        }
+        if (why != WALK_DONE || count == 0 || walked < count)
             break;
-        expected++;
     }
     if (frontier_store(&frontier, frontier_list) < 0)
         goto done;
     result = tuple_of(3, PyLong_FromSsize_t(index), PyLong_FromLongLong(expected),
                       hash_object(chain));
 done:
+    for (Py_ssize_t i = 0; i < held; i++)
+        Py_DECREF(holds[i]);
+    PyMem_Free(holds);
+    PyMem_Free(views);
+    PyMem_Free(nodes);
     PyBuffer_Release(&prev);
     return result;
 }
@@ -1355,6 +1547,8 @@ static PyMethodDef native_methods[] = {
      " encode_bodies' loop over the items it vouches for."},
     {"copy_entry_rows", native_copy_entry_rows, METH_VARARGS,
      "copy_entry_rows(rows, items) -> bytes: binary COPY tuples of entry rows and kinds."},
+    {"entry_params", native_entry_params, METH_VARARGS,
+     "entry_params(rows, items) -> list: [seq, body, entry_hash, kind, ...] of a multi-row INSERT."},
     {"hash_batch", native_hash_batch, METH_VARARGS,
      "hash_batch(prev, size, bodies, frontier, level_min) -> (entry_rows, node_rows, prev)."},
     {"entries", native_entries, METH_VARARGS,

@@ -22,11 +22,12 @@ import hashlib
 import json
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from reserve.errors import CheckpointError, LedgerError, VerificationError
 from reserve.ledger import merkle
@@ -42,6 +43,7 @@ from reserve.ledger.entry import GENESIS_PREV_HASH
 from reserve.ledger.kinds import KINDS
 from reserve.ledger.native import core as _native
 
+T = TypeVar("T")
 EXPORT_FORMAT = "reserve-ledger-export/1"
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # entry.format_time's
 
@@ -468,6 +470,22 @@ def _unwrapped(rows: Iterable[tuple[int, bytes, bytes]], _total: int) -> Iterabl
     return rows
 
 
+def _read_ahead(chunks: Iterable[T]) -> Iterator[T]:
+    """`chunks` in order, each next one read on a second thread while the caller walks the
+    current one: the database read (SQLite and psycopg release the GIL while they fetch)
+    overlaps the core's walk, which releases it while it scans and hashes. One chunk ahead
+    at most; closing the iterator early waits for that read and reads no further."""
+    source = iter(chunks)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-read") as reader:
+        pending = reader.submit(next, source, None)
+        while True:
+            chunk = pending.result()
+            if chunk is None:
+                return
+            pending = reader.submit(next, source, None)
+            yield chunk
+
+
 def verify_ledger(ledger: Any, key: VerifierKey | None = None, *,
                   trusted: Iterable[str] = (), progress: RowWrapper = _unwrapped) -> Report:
     """Verify a live ledger (database), including its stored subtree hashes.
@@ -497,7 +515,7 @@ def verify_ledger(ledger: Any, key: VerifierKey | None = None, *,
             claims.append(ConsistencyClaim(old, new, tuple(ledger.consistency_proof(old, new))))
         except LedgerError as error:  # e.g. a stored subtree hash or an entry was deleted
             claims.append(ConsistencyClaim(old, new, (), str(error)))
-    chunks = (ledger.raw_chunks() if progress is _unwrapped  # the store's own lists
+    chunks = (_read_ahead(ledger.raw_chunks()) if progress is _unwrapped  # the store's lists
               else _chunked(progress(ledger.raw_rows(), ledger.size())))
     report = _verify_chunks(chunks, notes, chosen, stored_nodes=ledger.stored_nodes(),
                             claims=claims, trusted=trusted, level_min=level_min,

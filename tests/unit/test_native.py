@@ -322,6 +322,31 @@ def test_copy_entry_rows_refuses_bad_arguments() -> None:
         core.copy_entry_rows([(2**63, b"", b"")], [("k", "a", {})])
 
 
+@given(st.lists(st.tuples(st.integers(0, 2**62), st.binary(max_size=50), st.binary(max_size=40),
+                          st.sampled_from(["btc.deposit", "ledger.note", "k\u00e9", ""])),
+                max_size=30))
+@settings(max_examples=200, deadline=None)
+def test_entry_params_equals_the_python_list(rows: list[tuple[int, bytes, bytes, str]]) -> None:
+    # The flat parameters of SQLite's multi-row entry INSERT: the same objects in order.
+    from reserve.ledger.store import _entry_params_py
+
+    entry_rows = [(seq, body, entry_hash) for seq, body, entry_hash, _ in rows]
+    items = [(kind, "actor", {}) for *_, kind in rows]
+    expected = [value for row in rows for value in row]
+    assert core.entry_params(entry_rows, items) == expected
+    assert core.entry_params(entry_rows, tuple(list(item) for item in items)) == expected
+    assert _entry_params_py(entry_rows, items) == expected
+
+
+def test_entry_params_refuses_bad_arguments() -> None:
+    with pytest.raises(ValueError):
+        core.entry_params([(0, b"", b"")], [])
+    with pytest.raises(TypeError):
+        core.entry_params([(0, b"")], [("k", "a", {})])
+    with pytest.raises(IndexError):
+        core.entry_params([(0, b"", b"")], [()])
+
+
 bodies_lists = st.lists(st.binary(max_size=80), min_size=1, max_size=70)
 
 
@@ -510,3 +535,65 @@ def test_verifier_reports_the_same_with_and_without_the_core(
     finally:
         verify._native = saved
     assert with_core.to_json() == without_core.to_json()
+
+
+def _envelope_rows(kinds: list[str], level_min: int) -> tuple[list[tuple[int, bytes, bytes]],
+                                                             list[list[bytes]], list[bytes]]:
+    """Rows (seq, canonical envelope of each kind, entry hash) from genesis, and the nodes
+    by level (from level_min) and frontier the Python loop computes for them."""
+    bodies = [json.dumps({"actor": "a", "kind": kind, "payload": {"i": seq}, "seq": seq,
+                          "time": "2026-12-08T00:00:00.000000Z"},
+                         sort_keys=True, separators=(",", ":")).encode() for seq, kind in
+              enumerate(kinds)]
+    frontier: list[bytes] = []
+    rows, nodes, _ = _hash_batch(bytes(32), 0, bodies, frontier, level_min)
+    levels: list[list[bytes]] = [[] for _ in range(64)]
+    for key, value in sorted(nodes):
+        levels[key >> 40].append(value)
+    return rows, levels, frontier
+
+
+@pytest.mark.parametrize("level_min", [1, 4])
+def test_verify_rows_walks_more_kinds_than_it_caches(level_min: int) -> None:
+    # The GIL-free walk knows the kinds it has met (up to 64, each up to 64 bytes); a new
+    # kind takes the GIL to look it up; a known one it cannot keep (the 65th, or a long
+    # name) is walked row by row with the GIL; an unknown one stops the walk at its row.
+    known = [f"k{n:03d}" for n in range(80)] + ["x" * 100]
+    kinds = known * 3 + ["unknown.kind"] + known
+    rows, levels, frontier = _envelope_rows(kinds, level_min)
+    stop_at = kinds.index("unknown.kind")
+    walked_frontier: list[bytes] = []
+    walked_levels: list[list[bytes]] = [[] for _ in range(64)]
+    index, expected, prev = core.verify_rows(rows, 0, 0, bytes(32), walked_frontier,
+                                             walked_levels, frozenset(known), -1, level_min)
+    assert (index, expected, prev) == (stop_at, stop_at, rows[stop_at - 1][2])
+    _, before_levels, before_frontier = _envelope_rows(kinds[:stop_at], level_min)
+    assert walked_frontier == before_frontier and walked_levels == before_levels
+    # with every kind known it walks them all, and stops at a checkpoint size on request
+    everything = frozenset(kinds)
+    for stop in (-1, 300, len(rows)):
+        walked_frontier, walked_levels = [], [[] for _ in range(64)]
+        index, expected, prev = core.verify_rows(rows, 0, 0, bytes(32), walked_frontier,
+                                                 walked_levels, everything, stop, level_min)
+        end = len(rows) if stop == -1 else stop
+        assert (index, expected, prev) == (end, end, rows[end - 1][2])
+        _, end_levels, end_frontier = _envelope_rows(kinds[:end], level_min)
+        assert walked_frontier == end_frontier and walked_levels == end_levels
+    assert (len(rows), len(rows)) == (len(kinds), len(kinds))
+    assert frontier == end_frontier and levels == end_levels
+
+
+def test_read_ahead_keeps_order_and_stops_when_closed() -> None:
+    read: list[int] = []
+
+    def chunks():  # type: ignore[no-untyped-def]
+        for n in range(100):
+            read.append(n)
+            yield [n]
+
+    assert list(verify._read_ahead(chunks())) == [[n] for n in range(100)]
+    read.clear()
+    ahead = verify._read_ahead(chunks())
+    assert next(ahead) == [0] and next(ahead) == [1]
+    ahead.close()  # waits for the one read ahead, reads no further
+    assert read == [0, 1, 2]
