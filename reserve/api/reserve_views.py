@@ -172,27 +172,40 @@ class WorkflowAccess:
             start, self._draining = not self._draining, True
             if start and self._committer is None:
                 self._committer = ThreadPoolExecutor(1, thread_name_prefix="group-commit")
-        if start:
-            assert self._committer is not None
-            self._committer.submit(self._drain)
+            committer = self._committer
+        if start and committer is not None:
+            try:
+                committer.submit(self._drain)
+            except RuntimeError:  # shut down meanwhile (the app stopping): drain anyway
+                asyncio.get_running_loop().run_in_executor(None, self._drain)
         assert queued.future is not None
         await queued.future
         return self._outcome(queued, recorder)  # type: ignore[no-any-return]
 
     def _drain(self) -> None:
-        """Commit groups until the queue is empty (the committer thread)."""
-        while True:
+        """Commit groups until the queue is empty (the committer thread). Should anything
+        escape a group (it answers its own requests first), the next `submit` starts
+        another drain instead of queueing behind one that is gone."""
+        try:
+            while True:
+                with self._queue_lock:
+                    if not self._queue:
+                        self._draining = False
+                        return
+                with self.lock:
+                    self._commit_group()
+        except BaseException:
             with self._queue_lock:
-                if not self._queue:
-                    self._draining = False
-                    return
-            with self.lock:
-                self._commit_group()
+                self._draining = False
+            raise
 
     def close(self) -> None:
-        """Let the committer thread end once the queue is empty (the app's shutdown)."""
-        if self._committer is not None:
-            self._committer.shutdown(wait=True)
+        """Let the committer thread end once the queue is empty (the app's shutdown); a
+        later `submit` (the app started again) makes a new one."""
+        with self._queue_lock:
+            committer, self._committer = self._committer, None
+        if committer is not None:
+            committer.shutdown(wait=True)
 
     @staticmethod
     def _outcome(queued: _Queued, recorder: Any) -> Any:

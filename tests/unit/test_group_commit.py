@@ -214,8 +214,12 @@ def test_coroutines_submitting_together_share_commits_and_a_refusal_stays_alone(
         assert sorted(ids) == sorted(f"request-{n}" for n in accepted)
         assert readmodel.check(ledger) == []
         assert verify_ledger(ledger).ok
+        committer = access._committer
         access.close()
-        assert access._committer is not None and access._committer._shutdown
+        assert committer is not None and committer._shutdown and access._committer is None
+        again = asyncio.run(access.submit(_Recorder(99), _proposing(3_999_999)))
+        assert again.state == "proposed"  # the app started again: a new committer
+        access.close()
 
 
 def test_threads_in_act_and_coroutines_in_submit_take_turns_on_one_queue(
