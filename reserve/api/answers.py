@@ -235,11 +235,7 @@ async def read(request: Request, allowed: frozenset[Role],
         request.state.principal = principal
         head = service.ledger.head_now()
         if head is not None:
-            reading = Reading(service, principal, head, on_loop=True)
-            try:
-                return build(reading)
-            except NotKept:
-                return await run_in_threadpool(build, replace(reading, on_loop=False))
+            return await _on_loop_or_computed(build, Reading(service, principal, head))
 
         def later() -> Response:
             return build(Reading(service, principal, service.ledger.head()))
@@ -250,11 +246,7 @@ async def read(request: Request, allowed: frozenset[Role],
         principal, head = await check_token_at_head_async(service, address, token)
         _allowed(principal, allowed)
         request.state.principal = principal
-        reading = Reading(service, principal, head, on_loop=True)
-        try:
-            return build(reading)
-        except NotKept:
-            return await run_in_threadpool(build, replace(reading, on_loop=False))
+        return await _on_loop_or_computed(build, Reading(service, principal, head))
 
     def run() -> Response:
         principal, head = _principal_at_head(service, address, token, allowed)
@@ -262,6 +254,18 @@ async def read(request: Request, allowed: frozenset[Role],
         return build(Reading(service, principal, head))
 
     return await run_in_threadpool(run)
+
+
+async def _on_loop_or_computed(build: Callable[[Reading], Response],
+                               reading: Reading) -> Response:
+    """`build` on the loop, serving only a kept answer; one that must be computed is
+    computed in the thread pool."""
+    from starlette.concurrency import run_in_threadpool
+
+    try:
+        return build(replace(reading, on_loop=True))
+    except NotKept:
+        return await run_in_threadpool(build, replace(reading, on_loop=False))
 
 
 def _principal_at_head(service: Service, address: str, token: str,
