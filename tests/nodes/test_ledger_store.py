@@ -276,6 +276,67 @@ def test_entry_refused_deep_in_a_batch_writes_nothing(ledger_url: str) -> None:
         assert verify_ledger(ledger).ok
 
 
+class _Checked:
+    """A read model whose table refuses a negative value (a CHECK the database enforces,
+    not Python): how a statement the server refuses inside a group is met."""
+
+    name = "checked"
+    memory_ddl = ()
+
+    def __init__(self) -> None:
+        self.pipelined: list[bool] = []
+
+    def apply(self, tx, entries) -> None:  # type: ignore[no-untyped-def]
+        connection = tx._ledger._db
+        self.pipelined.append(getattr(getattr(connection, "pgconn", None),
+                                      "pipeline_status", 0) != 0)
+        for entry in entries:
+            tx.execute("INSERT INTO checked_values (seq, v) VALUES (?, ?)",
+                       (entry.seq, entry.payload["v"]))
+            if entry.payload.get("then_refuse"):  # after a statement the server refuses
+                raise EntryRejected("refused by the model as well")
+
+    def reset(self, tx) -> None:  # type: ignore[no-untyped-def]
+        tx.execute("DELETE FROM checked_values")
+
+
+def test_a_statement_the_database_refuses_in_a_group_rolls_back_its_append_alone(
+        ledger_url: str) -> None:
+    # On PostgreSQL a group's statements are pipelined (sent without waiting for each
+    # answer): the refusal is still met at the end of the append that caused it, which
+    # rolls back alone, and the appends around it commit together.
+    with Ledger.open(ledger_url) as ledger:
+        ledger._db.execute("CREATE TABLE checked_values (seq BIGINT PRIMARY KEY, "
+                           "v BIGINT NOT NULL CHECK (v >= 0))")
+        model = _Checked()
+        ledger.attach(model)
+        ledger.append("ledger.note", "tester", {"v": 0}, now=NOW)
+        refused = (sqlite3.IntegrityError, psycopg.errors.CheckViolation)
+        with ledger.group():
+            ledger.append_many([("ledger.note", "tester", {"v": 1}),
+                                ("ledger.note", "tester", {"v": 2})], now=NOW)
+            with pytest.raises(refused):
+                ledger.append_many([("ledger.note", "tester", {"v": 3}),
+                                    ("ledger.note", "tester", {"v": -1})], now=NOW)
+            # Refused by the server (met at once on SQLite), then by the model (PostgreSQL,
+            # where the server's answer is still on its way).
+            with pytest.raises((EntryRejected, *refused)):
+                ledger.append("ledger.note", "tester", {"v": -1, "then_refuse": True},
+                              now=NOW)
+            ledger.append("ledger.note", "tester", {"v": 4}, now=NOW)
+        assert model.pipelined == [False] + [ledger.dialect == "postgresql"] * 4
+        assert [entry.payload["v"] for entry in ledger.entries()] == [0, 1, 2, 4]
+        assert [tuple(row) for row in ledger.query(
+            "SELECT seq, v FROM checked_values ORDER BY seq")] == [(0, 0), (1, 1), (2, 2),
+                                                                   (3, 4)]
+        assert verify_ledger(ledger).ok
+        with pytest.raises(refused):  # outside a group: the append alone, as before
+            ledger.append("ledger.note", "tester", {"v": -2}, now=NOW)
+        assert ledger.size() == 4
+        ledger.append("ledger.note", "tester", {"v": 5}, now=NOW)
+        assert ledger.size() == 5 and verify_ledger(ledger).ok
+
+
 @pytest.mark.parametrize("statement, seq, what", [
     (None, None, None),
     ("DELETE FROM ledger_entries WHERE seq = 1999", 1999,
