@@ -466,10 +466,6 @@ def _check_claims(points: dict[int, Checkpoint], claims: Iterable[ConsistencyCla
 RowWrapper = Callable[[Iterable[tuple[int, bytes, bytes]], int], Iterable[tuple[int, bytes, bytes]]]
 
 
-def _unwrapped(rows: Iterable[tuple[int, bytes, bytes]], _total: int) -> Iterable[tuple[int, bytes, bytes]]:
-    return rows
-
-
 def _read_ahead(chunks: Iterable[T]) -> Iterator[T]:
     """`chunks` in order, each next one read on a second thread while the caller walks the
     current one: the database read (SQLite and psycopg release the GIL while they fetch)
@@ -487,10 +483,11 @@ def _read_ahead(chunks: Iterable[T]) -> Iterator[T]:
 
 
 def verify_ledger(ledger: Any, key: VerifierKey | None = None, *,
-                  trusted: Iterable[str] = (), progress: RowWrapper = _unwrapped) -> Report:
+                  trusted: Iterable[str] = (), progress: RowWrapper | None = None) -> Report:
     """Verify a live ledger (database), including its stored subtree hashes.
 
-    `progress(rows, total)` may wrap the row stream (the CLI shows a progress bar with it).
+    `progress(rows, total)` may wrap the row stream (the CLI shows a progress bar with it on
+    a terminal); without one the store's lists are read a chunk ahead (`_read_ahead`).
     """
     rows = ledger.checkpoint_rows()
     notes = [note for _, _, note, _ in rows]
@@ -515,7 +512,7 @@ def verify_ledger(ledger: Any, key: VerifierKey | None = None, *,
             claims.append(ConsistencyClaim(old, new, tuple(ledger.consistency_proof(old, new))))
         except LedgerError as error:  # e.g. a stored subtree hash or an entry was deleted
             claims.append(ConsistencyClaim(old, new, (), str(error)))
-    chunks = (_read_ahead(ledger.raw_chunks()) if progress is _unwrapped  # the store's lists
+    chunks = (_read_ahead(ledger.raw_chunks()) if progress is None  # the store's lists
               else _chunked(progress(ledger.raw_rows(), ledger.size())))
     report = _verify_chunks(chunks, notes, chosen, stored_nodes=ledger.stored_nodes(),
                             claims=claims, trusted=trusted, level_min=level_min,
@@ -703,7 +700,7 @@ def export_rows(path: Path, scan: ExportScan) -> Iterator[tuple[int, bytes, byte
 
 
 def verify_export(path: Path, key: VerifierKey | None = None, *,
-                  trusted: Iterable[str] = (), progress: RowWrapper = _unwrapped) -> Report:
+                  trusted: Iterable[str] = (), progress: RowWrapper | None = None) -> Report:
     """Verify an export file offline, with only the file and the ledger's public key.
 
     Two passes over the file, memory bounded independently of the number of entries: the
@@ -718,7 +715,8 @@ def verify_export(path: Path, key: VerifierKey | None = None, *,
     if chosen is None and header.get("verifier_key"):
         chosen = VerifierKey.parse(header["verifier_key"])
         self_attested = True
-    report = verify_stream(progress(export_rows(path, scan), scan.entries), scan.notes, chosen,
+    rows = export_rows(path, scan)
+    report = verify_stream(rows if progress is None else progress(rows, scan.entries), scan.notes, chosen,
                            claims=scan.claims, trusted=trusted)
     if report.entries == scan.entries and header.get("size") != scan.entries:
         report.findings.append(Finding(scan.entries, f"export header says {header.get('size')} "
