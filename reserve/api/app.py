@@ -30,7 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from reserve.api import docs_pages, openapi
+from reserve.api import collector, docs_pages, openapi
 from reserve.api.auth import FailureLimiter, Principal
 from reserve.api.deps import SAFE_METHODS, ApiOptions, Service, new_request_id, utc_now
 from reserve.api.guard import RequestGuard
@@ -168,7 +168,8 @@ def create_app(source: Any, *, accounts: AccountStore | None = None,
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # The sync routes' thread pool (see ApiOptions.threads), set in the worker's loop.
         anyio.to_thread.current_default_thread_limiter().total_tokens = chosen.threads
-        yield
+        with collector.serving():  # after start-up: see reserve.api.collector
+            yield
         access = getattr(service, "_workflow_access", None)  # reserve_views.workflow_access
         if access is not None:
             access.close()  # its group-commit thread ends once the queue is empty

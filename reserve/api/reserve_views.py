@@ -233,8 +233,10 @@ class WorkflowAccess:
                 appended = workflow.appended
             finally:
                 workflow.appended = None
+            # The entries the workflow just appended carry the payloads it was given: the
+            # request's id is read from them as is (decoding the event costs more than it).
             return result, any(
-                entry.kind == request[0] and ApiRequest.of(entry).request_id == request_id
+                entry.kind == request[0] and entry.payload.get("request_id") == request_id
                 for entry in appended) or any(
                 ApiRequest.of(entry).request_id == request_id
                 for entry in self.ledger.entries(start, kinds=(request[0],)))

@@ -156,6 +156,14 @@ def test_times_are_utc_to_the_second() -> None:
         present.format_time(datetime(2026, 1, 5, 9, 0))  # naive: refused
 
 
+@given(st.datetimes(min_value=datetime(1000, 1, 2), max_value=datetime(9999, 12, 30),
+                    timezones=st.sampled_from([UTC, timezone(timedelta(hours=-11)),
+                                               timezone(timedelta(hours=5, minutes=30))])))
+def test_times_are_spelled_as_strftime_spells_them(moment: datetime) -> None:
+    assert present.format_time(moment) == \
+        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 @pytest.mark.parametrize(("seconds", "text"), [
     (-5, "0 s"), (0, "0 s"), (0.2, "1 s"), (59, "59 s"), (60, "1 min"), (61, "2 min"),
     (3600, "1 h"), (82_800, "23 h"), (82_739.5, "22 h 59 min"), (82_740.5, "23 h"), (86_460, "24 h 1 min"),
