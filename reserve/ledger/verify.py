@@ -46,6 +46,7 @@ from reserve.ledger.native import core as _native
 T = TypeVar("T")
 EXPORT_FORMAT = "reserve-ledger-export/1"
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # entry.format_time's
+TIME_LENGTH = len("2026-01-05T09:00:00.000000Z")
 
 
 @dataclass(frozen=True)
@@ -557,12 +558,16 @@ def _meta_findings(rows: Iterable[tuple[str, str]], key: VerifierKey | None,
 
 
 def _is_entry_time(text: str) -> bool:
-    """True for a time as `format_time` writes it (YYYY-MM-DDTHH:MM:SS.ffffffZ, UTC)."""
+    """True for a time exactly as `format_time` writes it (YYYY-MM-DDTHH:MM:SS.ffffffZ,
+    UTC): read by `fromisoformat` and spelled again. (Not `strptime`: its first call in a
+    process imports and compiles its parser, 2.4 ms, a sixth of verifying 10,000 entries.)"""
+    if len(text) != TIME_LENGTH or not text.endswith("Z"):
+        return False
     try:
-        parsed = datetime.strptime(text, TIME_FORMAT)
+        parsed = datetime.fromisoformat(text[:-1])
     except ValueError:
         return False
-    return parsed.strftime(TIME_FORMAT) == text
+    return parsed.tzinfo is None and parsed.strftime(TIME_FORMAT) == text
 
 
 def _checkpoint_row_findings(rows: Iterable[tuple[int, bytes, str, str]], verified: int,
