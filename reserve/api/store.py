@@ -50,8 +50,19 @@ def format_instant(moment: datetime) -> str:
 @lru_cache(maxsize=4096)
 def parse_instant(text: str) -> datetime:
     """The instant `text` (`format_instant`'s form) names; memoised (pure, and read on
-    every authenticated request)."""
+    every authenticated request). `format_instant`'s own spelling is read by
+    `fromisoformat` (checked by spelling it again); anything else goes to `strptime`, which
+    decides as it always has. (strptime's first call in a process imports and compiles its
+    parser, 2.4 ms: a worker's first authenticated request paid it.)"""
+    if len(text) == INSTANT_LENGTH and text.endswith("Z"):
+        with suppress(ValueError):
+            moment = datetime.fromisoformat(text[:-1])
+            if moment.tzinfo is None and format_instant(moment.replace(tzinfo=UTC)) == text:
+                return moment.replace(tzinfo=UTC)
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+INSTANT_LENGTH = len("2026-01-05T09:00:00Z")
 
 
 @dataclass(frozen=True)
