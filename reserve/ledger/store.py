@@ -256,9 +256,10 @@ class Ledger:
                      rows: Sequence[tuple[int, bytes | str]] | Sequence[tuple[int, bytes, bytes]]
                      ) -> None:
         """Insert `rows` (a bigint, then bytea or text columns) into one of the ledger's
-        own tables, inside the open transaction: `executemany` on SQLite, one binary COPY
-        on PostgreSQL (one statement, several times cheaper there than executemany; a
-        duplicate key or a failed CHECK still fails it whole, and the transaction with it)."""
+        own tables, inside the open transaction: `executemany` on SQLite and inside a
+        group's pipeline (where COPY cannot run), else one binary COPY on PostgreSQL (one
+        statement, several times cheaper there than executemany; a duplicate key or a
+        failed CHECK still fails it whole, and the transaction with it)."""
         if self.dialect == "sqlite" or self._pipeline is not None:  # no COPY in a pipeline
             marks = ", ".join("?" * len(columns))
             self._executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})",
